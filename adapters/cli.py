@@ -1,0 +1,108 @@
+"""The `ocpp-bridge` command line (typer).
+
+Rules
+- Commands and options are the contract of reference/interface.md; new ones extend it, none is renamed.
+- A configuration problem prints one line per problem (file:line: key: reason) on stderr and exits 2,
+  before anything starts listening.
+- `run` stops gracefully on SIGTERM and SIGINT and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adapters.config import BridgeConfig, ConfigError, load_config
+
+app = typer.Typer(
+    name="ocpp-bridge",
+    help="Makes OCPP 1.6J, OCPP 2.0.1 and IEC 60870-5-104 chargers appear to any CSMS as OCPP 2.0.1"
+    " charging stations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The TOML configuration file. Keys can be overridden with"
+        " OCPP_BRIDGE_<SECTION>__<KEY> environment variables.",
+    ),
+]
+
+
+def _load(config: Path) -> BridgeConfig:
+    from adapters.runtime import check_supported
+
+    try:
+        loaded = load_config(config, os.environ)
+        check_supported(loaded)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise typer.Exit(2) from None
+    return loaded
+
+
+@app.command()
+def run(config: ConfigOption) -> None:
+    """Run the bridge until SIGTERM or SIGINT, then shut down gracefully."""
+    loaded = _load(config)
+    from adapters.logs import configure_logging
+
+    configure_logging(loaded.bridge.log_format, loaded.bridge.log_level)
+    try:
+        asyncio.run(_run(loaded))
+    except ConfigError as exc:  # e.g. a certificate file that cannot be loaded
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
+async def _run(config: BridgeConfig) -> None:
+    from adapters.runtime import Runtime
+
+    runtime = Runtime(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await runtime.start()
+    await stop.wait()
+    await runtime.stop()
+
+
+@app.command()
+def check(config: ConfigOption) -> None:
+    """Validate a configuration file (and its environment overrides) without starting anything."""
+    loaded = _load(config)
+    print(f"{config}: valid ({len(loaded.stations)} stations)")
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit after this many seconds with a summary (exit status 0 on success)."
+        ),
+    ] = None,
+) -> None:
+    """Run simulated chargers and a small CSMS through the real bridge, on loopback only."""
+    from adapters.demo import run_demo
+
+    ok = asyncio.run(run_demo(duration))
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    app()

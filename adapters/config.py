@@ -1,0 +1,435 @@
+"""The configuration file (TOML) with `OCPP_BRIDGE_<SECTION>__<KEY>` environment overrides.
+
+Rules
+- `load_config(path, environ)` returns a validated `BridgeConfig` or raises `ConfigError`, whose lines each
+  name the file (and line, where the key stands in the file) or the environment variable, the key and the
+  reason: `bridge.toml:12: stations[0].port: Input should be a valid integer`.
+- Every section and key is checked: an unknown key is an error, not silently ignored (typos in a config
+  file are how outages start).
+- Overrides: `OCPP_BRIDGE_CSMS__URL=...` sets `[csms] url`. Station keys are addressed by station id, upper
+  case, every character outside A-Z and 0-9 written `_`: `OCPP_BRIDGE_STATIONS__CP16_1__CSMS_PASSWORD` sets
+  `csms_password` of station "CP16-1". An override naming no known section, station or key is an error.
+- Secrets (`password`, `csms_password` of a station; `[csms] password`, the default for every station) come
+  from the environment only: one written in the file is refused. They are `SecretStr`, so they print as
+  `**********` and are never logged.
+- Cross-checks run at start-up: profile and URL scheme agree (profiles 2 and 3 need wss://, 0 and 1 ws://),
+  profiles 1 and 2 have a 16–40 character password for every station (OCPP 2.0.1 A00.FR.205), profile 3 has
+  a client certificate and key, station ids are unique, TLS files come in pairs.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENV_PREFIX = "OCPP_BRIDGE_"
+SECRET_KEYS = frozenset({"password", "csms_password"})
+PROTOCOLS = ("ocpp1.6", "ocpp2.0.1", "iec104")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. `problems` has one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BridgeSection(_Section):
+    store: str = Field("bridge.db", description="SQLite file: transaction ids and queued messages")
+    health: str = Field(
+        "127.0.0.1:8081", description='GET /health, /ready and /metrics; "" turns it off'
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json (production) or console (humans)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_timeout: float = Field(
+        10.0, gt=0, description="seconds granted to close connections on SIGTERM"
+    )
+
+
+class CsmsSection(_Section):
+    url: str = Field(description="each station connects to <url>/<station id>")
+    security_profile: int = Field(
+        0,
+        ge=0,
+        le=3,
+        description="0 none (tests only), 1 basic auth, 2 TLS + basic auth, 3 mutual TLS",
+    )
+    password: SecretStr | None = Field(
+        None, description="default basic-auth password for every station (environment only)"
+    )
+    ca_file: Path | None = Field(None, description="CA bundle that signs the CSMS certificate")
+    cert_file: Path | None = Field(None, description="the bridge's client certificate (profile 3)")
+    key_file: Path | None = Field(None, description="the client certificate's private key")
+    call_timeout: float = Field(30.0, gt=0, description="seconds to wait for the CSMS's answer")
+    connect_timeout: float = Field(10.0, gt=0, description="seconds for one connection attempt")
+    ping_interval: float = Field(30.0, gt=0, description="WebSocket ping period, seconds")
+    ping_timeout: float = Field(
+        30.0, gt=0, description="seconds without pong before the link counts as dead"
+    )
+    compression: bool = Field(True, description="offer permessage-deflate (RFC 7692)")
+    retry_backoff_wait_minimum: float = Field(3.0, ge=0, description="RetryBackOffWaitMinimum")
+    retry_backoff_random_range: float = Field(10.0, ge=0, description="RetryBackOffRandomRange")
+    retry_backoff_repeat_times: int = Field(5, ge=0, description="RetryBackOffRepeatTimes")
+    connect_rate: float = Field(
+        100.0, gt=0, description="connection attempts per second, all stations together"
+    )
+    connect_burst: int = Field(50, ge=1, description="attempts allowed at once after a quiet spell")
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, url: str) -> str:
+        if not re.match(r"^wss?://[^/\s]+", url):
+            raise ValueError("must be a ws:// or wss:// URL")
+        return url.rstrip("/")
+
+
+class SouthSection(_Section):
+    listen: str = Field("127.0.0.1:9100", description="host:port where chargers connect")
+    cert_file: Path | None = Field(None, description="server certificate for wss://")
+    key_file: Path | None = Field(None, description="its private key")
+    ca_file: Path | None = Field(None, description="CA that signs charger client certificates")
+    require_client_cert: bool = Field(
+        False, description="refuse chargers without a valid certificate"
+    )
+    call_timeout: float = Field(30.0, gt=0, description="seconds to wait for a charger's answer")
+    ping_interval: float = Field(30.0, gt=0, description="WebSocket ping period, seconds")
+    ping_timeout: float = Field(
+        30.0, gt=0, description="seconds without pong before the link counts as dead"
+    )
+    compression: bool = Field(True, description="accept permessage-deflate (RFC 7692)")
+    max_message_size: int = Field(1 << 20, ge=1024, description="largest frame accepted, bytes")
+    duplicate_connection: Literal["replace", "reject"] = Field(
+        "replace",
+        description="a second connection for a connected id: replace the old one, or reject (409)",
+    )
+    handshake_timeout: float = Field(
+        15.0, gt=0, description="seconds a charger's handshake may wait for the CSMS connection"
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        split_host_port(listen)
+        return listen
+
+
+class _StationBase(_Section):
+    id: str = Field(description="identity toward the charger and toward the CSMS")
+    csms_password: SecretStr | None = Field(
+        None, description="bridge → CSMS basic-auth password (environment only)"
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _station_id(cls, value: str) -> str:
+        printable = all(c.isprintable() and c not in "/:" for c in value)
+        if not (1 <= len(value) <= 48 and printable and value == value.strip()):
+            raise ValueError(
+                "must be 1 to 48 printable characters without '/', ':' or surrounding spaces"
+            )
+        return value
+
+
+class OcppStation(_StationBase):
+    protocol: Literal["ocpp1.6", "ocpp2.0.1"]
+    password: SecretStr | None = Field(
+        None, description="charger → bridge basic-auth password (environment only)"
+    )
+
+
+class Iec104Station(_StationBase):
+    protocol: Literal["iec104"]
+    host: str = Field(description="the charger's 104 server")
+    port: int = Field(2404, ge=1, le=65535)
+    common_address: int = Field(1, ge=1, le=65534)
+    connectors: int = Field(1, ge=1, le=64)
+    mapping: Path = Field(description="the point table (mappings/*.yaml)")
+
+
+StationConfig = Annotated[OcppStation | Iec104Station, Field(discriminator="protocol")]
+
+
+class BridgeConfig(_Section):
+    bridge: BridgeSection = BridgeSection()
+    csms: CsmsSection
+    south: SouthSection = SouthSection()
+    stations: list[StationConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BridgeConfig:
+        problems: list[str] = []
+        csms = self.csms
+        secure_scheme = csms.url.startswith("wss://")
+        if csms.security_profile >= 2 and not secure_scheme:
+            problems.append(f"csms.url: security profile {csms.security_profile} needs wss://")
+        if csms.security_profile <= 1 and secure_scheme:
+            problems.append(
+                f"csms.url: wss:// with security profile {csms.security_profile}; use profile 2 or 3"
+            )
+        if csms.security_profile == 3 and (csms.cert_file is None or csms.key_file is None):
+            problems.append("csms: security profile 3 needs cert_file and key_file")
+        if (csms.cert_file is None) != (csms.key_file is None):
+            problems.append("csms: cert_file and key_file go together")
+        south = self.south
+        if (south.cert_file is None) != (south.key_file is None):
+            problems.append("south: cert_file and key_file go together")
+        if south.require_client_cert and (south.ca_file is None or south.cert_file is None):
+            problems.append("south: require_client_cert needs ca_file, cert_file and key_file")
+        seen: set[str] = set()
+        for station in self.stations:
+            if station.id in seen:
+                problems.append(f"stations: id {station.id!r} is used twice")
+            seen.add(station.id)
+            if csms.security_profile in (1, 2):
+                password = station.csms_password or csms.password
+                if password is None:
+                    problems.append(
+                        f"stations: {station.id!r} needs a CSMS password for security profile "
+                        f"{csms.security_profile}: set {station_env_var(station.id, 'csms_password')}"
+                        f" or {ENV_PREFIX}CSMS__PASSWORD"
+                    )
+                elif not 16 <= len(password.get_secret_value()) <= 40:
+                    problems.append(
+                        f"stations: {station.id!r} CSMS password must be 16 to 40 characters"
+                        " (OCPP 2.0.1 A00.FR.205)"
+                    )
+        env_names: dict[str, str] = {}
+        for station in self.stations:
+            name = env_station_key(station.id)
+            if name in env_names and env_names[name] != station.id:
+                problems.append(
+                    f"stations: ids {env_names[name]!r} and {station.id!r} share the environment"
+                    f" name {name}"
+                )
+            env_names[name] = station.id
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def csms_password_for(self, station_id: str) -> SecretStr | None:
+        for station in self.stations:
+            if station.id == station_id:
+                return station.csms_password or self.csms.password
+        raise KeyError(station_id)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """'127.0.0.1:9100' or '[::1]:9100' → (host, port)."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not host:port")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range")
+    return host, port
+
+
+def env_station_key(station_id: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", station_id.upper())
+
+
+def station_env_var(station_id: str, key: str) -> str:
+    return f"{ENV_PREFIX}STATIONS__{env_station_key(station_id)}__{key.upper()}"
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where a value came from, for error messages."""
+
+    env_var: str | None = None
+
+
+def load_config(path: Path, environ: Mapping[str, str]) -> BridgeConfig:
+    """Read, override from the environment, and validate. Raises ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    locator = _KeyLocator(text)
+    problems: list[str] = []
+    problems.extend(_secrets_in_file(path, data, locator))
+    origins = _apply_environment(data, environ, problems)
+    try:
+        config = BridgeConfig.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_describe(path, exc, locator, origins))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _secrets_in_file(path: Path, data: dict[str, Any], locator: _KeyLocator) -> list[str]:
+    """Refuse secrets written in the file, and drop them so the rest can still be checked."""
+    problems = []
+    csms = data.get("csms")
+    if isinstance(csms, dict) and "password" in csms:
+        del csms["password"]
+        line = locator.line(("csms", "password"))
+        problems.append(
+            f"{_where(path, line)}: csms.password: secrets come from the environment only;"
+            f" set {ENV_PREFIX}CSMS__PASSWORD"
+        )
+    stations = data.get("stations")
+    if isinstance(stations, list):
+        for index, station in enumerate(stations):
+            if not isinstance(station, dict):
+                continue
+            for key in sorted(SECRET_KEYS & station.keys()):
+                del station[key]
+                line = locator.line(("stations", index, key))
+                hint = (
+                    station_env_var(str(station["id"]), key)
+                    if isinstance(station.get("id"), str)
+                    else f"{ENV_PREFIX}STATIONS__<ID>__{key.upper()}"
+                )
+                problems.append(
+                    f"{_where(path, line)}: stations[{index}].{key}: secrets come from the"
+                    f" environment only; set {hint}"
+                )
+    return problems
+
+
+def _apply_environment(
+    data: dict[str, Any], environ: Mapping[str, str], problems: list[str]
+) -> dict[tuple[str | int, ...], _Origin]:
+    origins: dict[tuple[str | int, ...], _Origin] = {}
+    stations = data.get("stations")
+    by_env_name: dict[str, int] = {}
+    if isinstance(stations, list):
+        for index, station in enumerate(stations):
+            if isinstance(station, dict) and isinstance(station.get("id"), str):
+                by_env_name[env_station_key(station["id"])] = index
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].split("__")
+        value = environ[name]
+        if len(parts) == 2 and parts[0] in ("BRIDGE", "CSMS", "SOUTH"):
+            section, key = parts[0].lower(), parts[1].lower()
+            target = data.setdefault(section, {})
+            if not isinstance(target, dict):
+                problems.append(f"environment {name}: [{section}] is not a table in the file")
+                continue
+            target[key] = value
+            origins[(section, key)] = _Origin(name)
+        elif len(parts) == 3 and parts[0] == "STATIONS":
+            index = by_env_name.get(parts[1])
+            if index is None:
+                problems.append(f"environment {name}: no station's id matches {parts[1]!r}")
+                continue
+            key = parts[2].lower()
+            assert isinstance(stations, list)
+            stations[index][key] = value
+            origins[("stations", index, key)] = _Origin(name)
+        else:
+            problems.append(
+                f"environment {name}: not of the form {ENV_PREFIX}<SECTION>__<KEY> or"
+                f" {ENV_PREFIX}STATIONS__<ID>__<KEY>"
+            )
+    return origins
+
+
+def _describe(
+    path: Path,
+    exc: ValidationError,
+    locator: _KeyLocator,
+    origins: dict[tuple[str | int, ...], _Origin],
+) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        # Drop the discriminated union's tag from the location: stations.0.ocpp1.6.host → stations.0.host
+        loc = tuple(part for part in error["loc"] if part not in PROTOCOLS)
+        key = _dotted(loc)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        origin = origins.get(loc)
+        if origin is not None and origin.env_var is not None:
+            where = f"environment {origin.env_var}"
+        else:
+            where = _where(path, locator.line(loc))
+        if key:
+            problems.append(f"{where}: {key}: {message}")
+            continue
+        # Cross-checks of the whole file: "csms.url: needs wss://; stations: ..." → one line each,
+        # located by the key each part names.
+        for part in message.split("; "):
+            named, _, _ = part.partition(": ")
+            named_loc = tuple(named.split("."))
+            problems.append(f"{_where(path, locator.line(named_loc))}: {part.strip()}")
+    return problems
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _where(path: Path, line: int | None) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+class _KeyLocator:
+    """Best-effort line numbers for keys of a TOML file (tomllib reports none)."""
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?")
+    _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+
+    def __init__(self, text: str) -> None:
+        self._lines: dict[tuple[str | int, ...], int] = {}
+        table: tuple[str | int, ...] = ()
+        counts: dict[str, int] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = self._HEADER.match(line)
+            if header:
+                name = header.group(2)
+                if header.group(1) == "[[":
+                    counts[name] = counts.get(name, -1) + 1
+                    table = (*name.split("."), counts[name])
+                else:
+                    table = tuple(name.split("."))
+                self._lines.setdefault(table, number)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                self._lines.setdefault((*table, key.group(1)), number)
+
+    def line(self, loc: tuple[str | int, ...]) -> int | None:
+        while loc:
+            if loc in self._lines:
+                return self._lines[loc]
+            loc = loc[:-1]
+        return None

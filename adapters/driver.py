@@ -1,0 +1,110 @@
+"""Drives one station core: feeds it what its connections receive, carries out the effects it returns.
+
+Rules
+- The adapter loop of architecture.md: feed the core, flush its effects, re-arm one timer. The core is
+  called only from the event loop thread, never concurrently.
+- Each connection has one reader (`serve`) and one writer task. Effects are drained synchronously right
+  after each input, so frames leave in exactly the order the core produced them; the writer applies
+  back-pressure (`await send`) without ever reordering.
+- `Close` effects are carried out by the writer after the frames queued before them.
+- One `loop.call_at` handle per core: the timer is re-armed after every input, only when the deadline moved.
+- A bug in the core (an exception from it) is logged with its traceback and ends the session: both
+  connections are closed with 1011. It never passes silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from websockets.asyncio.connection import Connection
+from websockets.exceptions import ConnectionClosed
+
+from adapters.logs import log_diagnostic
+from bridge.effects import Close, Report, Send, Side, StationCore
+
+_STOP = object()
+
+
+class CoreDriver:
+    def __init__(self, core: StationCore, logs: dict[Side, Any]) -> None:
+        self._core = core
+        self._logs = logs
+        self._loop = asyncio.get_running_loop()
+        self._outboxes: dict[Side, asyncio.Queue[object]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for: float | None = None
+        self.failed = False
+
+    async def serve(self, side: Side, connection: Connection) -> None:
+        """Run `side`'s connection until it ends; then tell the core."""
+        outbox: asyncio.Queue[object] = asyncio.Queue()
+        self._outboxes[side] = outbox
+        writer = asyncio.create_task(self._write(side, connection, outbox))
+        try:
+            async for message in connection:
+                if self.failed:
+                    break
+                self._feed(lambda m=message: self._core.receive(side, m, self._loop.time()))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._feed(lambda: self._core.connection_lost(side, self._loop.time()))
+            outbox.put_nowait(_STOP)
+            await writer
+            if self._outboxes.get(side) is outbox:
+                del self._outboxes[side]
+            if not self._outboxes and self._timer is not None:
+                self._timer.cancel()
+
+    def _feed(self, action: Any) -> None:
+        try:
+            action()
+            self._apply(self._core.effects())
+        except Exception:  # noqa: BLE001 - a core bug: logged with its traceback, session ended
+            self.failed = True
+            self._logs[Side.SOUTH].exception("core.failed")
+            for outbox in self._outboxes.values():
+                outbox.put_nowait(Close(Side.SOUTH, 1011, "internal error"))
+            return
+        self._rearm()
+
+    def _apply(self, effects: list[Any]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send | Close):
+                outbox = self._outboxes.get(effect.side)
+                if outbox is not None:
+                    outbox.put_nowait(effect)
+            elif isinstance(effect, Report):
+                log_diagnostic(self._logs[effect.side], effect.diagnostic)
+
+    def _rearm(self) -> None:
+        deadline = self._core.next_deadline()
+        if deadline == self._armed_for:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed_for = deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._armed_for = None
+        self._feed(lambda: self._core.handle_timer(self._loop.time()))
+
+    async def _write(
+        self, side: Side, connection: Connection, outbox: asyncio.Queue[object]
+    ) -> None:
+        while True:
+            item = await outbox.get()
+            if item is _STOP:
+                return
+            try:
+                if isinstance(item, Send):
+                    await connection.send(item.frame)
+                elif isinstance(item, Close):
+                    await connection.close(item.code, item.reason)
+            except ConnectionClosed:
+                pass  # the reader sees the end and reports it to the core

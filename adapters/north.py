@@ -1,0 +1,166 @@
+"""The CSMS-facing client: one WebSocket per station to `<csms.url>/<station id>`, subprotocol ocpp2.0.1.
+
+Rules
+- Every connection attempt first waits its turn at the bridge-wide `Pacer` (a token bucket with jitter), so
+  a CSMS restart brings its stations back at a steady rate instead of in one storm.
+- Security profiles (OCPP 2.0.1 A00): 1 and 2 send HTTP Basic auth, username = station id, password as
+  UTF-8 (A00.FR.205); 2 and 3 use the one shared `SSLContext` from `adapters.tls`; 3 authenticates with
+  the bridge's client certificate. The profile never drops: a wss:// URL is required by the configuration.
+- The CSMS must select `ocpp2.0.1`; otherwise the connection is closed and counts as refused.
+- Every failure is a `CsmsUnavailable`: `status` is the HTTP status when the CSMS answered the handshake
+  (401, 404, ...), None when it could not be reached.
+- `NorthLink` keeps one station connected for good: after a failure or a loss it waits
+  `BackoffPolicy.delay(attempt, random)` (OCPP-J's randomised doubling back-off) and tries again; the
+  attempt count starts over after a successful connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import SecretStr
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+from adapters.config import CsmsSection
+from bridge.backoff import BackoffPolicy, TokenBucket
+from bridge.errors import OcppVersion
+
+
+class CsmsUnavailable(Exception):
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class Pacer:
+    """Connection attempts toward the CSMS, paced across all stations."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._clock = clock or asyncio.get_running_loop().time
+        self._bucket = TokenBucket(rate, burst, self._clock())
+        self._rand = rand
+
+    async def wait_turn(self) -> None:
+        wait = self._bucket.reserve(self._clock(), self._rand())
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+def basic_auth_header(username: str, password: str) -> str:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+class CsmsConnector:
+    def __init__(
+        self,
+        csms: CsmsSection,
+        password_for: Callable[[str], SecretStr | None],
+        ssl_context: ssl.SSLContext | None,
+        pacer: Pacer,
+    ) -> None:
+        self._csms = csms
+        self._password_for = password_for
+        self._ssl = ssl_context
+        self._pacer = pacer
+
+    def url_for(self, station_id: str) -> str:
+        return f"{self._csms.url}/{quote(station_id, safe='')}"
+
+    async def connect(self, station_id: str) -> ClientConnection:
+        """One paced attempt. Raises CsmsUnavailable."""
+        await self._pacer.wait_turn()
+        headers: dict[str, str] = {}
+        if self._csms.security_profile in (1, 2):
+            password = self._password_for(station_id)
+            if password is not None:
+                headers["Authorization"] = basic_auth_header(
+                    station_id, password.get_secret_value()
+                )
+        options: dict[str, Any] = {}
+        if self._ssl is not None:
+            options["ssl"] = self._ssl
+        try:
+            connection = await connect(
+                self.url_for(station_id),
+                subprotocols=[OcppVersion.V201.subprotocol],  # type: ignore[list-item]
+                additional_headers=headers,
+                compression="deflate" if self._csms.compression else None,
+                open_timeout=self._csms.connect_timeout,
+                ping_interval=self._csms.ping_interval,
+                ping_timeout=self._csms.ping_timeout,
+                close_timeout=5,
+                max_size=1 << 20,
+                **options,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            raise CsmsUnavailable(f"CSMS answered HTTP {status}", status) from None
+        except (InvalidHandshake, OSError, TimeoutError) as exc:
+            raise CsmsUnavailable(f"CSMS unreachable: {exc or type(exc).__name__}") from None
+        if connection.subprotocol != OcppVersion.V201.subprotocol:
+            await connection.close(1002, "ocpp2.0.1 required")
+            raise CsmsUnavailable(
+                f"CSMS did not accept subprotocol ocpp2.0.1 (chose {connection.subprotocol!r})"
+            )
+        return connection
+
+
+class NorthLink:
+    """Keeps one station's CSMS connection up, with back-off between attempts."""
+
+    def __init__(
+        self,
+        station_id: str,
+        connector: CsmsConnector,
+        policy: BackoffPolicy,
+        log: Any,
+        *,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.station_id = station_id
+        self._connector = connector
+        self._policy = policy
+        self._log = log
+        self._rand = rand
+        self.connections = 0  # successful connections so far, for tests and metrics
+
+    async def run(self, session: Callable[[ClientConnection], Awaitable[None]]) -> None:
+        """Connect, run `session` until the connection ends, repeat; until cancelled."""
+        attempt = 0
+        first = True
+        while True:
+            if not first:
+                delay = self._policy.delay(attempt, self._rand())
+                attempt += 1
+                self._log.info("csms.reconnect_wait", delay=round(delay, 3), attempt=attempt)
+                await asyncio.sleep(delay)
+            first = False
+            try:
+                connection = await self._connector.connect(self.station_id)
+            except CsmsUnavailable as exc:
+                self._log.warning("csms.connect_failed", reason=exc.reason, status=exc.status)
+                continue
+            attempt = 0
+            self.connections += 1
+            self._log.info("csms.connected")
+            try:
+                await session(connection)
+            finally:
+                await connection.close()
+                self._log.info("csms.disconnected")

@@ -1,0 +1,219 @@
+"""The charger-facing WebSocket server: `ws[s]://<south.listen>/<station id>`.
+
+Rules
+- The station id is the last segment of the URL path, percent-decoded (OCPP-J 2.0.1 part 4 §3.1.1); a path
+  prefix is allowed (`/ocpp/CP1` is station "CP1").
+- Handshake answers, in this order: an unknown id gets HTTP 404 (part 4 §3.2); a station with a configured
+  password gets 401 with a `WWW-Authenticate` challenge when the Basic credentials are missing or wrong
+  (username must be the station id, A00.FR.204/207; compared in constant time); a second connection for a
+  connected id gets 409 under the `reject` policy.
+- Subprotocol: the station's configured protocol is selected when the charger offers it. Otherwise the
+  handshake completes without a subprotocol and the connection is closed at once with 1002 (part 4 §3.2:
+  "MUST complete the WebSocket handshake with a response without a Sec-WebSocket-Protocol header and then
+  immediately close").
+- Second connection for a connected id, policy `replace` (default): the new connection wins once it has
+  authenticated, because a charger that reconnects usually does so after losing a link the bridge has not
+  noticed yet (half-open). The old connection is closed with 1000 and its session ended before the new one
+  starts. Every second connection is logged as the security-relevant event `south.duplicate_connection`.
+- Liveness: WebSocket pings every `ping_interval`; no pong within `ping_timeout` closes the link, so a
+  half-open connection is noticed within their sum (60 s by default). permessage-deflate is accepted.
+- Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
+  `require_client_cert`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import http
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.headers import parse_subprotocol
+from websockets.http11 import Request, Response
+
+from adapters.config import BridgeConfig, OcppStation, split_host_port
+from adapters.logs import get_logger
+
+StationHandler = Callable[[OcppStation, ServerConnection], Awaitable[None]]
+
+_REALM = 'Basic realm="ocpp-bridge", charset="UTF-8"'
+
+
+def station_id_from_path(path: str) -> str:
+    return unquote(path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+
+
+def offered_subprotocols(headers: Headers) -> list[str]:
+    offered: list[str] = []
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        try:
+            offered.extend(parse_subprotocol(value))
+        except ValueError:
+            continue
+    return offered
+
+
+def basic_credentials(headers: Headers) -> tuple[str, str] | None:
+    value = headers.get("Authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if colon else None
+
+
+class _Live:
+    """One connected charger."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+        self.done = asyncio.Event()
+
+
+class SouthServer:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        handler: StationHandler,
+        ssl_context: Any = None,
+    ) -> None:
+        self._config = config
+        self._settings = config.south
+        self._stations = {s.id: s for s in config.stations if isinstance(s, OcppStation)}
+        self._handler = handler
+        self._ssl = ssl_context
+        self._live: dict[str, _Live] = {}
+        self._server: Server | None = None
+        self._log = get_logger().bind(side="south")
+
+    @property
+    def connected(self) -> dict[str, ServerConnection]:
+        return {station_id: live.connection for station_id, live in self._live.items()}
+
+    async def start(self) -> tuple[str, int]:
+        host, port = split_host_port(self._settings.listen)
+        options: dict[str, Any] = {}
+        if self._ssl is not None:
+            options["ssl"] = self._ssl
+        self._server = await serve(
+            self._serve,
+            host,
+            port,
+            process_request=self._process_request,
+            select_subprotocol=self._select_subprotocol,
+            compression="deflate" if self._settings.compression else None,
+            ping_interval=self._settings.ping_interval,
+            ping_timeout=self._settings.ping_timeout,
+            max_size=self._settings.max_message_size,
+            close_timeout=5,
+            **options,
+        )
+        bound = next(iter(self._server.sockets)).getsockname()
+        return bound[0], bound[1]
+
+    async def close(self) -> None:
+        """Stop accepting; close every charger connection with 1001 and wait for their sessions."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=True)
+        await self._server.wait_closed()
+
+    # --- handshake ------------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        station_id = station_id_from_path(request.path)
+        station = self._stations.get(station_id)
+        log = self._log.bind(station_id=station_id, peer=_peer(connection))
+        if station is None:
+            log.warning("south.unknown_station", path=request.path)
+            return connection.respond(http.HTTPStatus.NOT_FOUND, f"unknown station {station_id}\n")
+        if station.password is not None and not self._authorized(station, request.headers):
+            log.warning("south.unauthorized")
+            response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "authentication required\n")
+            response.headers["WWW-Authenticate"] = _REALM
+            return response
+        if station_id in self._live and self._settings.duplicate_connection == "reject":
+            log.warning("south.duplicate_connection", policy="reject")
+            return connection.respond(
+                http.HTTPStatus.CONFLICT, f"station {station_id} is already connected\n"
+            )
+        return None
+
+    @staticmethod
+    def _authorized(station: OcppStation, headers: Headers) -> bool:
+        credentials = basic_credentials(headers)
+        if credentials is None or station.password is None:
+            return False
+        username, password = credentials
+        expected = station.password.get_secret_value().encode()
+        password_ok = hmac.compare_digest(password.encode(), expected)
+        return password_ok and hmac.compare_digest(username.encode(), station.id.encode())
+
+    def _select_subprotocol(self, connection: ServerConnection, subprotocols: Any) -> Any:
+        station = self._stations.get(station_id_from_path(connection.request.path))  # type: ignore[union-attr]
+        if station is not None and station.protocol in subprotocols:
+            return station.protocol
+        return None
+
+    # --- connection ---------------------------------------------------------------------------
+
+    async def _serve(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        station = self._stations[station_id_from_path(connection.request.path)]
+        log = self._log.bind(station_id=station.id, protocol=station.protocol)
+        if connection.subprotocol is None:
+            offered = offered_subprotocols(connection.request.headers)
+            log.warning("south.subprotocol_refused", offered=offered)
+            await connection.close(
+                1002, f"station {station.id} speaks {station.protocol}; offered {offered}"[:120]
+            )
+            return
+        previous = self._live.get(station.id)
+        if previous is not None:
+            log.warning(
+                "south.duplicate_connection",
+                policy=self._settings.duplicate_connection,
+                old_peer=_peer(previous.connection),
+                new_peer=_peer(connection),
+            )
+            if self._settings.duplicate_connection == "reject":
+                await connection.close(1008, "station already connected")
+                return
+            await previous.connection.close(1000, "replaced by a new connection")
+            try:
+                await asyncio.wait_for(previous.done.wait(), self._settings.handshake_timeout)
+            except TimeoutError:
+                log.error("south.replace_timeout")
+        live = _Live(connection)
+        self._live[station.id] = live
+        log.info("south.connected", peer=_peer(connection))
+        try:
+            await self._handler(station, connection)
+        except Exception:
+            log.exception("south.session_failed")
+        finally:
+            if self._live.get(station.id) is live:
+                del self._live[station.id]
+            live.done.set()
+            log.info(
+                "south.disconnected",
+                code=connection.close_code,
+                reason=connection.close_reason,
+            )
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)

@@ -1,0 +1,78 @@
+"""What a station core asks its adapter to do: the whole interface between the two layers.
+
+Rules
+- A core (`StationCore`) never performs I/O. It appends effects; the adapter drains them with `effects()` and carries them
+  out in order: `Send` writes a text frame, `Close` closes that side's connection, `Report` logs a
+  diagnostic (bound with the station id, side and protocol version) and counts it.
+- `Side.SOUTH` is the charger-facing connection, `Side.NORTH` the CSMS-facing one.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge.rpc import Diagnostic
+
+
+class Side(enum.Enum):
+    SOUTH = "south"
+    NORTH = "north"
+
+    @property
+    def other(self) -> Side:
+        return Side.NORTH if self is Side.SOUTH else Side.SOUTH
+
+
+# WebSocket close codes (RFC 6455 §7.4.1) the cores use.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    side: Side
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    side: Side
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    side: Side
+    diagnostic: Diagnostic
+
+
+Effect = Send | Close | Report
+
+
+class StationCore(Protocol):
+    """What the adapters' driver needs from a station core (sans-I/O, in the spirit of aioquic)."""
+
+    def receive(self, side: Side, data: str | bytes, now: float) -> None:
+        """A message arrived on `side`. Never raises on peer input."""
+        ...
+
+    def connection_lost(self, side: Side, now: float) -> None:
+        """`side`'s connection ended."""
+        ...
+
+    def handle_timer(self, now: float) -> None:
+        """Called at (or after) `next_deadline()`."""
+        ...
+
+    def next_deadline(self) -> float | None:
+        """When the core next needs `handle_timer`, or None."""
+        ...
+
+    def effects(self) -> list[Effect]:
+        """Drain what to do, in order."""
+        ...
