@@ -185,7 +185,7 @@ class BridgeConfig(_Section):
             problems.append(f"csms.url: security profile {csms.security_profile} needs wss://")
         if csms.security_profile <= 1 and secure_scheme:
             problems.append(
-                f"csms.url: wss:// with security profile {csms.security_profile}; use profile 2 or 3"
+                f"csms.url: wss:// with security profile {csms.security_profile} (use profile 2 or 3)"
             )
         if csms.security_profile == 3 and (csms.cert_file is None or csms.key_file is None):
             problems.append("csms: security profile 3 needs cert_file and key_file")
@@ -224,7 +224,7 @@ class BridgeConfig(_Section):
                 )
             env_names[name] = station.id
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     def csms_password_for(self, station_id: str) -> SecretStr | None:
@@ -370,10 +370,13 @@ def _describe(
     for error in exc.errors(include_url=False):
         # Drop the discriminated union's tag from the location: stations.0.ocpp1.6.host → stations.0.host
         loc = tuple(part for part in error["loc"] if part not in PROTOCOLS)
-        key = _dotted(loc)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+        elif error["type"] == "union_tag_invalid":
+            loc = (*loc, "protocol")
+            message = "must be one of " + ", ".join(repr(p) for p in PROTOCOLS)
+        key = _dotted(loc)
         origin = origins.get(loc)
         if origin is not None and origin.env_var is not None:
             where = f"environment {origin.env_var}"
@@ -382,9 +385,9 @@ def _describe(
         if key:
             problems.append(f"{where}: {key}: {message}")
             continue
-        # Cross-checks of the whole file: "csms.url: needs wss://; stations: ..." → one line each,
+        # Cross-checks of the whole file, one per line ("csms.url: needs wss://"),
         # located by the key each part names.
-        for part in message.split("; "):
+        for part in message.split("\n"):
             named, _, _ = part.partition(": ")
             named_loc = tuple(named.split("."))
             problems.append(f"{_where(path, locator.line(named_loc))}: {part.strip()}")

@@ -3,6 +3,7 @@
 Rules
 - The adapter loop of architecture.md: feed the core, flush its effects, re-arm one timer. The core is
   called only from the event loop thread, never concurrently.
+- Connections are attached before any is served, so no effect finds its connection missing.
 - Each connection has one reader (`serve`) and one writer task. Effects are drained synchronously right
   after each input, so frames leave in exactly the order the core produced them; the writer applies
   back-pressure (`await send`) without ever reordering.
@@ -31,15 +32,27 @@ class CoreDriver:
         self._core = core
         self._logs = logs
         self._loop = asyncio.get_running_loop()
+        self._connections: dict[Side, Connection] = {}
         self._outboxes: dict[Side, asyncio.Queue[object]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
         self.failed = False
 
-    async def serve(self, side: Side, connection: Connection) -> None:
-        """Run `side`'s connection until it ends; then tell the core."""
-        outbox: asyncio.Queue[object] = asyncio.Queue()
-        self._outboxes[side] = outbox
+    def attach(self, side: Side, connection: Connection) -> None:
+        """Register `side`'s connection, so effects for it are kept from now on.
+
+        Attach every connection before serving any: a frame read on one side can produce a frame for
+        the other at once.
+        """
+        if side in self._connections:
+            raise RuntimeError(f"{side.value} already has a connection")
+        self._connections[side] = connection
+        self._outboxes[side] = asyncio.Queue()
+
+    async def serve(self, side: Side) -> None:
+        """Run `side`'s attached connection until it ends; then tell the core."""
+        connection = self._connections[side]
+        outbox = self._outboxes[side]
         writer = asyncio.create_task(self._write(side, connection, outbox))
         try:
             async for message in connection:
@@ -52,8 +65,8 @@ class CoreDriver:
             self._feed(lambda: self._core.connection_lost(side, self._loop.time()))
             outbox.put_nowait(_STOP)
             await writer
-            if self._outboxes.get(side) is outbox:
-                del self._outboxes[side]
+            del self._outboxes[side]
+            del self._connections[side]
             if not self._outboxes and self._timer is not None:
                 self._timer.cancel()
 
@@ -75,6 +88,9 @@ class CoreDriver:
                 outbox = self._outboxes.get(effect.side)
                 if outbox is not None:
                     outbox.put_nowait(effect)
+                elif isinstance(effect, Send):
+                    # The core sent on a side it knows is down: a core bug worth seeing.
+                    self._logs[effect.side].error("driver.send_without_connection")
             elif isinstance(effect, Report):
                 log_diagnostic(self._logs[effect.side], effect.diagnostic)
 

@@ -113,10 +113,12 @@ class Runtime:
             charger_call_timeout=self.config.south.call_timeout,
         )
         driver = CoreDriver(core, logs)
+        driver.attach(Side.SOUTH, south)
+        driver.attach(Side.NORTH, north)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(driver.serve(Side.SOUTH, south))
-                group.create_task(driver.serve(Side.NORTH, north))
+                group.create_task(driver.serve(Side.SOUTH))
+                group.create_task(driver.serve(Side.NORTH))
         finally:
             await north.close()
             logs[Side.NORTH].info("csms.disconnected", code=north.close_code)

@@ -1,0 +1,158 @@
+"""PassThroughStation: a 2.0.1 charger relayed as itself (OCPP 2.0.1 part 4 §6, Local Controller)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from adapters.schemas import OfficialSchemas
+from bridge.effects import Close, Report, Send, Side
+from bridge.passthrough import PassThroughStation
+
+SOUTH, NORTH = Side.SOUTH, Side.NORTH
+BOOT = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+BOOT_RESULT = {"currentTime": "2026-11-22T10:00:00Z", "interval": 300, "status": "Accepted"}
+
+
+@pytest.fixture
+def station(schemas: OfficialSchemas, ids: Callable[[], str]) -> PassThroughStation:
+    return PassThroughStation(
+        "CS1", schemas, ids, csms_call_timeout=30.0, charger_call_timeout=20.0, max_queued=3
+    )
+
+
+def sent(station: PassThroughStation) -> list[tuple[Side, list[object]]]:
+    return [(e.side, orjson.loads(e.frame)) for e in station.effects() if isinstance(e, Send)]
+
+
+def feed(station: PassThroughStation, side: Side, frame: list[object], now: float = 0.0) -> None:
+    station.receive(side, orjson.dumps(frame), now)
+
+
+class TestB01BootThroughTheBridge:
+    def test_charger_call_goes_north_with_a_bridge_id_and_the_answer_comes_back(
+        self, station
+    ) -> None:
+        feed(station, SOUTH, [2, "cs-1", "BootNotification", BOOT])
+        assert sent(station) == [(NORTH, [2, "b1", "BootNotification", BOOT])]
+        feed(station, NORTH, [3, "b1", BOOT_RESULT])
+        assert sent(station) == [(SOUTH, [3, "cs-1", BOOT_RESULT])]
+
+
+class TestB06GetVariablesFromTheCsms:
+    def test_csms_call_goes_south_and_the_answer_north(self, station) -> None:
+        request = {
+            "getVariableData": [
+                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+            ]
+        }
+        feed(station, NORTH, [2, "csms-7", "GetVariables", request])
+        assert sent(station) == [(SOUTH, [2, "b1", "GetVariables", request])]
+        answer = {
+            "getVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    "attributeValue": "300",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        }
+        feed(station, SOUTH, [3, "b1", answer])
+        assert sent(station) == [(NORTH, [3, "csms-7", answer])]
+
+
+class TestErrorsTravelTruthfully:
+    def test_callerror_from_the_csms_is_forwarded(self, station) -> None:
+        feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}])
+        station.effects()
+        feed(station, NORTH, [4, "b1", "InternalError", "db down", {"k": 1}])
+        assert sent(station) == [(SOUTH, [4, "cs-1", "InternalError", "db down", {"k": 1}])]
+
+    def test_unknown_error_code_is_respelled_for_2_0_1(self, station) -> None:
+        feed(station, NORTH, [2, "c", "ClearCache", {}])
+        station.effects()
+        feed(station, SOUTH, [4, "b1", "FormationViolation", "1.6 habits", {}])
+        assert sent(station) == [(NORTH, [4, "c", "FormatViolation", "1.6 habits", {}])]
+
+    def test_csms_timeout_becomes_internal_error_for_the_charger(self, station) -> None:
+        feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}], now=0.0)
+        station.effects()
+        assert station.next_deadline() == 30.0
+        station.handle_timer(30.0)
+        effects = station.effects()
+        frames = [orjson.loads(e.frame) for e in effects if isinstance(e, Send)]
+        assert frames[0][:3] == [4, "cs-1", "InternalError"]
+        assert "timeout" in frames[0][3]
+        assert any(isinstance(e, Report) and e.diagnostic.kind == "forward-failed" for e in effects)
+
+    def test_invalid_csms_answer_is_not_forwarded(self, station) -> None:
+        feed(station, SOUTH, [2, "cs-1", "BootNotification", BOOT])
+        station.effects()
+        feed(station, NORTH, [3, "b1", {"status": "Maybe"}])
+        ((side, frame),) = sent(station)
+        assert side is SOUTH
+        assert frame[:3] == [4, "cs-1", "InternalError"]
+
+    def test_invalid_charger_call_is_answered_and_not_forwarded(self, station) -> None:
+        feed(station, SOUTH, [2, "cs-1", "BootNotification", {"reason": "PowerUp"}])
+        assert sent(station) == [
+            (
+                SOUTH,
+                [
+                    4,
+                    "cs-1",
+                    "OccurrenceConstraintViolation",
+                    '"chargingStation" is a required property',
+                    {"keyword": "required", "path": ""},
+                ],
+            )
+        ]
+
+    def test_invalid_csms_call_is_answered_and_not_forwarded(self, station) -> None:
+        feed(station, NORTH, [2, "x", "Reset", {"type": "Hard"}])
+        ((side, frame),) = sent(station)
+        assert side is NORTH
+        assert frame[:3] == [4, "x", "PropertyConstraintViolation"]
+
+    def test_pipelining_beyond_the_queue_is_refused(self, station) -> None:
+        for n in range(5):
+            feed(station, SOUTH, [2, f"cs-{n}", "Heartbeat", {}])
+        frames = sent(station)
+        assert [f for s, f in frames if s is NORTH] == [[2, "b1", "Heartbeat", {}]]
+        refused = [f for s, f in frames if s is SOUTH]
+        # three calls wait for the CSMS (one outstanding, two queued); the rest are refused at once
+        assert [f[1] for f in refused] == ["cs-3", "cs-4"]
+        assert {f[2] for f in refused} == {"GenericError"}
+        assert station.pending_calls == 3
+
+
+class TestConnectionsFollowEachOther:
+    def test_charger_gone_closes_the_csms_connection(self, station) -> None:
+        feed(station, NORTH, [2, "c", "ClearCache", {}])
+        station.effects()
+        station.connection_lost(SOUTH, 1.0)
+        effects = station.effects()
+        assert Close(NORTH, 1001, "charging station disconnected") in effects
+        assert not [e for e in effects if isinstance(e, Send)]
+
+    def test_csms_gone_closes_the_charger_connection(self, station) -> None:
+        station.connection_lost(NORTH, 1.0)
+        assert station.effects() == [Close(SOUTH, 1013, "CSMS connection lost")]
+
+    def test_answer_after_the_asker_left_is_dropped(self, station) -> None:
+        feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}])
+        station.effects()
+        station.connection_lost(SOUTH, 1.0)
+        station.effects()
+        feed(station, NORTH, [3, "b1", {"currentTime": "2026-01-01T00:00:00Z"}])
+        assert [e for e in station.effects() if isinstance(e, Send)] == []
+
+    def test_second_loss_report_is_harmless(self, station) -> None:
+        station.connection_lost(SOUTH, 1.0)
+        station.effects()
+        station.connection_lost(NORTH, 1.0)
+        station.connection_lost(SOUTH, 1.0)
+        assert station.effects() == []

@@ -1,0 +1,134 @@
+"""Bad input through the real bridge: the right CALLERROR, nothing forwarded, the connection stays usable.
+
+The charger side is a raw WebSocket client (so it can send what no OCPP library would); the CSMS is the
+`ocpp` package and must never see any of the broken frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+
+from tests.e2e.conftest import bridge_config, running_bridge, south_url
+from tests.peers import connected_charger, running_csms
+
+STATION = "CS-BAD"
+
+CASES = [
+    # (frame as sent, expected [message id, errorCode])
+    ('[2, "m1", "Heartbeat", {', ["m1", "FormatViolation"]),
+    ("}{", ["-1", "FormatViolation"]),
+    ('[2, "m2", "MakeCoffee", {}]', ["m2", "NotImplemented"]),
+    ('[2, "m3", "Heartbeat", {"surprise": true}]', ["m3", "ProtocolError"]),
+    (
+        '[2, "m4", "BootNotification", {"reason": "PowerUp", "chargingStation": {"model": 5, "vendorName": "V"}}]',
+        ["m4", "TypeConstraintViolation"],
+    ),
+    (
+        '[2, "m5", "BootNotification", {"reason": "PowerUp"}]',
+        ["m5", "OccurrenceConstraintViolation"],
+    ),
+    (
+        '[2, "m6", "StatusNotification", {"timestamp": "noon", "connectorStatus": "Available", "evseId": 1, "connectorId": 1}]',
+        ["m6", "TypeConstraintViolation"],
+    ),
+    (
+        '[2, "m7", "StatusNotification", {"timestamp": "2026-11-22T10:00:00Z", "connectorStatus": "Sleepy", "evseId": 1, "connectorId": 1}]',
+        ["m7", "PropertyConstraintViolation"],
+    ),
+    ('[7, "m8", {}]', ["m8", "MessageTypeNotSupported"]),
+    ('[2, 42, "Heartbeat", {}]', ["-1", "RpcFrameworkError"]),
+    ('{"not": "an array"}', ["-1", "RpcFrameworkError"]),
+]
+
+
+async def test_each_bad_frame_gets_its_callerror_and_the_link_stays_up() -> None:
+    async with running_csms() as csms:
+        config = bridge_config(csms.url, [{"id": STATION, "protocol": "ocpp2.0.1"}])
+        async with (
+            running_bridge(config) as bridge,
+            connect(
+                f"{south_url(bridge)}/{STATION}",
+                subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+            ) as charger,
+        ):
+            session = await csms.session(STATION)
+            for frame, (message_id, code) in CASES:
+                await charger.send(frame)
+                async with asyncio.timeout(5):
+                    answer = json.loads(await charger.recv())
+                assert answer[:3] == [4, message_id, code], frame
+                assert len(answer) == 5
+                assert isinstance(answer[3], str)
+                assert isinstance(answer[4], dict)
+            # still usable: a valid call goes through and is answered by the CSMS
+            await charger.send('[2, "ok", "Heartbeat", {}]')
+            async with asyncio.timeout(5):
+                answer = json.loads(await charger.recv())
+            assert answer[0:2] == [3, "ok"]
+            assert session.charge_point.actions() == ["Heartbeat"]
+        assert csms.problems() == []
+
+
+async def test_bad_frames_from_the_csms_are_answered_and_never_reach_the_charger() -> None:
+    """A raw CSMS sends broken CALLs to the station; the bridge answers them itself."""
+    answers: list[list[object]] = []
+    done = asyncio.Event()
+
+    async def raw_csms(connection: ServerConnection) -> None:
+        for frame in [
+            '[2, "x1", "Reset", {"type": "Hard"}]',
+            "[2, broken",
+            '[2, "x3", "Nope", {}]',
+        ]:
+            await connection.send(frame)
+            answers.append(json.loads(await connection.recv()))
+        done.set()
+        await connection.wait_closed()
+
+    async with serve(raw_csms, "127.0.0.1", 0, subprotocols=["ocpp2.0.1"]) as server:  # type: ignore[list-item]
+        port = next(iter(server.sockets)).getsockname()[1]
+        config = bridge_config(
+            f"ws://127.0.0.1:{port}/ocpp", [{"id": STATION, "protocol": "ocpp2.0.1"}]
+        )
+        async with (
+            running_bridge(config) as bridge,
+            connected_charger(south_url(bridge), STATION) as (_, _, charger_oracle),
+        ):
+            async with asyncio.timeout(10):
+                await done.wait()
+    assert [a[:3] for a in answers] == [
+        [4, "x1", "PropertyConstraintViolation"],
+        [4, "-1", "FormatViolation"],
+        [4, "x3", "NotImplemented"],
+    ]
+    assert charger_oracle.received == []
+
+
+@pytest.mark.parametrize("size", [2 << 20])
+async def test_an_oversized_frame_closes_only_that_charger(size: int) -> None:
+    async with running_csms() as csms:
+        config = bridge_config(
+            csms.url,
+            [{"id": STATION, "protocol": "ocpp2.0.1"}, {"id": "CS-OTHER", "protocol": "ocpp2.0.1"}],
+        )
+        async with (
+            running_bridge(config) as bridge,
+            connected_charger(south_url(bridge), "CS-OTHER") as (other, _, _),
+        ):
+            async with connect(
+                f"{south_url(bridge)}/{STATION}",
+                subprotocols=["ocpp2.0.1"],
+                max_size=None,  # type: ignore[list-item]
+            ) as charger:
+                await charger.send('[2, "big", "DataTransfer", {"vendorId": "' + "x" * size + '"}]')
+                async with asyncio.timeout(10):
+                    await charger.wait_closed()
+                assert charger.close_code == 1009  # message too big
+            from ocpp.v201 import call
+
+            assert (await other.call(call.Heartbeat())).current_time
