@@ -54,14 +54,22 @@ class _Section(BaseModel):
 
 
 class BridgeSection(_Section):
-    store: str = Field("bridge.db", description="SQLite file: transaction ids and queued messages")
+    store: str = Field(
+        "bridge.db",
+        description="SQLite file: transaction ids and queued messages (for translated stations;"
+        " OCPP 2.0.1 pass-through keeps no state)",
+    )
     health: str = Field(
-        "127.0.0.1:8081", description='GET /health, /ready and /metrics; "" turns it off'
+        "127.0.0.1:8081",
+        description='address for GET /health, /ready and /metrics; "" turns it off'
+        " (accepted, not served yet)",
     )
     log_format: Literal["json", "console"] = Field(
         "json", description="json (production) or console (humans)"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="the least severe level logged"
+    )
     shutdown_timeout: float = Field(
         10.0, gt=0, description="seconds granted to close connections on SIGTERM"
     )
@@ -76,16 +84,16 @@ class CsmsSection(_Section):
         description="0 none (tests only), 1 basic auth, 2 TLS + basic auth, 3 mutual TLS",
     )
     password: SecretStr | None = Field(
-        None, description="default basic-auth password for every station (environment only)"
+        None, description="default basic-auth password for every station"
     )
     ca_file: Path | None = Field(None, description="CA bundle that signs the CSMS certificate")
     cert_file: Path | None = Field(None, description="the bridge's client certificate (profile 3)")
     key_file: Path | None = Field(None, description="the client certificate's private key")
     call_timeout: float = Field(30.0, gt=0, description="seconds to wait for the CSMS's answer")
     connect_timeout: float = Field(10.0, gt=0, description="seconds for one connection attempt")
-    ping_interval: float = Field(30.0, gt=0, description="WebSocket ping period, seconds")
+    ping_interval: float = Field(20.0, gt=0, description="WebSocket ping period, seconds")
     ping_timeout: float = Field(
-        30.0, gt=0, description="seconds without pong before the link counts as dead"
+        20.0, gt=0, description="seconds without pong before the link counts as dead"
     )
     compression: bool = Field(True, description="offer permessage-deflate (RFC 7692)")
     retry_backoff_wait_minimum: float = Field(3.0, ge=0, description="RetryBackOffWaitMinimum")
@@ -113,9 +121,9 @@ class SouthSection(_Section):
         False, description="refuse chargers without a valid certificate"
     )
     call_timeout: float = Field(30.0, gt=0, description="seconds to wait for a charger's answer")
-    ping_interval: float = Field(30.0, gt=0, description="WebSocket ping period, seconds")
+    ping_interval: float = Field(20.0, gt=0, description="WebSocket ping period, seconds")
     ping_timeout: float = Field(
-        30.0, gt=0, description="seconds without pong before the link counts as dead"
+        20.0, gt=0, description="seconds without pong before the link counts as dead"
     )
     compression: bool = Field(True, description="accept permessage-deflate (RFC 7692)")
     max_message_size: int = Field(1 << 20, ge=1024, description="largest frame accepted, bytes")
@@ -137,7 +145,7 @@ class SouthSection(_Section):
 class _StationBase(_Section):
     id: str = Field(description="identity toward the charger and toward the CSMS")
     csms_password: SecretStr | None = Field(
-        None, description="bridge → CSMS basic-auth password (environment only)"
+        None, description="bridge → CSMS basic-auth password (profiles 1 and 2)"
     )
 
     @field_validator("id")
@@ -154,7 +162,7 @@ class _StationBase(_Section):
 class OcppStation(_StationBase):
     protocol: Literal["ocpp1.6", "ocpp2.0.1"]
     password: SecretStr | None = Field(
-        None, description="charger → bridge basic-auth password (environment only)"
+        None, description="charger → bridge basic-auth password; none means no authentication"
     )
 
 

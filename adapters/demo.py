@@ -330,9 +330,10 @@ async def run_demo(duration: float | None) -> bool:
         console.print(
             f"summary {view.station_id}: booted={view.booted} transactions started={view.started}"
             f" ended={view.ended} energy={view.energy_wh:.1f} Wh messages={view.messages}"
-            f" HeartbeatInterval={view.variables.get('HeartbeatInterval', '-')}"
+            f" HeartbeatInterval={view.variables.get('HeartbeatInterval', '-')}",
+            soft_wrap=True,
         )
     if driver_error is not None:
         console.print(f"charger failed: {driver_error!r}")
-    console.print("demo result: " + ("OK" if ok else "FAILED"))
+    console.print("demo result: " + ("OK" if ok else "FAILED"), soft_wrap=True)
     return ok

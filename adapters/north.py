@@ -29,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from adapters.config import CsmsSection
+from adapters.south import CLOSE_TIMEOUT
 from bridge.backoff import BackoffPolicy, TokenBucket
 from bridge.errors import OcppVersion
 
@@ -104,7 +105,7 @@ class CsmsConnector:
                 open_timeout=self._csms.connect_timeout,
                 ping_interval=self._csms.ping_interval,
                 ping_timeout=self._csms.ping_timeout,
-                close_timeout=5,
+                close_timeout=CLOSE_TIMEOUT,
                 max_size=1 << 20,
                 **options,
             )

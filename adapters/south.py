@@ -16,7 +16,8 @@ Rules
   noticed yet (half-open). The old connection is closed with 1000 and its session ended before the new one
   starts. Every second connection is logged as the security-relevant event `south.duplicate_connection`.
 - Liveness: WebSocket pings every `ping_interval`; no pong within `ping_timeout` closes the link, so a
-  half-open connection is noticed within their sum (60 s by default). permessage-deflate is accepted.
+  half-open connection is noticed within their sum plus the closing handshake's 3 s (43 s by default).
+  permessage-deflate is accepted.
 - Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
   `require_client_cert`).
 """
@@ -43,6 +44,9 @@ from adapters.logs import get_logger
 StationHandler = Callable[[OcppStation, ServerConnection], Awaitable[None]]
 
 _REALM = 'Basic realm="ocpp-bridge", charset="UTF-8"'
+# Seconds granted to a closing handshake. A dead link never completes it, so this adds to the time a
+# half-open connection takes to be noticed: ping_interval + ping_timeout + CLOSE_TIMEOUT (≤ 43 s).
+CLOSE_TIMEOUT = 3
 
 
 def station_id_from_path(path: str) -> str:
@@ -115,7 +119,7 @@ class SouthServer:
             ping_interval=self._settings.ping_interval,
             ping_timeout=self._settings.ping_timeout,
             max_size=self._settings.max_message_size,
-            close_timeout=5,
+            close_timeout=CLOSE_TIMEOUT,
             **options,
         )
         bound = next(iter(self._server.sockets)).getsockname()
