@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.schemas import OfficialSchemas
 from bridge.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid, QueueFull
@@ -233,3 +235,59 @@ class TestOffline:
         ep = RpcEndpoint(V201, schemas, lambda: "x" * 37, call_timeout=1.0)
         with pytest.raises(BridgeMisuse):
             ep.call("Heartbeat", {}, 0.0)
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=15,
+)
+_ACTIONS = [
+    "Heartbeat",
+    "BootNotification",
+    "TransactionEvent",
+    "StartTransaction",
+    "Authorize",
+    "X",
+]
+
+
+@given(
+    frames=st.lists(
+        st.one_of(
+            st.text(max_size=80),
+            st.builds(
+                lambda kind, mid, action, payload: orjson.dumps([kind, mid, action, payload]),
+                st.sampled_from([2, 3, 4, 5]),
+                st.text(max_size=40),
+                st.sampled_from(_ACTIONS),
+                _json,
+            ),
+        ),
+        max_size=12,
+    ),
+    version=st.sampled_from([V16, V201]),
+)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_input_to_an_endpoint_never_raises(
+    schemas: OfficialSchemas, frames: list[str | bytes], version: OcppVersion
+) -> None:
+    counter = iter(range(10**6))
+    ep = RpcEndpoint(version, schemas, lambda: f"b{next(counter)}", call_timeout=30.0)
+    ep.call("Heartbeat", {}, 0.0)
+    for frame in frames:
+        for event in ep.receive(frame, 1.0):
+            if isinstance(event, CallReceived):
+                ep.reply_error(event.call.message_id, Fault.NOT_SUPPORTED, "test")
+    for text in ep.take_outgoing():
+        parsed = orjson.loads(text)
+        assert parsed[0] in (2, 3, 4)
+        assert len(parsed[1]) <= 36
