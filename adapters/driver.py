@@ -8,6 +8,9 @@ Rules
   after each input, so frames leave in exactly the order the core produced them; the writer applies
   back-pressure (`await send`) without ever reordering.
 - `Close` effects are carried out by the writer after the frames queued before them.
+- A run of `Persist` effects is written to the store in one durable commit before any later effect is
+  carried out, so nothing is acknowledged to a peer before it is on disk. A store that cannot write
+  fails the session (both connections closed with 1011) rather than acknowledge what it lost.
 - One `loop.call_at` handle per core: the timer is re-armed after every input, only when the deadline moved.
 - A bug in the core (an exception from it) is logged with its traceback and ends the session: both
   connections are closed with 1011. It never passes silently.
@@ -22,14 +25,24 @@ from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
 from adapters.logs import log_diagnostic
-from bridge.effects import Close, Report, Send, Side, StationCore
+from adapters.store import Store
+from bridge.effects import Close, Persist, Report, Send, Side, StationCore
 
 _STOP = object()
 
 
 class CoreDriver:
-    def __init__(self, core: StationCore, logs: dict[Side, Any]) -> None:
+    def __init__(
+        self,
+        core: StationCore,
+        logs: dict[Side, Any],
+        *,
+        station_id: str = "",
+        store: Store | None = None,
+    ) -> None:
         self._core = core
+        self._station_id = station_id
+        self._store = store
         self._logs = logs
         self._loop = asyncio.get_running_loop()
         self._connections: dict[Side, Connection] = {}
@@ -74,7 +87,7 @@ class CoreDriver:
         try:
             action()
             self._apply(self._core.effects())
-        except Exception:  # noqa: BLE001 - a core bug: logged with its traceback, session ended
+        except Exception:  # noqa: BLE001 - a core bug or a store failure: logged, session ended
             self.failed = True
             self._logs[Side.SOUTH].exception("core.failed")
             for outbox in self._outboxes.values():
@@ -83,7 +96,14 @@ class CoreDriver:
         self._rearm()
 
     def _apply(self, effects: list[Any]) -> None:
+        pending: list[Persist] = []
         for effect in effects:
+            if isinstance(effect, Persist):
+                pending.append(effect)
+                continue
+            if pending:
+                self._persist(pending)
+                pending = []
             if isinstance(effect, Send | Close):
                 outbox = self._outboxes.get(effect.side)
                 if outbox is not None:
@@ -93,6 +113,13 @@ class CoreDriver:
                     self._logs[effect.side].error("driver.send_without_connection")
             elif isinstance(effect, Report):
                 log_diagnostic(self._logs[effect.side], effect.diagnostic)
+        if pending:
+            self._persist(pending)
+
+    def _persist(self, changes: list[Persist]) -> None:
+        if self._store is None:
+            raise RuntimeError("this station core persists state but has no store")
+        self._store.apply(self._station_id, changes)
 
     def _rearm(self) -> None:
         deadline = self._core.next_deadline()

@@ -3,7 +3,8 @@
 Rules
 - A core (`StationCore`) never performs I/O. It appends effects; the adapter drains them with `effects()` and carries them
   out in order: `Send` writes a text frame, `Close` closes that side's connection, `Report` logs a
-  diagnostic (bound with the station id, side and protocol version) and counts it.
+  diagnostic (bound with the station id, side and protocol version) and counts it, `Persist` writes
+  durable state before anything after it is carried out.
 - `Side.SOUTH` is the charger-facing connection, `Side.NORTH` the CSMS-facing one.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bridge.rpc import Diagnostic
 
@@ -51,7 +52,24 @@ class Report:
     diagnostic: Diagnostic
 
 
-Effect = Send | Close | Report
+JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Write `value` under (`table`, `key`) of this station's durable state; None deletes it.
+
+    The adapter makes every run of consecutive `Persist` effects durable (one atomic, fsync'd commit)
+    before it carries out any effect that follows them: a frame that acknowledges something to a peer is
+    only sent once what it acknowledges is on disk.
+    """
+
+    table: str
+    key: str
+    value: JsonValue | None
+
+
+Effect = Send | Close | Report | Persist
 
 
 class StationCore(Protocol):
