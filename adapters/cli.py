@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from adapters.cli_mappings import app as mappings_app
 from adapters.config import BridgeConfig, ConfigError, load_config
 
 app = typer.Typer(
@@ -27,6 +28,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+)
+app.add_typer(
+    mappings_app,
+    name="mappings",
+    help="IEC 104 mapping tables: validate, explain point by point, print the JSON Schema.",
 )
 
 ConfigOption = Annotated[

@@ -1,0 +1,196 @@
+"""`ocpp-bridge mappings …`: check, explain and describe IEC 104 mapping tables (a typer sub-app).
+
+Rules
+- `validate PATH...` checks files and folders (the *.yaml and *.yml of a folder that are IEC 104 tables;
+  other YAML files, such as mappings/ocpp16-config.yaml, are listed as skipped on stderr) for the most
+  connectors each table allows. All valid: one `PATH: valid …` line per file, exit 0. Otherwise: one
+  `PATH:LINE:COLUMN: message` line per problem on stdout, a count on stderr, exit 1.
+- `explain PATH` prints every point of a valid table (IOA in hex, connector, name, type id, scale,
+  meaning, the OCPP 2.0.1 message or field it feeds or the request it serves), as a rich table or, with
+  `--format markdown`, as Markdown for documentation. An invalid table prints its problems on stderr
+  and exits 1.
+- `schema` prints the JSON Schema of the language, generated from the same pydantic models that
+  validate tables (for editors and CI).
+- The commands import their machinery when they run, so `ocpp-bridge run` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from bridge.iec104 import CompiledTable
+
+app = typer.Typer(
+    help="IEC 104 mapping tables: check them, explain them point by point, print their JSON Schema.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(enum.StrEnum):
+    table = "table"
+    markdown = "markdown"
+
+
+VALIDATE_HELP = (
+    "Check mapping tables: print PATH:LINE:COLUMN: message for every problem and exit 1, or"
+    " 'PATH: valid' per file and exit 0."
+    "\n\nChecks the YAML, unknown and missing keys, type ids against point kinds, IOAs (3 bytes, each"
+    " used once, for the most connectors a table allows), measurands and units, command values, the"
+    " names the rules use, the time zone, and every table named by `extends`."
+)
+EXPLAIN_HELP = (
+    "Print every point of a table: IOA, connector, type, scale, meaning, and the OCPP 2.0.1 message"
+    " or field it feeds or the CSMS request it serves."
+    "\n\nConnector blocks are expanded by their stride, so the IOAs shown are the ones on the wire."
+)
+SCHEMA_HELP = (
+    "Print the JSON Schema of the mapping language, for editors and CI."
+    "\n\nWith the YAML language server: save it as mapping.schema.json and start a table with"
+    " '# yaml-language-server: $schema=mapping.schema.json'."
+)
+
+
+@app.command(help=VALIDATE_HELP)
+def validate(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Mapping tables (*.yaml) or folders holding them; a folder's YAML files that are"
+            " no IEC 104 table (such as ocpp16-config.yaml) are skipped.",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Check mapping tables (see VALIDATE_HELP)."""
+    from adapters.mapping_files import check_paths
+
+    result = check_paths(paths)
+    for skipped in result.skipped:
+        typer.echo(f"{skipped}: skipped, not an IEC 104 mapping table", err=True)
+    if result.problems:
+        for problem in result.problems:
+            typer.echo(str(problem))
+        count = len(result.problems)
+        noun = "problem" if count == 1 else "problems"
+        typer.echo(f"{count} {noun} in {len(result.checked)} checked file(s)", err=True)
+        raise typer.Exit(1)
+    for file in result.checked:
+        typer.echo(f"{file}: valid")
+
+
+@app.command(help=EXPLAIN_HELP)
+def explain(
+    path: Annotated[Path, typer.Argument(help="A mapping table (*.yaml).", show_default=False)],
+    connectors: Annotated[
+        int | None,
+        typer.Option(
+            "--connectors",
+            "-n",
+            min=1,
+            help="Expand the connector blocks for this many connectors"
+            " (default: 2, or 1 when the table allows only one).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Format, typer.Option("--format", "-f", help="A rich table for people, or Markdown.")
+    ] = Format.table,
+) -> None:
+    """Print every point of a table (see EXPLAIN_HELP)."""
+    from adapters.mapping_files import MappingFileError, load_file
+
+    try:
+        loaded = load_file(path)
+        count = connectors or min(2, loaded.table.connectors.max_count)
+        compiled = loaded.compile(count)
+    except MappingFileError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    if output is Format.markdown:
+        typer.echo(_markdown(path, compiled))
+    else:
+        _rich(path, compiled)
+
+
+@app.command(help=SCHEMA_HELP)
+def schema() -> None:
+    """Print the JSON Schema (see SCHEMA_HELP)."""
+    from bridge.iec104 import MappingTable
+
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **MappingTable.model_json_schema(),
+        "title": "ocpp-bridge IEC 104 mapping table",
+    }
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+_COLUMNS = ("IOA", "conn.", "name", "type", "scale", "meaning", "OCPP 2.0.1 target")
+
+
+def _rows(compiled: CompiledTable) -> list[tuple[str, ...]]:
+    from bridge.iec104 import format_ioa
+
+    return [
+        (
+            format_ioa(rule.ioa),
+            "—" if rule.connector is None else str(rule.connector),
+            rule.key,
+            str(rule.type_id),
+            rule.scaling,
+            rule.meaning,
+            rule.target,
+        )
+        for rule in compiled.points()
+    ]
+
+
+def _summary(path: Path, compiled: CompiledTable) -> list[str]:
+    station = compiled.station
+    identity = compiled.identity
+    return [
+        f"{path}: {compiled.description or 'mapping table'}",
+        f"BootNotification: vendorName {identity.vendor_name!r}, model {identity.model!r}",
+        f"station: common address {station.common_address}, time zone {station.time_zone},"
+        f" general interrogation every {station.general_interrogation_interval} s, counter"
+        f" interrogation every {station.counter_interrogation_interval} s, commands"
+        f" {station.command_mode}, ACT_TERM {'expected' if station.expects_act_term else 'not expected'},"
+        f" timeout {station.command_timeout:g} s",
+        f"connectors shown: {compiled.connectors} (EVSE n = connector n)",
+    ]
+
+
+def _rich(path: Path, compiled: CompiledTable) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=220)  # piped: do not wrap to a guessed 80 columns
+    for line in _summary(path, compiled):
+        console.print(line, highlight=False, markup=False)
+    table = Table(show_lines=False)
+    for column in _COLUMNS:
+        wrap = column in ("scale", "meaning", "OCPP 2.0.1 target")
+        table.add_column(column, no_wrap=not wrap, overflow="fold")
+    for row in _rows(compiled):
+        table.add_row(*row)
+    console.print(table)
+
+
+def _markdown(path: Path, compiled: CompiledTable) -> str:
+    lines = [f"- {line}" for line in _summary(path, compiled)]
+    lines += ["", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    for row in _rows(compiled):
+        cells = (cell.replace("|", "\\|") for cell in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""The mapping table: how one model of IEC 104 charger appears to a CSMS as an OCPP 2.0.1 station.
+
+```yaml
+extends: gb-dc-charger            # optional: start from a shipped table (or ./a/relative/path.yaml)
+description: Example DC charger
+station: {time_zone: Asia/Shanghai, general_interrogation_interval: 900, command_mode: direct}
+identity: {vendor_name: Example, model: DC-120}
+charger:
+  points:
+    emergency_stop: {kind: status, ioa: 0x0001, type: M_SP_NA_1}
+connectors:
+  max_count: 2
+  blocks:
+    status:
+      base: 0x0021
+      stride: 0x20
+      points:
+        plug_connected: {kind: status, at: 0, type: M_SP_NA_1}
+rules:
+  connector_status:
+    - {status: Faulted, when: emergency_stop}
+    - {status: Occupied, when: plug_connected}
+    - {status: Available}
+```
+
+Rules
+- Every model forbids unknown keys; every value is checked where it stands, cross-references between
+  points and rules are checked by `bridge.iec104.checks.validate_table`, which is the entry point.
+- Point names are unique across the charger and all connector blocks: rules name points without saying
+  where they are, and an override (`extends`) addresses a point by its name.
+- Connector n (1-based) is OCPP EVSE n with connector 1; charger-level points belong to the station.
+- Derived rules are ordered lists: the first rule whose condition is true gives the connector status
+  (or charging state); a rule without `when` always matches and must come last.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from bridge.iec104.conditions import Condition, Name, StrictModel
+from bridge.iec104.points import (
+    IOA,
+    BlockPoint,
+    ChargerPoint,
+    CommandMode,
+    Description,
+    Offset,
+    choice,
+)
+from bridge.iec104.vocabulary import (
+    CHARGING_STATES,
+    CONNECTOR_STATUSES,
+    STOP_REASONS,
+    ChargingState,
+    ConnectorStatus,
+    StopReason,
+)
+
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"
+StatusName = Annotated[ConnectorStatus, choice(CONNECTOR_STATUSES, "connector status")]
+StateName = Annotated[ChargingState, choice(CHARGING_STATES, "charging state")]
+ReasonName = Annotated[StopReason, choice(STOP_REASONS, "stop reason")]
+
+
+class StationOptions(StrictModel):
+    """How the bridge talks to the charger's 104 outstation."""
+
+    common_address: int = Field(
+        1, ge=1, le=65534, description="ASDU common address (the station's config may override it)"
+    )
+    time_zone: str = Field(
+        "UTC",
+        max_length=64,
+        pattern=TIME_ZONE_PATTERN,
+        description="IANA time zone of the charger's clock and time tags, e.g. Asia/Shanghai",
+    )
+    general_interrogation_interval: int = Field(
+        900, ge=0, description="seconds between general interrogations; 0: only after connecting"
+    )
+    counter_interrogation_interval: int = Field(
+        300, ge=0, description="seconds between counter interrogations; 0: never"
+    )
+    clock_sync: bool = Field(True, description="send a clock synchronisation after connecting")
+    command_mode: CommandMode = Field(
+        "direct", description="direct, or select-execute (select before operate)"
+    )
+    expects_act_term: bool = Field(
+        False, description="the charger sends ACT_TERM after executing a command"
+    )
+    command_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds to wait for a command's confirmation"
+    )
+
+
+class Identity(StrictModel):
+    """The BootNotification chargingStation (OCPP 2.0.1 ChargingStationType, same length limits)."""
+
+    vendor_name: str = Field(min_length=1, max_length=50, description="vendorName")
+    model: str = Field(min_length=1, max_length=20, description="model")
+    serial_number: str | None = Field(None, max_length=25, description="serialNumber")
+    firmware_version: str | None = Field(None, max_length=50, description="firmwareVersion")
+
+
+class ChargerSection(StrictModel):
+    """Points of the charger as a whole, each at an absolute IOA."""
+
+    points: dict[Name, ChargerPoint] = Field(default_factory=dict)
+
+
+class Block(StrictModel):
+    """A block of points repeated per connector: IOA = base + (connector − 1) × stride + at."""
+
+    description: Description | None = None
+    base: IOA = Field(description="IOA of the block's first point for connector 1")
+    stride: Offset = Field(description="IOA distance between two connectors' blocks")
+    points: dict[Name, BlockPoint] = Field(min_length=1)
+
+
+class ConnectorsSection(StrictModel):
+    max_count: int = Field(
+        ge=1, le=255, description="the most connectors this table describes; checked for overlaps"
+    )
+    blocks: dict[Name, Block] = Field(min_length=1)
+
+
+class StatusRule(StrictModel):
+    status: StatusName = Field(description="the OCPP ConnectorStatus when `when` is true")
+    when: Condition | None = Field(None, description="no condition: always (must come last)")
+
+
+class ChargingStateRule(StrictModel):
+    state: StateName = Field(description="the TransactionEvent chargingState when `when` is true")
+    when: Condition | None = Field(None, description="no condition: always (must come last)")
+
+
+class EndRule(StrictModel):
+    when: Condition = Field(description="the transaction ends when this becomes true")
+    reason: ReasonName = Field("Other", description="TransactionEvent stoppedReason")
+
+
+class TransactionRules(StrictModel):
+    starts_when: Condition = Field(description="a transaction starts when this becomes true")
+    ends: list[EndRule] = Field(
+        min_length=1, description="checked in order; the first gives the reason"
+    )
+    meter: Name | None = Field(
+        None, description="the energy point (Wh or kWh) read for the meter start and stop values"
+    )
+
+
+class Rules(StrictModel):
+    connector_status: list[StatusRule] = Field(min_length=1)
+    charging_state: list[ChargingStateRule] = Field(default_factory=list)
+    transaction: TransactionRules | None = None
+
+
+class MappingTable(StrictModel):
+    """A whole table. Validate with `bridge.iec104.checks.validate_table`, which adds the cross-checks."""
+
+    extends: str | None = Field(
+        None,
+        description="a shipped table's name (gb-dc-charger) or a path relative to this file"
+        " (./base.yaml); this table's keys override it, `null` removes a key",
+    )
+    description: Description | None = None
+    station: StationOptions = Field(default_factory=StationOptions)
+    identity: Identity
+    charger: ChargerSection = Field(default_factory=ChargerSection)
+    connectors: ConnectorsSection
+    rules: Rules
