@@ -36,6 +36,8 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.v16.id_token import ID_TOKEN_TYPES
+
 ENV_PREFIX = "OCPP_BRIDGE_"
 SECRET_KEYS = frozenset({"password", "csms_password"})
 PROTOCOLS = ("ocpp1.6", "ocpp2.0.1", "iec104")
@@ -56,13 +58,13 @@ class _Section(BaseModel):
 class BridgeSection(_Section):
     store: str = Field(
         "bridge.db",
-        description="SQLite file: transaction ids and queued messages (for translated stations;"
-        " OCPP 2.0.1 pass-through keeps no state)",
+        description="SQLite file: transaction ids and queued messages of translated stations"
+        ' (OCPP 2.0.1 pass-through keeps no state); ":memory:" keeps them in memory only',
     )
     health: str = Field(
         "127.0.0.1:8081",
-        description='address for GET /health, /ready and /metrics; "" turns it off'
-        " (accepted, not served yet)",
+        description='host:port for GET /health, /ready and /metrics (Prometheus); "" turns it'
+        " off. No authentication: keep it on loopback unless a scraper outside must reach it",
     )
     log_format: Literal["json", "console"] = Field(
         "json", description="json (production) or console (humans)"
@@ -70,9 +72,22 @@ class BridgeSection(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="the least severe level logged"
     )
+    outbox_max_bytes: int = Field(
+        16 << 20,
+        ge=1024,
+        description="per station: bytes of queued messages kept for the CSMS before intermediate"
+        " meter values are dropped (never Started or Ended)",
+    )
     shutdown_timeout: float = Field(
         10.0, gt=0, description="seconds granted to close connections on SIGTERM"
     )
+
+    @field_validator("health")
+    @classmethod
+    def _health_address(cls, health: str) -> str:
+        if health.strip():
+            split_host_port(health)
+        return health.strip()
 
 
 class CsmsSection(_Section):
@@ -96,6 +111,14 @@ class CsmsSection(_Section):
         20.0, gt=0, description="seconds without pong before the link counts as dead"
     )
     compression: bool = Field(True, description="offer permessage-deflate (RFC 7692)")
+    message_attempts: int = Field(
+        3, ge=1, description="MessageAttemptsTransactionEvent: tries per queued message (E13)"
+    )
+    message_attempt_interval: float = Field(
+        60.0,
+        ge=0,
+        description="MessageAttemptIntervalTransactionEvent: seconds × attempts between tries",
+    )
     retry_backoff_wait_minimum: float = Field(3.0, ge=0, description="RetryBackOffWaitMinimum")
     retry_backoff_random_range: float = Field(10.0, ge=0, description="RetryBackOffRandomRange")
     retry_backoff_repeat_times: int = Field(5, ge=0, description="RetryBackOffRepeatTimes")
@@ -164,6 +187,40 @@ class OcppStation(_StationBase):
     password: SecretStr | None = Field(
         None, description="charger → bridge basic-auth password; none means no authentication"
     )
+    id_token_type: str | None = Field(
+        None,
+        description="ocpp1.6: the 2.0.1 idToken type of every idTag (e.g. ISO14443); unset infers"
+        " it per idTag (hex UIDs → ISO14443/ISO15693, eMAIDs → eMAID, else Central)",
+    )
+    timestamp_offset_minutes: int = Field(
+        0,
+        ge=-720,
+        le=840,
+        description="ocpp1.6: UTC offset assumed for charger timestamps that carry none",
+    )
+    offline_authorize: bool = Field(
+        False,
+        description="ocpp1.6: while the CSMS is unreachable, accept idTags the CSMS never"
+        " answered for (known ones are answered from the bridge's cache)",
+    )
+    offline_grace: float = Field(
+        30.0,
+        ge=0,
+        description="ocpp1.6: seconds a charger may be disconnected before its connectors are"
+        " reported Unavailable",
+    )
+    device_model: Path | None = Field(
+        None,
+        description="ocpp1.6: the 1.6 key ⇄ 2.0.1 variable table; unset uses the shipped"
+        " mappings/ocpp16-config.yaml",
+    )
+
+    @field_validator("id_token_type")
+    @classmethod
+    def _token_type(cls, value: str | None) -> str | None:
+        if value is not None and value not in ID_TOKEN_TYPES:
+            raise ValueError(f"must be one of {', '.join(sorted(ID_TOKEN_TYPES))}")
+        return value
 
 
 class Iec104Station(_StationBase):

@@ -3,7 +3,10 @@
 Rules
 - The adapter loop of architecture.md: feed the core, flush its effects, re-arm one timer. The core is
   called only from the event loop thread, never concurrently.
-- Connections are attached before any is served, so no effect finds its connection missing.
+- Connections are attached before any is served, so no effect finds its connection missing; `attach`
+  tells the core (`connection_made`), and the end of `serve` tells it the connection is gone.
+- A `persistent` driver serves a core that outlives its connections (translated stations: the charger
+  and the CSMS connect, drop and reconnect independently); its timer keeps running without any.
 - Each connection has one reader (`serve`) and one writer task. Effects are drained synchronously right
   after each input, so frames leave in exactly the order the core produced them; the writer applies
   back-pressure (`await send`) without ever reordering.
@@ -14,17 +17,22 @@ Rules
 - One `loop.call_at` handle per core: the timer is re-armed after every input, only when the deadline moved.
 - A bug in the core (an exception from it) is logged with its traceback and ends the session: both
   connections are closed with 1011. It never passes silently.
+- With `metrics`, every frame read and every `Send` is counted (action and direction, from the frame's head
+  only), and each served connection counts as connected (`BridgeMetrics.connected`) for as long as it is
+  served, labelled with its WebSocket subprotocol.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
 from adapters.logs import log_diagnostic
+from adapters.metrics import BridgeMetrics
 from adapters.store import Store
 from bridge.effects import Close, Persist, Report, Send, Side, StationCore
 
@@ -39,8 +47,11 @@ class CoreDriver:
         *,
         station_id: str = "",
         store: Store | None = None,
+        metrics: BridgeMetrics | None = None,
+        persistent: bool = False,
     ) -> None:
         self._core = core
+        self._metrics = metrics
         self._station_id = station_id
         self._store = store
         self._logs = logs
@@ -49,6 +60,7 @@ class CoreDriver:
         self._outboxes: dict[Side, asyncio.Queue[object]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
+        self._persistent = persistent
         self.failed = False
 
     def attach(self, side: Side, connection: Connection) -> None:
@@ -61,17 +73,35 @@ class CoreDriver:
             raise RuntimeError(f"{side.value} already has a connection")
         self._connections[side] = connection
         self._outboxes[side] = asyncio.Queue()
+        self._feed(lambda: self._core.connection_made(side, self._loop.time()))
+
+    def connected(self, side: Side) -> bool:
+        return side in self._connections
+
+    def start(self) -> None:
+        """Arm the timer of a persistent core that has work before any connection (a restart)."""
+        self._rearm()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._armed_for = None
 
     async def serve(self, side: Side) -> None:
         """Run `side`'s attached connection until it ends; then tell the core."""
         connection = self._connections[side]
         outbox = self._outboxes[side]
         writer = asyncio.create_task(self._write(side, connection, outbox))
+        metrics = self._metrics
         try:
-            async for message in connection:
-                if self.failed:
-                    break
-                self._feed(lambda m=message: self._core.receive(side, m, self._loop.time()))
+            with self._counted(side, connection):
+                async for message in connection:
+                    if self.failed:
+                        break
+                    if metrics is not None:
+                        metrics.received(side, message)
+                    self._feed(lambda m=message: self._core.receive(side, m, self._loop.time()))
         except ConnectionClosed:
             pass
         finally:
@@ -80,8 +110,18 @@ class CoreDriver:
             await writer
             del self._outboxes[side]
             del self._connections[side]
-            if not self._outboxes and self._timer is not None:
-                self._timer.cancel()
+            if not self._outboxes and not self._persistent:
+                self.stop()
+
+    def _counted(
+        self, side: Side, connection: Connection
+    ) -> contextlib.AbstractContextManager[None]:
+        if self._metrics is None:
+            return contextlib.nullcontext()
+        # Reconnects are told apart by station id; cores built without one name it themselves.
+        station_id = self._station_id or getattr(self._core, "station_id", None)
+        protocol = connection.subprotocol or "none"
+        return self._metrics.connected(side, protocol, station_id)
 
     def _feed(self, action: Any) -> None:
         try:
@@ -108,6 +148,8 @@ class CoreDriver:
                 outbox = self._outboxes.get(effect.side)
                 if outbox is not None:
                     outbox.put_nowait(effect)
+                    if self._metrics is not None and isinstance(effect, Send):
+                        self._metrics.sent(effect.side, effect.frame)
                 elif isinstance(effect, Send):
                     # The core sent on a side it knows is down: a core bug worth seeing.
                     self._logs[effect.side].error("driver.send_without_connection")

@@ -8,38 +8,58 @@ Rules
   - `ocpp2.0.1`: pass-through (`bridge.passthrough`). When the charger's connection is up the CSMS
     connection is opened (part 4 §6.2); if the CSMS cannot be reached the charger is closed with 1013
     ("try again later") and retries with its own back-off, queueing as it would with a direct link.
-  - `ocpp1.6` and `iec104` are refused at start-up until their translators exist, with a clear message.
+  - `ocpp1.6`: translated (`adapters.translated`, `bridge.v16.core`): one long-lived station per
+    configured id, its state in the store (`[bridge] store`, opened at start, closed at stop), its own
+    CSMS connection kept up independently of the charger's.
+  - `iec104` is refused at start-up until its translator exists, with a clear message.
 - Message ids come from one process-wide source (random prefix + counter).
+- Health and metrics (`adapters.health`, `adapters.metrics`): when `[bridge] health` is set, the endpoint
+  starts once the charger-facing listener is up, with a task sampling the event loop's lag; `stop()` turns
+  /ready to 503 first (so a load balancer drains), closes the connections, then stops the endpoint. Every
+  `CoreDriver` gets `metrics=self.metrics`: it counts frames and connected stations by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
 from adapters.config import BridgeConfig, ConfigError, OcppStation
+from adapters.device_model_file import DeviceModelFileError, load_config_table
 from adapters.driver import CoreDriver
+from adapters.health import HealthServer
 from adapters.ids import message_id_source
 from adapters.logs import get_logger, station_logger
+from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, CsmsUnavailable, Pacer
 from adapters.schemas import OfficialSchemas
 from adapters.south import SouthServer
+from adapters.store import Store
 from adapters.tls import csms_client_context, south_server_context
+from adapters.translated import TranslatedStation
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
 from bridge.passthrough import PassThroughStation
 
-SUPPORTED_PROTOCOLS = frozenset({"ocpp2.0.1"})
+SUPPORTED_PROTOCOLS = frozenset({"ocpp2.0.1", "ocpp1.6"})
 
 
 def check_supported(config: BridgeConfig) -> None:
+    """Refuse, at start-up, what this version cannot run and every station file that is broken."""
     problems = [
         f"stations: {station.id!r}: protocol {station.protocol} is not supported by this version"
         " of ocpp-bridge yet"
         for station in config.stations
         if station.protocol not in SUPPORTED_PROTOCOLS
     ]
+    for station in config.stations:
+        if isinstance(station, OcppStation) and station.device_model is not None:
+            try:
+                load_config_table(station.device_model)
+            except DeviceModelFileError as exc:
+                problems.extend(f"stations: {station.id!r}: {p}" for p in exc.problems)
     if problems:
         raise ConfigError(problems)
 
@@ -52,8 +72,17 @@ class Runtime:
         self._log = get_logger()
         self._south: SouthServer | None = None
         self._connector: CsmsConnector | None = None
+        self._translated: dict[str, TranslatedStation] = {}
         self._new_message_id = message_id_source()
         self.south_address: tuple[str, int] | None = None
+        self.metrics = BridgeMetrics(protocols={station.protocol for station in config.stations})
+        self.metrics.set_outbox_source(self._outbox_stats)
+        self._health: HealthServer | None = None
+        self._lag_watch: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.health_address: tuple[str, int] | None = None
+        # The durable store, once open (stations that keep state); /ready waits for it.
+        self.store: Store | None = None
 
     async def start(self) -> None:
         if self._schemas is None:
@@ -65,6 +94,28 @@ class Runtime:
             csms_client_context(csms),
             Pacer(csms.connect_rate, csms.connect_burst),
         )
+        translated = [
+            s
+            for s in self.config.stations
+            if isinstance(s, OcppStation) and s.protocol == "ocpp1.6"
+        ]
+        if translated:
+            self.store = Store(self.config.bridge.store)
+            for station in translated:
+                host = TranslatedStation(
+                    self.config,
+                    station,
+                    schemas=self._schemas,
+                    store=self.store,
+                    connector=self._connector,
+                    new_message_id=self._new_message_id,
+                    metrics=self.metrics,
+                    logs={
+                        side: station_logger(station.id, side, station.protocol) for side in Side
+                    },
+                )
+                self._translated[station.id] = host
+                await host.start()
         self._south = SouthServer(
             self.config, self._serve_station, south_server_context(self.config.south)
         )
@@ -75,23 +126,85 @@ class Runtime:
             port=self.south_address[1],
             stations=len(self.config.stations),
         )
+        if self.config.bridge.health:
+            await self._start_health(self.config.bridge.health)
+
+    async def _start_health(self, address: str) -> None:
+        health = HealthServer(address, self.metrics, self.readiness)
+        try:
+            self.health_address = await health.start()
+        except OSError as exc:
+            assert self._south is not None
+            await self._south.close()
+            raise ConfigError(
+                [f"bridge.health: cannot listen on {address}: {exc.strerror or exc}"]
+            ) from None
+        self._health = health
+        self._lag_watch = asyncio.create_task(self.metrics.watch_event_loop())
 
     async def stop(self) -> None:
         if self._south is None:
             return
+        self._stopping = True
         self._log.info("bridge.stopping")
         try:
             await asyncio.wait_for(self._south.close(), self.config.bridge.shutdown_timeout)
         except TimeoutError:
             self._log.error("bridge.shutdown_timeout")
+        for host in self._translated.values():
+            await host.stop()
+        self._translated.clear()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        await self._stop_health()
         self._log.info("bridge.stopped")
+
+    async def _stop_health(self) -> None:
+        if self._lag_watch is not None:
+            self._lag_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_watch
+            self._lag_watch = None
+        if self._health is not None:
+            await self._health.close()
+            self._health = None
+
+    def readiness(self) -> dict[str, str | None]:
+        """Each readiness check: None when it passes, else why not. GET /ready is 200 when all pass."""
+        return {
+            # A Runtime exists only for a loaded, validated configuration.
+            "config": None,
+            "south": "shutting down"
+            if self._stopping
+            else (None if self.south_address is not None else "listener not up"),
+            "store": self._store_problem(),
+        }
+
+    def _store_problem(self) -> str | None:
+        """None when the store is open or no station keeps state (OCPP 2.0.1 pass-through keeps none)."""
+        needs_store = any(station.protocol != "ocpp2.0.1" for station in self.config.stations)
+        if needs_store and self.store is None:
+            return "not open"
+        return None
+
+    def _outbox_stats(self) -> tuple[int, float]:
+        """(messages queued toward the CSMS across every station, age in seconds of the oldest one).
+
+        Pass-through stations queue nothing; translated stations add their outboxes here.
+        """
+        return 0, 0.0
 
     @property
     def connected_stations(self) -> list[str]:
         return sorted(self._south.connected) if self._south is not None else []
 
     async def _serve_station(self, station: OcppStation, south: ServerConnection) -> None:
-        await self._serve_passthrough(station, south)
+        host = self._translated.get(station.id)
+        if host is not None:
+            await host.serve_south(south)
+        else:
+            await self._serve_passthrough(station, south)
 
     async def _serve_passthrough(self, station: OcppStation, south: ServerConnection) -> None:
         assert self._connector is not None and self._schemas is not None
@@ -112,7 +225,7 @@ class Runtime:
             csms_call_timeout=self.config.csms.call_timeout,
             charger_call_timeout=self.config.south.call_timeout,
         )
-        driver = CoreDriver(core, logs)
+        driver = CoreDriver(core, logs, metrics=self.metrics)
         driver.attach(Side.SOUTH, south)
         driver.attach(Side.NORTH, north)
         try:

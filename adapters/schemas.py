@@ -6,6 +6,9 @@ Rules
 - Every schema is compiled once, at construction, with jsonschema-rs (a compiled validator: about 3 µs for
   a 2.0.1 TransactionEvent, where the `ocpp` package's jsonschema path costs about 600 µs); date-time and
   the other formats are checked.
+- OCPP 1.6 date-times are checked with `bridge.v16.timestamps.is_date_time_text` instead of RFC 3339:
+  many 1.6 chargers send times without an offset, which the core reads in the station's configured
+  offset. Text that is no date-time at all is still a TypeConstraintViolation.
 - Valid payloads take one `is_valid` call; only an invalid payload pays for error collection.
 """
 
@@ -19,7 +22,12 @@ import orjson
 
 from bridge.errors import OcppVersion
 from bridge.schema import PayloadKind, Violation
+from bridge.v16.timestamps import is_date_time_text
 
+_FORMATS: dict[OcppVersion, dict[str, Any]] = {
+    OcppVersion.V16: {"formats": {"date-time": is_date_time_text}},
+    OcppVersion.V201: {},
+}
 _FOLDERS = {OcppVersion.V16: "v16/schemas", OcppVersion.V201: "v201/schemas"}
 
 
@@ -48,7 +56,7 @@ class OfficialSchemas:
                         raise RuntimeError(f"the ocpp package lacks {folder}/{file_name}")
                     text = directory.joinpath(file_name).read_bytes().decode("utf-8-sig")
                     self._validators[(version, action, kind)] = jsonschema_rs.validator_for(
-                        orjson.loads(text), validate_formats=True
+                        orjson.loads(text), validate_formats=True, **_FORMATS[version]
                     )
             self._actions[version] = frozenset(actions)
 

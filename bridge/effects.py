@@ -75,6 +75,10 @@ Effect = Send | Close | Report | Persist
 class StationCore(Protocol):
     """What the adapters' driver needs from a station core (sans-I/O, in the spirit of aioquic)."""
 
+    def connection_made(self, side: Side, now: float) -> None:
+        """`side`'s connection is up (the driver calls it before serving the connection)."""
+        ...
+
     def receive(self, side: Side, data: str | bytes, now: float) -> None:
         """A message arrived on `side`. Never raises on peer input."""
         ...

@@ -74,6 +74,9 @@ class PassThroughStation:
 
     # --- the adapter's interface -----------------------------------------------------------------
 
+    def connection_made(self, side: Side, now: float) -> None:
+        """Both connections are up when the core is made: the CSMS one follows the charger's."""
+
     def receive(self, side: Side, data: str | bytes, now: float) -> None:
         endpoint = self._endpoints[side]
         if not endpoint.online:

@@ -289,9 +289,10 @@ class RpcEndpoint:
     # --- our answers ----------------------------------------------------------------------------
 
     def reply(self, message_id: str, payload: Payload, *, validated: bool = False) -> None:
-        action = self._take_awaiting(message_id)
-        if not validated:
-            self._validate_outbound(action, PayloadKind.RESPONSE, payload)
+        if not validated and message_id in self._awaiting:
+            # Checked before the call stops waiting, so the owner can still answer with an error.
+            self._validate_outbound(self._awaiting[message_id], PayloadKind.RESPONSE, payload)
+        self._take_awaiting(message_id)
         self._outgoing.append(CallResult(message_id, payload).serialize())
 
     def reply_error(

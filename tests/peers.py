@@ -21,6 +21,8 @@ from typing import Any
 
 import jsonschema
 from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint, call_result
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -165,8 +167,26 @@ class CsmsChargePoint(ChargePoint):
         self._record("NotifyEvent", **payload)
         return call_result.NotifyEvent()
 
+    @on("NotifyReport")
+    async def on_notify_report(self, **payload: Any) -> Any:
+        self._record("NotifyReport", **payload)
+        return call_result.NotifyReport()
+
+    @on("FirmwareStatusNotification")
+    async def on_firmware_status(self, **payload: Any) -> Any:
+        self._record("FirmwareStatusNotification", **payload)
+        return call_result.FirmwareStatusNotification()
+
+    @on("SecurityEventNotification")
+    async def on_security_event(self, **payload: Any) -> Any:
+        self._record("SecurityEventNotification", **payload)
+        return call_result.SecurityEventNotification()
+
     def actions(self) -> list[str]:
         return [action for action, _ in self.calls]
+
+    def payloads(self, action: str) -> list[dict[str, Any]]:
+        return [payload for name, payload in self.calls if name == action]
 
 
 @dataclass
@@ -310,6 +330,125 @@ async def connected_charger(
         **connect_kwargs,
     ) as connection:
         charger = Charger201(station_id, Recording(connection, oracle))
+        reader = asyncio.create_task(charger.start())
+        try:
+            yield charger, connection, oracle
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+
+class Charger16(ChargePoint16):
+    """An OCPP 1.6J charger (the `ocpp` package): answers what the bridge asks, records every request.
+
+    `answers` overrides the status of an action's answer (e.g. {"RemoteStartTransaction": "Rejected"}).
+    """
+
+    def __init__(self, station_id: str, connection: Any) -> None:
+        super().__init__(station_id, connection, response_timeout=10)
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.answers: dict[str, str] = {}
+        self.configuration: dict[str, str] = {
+            "HeartbeatInterval": "300",
+            "MeterValueSampleInterval": "60",
+            "NumberOfConnectors": "2",
+            "AuthorizeRemoteTxRequests": "true",
+        }
+        self.changed = asyncio.Event()
+
+    def _got(self, action: str, payload: dict[str, Any]) -> None:
+        self.requests.append((action, payload))
+        self.changed.set()
+
+    def requested(self, action: str) -> list[dict[str, Any]]:
+        return [payload for name, payload in self.requests if name == action]
+
+    async def wait_for(self, action: str, count: int = 1, timeout: float = 10.0) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while len(self.requested(action)) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.requested(action)[count - 1]
+
+    @on("RemoteStartTransaction")
+    async def on_remote_start(self, **payload: Any) -> Any:
+        self._got("RemoteStartTransaction", payload)
+        return result16.RemoteStartTransaction(
+            status=self.answers.get("RemoteStartTransaction", "Accepted")
+        )
+
+    @on("RemoteStopTransaction")
+    async def on_remote_stop(self, **payload: Any) -> Any:
+        self._got("RemoteStopTransaction", payload)
+        return result16.RemoteStopTransaction(
+            status=self.answers.get("RemoteStopTransaction", "Accepted")
+        )
+
+    @on("Reset")
+    async def on_reset(self, **payload: Any) -> Any:
+        self._got("Reset", payload)
+        return result16.Reset(status=self.answers.get("Reset", "Accepted"))
+
+    @on("GetConfiguration")
+    async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
+        self._got("GetConfiguration", {"key": key})
+        names = key or list(self.configuration)
+        known = [
+            {"key": name, "readonly": False, "value": self.configuration[name]}
+            for name in names
+            if name in self.configuration
+        ]
+        unknown = [name for name in names if name not in self.configuration]
+        return result16.GetConfiguration(
+            configuration_key=known or None, unknown_key=unknown or None
+        )
+
+    @on("ChangeConfiguration")
+    async def on_change_configuration(self, key: str, value: str) -> Any:
+        self._got("ChangeConfiguration", {"key": key, "value": value})
+        if key not in self.configuration:
+            return result16.ChangeConfiguration(status="NotSupported")
+        self.configuration[key] = value
+        return result16.ChangeConfiguration(status="Accepted")
+
+    @on("SetChargingProfile")
+    async def on_set_charging_profile(self, **payload: Any) -> Any:
+        self._got("SetChargingProfile", payload)
+        return result16.SetChargingProfile(
+            status=self.answers.get("SetChargingProfile", "Accepted")
+        )
+
+    @on("TriggerMessage")
+    async def on_trigger(self, **payload: Any) -> Any:
+        self._got("TriggerMessage", payload)
+        return result16.TriggerMessage(status=self.answers.get("TriggerMessage", "Accepted"))
+
+    @on("ChangeAvailability")
+    async def on_change_availability(self, **payload: Any) -> Any:
+        self._got("ChangeAvailability", payload)
+        return result16.ChangeAvailability(status="Accepted")
+
+    @on("UnlockConnector")
+    async def on_unlock(self, **payload: Any) -> Any:
+        self._got("UnlockConnector", payload)
+        return result16.UnlockConnector(status="Unlocked")
+
+
+@contextlib.asynccontextmanager
+async def connected_charger16(
+    url: str, station_id: str, **connect_kwargs: Any
+) -> AsyncIterator[tuple[Charger16, ClientConnection, FrameOracle]]:
+    """A 1.6J charger connected to `url/station_id`, its receive loop running; every frame it
+    receives checked against the 1.6 schemas."""
+    oracle = FrameOracle("1.6")
+    async with connect(
+        f"{url}/{station_id}",
+        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        open_timeout=10,
+        **connect_kwargs,
+    ) as connection:
+        charger = Charger16(station_id, Recording(connection, oracle))
         reader = asyncio.create_task(charger.start())
         try:
             yield charger, connection, oracle

@@ -48,6 +48,12 @@ class Normalized:
     offset_assumed: bool
 
 
+def is_date_time_text(text: str) -> bool:
+    """Whether `text` is a date-time this module can read (offset optional): the date-time format
+    the bridge checks 1.6 payloads against, instead of RFC 3339's stricter one."""
+    return _DATE_TIME.match(text) is not None
+
+
 def format_utc(moment: datetime) -> str:
     """RFC 3339 UTC with `Z`; milliseconds only when there are any. Naive datetimes are taken as UTC."""
     if moment.tzinfo is None:

@@ -64,13 +64,20 @@ def test_check_accepts_a_good_config(tmp_path: Path) -> None:
     assert "valid (1 stations)" in result.output
 
 
-def test_unsupported_protocols_are_refused_with_a_clear_message(tmp_path: Path) -> None:
+def test_a_16_station_is_accepted_and_its_broken_device_model_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "v16.toml"
-    config.write_text(
+    station = (
         '[csms]\nurl = "ws://127.0.0.1:9000/ocpp"\n[[stations]]\nid = "A"\nprotocol = "ocpp1.6"\n'
     )
+    config.write_text(station)
+    assert runner.invoke(app, ["check", "--config", str(config)]).exit_code == 0
+    table = tmp_path / "keys.yaml"
+    table.write_text("keys:\n  HeartbeatInterval:\n    component: [unclosed\n")
+    config.write_text(station + f'device_model = "{table}"\n')
     result = runner.invoke(app, ["check", "--config", str(config)])
     assert result.exit_code == 2
+    assert f"{table}:" in result.output
+    assert "'A'" in result.output
 
 
 async def _read_json_line(stream: asyncio.StreamReader, event: str) -> dict[str, object]:

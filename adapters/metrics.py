@@ -1,0 +1,268 @@
+"""Prometheus metrics of one running bridge (`GET /metrics`, served by `adapters.health`).
+
+Rules
+- `BridgeMetrics` owns a private `CollectorRegistry`, never the process-wide default one, so several
+  runtimes can live in one process (tests) without sharing or colliding.
+- No per-station labels: every label has a small, fixed set of values. Label values taken from peer input
+  are checked against closed vocabularies: an action name outside the official OCPP 1.6 and 2.0.1 schema
+  sets counts as "other", a CALLERROR code outside the codes both versions define as "other", a frame whose
+  head cannot be read as "invalid". A misbehaving charger cannot grow the series.
+- Counters and histograms carry no `*_created` series (switched off process-wide on import).
+- Counting a frame is cheap: `frame_label` reads only the head of the frame with one anchored regular
+  expression (no JSON parse of the payload), and each (action, direction) counter child is looked up once
+  and cached.
+- The series (all prefixed `ocpp_bridge_`):
+  - `stations_connected{side,protocol}` gauge: open OCPP connections, side south (chargers) or north
+    (CSMS); `connected(side, protocol, station_id)` is the one hook that keeps it (and `reconnects`) true.
+  - `messages_total{action,direction}`: OCPP-J frames; action is the CALL's action, or "CALLRESULT",
+    "CALLERROR", "other", "invalid"; direction is charger_to_bridge, bridge_to_charger, csms_to_bridge or
+    bridge_to_csms.
+  - `callerrors_total{code,side}`: CALLERROR frames on that side's link, either direction.
+  - `outbox_depth`, `outbox_oldest_age_seconds` gauges: read at scrape time from the callback given to
+    `set_outbox_source` (0 until one is given).
+  - `reconnects_total{side}`: connections of a station id that had been connected on that side before
+    (since the process started).
+  - `iec104_links{state}` gauge: IEC 104 links per state, kept by the `LinkState` of each link.
+  - `event_loop_lag_seconds` histogram: how late a 0.5 s sleep wakes up (`watch_event_loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib.resources
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import generate_latest
+
+from bridge.effects import Side
+from bridge.errors import VALID_CODES
+
+# The `*_created` timestamp series the client adds to every counter and histogram child double the series
+# count and no dashboard here reads them. (A switch of the library, so it holds for the whole process.)
+disable_created_metrics()
+
+__all__ = ["CONTENT_TYPE", "BridgeMetrics", "FrameLabel", "LinkState", "frame_label"]
+
+# The classic text format, which every Prometheus version reads (what `generate_latest` writes for these
+# names; newer clients label the same bytes version=1.0.0, which Prometheus 2 does not know).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+DIRECTIONS: dict[tuple[Side, bool], str] = {
+    # (side, received by the bridge) -> direction label
+    (Side.SOUTH, True): "charger_to_bridge",
+    (Side.SOUTH, False): "bridge_to_charger",
+    (Side.NORTH, True): "csms_to_bridge",
+    (Side.NORTH, False): "bridge_to_csms",
+}
+
+OTHER = "other"
+INVALID = "invalid"
+CALLRESULT = "CALLRESULT"
+CALLERROR = "CALLERROR"
+
+# How much of a frame's beginning is looked at: the message type, the message id (at most 36 characters
+# by the specification, each up to 12 when written as an escaped surrogate pair) and the action name or
+# error code all fit within it.
+_HEAD_CHARS = 640
+_WS = r"[ \t\r\n]*"
+_FRAME_HEAD = re.compile(
+    rf"{_WS}\[{_WS}([234]){_WS},"
+    rf'(?:{_WS}"(?:[^"\\]|\\.){{0,440}}"{_WS},{_WS}"([A-Za-z0-9_.\-]{{1,64}})")?'
+)
+
+# Every code either OCPP-J version defines, in its own spelling (1.6 keeps its published typos).
+_KNOWN_CODES: frozenset[str] = frozenset().union(*VALID_CODES.values())
+
+
+@functools.cache
+def known_actions() -> frozenset[str]:
+    """Every action of the official OCPP 1.6 (+ security) and 2.0.1 schemas the `ocpp` package ships."""
+    package = importlib.resources.files("ocpp")
+    actions: set[str] = set()
+    for folder in ("v16/schemas", "v201/schemas"):
+        for entry in package.joinpath(folder).iterdir():
+            if entry.name.endswith("Response.json"):
+                actions.add(entry.name.removesuffix("Response.json"))
+    return frozenset(actions)
+
+
+class FrameLabel(NamedTuple):
+    action: str  # the CALL's action, CALLRESULT, CALLERROR, "other" or "invalid"
+    error_code: str | None  # a CALLERROR's code ("other" when unknown); None otherwise
+
+
+def frame_label(frame: str | bytes, actions: frozenset[str] | None = None) -> FrameLabel:
+    """Label an OCPP-J frame by its head, without parsing it. Never raises."""
+    head = frame[:_HEAD_CHARS]
+    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    match = _FRAME_HEAD.match(text)
+    if match is None:
+        return FrameLabel(INVALID, None)
+    kind, name = match.group(1), match.group(2)
+    if kind == "3":
+        return FrameLabel(CALLRESULT, None)
+    if kind == "4":
+        code = name if name in _KNOWN_CODES else OTHER
+        return FrameLabel(CALLERROR, code)
+    if name is None:
+        return FrameLabel(INVALID, None)
+    return FrameLabel(name if name in (actions or known_actions()) else OTHER, None)
+
+
+OutboxSource = Callable[[], tuple[int, float]]
+
+
+class LinkState:
+    """One IEC 104 link's place in `iec104_links{state}`: `set(state)` moves it, `close()` removes it."""
+
+    def __init__(self, gauge: Gauge, state: str | None = None) -> None:
+        self._gauge = gauge
+        self.state: str | None = None
+        self.set(state)
+
+    def set(self, state: str | None) -> None:
+        if state == self.state:
+            return
+        if self.state is not None:
+            self._gauge.labels(self.state).dec()
+        if state is not None:
+            self._gauge.labels(state).inc()
+        self.state = state
+
+    def close(self) -> None:
+        self.set(None)
+
+    def __enter__(self) -> LinkState:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class BridgeMetrics:
+    def __init__(self, protocols: Iterable[str] = ()) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.stations_connected = Gauge(
+            "ocpp_bridge_stations_connected",
+            "Open OCPP connections, per side (south: chargers, north: CSMS) and protocol",
+            ["side", "protocol"],
+            registry=registry,
+        )
+        self.messages = Counter(
+            "ocpp_bridge_messages",
+            "OCPP-J frames per action (CALLRESULT and CALLERROR by their type) and direction",
+            ["action", "direction"],
+            registry=registry,
+        )
+        self.callerrors = Counter(
+            "ocpp_bridge_callerrors",
+            "CALLERROR frames per error code and side (either direction on that side's link)",
+            ["code", "side"],
+            registry=registry,
+        )
+        self.outbox_depth = Gauge(
+            "ocpp_bridge_outbox_depth",
+            "Messages queued toward the CSMS, all stations together",
+            registry=registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "ocpp_bridge_outbox_oldest_age_seconds",
+            "Age of the oldest message queued toward the CSMS (0 when none)",
+            registry=registry,
+        )
+        self.reconnects = Counter(
+            "ocpp_bridge_reconnects",
+            "Connections of a station that had been connected on that side before",
+            ["side"],
+            registry=registry,
+        )
+        self.iec104_links = Gauge(
+            "ocpp_bridge_iec104_links",
+            "IEC 104 links per state",
+            ["state"],
+            registry=registry,
+        )
+        self.event_loop_lag = Histogram(
+            "ocpp_bridge_event_loop_lag_seconds",
+            "How late a periodic 0.5 s sleep wakes up: time the event loop was busy elsewhere",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=registry,
+        )
+        self._outbox: OutboxSource = lambda: (0, 0.0)
+        self.outbox_depth.set_function(lambda: float(self._outbox()[0]))
+        self.outbox_oldest_age.set_function(lambda: float(self._outbox()[1]))
+        self._actions = known_actions()
+        self._message_children: dict[tuple[str, str], Any] = {}
+        self._seen: set[tuple[str, str]] = set()
+        # Series that exist from the start, so dashboards and alerts see 0 rather than nothing.
+        for side in Side:
+            self.reconnects.labels(side.value)
+        self.stations_connected.labels(Side.NORTH.value, "ocpp2.0.1")
+        for protocol in protocols:
+            self.stations_connected.labels(Side.SOUTH.value, protocol)
+
+    # --- hooks --------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connected(self, side: Side, protocol: str, station_id: str | None = None) -> Iterator[None]:
+        """One open connection for the duration of the `with` block; counts a reconnect when
+        `station_id` was connected on this side before."""
+        if station_id is not None:
+            key = (side.value, station_id)
+            if key in self._seen:
+                self.reconnects.labels(side.value).inc()
+            self._seen.add(key)
+        gauge = self.stations_connected.labels(side.value, protocol)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
+    def received(self, side: Side, frame: str | bytes) -> None:
+        self._count(side, True, frame)
+
+    def sent(self, side: Side, frame: str | bytes) -> None:
+        self._count(side, False, frame)
+
+    def _count(self, side: Side, received: bool, frame: str | bytes) -> None:
+        label = frame_label(frame, self._actions)
+        key = (label.action, DIRECTIONS[(side, received)])
+        child = self._message_children.get(key)
+        if child is None:
+            child = self._message_children[key] = self.messages.labels(*key)
+        child.inc()
+        if label.error_code is not None:
+            self.callerrors.labels(label.error_code, side.value).inc()
+
+    def set_outbox_source(self, source: OutboxSource) -> None:
+        """`source()` → (messages queued toward the CSMS, age in seconds of the oldest; 0 when none).
+        Called from the event loop's thread at every scrape."""
+        self._outbox = source
+
+    def iec104_link(self, state: str | None = None) -> LinkState:
+        return LinkState(self.iec104_links, state)
+
+    async def watch_event_loop(self, interval: float = 0.5) -> None:
+        """Sample the event loop's lag every `interval` seconds, until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + interval
+            await asyncio.sleep(interval)
+            self.event_loop_lag.observe(max(0.0, loop.time() - expected))
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every series (`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)

@@ -1,0 +1,149 @@
+"""Hosts one translated station (an OCPP 1.6J charger shown as 2.0.1) for the bridge's whole run.
+
+Rules
+- One `Station16` core and one persistent `CoreDriver` per configured 1.6 station, created at start-up
+  from the station's durable state in the store.
+- The CSMS connection is the station's own, kept up by a `NorthLink` (back-off, paced across stations)
+  from the moment there is something to say: at start-up when the store knows the station (its identity
+  or queued messages), otherwise when the charger first connects. It stays up when the charger drops:
+  queued transaction events still drain, and the CSMS sees the connectors go Unavailable after the
+  station's grace period, not a vanished station.
+- Charger connections come and go through `serve_south`; a second one waits for the first to be gone
+  (the south server enforces the duplicate policy).
+- `stop()` closes the CSMS connection with 1001 and stops the timer; the store already holds everything
+  (each change was committed before it was acknowledged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.server import ServerConnection
+
+from adapters.config import BridgeConfig, OcppStation
+from adapters.device_model_file import load_config_table
+from adapters.driver import CoreDriver
+from adapters.metrics import BridgeMetrics
+from adapters.north import CsmsConnector, NorthLink
+from adapters.store import Store
+from bridge.backoff import BackoffPolicy
+from bridge.effects import CLOSE_GOING_AWAY, Side
+from bridge.north_station import NorthSettings
+from bridge.rpc import MessageIdSource
+from bridge.schema import SchemaRegistry
+from bridge.v16.core import Station16, Station16Settings
+from bridge.v16.device_model import ConfigTable
+from bridge.v16.id_token import DEFAULT_RULE, IdTokenTypeRule
+from bridge.v16.timestamps import TimestampPolicy
+
+
+def new_transaction_id() -> str:
+    return str(uuid.uuid4())
+
+
+def station16_settings(
+    config: BridgeConfig, station: OcppStation, table: ConfigTable
+) -> Station16Settings:
+    rule = (
+        IdTokenTypeRule(fixed=station.id_token_type)
+        if station.id_token_type is not None
+        else DEFAULT_RULE
+    )
+    return Station16Settings(
+        config_table=table,
+        id_rule=rule,
+        timestamps=TimestampPolicy(assumed_offset_minutes=station.timestamp_offset_minutes),
+        charger_call_timeout=config.south.call_timeout,
+        north=NorthSettings(
+            call_timeout=config.csms.call_timeout,
+            message_attempts=config.csms.message_attempts,
+            message_attempt_interval=config.csms.message_attempt_interval,
+            outbox_max_bytes=config.bridge.outbox_max_bytes,
+        ),
+        offline_grace=station.offline_grace,
+        offline_authorize=station.offline_authorize,
+    )
+
+
+class TranslatedStation:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        station: OcppStation,
+        *,
+        schemas: SchemaRegistry,
+        store: Store,
+        connector: CsmsConnector,
+        new_message_id: MessageIdSource,
+        logs: dict[Side, Any],
+        table: ConfigTable | None = None,
+        metrics: BridgeMetrics | None = None,
+    ) -> None:
+        self.station = station
+        self._logs = logs
+        loop = asyncio.get_running_loop()
+        settings = station16_settings(
+            config, station, table or load_config_table(station.device_model)
+        )
+        self.core = Station16(
+            station.id,
+            schemas,
+            new_message_id,
+            new_transaction_id,
+            time.time,
+            store.load(station.id),
+            now=loop.time(),
+            settings=settings,
+        )
+        self._driver = CoreDriver(
+            self.core, logs, station_id=station.id, store=store, persistent=True, metrics=metrics
+        )
+        policy = BackoffPolicy(
+            config.csms.retry_backoff_wait_minimum,
+            config.csms.retry_backoff_random_range,
+            config.csms.retry_backoff_repeat_times,
+        )
+        self._link = NorthLink(station.id, connector, policy, logs[Side.NORTH])
+        self._north_task: asyncio.Task[None] | None = None
+        self._north: ClientConnection | None = None
+
+    async def start(self) -> None:
+        self._driver.start()
+        if self.core.north.identity is not None or len(self.core.north.outbox) > 0:
+            self._ensure_north()
+
+    def _ensure_north(self) -> None:
+        if self._north_task is None:
+            self._north_task = asyncio.create_task(
+                self._link.run(self._north_session), name=f"north:{self.station.id}"
+            )
+
+    async def _north_session(self, connection: ClientConnection) -> None:
+        self._north = connection
+        try:
+            self._driver.attach(Side.NORTH, connection)
+            await self._driver.serve(Side.NORTH)
+        finally:
+            self._north = None
+
+    async def serve_south(self, connection: ServerConnection) -> None:
+        self._ensure_north()
+        self._logs[Side.SOUTH].info("charger.connected")
+        self._driver.attach(Side.SOUTH, connection)
+        await self._driver.serve(Side.SOUTH)
+        self._logs[Side.SOUTH].info("charger.disconnected", code=connection.close_code)
+
+    async def stop(self) -> None:
+        north = self._north
+        if north is not None:
+            await north.close(CLOSE_GOING_AWAY, "bridge shutting down")
+        if self._north_task is not None:
+            self._north_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._north_task
+        self._driver.stop()

@@ -1,0 +1,419 @@
+"""The OCPP 2.0.1 charging station the CSMS sees, shared by every translated station kind (1.6J, IEC 104).
+
+A `NorthStation` owns the CSMS-facing `RpcEndpoint` and everything a 2.0.1 station does toward its CSMS
+regardless of what sits below it. The owning core (`bridge.v16.core`, `bridge.iec104.station`) feeds it
+the CSMS connection's input and gets back the events only it can handle.
+
+Rules
+- Registration (B01–B03). The station's identity (BootNotificationRequest.chargingStation) is durable
+  (table `north`, key `identity`). When the connection comes up and an identity is known, a
+  BootNotification is sent, unless the CSMS already accepted this station since the bridge started: a
+  reconnect is not a reboot, so the station is registered again at once. Pending and Rejected are retried
+  after the interval the CSMS gave (`boot_retry_interval` when it gave 0). Until Accepted, nothing but
+  BootNotification is sent (B02, B03); CSMS requests are still handed to the owner.
+- The owner may send a BootNotification itself (`boot`, when the charger below rebooted): it goes at once
+  and its answer updates the registration like the station's own.
+- Heartbeat (G02): the station's own, every `interval` of the accepted BootNotification while registered.
+- Connector status (G01): `report_status` keeps the newest status per (evse, connector) and sends a
+  StatusNotification when it differs from what the CSMS last got; after each registration every connector
+  whose status the CSMS does not have yet is sent.
+- Must-deliver messages (`enqueue`) go through the durable `Outbox`: TransactionEvent and the
+  notifications the CSMS must not miss. A TransactionEvent queued while not registered carries
+  `offline = true` (E04.FR.03). Payloads are validated when
+  queued, so a stored entry is known good. Delivery: in order, one at a time, only while registered.
+- Direct calls (`call`) are for requests that need an answer now (Authorize, DataTransfer, …): when the
+  station is not registered, `call` returns False and the owner answers its charger from local state.
+- Events for the owner: every CSMS request (`CallReceived`), the answers to its own calls
+  (`ResultReceived`, `ErrorReceived`, `CallFailed`, with the owner's `context`), `BootAnswered` for
+  every answer to a BootNotification, `Registered` after each acceptance, `Delivered` for each outbox entry the CSMS took, `GaveUp` for one it would not take.
+- Effects are appended to the list the owner passes in, so they interleave in the order they happen;
+  the owner calls `flush()` at the end of each input to turn written frames into `Send` effects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from bridge.effects import Effect, Persist, Report, Send, Side
+from bridge.errors import Fault, OcppVersion, OutboundPayloadInvalid
+from bridge.ocppj import CallError
+from bridge.outbox import Entry, Outbox
+from bridge.rpc import (
+    CallFailed,
+    CallReceived,
+    Diagnostic,
+    ErrorReceived,
+    MessageIdSource,
+    ResultReceived,
+    RpcEndpoint,
+    RpcEvent,
+)
+from bridge.schema import PayloadKind, SchemaRegistry
+
+TABLE: Final = "north"
+DEFAULT_HEARTBEAT: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class NorthSettings:
+    call_timeout: float = 30.0
+    message_attempts: int = 3
+    message_attempt_interval: float = 60.0
+    outbox_max_bytes: int = 16 << 20
+    boot_retry_interval: float = 60.0
+    max_queued_calls: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The CSMS accepted the station (after a BootNotification, or again after a reconnect)."""
+
+    reconnect: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BootAnswered:
+    """The CSMS answered a BootNotification (the station's own or the owner's)."""
+
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    action: str
+    payload: dict[str, Any]
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class GaveUp:
+    action: str
+    payload: dict[str, Any]
+    reason: str
+
+
+OwnerEvent = (
+    CallReceived
+    | ResultReceived
+    | ErrorReceived
+    | CallFailed
+    | Registered
+    | BootAnswered
+    | Delivered
+    | GaveUp
+)
+
+
+class _Own:
+    """Context of the station's own calls (the owner's contexts are anything else)."""
+
+    def __init__(self, kind: str, entry: Entry | None = None) -> None:
+        self.kind = kind
+        self.entry = entry
+
+
+class NorthStation:
+    def __init__(
+        self,
+        station_id: str,
+        schemas: SchemaRegistry,
+        new_message_id: MessageIdSource,
+        effects: list[Effect],
+        state: dict[str, dict[str, Any]],
+        *,
+        now: float,
+        settings: NorthSettings = NorthSettings(),
+    ) -> None:
+        self.station_id = station_id
+        self.settings = settings
+        self._schemas = schemas
+        self._effects = effects
+        self._endpoint = RpcEndpoint(
+            OcppVersion.V201,
+            schemas,
+            new_message_id,
+            call_timeout=settings.call_timeout,
+            max_queued=settings.max_queued_calls,
+            online=False,
+        )
+        north = state.get(TABLE, {})
+        self._identity: dict[str, Any] | None = north.get("identity")
+        self.outbox = Outbox(
+            state,
+            now=now,
+            max_bytes=settings.outbox_max_bytes,
+            message_attempts=settings.message_attempts,
+            attempt_interval=settings.message_attempt_interval,
+        )
+        self.registered = False
+        self.accepted_once = False  # since the bridge started
+        self.boot_reason = "Unknown"  # of the station's own next BootNotification
+        self.heartbeat_interval = DEFAULT_HEARTBEAT
+        self._boot_in_flight = False
+        self._boot_due: float | None = None
+        self._heartbeat_due: float | None = None
+        self._status: dict[tuple[int, int], tuple[str, str]] = {}  # newest (status, timestamp)
+        self._sent_status: dict[tuple[int, int], str] = {}  # what the CSMS has
+
+    # --- state ----------------------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        return self._endpoint.online
+
+    @property
+    def identity(self) -> dict[str, Any] | None:
+        return self._identity
+
+    def status_of(self, evse_id: int, connector_id: int = 1) -> str | None:
+        entry = self._status.get((evse_id, connector_id))
+        return entry[0] if entry is not None else None
+
+    def connectors(self) -> list[tuple[int, int]]:
+        return sorted(self._status)
+
+    def messages_in_queue(self, transaction_id: str) -> bool:
+        return self.outbox.has_transaction(transaction_id)
+
+    # --- connection -------------------------------------------------------------------------------
+
+    def connection_made(self, now: float) -> list[OwnerEvent]:
+        self._endpoint.go_online(now)
+        self._sent_status.clear()  # the CSMS may have forgotten anything across a reconnect
+        if self.accepted_once:
+            return self._became_registered(now, reconnect=True)
+        self._boot_due = now if self._identity is not None else None
+        self._tick(now)
+        return []
+
+    def connection_lost(self, now: float) -> list[OwnerEvent]:
+        events = self._owner_events(self._endpoint.go_offline(), now)
+        self.registered = False
+        self._boot_in_flight = False
+        self._boot_due = None
+        self._heartbeat_due = None
+        self.outbox.connection_lost()
+        return events
+
+    # --- identity and registration ------------------------------------------------------------------
+
+    def set_identity(self, charging_station: dict[str, Any], now: float) -> None:
+        """The station's BootNotification identity (durable); boots now if the link waits for one."""
+        self._keep_identity(charging_station)
+        if self.online and not self.registered and not self._boot_in_flight:
+            self._boot_due = min(self._boot_due or now, now)
+            self._tick(now)
+
+    def _keep_identity(self, charging_station: dict[str, Any]) -> None:
+        if charging_station != self._identity:
+            self._identity = dict(charging_station)
+            self._effects.append(Persist(TABLE, "identity", self._identity))
+
+    def boot(self, payload: dict[str, Any], now: float, context: Any) -> bool:
+        """Send the charger's own BootNotification; its answer comes back with `context`."""
+        self._keep_identity(payload["chargingStation"])
+        if not self.online:
+            return False
+        self._endpoint.call("BootNotification", payload, now, context=context)
+        self._boot_in_flight = True
+        self._boot_due = None
+        return True
+
+    def _send_boot(self, now: float) -> None:
+        assert self._identity is not None
+        payload = {"chargingStation": self._identity, "reason": self.boot_reason}
+        self.boot_reason = "Unknown"
+        self._endpoint.call("BootNotification", payload, now, context=_Own("boot"))
+        self._boot_in_flight = True
+        self._boot_due = None
+
+    def _boot_answered(self, response: dict[str, Any], now: float) -> list[OwnerEvent]:
+        self._boot_in_flight = False
+        interval = response.get("interval", 0)
+        answered: list[OwnerEvent] = [BootAnswered(response)]
+        if response.get("status") == "Accepted":
+            self.heartbeat_interval = interval if interval > 0 else DEFAULT_HEARTBEAT
+            self.accepted_once = True
+            return answered + self._became_registered(now, reconnect=False)
+        self.registered = False
+        self._boot_due = now + (interval if interval > 0 else self.settings.boot_retry_interval)
+        return answered
+
+    def _became_registered(self, now: float, *, reconnect: bool) -> list[OwnerEvent]:
+        self.registered = True
+        self._heartbeat_due = now + self.heartbeat_interval
+        for key in sorted(self._status):
+            self._send_status_if_new(key, now)
+        self._tick(now)
+        return [Registered(reconnect)]
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def call(self, action: str, payload: dict[str, Any], now: float, context: Any) -> bool:
+        """A request that needs an answer now. False: not registered, answer locally."""
+        if not self.registered:
+            return False
+        self._endpoint.call(action, payload, now, context=context)
+        return True
+
+    def enqueue(self, action: str, payload: dict[str, Any], now: float) -> None:
+        """A message the CSMS must get: made durable now, delivered in order when registered."""
+        if action == "TransactionEvent" and not self.registered:
+            payload = {**payload, "offline": True}
+        violation = self._schemas.check(OcppVersion.V201, action, PayloadKind.REQUEST, payload)
+        if violation is not None:
+            raise OutboundPayloadInvalid(action, PayloadKind.REQUEST.value, violation.describe())
+        _, changes = self.outbox.add(action, payload, now)
+        self._effects.extend(changes)
+        self._tick(now)
+
+    def report_status(
+        self, evse_id: int, connector_id: int, status: str, timestamp: str, now: float
+    ) -> None:
+        key = (evse_id, connector_id)
+        self._status[key] = (status, timestamp)
+        if self.registered:
+            self._send_status_if_new(key, now)
+
+    def _send_status_if_new(self, key: tuple[int, int], now: float) -> None:
+        status, timestamp = self._status[key]
+        if self._sent_status.get(key) == status:
+            return
+        self._sent_status[key] = status
+        payload = {
+            "timestamp": timestamp,
+            "connectorStatus": status,
+            "evseId": key[0],
+            "connectorId": key[1],
+        }
+        self._endpoint.call("StatusNotification", payload, now, context=_Own("status"))
+
+    # --- answering the CSMS ------------------------------------------------------------------------
+
+    def is_awaiting(self, message_id: str) -> bool:
+        return self._endpoint.is_awaiting(message_id)
+
+    def reply(self, message_id: str, payload: dict[str, Any]) -> None:
+        self._endpoint.reply(message_id, payload)
+
+    def reply_error(self, message_id: str, fault: Fault, description: str) -> None:
+        self._endpoint.reply_error(message_id, fault, description)
+
+    def forward_error(self, message_id: str, error: CallError) -> None:
+        self._endpoint.forward_error(message_id, error)
+
+    # --- input, time ----------------------------------------------------------------------------
+
+    def receive(self, data: str | bytes, now: float) -> list[OwnerEvent]:
+        if not self.online:
+            return []
+        events = self._owner_events(self._endpoint.receive(data, now), now)
+        self._tick(now)
+        return events
+
+    def handle_timer(self, now: float) -> list[OwnerEvent]:
+        events = self._owner_events(self._endpoint.handle_timer(now), now)
+        self._tick(now)
+        return events
+
+    def next_deadline(self) -> float | None:
+        candidates = [self._endpoint.next_deadline(), self._boot_due]
+        if self.registered:
+            candidates += [self._heartbeat_due, self.outbox.next_deadline()]
+        deadlines = [d for d in candidates if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def flush(self) -> None:
+        for frame in self._endpoint.take_outgoing():
+            self._effects.append(Send(Side.NORTH, frame))
+
+    def _tick(self, now: float) -> None:
+        """Start whatever is due: a boot, a heartbeat, the next outbox entry."""
+        if not self.online:
+            return
+        if (
+            self._boot_due is not None
+            and self._boot_due <= now
+            and not self._boot_in_flight
+            and self._identity is not None
+        ):
+            self._send_boot(now)
+        if not self.registered:
+            return
+        if self._heartbeat_due is not None and self._heartbeat_due <= now:
+            self._heartbeat_due = now + self.heartbeat_interval
+            self._endpoint.call("Heartbeat", {}, now, context=_Own("heartbeat"))
+        entry = self.outbox.ready(now)
+        if entry is not None:
+            self.outbox.sent(entry)
+            self._endpoint.call(
+                entry.action, entry.payload, now, context=_Own("outbox", entry), validated=True
+            )
+
+    def _owner_events(self, events: list[RpcEvent], now: float) -> list[OwnerEvent]:
+        out: list[OwnerEvent] = []
+        for event in events:
+            if isinstance(event, Diagnostic):
+                self._effects.append(Report(Side.NORTH, event))
+            elif isinstance(event, CallReceived):
+                out.append(event)
+            elif isinstance(event.request.context, _Own):
+                out.extend(self._own_answer(event, event.request.context, now))
+            else:
+                if event.request.action == "BootNotification":  # the owner's boot registers too
+                    out.extend(self._own_answer(event, _Own("boot"), now))
+                out.append(event)
+        return out
+
+    def _own_answer(
+        self, event: ResultReceived | ErrorReceived | CallFailed, own: _Own, now: float
+    ) -> list[OwnerEvent]:
+        if own.kind == "boot":
+            if isinstance(event, ResultReceived):
+                return self._boot_answered(event.payload, now)
+            self._boot_in_flight = False
+            if self.online:
+                self._boot_due = now + self.settings.boot_retry_interval
+            return []
+        if own.kind != "outbox" or own.entry is None:
+            return []  # heartbeat, status: nothing to do with the answer
+        entry = own.entry
+        if isinstance(event, ResultReceived):
+            self._effects.append(self.outbox.delivered(entry))
+            return [Delivered(entry.action, entry.payload, event.payload)]
+        if isinstance(event, CallFailed) and event.reason.value == "connection-lost":
+            self.outbox.connection_lost()
+            return []
+        why = (
+            f"CALLERROR {event.error.code}: {event.error.description}"
+            if isinstance(event, ErrorReceived)
+            else event.detail
+        )
+        removed = self.outbox.failed(entry, now)
+        if removed is None:
+            self._effects.append(
+                Report(
+                    Side.NORTH,
+                    Diagnostic(
+                        "outbox-retry",
+                        f"{entry.action} not taken by the CSMS ({why}); attempt {entry.attempts}"
+                        f" of {self.outbox.message_attempts}",
+                        action=entry.action,
+                    ),
+                )
+            )
+            return []
+        self._effects.append(removed)
+        self._effects.append(
+            Report(
+                Side.NORTH,
+                Diagnostic(
+                    "outbox-gave-up",
+                    f"{entry.action} discarded after {entry.attempts} attempts (E13.FR.04): {why}",
+                    action=entry.action,
+                    fields={"payload": entry.payload},
+                ),
+            )
+        )
+        return [GaveUp(entry.action, entry.payload, why)]
