@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ocpp.routing import on
+from ocpp.v16 import ChargePoint as OcppChargePoint16
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as OcppChargePoint
 from ocpp.v201 import call, call_result
 from rich.console import Console
@@ -34,6 +37,7 @@ from adapters.logs import configure_logging
 from adapters.runtime import Runtime
 
 DEMO_201 = "DEMO-201"
+DEMO_16 = "DEMO-16"
 
 
 def _now() -> str:
@@ -45,6 +49,7 @@ class StationView:
     """What the CSMS knows about one station."""
 
     station_id: str
+    protocol: str = ""
     online: bool = False
     booted: bool = False
     model: str = ""
@@ -108,6 +113,16 @@ class DemoCsms(OcppChargePoint):
             self.view.ended += 1
             self.view.transaction = None
         return call_result.TransactionEvent()
+
+    @on("MeterValues")
+    async def on_meter_values(self, **_: Any) -> Any:
+        self.view.messages += 1
+        return call_result.MeterValues()
+
+    @on("NotifyEvent")
+    async def on_notify_event(self, **_: Any) -> Any:
+        self.view.messages += 1
+        return call_result.NotifyEvent()
 
 
 class DemoCharger201(OcppChargePoint):
@@ -198,6 +213,90 @@ class DemoCharger201(OcppChargePoint):
         )
 
 
+class DemoCharger16(OcppChargePoint16):
+    """A simulated OCPP 1.6J charger (the `ocpp` package's ChargePoint): the bridge translates it."""
+
+    configuration: dict[str, str] = {"HeartbeatInterval": "60", "MeterValueSampleInterval": "1"}
+
+    @on("GetConfiguration")
+    async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
+        names = key or list(self.configuration)
+        return result16.GetConfiguration(
+            configuration_key=[
+                {"key": name, "readonly": False, "value": self.configuration[name]}
+                for name in names
+                if name in self.configuration
+            ]
+            or None,
+            unknown_key=[name for name in names if name not in self.configuration] or None,
+        )
+
+    @on("TriggerMessage")
+    async def on_trigger(self, **_: Any) -> Any:
+        return result16.TriggerMessage(status="Accepted")
+
+    async def drive(self, stop: asyncio.Event) -> None:
+        await self.call(
+            call16.BootNotification(
+                charge_point_vendor="ocpp-bridge", charge_point_model="Demo DC 1.6"
+            )
+        )
+        await self._status("Available")
+        session = 0
+        meter = 0
+        while not stop.is_set():
+            session += 1
+            await self._status("Preparing")
+            tag = f"04A1B2C3D4{session:04d}"
+            await self.call(call16.Authorize(id_tag=tag))
+            started = await self.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag=tag, meter_start=meter, timestamp=_now()
+                )
+            )
+            await self._status("Charging")
+            for _ in range(3):
+                await _sleep_or_stop(stop, 1.0)
+                meter += 5000  # about 50 kW DC, time-lapsed
+                await self.call(
+                    call16.MeterValues(
+                        connector_id=1,
+                        transaction_id=started.transaction_id,
+                        meter_value=[
+                            {
+                                "timestamp": _now(),
+                                "sampledValue": [
+                                    {
+                                        "value": str(meter),
+                                        "measurand": "Energy.Active.Import.Register",
+                                        "unit": "Wh",
+                                    }
+                                ],
+                            }
+                        ],
+                    )
+                )
+            await self.call(
+                call16.StopTransaction(
+                    transaction_id=started.transaction_id,
+                    meter_stop=meter,
+                    timestamp=_now(),
+                    id_tag=tag,
+                    reason="Local",
+                )
+            )
+            await self._status("Finishing")
+            await self._status("Available")
+            await _sleep_or_stop(stop, 1.0)
+
+    async def _status(self, status: str) -> None:
+        await self.call(
+            call16.StatusNotification(
+                connector_id=1, error_code="NoError", status=status, timestamp=_now()
+            )
+        )
+
+
 def _energy_sample(wh: float, context: str) -> dict[str, Any]:
     return {
         "timestamp": _now(),
@@ -221,6 +320,7 @@ def _table(views: dict[str, StationView]) -> Table:
     table = Table(title="What the CSMS sees (through ocpp-bridge)")
     for column in (
         "station",
+        "charger speaks",
         "link",
         "model",
         "connectors",
@@ -233,6 +333,7 @@ def _table(views: dict[str, StationView]) -> Table:
     for view in views.values():
         table.add_row(
             view.station_id,
+            view.protocol,
             "online" if view.online else "offline",
             view.model.strip() or "-",
             ", ".join(f"{evse}: {status}" for evse, status in sorted(view.connectors.items()))
@@ -248,7 +349,11 @@ def _table(views: dict[str, StationView]) -> Table:
 async def run_demo(duration: float | None) -> bool:
     configure_logging("console", "warning")
     console = Console()
-    views = {DEMO_201: StationView(DEMO_201)}
+    chargers: dict[str, tuple[str, type[Any]]] = {
+        DEMO_16: ("ocpp1.6", DemoCharger16),
+        DEMO_201: ("ocpp2.0.1", DemoCharger201),
+    }
+    views = {sid: StationView(sid, protocol) for sid, (protocol, _) in chargers.items()}
     csms_sessions: list[asyncio.Task[Any]] = []
 
     async def csms_handler(connection: ServerConnection) -> None:
@@ -288,7 +393,9 @@ async def run_demo(duration: float | None) -> bool:
                 "bridge": {"store": str(Path(workdir) / "bridge.db"), "health": ""},
                 "csms": {"url": f"ws://127.0.0.1:{csms_port}/ocpp"},
                 "south": {"listen": "127.0.0.1:0"},
-                "stations": [{"id": DEMO_201, "protocol": "ocpp2.0.1"}],
+                "stations": [
+                    {"id": sid, "protocol": protocol} for sid, (protocol, _) in chargers.items()
+                ],
             }
         )
         runtime = Runtime(config)
@@ -296,13 +403,20 @@ async def run_demo(duration: float | None) -> bool:
         assert runtime.south_address is not None
         bridge_url = f"ws://127.0.0.1:{runtime.south_address[1]}"
         console.print(
-            f"CSMS on ws://127.0.0.1:{csms_port}/ocpp, bridge listening on {bridge_url}; "
-            f"charger {DEMO_201} (OCPP 2.0.1) connects through the bridge."
+            f"CSMS on ws://127.0.0.1:{csms_port}/ocpp, bridge listening on {bridge_url}; chargers "
+            + ", ".join(f"{sid} ({protocol})" for sid, (protocol, _) in chargers.items())
+            + " connect through the bridge."
         )
-        async with connect(f"{bridge_url}/{DEMO_201}", subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
-            charger = DemoCharger201(DEMO_201, ws)
-            reader = asyncio.create_task(charger.start())
-            driver = asyncio.create_task(charger.drive(stop))
+        async with contextlib.AsyncExitStack() as stack:
+            readers: list[asyncio.Task[Any]] = []
+            drivers: dict[str, asyncio.Task[Any]] = {}
+            for sid, (protocol, charger_class) in chargers.items():
+                ws = await stack.enter_async_context(
+                    connect(f"{bridge_url}/{sid}", subprotocols=[protocol])  # type: ignore[list-item]
+                )
+                charger = charger_class(sid, ws)
+                readers.append(asyncio.create_task(charger.start()))
+                drivers[sid] = asyncio.create_task(charger.drive(stop))
             loop = asyncio.get_running_loop()
             deadline = None if duration is None else loop.time() + duration
             with Live(_table(views), console=console, refresh_per_second=4) as live:
@@ -310,30 +424,38 @@ async def run_demo(duration: float | None) -> bool:
                     while deadline is None or loop.time() < deadline:
                         await asyncio.sleep(0.25)
                         live.update(_table(views))
-                        if driver.done():
+                        if any(d.done() for d in drivers.values()):
                             break
                 except asyncio.CancelledError:
                     pass
             stop.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(driver), 10)
-            reader.cancel()
+                await asyncio.wait_for(asyncio.gather(*map(asyncio.shield, drivers.values())), 15)
+            for reader in readers:
+                reader.cancel()
         await runtime.stop()
         csms_server.close()
         await csms_server.wait_closed()
         for task in csms_sessions:
             task.cancel()
-    driver_error = driver.exception() if driver.done() and not driver.cancelled() else None
-    ok = driver_error is None and all(v.booted and v.ended >= 1 for v in views.values())
+    errors = {
+        sid: task.exception()
+        for sid, task in drivers.items()
+        if task.done() and not task.cancelled() and task.exception() is not None
+    }
+    unfinished = [sid for sid, task in drivers.items() if not task.done()]
+    ok = not errors and all(v.booted and v.ended >= 1 for v in views.values())
     console.print(_table(views))
     for view in views.values():
         console.print(
-            f"summary {view.station_id}: booted={view.booted} transactions started={view.started}"
+            f"summary {view.station_id} ({view.protocol}): booted={view.booted} transactions started={view.started}"
             f" ended={view.ended} energy={view.energy_wh:.1f} Wh messages={view.messages}"
             f" HeartbeatInterval={view.variables.get('HeartbeatInterval', '-')}",
             soft_wrap=True,
         )
-    if driver_error is not None:
-        console.print(f"charger failed: {driver_error!r}")
+    for sid, error in errors.items():
+        console.print(f"charger {sid} failed: {error!r}")
+    for sid in unfinished:
+        console.print(f"charger {sid} did not finish its session in time")
     console.print("demo result: " + ("OK" if ok else "FAILED"), soft_wrap=True)
     return ok

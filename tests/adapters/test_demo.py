@@ -21,13 +21,16 @@ def test_demo_runs_a_session_through_the_bridge_and_summarises(tmp_path: Path) -
     assert completed.returncode == 0, completed.stdout + completed.stderr
     output = completed.stdout
     assert "demo result: OK" in output
-    summary = re.search(
-        r"summary DEMO-201: booted=True transactions started=(\d+) ended=(\d+) energy=([\d.]+) Wh",
-        output,
-    )
-    assert summary is not None, output
-    started, ended, energy = int(summary[1]), int(summary[2]), float(summary[3])
-    assert ended >= 1
-    assert started >= ended
-    assert energy > 0
-    assert "HeartbeatInterval=60" in output  # the CSMS's GetVariables reached the charger and back
+    for station, protocol in (("DEMO-201", "ocpp2.0.1"), ("DEMO-16", "ocpp1.6")):
+        summary = re.search(
+            rf"summary {station} \({re.escape(protocol)}\): booted=True transactions"
+            r" started=(\d+) ended=(\d+) energy=([\d.]+) Wh",
+            output,
+        )
+        assert summary is not None, output
+        started, ended, energy = int(summary[1]), int(summary[2]), float(summary[3])
+        assert ended >= 1, station
+        assert started >= ended
+        assert energy > 0
+    # The CSMS's GetVariables reached each station and came back (for 1.6: answered by the bridge).
+    assert output.count("HeartbeatInterval=60") == 2
