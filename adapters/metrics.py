@@ -50,7 +50,7 @@ from bridge.errors import VALID_CODES
 
 # The `*_created` timestamp series the client adds to every counter and histogram child double the series
 # count and no dashboard here reads them. (A switch of the library, so it holds for the whole process.)
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 __all__ = ["CONTENT_TYPE", "BridgeMetrics", "FrameLabel", "LinkState", "frame_label"]
 
@@ -71,14 +71,14 @@ INVALID = "invalid"
 CALLRESULT = "CALLRESULT"
 CALLERROR = "CALLERROR"
 
-# How much of a frame's beginning is looked at: the message type, the message id (at most 36 characters
-# by the specification, each up to 12 when written as an escaped surrogate pair) and the action name or
-# error code all fit within it.
+# How much of a frame's beginning is looked at, which also bounds the regular expression's work: the
+# message type, the message id (at most 36 characters by the specification, each up to 12 when written as
+# an escaped surrogate pair) and the action name or error code all fit within it.
 _HEAD_CHARS = 640
 _WS = r"[ \t\r\n]*"
 _FRAME_HEAD = re.compile(
     rf"{_WS}\[{_WS}([234]){_WS},"
-    rf'(?:{_WS}"(?:[^"\\]|\\.){{0,440}}"{_WS},{_WS}"([A-Za-z0-9_.\-]{{1,64}})")?'
+    rf'(?:{_WS}"[^"\\]*(?:\\.[^"\\]*)*"{_WS},{_WS}"([A-Za-z0-9_.\-]{{1,64}})")?'
 )
 
 # Every code either OCPP-J version defines, in its own spelling (1.6 keeps its published typos).
@@ -104,9 +104,9 @@ class FrameLabel(NamedTuple):
 
 def frame_label(frame: str | bytes, actions: frozenset[str] | None = None) -> FrameLabel:
     """Label an OCPP-J frame by its head, without parsing it. Never raises."""
-    head = frame[:_HEAD_CHARS]
-    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
-    match = _FRAME_HEAD.match(text)
+    if isinstance(frame, bytes):
+        frame = frame[:_HEAD_CHARS].decode("utf-8", "replace")
+    match = _FRAME_HEAD.match(frame, 0, _HEAD_CHARS)
     if match is None:
         return FrameLabel(INVALID, None)
     kind, name = match.group(1), match.group(2)

@@ -228,8 +228,7 @@ async def test_callerrors_are_counted_by_code_and_unknown_actions_as_other() -> 
 async def test_readiness_before_start_and_after_stop(schemas: OfficialSchemas) -> None:
     config = health_config("ws://127.0.0.1:9/ocpp")
     runtime = Runtime(config, schemas=schemas)
-    assert runtime.readiness()["south"] == "listener not up"
-    assert runtime.health_address is None
+    assert (runtime.readiness()["south"], runtime.health_address) == ("listener not up", None)
     await runtime.start()
     try:
         assert all(reason is None for reason in runtime.readiness().values())
