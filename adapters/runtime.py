@@ -191,9 +191,20 @@ class Runtime:
     def _outbox_stats(self) -> tuple[int, float]:
         """(messages queued toward the CSMS across every station, age in seconds of the oldest one).
 
-        Pass-through stations queue nothing; translated stations add their outboxes here.
+        Pass-through stations queue nothing. Read at each /metrics scrape, on the event loop's thread.
+        An entry found in the store at start-up counts as queued since then.
         """
-        return 0, 0.0
+        depth = 0
+        oldest: float | None = None
+        for host in self._translated.values():
+            outbox = host.core.north.outbox
+            depth += len(outbox)
+            queued_at = outbox.oldest_queued_at()
+            if queued_at is not None and (oldest is None or queued_at < oldest):
+                oldest = queued_at
+        if oldest is None:
+            return depth, 0.0
+        return depth, max(0.0, asyncio.get_running_loop().time() - oldest)
 
     @property
     def connected_stations(self) -> list[str]:

@@ -84,6 +84,7 @@ class Delivered:
     action: str
     payload: dict[str, Any]
     response: dict[str, Any]
+    seq: int = 0  # the outbox entry's number, as `enqueue` returned it
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class GaveUp:
     action: str
     payload: dict[str, Any]
     reason: str
+    seq: int = 0
 
 
 OwnerEvent = (
@@ -257,16 +259,19 @@ class NorthStation:
         self._endpoint.call(action, payload, now, context=context)
         return True
 
-    def enqueue(self, action: str, payload: dict[str, Any], now: float) -> None:
-        """A message the CSMS must get: made durable now, delivered in order when registered."""
+    def enqueue(self, action: str, payload: dict[str, Any], now: float) -> int:
+        """A message the CSMS must get: made durable now, delivered in order when registered.
+
+        Returns the entry's number (`Delivered.seq`, `GaveUp.seq`)."""
         if action == "TransactionEvent" and not self.registered:
             payload = {**payload, "offline": True}
         violation = self._schemas.check(OcppVersion.V201, action, PayloadKind.REQUEST, payload)
         if violation is not None:
             raise OutboundPayloadInvalid(action, PayloadKind.REQUEST.value, violation.describe())
-        _, changes = self.outbox.add(action, payload, now)
+        entry, changes = self.outbox.add(action, payload, now)
         self._effects.extend(changes)
         self._tick(now)
+        return entry.seq
 
     def report_status(
         self, evse_id: int, connector_id: int, status: str, timestamp: str, now: float
@@ -381,7 +386,7 @@ class NorthStation:
         entry = own.entry
         if isinstance(event, ResultReceived):
             self._effects.append(self.outbox.delivered(entry))
-            return [Delivered(entry.action, entry.payload, event.payload)]
+            return [Delivered(entry.action, entry.payload, event.payload, entry.seq)]
         if isinstance(event, CallFailed) and event.reason.value == "connection-lost":
             self.outbox.connection_lost()
             return []
@@ -416,4 +421,4 @@ class NorthStation:
                 ),
             )
         )
-        return [GaveUp(entry.action, entry.payload, why)]
+        return [GaveUp(entry.action, entry.payload, why, entry.seq)]

@@ -150,12 +150,15 @@ class CsmsChargePoint(ChargePoint):
     @on("Authorize")
     async def on_authorize(self, **payload: Any) -> Any:
         self._record("Authorize", **payload)
-        return call_result.Authorize(id_token_info={"status": "Accepted"})
+        status = self.csms.token_status.get(payload["id_token"]["id_token"], "Accepted")
+        return call_result.Authorize(id_token_info={"status": status})
 
     @on("TransactionEvent")
     async def on_transaction_event(self, **payload: Any) -> Any:
         self._record("TransactionEvent", **payload)
-        return call_result.TransactionEvent(id_token_info={"status": "Accepted"})
+        token = (payload.get("id_token") or {}).get("id_token", "")
+        status = self.csms.token_status.get(token, "Accepted")
+        return call_result.TransactionEvent(id_token_info={"status": status})
 
     @on("MeterValues")
     async def on_meter_values(self, **payload: Any) -> Any:
@@ -213,6 +216,9 @@ class Csms:
         self._check_request = check_request
         self._subprotocols = subprotocols
         self.sessions: dict[str, CsmsSession] = {}
+        self.token_status: dict[
+            str, str
+        ] = {}  # idToken → the status this CSMS answers (else Accepted)
         self.history: list[CsmsSession] = []
         self.changed = asyncio.Event()
         self.server: Server | None = None

@@ -124,6 +124,19 @@ class _Job:
 
 
 @dataclass(frozen=True, slots=True)
+class _HeldStart:
+    """A StartTransaction.conf waiting for the CSMS's answer to its Started event."""
+
+    message_id: str
+    local_id: int
+    id_tag: str
+    due: float
+
+
+_START_HOLD: Final = 5.0  # seconds a StartTransaction.conf may wait for the CSMS's idTokenInfo
+
+
+@dataclass(frozen=True, slots=True)
 class _Own:
     """Context of the core's own calls to the charger (no CSMS request behind them)."""
 
@@ -179,6 +192,7 @@ class Station16:
         self._asked_statuses = False
         self._first_call_seen = False
         self._reservation_due: float | None = None
+        self._held_starts: dict[int, _HeldStart] = {}  # outbox entry → the charger's call
         self._held_boot: str | None = None  # a charger BootNotification waiting for the CSMS
         self._held_boot_due: float | None = None
         self._pending_tags: dict[str, str] = {}  # Authorize call id → idTag, for the answer
@@ -203,6 +217,7 @@ class Station16:
     def connection_lost(self, side: Side, now: float) -> None:
         if side is Side.NORTH:
             self._north_events(self.north.connection_lost(now), now)
+            self._release_starts(now, all_of_them=True)
         elif self._south.online:
             self._south_events(self._south.go_offline(), now)
             self._unavailable_due = now + self.settings.offline_grace
@@ -225,6 +240,7 @@ class Station16:
             self._expire_reservations(now)
         if self._held_boot_due is not None and now >= self._held_boot_due:
             self._release_boot(None)
+        self._release_starts(now)
         self._flush()
 
     def next_deadline(self) -> float | None:
@@ -236,6 +252,7 @@ class Station16:
                 self._unavailable_due,
                 self._reservation_due,
                 self._held_boot_due,
+                *(held.due for held in self._held_starts.values()),
             )
             if d is not None
         ]
@@ -598,6 +615,7 @@ class Station16:
             policy=self.settings.timestamps,
         )
         self._report_problems(translated.problems, "StartTransaction")
+        seq: int | None = None
         if translated.payload is not None:
             known_status = self._connector_status.get(connector_id)
             charging_state = station.charging_state(known_status) if known_status else None
@@ -605,17 +623,36 @@ class Station16:
                 translated.payload["transactionInfo"]["chargingState"] = charging_state
                 transaction.charging_state = charging_state
                 self._effects.append(self.ledger.save(transaction))
-            self.north.enqueue("TransactionEvent", translated.payload, now)
+            seq = self.north.enqueue("TransactionEvent", translated.payload, now)
         if "reservationId" in request:
             self._forget_reservation(str(request["reservationId"]))
         assert transaction.local_id is not None
-        self._south.reply(
-            message_id,
-            transactions.start_transaction_response(
-                None, transaction_id=transaction.local_id, alias=self._alias_for
+        if seq is not None and self.north.registered and len(self.north.outbox) == 1:
+            # The event is on disk and the CSMS is about to get it: let its idTokenInfo answer the
+            # charger (E05 / 1.6 StopTransactionOnInvalidId), unless it is slow to come.
+            self._held_starts[seq] = _HeldStart(
+                message_id, transaction.local_id, id_tag, now + _START_HOLD
             )
-            | {"idTagInfo": self._cached_tag_info(id_tag)},
+            return
+        self._answer_start(message_id, transaction.local_id, id_tag, None)
+
+    def _answer_start(
+        self, message_id: str, local_id: int, id_tag: str, response: Payload | None
+    ) -> None:
+        if not self._south.is_awaiting(message_id):
+            return
+        answer = transactions.start_transaction_response(
+            response, transaction_id=local_id, alias=self._alias_for
         )
+        if response is None or "idTokenInfo" not in response:
+            answer["idTagInfo"] = self._cached_tag_info(id_tag)
+        self._south.reply(message_id, answer)
+
+    def _release_starts(self, now: float, *, all_of_them: bool = False) -> None:
+        for seq, held in list(self._held_starts.items()):
+            if all_of_them or now >= held.due:
+                del self._held_starts[seq]
+                self._answer_start(held.message_id, held.local_id, held.id_tag, None)
 
     def _on_meter_values(self, message_id: str, request: Payload, now: float) -> None:
         received_at = self._iso()
@@ -788,18 +825,39 @@ class Station16:
             elif isinstance(event, Delivered):
                 self._delivered(event, now)
             elif isinstance(event, GaveUp):
-                pass  # reported by the NorthStation
+                held = self._held_starts.pop(event.seq, None)  # the loss itself is reported
+                if held is not None:
+                    self._answer_start(held.message_id, held.local_id, held.id_tag, None)
             else:
                 self._csms_answer(event, now)
 
     def _delivered(self, event: Delivered, now: float) -> None:
-        """The CSMS took a TransactionEvent: learn what it said about the token."""
+        """The CSMS took a TransactionEvent: learn what it said about the token, answer a held
+        StartTransaction with it, and stop a transaction it deauthorized after the charger's start
+        was already confirmed (E05)."""
         info = event.response.get("idTokenInfo")
         token = event.payload.get("idToken")
         if isinstance(info, dict) and isinstance(token, dict):
             tag = id_tag_for(token, self._alias_for)
             if tag is not None:
                 self._cache_auth(tag, auth.id_tag_info(info, self._alias_for))
+        held = self._held_starts.pop(event.seq, None)
+        if held is not None:
+            self._answer_start(held.message_id, held.local_id, held.id_tag, event.response)
+            return
+        if (
+            event.payload.get("eventType") == "Started"
+            and isinstance(info, dict)
+            and info.get("status") not in (None, "Accepted")
+        ):
+            transaction = self.ledger.by_id(event.payload["transactionInfo"]["transactionId"])
+            if transaction is not None and not transaction.ended and self._south.online:
+                self._south.call(
+                    "RemoteStopTransaction",
+                    {"transactionId": transaction.local_id},
+                    now,
+                    context=_Own("deauthorized"),
+                )
 
     def _csms_answer(self, event: ResultReceived | ErrorReceived | CallFailed, now: float) -> None:
         context = event.request.context

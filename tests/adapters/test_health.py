@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ocpp.v16 import call as call16
 from ocpp.v201 import call
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
@@ -45,7 +46,7 @@ from adapters.schemas import OfficialSchemas
 from bridge.effects import Side
 from bridge.errors import VALID_CODES
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
-from tests.peers import connected_charger, running_csms
+from tests.peers import connected_charger, connected_charger16, now_iso, running_csms
 
 STATION = "CS-HEALTH-1"
 BOOT = call.BootNotification(
@@ -177,6 +178,47 @@ async def test_a_booted_charger_shows_in_health_ready_and_metrics() -> None:
         for side in ("south", "north"):
             assert value(after, connected, side=side, protocol="ocpp2.0.1") == 0
         assert bridge.readiness()["south"] == "shutting down"
+
+
+async def test_a_16_station_is_counted_and_its_outbox_shows_while_the_csms_is_away() -> None:
+    station = "CP16-HEALTH"
+    async with running_csms() as csms:
+        config = bridge_config(
+            csms.url,
+            [{"id": station, "protocol": "ocpp1.6"}],
+            bridge={"health": "127.0.0.1:0"},
+            csms={"retry_backoff_wait_minimum": 0.05, "retry_backoff_random_range": 0.05},
+        )
+        async with (
+            running_bridge(config) as bridge,
+            connected_charger16(south_url(bridge), station) as (charger, _, _),
+        ):
+            boot = await charger.call(
+                call16.BootNotification(charge_point_vendor="Acme", charge_point_model="V16")
+            )
+            assert boot.status == "Accepted"
+            assert bridge.health_address is not None
+            ready = await http_get(bridge.health_address[1], "/ready")
+            assert (ready.status, ready.json()["checks"]["store"]) == (200, "ok")
+            samples = await scrape(bridge)
+            connected = "ocpp_bridge_stations_connected"
+            assert value(samples, connected, side="south", protocol="ocpp1.6") == 1
+            assert value(samples, connected, side="north", protocol="ocpp2.0.1") == 1
+            messages = "ocpp_bridge_messages_total"
+            for direction in ("charger_to_bridge", "bridge_to_csms"):
+                assert value(samples, messages, action="BootNotification", direction=direction) == 1
+            assert value(samples, "ocpp_bridge_outbox_depth") == 0
+
+            await csms.stop()  # the CSMS goes away; the transaction must wait in the outbox
+            start = await charger.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag="TAG-1", meter_start=0, timestamp=now_iso()
+                )
+            )
+            assert isinstance(start.transaction_id, int)
+            samples = await scrape(bridge)
+            assert (value(samples, "ocpp_bridge_outbox_depth") or 0) >= 1
+            assert (value(samples, "ocpp_bridge_outbox_oldest_age_seconds") or -1) >= 0
 
 
 async def test_a_reconnecting_charger_counts_once_per_side() -> None:

@@ -448,3 +448,57 @@ async def test_e01_e06_bridge_restart_between_start_and_stop(tmp_path: Path) -> 
             )
             assert ended["seq_no"] == 1
             assert_clean(csms, oracle)
+
+
+async def test_e05_a_start_the_csms_deauthorizes_is_answered_invalid_to_the_charger() -> None:
+    async with (
+        running_csms() as csms,
+        running_bridge(config16(csms)) as bridge,
+        connected_charger16(south_url(bridge), STATION) as (charger, _, oracle),
+    ):
+        await boot(charger)
+        csms.token_status["BLOCKED-1"] = "Blocked"
+        start = await charger.call(
+            call16.StartTransaction(
+                connector_id=1, id_tag="BLOCKED-1", meter_start=0, timestamp=now_iso()
+            )
+        )
+        assert start.id_tag_info["status"] == "Blocked"  # the CSMS's verdict, not a local guess
+        assert len(events(csms, "Started")) == 1
+        await csms.stop()  # the CSMS goes away: the bridge answers from what it said before
+        await csms.wait_for(lambda: csms.sessions[STATION].closed.is_set())
+        authorized = await charger.call(call16.Authorize(id_tag="BLOCKED-1"))
+        assert authorized.id_tag_info["status"] == "Blocked"
+        unknown = await charger.call(call16.Authorize(id_tag="NEVER-SEEN"))
+        assert unknown.id_tag_info["status"] == "Invalid"  # offline_authorize is off
+        assert_clean(csms, oracle)
+
+
+async def test_e04_transactions_while_the_csms_is_down_arrive_later_marked_offline() -> None:
+    async with (
+        running_csms() as csms,
+        running_bridge(config16(csms)) as bridge,
+        connected_charger16(south_url(bridge), STATION) as (charger, _, oracle),
+    ):
+        await boot(charger)
+        port = csms.port
+        await csms.stop()
+        await csms.wait_for(lambda: csms.sessions[STATION].closed.is_set())
+        start = await charger.call(
+            call16.StartTransaction(
+                connector_id=2, id_tag="TAG-9", meter_start=10, timestamp=now_iso()
+            )
+        )
+        assert start.id_tag_info["status"] == "Accepted"  # the charger keeps charging
+        await charger.call(
+            call16.StopTransaction(
+                transaction_id=start.transaction_id, meter_stop=20, timestamp=now_iso()
+            )
+        )
+        await csms.start(port=port)
+        await csms.wait_for(lambda: len(events(csms, "Ended")) == 1, timeout=20)
+        delivered = events(csms)
+        assert [e["event_type"] for e in delivered] == ["Started", "Ended"]
+        assert all(e["offline"] is True for e in delivered)
+        assert [e["seq_no"] for e in delivered] == [0, 1]
+        assert_clean(csms, oracle)
