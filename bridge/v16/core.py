@@ -212,6 +212,7 @@ class Station16:
             self._south.go_online(now)
             self._unavailable_due = None
             self._first_call_seen = False
+            self._asked_statuses = False
         self._flush()
 
     def connection_lost(self, side: Side, now: float) -> None:
@@ -498,6 +499,14 @@ class Station16:
             now,
         )
 
+    def _restore_statuses(self, now: float) -> None:
+        """The charger will not report its statuses again: show the last ones it reported."""
+        stamp = self._iso()
+        for connector_id, status in sorted(self._connector_status.items()):
+            effective = station.effective_status(self._station_status, status)
+            payload = station.status_notification_request(connector_id, effective, stamp)
+            self.north.report_status(connector_id, 1, payload["connectorStatus"], stamp, now)
+
     def _charger_unavailable(self, now: float) -> None:
         stamp = self._iso()
         for evse_id, connector_id in self.north.connectors():
@@ -760,6 +769,10 @@ class Station16:
     ) -> None:
         context = event.request.context
         if isinstance(context, _Own):
+            if context.kind == "trigger-status" and (
+                not isinstance(event, ResultReceived) or event.payload.get("status") != "Accepted"
+            ):
+                self._restore_statuses(now)
             if not isinstance(event, ResultReceived):
                 self._report(
                     Side.SOUTH,

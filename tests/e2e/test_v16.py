@@ -502,3 +502,44 @@ async def test_e04_transactions_while_the_csms_is_down_arrive_later_marked_offli
         assert all(e["offline"] is True for e in delivered)
         assert [e["seq_no"] for e in delivered] == [0, 1]
         assert_clean(csms, oracle)
+
+
+async def test_g01_e12_charger_gone_past_grace_is_unavailable_then_resumes_its_transaction() -> (
+    None
+):
+    async with running_csms() as csms, running_bridge(config16(csms, offline_grace=0.2)) as bridge:
+        url = south_url(bridge)
+        async with connected_charger16(url, STATION) as (charger, _, oracle):
+            await boot(charger)
+            await status(charger, 1, "Charging")
+            start = await charger.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag="TAG-5", meter_start=5, timestamp=now_iso()
+                )
+            )
+        cp = (await csms.session(STATION)).charge_point
+
+        def last_status() -> str:
+            return cp.payloads("StatusNotification")[-1]["connector_status"]
+
+        await csms.wait_for(lambda: last_status() == "Unavailable")
+        assert not csms.sessions[STATION].closed.is_set()  # the CSMS still sees the station
+        async with connected_charger16(url, STATION) as (charger, _, oracle):
+            await charger.call(call16.Heartbeat())
+            trigger = await charger.wait_for("TriggerMessage")
+            assert trigger["requested_message"] == "StatusNotification"
+            await status(charger, 1, "Charging")
+            await csms.wait_for(lambda: last_status() == "Occupied")
+            await charger.call(
+                call16.StopTransaction(
+                    transaction_id=start.transaction_id, meter_stop=55, timestamp=now_iso()
+                )
+            )
+            await csms.wait_for(lambda: len(events(csms, "Ended")) == 1)
+            assert len(events(csms, "Started")) == 1
+            started, ended = events(csms, "Started")[0], events(csms, "Ended")[0]
+            assert (
+                ended["transaction_info"]["transaction_id"]
+                == started["transaction_info"]["transaction_id"]
+            )
+            assert_clean(csms, oracle)
