@@ -59,9 +59,10 @@ JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
 class Persist:
     """Write `value` under (`table`, `key`) of this station's durable state; None deletes it.
 
-    The adapter makes every run of consecutive `Persist` effects durable (one atomic, fsync'd commit)
-    before it carries out any effect that follows them: a frame that acknowledges something to a peer is
-    only sent once what it acknowledges is on disk.
+    The adapter makes every run of consecutive `Persist` effects durable (one atomic, fsync'd commit;
+    `Report` effects between them do not end the run) before it carries out any effect that follows
+    them: a frame that acknowledges something to a peer is only sent once what it acknowledges is on
+    disk.
     """
 
     table: str

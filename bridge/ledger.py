@@ -11,6 +11,10 @@ Rules
 - `seqNo` is contiguous from 0 per transaction. `take_seq_no` hands out the next number together with the
   `Persist` that records it; the caller emits that effect before the event goes anywhere, so a crash never
   reuses a number.
+- A 1.6 charger resends the head of its queue when its .conf was lost, unchanged. A resent StartTransaction
+  is recognised by its `start_key`; a resent MeterValues by `last_meter_values`, the `request_digest` of
+  the newest MeterValues taken for the transaction (a charger sends nothing newer before that one is
+  answered, so only the newest can come again). The caller records it in the same batch as the event.
 - Ended transactions stay for a while (the newest `KEEP_ENDED`), so a resent StopTransaction and a late
   GetTransactionStatus still resolve; older ones are deleted as new ones end.
 - Durable state: table `tx` (key: the 2.0.1 id, value: the record) and `meta` key `next_local_id`.
@@ -19,9 +23,12 @@ Rules
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
+
+import orjson
 
 from bridge.effects import Persist
 
@@ -32,6 +39,12 @@ MAX_LOCAL_ID: Final = 2**31 - 1
 MAX_TRANSACTION_ID_LENGTH: Final = 36
 
 TransactionIdSource = Callable[[], str]
+
+
+def request_digest(payload: Mapping[str, Any]) -> str:
+    """A short, stable digest of a request payload (key order does not matter): a resend's is equal."""
+    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:32]
 
 
 @dataclass(slots=True)
@@ -50,6 +63,7 @@ class Transaction:
     ended: bool = False
     ended_order: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    last_meter_values: str | None = None  # request_digest of the newest MeterValues taken
 
     def record(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,14 +9,20 @@ Rules
   (table `north`, key `identity`). When the connection comes up and an identity is known, a
   BootNotification is sent, unless the CSMS already accepted this station since the bridge started: a
   reconnect is not a reboot, so the station is registered again at once. Pending and Rejected are retried
-  after the interval the CSMS gave (`boot_retry_interval` when it gave 0). Until Accepted, nothing but
-  BootNotification is sent (B02, B03); CSMS requests are still handed to the owner.
+  after the interval the CSMS gave (`boot_retry_interval` when it gave 0), never earlier (B02.FR.04). Until
+  Accepted, nothing but BootNotification is sent (B02, B03); CSMS requests are still handed to the owner,
+  except while the CSMS has Rejected the station: then they are answered CALLERROR SecurityError here
+  (B03.FR.08).
 - The owner may send a BootNotification itself (`boot`, when the charger below rebooted): it goes at once
   and its answer updates the registration like the station's own.
 - Heartbeat (G02): the station's own, every `interval` of the accepted BootNotification while registered.
 - Connector status (G01): `report_status` keeps the newest status per (evse, connector) and sends a
   StatusNotification when it differs from what the CSMS last got; after each registration every connector
-  whose status the CSMS does not have yet is sent.
+  whose status the CSMS does not have yet is sent, and after each accepted BootNotification every
+  connector's (B01.FR.05).
+- The CSMS connection's call queue is bounded (`max_queued_calls`): when it is full, `call` returns False,
+  a heartbeat is skipped, and statuses and the outbox wait until the CSMS has caught up, so a slow CSMS
+  never makes the station raise `QueueFull`.
 - Must-deliver messages (`enqueue`) go through the durable `Outbox`: TransactionEvent and the
   notifications the CSMS must not miss. A TransactionEvent queued while not registered carries
   `offline = true` (E04.FR.03). Payloads are validated when
@@ -155,6 +161,7 @@ class NorthStation:
         self._boot_in_flight = False
         self._boot_due: float | None = None
         self._heartbeat_due: float | None = None
+        self._rejected = False  # the CSMS's last answer to a BootNotification was Rejected
         self._status: dict[tuple[int, int], tuple[str, str]] = {}  # newest (status, timestamp)
         self._sent_status: dict[tuple[int, int], str] = {}  # what the CSMS has
 
@@ -204,7 +211,8 @@ class NorthStation:
         """The station's BootNotification identity (durable); boots now if the link waits for one."""
         self._keep_identity(charging_station)
         if self.online and not self.registered and not self._boot_in_flight:
-            self._boot_due = min(self._boot_due or now, now)
+            if self._boot_due is None:  # else a retry is scheduled: not earlier (B02.FR.04)
+                self._boot_due = now
             self._tick(now)
 
     def _keep_identity(self, charging_station: dict[str, Any]) -> None:
@@ -234,9 +242,11 @@ class NorthStation:
         self._boot_in_flight = False
         interval = response.get("interval", 0)
         answered: list[OwnerEvent] = [BootAnswered(response)]
+        self._rejected = response.get("status") == "Rejected"
         if response.get("status") == "Accepted":
             self.heartbeat_interval = interval if interval > 0 else DEFAULT_HEARTBEAT
             self.accepted_once = True
+            self._sent_status.clear()  # B01.FR.05: every connector's status after an accepted boot
             return answered + self._became_registered(now, reconnect=False)
         self.registered = False
         self._boot_due = now + (interval if interval > 0 else self.settings.boot_retry_interval)
@@ -252,9 +262,20 @@ class NorthStation:
 
     # --- calls ----------------------------------------------------------------------------------
 
-    def call(self, action: str, payload: dict[str, Any], now: float, context: Any) -> bool:
-        """A request that needs an answer now. False: not registered, answer locally."""
-        if not self.registered:
+    def call(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        now: float,
+        context: Any,
+        *,
+        asked_for: bool = False,
+    ) -> bool:
+        """A request that needs an answer now. False: not registered (or the CSMS is far behind),
+        answer locally. `asked_for`: the CSMS requested this message (a NotifyReport after
+        GetBaseReport, a triggered message), which B02.FR.02 allows while Pending."""
+        allowed = self.registered or (asked_for and self.online and self._identity is not None)
+        if not allowed or not self._room():
             return False
         self._endpoint.call(action, payload, now, context=context)
         return True
@@ -283,8 +304,8 @@ class NorthStation:
 
     def _send_status_if_new(self, key: tuple[int, int], now: float) -> None:
         status, timestamp = self._status[key]
-        if self._sent_status.get(key) == status:
-            return
+        if self._sent_status.get(key) == status or not self._room():
+            return  # sent by `_tick` once the CSMS has caught up
         self._sent_status[key] = status
         payload = {
             "timestamp": timestamp,
@@ -325,7 +346,9 @@ class NorthStation:
     def next_deadline(self) -> float | None:
         candidates = [self._endpoint.next_deadline(), self._boot_due]
         if self.registered:
-            candidates += [self._heartbeat_due, self.outbox.next_deadline()]
+            candidates.append(self._heartbeat_due)
+            if self._room():
+                candidates.append(self.outbox.next_deadline())
         deadlines = [d for d in candidates if d is not None]
         return min(deadlines) if deadlines else None
 
@@ -348,19 +371,31 @@ class NorthStation:
             return
         if self._heartbeat_due is not None and self._heartbeat_due <= now:
             self._heartbeat_due = now + self.heartbeat_interval
-            self._endpoint.call("Heartbeat", {}, now, context=_Own("heartbeat"))
-        entry = self.outbox.ready(now)
+            if self._room():  # else skipped: the CSMS has plenty of messages from this station
+                self._endpoint.call("Heartbeat", {}, now, context=_Own("heartbeat"))
+        for key in sorted(self._status):  # statuses that had to wait for room
+            self._send_status_if_new(key, now)
+        entry = self.outbox.ready(now) if self._room() else None
         if entry is not None:
             self.outbox.sent(entry)
             self._endpoint.call(
                 entry.action, entry.payload, now, context=_Own("outbox", entry), validated=True
             )
 
+    def _room(self) -> bool:
+        return self._endpoint.queued < self.settings.max_queued_calls
+
     def _owner_events(self, events: list[RpcEvent], now: float) -> list[OwnerEvent]:
         out: list[OwnerEvent] = []
         for event in events:
             if isinstance(event, Diagnostic):
                 self._effects.append(Report(Side.NORTH, event))
+            elif isinstance(event, CallReceived) and self._rejected:
+                self._endpoint.reply_error(
+                    event.call.message_id,
+                    Fault.SECURITY,
+                    "B03.FR.08: the CSMS rejected this station's BootNotification",
+                )
             elif isinstance(event, CallReceived):
                 out.append(event)
             elif isinstance(event.request.context, _Own):

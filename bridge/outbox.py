@@ -85,7 +85,9 @@ class Outbox:
         self._bytes = 0
         self.in_flight: Entry | None = None
         self.dropped = 0
-        for key, value in state.get(TABLE, {}).items():  # the store returns them in key order
+        # Sorted here too: a queued entry must never be overtaken (or its key reused) because a store
+        # returned the rows in another order.
+        for key, value in sorted(state.get(TABLE, {}).items()):
             self._append(Entry(int(key), value["action"], value["payload"], 0, now))
         self._next_seq = self._entries[-1].seq + 1 if self._entries else 1
 

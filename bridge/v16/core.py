@@ -9,7 +9,8 @@ Rules
   `connection_lost`), and what must survive a restart is in the store (tables below), loaded at creation.
 - Transaction ids (E01–E06) are the ledger's (`bridge.ledger`): the bridge mints the 2.0.1 transactionId
   and the 1.6 integer. A StartTransaction whose (connector, idTag, timestamp, meterStart) is already in
-  the ledger is a resend: it gets the same integer and produces no second Started. The Started/Updated/
+  the ledger is a resend: it gets the same integer and produces no second Started; a MeterValues equal
+  to the newest one taken for its transaction is a resend too (no second Updated). The Started/Updated/
   Ended events and their seqNo are made durable (ledger + outbox `Persist`) before the charger's .conf
   is sent, so a crash can neither lose nor duplicate them. StopTransaction and MeterValues naming an
   unknown transaction are accepted (the charger must not retry them forever) and reported.
@@ -44,8 +45,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bridge.effects import Effect, Persist, Report, Send, Side
-from bridge.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid
-from bridge.ledger import TransactionIdSource, TransactionLedger
+from bridge.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid, QueueFull
+from bridge.ledger import TransactionIdSource, TransactionLedger, request_digest
 from bridge.north_station import (
     BootAnswered,
     Delivered,
@@ -84,7 +85,7 @@ from bridge.v16.actions import transaction_status_response as _transaction_statu
 from bridge.v16.device_model import BridgeVariable, ConfigTable, VariableRef
 from bridge.v16.id_token import DEFAULT_RULE, IdTokenTypeRule, id_tag_for
 from bridge.v16.meter import reading_event_data
-from bridge.v16.outcome import Emulate, Forward, ForwardAll, Payload, Problem, Reply
+from bridge.v16.outcome import Emulate, Forward, ForwardAll, Payload, Problem, Reply, status_info
 from bridge.v16.timestamps import (
     UTC_POLICY,
     TimestampPolicy,
@@ -121,6 +122,9 @@ class _Job:
     answers: list[Payload | None] = field(default_factory=list)
     errors: list[CallError | None] = field(default_factory=list)
     waiting: int = 0
+    # A failed charger call is answered through `finish` (per-item Rejected, B05/B06/B07.FR.13)
+    # instead of as a CALLERROR.
+    finish_on_failure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,10 @@ class _HeldStart:
     due: float
 
 
+_NEEDS_REGISTRATION: Final = frozenset({"RequestStartTransaction", "RequestStopTransaction"})
+_FINISH_ON_FAILURE: Final = frozenset(
+    {"GetBaseReport", "GetReport", "GetVariables", "SetVariables"}
+)
 _START_HOLD: Final = 5.0  # seconds a StartTransaction.conf may wait for the CSMS's idTokenInfo
 
 
@@ -290,7 +298,10 @@ class Station16:
 
     def _report_problems(self, problems: Sequence[Problem], action: str) -> None:
         for problem in problems:
-            self._report(Side.SOUTH, problem.kind, problem.detail, action=action, path=problem.path)
+            diagnostic = Diagnostic(
+                problem.kind, problem.detail, action=action, fields={"path": problem.path}
+            )
+            self._effects.append(Report(Side.SOUTH, diagnostic))
 
     def _next_event_id(self) -> int:
         event_id = int(self._meta.get("event_id", 0)) + 1
@@ -388,14 +399,21 @@ class Station16:
         self._asked_statuses = True  # a booting charger sends its statuses itself
         self._set_meta("boot16", request)
         self._identity_variables = station.boot_identity_variables(request)
-        payload = station.boot_notification_request(request, reason="PowerUp")
+        # B01.FR.09: why the charger booted, as far as the bridge knows (a reset or a firmware update
+        # it forwarded), else PowerUp.
+        reason = self._meta.get("boot_reason") or "PowerUp"
+        if self._meta.get("boot_reason"):
+            self._set_meta("boot_reason", None)
+        payload = station.boot_notification_request(request, reason=reason)
         if self.north.online:
             self.north.boot(payload, now, context=("boot", message_id))
             return
         # The CSMS connection is not up (yet): its own boot, when it comes, answers the charger; if
-        # it does not come in time, the bridge answers from what it knows.
+        # it does not come in time, the bridge answers from what it knows. A reboot is announced
+        # even if the CSMS accepted the station before (B01.FR.03): no re-registration without it.
         self.north.set_identity(payload["chargingStation"], now)
-        self.north.boot_reason = "PowerUp"
+        self.north.boot_reason = reason
+        self.north.accepted_once = False
         self._held_boot = message_id
         self._held_boot_due = now + self.settings.charger_call_timeout / 2
 
@@ -548,6 +566,8 @@ class Station16:
     def _on_firmware_status(self, message_id: str, request: Payload, now: float) -> None:
         request_id = self._meta.get("firmware_request_id")
         payload = firmware.firmware_status_notification(request, request_id=request_id)
+        if request["status"] == "Installed":
+            self._set_meta("boot_reason", "FirmwareUpdate")  # the reboot that follows
         self.north.enqueue("FirmwareStatusNotification", payload, now)
         self._south.reply(message_id, {})
 
@@ -623,7 +643,6 @@ class Station16:
             known=self._known,
             policy=self.settings.timestamps,
         )
-        self._report_problems(translated.problems, "StartTransaction")
         seq: int | None = None
         if translated.payload is not None:
             known_status = self._connector_status.get(connector_id)
@@ -633,6 +652,9 @@ class Station16:
                 transaction.charging_state = charging_state
                 self._effects.append(self.ledger.save(transaction))
             seq = self.north.enqueue("TransactionEvent", translated.payload, now)
+        # Reported after the event is queued: a diagnostic between the ledger's and the outbox's
+        # Persist effects would split them into two commits, and a crash between them lose the event.
+        self._report_problems(translated.problems, "StartTransaction")
         if "reservationId" in request:
             self._forget_reservation(str(request["reservationId"]))
         assert transaction.local_id is not None
@@ -677,6 +699,17 @@ class Station16:
             )
             transaction = None
         if transaction is not None:
+            digest = request_digest(request)
+            if transaction.last_meter_values == digest:  # its .conf was lost: not a new sample
+                self._report(
+                    Side.SOUTH,
+                    "meter-values-resent",
+                    "MeterValues resent; already queued as an Updated event",
+                    transaction_id=transaction.transaction_id,
+                )
+                self._south.reply(message_id, {})
+                return
+            transaction.last_meter_values = digest  # saved with the seqNo below
             seq_no, persist = self.ledger.take_seq_no(transaction)
             translated = transactions.transaction_updated(
                 request,
@@ -748,10 +781,10 @@ class Station16:
             known=self._known,
             policy=self.settings.timestamps,
         )
-        self._report_problems(translated.problems, "StopTransaction")
         self._effects.extend(self.ledger.end(transaction))
         if translated.payload is not None:
             self.north.enqueue("TransactionEvent", translated.payload, now)
+        self._report_problems(translated.problems, "StopTransaction")  # after: one commit
         self._readings(translated.readings, transaction.evse_id, received_at, now)
         self._south.reply(message_id, answer)
         self._maybe_deferred_reset(now)
@@ -760,6 +793,7 @@ class Station16:
         if not self._meta.get("deferred_reset") or any(True for _ in self.ledger.active()):
             return
         self._set_meta("deferred_reset", None)
+        self._set_meta("boot_reason", "ScheduledReset")
         self._south.call("Reset", {"type": "Soft"}, now, context=_Own("deferred-reset"))
 
     # --- answers from the charger to the bridge's calls --------------------------------------------
@@ -799,7 +833,7 @@ class Station16:
     def _finish_job(self, job: _Job, now: float) -> None:
         if not self.north.is_awaiting(job.message_id):
             return  # the CSMS connection that asked is gone
-        if len(job.calls) == 1 and job.answers[0] is None:
+        if len(job.calls) == 1 and job.answers[0] is None and not job.finish_on_failure:
             error = job.errors[0]
             if error is not None:
                 self.north.forward_error(job.message_id, error)
@@ -816,7 +850,7 @@ class Station16:
             self.north.reply(job.message_id, response)
             # B07/B08: the NotifyReport parts follow the response.
             for report in self._pending_reports:
-                self.north.call("NotifyReport", report, now, context=None)
+                self.north.call("NotifyReport", report, now, context=None, asked_for=True)
         except (OutboundPayloadInvalid, BridgeMisuse, KeyError, TypeError, ValueError) as exc:
             self._report(Side.NORTH, "translation-failed", f"{job.action} answer: {exc!r}")
             if self.north.is_awaiting(job.message_id):
@@ -915,8 +949,23 @@ class Station16:
                 )
             elif treatment.treatment is Treatment.ANSWERED:
                 self.north.reply(call.message_id, answer_unsupported(call.action, call.payload))
+            elif call.action in _NEEDS_REGISTRATION and not self.north.registered:
+                self.north.reply(
+                    call.message_id,
+                    {
+                        "status": "Rejected",
+                        "statusInfo": status_info(
+                            "InvalidMessageSeq", "B02.FR.05: the station is not accepted yet"
+                        ),
+                    },
+                )
             else:
                 _CSMS_HANDLERS[call.action](self, call.message_id, call.payload, now)
+        except QueueFull:
+            if self.north.is_awaiting(call.message_id):
+                self.north.reply_error(
+                    call.message_id, Fault.GENERIC, "too many requests wait for the charger"
+                )
         except (OutboundPayloadInvalid, BridgeMisuse, KeyError, TypeError, ValueError) as exc:
             self._report(Side.NORTH, "translation-failed", f"{call.action}: {exc!r}")
             if self.north.is_awaiting(call.message_id):
@@ -963,6 +1012,7 @@ class Station16:
             answers=[None] * len(calls),
             errors=[None] * len(calls),
             waiting=len(calls),
+            finish_on_failure=action in _FINISH_ON_FAILURE,
         )
         for index, call in enumerate(calls):
             self._south.call(call.action, call.payload, now, context=(job, index), validated=True)
@@ -1035,9 +1085,14 @@ class Station16:
             self.north.reply(message_id, {"status": "Scheduled"})
             return
         outcome = remote.reset(request)
-        self._run(
-            message_id, "Reset", request, outcome, lambda a: remote.reset_response(a[0] or {}), now
-        )
+
+        def finish(answers: list[Payload | None]) -> Payload:
+            response = remote.reset_response(answers[0] or {})
+            if response["status"] == "Accepted":
+                self._set_meta("boot_reason", "RemoteReset")
+            return response
+
+        self._run(message_id, "Reset", request, outcome, finish, now)
 
     def _change_availability(self, message_id: str, request: Payload, now: float) -> None:
         self._run(
