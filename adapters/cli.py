@@ -19,6 +19,8 @@ from typing import Annotated
 import typer
 
 from adapters.cli_mappings import app as mappings_app
+from adapters.cli_trace import TRACE_HELP
+from adapters.cli_trace import trace as trace_command
 from adapters.config import BridgeConfig, ConfigError, load_config
 
 app = typer.Typer(
@@ -108,6 +110,9 @@ def demo(
 
     ok = asyncio.run(run_demo(duration))
     raise typer.Exit(0 if ok else 1)
+
+
+app.command("trace", help=TRACE_HELP)(trace_command)
 
 
 def main() -> None:

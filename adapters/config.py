@@ -81,6 +81,19 @@ class BridgeSection(_Section):
     shutdown_timeout: float = Field(
         10.0, gt=0, description="seconds granted to close connections on SIGTERM"
     )
+    trace_dir: str = Field(
+        "",
+        description="folder of per-station message traces, `<trace_dir>/<station id>.jsonl`, idTokens"
+        ' masked (read one with `ocpp-bridge trace STATION`); "" turns tracing off',
+    )
+    trace_max_bytes: int = Field(
+        10 << 20,
+        ge=4096,
+        description="a station's trace file is rotated (.1, .2, …) before it grows past this size",
+    )
+    trace_keep: int = Field(
+        5, ge=0, description="rotated trace files kept per station besides the current one"
+    )
 
     @field_validator("health")
     @classmethod

@@ -12,20 +12,29 @@ Rules
   back-pressure (`await send`) without ever reordering.
 - `Close` effects are carried out by the writer after the frames queued before them.
 - A run of `Persist` effects is written to the store in one durable commit before any later effect is
-  carried out, so nothing is acknowledged to a peer before it is on disk. A store that cannot write
+  carried out, so nothing is acknowledged to a peer before it is on disk. `Report` effects (log lines)
+  do not end a run: the Persists of one input that are separated only by reports are one atomic batch,
+  so a crash never keeps half of what one charger message changed (e.g. a transaction without its
+  Started event). A store that cannot write
   fails the session (both connections closed with 1011) rather than acknowledge what it lost.
 - One `loop.call_at` handle per core: the timer is re-armed after every input, only when the deadline moved.
 - A bug in the core (an exception from it) is logged with its traceback and ends the session: both
-  connections are closed with 1011. It never passes silently.
+  connections are closed with 1011, and the core is never fed again (`failed`). It never passes silently.
 - With `metrics`, every frame read and every `Send` is counted (action and direction, from the frame's head
   only), and each served connection counts as connected (`BridgeMetrics.connected`) for as long as it is
   served, labelled with its WebSocket subprotocol.
+- Cores with inputs and effects beyond websocket frames (IEC 104 stations): `feed(action)` runs
+  `action(now)` like any input, and effects other than Send/Close/Report/Persist go to `on_effect`, in
+  order, after the Persist runs before them are committed.
+- With `trace` (`adapters.trace`), every input fed to the core opens a fresh correlation id; the frame
+  read (if the input is one) and every `Send` queued while handling it are traced under that id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.connection import Connection
@@ -34,6 +43,7 @@ from websockets.exceptions import ConnectionClosed
 from adapters.logs import log_diagnostic
 from adapters.metrics import BridgeMetrics
 from adapters.store import Store
+from adapters.trace import StationTrace
 from bridge.effects import Close, Persist, Report, Send, Side, StationCore
 
 _STOP = object()
@@ -49,8 +59,12 @@ class CoreDriver:
         store: Store | None = None,
         metrics: BridgeMetrics | None = None,
         persistent: bool = False,
+        trace: StationTrace | None = None,
+        on_effect: Callable[[Any], None] | None = None,
     ) -> None:
         self._core = core
+        self._trace = trace
+        self._on_effect = on_effect
         self._metrics = metrics
         self._station_id = station_id
         self._store = store
@@ -78,6 +92,10 @@ class CoreDriver:
     def connected(self, side: Side) -> bool:
         return side in self._connections
 
+    def feed(self, action: Callable[[float], None]) -> None:
+        """An input that is no websocket frame (an IEC 104 link event): `action(now)` on the core."""
+        self._feed(lambda: action(self._loop.time()))
+
     def start(self) -> None:
         """Arm the timer of a persistent core that has work before any connection (a restart)."""
         self._rearm()
@@ -101,7 +119,10 @@ class CoreDriver:
                         break
                     if metrics is not None:
                         metrics.received(side, message)
-                    self._feed(lambda m=message: self._core.receive(side, m, self._loop.time()))
+                    self._feed(
+                        lambda m=message: self._core.receive(side, m, self._loop.time()),
+                        (side, message),
+                    )
         except ConnectionClosed:
             pass
         finally:
@@ -123,7 +144,11 @@ class CoreDriver:
         protocol = connection.subprotocol or "none"
         return self._metrics.connected(side, protocol, station_id)
 
-    def _feed(self, action: Any) -> None:
+    def _feed(self, action: Any, received: tuple[Side, str | bytes] | None = None) -> None:
+        if self.failed:
+            return  # a failed core is never fed again (its owner may rebuild it from the store)
+        if self._trace is not None:
+            self._trace.input(received)  # a fresh correlation id for this input and what it sends
         try:
             action()
             self._apply(self._core.effects())
@@ -141,6 +166,9 @@ class CoreDriver:
             if isinstance(effect, Persist):
                 pending.append(effect)
                 continue
+            if isinstance(effect, Report):  # a log line: it never splits a run of Persist
+                log_diagnostic(self._logs[effect.side], effect.diagnostic)
+                continue
             if pending:
                 self._persist(pending)
                 pending = []
@@ -150,11 +178,13 @@ class CoreDriver:
                     outbox.put_nowait(effect)
                     if self._metrics is not None and isinstance(effect, Send):
                         self._metrics.sent(effect.side, effect.frame)
+                    if self._trace is not None and isinstance(effect, Send):
+                        self._trace.sent(effect.side, effect.frame)
                 elif isinstance(effect, Send):
                     # The core sent on a side it knows is down: a core bug worth seeing.
                     self._logs[effect.side].error("driver.send_without_connection")
-            elif isinstance(effect, Report):
-                log_diagnostic(self._logs[effect.side], effect.diagnostic)
+            elif self._on_effect is not None:
+                self._on_effect(effect)  # an effect of the core's own kind (a 104 command)
         if pending:
             self._persist(pending)
 

@@ -77,12 +77,21 @@ def station_logger(station_id: str, side: Side | str, protocol: str) -> Any:
     return get_logger().bind(station_id=station_id, side=side_name, protocol=protocol)
 
 
+_DIAGNOSTIC_KEYS = frozenset({"event", "detail", "message_id", "action"})
+
+
 def log_diagnostic(log: Any, diagnostic: Diagnostic) -> None:
-    """A core diagnostic as one warning line, its kind as the event name."""
+    """A core diagnostic as one warning line, its kind as the event name.
+
+    Never raises: a field named like one of the line's own keys is logged as `field_<name>`."""
+    fields = {
+        f"field_{key}" if key in _DIAGNOSTIC_KEYS else key: value
+        for key, value in diagnostic.fields.items()
+    }
     log.warning(
         diagnostic.kind,
         detail=diagnostic.message,
         message_id=diagnostic.message_id,
         action=diagnostic.action,
-        **diagnostic.fields,
+        **fields,
     )

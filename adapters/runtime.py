@@ -37,8 +37,9 @@ from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, CsmsUnavailable, Pacer
 from adapters.schemas import OfficialSchemas
 from adapters.south import SouthServer
-from adapters.store import Store
+from adapters.store import Store, StoreError
 from adapters.tls import csms_client_context, south_server_context
+from adapters.trace import open_trace
 from adapters.translated import TranslatedStation
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
 from bridge.passthrough import PassThroughStation
@@ -100,7 +101,10 @@ class Runtime:
             if isinstance(s, OcppStation) and s.protocol == "ocpp1.6"
         ]
         if translated:
-            self.store = Store(self.config.bridge.store)
+            try:
+                self.store = Store(self.config.bridge.store)
+            except StoreError as exc:
+                raise ConfigError([f"bridge.store: {exc}"]) from None
             for station in translated:
                 host = TranslatedStation(
                     self.config,
@@ -236,7 +240,9 @@ class Runtime:
             csms_call_timeout=self.config.csms.call_timeout,
             charger_call_timeout=self.config.south.call_timeout,
         )
-        driver = CoreDriver(core, logs, metrics=self.metrics)
+        driver = CoreDriver(
+            core, logs, metrics=self.metrics, trace=open_trace(self.config, station.id)
+        )
         driver.attach(Side.SOUTH, south)
         driver.attach(Side.NORTH, north)
         try:

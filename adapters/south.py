@@ -14,7 +14,9 @@ Rules
 - Second connection for a connected id, policy `replace` (default): the new connection wins once it has
   authenticated, because a charger that reconnects usually does so after losing a link the bridge has not
   noticed yet (half-open). The old connection is closed with 1000 and its session ended before the new one
-  starts. Every second connection is logged as the security-relevant event `south.duplicate_connection`.
+  starts; when several connect while the old one is being closed, only the newest is served (the others
+  are closed with 1000), so one station never has two sessions. Every second connection is logged as the
+  security-relevant event `south.duplicate_connection`.
 - Liveness: WebSocket pings every `ping_interval`; no pong within `ping_timeout` closes the link, so a
   half-open connection is noticed within their sum plus the closing handshake's 3 s (43 s by default).
   permessage-deflate is accepted.
@@ -97,6 +99,7 @@ class SouthServer:
         self._handler = handler
         self._ssl = ssl_context
         self._live: dict[str, _Live] = {}
+        self._arrivals: dict[str, int] = {}  # connections per station so far: the newest one wins
         self._server: Server | None = None
         self._log = get_logger().bind(side="south")
 
@@ -182,6 +185,7 @@ class SouthServer:
                 1002, f"station {station.id} speaks {station.protocol}; offered {offered}"[:120]
             )
             return
+        ticket = self._arrivals[station.id] = self._arrivals.get(station.id, 0) + 1
         previous = self._live.get(station.id)
         if previous is not None:
             log.warning(
@@ -193,11 +197,17 @@ class SouthServer:
             if self._settings.duplicate_connection == "reject":
                 await connection.close(1008, "station already connected")
                 return
+        while previous is not None:
             await previous.connection.close(1000, "replaced by a new connection")
             try:
                 await asyncio.wait_for(previous.done.wait(), self._settings.handshake_timeout)
             except TimeoutError:
                 log.error("south.replace_timeout")
+                break
+            if self._arrivals[station.id] != ticket:  # a newer connection came meanwhile: it wins
+                await connection.close(1000, "replaced by a new connection")
+                return
+            previous = self._live.get(station.id)
         live = _Live(connection)
         self._live[station.id] = live
         log.info("south.connected", peer=_peer(connection))

@@ -10,6 +10,8 @@ Rules
   station's grace period, not a vanished station.
 - Charger connections come and go through `serve_south`; a second one waits for the first to be gone
   (the south server enforces the duplicate policy).
+- A core that failed (its driver closed both connections with 1011) is never fed again; the next
+  connection on either side is served by a core rebuilt from the store (`core.rebuilt` in the log).
 - `stop()` closes the CSMS connection with 1001 and stops the timer; the store already holds everything
   (each change was committed before it was acknowledged).
 """
@@ -31,6 +33,7 @@ from adapters.driver import CoreDriver
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink
 from adapters.store import Store
+from adapters.trace import open_trace
 from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, Side
 from bridge.north_station import NorthSettings
@@ -86,23 +89,15 @@ class TranslatedStation:
     ) -> None:
         self.station = station
         self._logs = logs
-        loop = asyncio.get_running_loop()
-        settings = station16_settings(
+        self._settings = station16_settings(
             config, station, table or load_config_table(station.device_model)
         )
-        self.core = Station16(
-            station.id,
-            schemas,
-            new_message_id,
-            new_transaction_id,
-            time.time,
-            store.load(station.id),
-            now=loop.time(),
-            settings=settings,
-        )
-        self._driver = CoreDriver(
-            self.core, logs, station_id=station.id, store=store, persistent=True, metrics=metrics
-        )
+        self._schemas = schemas
+        self._store = store
+        self._new_message_id = new_message_id
+        self._metrics = metrics
+        self._trace = open_trace(config, station.id)
+        self.core, self._driver = self._build()
         policy = BackoffPolicy(
             config.csms.retry_backoff_wait_minimum,
             config.csms.retry_backoff_random_range,
@@ -111,6 +106,42 @@ class TranslatedStation:
         self._link = NorthLink(station.id, connector, policy, logs[Side.NORTH])
         self._north_task: asyncio.Task[None] | None = None
         self._north: ClientConnection | None = None
+
+    def _build(self) -> tuple[Station16, CoreDriver]:
+        """The core and its driver, from what the store holds for this station."""
+        core = Station16(
+            self.station.id,
+            self._schemas,
+            self._new_message_id,
+            new_transaction_id,
+            time.time,
+            self._store.load(self.station.id),
+            now=asyncio.get_running_loop().time(),
+            settings=self._settings,
+        )
+        driver = CoreDriver(
+            core,
+            self._logs,
+            station_id=self.station.id,
+            store=self._store,
+            persistent=True,
+            metrics=self._metrics,
+            trace=self._trace,
+        )
+        return core, driver
+
+    def _revive(self) -> None:
+        """A core that failed (a bug, a store that could not write) is rebuilt from the store before the
+        next connection is served, as a restart of the bridge would do: the store holds everything
+        that was acknowledged, and nothing else of the failed core is trusted."""
+        if not self._driver.failed:
+            return
+        self._driver.stop()
+        self._logs[Side.SOUTH].warning(
+            "core.rebuilt", detail="station state reloaded from the store"
+        )
+        self.core, self._driver = self._build()
+        self._driver.start()
 
     async def start(self) -> None:
         self._driver.start()
@@ -126,6 +157,7 @@ class TranslatedStation:
     async def _north_session(self, connection: ClientConnection) -> None:
         self._north = connection
         try:
+            self._revive()
             self._driver.attach(Side.NORTH, connection)
             await self._driver.serve(Side.NORTH)
         finally:
@@ -134,6 +166,7 @@ class TranslatedStation:
     async def serve_south(self, connection: ServerConnection) -> None:
         self._ensure_north()
         self._logs[Side.SOUTH].info("charger.connected")
+        self._revive()
         self._driver.attach(Side.SOUTH, connection)
         await self._driver.serve(Side.SOUTH)
         self._logs[Side.SOUTH].info("charger.disconnected", code=connection.close_code)

@@ -452,8 +452,19 @@ class NorthStation:
                     "outbox-gave-up",
                     f"{entry.action} discarded after {entry.attempts} attempts (E13.FR.04): {why}",
                     action=entry.action,
-                    fields={"payload": entry.payload},
+                    # What identifies the lost message, not its payload (idTokens stay out of logs).
+                    fields=_identify(entry),
                 ),
             )
         )
         return [GaveUp(entry.action, entry.payload, why, entry.seq)]
+
+
+def _identify(entry: Entry) -> dict[str, Any]:
+    fields: dict[str, Any] = {"outbox_seq": entry.seq}
+    info = entry.payload.get("transactionInfo")
+    if isinstance(info, dict):
+        fields["transaction_id"] = info.get("transactionId")
+        fields["seq_no"] = entry.payload.get("seqNo")
+        fields["event_type"] = entry.payload.get("eventType")
+    return fields

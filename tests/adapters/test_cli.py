@@ -136,3 +136,16 @@ async def test_run_serves_then_stops_gracefully_on_sigterm(tmp_path: Path) -> No
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+
+
+def test_a_store_that_cannot_be_opened_is_refused_at_start_up(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[bridge]\nstore = "{tmp_path}/missing/folder/bridge.db"\nhealth = ""\n'
+        '[csms]\nurl = "ws://127.0.0.1:9/ocpp"\n[south]\nlisten = "127.0.0.1:0"\n'
+        '[[stations]]\nid = "A"\nprotocol = "ocpp1.6"\n'
+    )
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "bridge.store:" in result.output
+    assert "missing/folder/bridge.db" in result.output
