@@ -11,6 +11,11 @@ Rules
   and exits 1.
 - `schema` prints the JSON Schema of the language, generated from the same pydantic models that
   validate tables (for editors and CI).
+- `replay PATH EVENTS` runs recorded 104 point changes (JSON lines, see `adapters.mapping_replay` and
+  docs/mapping-language.md) through the table and the station core with a fake clock, and prints every
+  OCPP 2.0.1 frame that would go to the CSMS on stdout, one per line after its time (`+12.000s`), each
+  validated against the official schema. 104 commands, interrogations and diagnostics go to stderr as
+  `# ` lines. Exit 1 when a frame is invalid, the table is invalid or the events file is broken.
 - The commands import their machinery when they run, so `ocpp-bridge run` does not pay for them.
 """
 
@@ -27,7 +32,8 @@ if TYPE_CHECKING:
     from bridge.iec104 import CompiledTable
 
 app = typer.Typer(
-    help="IEC 104 mapping tables: check them, explain them point by point, print their JSON Schema.",
+    help="IEC 104 mapping tables: check them, explain them point by point, print their JSON Schema,"
+    " replay recorded point changes through them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -50,6 +56,15 @@ EXPLAIN_HELP = (
     "Print every point of a table: IOA, connector, type, scale, meaning, and the OCPP 2.0.1 message"
     " or field it feeds or the CSMS request it serves."
     "\n\nConnector blocks are expanded by their stride, so the IOAs shown are the ones on the wire."
+)
+REPLAY_HELP = (
+    "Dry run without a charger: feed recorded 104 point changes (JSON lines) through the table and"
+    " print every OCPP 2.0.1 frame that would go to the CSMS, each validated against the official"
+    " schema; exit 1 on any invalid frame."
+    '\n\nEach line: {"t": 5, "ioa": "0x0021", "type": "M_SP_NA_1", "value": true}, or'
+    ' {"t": 60, "link": "down"}, or {"t": 9, "csms": "RequestStartTransaction",'
+    ' "payload": {...}}; t in seconds from --start, or an RFC 3339 time. A fake CSMS accepts'
+    " everything and 104 commands are confirmed at once."
 )
 SCHEMA_HELP = (
     "Print the JSON Schema of the mapping language, for editors and CI."
@@ -119,6 +134,69 @@ def explain(
         typer.echo(_markdown(path, compiled))
     else:
         _rich(path, compiled)
+
+
+@app.command(help=REPLAY_HELP)
+def replay(
+    path: Annotated[Path, typer.Argument(help="A mapping table (*.yaml).", show_default=False)],
+    events: Annotated[
+        Path, typer.Argument(help="Recorded point changes, JSON lines.", show_default=False)
+    ],
+    connectors: Annotated[
+        int | None,
+        typer.Option(
+            "--connectors",
+            "-n",
+            min=1,
+            help="Connectors of the station (default: as many as the events' IOAs need).",
+            show_default=False,
+        ),
+    ] = None,
+    start: Annotated[
+        str, typer.Option(help="The wall-clock time of t = 0 (RFC 3339).")
+    ] = "2026-01-01T00:00:00Z",
+    settle: Annotated[
+        float, typer.Option(min=0, help="Seconds the clock runs on after the last event.")
+    ] = 10.0,
+) -> None:
+    """Replay recorded point changes (see REPLAY_HELP)."""
+    from adapters.mapping_files import MappingFileError, load_file
+    from adapters.mapping_replay import ReplayError, replay_file
+    from adapters.schemas import OfficialSchemas
+
+    try:
+        loaded = load_file(path)
+        loaded.compile(1)
+    except MappingFileError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+
+    def on_frame(seconds: float, frame: str, problem: str | None) -> None:
+        typer.echo(f"+{seconds:.3f}s {frame}")
+        if problem is not None:
+            typer.echo(f"# INVALID frame at +{seconds:.3f}s: {problem}", err=True)
+
+    def on_note(seconds: float, text: str) -> None:
+        typer.echo(f"# +{seconds:.3f}s {text}", err=True)
+
+    try:
+        result = replay_file(
+            lambda count: loaded.compile(count),
+            events,
+            OfficialSchemas(),
+            connectors=connectors,
+            start=start,
+            settle=settle,
+            on_frame=on_frame,
+            on_note=on_note,
+        )
+    except (ReplayError, MappingFileError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"# {result.frames} frame(s) to the CSMS, {result.invalid} invalid", err=True)
+    if result.invalid:
+        raise typer.Exit(1)
 
 
 @app.command(help=SCHEMA_HELP)

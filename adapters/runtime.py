@@ -11,7 +11,11 @@ Rules
   - `ocpp1.6`: translated (`adapters.translated`, `bridge.v16.core`): one long-lived station per
     configured id, its state in the store (`[bridge] store`, opened at start, closed at stop), its own
     CSMS connection kept up independently of the charger's.
-  - `iec104` is refused at start-up until its translator exists, with a clear message.
+  - `iec104`: translated (`adapters.iec104_station`, `bridge.iec104.station`): one long-lived task per
+    configured station running `serve_iec104_station` (its c104 link to the charger and its own CSMS
+    connection), its state in the store; its mapping table is compiled at start-up and a broken one is
+    refused with `PATH:LINE:COLUMN: message`. `stop()` cancels those tasks (CSMS connections closed with
+    1001) before the store is closed.
 - Message ids come from one process-wide source (random prefix + counter).
 - Health and metrics (`adapters.health`, `adapters.metrics`): when `[bridge] health` is set, the endpoint
   starts once the charger-facing listener is up, with a task sampling the event loop's lag; `stop()` turns
@@ -27,12 +31,14 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
-from adapters.config import BridgeConfig, ConfigError, OcppStation
+from adapters.config import BridgeConfig, ConfigError, Iec104Station, OcppStation
 from adapters.device_model_file import DeviceModelFileError, load_config_table
 from adapters.driver import CoreDriver
 from adapters.health import HealthServer
 from adapters.ids import message_id_source
+from adapters.iec104_station import load_table, serve_iec104_station
 from adapters.logs import get_logger, station_logger
+from adapters.mapping_files import MappingFileError
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, CsmsUnavailable, Pacer
 from adapters.schemas import OfficialSchemas
@@ -44,7 +50,7 @@ from adapters.translated import TranslatedStation
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
 from bridge.passthrough import PassThroughStation
 
-SUPPORTED_PROTOCOLS = frozenset({"ocpp2.0.1", "ocpp1.6"})
+SUPPORTED_PROTOCOLS = frozenset({"ocpp2.0.1", "ocpp1.6", "iec104"})
 
 
 def check_supported(config: BridgeConfig) -> None:
@@ -56,6 +62,11 @@ def check_supported(config: BridgeConfig) -> None:
         if station.protocol not in SUPPORTED_PROTOCOLS
     ]
     for station in config.stations:
+        if isinstance(station, Iec104Station):
+            try:
+                load_table(station)
+            except MappingFileError as exc:
+                problems.extend(f"stations: {station.id!r}: {p}" for p in exc.problems)
         if isinstance(station, OcppStation) and station.device_model is not None:
             try:
                 load_config_table(station.device_model)
@@ -74,6 +85,7 @@ class Runtime:
         self._south: SouthServer | None = None
         self._connector: CsmsConnector | None = None
         self._translated: dict[str, TranslatedStation] = {}
+        self._iec104: dict[str, asyncio.Task[None]] = {}
         self._new_message_id = message_id_source()
         self.south_address: tuple[str, int] | None = None
         self.metrics = BridgeMetrics(protocols={station.protocol for station in config.stations})
@@ -100,7 +112,8 @@ class Runtime:
             for s in self.config.stations
             if isinstance(s, OcppStation) and s.protocol == "ocpp1.6"
         ]
-        if translated:
+        iec104 = [s for s in self.config.stations if isinstance(s, Iec104Station)]
+        if translated or iec104:
             try:
                 self.store = Store(self.config.bridge.store)
             except StoreError as exc:
@@ -120,6 +133,21 @@ class Runtime:
                 )
                 self._translated[station.id] = host
                 await host.start()
+            for station104 in iec104:
+                self._iec104[station104.id] = asyncio.create_task(
+                    serve_iec104_station(
+                        station104,
+                        connector=self._connector,
+                        schemas=self._schemas,
+                        store=self.store,
+                        new_message_id=self._new_message_id,
+                        logs={side: station_logger(station104.id, side, "iec104") for side in Side},
+                        config=self.config,
+                        table=load_table(station104),
+                        metrics=self.metrics,
+                    ),
+                    name=f"iec104:{station104.id}",
+                )
         self._south = SouthServer(
             self.config, self._serve_station, south_server_context(self.config.south)
         )
@@ -158,6 +186,12 @@ class Runtime:
         for host in self._translated.values():
             await host.stop()
         self._translated.clear()
+        for task in self._iec104.values():
+            task.cancel()
+        for task in self._iec104.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._iec104.clear()
         if self.store is not None:
             self.store.close()
             self.store = None

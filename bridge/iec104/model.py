@@ -92,6 +92,12 @@ class StationOptions(StrictModel):
     command_timeout: float = Field(
         10.0, gt=0, le=300, description="seconds to wait for a command's confirmation"
     )
+    meter_interval: int = Field(
+        60,
+        ge=0,
+        description="seconds between meter values during a transaction (the default of"
+        " SampledDataCtrlr.TxUpdatedInterval, which the CSMS may change); 0: none",
+    )
 
 
 class Identity(StrictModel):

@@ -1,0 +1,260 @@
+"""Hosts one IEC 104 charger as an OCPP 2.0.1 station for the bridge's whole run.
+
+```python
+table = load_table(station)          # at start-up: an invalid table is refused with PATH:LINE:COLUMN
+await serve_iec104_station(station, connector=..., schemas=..., store=..., new_message_id=..., logs=...)
+```
+
+Rules
+- One `Station104` core (`bridge.iec104.station`) per configured 104 station, created from the station's
+  durable state in the store, driven by a persistent `CoreDriver`: CSMS frames and timers as for every
+  station, and the link's events through `CoreDriver.feed`, one batch per hand-off from c104's threads.
+- The core's 104 effects reach the `Iec104Link` through the driver's `on_effect` hook, after the state
+  written before them is committed: `Send104Command` → `Iec104Link.command`, `Interrogate104` →
+  `Iec104Link.interrogate`.
+- The CSMS connection is the station's own, kept up by a `NorthLink` from start-up (the identity comes
+  from the table, so the station can register before the charger answers); the 104 link runs beside
+  it. Either may be down while the other is up.
+- The station's `common_address` in the configuration overrides the table's when it is set.
+- A core that failed (its driver closed the CSMS connection with 1011) is never fed again; the next link
+  event or CSMS connection is served by a core rebuilt from the store (`core.rebuilt` in the log).
+- With a configuration, message traces follow its `[bridge] trace_*` settings (`adapters.trace`).
+- Cancelling `serve_iec104_station` stops the station: the CSMS connection is closed with 1001, the c104
+  client stopped, the timer cancelled; everything the core acknowledged is already in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from adapters.config import BridgeConfig, Iec104Station
+from adapters.driver import CoreDriver
+from adapters.iec104_link import Iec104Link, LinkSettings
+from adapters.mapping_files import compile_file
+from adapters.metrics import BridgeMetrics
+from adapters.north import CsmsConnector, NorthLink
+from adapters.store import Store
+from adapters.trace import open_trace
+from bridge.backoff import BackoffPolicy
+from bridge.effects import CLOSE_GOING_AWAY, Side
+from bridge.iec104 import CompiledTable
+from bridge.iec104.southbound import Interrogate104, LinkEvent, Send104Command
+from bridge.iec104.station import Station104, Station104Settings
+from bridge.north_station import NorthSettings
+from bridge.rpc import MessageIdSource
+from bridge.schema import SchemaRegistry
+
+
+def new_transaction_id() -> str:
+    return str(uuid.uuid4())
+
+
+def load_table(station: Iec104Station) -> CompiledTable:
+    """The station's mapping table compiled for its connectors. Raises MappingFileError."""
+    return compile_file(station.mapping, station.connectors)
+
+
+def common_address_of(station: Iec104Station, table: CompiledTable) -> int:
+    if "common_address" in station.model_fields_set:
+        return station.common_address
+    return table.station.common_address
+
+
+def station104_settings(config: BridgeConfig | None) -> Station104Settings:
+    if config is None:
+        return Station104Settings()
+    return Station104Settings(
+        north=NorthSettings(
+            call_timeout=config.csms.call_timeout,
+            message_attempts=config.csms.message_attempts,
+            message_attempt_interval=config.csms.message_attempt_interval,
+            outbox_max_bytes=config.bridge.outbox_max_bytes,
+        )
+    )
+
+
+def backoff_policy(config: BridgeConfig | None) -> BackoffPolicy:
+    if config is None:
+        return BackoffPolicy()
+    return BackoffPolicy(
+        config.csms.retry_backoff_wait_minimum,
+        config.csms.retry_backoff_random_range,
+        config.csms.retry_backoff_repeat_times,
+    )
+
+
+class Iec104Host:
+    """One 104 station: its core, driver, 104 link and CSMS link."""
+
+    def __init__(
+        self,
+        station: Iec104Station,
+        *,
+        connector: CsmsConnector,
+        schemas: SchemaRegistry,
+        store: Store,
+        new_message_id: MessageIdSource,
+        logs: dict[Side, Any],
+        config: BridgeConfig | None = None,
+        table: CompiledTable | None = None,
+        settings: Station104Settings | None = None,
+        link_settings: LinkSettings | None = None,
+        policy: BackoffPolicy | None = None,
+        metrics: BridgeMetrics | None = None,
+    ) -> None:
+        self.station = station
+        self._logs = logs
+        self.table = table or load_table(station)
+        self._schemas = schemas
+        self._store = store
+        self._new_message_id = new_message_id
+        self._settings = settings or station104_settings(config)
+        self._metrics = metrics
+        self._trace = open_trace(config, station.id) if config is not None else None
+        self.core, self.driver = self._build()
+        self.link = Iec104Link(
+            host=station.host,
+            port=station.port,
+            common_address=common_address_of(station, self.table),
+            table=self.table,
+            consumer=self._link_events,
+            log=logs[Side.SOUTH],
+            settings=link_settings,
+        )
+        self._north_link = NorthLink(
+            station.id, connector, policy or backoff_policy(config), logs[Side.NORTH]
+        )
+        self._north: ClientConnection | None = None
+
+    def _build(self) -> tuple[Station104, CoreDriver]:
+        """The core and its driver, from what the store holds for this station."""
+        core = Station104(
+            self.station.id,
+            self.table,
+            self._schemas,
+            self._new_message_id,
+            new_transaction_id,
+            time.time,
+            self._store.load(self.station.id),
+            now=asyncio.get_running_loop().time(),
+            settings=self._settings,
+        )
+        driver = CoreDriver(
+            core,  # type: ignore[arg-type]  # its effects() also yields 104 effects
+            self._logs,
+            station_id=self.station.id,
+            store=self._store,
+            persistent=True,
+            metrics=self._metrics,
+            trace=self._trace,
+            on_effect=self._south_effect,
+        )
+        return core, driver
+
+    def _revive(self) -> None:
+        """A core that failed (a bug, a store that could not write) is rebuilt from the store, as a
+        restart of the bridge would do; it learns at once whether the 104 link is up."""
+        if not self.driver.failed:
+            return
+        self.driver.stop()
+        self._logs[Side.SOUTH].warning(
+            "core.rebuilt", detail="station state reloaded from the store"
+        )
+        self.core, self.driver = self._build()
+        self.driver.start()
+        if self.link.is_up:
+            self.driver.feed(self.core.link_up)
+            self.link.interrogate(False)  # the new core knows no values yet
+
+    def _link_events(self, events: list[LinkEvent]) -> None:
+        self._revive()
+        core = self.core
+
+        def feed(now: float) -> None:
+            for event in events:
+                core.handle_link_event(event, now)
+
+        self.driver.feed(feed)
+
+    def _south_effect(self, effect: Any) -> None:
+        if isinstance(effect, Send104Command):
+            self.link.command(effect)
+        elif isinstance(effect, Interrogate104):
+            self.link.interrogate(effect.counters)
+        else:
+            self._logs[Side.SOUTH].error("iec104.unknown_effect", effect=repr(effect))
+
+    async def _north_session(self, connection: ClientConnection) -> None:
+        self._north = connection
+        try:
+            self._revive()
+            self.driver.attach(Side.NORTH, connection)
+            await self.driver.serve(Side.NORTH)
+        finally:
+            self._north = None
+
+    async def run(self) -> None:
+        """Until cancelled; then the CSMS connection is closed with 1001 first, then the link."""
+        self.driver.start()
+        tasks = [
+            asyncio.create_task(self.link.run(), name=f"iec104:{self.station.id}"),
+            asyncio.create_task(
+                self._north_link.run(self._north_session), name=f"north:{self.station.id}"
+            ),
+        ]
+        try:
+            # wait(), not a TaskGroup: cancelling this coroutine must not cancel the CSMS link
+            # before it is closed with 1001 below.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a link that ended by itself is a bug: let it be seen
+        finally:
+            north = self._north
+            if north is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(north.close(CLOSE_GOING_AWAY, "bridge shutting down"))
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task  # a failure was raised above already
+            self.driver.stop()
+
+
+async def serve_iec104_station(
+    station: Iec104Station,
+    *,
+    connector: CsmsConnector,
+    schemas: SchemaRegistry,
+    store: Store,
+    new_message_id: MessageIdSource,
+    logs: dict[Side, Any],
+    config: BridgeConfig | None = None,
+    table: CompiledTable | None = None,
+    settings: Station104Settings | None = None,
+    link_settings: LinkSettings | None = None,
+    policy: BackoffPolicy | None = None,
+    metrics: BridgeMetrics | None = None,
+) -> None:
+    """Run one IEC 104 station for the bridge's lifetime (until cancelled)."""
+    host = Iec104Host(
+        station,
+        connector=connector,
+        schemas=schemas,
+        store=store,
+        new_message_id=new_message_id,
+        logs=logs,
+        config=config,
+        table=table,
+        settings=settings,
+        link_settings=link_settings,
+        policy=policy,
+        metrics=metrics,
+    )
+    await host.run()

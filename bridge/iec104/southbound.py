@@ -1,0 +1,101 @@
+"""The 104 side of a station core: what the charger's link tells the core, and what the core asks of it.
+
+The north side of a 104 station is an OCPP-J websocket (`bridge.effects.Send` frames); the south side is
+not. The link adapter (`adapters.iec104_link`) turns c104's callbacks into the typed events below and
+hands them to the core's methods (`Station104.point_updated`, `command_confirmed`, `link_up`,
+`link_down`); the core asks for 104 traffic with the two effects below, which the adapter carries out.
+
+Rules
+- Values arrive as plain Python values, already out of c104's types: single points as bool, double
+  points as their state number (0 intermediate, 1 off, 2 on, 3 indeterminate), normalized measurements
+  as float (−1..+1), scaled measurements as int, float measurements as float, integrated totals as int.
+- `quality` names the IEC 60870-5-101 quality flags that are set (`Invalid`, `NonTopical`,
+  `Substituted`, `Blocked`, `Overflow`; counters: `Invalid`, `Carry`, `Adjusted`). An empty set is good.
+- `timestamp` is the point's time tag as seconds since the epoch (UTC), already read in the station's
+  time zone by the adapter; None when the ASDU type carries no time tag.
+- Every `Send104Command` is answered exactly once by a `CommandConfirmed` with the same `command_id`:
+  positive on a positive ACT_CON (and ACT_TERM when the table expects it), negative on a negative
+  confirmation, a timeout, a lost link or a command the adapter cannot send; `detail` says which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+from bridge.iec104.vocabulary import TypeId
+
+PointValue = bool | int | float
+
+QUALITY_FLAGS: Final = ("Invalid", "NonTopical", "Substituted", "Blocked", "Overflow", "Carry")
+_NO_FLAGS: frozenset[str] = frozenset()
+
+
+class PointUpdate(NamedTuple):
+    """One information object as received (spontaneous, interrogated or requested).
+
+    A NamedTuple, not a dataclass: the link builds one per point on c104's receive thread, where every
+    microsecond is GIL time taken from the event loop (a tuple is built about 5 times faster).
+    """
+
+    ioa: int
+    type_id: str
+    value: PointValue | None
+    quality: frozenset[str] = _NO_FLAGS
+    timestamp: float | None = None
+
+    @property
+    def invalid(self) -> bool:
+        return "Invalid" in self.quality
+
+
+@dataclass(frozen=True, slots=True)
+class CommandConfirmed:
+    """The outcome of one `Send104Command`."""
+
+    command_id: int
+    ioa: int
+    positive: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp:
+    """The connection is open and unmuted: monitoring data flows from now on."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDown:
+    reason: str = ""
+
+
+LinkEvent = PointUpdate | CommandConfirmed | LinkUp | LinkDown
+
+
+@dataclass(frozen=True, slots=True)
+class Send104Command:
+    """Send a command (C_SC/C_DC/C_RP) or a setpoint (C_SE) to the charger and report the outcome.
+
+    `value`: True/False for single and double commands (on/off), the qualifier (1..255) for C_RP_NA_1,
+    the value on the wire for setpoints (normalized −1..+1, scaled int, or float). `select`: select
+    before execute. `purpose` says why, for logs.
+    """
+
+    command_id: int
+    ioa: int
+    type_id: TypeId
+    value: PointValue
+    select: bool = False
+    qualifier: str = "none"
+    purpose: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Interrogate104:
+    """Ask the charger for its values now: integrated totals (`counters`) or a general interrogation."""
+
+    counters: bool
+    reason: str = ""
+
+
+SouthEffect = Send104Command | Interrogate104

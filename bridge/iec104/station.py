@@ -1,0 +1,1378 @@
+"""An IEC 104 charger as an OCPP 2.0.1 charging station: the stateful core that runs its mapping table.
+
+The north side is a `NorthStation` (registration, heartbeat, status cache, durable outbox); the south
+side is the charger's 104 link, fed in as typed calls (`bridge.iec104.southbound`): `point_updated`,
+`command_confirmed`, `link_up`, `link_down`. 104 traffic the core needs goes out as `Send104Command`
+and `Interrogate104` effects, interleaved with the ordinary effects in the order they happen.
+
+Rules
+- Points. Each update is looked up in the compiled table. An IOA the table does not map, or a type id
+  that is neither the table's nor its time-tagged twin (M_SP_NA_1 ~ M_SP_TB_1, …), is reported once
+  (a `Report` with a Diagnostic) and changes nothing. An update with the Invalid quality flag makes the
+  point unknown. Decoded values (status → bool, measurement → OCPP unit, enum → raw code, counter →
+  its unit) feed the derived rules of every connector that reads the point.
+- Connector status: the first status rule that is true; unknown keeps what was sent last. A change goes
+  to the CSMS as StatusNotification (the NorthStation sends only real changes).
+- Transactions (E01–E07): a transaction starts when `starts_when` becomes true on a connector without
+  one, and ends at the first end rule that becomes true (edges, see `bridge.iec104.logic`). The 2.0.1
+  transactionId and seqNo come from the ledger; Started and Ended carry the register (Transaction.Begin
+  / Transaction.End) after a counter interrogation asked for at that moment, or the last known value
+  after `meter_wait`. Charging-state changes are Updated (ChargingStateChanged); every
+  `SampledDataCtrlr.TxUpdatedInterval` seconds an Updated carries a meter sample (MeterValuePeriodic).
+  Everything goes through the durable outbox.
+- The link. While it is down the point values are unknown; after `link_grace` seconds down the
+  connectors are reported Unavailable. When it returns, the general interrogation brings the values
+  back and the rules report the real status; a transaction that ran before continues (the ledger holds
+  it: no second Started), and ends if the points say it ended meanwhile.
+- CSMS requests served with 104 commands (RequestStart/StopTransaction, UnlockConnector,
+  ChangeAvailability, Reset, SetChargingProfile): the command is sent and the request answered when
+  the charger confirms (ACT_CON), or after `answer_timeout` (4 s) with the response's failure status
+  and a statusInfo saying why; with the link down at once. A request the table has no command for is
+  answered CALLERROR NotSupported. A positive confirmation counts for `command_accepted` rules for
+  `command_acceptance` seconds, until a transaction consumes it.
+- Charging profiles are evaluated here (`bridge.iec104.profiles`) and written to the table's setpoints:
+  at once, at every period boundary (`next_deadline`), and again after the link returns.
+- GetVariables, SetVariables and GetBaseReport are served from `bridge.iec104.variables`; TriggerMessage
+  (StatusNotification, Heartbeat, MeterValues, TransactionEvent), GetTransactionStatus and
+  ClearChargingProfile from bridge state. Every other CSMS request is answered CALLERROR NotSupported.
+- Durable tables: ledger `tx`/`meta`, outbox `outbox`, NorthStation `north`, and here `profiles`,
+  `vars` (TxUpdatedInterval) and `meta` keys `deferred_reset`, `event_id`.
+- Pure: time comes in as `now` (monotonic seconds) and from the injected wall clock; ids are injected.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from bridge.effects import Effect, Persist, Report, Side
+from bridge.errors import BridgeMisuse, Fault, OutboundPayloadInvalid, QueueFull
+from bridge.iec104.compiled import CompiledTable
+from bridge.iec104.logic import ConnectorLogic, Value
+from bridge.iec104.profiles import (
+    STATION_PURPOSES,
+    TX_PURPOSES,
+    Installed,
+    Limit,
+    TxContext,
+    epoch,
+    in_force,
+)
+from bridge.iec104.rules import (
+    CommandTarget,
+    CounterRule,
+    EnumRule,
+    MeasurementRule,
+    MonitoringRule,
+    SetpointRule,
+    StatusRule,
+)
+from bridge.iec104.southbound import (
+    CommandConfirmed,
+    Interrogate104,
+    LinkEvent,
+    LinkUp,
+    PointUpdate,
+    Send104Command,
+    SouthEffect,
+)
+from bridge.iec104.transactions import (
+    MeterRule,
+    Pending,
+    end_trigger,
+    meter_value,
+    register_value,
+    start_trigger,
+    to_wh,
+    transaction_event,
+)
+from bridge.iec104.variables import (
+    REPORT_BASES,
+    TX_UPDATED_INTERVAL,
+    DeviceModel,
+    Variable,
+    build_device_model,
+    request_key,
+    text_of,
+)
+from bridge.iec104.vocabulary import CommandAction, RateUnit, TypeId, format_ioa
+from bridge.ledger import Transaction, TransactionIdSource, TransactionLedger
+from bridge.north_station import NorthSettings, NorthStation, OwnerEvent
+from bridge.ocppj import Call
+from bridge.rpc import CallReceived, Diagnostic, MessageIdSource
+from bridge.schema import SchemaRegistry
+from bridge.v16.timestamps import format_utc
+
+META: Final = "meta"
+PROFILES: Final = "profiles"
+VARS: Final = "vars"
+WallClock = Callable[[], float]  # seconds since the epoch, UTC
+Payload = dict[str, Any]
+
+# A type id and its time-tagged twin carry the same information.
+_TWINS: Final[dict[str, str]] = {
+    "M_SP_NA_1": "M_SP_TB_1",
+    "M_DP_NA_1": "M_DP_TB_1",
+    "M_ME_NA_1": "M_ME_TD_1",
+    "M_ME_NB_1": "M_ME_TE_1",
+    "M_ME_NC_1": "M_ME_TF_1",
+    "M_IT_NA_1": "M_IT_TB_1",
+}
+_TWIN_OF: Final = {**_TWINS, **{tagged: plain for plain, tagged in _TWINS.items()}}
+_REPORT_CHUNK: Final = 50
+_RATE_UNITS: Final[tuple[RateUnit, ...]] = ("A", "W")
+
+
+@dataclass(frozen=True, slots=True)
+class Station104Settings:
+    north: NorthSettings = field(default_factory=NorthSettings)
+    answer_timeout: float = 4.0
+    link_grace: float = 10.0
+    meter_wait: float = 3.0
+    command_acceptance: float = 120.0
+
+
+@dataclass(slots=True, eq=False)
+class _Connector:
+    evse: int
+    logic: ConnectorLogic
+    meter_rules: list[MeterRule]
+    status: str | None = None  # what the rules say
+    reported: str | None = None  # what went to the NorthStation
+    charging_state: str | None = None
+    starts_prev: bool = False
+    ends_prev: tuple[bool | None, ...] = ()
+    in_tx: bool = False  # in a transaction (its Started may still be waiting)
+    txn: Transaction | None = None  # the ledger's, once Started has been sent
+    started_wall: float | None = None
+    pending: deque[Pending] = field(default_factory=deque)
+    accepted: dict[CommandAction, float] = field(default_factory=dict)  # action → until (monotonic)
+    remote: Payload | None = None
+    tx_profile: Payload | None = None  # RequestStartTransaction.chargingProfile, for the next start
+    stop_requested: bool = False
+    meter_due: float | None = None
+    register_wh: float | None = None  # the last known transaction register, kept across link loss
+
+    def accepted_now(self, now: float) -> frozenset[CommandAction]:
+        return frozenset(action for action, until in self.accepted.items() if until > now)
+
+
+@dataclass(slots=True, eq=False)
+class _Job:
+    """A CSMS request waiting for the charger's confirmations."""
+
+    message_id: str
+    action: str
+    waiting: set[int]
+    deadline: float
+    success: Payload
+    failure: Callable[[str, str], Payload]
+    problem: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Sent:
+    command: Send104Command
+    job: _Job | None
+    on_result: Callable[[bool, float], None] | None
+
+
+class Station104:
+    def __init__(
+        self,
+        station_id: str,
+        table: CompiledTable,
+        schemas: SchemaRegistry,
+        new_message_id: MessageIdSource,
+        new_transaction_id: TransactionIdSource,
+        wall_clock: WallClock,
+        state: dict[str, dict[str, Any]],
+        *,
+        now: float,
+        settings: Station104Settings | None = None,
+    ) -> None:
+        self.station_id = station_id
+        self.table = table
+        self.settings = settings or Station104Settings()
+        self._wall = wall_clock
+        # Effects of both sides in order; typed Any so NorthStation (which appends `Effect`s) shares it.
+        self._effects: list[Any] = []
+        self.north = NorthStation(
+            station_id,
+            schemas,
+            new_message_id,
+            self._effects,
+            state,
+            now=now,
+            settings=self.settings.north,
+        )
+        self.ledger = TransactionLedger(new_transaction_id, state)
+        self._meta: dict[str, Any] = dict(state.get(META, {}))
+        self._vars: dict[str, Any] = dict(state.get(VARS, {}))
+        self._profiles: dict[int, Installed] = {}
+        for record in state.get(PROFILES, {}).values():
+            installed = Installed(record["evse_id"], record["profile"], record["installed_at"])
+            self._profiles[installed.profile_id] = installed
+        self._values: dict[int, Value] = {}
+        self._notified: dict[int, Value] = {}
+        self._reported_problems: set[tuple[str, int, str]] = set()
+        self._link_up = False
+        self._unavailable_due: float | None = now + self.settings.link_grace
+        self._jobs: list[_Job] = []
+        self._sent: dict[int, _Sent] = {}
+        self._next_command = 1
+        self._written: dict[int, float] = {}  # setpoint IOA → value last written
+        self._limited: set[int] = set()  # setpoints a profile currently limits
+        self._profile_due: float | None = None
+        self._connectors: dict[int, _Connector] = {}
+        for evse in range(1, table.connectors + 1):
+            connector = _Connector(evse, table.logic_for(evse), self._meter_rules(evse))
+            self._connectors[evse] = connector
+            transaction = self.ledger.active_on(evse)
+            if transaction is not None:  # the bridge restarted during a transaction
+                connector.in_tx = True
+                connector.txn = transaction
+                connector.starts_prev = True
+                connector.charging_state = transaction.charging_state
+                connector.started_wall = epoch(transaction.started_at)
+                connector.meter_due = self._meter_due(now)
+        self._register_of: dict[int, list[_Connector]] = {}  # register IOA → its connectors
+        for connector in self._connectors.values():
+            meter = self._register_rule(connector)
+            if meter is not None:
+                self._register_of.setdefault(meter.ioa, []).append(connector)
+        self.model: DeviceModel = build_device_model(table, self._rate_units())
+        self.north.set_identity(self._identity(), now)
+
+    # --- the StationCore interface (north side) ------------------------------------------------
+
+    def connection_made(self, side: Side, now: float) -> None:
+        if side is Side.NORTH:
+            self._north_events(self.north.connection_made(now), now)
+        self._flush()
+
+    def connection_lost(self, side: Side, now: float) -> None:
+        if side is Side.NORTH:
+            self._north_events(self.north.connection_lost(now), now)
+        self._flush()
+
+    def receive(self, side: Side, data: str | bytes, now: float) -> None:
+        if side is Side.NORTH:
+            self._north_events(self.north.receive(data, now), now)
+        self._flush()
+
+    def handle_timer(self, now: float) -> None:
+        self._north_events(self.north.handle_timer(now), now)
+        if self._unavailable_due is not None and now >= self._unavailable_due:
+            self._unavailable_due = None
+            self._report_unavailable(now)
+        for job in [job for job in self._jobs if job.deadline <= now]:
+            self._finish(
+                job,
+                False,
+                "NoConfirmation",
+                f"the charger did not confirm within {self.settings.answer_timeout:g} s",
+            )
+        for connector in self._connectors.values():
+            for event in connector.pending:
+                if event.waiting_until is not None and event.waiting_until <= now:
+                    event.waiting_until = None
+                    event.register_wh = connector.register_wh
+            if connector.in_tx and connector.meter_due is not None and connector.meter_due <= now:
+                connector.meter_due = self._meter_due(now)
+                self._periodic(connector, now)
+            self._send_pending(connector, now)
+        if self._profile_due is not None and now >= self._profile_due:
+            self._profile_due = None
+            self._apply_profiles(now)
+        self._flush()
+
+    def next_deadline(self) -> float | None:
+        deadlines = [self.north.next_deadline(), self._unavailable_due, self._profile_due]
+        deadlines += [job.deadline for job in self._jobs]
+        for connector in self._connectors.values():
+            if connector.in_tx:
+                deadlines.append(connector.meter_due)
+            deadlines += [event.waiting_until for event in connector.pending]
+        found = [d for d in deadlines if d is not None]
+        return min(found) if found else None
+
+    def effects(self) -> list[Effect | SouthEffect]:
+        effects: list[Effect | SouthEffect] = self._effects[:]
+        self._effects.clear()
+        return effects
+
+    # --- the 104 side ---------------------------------------------------------------------------
+
+    def handle_link_event(self, event: LinkEvent, now: float) -> None:
+        if isinstance(event, PointUpdate):
+            self.point_updated(event, now)
+        elif isinstance(event, CommandConfirmed):
+            self.command_confirmed(event.command_id, event.positive, now, event.detail)
+        elif isinstance(event, LinkUp):
+            self.link_up(now)
+        else:
+            self.link_down(now, event.reason)
+
+    def link_up(self, now: float) -> None:
+        self._link_up = True
+        self._unavailable_due = None
+        self._written.clear()  # the charger may have restarted: write the limits again
+        self._apply_profiles(now)
+        self._flush()
+
+    def link_down(self, now: float, reason: str = "") -> None:
+        if not self._link_up and self._unavailable_due is not None:
+            return
+        self._link_up = False
+        self._values.clear()
+        if self._unavailable_due is None:
+            self._unavailable_due = now + self.settings.link_grace
+        self._flush()
+
+    @property
+    def link_is_up(self) -> bool:
+        return self._link_up
+
+    def point_updated(self, update: PointUpdate, now: float) -> None:
+        if not self._link_up:  # data flows: the link is up, whatever the order of the news
+            self.link_up(now)
+        rule = self.table.monitoring.get(update.ioa)
+        if rule is None:
+            self._point_problem(update, "unknown-ioa")
+        elif update.type_id != rule.type_id and _TWIN_OF.get(update.type_id) != rule.type_id:
+            self._point_problem(update, "mismatched-type", rule)
+        else:
+            self._accept_point(rule, update, now)
+        self._flush()
+
+    def command_confirmed(
+        self, command_id: int, positive: bool, now: float, detail: str = ""
+    ) -> None:
+        sent = self._sent.pop(command_id, None)
+        if sent is None:
+            self._report(
+                "unknown-command", f"a confirmation for command {command_id}, which was not sent"
+            )
+            self._flush()
+            return
+        job = sent.job
+        if job is not None and job in self._jobs:
+            job.waiting.discard(command_id)
+            if not positive and job.problem is None:
+                job.problem = detail or "negative confirmation"
+            if not job.waiting:
+                if job.problem is None:
+                    self._finish(job, True, "", "")
+                else:
+                    self._finish(job, False, "CommandRejected", job.problem)
+        elif job is not None:
+            self._report(
+                "late-confirmation",
+                f"{sent.command.purpose} at {format_ioa(sent.command.ioa)} confirmed"
+                f" {'positively' if positive else 'negatively'} after the CSMS was answered",
+            )
+        if sent.on_result is not None:
+            sent.on_result(positive, now)
+        if not positive and sent.command.type_id in (
+            TypeId.C_SE_NA_1,
+            TypeId.C_SE_NB_1,
+            TypeId.C_SE_NC_1,
+        ):
+            self._written.pop(sent.command.ioa, None)  # try again at the next evaluation
+        self._flush()
+
+    # --- points ---------------------------------------------------------------------------------
+
+    def _point_problem(
+        self, update: PointUpdate, kind: str, rule: MonitoringRule | None = None
+    ) -> None:
+        key = (kind, update.ioa, update.type_id)
+        if key in self._reported_problems:
+            return
+        self._reported_problems.add(key)
+        ioa = format_ioa(update.ioa)
+        if rule is not None:
+            message = (
+                f"{ioa} arrived as {update.type_id}; the table has {rule.type_id} ({rule.key}):"
+                " ignored (reported once)"
+            )
+        elif update.ioa in self.table.controls:
+            message = (
+                f"{ioa} is a command point in the table but arrived as {update.type_id}: ignored"
+            )
+        else:
+            message = (
+                f"{ioa} ({update.type_id}) is not in the mapping table: ignored (reported once)"
+            )
+        self._effects.append(
+            Report(
+                Side.SOUTH,
+                Diagnostic(kind, message, fields={"ioa": ioa, "type": update.type_id}),
+            )
+        )
+
+    def _accept_point(self, rule: MonitoringRule, update: PointUpdate, now: float) -> None:
+        decoded = None if update.invalid else _decode(rule, update.value)
+        ioa = rule.ioa
+        previous = self._values.get(ioa)
+        if decoded is None:
+            self._values.pop(ioa, None)
+        else:
+            self._values[ioa] = decoded
+        fresh_register = False
+        registers = self._register_of.get(ioa)
+        if registers and decoded is not None:
+            assert isinstance(rule, CounterRule | MeasurementRule)
+            wh = to_wh(rule, float(decoded))
+            if wh is not None:
+                for connector in registers:
+                    connector.register_wh = wh
+                    fresh_register = self._register_arrived(connector, wh) or fresh_register
+        if decoded == previous and (decoded is None) == (previous is None) and not fresh_register:
+            return
+        if rule.report is not None and decoded is not None:
+            self._notify_change(rule, decoded, update, now)
+        readers = self.table.readers.get(ioa, ())
+        if readers:
+            stamp = self._stamp(update.timestamp)
+            for evse in readers:
+                self._evaluate(self._connectors[evse], now, stamp)
+        if fresh_register:
+            for connector in self._connectors.values():
+                self._send_pending(connector, now)
+
+    def _register_arrived(self, connector: _Connector, wh: float) -> bool:
+        """A fresh register: events waiting for it may go."""
+        arrived = False
+        for event in connector.pending:
+            if event.waiting_until is not None:
+                event.waiting_until = None
+                event.register_wh = wh
+                arrived = True
+        return arrived
+
+    def _evaluate(self, connector: _Connector, now: float, stamp: str) -> None:
+        values = self._values
+        accepted = connector.accepted_now(now)
+        logic = connector.logic
+        status = logic.connector_status(values, accepted)
+        if status is not None:
+            connector.status = status
+            if self._link_up and status != connector.reported:
+                connector.reported = status
+                self.north.report_status(connector.evse, 1, status, stamp, now)
+        state = logic.charging_state(values, accepted)
+        transaction = logic.transaction
+        if transaction is not None:
+            starts = transaction.starts(values, accepted)
+            ends = tuple(test.evaluate(values, accepted) for test, _ in transaction.ends)
+            if connector.in_tx:
+                reason = _end_edge(ends, connector.ends_prev, transaction.ends)
+                if reason is not None:
+                    self._end(connector, reason, state, stamp, now)
+                elif state is not None and state != connector.charging_state:
+                    self._queue(
+                        connector, Pending("Updated", "ChargingStateChanged", stamp, state), now
+                    )
+            elif starts and not connector.starts_prev:
+                self._start(connector, state, stamp, now)
+            connector.starts_prev = starts
+            connector.ends_prev = ends
+        if state is not None:
+            connector.charging_state = state
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    def _start(self, connector: _Connector, state: str | None, stamp: str, now: float) -> None:
+        accepted = connector.accepted_now(now)
+        remote = connector.remote if "RequestStartTransaction" in accepted else None
+        connector.accepted.pop("RequestStartTransaction", None)
+        connector.remote = None
+        connector.in_tx = True
+        connector.stop_requested = False
+        connector.started_wall = self._wall()
+        connector.meter_due = self._meter_due(now)
+        event = Pending(
+            "Started",
+            start_trigger(remote is not None, state),
+            stamp,
+            state,
+            remote=remote,
+            register_context="Transaction.Begin",
+        )
+        self._wait_for_register(connector, event, now, "transaction start")
+        self._queue(connector, event, now)
+
+    def _end(
+        self, connector: _Connector, reason: str, state: str | None, stamp: str, now: float
+    ) -> None:
+        if connector.stop_requested and reason in ("Local", "Other"):
+            reason = "Remote"
+        connector.in_tx = False
+        connector.stop_requested = False
+        connector.meter_due = None
+        connector.accepted.pop("RequestStopTransaction", None)
+        event = Pending(
+            "Ended",
+            end_trigger(reason),
+            stamp,
+            state,
+            stopped_reason=reason,
+            register_context="Transaction.End",
+        )
+        self._wait_for_register(connector, event, now, "transaction end")
+        self._queue(connector, event, now)
+
+    def _wait_for_register(
+        self, connector: _Connector, event: Pending, now: float, why: str
+    ) -> None:
+        transaction = connector.logic.transaction
+        if transaction is None or transaction.meter_ioa is None:
+            return
+        event.register_wh = connector.register_wh
+        if self._link_up and self.settings.meter_wait > 0:
+            event.waiting_until = now + self.settings.meter_wait
+            self._effects.append(Interrogate104(counters=True, reason=why))
+
+    def _periodic(self, connector: _Connector, now: float) -> None:
+        stamp = self._stamp(None)
+        sample = meter_value(connector.meter_rules, self._values, "Sample.Periodic", stamp)
+        if sample is not None:
+            event = Pending("Updated", "MeterValuePeriodic", stamp, meter_values=[sample])
+            self._queue(connector, event, now)
+
+    def _queue(self, connector: _Connector, event: Pending, now: float) -> None:
+        connector.pending.append(event)
+        self._send_pending(connector, now)
+
+    def _send_pending(self, connector: _Connector, now: float) -> None:
+        while connector.pending and connector.pending[0].waiting_until is None:
+            self._send_event(connector, connector.pending.popleft(), now)
+
+    def _send_event(self, connector: _Connector, event: Pending, now: float) -> None:
+        if event.register_context is not None and event.register_wh is not None:
+            register = register_value(
+                self._register_rule(connector),
+                event.register_wh,
+                event.register_context,
+                event.timestamp,
+            )
+            event.meter_values.insert(0, register)
+        if event.event_type == "Started":
+            remote = event.remote or {}
+            started, changes = self.ledger.start(
+                evse_id=connector.evse,
+                remote_start_id=remote.get("remoteStartId"),
+                id_token=remote.get("idToken"),
+                meter_start_wh=event.register_wh,
+                started_at=event.timestamp,
+            )
+            self._effects.extend(changes)
+            connector.txn = started
+            if connector.tx_profile is not None:
+                self._install_tx_profile(connector, started, now)
+        transaction = connector.txn
+        if transaction is None:
+            self._report(
+                "transaction-missing",
+                f"{event.event_type} on EVSE {connector.evse} without a transaction",
+            )
+            return
+        if event.charging_state is not None:
+            transaction.charging_state = event.charging_state
+        seq_no, change = self.ledger.take_seq_no(transaction)
+        self._effects.append(change)
+        payload = transaction_event(
+            event, transaction_id=transaction.transaction_id, seq_no=seq_no, evse_id=connector.evse
+        )
+        self.north.enqueue("TransactionEvent", payload, now)
+        if event.event_type == "Ended":
+            self._effects.extend(self.ledger.end(transaction))
+            connector.txn = None
+            self._transaction_over(connector, transaction, now)
+
+    def _transaction_over(
+        self, connector: _Connector, transaction: Transaction, now: float
+    ) -> None:
+        removed = [
+            installed
+            for installed in self._profiles.values()
+            if installed.purpose == "TxProfile" and installed.evse_id == connector.evse
+        ]
+        for installed in removed:
+            self._remove_profile(installed)
+        if removed:
+            self._apply_profiles(now)
+        deferred = self._meta.get("deferred_reset")
+        if deferred and not any(c.in_tx for c in self._connectors.values()):
+            self._set_meta("deferred_reset", None)
+            target = self.table.command("Reset", None)
+            if target is not None and self._link_up:
+                self._send(target, None, None)
+
+    def _register_rule(self, connector: _Connector) -> MeterRule | None:
+        transaction = connector.logic.transaction
+        if transaction is None or transaction.meter_ioa is None:
+            return None
+        rule = self.table.monitoring.get(transaction.meter_ioa)
+        return rule if isinstance(rule, CounterRule | MeasurementRule) else None
+
+    def _meter_due(self, now: float) -> float | None:
+        interval = self.tx_updated_interval
+        return now + interval if interval > 0 else None
+
+    @property
+    def tx_updated_interval(self) -> int:
+        value = self._vars.get("TxUpdatedInterval")
+        return int(value) if isinstance(value, int) else self.table.station.meter_interval
+
+    def _meter_rules(self, evse: int) -> list[MeterRule]:
+        rules: list[MeterRule] = []
+        for rule in self.table.monitoring.values():
+            if not isinstance(rule, MeasurementRule | CounterRule):
+                continue
+            if rule.connector == evse and rule.measurand is not None:
+                rules.append(rule)
+        return sorted(rules, key=lambda r: r.ioa)
+
+    # --- link state ------------------------------------------------------------------------------
+
+    def _report_unavailable(self, now: float) -> None:
+        stamp = self._stamp(None)
+        for connector in self._connectors.values():
+            if connector.reported != "Unavailable":
+                connector.reported = "Unavailable"
+                self.north.report_status(connector.evse, 1, "Unavailable", stamp, now)
+
+    # --- CSMS → bridge ---------------------------------------------------------------------------
+
+    def _north_events(self, events: list[OwnerEvent], now: float) -> None:
+        for event in events:
+            if isinstance(event, CallReceived):
+                self._csms_call(event.call, now)
+
+    def _csms_call(self, call: Call, now: float) -> None:
+        handler = _CSMS_HANDLERS.get(call.action)
+        if handler is None:
+            self.north.reply_error(
+                call.message_id,
+                Fault.NOT_SUPPORTED,
+                f"an IEC 104 charger behind the bridge cannot serve {call.action}",
+            )
+            return
+        try:
+            if call.action in _NEEDS_REGISTRATION and not self.north.registered:
+                failure = _status_failure("Rejected")
+                self._reply(
+                    call.message_id,
+                    failure("InvalidMessageSeq", "B02.FR.05: the station is not accepted yet"),
+                )
+                return
+            handler(self, call.message_id, call.payload, now)
+        except QueueFull:
+            if self.north.is_awaiting(call.message_id):
+                self.north.reply_error(
+                    call.message_id, Fault.GENERIC, "too many requests wait for the CSMS"
+                )
+        except (OutboundPayloadInvalid, BridgeMisuse, KeyError, TypeError, ValueError) as exc:
+            self._report("request-failed", f"{call.action}: {exc!r}", side=Side.NORTH)
+            if self.north.is_awaiting(call.message_id):
+                self.north.reply_error(
+                    call.message_id, Fault.INTERNAL, f"the bridge could not serve {call.action}"
+                )
+
+    def _not_supported(self, message_id: str, why: str) -> None:
+        self.north.reply_error(message_id, Fault.NOT_SUPPORTED, why)
+
+    def _reply(self, message_id: str, payload: Payload) -> None:
+        if self.north.is_awaiting(message_id):
+            self.north.reply(message_id, payload)
+
+    def _command_job(
+        self,
+        message_id: str,
+        action: str,
+        targets: Sequence[CommandTarget],
+        now: float,
+        *,
+        success: Payload,
+        failure: Callable[[str, str], Payload],
+        on_result: Callable[[bool, float], None] | None = None,
+    ) -> None:
+        if not self._link_up:
+            self._reply(message_id, failure("ChargerOffline", "the charger's 104 link is down"))
+            return
+        job = _Job(message_id, action, set(), now + self.settings.answer_timeout, success, failure)
+        self._jobs.append(job)
+        for target in targets:
+            job.waiting.add(self._send(target, job, on_result))
+
+    def _finish(self, job: _Job, ok: bool, code: str, detail: str) -> None:
+        if job in self._jobs:
+            self._jobs.remove(job)
+        self._reply(job.message_id, job.success if ok else job.failure(code, detail))
+
+    def _send(
+        self,
+        target: CommandTarget,
+        job: _Job | None,
+        on_result: Callable[[bool, float], None] | None,
+    ) -> int:
+        value: bool | int = target.value == "on" if isinstance(target.value, str) else target.value
+        return self._send_command(
+            target.ioa,
+            target.type_id,
+            value,
+            select=target.mode == "select-execute",
+            qualifier=target.qualifier,
+            purpose=target.action,
+            job=job,
+            on_result=on_result,
+        )
+
+    def _send_command(
+        self,
+        ioa: int,
+        type_id: TypeId,
+        value: bool | int | float,
+        *,
+        select: bool,
+        qualifier: str,
+        purpose: str,
+        job: _Job | None,
+        on_result: Callable[[bool, float], None] | None = None,
+    ) -> int:
+        command_id = self._next_command
+        self._next_command += 1
+        command = Send104Command(command_id, ioa, type_id, value, select, qualifier, purpose)
+        self._effects.append(command)
+        self._sent[command_id] = _Sent(command, job, on_result)
+        return command_id
+
+    # RequestStartTransaction (F01, F02) ------------------------------------------------------------
+
+    def _on_request_start(self, message_id: str, request: Payload, now: float) -> None:
+        evse = request.get("evseId") or self._pick_evse()
+        failure = _status_failure("Rejected")
+        connector = self._connectors.get(evse) if evse is not None else None
+        if connector is None:
+            self._reply(message_id, failure("UnknownEvse", f"no EVSE {evse} on this station"))
+            return
+        if connector.in_tx:
+            answer = failure("TxInProgress", "a transaction is running on this EVSE")
+            if connector.txn is not None:
+                answer["transactionId"] = connector.txn.transaction_id
+            self._reply(message_id, answer)
+            return
+        target = self.table.command("RequestStartTransaction", connector.evse)
+        if target is None:
+            self._not_supported(message_id, "the mapping table has no start command")
+            return
+        remote = {"remoteStartId": request["remoteStartId"], "idToken": request["idToken"]}
+        profile = request.get("chargingProfile")
+
+        def started(positive: bool, at: float) -> None:
+            if not positive:
+                return
+            connector.accepted["RequestStartTransaction"] = at + self.settings.command_acceptance
+            connector.remote = remote
+            connector.tx_profile = profile
+            self._evaluate(connector, at, self._stamp(None))
+
+        self._command_job(
+            message_id,
+            "RequestStartTransaction",
+            [target],
+            now,
+            success={"status": "Accepted"},
+            failure=failure,
+            on_result=started,
+        )
+
+    def _pick_evse(self) -> int | None:
+        free = [c for c in self._connectors.values() if not c.in_tx]
+        for wanted in ("Occupied", "Available"):
+            for connector in free:
+                if connector.reported == wanted:
+                    return connector.evse
+        return free[0].evse if len(self._connectors) == 1 and free else None
+
+    # RequestStopTransaction (F03) ----------------------------------------------------------------
+
+    def _on_request_stop(self, message_id: str, request: Payload, now: float) -> None:
+        wanted = request["transactionId"]
+        failure = _status_failure("Rejected")
+        connector = next(
+            (
+                c
+                for c in self._connectors.values()
+                if c.in_tx and c.txn is not None and c.txn.transaction_id == wanted
+            ),
+            None,
+        )
+        if connector is None:
+            self._reply(
+                message_id, failure("UnknownTransaction", f"no running transaction {wanted}")
+            )
+            return
+        target = self.table.command("RequestStopTransaction", connector.evse)
+        if target is None:
+            self._not_supported(message_id, "the mapping table has no stop command")
+            return
+
+        def stopped(positive: bool, at: float) -> None:
+            if positive and connector.in_tx:
+                connector.stop_requested = True
+                connector.accepted["RequestStopTransaction"] = at + self.settings.command_acceptance
+                self._evaluate(connector, at, self._stamp(None))
+
+        self._command_job(
+            message_id,
+            "RequestStopTransaction",
+            [target],
+            now,
+            success={"status": "Accepted"},
+            failure=failure,
+            on_result=stopped,
+        )
+
+    # UnlockConnector (F05) -------------------------------------------------------------------------
+
+    def _on_unlock(self, message_id: str, request: Payload, now: float) -> None:
+        connector = self._connectors.get(request["evseId"])
+        if connector is None or request["connectorId"] != 1:
+            self._reply(message_id, {"status": "UnknownConnector"})
+            return
+        if connector.in_tx:
+            self._reply(message_id, {"status": "OngoingAuthorizedTransaction"})
+            return
+        target = self.table.command("UnlockConnector", connector.evse)
+        if target is None:
+            self._not_supported(message_id, "the mapping table has no unlock command")
+            return
+        self._command_job(
+            message_id,
+            "UnlockConnector",
+            [target],
+            now,
+            success={"status": "Unlocked"},
+            failure=_status_failure("UnlockFailed"),
+        )
+
+    # ChangeAvailability (G03, G04) ------------------------------------------------------------------
+
+    def _on_change_availability(self, message_id: str, request: Payload, now: float) -> None:
+        action: CommandAction = (
+            "ChangeAvailability.Operative"
+            if request["operationalStatus"] == "Operative"
+            else "ChangeAvailability.Inoperative"
+        )
+        evse = (request.get("evse") or {}).get("id", 0)
+        targets: list[CommandTarget] = []
+        if evse:
+            if evse not in self._connectors:
+                self._reply(
+                    message_id, _status_failure("Rejected")("UnknownEvse", f"no EVSE {evse}")
+                )
+                return
+            target = self.table.command(action, evse)
+            targets = [target] if target is not None else []
+        else:
+            station = self.table.command(action, None)
+            if station is not None:
+                targets = [station]
+            else:
+                found = [self.table.command(action, n) for n in self._connectors]
+                targets = [t for t in found if t is not None] if all(found) else []
+        if not targets:
+            self._not_supported(message_id, f"the mapping table has no command for {action}")
+            return
+        self._command_job(
+            message_id,
+            "ChangeAvailability",
+            targets,
+            now,
+            success={"status": "Accepted"},
+            failure=_status_failure("Rejected"),
+        )
+
+    # Reset (B11, B12) -------------------------------------------------------------------------------
+
+    def _on_reset(self, message_id: str, request: Payload, now: float) -> None:
+        failure = _status_failure("Rejected")
+        if request.get("evseId"):
+            self._reply(message_id, failure("NoEvseReset", "the charger resets only as a whole"))
+            return
+        target = self.table.command("Reset", None)
+        if target is None:
+            self._not_supported(message_id, "the mapping table has no reset command")
+            return
+        if request["type"] == "OnIdle" and any(c.in_tx for c in self._connectors.values()):
+            self._set_meta("deferred_reset", True)
+            self._reply(message_id, {"status": "Scheduled"})
+            return
+        self._command_job(
+            message_id, "Reset", [target], now, success={"status": "Accepted"}, failure=failure
+        )
+
+    # SetChargingProfile, ClearChargingProfile (K01, K10) ------------------------------------------
+
+    def _on_set_profile(self, message_id: str, request: Payload, now: float) -> None:
+        failure = _status_failure("Rejected")
+        evse = request["evseId"]
+        profile = request["chargingProfile"]
+        problem = self._profile_problem(evse, profile)
+        if problem is not None:
+            self._reply(message_id, failure(*problem))
+            return
+        if not self._link_up:
+            self._reply(message_id, failure("ChargerOffline", "the charger's 104 link is down"))
+            return
+        self._install(Installed(evse, profile, self._wall()))
+        job = _Job(
+            message_id,
+            "SetChargingProfile",
+            set(),
+            now + self.settings.answer_timeout,
+            {"status": "Accepted"},
+            failure,
+        )
+        self._jobs.append(job)
+        job.waiting.update(self._apply_profiles(now, job))
+        if not job.waiting:
+            self._finish(job, True, "", "")
+
+    def _profile_problem(self, evse: int, profile: Payload) -> tuple[str, str] | None:
+        purpose = profile["chargingProfilePurpose"]
+        if evse != 0 and evse not in self._connectors:
+            return "UnknownEvse", f"no EVSE {evse}"
+        if purpose == "ChargingStationMaxProfile" and evse != 0:
+            return "InvalidEvse", "ChargingStationMaxProfile is for EVSE 0"
+        if purpose == "TxProfile":
+            connector = self._connectors.get(evse)
+            if connector is None or connector.txn is None:
+                return (
+                    "TxNotFound",
+                    "a TxProfile needs a running transaction on its EVSE (K01.FR.09)",
+                )
+            wanted = profile.get("transactionId")
+            if wanted is not None and wanted != connector.txn.transaction_id:
+                return "TxNotFound", f"transaction {wanted} is not running on EVSE {evse}"
+        if purpose not in (*TX_PURPOSES, *STATION_PURPOSES):
+            return "UnsupportedPurpose", f"{purpose} is not evaluated by the bridge"
+        if profile["chargingProfileKind"] == "Recurring" and "recurrencyKind" not in profile:
+            return "InvalidSchedule", "a Recurring profile needs recurrencyKind"
+        unit: RateUnit = profile["chargingSchedule"][0]["chargingRateUnit"]
+        evses = [evse] if evse else list(self._connectors)
+        station_setpoint = self.table.setpoint(None, unit)
+        if purpose == "ChargingStationMaxProfile" and station_setpoint is not None:
+            return None
+        if any(self.table.setpoint(n, unit) is None for n in evses):
+            return (
+                "UnsupportedRateUnit",
+                f"the mapping table has no setpoint taking limits in {unit}",
+            )
+        return None
+
+    def _install(self, installed: Installed) -> None:
+        self._profiles[installed.profile_id] = installed
+        self._effects.append(Persist(PROFILES, str(installed.profile_id), installed.record()))
+
+    def _remove_profile(self, installed: Installed) -> None:
+        self._profiles.pop(installed.profile_id, None)
+        self._effects.append(Persist(PROFILES, str(installed.profile_id), None))
+
+    def _install_tx_profile(
+        self, connector: _Connector, transaction: Transaction, now: float
+    ) -> None:
+        profile = dict(connector.tx_profile or {})
+        connector.tx_profile = None
+        profile["transactionId"] = transaction.transaction_id
+        if profile.get("chargingProfilePurpose") != "TxProfile" or self._profile_problem(
+            connector.evse, profile
+        ):
+            self._report(
+                "profile-ignored",
+                f"RequestStartTransaction.chargingProfile on EVSE {connector.evse} cannot be applied",
+            )
+            return
+        self._install(Installed(connector.evse, profile, self._wall()))
+        self._apply_profiles(now)
+
+    def _on_clear_profile(self, message_id: str, request: Payload, now: float) -> None:
+        wanted_id = request.get("chargingProfileId")
+        criteria = request.get("chargingProfileCriteria") or {}
+        matches = [
+            installed
+            for installed in self._profiles.values()
+            if (wanted_id is None or installed.profile_id == wanted_id)
+            and ("evseId" not in criteria or installed.evse_id == criteria["evseId"])
+            and (
+                "chargingProfilePurpose" not in criteria
+                or installed.purpose == criteria["chargingProfilePurpose"]
+            )
+            and ("stackLevel" not in criteria or installed.stack_level == criteria["stackLevel"])
+        ]
+        if not matches:
+            self._reply(message_id, {"status": "Unknown"})
+            return
+        for installed in matches:
+            self._remove_profile(installed)
+        self._reply(message_id, {"status": "Accepted"})
+        self._apply_profiles(now)
+
+    def _apply_profiles(self, now: float, job: _Job | None = None) -> list[int]:
+        """Write the limits in force now to the setpoints; returns the commands sent."""
+        wall = self._wall()
+        boundaries: list[float] = []
+        station_limit, boundary = in_force(
+            self._profiles.values(), evse_id=0, purposes=STATION_PURPOSES, t=wall, tx=None
+        )
+        if boundary is not None:
+            boundaries.append(boundary)
+        desired: list[tuple[SetpointRule, float | None]] = []
+        for rule in self.table.setpoints.values():
+            if rule.connector is None:
+                desired.append((rule, _limit_in(station_limit, rule.rate_unit)))
+        for connector in self._connectors.values():
+            tx = None
+            if connector.txn is not None and connector.in_tx:
+                tx = TxContext(connector.txn.transaction_id, connector.started_wall or wall)
+            limit, boundary = in_force(
+                self._profiles.values(), evse_id=connector.evse, purposes=TX_PURPOSES, t=wall, tx=tx
+            )
+            if boundary is not None:
+                boundaries.append(boundary)
+            for unit in _RATE_UNITS:
+                setpoint = self.table.setpoint(connector.evse, unit)
+                if setpoint is None:
+                    continue
+                value = _limit_in(limit, unit)
+                cap = _limit_in(station_limit, unit)
+                if cap is not None and self.table.setpoint(None, unit) is None:
+                    value = cap if value is None else min(value, cap)
+                desired.append((setpoint, value))
+        sent: list[int] = []
+        for rule, value in desired:
+            if value is None:
+                if rule.ioa not in self._limited:
+                    continue
+                if rule.maximum is None:
+                    self._report(
+                        "limit-kept",
+                        f"no profile limits {rule.key} any more, but the table gives it no maximum"
+                        " to go back to: the last limit stays",
+                    )
+                    self._limited.discard(rule.ioa)
+                    continue
+                self._limited.discard(rule.ioa)
+                value = rule.maximum * (1000 if rule.unit == "kW" else 1)
+            else:
+                self._limited.add(rule.ioa)
+            device = rule.device_value(value, rule.rate_unit)
+            if not self._link_up or self._written.get(rule.ioa) == device:
+                continue
+            self._written[rule.ioa] = device
+            sent.append(
+                self._send_command(
+                    rule.ioa,
+                    rule.type_id,
+                    device,
+                    select=rule.mode == "select-execute",
+                    qualifier="none",
+                    purpose=f"setpoint {rule.key}",
+                    job=job,
+                )
+            )
+        self._profile_due = now + max(0.0, min(boundaries) - wall) if boundaries else None
+        return sent
+
+    # GetVariables, SetVariables, GetBaseReport (B06–B08) ---------------------------------------------
+
+    def _on_get_variables(self, message_id: str, request: Payload, now: float) -> None:
+        results = [
+            self.model.get_result(item, self._value_of) for item in request["getVariableData"]
+        ]
+        self._reply(message_id, {"getVariableResult": results})
+
+    def _on_set_variables(self, message_id: str, request: Payload, now: float) -> None:
+        results = []
+        for item in request["setVariableData"]:
+            result: Payload = {"component": item["component"], "variable": item["variable"]}
+            attribute_type = item.get("attributeType", "Actual")
+            if attribute_type != "Actual":
+                result["attributeType"] = attribute_type
+            key = request_key(item["component"], item["variable"])
+            found = self.model.find(key)
+            if found is None:
+                known = self.model.knows_component(key)
+                result["attributeStatus"] = "UnknownVariable" if known else "UnknownComponent"
+            elif attribute_type != "Actual":
+                result["attributeStatus"] = "NotSupportedAttributeType"
+            elif (found.component, found.variable) == TX_UPDATED_INTERVAL:
+                result["attributeStatus"] = self._set_interval(item["attributeValue"], now)
+            else:
+                result["attributeStatus"] = "Rejected"
+                result["attributeStatusInfo"] = {"reasonCode": "ReadOnly"}
+            results.append(result)
+        self._reply(message_id, {"setVariableResult": results})
+
+    def _set_interval(self, text: str, now: float) -> str:
+        try:
+            seconds = int(text.strip())
+        except ValueError:
+            return "Rejected"
+        if seconds < 0:
+            return "Rejected"
+        self._vars["TxUpdatedInterval"] = seconds
+        self._effects.append(Persist(VARS, "TxUpdatedInterval", seconds))
+        for connector in self._connectors.values():
+            if connector.in_tx:
+                connector.meter_due = self._meter_due(now)
+        return "Accepted"
+
+    def _on_get_base_report(self, message_id: str, request: Payload, now: float) -> None:
+        base = request["reportBase"]
+        if base not in REPORT_BASES:
+            self._reply(message_id, {"status": "NotSupported"})
+            return
+        data = [v.report_data(self._value_of(v)) for v in self.model if v.in_report(base)]
+        if not data:
+            self._reply(message_id, {"status": "EmptyResultSet"})
+            return
+        self._reply(message_id, {"status": "Accepted"})
+        generated = self._stamp(None)
+        chunks = [data[i : i + _REPORT_CHUNK] for i in range(0, len(data), _REPORT_CHUNK)]
+        for seq_no, chunk in enumerate(chunks):
+            payload = {
+                "requestId": request["requestId"],
+                "generatedAt": generated,
+                "seqNo": seq_no,
+                "tbc": seq_no < len(chunks) - 1,
+                "reportData": chunk,
+            }
+            if not self.north.call("NotifyReport", payload, now, ("report",), asked_for=True):
+                self.north.enqueue("NotifyReport", payload, now)  # delivered once there is room
+
+    def _value_of(self, variable: Variable) -> str | None:
+        source = variable.source
+        if source.startswith("point:"):
+            value = self._values.get(int(source[6:]))
+            rule = self.table.monitoring.get(int(source[6:]))
+            if isinstance(rule, EnumRule) and value is not None:
+                return rule.name_of(float(value)) or text_of(value)
+            return text_of(value)
+        if source.startswith("identity:"):
+            return text_of(getattr(self.table.identity, source[9:]))
+        if source == "status":
+            connector = self._connectors.get(variable.evse or 0)
+            return connector.reported if connector is not None else None
+        if source == "station-status":
+            return "Available" if self._link_up else "Unavailable"
+        if source == "tx-updated-interval":
+            return str(self.tx_updated_interval)
+        if source == "tx-updated-measurands":
+            measurands = {r.measurand for c in self._connectors.values() for r in c.meter_rules}
+            return ",".join(sorted(m for m in measurands if m is not None))
+        if source == "enabled":
+            return "true"
+        if source == "rate-units":
+            return ",".join(self._rate_units())
+        return None
+
+    def _rate_units(self) -> list[str]:
+        return sorted({rule.rate_unit for rule in self.table.setpoints.values()})
+
+    # TriggerMessage (F06), GetTransactionStatus (E14) ------------------------------------------------
+
+    def _on_trigger(self, message_id: str, request: Payload, now: float) -> None:
+        wanted = request["requestedMessage"]
+        evse = (request.get("evse") or {}).get("id")
+        connectors = [c for c in self._connectors.values() if evse is None or c.evse == evse]
+        if evse is not None and not connectors:
+            self._reply(message_id, {"status": "Rejected"})
+            return
+        stamp = self._stamp(None)
+        if wanted == "Heartbeat":
+            self._reply(message_id, {"status": "Accepted"})
+            self.north.call("Heartbeat", {}, now, ("trigger",), asked_for=True)
+        elif wanted == "StatusNotification":
+            known = [c for c in connectors if c.reported is not None]
+            self._reply(message_id, {"status": "Accepted" if known else "Rejected"})
+            for connector in known:
+                notification = {
+                    "timestamp": stamp,
+                    "connectorStatus": connector.reported,
+                    "evseId": connector.evse,
+                    "connectorId": 1,
+                }
+                self.north.call(
+                    "StatusNotification", notification, now, ("trigger",), asked_for=True
+                )
+        elif wanted == "MeterValues":
+            samples = [
+                (c.evse, meter_value(c.meter_rules, self._values, "Trigger", stamp))
+                for c in connectors
+            ]
+            found = [(n, s) for n, s in samples if s is not None]
+            self._reply(message_id, {"status": "Accepted" if found else "Rejected"})
+            for evse_id, sample in found:
+                self.north.call(
+                    "MeterValues",
+                    {"evseId": evse_id, "meterValue": [sample]},
+                    now,
+                    ("trigger",),
+                    asked_for=True,
+                )
+        elif wanted == "TransactionEvent":
+            running = [c for c in connectors if c.in_tx]
+            self._reply(message_id, {"status": "Accepted" if running else "Rejected"})
+            for connector in running:
+                reading = meter_value(connector.meter_rules, self._values, "Trigger", stamp)
+                event = Pending("Updated", "Trigger", stamp, connector.charging_state)
+                if reading is not None:
+                    event.meter_values.append(reading)
+                self._queue(connector, event, now)
+        else:
+            self._reply(message_id, {"status": "NotImplemented"})
+
+    def _on_transaction_status(self, message_id: str, request: Payload, now: float) -> None:
+        wanted = request.get("transactionId")
+        if wanted is None:
+            queued = self.north.outbox.has_transaction_events()
+            self._reply(message_id, {"messagesInQueue": queued})
+            return
+        ongoing = any(
+            c.in_tx and c.txn is not None and c.txn.transaction_id == wanted
+            for c in self._connectors.values()
+        )
+        self._reply(
+            message_id,
+            {"messagesInQueue": self.north.messages_in_queue(wanted), "ongoingIndicator": ongoing},
+        )
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _identity(self) -> Payload:
+        identity = self.table.identity
+        station: Payload = {"vendorName": identity.vendor_name, "model": identity.model}
+        if identity.serial_number is not None:
+            station["serialNumber"] = identity.serial_number
+        if identity.firmware_version is not None:
+            station["firmwareVersion"] = identity.firmware_version
+        return station
+
+    def _notify_change(
+        self, rule: MonitoringRule, value: Value, update: PointUpdate, now: float
+    ) -> None:
+        previous = self._notified.get(rule.ioa)
+        first_alarm = previous is None and isinstance(rule, StatusRule) and value is True
+        if previous == value or (previous is None and not first_alarm):
+            self._notified[rule.ioa] = value
+            return
+        self._notified[rule.ioa] = value
+        report = rule.report
+        assert report is not None
+        event_id = int(self._meta.get("event_id", 0)) + 1
+        self._set_meta("event_id", event_id)
+        component: Payload = {"name": report.component}
+        if rule.connector is not None:
+            component["evse"] = {"id": rule.connector}
+        variable: Payload = {"name": report.variable}
+        if report.instance is not None:
+            variable["instance"] = report.instance
+        text = text_of(value) or ""
+        if isinstance(rule, EnumRule):
+            text = rule.name_of(float(value)) or text
+        stamp = self._stamp(update.timestamp)
+        event = {
+            "eventId": event_id,
+            "timestamp": stamp,
+            "trigger": "Delta",
+            "actualValue": text[:2500],
+            "eventNotificationType": "HardWiredMonitor",
+            "component": component,
+            "variable": variable,
+        }
+        self.north.enqueue(
+            "NotifyEvent", {"generatedAt": stamp, "seqNo": 0, "eventData": [event]}, now
+        )
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        if value is None:
+            self._meta.pop(key, None)
+        else:
+            self._meta[key] = value
+        self._effects.append(Persist(META, key, value))
+
+    def _stamp(self, timestamp: float | None) -> str:
+        moment = timestamp if timestamp is not None else self._wall()
+        return format_utc(datetime.fromtimestamp(moment, UTC))
+
+    def _report(self, kind: str, message: str, *, side: Side = Side.SOUTH) -> None:
+        self._effects.append(Report(side, Diagnostic(kind, message)))
+
+    def _flush(self) -> None:
+        self.north.flush()
+
+
+def _decode(rule: MonitoringRule, raw: bool | int | float | None) -> Value | None:
+    if raw is None:
+        return None
+    if isinstance(rule, StatusRule):
+        if isinstance(raw, float):
+            return None
+        return rule.decode(raw)
+    if isinstance(rule, MeasurementRule):
+        return rule.convert(float(raw))
+    if isinstance(rule, EnumRule):
+        return float(raw)
+    return rule.convert(int(raw))
+
+
+def _end_edge(
+    ends: tuple[bool | None, ...],
+    before: tuple[bool | None, ...],
+    rules: tuple[tuple[Any, str], ...],
+) -> str | None:
+    for index, result in enumerate(ends):
+        was = before[index] if index < len(before) else None
+        if result is True and was is not True:
+            return str(rules[index][1])
+    return None
+
+
+def _limit_in(limit: Limit | None, unit: str) -> float | None:
+    return limit.value if limit is not None and limit.unit == unit else None
+
+
+def _status_failure(status: str) -> Callable[[str, str], Payload]:
+    def failure(code: str, detail: str) -> Payload:
+        return {
+            "status": status,
+            "statusInfo": {"reasonCode": code[:20], "additionalInfo": detail[:512]},
+        }
+
+    return failure
+
+
+_NEEDS_REGISTRATION: Final = frozenset({"RequestStartTransaction", "RequestStopTransaction"})
+_Handler = Callable[[Station104, str, Payload, float], None]
+_CSMS_HANDLERS: Final[dict[str, _Handler]] = {
+    "RequestStartTransaction": Station104._on_request_start,
+    "RequestStopTransaction": Station104._on_request_stop,
+    "UnlockConnector": Station104._on_unlock,
+    "ChangeAvailability": Station104._on_change_availability,
+    "Reset": Station104._on_reset,
+    "SetChargingProfile": Station104._on_set_profile,
+    "ClearChargingProfile": Station104._on_clear_profile,
+    "GetVariables": Station104._on_get_variables,
+    "SetVariables": Station104._on_set_variables,
+    "GetBaseReport": Station104._on_get_base_report,
+    "TriggerMessage": Station104._on_trigger,
+    "GetTransactionStatus": Station104._on_transaction_status,
+}

@@ -1,0 +1,288 @@
+"""The OCPP 2.0.1 device model of a 104 station, built from its mapping table (B06, B07, B08).
+
+The charger has no device model; the bridge serves one made of the table and the live point values:
+
+| component (evse)                 | variable                       | value, mutability                      |
+|----------------------------------|--------------------------------|----------------------------------------|
+| ChargingStation                  | VendorName, Model, SerialNumber, FirmwareVersion | the table's identity, ReadOnly |
+| ChargingStation                  | AvailabilityState              | Unavailable while the 104 link is down |
+| EVSE (n), Connector (n, 1)       | AvailabilityState              | the status last sent to the CSMS       |
+| SampledDataCtrlr                 | TxUpdatedInterval              | seconds between meter values, ReadWrite |
+| SampledDataCtrlr                 | TxUpdatedMeasurands            | the measurands the table maps          |
+| SmartChargingCtrlr               | Enabled, RateUnit              | true; the units the table has setpoints for |
+| the `report` variable of a point | as written in the table        | the point's live value                 |
+| Iec104Point (n or none)          | the point's name               | every monitoring point's live value    |
+
+Rules
+- A variable is identified by (component name, component instance, EVSE id, connector id, variable
+  name, variable instance), as in a GetVariables request; only the Actual attribute exists.
+- `source` says where the core finds the value: "identity:<field>", "status", "station-status",
+  "tx-updated-interval", "tx-updated-measurands", "enabled", "rate-units", "point:<ioa>".
+- Reports: FullInventory lists every variable, ConfigurationInventory the writable ones,
+  SummaryInventory the availability states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from bridge.iec104.compiled import CompiledTable
+from bridge.iec104.rules import (
+    CounterRule,
+    EnumRule,
+    MeasurementRule,
+    MonitoringRule,
+    StatusRule,
+)
+
+POINT_COMPONENT: Final = "Iec104Point"
+TX_UPDATED_INTERVAL: Final = ("SampledDataCtrlr", "TxUpdatedInterval")
+REPORT_BASES: Final = ("FullInventory", "ConfigurationInventory", "SummaryInventory")
+_UNIT_MAX: Final = 16
+_STATUSES: Final = "Available,Occupied,Reserved,Unavailable,Faulted"
+
+Key = tuple[str, str | None, int | None, int | None, str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    component: str
+    variable: str
+    source: str
+    evse: int | None = None
+    connector: int | None = None
+    component_instance: str | None = None
+    variable_instance: str | None = None
+    mutability: str = "ReadOnly"
+    data_type: str = "string"
+    unit: str | None = None
+    values_list: str | None = None
+    summary: bool = False
+
+    @property
+    def key(self) -> Key:
+        return (
+            self.component,
+            self.component_instance,
+            self.evse,
+            self.connector,
+            self.variable,
+            self.variable_instance,
+        )
+
+    def component_json(self) -> dict[str, Any]:
+        component: dict[str, Any] = {"name": self.component}
+        if self.component_instance is not None:
+            component["instance"] = self.component_instance
+        if self.evse is not None:
+            evse: dict[str, Any] = {"id": self.evse}
+            if self.connector is not None:
+                evse["connectorId"] = self.connector
+            component["evse"] = evse
+        return component
+
+    def variable_json(self) -> dict[str, Any]:
+        variable: dict[str, Any] = {"name": self.variable}
+        if self.variable_instance is not None:
+            variable["instance"] = self.variable_instance
+        return variable
+
+    def in_report(self, base: str) -> bool:
+        if base == "ConfigurationInventory":
+            return self.mutability != "ReadOnly"
+        if base == "SummaryInventory":
+            return self.summary
+        return True
+
+    def report_data(self, value: str | None) -> dict[str, Any]:
+        attribute: dict[str, Any] = {"type": "Actual", "mutability": self.mutability}
+        if value is not None:
+            attribute["value"] = value[:2500]
+        characteristics: dict[str, Any] = {"dataType": self.data_type, "supportsMonitoring": False}
+        if self.unit is not None:
+            characteristics["unit"] = self.unit[:_UNIT_MAX]
+        if self.values_list is not None:
+            characteristics["valuesList"] = self.values_list
+        return {
+            "component": self.component_json(),
+            "variable": self.variable_json(),
+            "variableAttribute": [attribute],
+            "variableCharacteristics": characteristics,
+        }
+
+
+def request_key(component: dict[str, Any], variable: dict[str, Any]) -> Key:
+    """The key a GetVariables/SetVariables entry names."""
+    evse = component.get("evse") or {}
+    return (
+        component["name"],
+        component.get("instance"),
+        evse.get("id"),
+        evse.get("connectorId"),
+        variable["name"],
+        variable.get("instance"),
+    )
+
+
+class DeviceModel:
+    """Every variable of one station, looked up by key."""
+
+    def __init__(self, variables: list[Variable]) -> None:
+        self.variables = tuple(variables)
+        self._by_key = {variable.key: variable for variable in variables}
+        self._components = {
+            (v.component, v.component_instance, v.evse, v.connector) for v in variables
+        }
+
+    def __iter__(self) -> Iterator[Variable]:
+        return iter(self.variables)
+
+    def find(self, key: Key) -> Variable | None:
+        return self._by_key.get(key)
+
+    def knows_component(self, key: Key) -> bool:
+        return key[:4] in self._components
+
+    def get_result(
+        self, request: dict[str, Any], value_of: Callable[[Variable], str | None]
+    ) -> dict[str, Any]:
+        """One GetVariableResult for one GetVariableData."""
+        component, variable = request["component"], request["variable"]
+        result: dict[str, Any] = {"component": component, "variable": variable}
+        attribute_type = request.get("attributeType", "Actual")
+        if attribute_type != "Actual":
+            result["attributeType"] = attribute_type
+        key = request_key(component, variable)
+        found = self.find(key)
+        if found is None:
+            known = self.knows_component(key)
+            result["attributeStatus"] = "UnknownVariable" if known else "UnknownComponent"
+            return result
+        if attribute_type != "Actual":
+            result["attributeStatus"] = "NotSupportedAttributeType"
+            return result
+        value = value_of(found)
+        result["attributeStatus"] = "Accepted"
+        if value is not None:
+            result["attributeValue"] = value[:2500]
+        return result
+
+
+def build_device_model(table: CompiledTable, rate_units: list[str]) -> DeviceModel:
+    identity = table.identity
+    variables: list[Variable] = []
+    for field_name, name in (
+        ("vendor_name", "VendorName"),
+        ("model", "Model"),
+        ("serial_number", "SerialNumber"),
+        ("firmware_version", "FirmwareVersion"),
+    ):
+        if getattr(identity, field_name) is not None:
+            variables.append(Variable("ChargingStation", name, f"identity:{field_name}"))
+    variables.append(
+        Variable(
+            "ChargingStation",
+            "AvailabilityState",
+            "station-status",
+            data_type="OptionList",
+            values_list=_STATUSES,
+            summary=True,
+        )
+    )
+    for evse in range(1, table.connectors + 1):
+        for connector in (None, 1):
+            variables.append(
+                Variable(
+                    "EVSE" if connector is None else "Connector",
+                    "AvailabilityState",
+                    "status",
+                    evse=evse,
+                    connector=connector,
+                    data_type="OptionList",
+                    values_list=_STATUSES,
+                    summary=True,
+                )
+            )
+    variables += [
+        Variable(
+            *TX_UPDATED_INTERVAL,
+            "tx-updated-interval",
+            mutability="ReadWrite",
+            data_type="integer",
+            unit="s",
+        ),
+        Variable(
+            "SampledDataCtrlr",
+            "TxUpdatedMeasurands",
+            "tx-updated-measurands",
+            data_type="MemberList",
+        ),
+        Variable("SmartChargingCtrlr", "Enabled", "enabled", data_type="boolean"),
+        Variable(
+            "SmartChargingCtrlr",
+            "RateUnit",
+            "rate-units",
+            data_type="MemberList",
+            values_list=",".join(rate_units) or None,
+        ),
+    ]
+    seen: set[Key] = {variable.key for variable in variables}
+    for rule in table.monitoring.values():
+        for variable in _point_variables(rule):
+            if variable.key not in seen:
+                seen.add(variable.key)
+                variables.append(variable)
+    return DeviceModel(variables)
+
+
+def _point_variables(rule: MonitoringRule) -> list[Variable]:
+    source = f"point:{rule.ioa}"
+    data_type = "boolean" if isinstance(rule, StatusRule) else "decimal"
+    unit: str | None = None
+    values_list: str | None = None
+    if isinstance(rule, MeasurementRule | CounterRule):
+        unit = rule.unit
+    if isinstance(rule, EnumRule):
+        data_type = "OptionList"
+        values_list = ",".join(rule.values.values())
+    found = [
+        Variable(
+            POINT_COMPONENT,
+            rule.key,
+            source,
+            evse=rule.connector,
+            data_type=data_type,
+            unit=unit,
+            values_list=values_list,
+        )
+    ]
+    if rule.report is not None:
+        report = rule.report
+        found.append(
+            Variable(
+                report.component,
+                report.variable,
+                source,
+                evse=rule.connector,
+                variable_instance=report.instance,
+                data_type=data_type,
+                unit=unit,
+                values_list=values_list,
+            )
+        )
+    return found
+
+
+def text_of(value: bool | int | float | str | None) -> str | None:
+    """A device-model value as text: true/false, integers without a decimal point."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.6g}" if abs(value) < 1e6 else str(round(value, 3))
+    return str(value)

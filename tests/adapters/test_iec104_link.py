@@ -1,0 +1,183 @@
+"""adapters.iec104_link.Iec104Link against a real c104 server on loopback (`Charger104`).
+
+What the link promises the core: plain values out of c104's types, time tags read in the table's zone,
+unknown IOAs and mismatched types forwarded (the core reports them), one CommandConfirmed per command,
+LinkUp/LinkDown, and callbacks that never fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import c104
+import pytest
+import structlog
+
+from adapters.iec104_link import Iec104Link, LinkSettings, blocking
+from adapters.mapping_files import compile_file
+from bridge.iec104 import CompiledTable
+from bridge.iec104.southbound import (
+    CommandConfirmed,
+    LinkDown,
+    LinkEvent,
+    LinkUp,
+    PointUpdate,
+    Send104Command,
+)
+from bridge.iec104.vocabulary import TypeId
+from tests.e2e.iec104_charger import Charger104
+
+DC = Path(__file__).resolve().parents[2] / "mappings" / "gb-dc-charger.yaml"
+TABLE = compile_file(DC, 1)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[LinkEvent] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, batch: list[LinkEvent]) -> None:
+        self.seen.extend(batch)
+        self.changed.set()
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+    def updates(self, ioa: int) -> list[PointUpdate]:
+        return [e for e in self.seen if isinstance(e, PointUpdate) and e.ioa == ioa]
+
+    def confirmations(self) -> list[CommandConfirmed]:
+        return [e for e in self.seen if isinstance(e, CommandConfirmed)]
+
+
+@contextlib.asynccontextmanager
+async def linked(
+    table: CompiledTable = TABLE, initial: dict[int, Any] | None = None, host: str = "127.0.0.1"
+) -> AsyncIterator[tuple[Charger104, Iec104Link, Events]]:
+    charger = Charger104(table, initial or {0x0022: True, 0x6401: 4242})
+    await charger.start()
+    events = Events()
+    link = Iec104Link(
+        host=host,
+        port=charger.port,
+        common_address=1,
+        table=table,
+        consumer=events,
+        log=structlog.get_logger(),
+        settings=LinkSettings(watchdog_interval=0.2),
+    )
+    task = asyncio.create_task(link.run())
+    try:
+        await events.wait_for(lambda: any(isinstance(e, LinkUp) for e in events.seen))
+        yield charger, link, events
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await charger.stop()
+    assert link.callback_failures == 0
+
+
+async def test_interrogations_on_connect_bring_every_value_as_plain_python() -> None:
+    async with linked() as (_, _link, events):
+        await events.wait_for(lambda: events.updates(0x6401) and events.updates(0x0025))
+        holstered = events.updates(0x0022)[-1]
+        assert (holstered.type_id, holstered.value, holstered.quality) == (
+            "M_SP_NA_1",
+            True,
+            frozenset(),
+        )
+        assert type(events.updates(0x0025)[-1].value) is int  # a double point's state
+        counter = events.updates(0x6401)[-1]
+        assert (counter.type_id, counter.value) == ("M_IT_NA_1", 4242)
+        assert isinstance(events.updates(0x4001)[-1].value, float)
+
+
+async def test_spontaneous_updates_in_order() -> None:
+    async with linked() as (charger, _, events):
+        for value in (1.0, 2.0, 3.0):
+            await charger.update(0x4002, value)
+        await events.wait_for(lambda: [u.value for u in events.updates(0x4002)][-3:] == [1, 2, 3])
+
+
+async def test_unknown_ioa_and_mismatched_type_are_forwarded_for_the_core() -> None:
+    async with linked() as (charger, _, events):
+        extra = charger.station.add_point(io_address=0x0999, type=c104.Type.M_SP_NA_1)
+        extra.value = True
+        await blocking(extra.transmit, c104.Cot.SPONTANEOUS)
+        await events.wait_for(lambda: bool(events.updates(0x0999)))
+        assert events.updates(0x0999)[0].type_id == "M_SP_NA_1"
+
+
+async def test_time_tags_are_read_in_the_tables_time_zone() -> None:
+    async with linked() as (charger, _, events):
+        tagged = charger.station.add_point(io_address=0x0999, type=c104.Type.M_SP_TB_1)
+        # The charger's clock says 2026-01-01 08:00:00 (Beijing), which is 00:00:00 UTC.
+        wire = datetime(2026, 1, 1, 8, 0, 0, tzinfo=UTC)  # the fields on the wire
+        tagged.info = c104.SingleInfo(on=True, recorded_at=wire.astimezone().replace(tzinfo=None))
+        await blocking(tagged.transmit, c104.Cot.SPONTANEOUS)
+        await events.wait_for(lambda: bool(events.updates(0x0999)))
+        stamp = events.updates(0x0999)[0].timestamp
+        assert stamp == datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC).timestamp()
+
+
+async def test_commands_positive_and_negative() -> None:
+    async with linked() as (charger, link, events):
+        charger.refuse.add(0x6002)
+        link.command(Send104Command(1, 0x6001, TypeId.C_SC_NA_1, True, purpose="start"))
+        link.command(Send104Command(2, 0x6002, TypeId.C_SC_NA_1, True, purpose="unlock"))
+        link.command(Send104Command(3, 0x6202, TypeId.C_SE_NC_1, 16.0, purpose="limit"))
+        await events.wait_for(lambda: len(events.confirmations()) == 3)
+        outcome = {c.command_id: c.positive for c in events.confirmations()}
+        assert outcome == {1: True, 2: False, 3: True}
+        assert charger.sent_to(0x6001) == [True]
+        assert charger.sent_to(0x6202) == [16.0]
+
+
+async def test_a_command_c104_cannot_send_is_answered_negatively() -> None:
+    async with linked() as (_, link, events):
+        link.command(Send104Command(9, 0x6100, TypeId.C_RP_NA_1, 1, purpose="reset"))
+        await events.wait_for(lambda: bool(events.confirmations()))
+        confirmation = events.confirmations()[0]
+        assert (confirmation.command_id, confirmation.positive) == (9, False)
+
+
+async def test_link_down_and_back() -> None:
+    async with linked() as (charger, link, events):
+        await charger.stop()
+        await events.wait_for(lambda: any(isinstance(e, LinkDown) for e in events.seen))
+        assert not link.is_up
+        link.command(Send104Command(5, 0x6001, TypeId.C_SC_NA_1, False))
+        await events.wait_for(lambda: bool(events.confirmations()))
+        assert events.confirmations()[0].positive is False
+        await charger.start()
+        await events.wait_for(lambda: [type(e) for e in events.seen].count(LinkUp) == 2)
+        assert link.is_up
+
+
+async def test_a_host_name_is_resolved_for_c104() -> None:
+    async with linked(host="localhost") as (_, link, _events):
+        assert link.is_up
+
+
+@pytest.mark.parametrize("act_term", [True, False])
+async def test_select_and_execute(tmp_path: Path, act_term: bool) -> None:
+    vendor = tmp_path / "vendor.yaml"
+    vendor.write_text(
+        "extends: gb-dc-charger\n"
+        f"station: {{command_mode: select-execute, expects_act_term: {str(act_term).lower()}}}\n"
+    )
+    table = compile_file(vendor, 1)
+    async with linked(table) as (charger, link, events):
+        link.command(Send104Command(1, 0x6001, TypeId.C_SC_NA_1, True, select=True))
+        await events.wait_for(lambda: bool(events.confirmations()))
+        assert events.confirmations()[0].positive
+        assert charger.sent_to(0x6001)[-1] is True
