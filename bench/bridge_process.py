@@ -1,0 +1,159 @@
+"""The bridge under test, as its own process: `adapters.runtime.Runtime` run the way `ocpp-bridge run` runs it.
+
+Run as a child of the benchmark: `python -m bench.bridge_process --config FILE [--uvloop]`.
+
+Rules
+- The configuration is loaded exactly as `ocpp-bridge run` loads it (`load_config` with the environment,
+  `check_supported`, `configure_logging`); logs go to stderr (the benchmark's log file).
+- A configuration the runtime refuses (a protocol it does not support yet) is reported on the control
+  channel as `{"error": ..., "unsupported": true}` and the process exits 2: the benchmark reports that
+  figure as null with the reason.
+- Besides the runtime's own event-loop lag histogram (`/metrics`), the wrapper samples the loop's lag
+  every 50 ms and keeps every sample, so percentiles are exact rather than bucket bounds.
+- `profile_start` / `profile_stop` run cProfile over a window (the whole bridge runs on this one thread);
+  `profile_stop` writes the pstats file and returns the top functions by own time.
+- `stop` (or SIGTERM) shuts the runtime down gracefully, as `ocpp-bridge run` does on SIGTERM.
+- `--gc-freeze` and `--ssl-buffer-kib` are experiments, to measure a lever before it is built into the
+  runtime: `gc.freeze()` after start-up; a smaller TLS read buffer than asyncio's 256 KiB per connection.
+- `--check-only` loads and checks the configuration, reports ready (or the refusal) and exits: how the
+  benchmark learns which protocols the runtime accepts without starting one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import io
+import os
+import pstats
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    Control,
+    LagSampler,
+    install_stop_signals,
+    raise_nofile_limit,
+    self_rss_bytes,
+    use_uvloop,
+)
+
+
+async def main(args: argparse.Namespace) -> None:
+    control = Control()
+    limit = raise_nofile_limit()
+    from adapters.config import ConfigError, load_config
+    from adapters.logs import configure_logging
+    from adapters.runtime import Runtime, check_supported
+
+    started = time.monotonic()
+    try:
+        config = load_config(Path(args.config), os.environ)
+        check_supported(config)
+    except ConfigError as exc:
+        control.send({"error": "; ".join(exc.problems), "unsupported": True})
+        raise SystemExit(2) from None
+    if args.check_only:
+        control.send({"ready": True, "supported": True})
+        return
+    configure_logging(config.bridge.log_format, config.bridge.log_level)
+    runtime = Runtime(config)
+    try:
+        await runtime.start()
+    except ConfigError as exc:
+        control.send({"error": "; ".join(exc.problems)})
+        raise SystemExit(2) from None
+    startup = time.monotonic() - started
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
+    lag = LagSampler()
+    lag.start()
+    install_stop_signals(control.stop)
+    profiler: cProfile.Profile | None = None
+
+    async def stats(command: dict[str, Any]) -> dict[str, Any]:
+        if command.get("gc"):
+            gc.collect()
+        return {
+            "rss": self_rss_bytes(),
+            "lag": lag.take(),
+            "connected": len(runtime.connected_stations),
+            "gc_counts": gc.get_count(),
+        }
+
+    async def profile_start(_: dict[str, Any]) -> dict[str, Any]:
+        nonlocal profiler
+        profiler = cProfile.Profile()
+        profiler.enable()
+        return {"profiling": True}
+
+    async def profile_stop(command: dict[str, Any]) -> dict[str, Any]:
+        nonlocal profiler
+        if profiler is None:
+            return {"error": "not profiling"}
+        profiler.disable()
+        profiler.dump_stats(command["path"])
+        text = io.StringIO()
+        top = int(command.get("top", 25))
+        stats = pstats.Stats(profiler, stream=text)
+        stats.sort_stats("tottime").print_stats(top)
+        # cumulative time of the bridge's own functions: which step of a message costs what
+        stats.sort_stats("cumulative").print_stats(r"/(adapters|bridge)/", top)
+        profiler = None
+        return {"top": text.getvalue()}
+
+    async def stop(_: dict[str, Any]) -> dict[str, Any]:
+        control.stop.set()
+        return {"stopping": True}
+
+    control.send(
+        {
+            "ready": True,
+            "south_port": runtime.south_address[1] if runtime.south_address else None,
+            "health_port": runtime.health_address[1] if runtime.health_address else None,
+            "startup_s": round(startup, 3),
+            "nofile": limit,
+        }
+    )
+    try:
+        await control.serve(
+            {
+                "stats": stats,
+                "profile_start": profile_start,
+                "profile_stop": profile_stop,
+                "stop": stop,
+            }
+        )
+    finally:
+        await lag.close()
+        await runtime.stop()
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--gc-freeze", action="store_true")
+    parser.add_argument(
+        "--ssl-buffer-kib",
+        type=int,
+        help="experiment: asyncio's per-connection TLS read buffer (stock: 256 KiB)",
+    )
+    parser.add_argument(
+        "--check-only", action="store_true", help="load and check the configuration, then exit"
+    )
+    args = parser.parse_args()
+    use_uvloop(args.uvloop)
+    if args.ssl_buffer_kib:
+        from asyncio import sslproto
+
+        sslproto.SSLProtocol.max_size = args.ssl_buffer_kib * 1024
+    asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,159 @@
+"""Simulated IEC 104 chargers for the benchmark: c104 `Server`s (controlled stations) in one process.
+
+Run as a child of the benchmark: `python -m bench.iec104_server --count M`.
+
+Rules
+- Each charger is one c104 `Server` on 127.0.0.1 and its own port, common address 1, with every
+  monitoring point of the shipped default table (`mappings/gb-dc-charger.yaml`) for one connector,
+  compiled by the project's own loader: no alarm, gun holstered, work status idle (so: Available).
+- `send` reports updates spontaneously, round robin over chargers, paced to `rate` updates per second for
+  `duration` seconds; every update carries a new value. Kind `status` toggles plug_connected (each
+  toggle is one connector status change, so one StatusNotification at the CSMS); kind `measurement`
+  sends new measurement values (which the bridge folds into its state and samples into transaction
+  events, so they do not map one to one onto CSMS frames). It runs in a worker thread (c104's `transmit` is a blocking call); the answer counts
+  the updates handed to c104 and those c104 refused.
+- `connected` tells how many servers have an active connection (the bridge dialled in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import time
+from typing import Any
+
+import c104
+
+from bench.common import HOST, Control, install_stop_signals, raise_nofile_limit
+
+PLUG_CONNECTED = 0x0021  # connector 1's plug_connected in gb-dc-charger.yaml
+# starting values: gun holstered, work status idle (2); every other point 0 (no alarm)
+INITIAL = {0x0022: 1, 0x4001 + 14: 2}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _info(type_name: str, value: Any) -> Any:
+    if type_name.startswith("M_SP"):
+        return c104.SingleInfo(on=bool(value))
+    if type_name.startswith("M_DP"):
+        return c104.DoubleInfo(state=c104.Double.ON if value == 2 else c104.Double.OFF)
+    if type_name.startswith("M_IT"):
+        return c104.BinaryCounterInfo(
+            counter=int(value), sequence=c104.UInt5(0), quality=c104.BinaryCounterQuality()
+        )
+    if type_name in ("M_ME_NB_1", "M_ME_TE_1"):
+        return c104.ScaledInfo(actual=c104.Int16(int(value)))
+    if type_name in ("M_ME_NA_1", "M_ME_TD_1"):
+        return c104.NormalizedInfo(actual=c104.NormalizedFloat(float(value)))
+    return c104.ShortInfo(actual=float(value))
+
+
+def monitoring_points() -> dict[int, str]:
+    """IOA → type name of every monitoring point of the shipped default table, one connector."""
+    from adapters.mapping_files import compile_file
+    from bench.load import default_mapping
+
+    table = compile_file(default_mapping(), connectors=1)
+    return {rule.ioa: str(rule.type_id) for rule in table.monitoring.values()}
+
+
+class Charger:
+    def __init__(self, layout: dict[int, str]) -> None:
+        self.port = free_port()
+        self.server = c104.Server(ip=HOST, port=self.port)
+        station = self.server.add_station(common_address=1)
+        assert station is not None
+        self.points: dict[int, Any] = {}
+        for ioa, type_name in layout.items():
+            point = station.add_point(io_address=ioa, type=getattr(c104.Type, type_name))
+            assert point is not None
+            point.info = _info(type_name, INITIAL.get(ioa, 0))
+            self.points[ioa] = point
+        self.status = {"plug_connected": self.points[PLUG_CONNECTED]}
+        self.measurements = [
+            point for ioa, point in self.points.items() if layout[ioa].startswith("M_ME_NC")
+        ]
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def send(chargers: list[Charger], rate: float, duration: float, kind: str) -> dict[str, Any]:
+    """`kind` "status": toggle each charger's plug_connected in turn (each toggle flips the connector
+    between Available and Occupied: one StatusNotification); "measurement": new measurement values."""
+    if kind == "status":
+        points = [c.status["plug_connected"] for c in chargers]
+    else:
+        points = [p for c in chargers for p in c.measurements]
+    state = [False] * len(points)
+    sent = refused = 0
+    start = time.monotonic()
+    end = start + duration
+    value = 0.0
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        due = int((now - start) * rate) + 1
+        if sent + refused >= due:
+            time.sleep(min(0.001, end - now))
+            continue
+        index = (sent + refused) % len(points)
+        point = points[index]
+        assert point is not None
+        if kind == "status":
+            state[index] = not state[index]
+            point.value = state[index]
+        else:
+            value += 0.5
+            point.value = value
+        if point.transmit(cause=c104.Cot.SPONTANEOUS):
+            sent += 1
+        else:
+            refused += 1
+    return {"sent": sent, "refused": refused, "seconds": round(time.monotonic() - start, 4)}
+
+
+async def main(args: argparse.Namespace) -> None:
+    control = Control()
+    raise_nofile_limit()
+    layout = monitoring_points()
+    chargers = [Charger(layout) for _ in range(args.count)]
+    install_stop_signals(control.stop)
+
+    async def connected(_: dict[str, Any]) -> dict[str, Any]:
+        return {"connected": sum(1 for c in chargers if c.server.has_active_connections)}
+
+    async def send_command(command: dict[str, Any]) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            send,
+            chargers,
+            float(command["rate"]),
+            float(command["duration"]),
+            str(command.get("kind", "status")),
+        )
+
+    control.send({"ready": True, "ports": [c.port for c in chargers]})
+    try:
+        await control.serve({"connected": connected, "send": send_command})
+    finally:
+        for charger in chargers:
+            charger.stop()
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=1)
+    args = parser.parse_args()
+    asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()

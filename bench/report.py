@@ -1,0 +1,271 @@
+"""The benchmark report: a Markdown table of every figure against its target, and PNG plots (matplotlib).
+
+Plots are drawn only when matplotlib is installed (`pip install -e '.[bench]'`, which `make bench` does);
+without it the report says so and the Markdown and JSON are still written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.load import _get
+
+TARGETS = {
+    "hop_ratio_v16": ("≤ 1.5", lambda v: v <= 1.5),
+    "hop_ratio_v201": ("≤ 1.2", lambda v: v <= 1.2),
+    "kib_per_station": ("≤ 64", lambda v: v <= 64),
+    "kib_per_station_v16": ("≤ 64", lambda v: v <= 64),
+    "kib_per_station_tls": ("≤ 100", lambda v: v <= 100),
+    "kib_per_station_v16_tls": ("≤ 100", lambda v: v <= 100),
+    "points_per_s_104": ("≥ 5000", lambda v: v >= 5000),
+    "added_latency_p50_ms": ("≤ 1 (at 10k)", lambda v: v <= 1),
+    "added_latency_p99_ms": ("≤ 5 (at 10k)", lambda v: v <= 5),
+    "cpu_share": ("≤ 0.40 (at 10k)", lambda v: v <= 0.40),
+    "loop_lag_p999_ms": ("≤ 50 (at 10k)", lambda v: v <= 50),
+    "storm_all_back_s": ("≤ 30 (10k, no TLS)", lambda v: v <= 30),
+}
+
+DESCRIPTIONS = {
+    "hop_ratio_v16": "1.6J→2.0.1 translated pair, bridge CPU ÷ plain relay CPU",
+    "hop_ratio_v201": "2.0.1 pass-through pair, bridge CPU ÷ plain relay CPU",
+    "hop_us_relay": "plain relay: CPU µs per request/response pair (the floor)",
+    "hop_us_v16": "bridge, 1.6J translated: CPU µs per pair",
+    "hop_us_v201": "bridge, 2.0.1 pass-through: CPU µs per pair",
+    "kib_per_station": "RSS per connected 2.0.1 station (both websockets + state), no TLS",
+    "kib_per_station_v16": "RSS per connected 1.6J station (both websockets + state), no TLS",
+    "kib_per_station_tls": "RSS per connected 2.0.1 station, TLS on both faces",
+    "kib_per_station_v16_tls": "RSS per connected 1.6J station, TLS on both faces",
+    "kib_per_station_relay": "plain relay: RSS per relayed connection pair (the floor)",
+    "points_per_s_104": "IEC 104 point updates/s reaching the CSMS as frames, none lost",
+    "scale_stations": "stations in the largest scale run",
+    "added_latency_p50_ms": "bridge-added latency p50 (through bridge − direct), largest run",
+    "added_latency_p99_ms": "bridge-added latency p99, largest run",
+    "added_latency_p999_ms": "bridge-added latency p99.9, largest run",
+    "cpu_share": "bridge CPU ÷ wall time (1.0 = one core), largest run",
+    "loop_lag_p999_ms": "bridge event-loop lag p99.9, largest run",
+    "scale_startup_s": "bridge start-up (configuration to listening), largest scale run",
+    "storm_stations": "stations in the reconnect storm",
+    "storm_startup_s": "restarted bridge's start-up in the storm (not in storm_all_back_s)",
+    "storm_all_back_s": "seconds from bridge restart until every station is back in service",
+    "v16_supported": "the runtime accepts ocpp1.6 stations",
+}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def markdown(report: dict[str, Any], plots: list[str]) -> str:
+    head = report["headline"]
+    lines = [
+        f"# ocpp-bridge benchmark ({report['preset']})",
+        "",
+        f"Run {report['started']} on {report['cpu_count']} CPUs; descriptor hard limit"
+        f" {report['nofile_hard_limit']}; uvloop {report['uvloop']}. Figures are ratios against a"
+        " baseline measured in the same run, or bridge CPU per message (see README.md).",
+        "",
+        "| figure | value | target | met | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for key, value in head.items():
+        target, check = TARGETS.get(key, ("", None))
+        met = (
+            ""
+            if check is None or not isinstance(value, int | float)
+            else ("yes" if check(value) else "no")
+        )
+        lines.append(
+            f"| `{key}` | {_fmt(value)} | {target} | {met} | {DESCRIPTIONS.get(key, '')} |"
+        )
+    lines += ["", "## Not measured", ""]
+    missing = _skips(report)
+    lines += [f"- {name}: {reason}" for name, reason in missing] or ["- nothing"]
+    lines += [
+        "",
+        "## Hop cost",
+        "",
+        "| target | CPU µs / pair | pairs | errors |",
+        "|---|---|---|---|",
+    ]
+    for name, data in (_get(report, "hop", "targets") or {}).items():
+        lines.append(
+            f"| {name} | {_fmt(data.get('cpu_us_per_pair'))} | {_fmt(data.get('pairs'))} |"
+            f" {data.get('errors') or data.get('skipped', '')} |"
+        )
+    lines += [
+        "",
+        "## Scale (1 message per station per interval)",
+        "",
+        "| stations | mix | added p50 ms | added p99 ms | added p99.9 ms | direct p50 ms |"
+        " CPU share | CPU µs/msg | idle CPU share | CPU µs/msg above idle | loop lag p99.9 ms |"
+        " RSS MiB | start-up s | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in report.get("scale", []):
+        if "skipped" in run:
+            lines.append(
+                f"| {run.get('requested', '?')} | skipped: {run['skipped']} |||||||||||| |"
+            )
+            continue
+        added = run["added_latency_ms"]
+        lines.append(
+            f"| {run['stations']} | {run['mix']} | {_fmt(added['p50'])} | {_fmt(added['p99'])} |"
+            f" {_fmt(added['p999'])} | {_fmt(run['latency_ms']['DIR']['p50'])} |"
+            f" {_fmt(run['cpu_share'])} | {_fmt(run['cpu_us_per_message'])} |"
+            f" {_fmt(run.get('idle_cpu_share'))} | {_fmt(run.get('cpu_us_per_message_net'))} |"
+            f" {_fmt(run['loop_lag_ms']['p999'])} | {_fmt(run['rss_mib'])} |"
+            f" {_fmt(run.get('bridge_startup_s'))} | {run['errors']} |"
+        )
+    lines += [
+        "",
+        "## Memory",
+        "",
+        "| setup | stations | KiB per station | RSS connected MiB |",
+        "|---|---|---|---|",
+    ]
+    for name, data in (report.get("memory") or {}).items():
+        lines.append(
+            f"| {name} | {_fmt(data.get('stations'))} | {_fmt(data.get('kib_per_station'))} |"
+            f" {_fmt(data.get('rss_connected_mib'))} |"
+        )
+    storm = report.get("storm") or {}
+    lines += [
+        "",
+        "## Reconnect storm",
+        "",
+        f"{_fmt(storm.get('stations'))} stations {storm.get('mix', '')}: all back in"
+        f" {_fmt(storm.get('all_back_s'))} s after the restarted bridge listened"
+        f" ({_fmt(storm.get('all_back_from_stop_s'))} s after SIGTERM); chargers back p50"
+        f" {_fmt(_get(storm, 'charger_back_s', 'p50'))} s, p99 {_fmt(_get(storm, 'charger_back_s', 'p99'))} s;"
+        f" errors {storm.get('errors', {})}.",
+    ]
+    profiles = _get(report, "hop", "profiles") or {}
+    for name, data in profiles.items():
+        lines += [
+            "",
+            f"## Profile: {name} pairs (cProfile, own time)",
+            "",
+            "```",
+            data["top"].strip(),
+            "```",
+        ]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    else:
+        lines += ["", "(no plots: matplotlib is not installed)"]
+    return "\n".join(lines) + "\n"
+
+
+def _skips(report: dict[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    for name, data in report.items():
+        if isinstance(data, dict):
+            if "skipped" in data:
+                found.append((name, data["skipped"]))
+            for sub, inner in data.items():
+                if isinstance(inner, dict) and "skipped" in inner:
+                    found.append((f"{name}.{sub}", inner["skipped"]))
+                if isinstance(inner, dict):
+                    for leaf, deep in inner.items():
+                        if isinstance(deep, dict) and "skipped" in deep:
+                            found.append((f"{name}.{sub}.{leaf}", deep["skipped"]))
+        elif isinstance(data, list):
+            found += [(f"{name}[{i}]", d["skipped"]) for i, d in enumerate(data) if "skipped" in d]
+    if report.get("v16_unsupported_reason"):
+        found.append(("ocpp1.6", report["v16_unsupported_reason"]))
+    return found
+
+
+def plot(report: dict[str, Any], folder: Path) -> list[str]:
+    """Draw the PNGs into `folder`; return their file names (none without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    names: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+        names.append(name)
+
+    targets = _get(report, "hop", "targets") or {}
+    measured = {k: v["cpu_us_per_pair"] for k, v in targets.items() if v.get("cpu_us_per_pair")}
+    if measured:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.bar(
+            list(measured),
+            list(measured.values()),
+            color=["grey", "tab:blue", "tab:orange"][: len(measured)],
+        )
+        relay = measured.get("relay")
+        if relay:
+            ax.axhline(relay * 1.2, ls="--", color="tab:blue", label="target v201 (1.2× relay)")
+            ax.axhline(relay * 1.5, ls="--", color="tab:orange", label="target v16 (1.5× relay)")
+            ax.legend()
+        ax.set_ylabel("bridge CPU µs per request/response pair")
+        ax.set_title("Hop cost")
+        save(fig, "hop_cost.png")
+    runs = [r for r in report.get("scale", []) if "skipped" not in r]
+    if runs:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        xs = [r["stations"] for r in runs]
+        for key, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
+            left.plot(xs, [r["added_latency_ms"][key] for r in runs], marker="o", label=label)
+        left.axhline(5, ls="--", color="red", label="p99 target")
+        left.set_yscale("symlog", linthresh=1.0)
+        left.set_xlabel("stations")
+        left.set_ylabel("bridge-added latency, ms")
+        left.legend()
+        right.plot(xs, [r["cpu_share"] for r in runs], marker="o", label="CPU share")
+        right.axhline(0.4, ls="--", color="red", label="target")
+        right.set_xlabel("stations")
+        right.set_ylabel("bridge CPU ÷ wall")
+        right.legend()
+        fig.suptitle("Scale")
+        save(fig, "scale.png")
+        biggest = runs[-1]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, values in biggest["samples"].items():
+            ordered = sorted(values)
+            if ordered:
+                ys = [(i + 1) / len(ordered) for i in range(len(ordered))]
+                ax.plot([v * 1e3 for v in ordered], ys, label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("round trip, ms (log)")
+        ax.set_ylabel("fraction of requests")
+        ax.set_title(f"Latency CDF, {biggest['stations']} stations")
+        ax.legend()
+        save(fig, "latency_cdf.png")
+    memory = {k: v.get("kib_per_station") for k, v in (report.get("memory") or {}).items()}
+    memory = {k: v for k, v in memory.items() if v is not None}
+    if memory:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.bar(list(memory), list(memory.values()))
+        ax.axhline(64, ls="--", color="red", label="target 64 KiB")
+        ax.axhline(100, ls=":", color="red", label="target with TLS 100 KiB")
+        ax.set_ylabel("KiB per station")
+        ax.set_title("Memory per station")
+        ax.legend()
+        save(fig, "memory.png")
+    storm = report.get("storm") or {}
+    if storm.get("samples"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label in (("samples", "chargers answered"), ("csms_samples", "CSMS connected")):
+            ordered = sorted(storm.get(key) or [])
+            ax.plot(ordered, range(1, len(ordered) + 1), label=label)
+        ax.set_xlabel("seconds after the restarted bridge listened")
+        ax.set_ylabel("stations back")
+        ax.set_title(f"Reconnect storm, {storm['stations']} stations")
+        ax.legend()
+        save(fig, "storm.png")
+    return names

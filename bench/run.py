@@ -1,0 +1,83 @@
+"""Run the load benchmark and write its report.
+
+    python -m bench.run --preset quick     # `make bench-quick`: a few hundred stations, under 3 minutes
+    python -m bench.run --preset full      # `make bench`: 1k/5k/10k stations, TLS, deflate, 10k storm
+
+Writes `results.json`, `report.md` and the PNG plots into `--out` (default bench/results/<preset>/), the
+child processes' logs into its `logs/` folder, and prints, as its last line, one JSON object with the
+headline figures (`hop_ratio_v16`, `hop_ratio_v201`, `kib_per_station`, `points_per_s_104`, ...), null
+where a figure could not be measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import raise_nofile_limit
+from bench.load import PRESETS, dump, run_suite
+from bench.report import markdown, plot
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--out", type=Path, help="report folder (default bench/results/<preset>)")
+    parser.add_argument("--uvloop", action="store_true", help="run every process on uvloop")
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile rounds")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["hop", "memory", "scale", "storm", "iec104"],
+        help="run only these measurements",
+    )
+    parser.add_argument(
+        "--bridge-flag",
+        action="append",
+        default=[],
+        help="pass a flag to every bridge process, e.g. --bridge-flag=--gc-freeze",
+    )
+    args = parser.parse_args(argv)
+    settings = PRESETS[args.preset]
+    settings.uvloop = args.uvloop
+    settings.bridge_flags = tuple(args.bridge_flag)
+    if args.only:
+        settings.only = tuple(args.only)
+    if args.no_profile:
+        settings.profile = False
+    out: Path = args.out or RESULTS / args.preset
+    out.mkdir(parents=True, exist_ok=True)
+    raise_nofile_limit()
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as folder:
+        root = Path(folder)
+        report = asyncio.run(run_suite(settings, root, log))
+        logs = out / "logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        shutil.copytree(root / "logs", logs)
+        for profile in root.glob("profile_*.pstats"):
+            shutil.copy(profile, out / profile.name)
+    for data in (report.get("hop") or {}).get("profiles", {}).values():
+        data["pstats"] = str(out / Path(data["pstats"]).name)
+    dump(report, out / "results.json")
+    plots = plot(report, out)
+    (out / "report.md").write_text(markdown(report, plots), encoding="utf-8")
+    log(f"bench: report in {out / 'report.md'}")
+    print(json.dumps(report["headline"], separators=(", ", ": ")), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

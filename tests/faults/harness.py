@@ -1,0 +1,1181 @@
+"""Fault injection: the real bridge process between an `ocpp` 2.0.1 CSMS and `ocpp` 1.6J chargers.
+
+Pieces (every server on 127.0.0.1, every wait bounded, every process stopped in `finally`)
+- `BridgeProcess`: `ocpp-bridge run --config FILE` as a child process, its JSON log lines in one file per
+  incarnation; started, SIGKILLed and restarted on the same ports and the same store.
+- `FaultCsms`: `tests.peers.Csms` (the `ocpp` package) that also records every CALL it received (raw
+  frame) and the moment each of its CALLRESULTs was written; stopped and started again on its port.
+- `QueuedCharger`: a 1.6J charger (`tests.peers.Charger16`) that behaves like a real one across link
+  losses: its transaction messages (StartTransaction, MeterValues, StopTransaction) wait in its own
+  queue and go one at a time; the head leaves the queue only on its .conf and is resent unchanged after a
+  reconnect (the same StartTransaction when its .conf was lost: 1.6 idempotency). StatusNotifications are
+  best effort. It reconnects with a short random back-off whenever the bridge is gone; it boots once.
+- `inject_faults`: seeded `random.Random` faults at random moments, some of them right after a charger
+  sent a transaction message or right after the CSMS received a TransactionEvent: SIGKILL of the bridge
+  and restart, CSMS outages (stop, restart after a few more faults), CALLERRORs from the CSMS for the
+  next one or two TransactionEvents (fewer than MessageAttempts: retried, E13), charger links closed,
+  reset (TCP abort) or left half-open (the charger stops reading and opens a new connection).
+- `check`: the oracle at the CSMS, see its docstring.
+
+`run_faults` puts them together and returns a `FaultRun`: the problems found (empty when all is well)
+and the statistics of the run. The seed is in every description of a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocpp.exceptions import OCPPError
+from ocpp.routing import on
+from ocpp.v16 import call as call16
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from adapters.store import Store
+from tests.peers import Charger16, Csms, CsmsChargePoint, CsmsSession, FrameOracle, Recording
+from tests.peers import now_iso as _now_iso
+
+EXECUTABLE = str(Path(sys.executable).with_name("ocpp-bridge"))
+SEED_ENV = "FAULT_SEED"
+CHARGER_CALL_TIMEOUT = 10.0
+MESSAGE_ATTEMPTS = 3
+# A message the charger sent this long after an outage began, and whose .conf came before the CSMS was
+# back, was queued by a bridge that knew the CSMS was gone: it must carry offline=true (E04.FR.03).
+OFFLINE_MARGIN = 1.0
+# Events the bridge must never log in these runs.
+BAD_EVENTS = frozenset(
+    {
+        "core.failed",
+        "south.session_failed",
+        "outbox-gave-up",
+        "driver.send_without_connection",
+        "translation-failed",
+        "south.replace_timeout",
+    }
+)
+
+
+def seed_from_env() -> int:
+    text = os.environ.get(SEED_ENV)
+    return int(text) if text else random.SystemRandom().randrange(2**32)
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """A free port on 127.0.0.1 below the ephemeral range: servers here stop and start again on the
+    same port, and a port in the ephemeral range could meanwhile become some client's source port."""
+    rng = rng or random.Random()
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = rng.randrange(10_000, max(10_001, low))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+# --- taps: let the fault injector strike right after something happened --------------------------
+
+
+class Taps:
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
+
+    def notify(self, kind: str) -> None:
+        for future in self._waiting.pop(kind, []):
+            if not future.done():
+                future.set_result(None)
+
+    async def wait(self, kind: str, timeout: float) -> bool:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[kind].append(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+# --- the bridge process ----------------------------------------------------------------------------
+
+
+def bridge_toml(
+    *,
+    store: Path,
+    csms_url: str,
+    south_port: int,
+    stations: Iterable[str],
+    south_ping: float = 1.0,
+    csms_ping: float = 5.0,
+) -> str:
+    lines = [
+        "[bridge]",
+        f'store = "{store}"',
+        'health = ""',
+        'log_format = "json"',
+        'log_level = "info"',
+        f"outbox_max_bytes = {1 << 30}",  # never full: E04.FR.08 may drop nothing here
+        "shutdown_timeout = 5",
+        "[csms]",
+        f'url = "{csms_url}"',
+        "connect_timeout = 3",
+        "call_timeout = 10",
+        f"ping_interval = {csms_ping}",
+        f"ping_timeout = {csms_ping}",
+        f"message_attempts = {MESSAGE_ATTEMPTS}",
+        "message_attempt_interval = 0.5",
+        "retry_backoff_wait_minimum = 0.05",
+        "retry_backoff_random_range = 0.1",
+        "retry_backoff_repeat_times = 2",
+        "[south]",
+        f'listen = "127.0.0.1:{south_port}"',
+        "call_timeout = 10",
+        f"ping_interval = {south_ping}",
+        f"ping_timeout = {south_ping}",
+    ]
+    for station_id in stations:
+        lines += [
+            "[[stations]]",
+            f'id = "{station_id}"',
+            'protocol = "ocpp1.6"',
+            "offline_authorize = true",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# The test's own environment minus what would change the bridge: tracing allocations (PYTHONTRACEMALLOC,
+# to debug the test process) or OCPP_BRIDGE_* overrides meant for another bridge.
+_CHILD_ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if k != "PYTHONTRACEMALLOC" and not k.startswith("OCPP_BRIDGE_")
+}
+
+
+class BridgeProcess:
+    """`ocpp-bridge run --config FILE` as a child process; one log file per incarnation."""
+
+    def __init__(self, config: Path, log_dir: Path) -> None:
+        self.config = config
+        self.log_dir = log_dir
+        self.process: asyncio.subprocess.Process | None = None
+        self.incarnation = 0
+        self.kills: list[float] = []  # monotonic times of every SIGKILL
+        self.exit_codes: list[int] = []
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    def log_path(self, incarnation: int) -> Path:
+        return self.log_dir / f"bridge-{incarnation}.log"
+
+    async def start(self, timeout: float = 30.0) -> None:
+        assert not self.running
+        self.incarnation += 1
+        path = self.log_path(self.incarnation)
+        with path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                EXECUTABLE,
+                "run",
+                "--config",
+                str(self.config),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+                env=_CHILD_ENV,
+            )
+        async with asyncio.timeout(timeout):
+            while b'"south.listening"' not in path.read_bytes():
+                if self.process.returncode is not None:
+                    raise RuntimeError(
+                        f"the bridge exited with {self.process.returncode}:"
+                        f" {path.read_text()[-2000:]}"
+                    )
+                await asyncio.sleep(0.02)
+
+    async def kill(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGKILL)
+        self.kills.append(time.monotonic())
+        async with asyncio.timeout(10):
+            self.exit_codes.append(await process.wait())
+
+    async def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not end within `timeout`. The exit status of SIGTERM."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return None
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(timeout):
+                code = await process.wait()
+        except TimeoutError:
+            process.kill()
+            code = await process.wait()
+        self.exit_codes.append(code)
+        return code
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every log line of every incarnation; a line that is not JSON becomes {"event": "not-json"}."""
+        records: list[dict[str, Any]] = []
+        for number in range(1, self.incarnation + 1):
+            path = self.log_path(number)
+            if not path.exists():
+                continue
+            for line in path.read_text(errors="replace").splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = {"event": "not-json", "line": line[:300]}
+                if not isinstance(record, dict):
+                    record = {"event": "not-json", "line": line[:300]}
+                record["incarnation"] = number
+                records.append(record)
+        return records
+
+
+# --- the CSMS --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One CALL the CSMS read, as it came (camelCase payload)."""
+
+    at: float
+    session: int
+    station_id: str
+    message_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+class _Tracked(Recording):
+    def __init__(self, connection: Any, oracle: FrameOracle, csms: FaultCsms, session: int) -> None:
+        super().__init__(connection, oracle)
+        self._csms = csms
+        self._session = session
+        self._station_id = connection.request.path.rsplit("/", 1)[-1]
+
+    async def recv(self) -> str | bytes:
+        raw = await super().recv()
+        with contextlib.suppress(ValueError):
+            frame = json.loads(raw)
+            if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
+                self._csms.received.append(
+                    Received(
+                        time.monotonic(),
+                        self._session,
+                        self._station_id,
+                        frame[1],
+                        frame[2],
+                        frame[3],
+                    )
+                )
+                if frame[2] == "TransactionEvent":
+                    self._csms.taps.notify("csms-received")
+                    if frame[3].get("eventType") == "Ended":
+                        register = _register(frame[3], "Transaction.End")
+                        self._csms.ended.setdefault(self._station_id, set()).add(register)
+        return raw
+
+    async def send(self, raw: str) -> None:
+        await super().send(raw)
+        frame = json.loads(raw)
+        if frame[0] == 3:  # written to the connection: the bridge will read it unless it dies first
+            self._csms.acked[(self._session, frame[1])] = time.monotonic()
+
+
+class _RefusingChargePoint(CsmsChargePoint):
+    """Refuses TransactionEvents (CALLERROR InternalError) while the CSMS has refusals left."""
+
+    csms: FaultCsms
+
+    @on("TransactionEvent")
+    async def on_transaction_event(self, **payload: Any) -> Any:
+        key = (self.id, payload["transaction_info"]["transaction_id"], payload["seq_no"])
+        # Never as often as MessageAttempts for one event: that would be a loss the spec allows.
+        if self.csms.refusals > 0 and self.csms.refused_by_event[key] < MESSAGE_ATTEMPTS - 1:
+            self.csms.refusals -= 1
+            self.csms.refused += 1
+            self.csms.refused_by_event[key] += 1
+            raise RuntimeError("fault injection: the CSMS refuses this TransactionEvent")
+        return await super().on_transaction_event(**payload)
+
+
+class FaultCsms(Csms):
+    """A 2.0.1 CSMS (the `ocpp` package) that records raw CALLs and when each answer was written,
+    and answers the next `refusals` TransactionEvents with a CALLERROR."""
+
+    def __init__(self, taps: Taps) -> None:
+        super().__init__()
+        self.taps = taps
+        self.received: list[Received] = []
+        self.acked: dict[tuple[int, str], float] = {}
+        self.outages: list[tuple[float, float | None]] = []  # (stopped, started again)
+        self.refusals = 0
+        self.refused = 0
+        self.refused_by_event: Counter[tuple[str, str, int]] = Counter()
+        self.ended: dict[str, set[float | None]] = {}  # station → Transaction.End registers seen
+        self.closes: dict[int, tuple[float, int | None, str]] = {}  # session → (when, code, reason)
+        self._sessions = 0
+        self._sessions_of: dict[int, int] = {}
+
+    @property
+    def up(self) -> bool:
+        return self.server is not None
+
+    async def stop(self) -> None:
+        if self.server is None:
+            return
+        await super().stop()
+        self.server = None
+        self.outages.append((time.monotonic(), None))
+
+    async def restart(self) -> None:
+        if self.server is not None:
+            return
+        self.outages[-1] = (self.outages[-1][0], time.monotonic())
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    await self.start(port=self.port)
+                    return
+                except OSError:  # the port is not free yet
+                    await asyncio.sleep(0.05)
+
+    async def _handler(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        station_id = connection.request.path.rsplit("/", 1)[-1]
+        self._sessions += 1
+        oracle = FrameOracle()
+        charge_point = _RefusingChargePoint(
+            station_id, _Tracked(connection, oracle, self, self._sessions), self
+        )
+        session = CsmsSession(station_id, connection, charge_point, oracle)
+        self._sessions_of[id(session)] = self._sessions
+        self.sessions[station_id] = session
+        self.history.append(session)
+        self.changed.set()
+        try:
+            await charge_point.start()
+        except Exception:  # the connection ended
+            pass
+        finally:
+            self.closes[self._sessions_of[id(session)]] = (
+                time.monotonic(),
+                connection.close_code,
+                connection.close_reason,
+            )
+            session.closed.set()
+            self.changed.set()
+
+
+# --- the 1.6J charger with its own persistent queue ---------------------------------------------
+
+
+@dataclass(eq=False)
+class Txn:
+    """One transaction as the charger knows it."""
+
+    index: int
+    id_tag: str
+    meter_start: int
+    meter_values: list[int] = field(default_factory=list)
+    meter_stop: int | None = None
+    local_id: int | None = None  # from the StartTransaction.conf
+    messages: list[Outgoing] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Outgoing:
+    action: str
+    fields: dict[str, Any]  # snake_case arguments of the `ocpp` call class, fixed when queued
+    txn: Txn | None = None
+    durable: bool = True  # transaction messages stay queued until their .conf; statuses do not
+    register: int | None = None  # the Wh value this message reports
+    sent: list[float] = field(default_factory=list)  # every attempt
+    conf_at: float | None = None
+
+    def request(self) -> Any:
+        fields = dict(self.fields)
+        if self.txn is not None and self.action != "StartTransaction":
+            assert self.txn.local_id is not None
+            fields["transaction_id"] = self.txn.local_id
+        return getattr(call16, self.action)(**fields)
+
+
+class _LinkLost(Exception):
+    pass
+
+
+class QueuedCharger:
+    """A 1.6J charger that keeps its transaction messages until the bridge answered them."""
+
+    def __init__(self, number: int, url: str, rng: random.Random, taps: Taps) -> None:
+        self.number = number
+        self.station_id = f"FI-{number}"
+        self.url = f"{url}/{self.station_id}"
+        self.rng = rng
+        self.taps = taps
+        self.register = 1_000_000 * number
+        self.queue: deque[Outgoing] = deque()
+        self.txns: list[Txn] = []
+        self.oracles: list[FrameOracle] = []
+        self.problems: list[str] = []
+        self.stats: Counter[str] = Counter()
+        self.booted = False
+        self.connection: ClientConnection | None = None
+        self._abandoned: list[ClientConnection] = []
+        self._wake = asyncio.Event()
+        self._lost: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # --- what the charger does (its user plugs in, charges, leaves) --------------------------------
+
+    def _stamp(self, unsynced: bool) -> str:
+        if unsynced:  # a clock that lost its time after a power cut: the bridge must not forward it
+            return f"1970-01-01T00:{self.rng.randrange(60):02d}:{self.rng.randrange(60):02d}Z"
+        return _now_iso()
+
+    def _queue(self, message: Outgoing) -> None:
+        self.queue.append(message)
+        self._wake.set()
+
+    def status(self, status: str) -> None:
+        """Best effort, as real chargers do: only while connected, never resent."""
+        if self.connection is not None and self._lost is not None and not self._lost.is_set():
+            fields = {
+                "connector_id": 1,
+                "error_code": "NoError",
+                "status": status,
+                "timestamp": _now_iso(),
+            }
+            self._queue(Outgoing("StatusNotification", fields, durable=False))
+
+    def begin(self, unsynced: bool = False) -> Txn:
+        txn = Txn(len(self.txns), f"T{self.number}X{len(self.txns)}", self.register)
+        self.txns.append(txn)
+        self.status("Preparing")
+        fields = {
+            "connector_id": 1,
+            "id_tag": txn.id_tag,
+            "meter_start": self.register,
+            "timestamp": self._stamp(unsynced),
+        }
+        message = Outgoing("StartTransaction", fields, txn, register=self.register)
+        txn.messages.append(message)
+        self._queue(message)
+        self.status("Charging")
+        return txn
+
+    def meter(self, txn: Txn, unsynced: bool = False) -> None:
+        self.register += self.rng.randint(1, 5000)
+        txn.meter_values.append(self.register)
+        sample = {
+            "timestamp": self._stamp(unsynced),
+            "sampledValue": [
+                {
+                    "value": str(self.register),
+                    "measurand": "Energy.Active.Import.Register",
+                    "unit": "Wh",
+                    "context": "Sample.Periodic",
+                }
+            ],
+        }
+        fields = {"connector_id": 1, "meter_value": [sample]}
+        message = Outgoing("MeterValues", fields, txn, register=self.register)
+        txn.messages.append(message)
+        self._queue(message)
+
+    def end(self, txn: Txn, unsynced: bool = False) -> None:
+        self.register += self.rng.randint(1, 5000)
+        txn.meter_stop = self.register
+        fields = {
+            "meter_stop": self.register,
+            "timestamp": self._stamp(unsynced),
+            "reason": "Local",
+            "id_tag": txn.id_tag,
+        }
+        message = Outgoing("StopTransaction", fields, txn, register=self.register)
+        txn.messages.append(message)
+        self._queue(message)
+        self.status("Finishing")
+        self.status("Available")
+
+    async def room(self, limit: int = 25, timeout: float = 600.0) -> None:
+        """Wait while more than `limit` messages wait (a charger's queue is finite)."""
+        async with asyncio.timeout(timeout):
+            while len(self.queue) > limit:
+                await asyncio.sleep(0.05)
+
+    # --- faults ----------------------------------------------------------------------------------
+
+    def drop(self, mode: str) -> bool:
+        """Lose the link: "close" (a close frame), "abort" (TCP reset) or "half-open" (stop reading,
+        never answer again; the bridge must find out by itself). False when not connected."""
+        connection, lost = self.connection, self._lost
+        if connection is None or lost is None or lost.is_set():
+            return False
+        if mode == "close":
+            asyncio.get_running_loop().create_task(connection.close())
+        elif mode == "abort":
+            connection.transport.abort()
+        elif mode == "half-open":
+            connection.transport.pause_reading()
+            self._abandoned.append(connection)
+        else:
+            raise ValueError(mode)
+        self.stats[f"drop-{mode}"] += 1
+        lost.set()
+        return True
+
+    # --- the connection loop ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"charger:{self.station_id}")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        for connection in self._abandoned:
+            connection.transport.abort()
+        self._abandoned.clear()
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                connection = await connect(
+                    self.url,
+                    subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                    open_timeout=5,
+                    close_timeout=1,
+                    ping_interval=None,
+                )
+            except (OSError, InvalidHandshake, TimeoutError):
+                self.stats["connect-failed"] += 1
+                await asyncio.sleep(self.rng.uniform(0.05, 0.25))
+                continue
+            self.stats["connected"] += 1
+            try:
+                await self._session(connection)
+            except _LinkLost:
+                pass
+            finally:
+                self.connection = None
+                if connection not in self._abandoned:
+                    connection.transport.abort()
+            await asyncio.sleep(self.rng.uniform(0.0, 0.1))
+
+    async def _session(self, connection: ClientConnection) -> None:
+        oracle = FrameOracle("1.6")
+        self.oracles.append(oracle)
+        charge_point = Charger16(self.station_id, Recording(connection, oracle))
+        charge_point._response_timeout = CHARGER_CALL_TIMEOUT
+        reader = asyncio.create_task(charge_point.start())
+        lost = self._lost = asyncio.Event()
+        lost_task = asyncio.create_task(lost.wait())
+        self.connection = connection
+        watched = (reader, lost_task)
+        try:
+            if not self.booted:
+                await self._boot(charge_point, watched)
+            while True:
+                head = await self._head(watched)
+                await self._send(charge_point, head, watched)
+        finally:
+            lost.set()
+            for task in (reader, lost_task):
+                task.cancel()
+            await asyncio.gather(reader, lost_task, return_exceptions=True)
+
+    async def _head(self, watched: tuple[asyncio.Task[Any], ...]) -> Outgoing:
+        while True:
+            if any(task.done() for task in watched):
+                raise _LinkLost
+            if self.queue:
+                return self.queue[0]
+            self._wake.clear()
+            wake = asyncio.create_task(self._wake.wait())
+            try:
+                await asyncio.wait({wake, *watched}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                wake.cancel()
+
+    async def _exchange(
+        self, charge_point: Charger16, request: Any, watched: tuple[asyncio.Task[Any], ...]
+    ) -> Any:
+        task = asyncio.create_task(charge_point.call(request, suppress=False))
+        self.taps.notify("charger-sent")
+        try:
+            done, _ = await asyncio.wait({task, *watched}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task not in done:
+            raise _LinkLost
+        try:
+            return task.result()
+        except (TimeoutError, ConnectionClosed) as exc:
+            self.stats[f"call-{type(exc).__name__}"] += 1
+            raise _LinkLost from None
+
+    async def _boot(self, charge_point: Charger16, watched: tuple[asyncio.Task[Any], ...]) -> None:
+        for _ in range(60):
+            request = call16.BootNotification(
+                charge_point_vendor="Acme", charge_point_model="Fault-16", firmware_version="1.0"
+            )
+            try:
+                response = await self._exchange(charge_point, request, watched)
+            except OCPPError as exc:
+                self.problems.append(f"{self.station_id}: BootNotification refused: {exc!r}")
+                raise _LinkLost from None
+            if response.status == "Accepted":
+                self.booted = True
+                return
+            self.stats["boot-not-accepted"] += 1
+            await asyncio.sleep(0.5)
+        raise _LinkLost
+
+    async def _send(
+        self, charge_point: Charger16, head: Outgoing, watched: tuple[asyncio.Task[Any], ...]
+    ) -> None:
+        if head.sent:
+            self.stats["resent"] += 1
+            self.stats[f"resent-{head.action}"] += 1
+        head.sent.append(time.monotonic())
+        try:
+            response = await self._exchange(charge_point, head.request(), watched)
+        except _LinkLost:
+            if not head.durable:
+                self.queue.popleft()
+            raise
+        except OCPPError as exc:
+            self.problems.append(f"{self.station_id}: {head.action} answered with {exc!r}")
+            self.queue.popleft()
+            return
+        head.conf_at = time.monotonic()
+        self.queue.popleft()
+        self.stats[f"conf-{head.action}"] += 1
+        if head.action == "StartTransaction":
+            assert head.txn is not None
+            head.txn.local_id = response.transaction_id
+            if response.id_tag_info.get("status") != "Accepted":
+                self.problems.append(
+                    f"{self.station_id}: StartTransaction answered {response.id_tag_info}"
+                )
+
+
+async def workload(
+    charger: QueuedCharger,
+    rng: random.Random,
+    *,
+    transactions: int | None,
+    done: asyncio.Event,
+    pace: float = 0.08,
+    unsynced: float = 0.1,
+) -> None:
+    """Transactions one after another (Start, 0–3 MeterValues, Stop) until `transactions` or `done`."""
+    count = 0
+    while (transactions is None or count < transactions) and not done.is_set():
+        await charger.room()
+        txn = charger.begin(unsynced=rng.random() < unsynced)
+        for _ in range(rng.randint(0, 3)):
+            await asyncio.sleep(rng.uniform(0, pace))
+            charger.meter(txn, unsynced=rng.random() < unsynced)
+        await asyncio.sleep(rng.uniform(0, pace))
+        charger.end(txn, unsynced=rng.random() < unsynced)
+        await asyncio.sleep(rng.uniform(0, pace))
+        count += 1
+
+
+# --- faults ----------------------------------------------------------------------------------------
+
+FAULT_KINDS = ("kill", "csms-outage", "csms-error", "drop-close", "drop-abort", "drop-half-open")
+FAULT_WEIGHTS = (3, 2, 1, 2, 2, 1)
+
+
+@dataclass
+class FaultLog:
+    counts: Counter[str] = field(default_factory=Counter)
+    triggers: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+async def inject_faults(
+    rng: random.Random,
+    count: int,
+    *,
+    bridge: BridgeProcess,
+    csms: FaultCsms,
+    chargers: list[QueuedCharger],
+    taps: Taps,
+    log: FaultLog,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """`count` faults; the first ones cover every kind once, in a random order."""
+    plan = list(FAULT_KINDS)
+    rng.shuffle(plan)
+    restart_csms_at: int | None = None
+    for step in range(count):
+        if restart_csms_at is not None and step >= restart_csms_at:
+            await csms.restart()
+            restart_csms_at = None
+        kind = plan[step] if step < len(plan) else rng.choices(FAULT_KINDS, FAULT_WEIGHTS)[0]
+        if kind in ("csms-outage", "csms-error") and not csms.up:
+            if step < len(plan):  # the plan's faults all happen: end the outage early
+                await csms.restart()
+                restart_csms_at = None
+            else:
+                kind = "kill"
+        # when: after a random pause, or right after a message went out
+        trigger = rng.choice(("pause", "pause", "charger-sent", "csms-received"))
+        if trigger == "csms-received" and not csms.up:
+            trigger = "charger-sent"
+        if trigger == "pause":
+            await asyncio.sleep(rng.uniform(0.02, 0.5))
+        else:
+            if not await taps.wait(trigger, timeout=1.0):
+                trigger = "timeout"
+            await asyncio.sleep(rng.uniform(0, 0.01))
+        log.triggers[trigger] += 1
+        if kind == "kill":
+            await bridge.kill()
+            await asyncio.sleep(rng.uniform(0, 0.3))
+            await bridge.start()
+        elif kind == "csms-outage":
+            await csms.stop()
+            restart_csms_at = step + 1 + rng.randint(0, 2)
+        elif kind == "csms-error":  # transient: fewer refusals than MessageAttempts (E13 retries)
+            csms.refusals = rng.randint(1, MESSAGE_ATTEMPTS - 1)
+        else:
+            target = await _connected(rng, chargers, timeout=3.0)
+            if target is None or not target.drop(kind.removeprefix("drop-")):
+                kind = "kill"  # nobody to drop: a kill instead, so every step is a fault
+                await bridge.kill()
+                await bridge.start()
+        log.counts[kind] += 1
+        if progress is not None:
+            progress(step + 1)
+    if not csms.up:
+        await csms.restart()
+
+
+async def _connected(
+    rng: random.Random, chargers: list[QueuedCharger], timeout: float
+) -> QueuedCharger | None:
+    """A charger that is connected now, waiting up to `timeout` for one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        candidates = [c for c in chargers if c.connection is not None]
+        if candidates:
+            return rng.choice(candidates)
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(0.02)
+
+
+# --- the oracle --------------------------------------------------------------------------------------
+
+
+def _register(payload: dict[str, Any], context: str) -> float | None:
+    for meter_value in payload.get("meterValue", []):
+        for sample in meter_value.get("sampledValue", []):
+            measurand = sample.get("measurand", "Energy.Active.Import.Register")
+            if sample.get("context") == context and measurand == "Energy.Active.Import.Register":
+                return float(sample["value"])
+    return None
+
+
+def _outage_of(outages: list[tuple[float, float | None]], sent: float, conf: float) -> bool:
+    """Whether a message sent at `sent` and answered at `conf` lived inside one CSMS outage."""
+    return any(
+        start + OFFLINE_MARGIN <= sent and conf <= (end if end is not None else float("inf"))
+        for start, end in outages
+    )
+
+
+def check(csms: FaultCsms, chargers: list[QueuedCharger]) -> tuple[list[str], Counter[str]]:
+    """The oracle, per station (charger):
+
+    - every (transactionId, seqNo) the CSMS got: all copies identical; a copy after one the CSMS had
+      answered is a duplicate unless another bridge process sent it (the one that sent the first was
+      SIGKILLed before the answer reached it, or after reading it and before recording it: at-least-
+      once is all that is possible then). The process is told by the message id's prefix;
+    - per transactionId: seqNo 0..n all present, exactly one Started (seqNo 0) and one Ended (the
+      last); first arrivals in charger order (transaction, then seqNo): chronological delivery;
+    - every charger transaction has exactly one transactionId at the CSMS and none is left over; its
+      Started carries meterStart, its Ended's Transaction.End register equals meterStop, and every
+      MeterValues sample arrives in exactly one Updated event (a resent MeterValues is no new sample);
+    - events the bridge queued while the CSMS was down carry offline=true;
+    - every frame each peer received is valid (FrameOracle), and the chargers were refused nothing.
+    """
+    problems: list[str] = []
+    stats: Counter[str] = Counter()
+    for session in csms.history:
+        problems += [f"CSMS frame check: {p}" for p in session.oracle.problems]
+    for charger in chargers:
+        problems += charger.problems
+        problems += [
+            f"{charger.station_id} frame check: {p}" for o in charger.oracles for p in o.problems
+        ]
+        problems += _check_station(csms, charger, stats)
+    return problems, stats
+
+
+def _check_station(csms: FaultCsms, charger: QueuedCharger, stats: Counter[str]) -> list[str]:
+    station = charger.station_id
+    problems: list[str] = []
+    events = [
+        r for r in csms.received if r.station_id == station and r.action == "TransactionEvent"
+    ]
+    copies: dict[tuple[str, int], list[Received]] = defaultdict(list)
+    for event in events:
+        key = (event.payload["transactionInfo"]["transactionId"], event.payload["seqNo"])
+        copies[key].append(event)
+    for key, found in copies.items():
+        stats["events"] += 1
+        if any(c.payload != found[0].payload for c in found[1:]):
+            problems.append(f"{station} {key}: copies differ: {[c.payload for c in found]}")
+        for earlier, later in itertools.pairwise(found):
+            stats["redelivered"] += 1
+            acked = csms.acked.get((earlier.session, earlier.message_id))
+            if acked is not None:
+                stats["redelivered-after-answer"] += 1
+            if acked is not None and _process(earlier) == _process(later):
+                problems.append(
+                    f"{station} {key}: sent again after the CSMS answered it, with no crash"
+                    f" in between ({found[0].payload['eventType']}: received {earlier.at:.3f}"
+                    f" session {earlier.session} (ended {csms.closes.get(earlier.session)}),"
+                    f" answered {acked:.3f}, again {later.at:.3f} session {later.session};"
+                    f" outages {_near(csms.outages, earlier.at)})"
+                )
+    by_transaction: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for (transaction_id, seq_no), found in copies.items():
+        by_transaction[transaction_id][seq_no] = found[0].payload
+    # charger transactions by meterStart (unique per charger: its register only grows)
+    txn_by_start = {txn.meter_start: txn for txn in charger.txns}
+    txn_of: dict[str, Txn] = {}
+    for transaction_id, seqs in by_transaction.items():
+        missing = sorted(set(range(max(seqs) + 1)) - set(seqs))
+        if missing:
+            problems.append(f"{station} {transaction_id}: seqNo {missing} missing")
+        kinds = Counter(p["eventType"] for p in seqs.values())
+        if kinds["Started"] != 1 or kinds["Ended"] > 1:
+            problems.append(f"{station} {transaction_id}: events {dict(kinds)}")
+        started = seqs.get(0)
+        if started is None or started["eventType"] != "Started":
+            problems.append(f"{station} {transaction_id}: seqNo 0 is not Started")
+            continue
+        begin = _register(started, "Transaction.Begin")
+        txn = txn_by_start.get(int(begin)) if begin is not None else None
+        if txn is None:
+            problems.append(f"{station} {transaction_id}: Started for no charger transaction")
+            continue
+        if txn.index in {t.index for t in txn_of.values()}:
+            problems.append(f"{station}: transaction {txn.index} has two transactionIds")
+        txn_of[transaction_id] = txn
+        ended = [p for p in seqs.values() if p["eventType"] == "Ended"]
+        if ended and max(seqs) != ended[0]["seqNo"]:
+            problems.append(f"{station} {transaction_id}: events after Ended")
+        if ended and _register(ended[0], "Transaction.End") != txn.meter_stop:
+            problems.append(
+                f"{station} {transaction_id}: Ended register {_register(ended[0], 'Transaction.End')}"
+                f" != meterStop {txn.meter_stop}"
+            )
+        samples = Counter(
+            _register(p, "Sample.Periodic")
+            for p in seqs.values()
+            if p["eventType"] == "Updated" and p["triggerReason"] == "MeterValuePeriodic"
+        )
+        expected = Counter(float(v) for v in txn.meter_values)
+        if samples != expected:
+            problems.append(
+                f"{station} {transaction_id}: meter samples {sorted(samples.elements(), key=str)}"
+                f" != the charger's {sorted(expected.elements())}"
+            )
+        stats["updated-charging-state"] += sum(
+            p["triggerReason"] == "ChargingStateChanged" for p in seqs.values()
+        )
+    for txn in charger.txns:
+        if txn not in txn_of.values():
+            problems.append(f"{station}: transaction {txn.index} never reached the CSMS")
+        elif txn.meter_stop is not None and not any(
+            p["eventType"] == "Ended"
+            for tid, t in txn_of.items()
+            if t is txn
+            for p in by_transaction[tid].values()
+        ):
+            problems.append(f"{station}: transaction {txn.index} has no Ended")
+    # chronological delivery: first arrivals in charger order
+    order = [
+        (txn_of[e.payload["transactionInfo"]["transactionId"]].index, e.payload["seqNo"])
+        for e in _first_arrivals(events)
+        if e.payload["transactionInfo"]["transactionId"] in txn_of
+    ]
+    if order != sorted(order):
+        problems.append(f"{station}: events out of order: {order}")
+    # offline flag (E04.FR.03)
+    outages = csms.outages
+    for transaction_id, txn in txn_of.items():
+        seqs = by_transaction[transaction_id]
+        for message in txn.messages:
+            if not message.sent or message.conf_at is None:
+                continue
+            if not _outage_of(outages, message.sent[0], message.conf_at):
+                continue
+            payload = _event_for(message, seqs)
+            if payload is None:
+                continue
+            stats["offline-checked"] += 1
+            if payload.get("offline") is not True:
+                problems.append(
+                    f"{station} {transaction_id}: {payload['eventType']} queued during an outage"
+                    " without offline=true"
+                )
+    stats["transactions"] += len(charger.txns)
+    return problems
+
+
+def _all_ended(csms: FaultCsms, charger: QueuedCharger) -> bool:
+    seen = csms.ended.get(charger.station_id, set())
+    return all(float(t.meter_stop) in seen for t in charger.txns if t.meter_stop is not None)
+
+
+def _process(event: Received) -> str:
+    """The bridge process that sent a CALL: its message ids are a per-process random prefix and a
+    counter (adapters.ids)."""
+    return event.message_id.rsplit("-", 1)[0]
+
+
+def _near(outages: list[tuple[float, float | None]], moment: float) -> list[tuple[float, float]]:
+    return [
+        (round(start - moment, 3), round((end or 0.0) - moment, 3))
+        for start, end in outages
+        if abs(start - moment) < 5
+    ]
+
+
+def _first_arrivals(events: list[Received]) -> list[Received]:
+    seen: set[tuple[str, int]] = set()
+    first: list[Received] = []
+    for event in events:
+        key = (event.payload["transactionInfo"]["transactionId"], event.payload["seqNo"])
+        if key not in seen:
+            seen.add(key)
+            first.append(event)
+    return first
+
+
+def _event_for(message: Outgoing, seqs: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+    if message.action == "StartTransaction":
+        return seqs.get(0)
+    for payload in seqs.values():
+        if message.action == "StopTransaction" and payload["eventType"] == "Ended":
+            return payload
+        if (
+            message.action == "MeterValues"
+            and payload["eventType"] == "Updated"
+            and _register(payload, "Sample.Periodic") == message.register
+        ):
+            return payload
+    return None
+
+
+def log_problems(records: list[dict[str, Any]]) -> tuple[list[str], Counter[str]]:
+    problems: list[str] = []
+    kinds: Counter[str] = Counter()
+    for record in records:
+        event = str(record.get("event"))
+        kinds[event] += 1
+        if (
+            event in BAD_EVENTS
+            or event == "not-json"
+            or record.get("level") in ("error", "critical")
+        ):
+            problems.append(f"bridge log (incarnation {record['incarnation']}): {record}")
+    return problems, kinds
+
+
+def stored_outboxes(store: Path, stations: Iterable[str]) -> dict[str, int]:
+    opened = Store(store)
+    try:
+        return {s: len(opened.load(s).get("outbox", {})) for s in stations}
+    finally:
+        opened.close()
+
+
+# --- one run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FaultRun:
+    seed: int
+    problems: list[str]
+    faults: FaultLog
+    stats: Counter[str]
+    log_events: Counter[str]
+    seconds: float
+
+    def describe(self) -> str:
+        interesting = {
+            k: v
+            for k, v in self.log_events.items()
+            if k
+            in (
+                "start-resent",
+                "stop-resent",
+                "meter-values-resent",
+                "unknown-transaction",
+                "south.duplicate_connection",
+                "outbox-retry",
+                "csms.connect_failed",
+            )
+        }
+        lines = [
+            f"fault run seed={self.seed} ({SEED_ENV}={self.seed} reproduces the plan):"
+            f" {self.faults.total} faults {dict(self.faults.counts)},"
+            f" triggers {dict(self.faults.triggers)}, {self.seconds:.1f} s",
+            f"  stats {dict(self.stats)}",
+            f"  bridge log {interesting}",
+        ]
+        lines += [f"  PROBLEM {p}" for p in self.problems[:50]]
+        if len(self.problems) > 50:
+            lines.append(f"  ... {len(self.problems) - 50} more problems")
+        return "\n".join(lines)
+
+
+async def run_faults(
+    tmp_path: Path,
+    *,
+    seed: int,
+    chargers: int,
+    faults: int,
+    transactions: int | None,
+    settle_timeout: float = 60.0,
+    progress: Callable[[int], None] | None = None,
+) -> FaultRun:
+    """Chargers run their transactions while `faults` faults strike; then everything is let settle
+    and checked. `transactions=None`: transactions go on until the last fault."""
+    started = time.monotonic()
+    rng = random.Random(seed)
+    taps = Taps()
+    csms = FaultCsms(taps)
+    await csms.start(port=free_port())
+    south_port = free_port()
+    store = tmp_path / "bridge.db"
+    config = tmp_path / "bridge.toml"
+    fleet = [
+        QueuedCharger(n, f"ws://127.0.0.1:{south_port}/ocpp", random.Random(rng.random()), taps)
+        for n in range(1, chargers + 1)
+    ]
+    config.write_text(
+        bridge_toml(
+            store=store,
+            csms_url=csms.url,
+            south_port=south_port,
+            stations=[c.station_id for c in fleet],
+        )
+    )
+    bridge = BridgeProcess(config, tmp_path)
+    log = FaultLog()
+    problems: list[str] = []
+    stats: Counter[str] = Counter()
+    done = asyncio.Event()
+    loads: list[asyncio.Task[None]] = []
+    try:
+        await bridge.start()
+        for charger in fleet:
+            charger.start()
+        loads = [
+            asyncio.create_task(
+                workload(c, random.Random(rng.random()), transactions=transactions, done=done)
+            )
+            for c in fleet
+        ]
+        await inject_faults(
+            random.Random(rng.random()),
+            faults,
+            bridge=bridge,
+            csms=csms,
+            chargers=fleet,
+            taps=taps,
+            log=log,
+            progress=progress,
+        )
+        done.set()
+        async with asyncio.timeout(settle_timeout):
+            await asyncio.gather(*loads)
+            while not all(c.idle for c in fleet):
+                await asyncio.sleep(0.05)
+        # The chargers are done; wait until the CSMS has every transaction's Ended (the outbox is
+        # delivered in order, so then it has everything before it), or time runs out.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settle_timeout):
+                while not all(_all_ended(csms, charger) for charger in fleet):
+                    await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # a late duplicate would show now
+        code = await bridge.stop()
+        if code != 0:
+            problems.append(f"the bridge exited with {code} on SIGTERM")
+        left = {s: n for s, n in stored_outboxes(store, [c.station_id for c in fleet]).items() if n}
+        if left:
+            problems.append(f"outbox entries left in the store after everything arrived: {left}")
+    except TimeoutError:
+        problems.append(
+            "the run did not settle in time: "
+            + ", ".join(f"{c.station_id} queue {len(c.queue)}" for c in fleet)
+        )
+    finally:
+        done.set()
+        for task in loads:
+            task.cancel()
+        await asyncio.gather(*loads, return_exceptions=True)
+        for charger in fleet:
+            await charger.close()
+        await bridge.stop()
+        await csms.stop()
+    found, oracle_stats = check(csms, fleet)
+    problems += found
+    stats.update(oracle_stats)
+    stats["csms-refused"] = csms.refused
+    for charger in fleet:
+        stats.update(charger.stats)
+    log_found, log_events = log_problems(bridge.records())
+    problems += log_found
+    return FaultRun(seed, problems, log, stats, log_events, time.monotonic() - started)

@@ -1,0 +1,95 @@
+"""Smoke test of the load benchmark (bench/): the smallest configuration runs end to end.
+
+Real processes on loopback (CSMS sink, relay, charger swarm, the bridge wrapper) with 5 stations and a few
+messages. Asserts the report's structure and that every measured figure is positive and finite; never a
+timing threshold (the benchmark's figures are for `make bench`, not for pass/fail).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.schemas import OfficialSchemas
+from bench.load import PRESETS, headline, run_suite
+from bench.messages import V16, V201, requests, sink_answers
+from bench.report import markdown
+from bridge.errors import OcppVersion
+from bridge.schema import PayloadKind
+
+REQUIRED = ("hop_ratio_v16", "hop_ratio_v201", "kib_per_station", "points_per_s_104")
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.parametrize(
+    ("protocol", "version"), [(V16, OcppVersion.V16), (V201, OcppVersion.V201)]
+)
+def test_swarm_requests_are_schema_valid(protocol: str, version: OcppVersion) -> None:
+    schemas = OfficialSchemas()
+    for kind, (action, payload) in requests(protocol).items():
+        assert schemas.check(version, action, PayloadKind.REQUEST, payload) is None, kind
+
+
+def test_sink_answers_are_schema_valid() -> None:
+    schemas = OfficialSchemas()
+    answers = sink_answers()
+    assert answers["BootNotification"]
+    for action, text in answers.items():
+        violation = schemas.check(OcppVersion.V201, action, PayloadKind.RESPONSE, json.loads(text))
+        assert violation is None, (action, violation)
+
+
+@pytest.mark.timeout(60)
+async def test_smallest_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    report = await run_suite(PRESETS["smoke"], tmp_path, log=lambda _: None)
+
+    head = report["headline"]
+    assert head == headline(report)
+    assert set(REQUIRED) <= head.keys()
+    json.dumps(head)  # one JSON object, as `make bench-quick` prints it
+
+    hop = report["hop"]
+    for target in ("relay", "v201"):
+        figures = hop["targets"][target]
+        assert figures["pairs"] == hop["pairs_per_round"] > 0
+        assert figures["errors"] == {}
+        assert _positive(figures["cpu_us_per_pair"])
+    assert _positive(head["hop_ratio_v201"])
+    if report["v16_supported"]:
+        assert _positive(head["hop_ratio_v16"])
+    else:
+        assert head["hop_ratio_v16"] is None
+        assert report["v16_unsupported_reason"]
+
+    assert _positive(head["kib_per_station"])
+    assert _positive(head["kib_per_station_relay"])
+
+    (scale,) = report["scale"]
+    assert scale["stations"] == 5
+    assert all(not errors for errors in scale["errors"].values())
+    for key in ("p50", "p99", "p999"):
+        assert math.isfinite(scale["added_latency_ms"][key])
+    assert _positive(scale["latency_ms"]["bridged"]["p50"])
+    assert _positive(scale["cpu_share"])
+    assert scale["messages"] > 0
+
+    storm = report["storm"]
+    assert storm["complete"] is True
+    assert storm["back"] == storm["stations"] == 5
+    assert _positive(storm["all_back_s"])
+
+    iec104 = report["iec104"]
+    if head["points_per_s_104"] is None:
+        assert iec104.get("skipped") or iec104.get("lost")
+    else:
+        assert _positive(head["points_per_s_104"])
+
+    text = markdown(report, [])
+    assert "| `hop_ratio_v201` |" in text
