@@ -8,9 +8,12 @@ Rules
   sets counts as "other", a CALLERROR code outside the codes both versions define as "other", a frame whose
   head cannot be read as "invalid". A misbehaving charger cannot grow the series.
 - Counters and histograms carry no `*_created` series (switched off process-wide on import).
-- Counting a frame is cheap: `frame_label` reads only the head of the frame with one anchored regular
-  expression (no JSON parse of the payload), and each (action, direction) counter child is looked up once
-  and cached.
+- Counting a frame is cheap (about 0.5 µs; it ran at 2–2.7 µs, 4 frames per relayed request/response
+  pair, with a regex per frame and a locked prometheus Counter child): `frame_label` reads only the head
+  of the frame, with string searches for the usual head (`[2,"<id>","<Action>"` and `[3,"`) and one
+  anchored regular expression for anything else (no JSON parse of the payload); the message and
+  CALLERROR counts are plain integers in dicts (every count happens on the event loop's thread) that a
+  collector turns into the `_total` series at scrape time.
 - The series (all prefixed `ocpp_bridge_`):
   - `stations_connected{side,protocol}` gauge: open OCPP connections, side south (chargers) or north
     (CSMS); `connected(side, protocol, station_id)` is the one hook that keeps it (and `reconnects`) true.
@@ -34,7 +37,7 @@ import functools
 import importlib.resources
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from prometheus_client import (
     CollectorRegistry,
@@ -43,7 +46,9 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 from bridge.effects import Side
 from bridge.errors import VALID_CODES
@@ -102,10 +107,35 @@ class FrameLabel(NamedTuple):
     error_code: str | None  # a CALLERROR's code ("other" when unknown); None otherwise
 
 
+_CALLRESULT_LABEL = FrameLabel(CALLRESULT, None)
+
+
+@functools.cache
+def _call_labels(actions: frozenset[str]) -> dict[str, FrameLabel]:
+    return {action: FrameLabel(action, None) for action in actions}
+
+
+# The longest action name the expression below accepts, plus its closing quote.
+_ACTION_SPAN = 65
+
+
 def frame_label(frame: str | bytes, actions: frozenset[str] | None = None) -> FrameLabel:
     """Label an OCPP-J frame by its head, without parsing it. Never raises."""
     if isinstance(frame, bytes):
         frame = frame[:_HEAD_CHARS].decode("utf-8", "replace")
+    # The usual heads, written without whitespace, by string search; the expression decides the rest
+    # (it gives the same answer for these heads, only slower).
+    if frame.startswith('[3,"'):
+        return _CALLRESULT_LABEL
+    if frame.startswith('[2,"'):
+        id_end = frame.find('"', 4, _HEAD_CHARS)
+        if id_end > 0 and frame.startswith(',"', id_end + 1) and "\\" not in frame[4:id_end]:
+            name_start = id_end + 3
+            name_end = frame.find('"', name_start, name_start + _ACTION_SPAN)
+            if name_end > 0:
+                label = _call_labels(actions or known_actions()).get(frame[name_start:name_end])
+                if label is not None:
+                    return label
     match = _FRAME_HEAD.match(frame, 0, _HEAD_CHARS)
     if match is None:
         return FrameLabel(INVALID, None)
@@ -150,6 +180,39 @@ class LinkState:
         self.close()
 
 
+class _FrameCounts(Collector):
+    """`messages_total` and `callerrors_total` from the plain counts `BridgeMetrics` keeps."""
+
+    def __init__(
+        self, messages: dict[tuple[str, str], int], callerrors: dict[tuple[str, str], int]
+    ) -> None:
+        self._messages = messages
+        self._callerrors = callerrors
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        messages = CounterMetricFamily(
+            "ocpp_bridge_messages",
+            "OCPP-J frames per action (CALLRESULT and CALLERROR by their type) and direction",
+            labels=["action", "direction"],
+        )
+        for key, count in list(self._messages.items()):
+            messages.add_metric(key, count)
+        yield messages
+        errors = CounterMetricFamily(
+            "ocpp_bridge_callerrors",
+            "CALLERROR frames per error code and side (either direction on that side's link)",
+            labels=["code", "side"],
+        )
+        for key, count in list(self._callerrors.items()):
+            errors.add_metric(key, count)
+        yield errors
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        # Without describe() the registry would call collect() at registration to learn the names.
+        yield CounterMetricFamily("ocpp_bridge_messages", "", labels=["action", "direction"])
+        yield CounterMetricFamily("ocpp_bridge_callerrors", "", labels=["code", "side"])
+
+
 class BridgeMetrics:
     def __init__(self, protocols: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry()
@@ -160,18 +223,10 @@ class BridgeMetrics:
             ["side", "protocol"],
             registry=registry,
         )
-        self.messages = Counter(
-            "ocpp_bridge_messages",
-            "OCPP-J frames per action (CALLRESULT and CALLERROR by their type) and direction",
-            ["action", "direction"],
-            registry=registry,
-        )
-        self.callerrors = Counter(
-            "ocpp_bridge_callerrors",
-            "CALLERROR frames per error code and side (either direction on that side's link)",
-            ["code", "side"],
-            registry=registry,
-        )
+        # (action, direction) -> frames; (code, side) -> CALLERROR frames
+        self._messages: dict[tuple[str, str], int] = {}
+        self._callerrors: dict[tuple[str, str], int] = {}
+        registry.register(_FrameCounts(self._messages, self._callerrors))
         self.outbox_depth = Gauge(
             "ocpp_bridge_outbox_depth",
             "Messages queued toward the CSMS, all stations together",
@@ -204,7 +259,6 @@ class BridgeMetrics:
         self.outbox_depth.set_function(lambda: float(self._outbox()[0]))
         self.outbox_oldest_age.set_function(lambda: float(self._outbox()[1]))
         self._actions = known_actions()
-        self._message_children: dict[tuple[str, str], Any] = {}
         self._seen: set[tuple[str, str]] = set()
         # Series that exist from the start, so dashboards and alerts see 0 rather than nothing.
         for side in Side:
@@ -240,12 +294,11 @@ class BridgeMetrics:
     def _count(self, side: Side, received: bool, frame: str | bytes) -> None:
         label = frame_label(frame, self._actions)
         key = (label.action, DIRECTIONS[(side, received)])
-        child = self._message_children.get(key)
-        if child is None:
-            child = self._message_children[key] = self.messages.labels(*key)
-        child.inc()
+        messages = self._messages
+        messages[key] = messages.get(key, 0) + 1
         if label.error_code is not None:
-            self.callerrors.labels(label.error_code, side.value).inc()
+            code_key = (label.error_code, side.value)
+            self._callerrors[code_key] = self._callerrors.get(code_key, 0) + 1
 
     def set_outbox_source(self, source: OutboxSource) -> None:
         """`source()` → (messages queued toward the CSMS, age in seconds of the oldest; 0 when none).
