@@ -4,7 +4,9 @@ Rules
 - Commands and options are the contract of reference/interface.md; new ones extend it, none is renamed.
 - A configuration problem prints one line per problem (file:line: key: reason) on stderr and exits 2,
   before anything starts listening.
-- `run` stops gracefully on SIGTERM and SIGINT and exits 0.
+- `run` stops gracefully on SIGTERM and SIGINT and exits 0. It runs on the loop `[bridge] event_loop`
+  chooses (`adapters.event_loop`: uvloop when installed) and, once started, freezes what start-up
+  allocated out of the garbage collector's reach (`gc.freeze()`).
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ def run(config: ConfigOption) -> None:
     from adapters.logs import configure_logging
 
     configure_logging(loaded.bridge.log_format, loaded.bridge.log_level)
+    from adapters import event_loop
+
     try:
-        asyncio.run(_run(loaded))
+        event_loop.run(_run(loaded), loaded.bridge.event_loop)
     except ConfigError as exc:  # e.g. a certificate file that cannot be loaded
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -77,6 +81,8 @@ def run(config: ConfigOption) -> None:
 
 
 async def _run(config: BridgeConfig) -> None:
+    from adapters.event_loop import freeze_startup_objects, loop_name
+    from adapters.logs import get_logger
     from adapters.runtime import Runtime
 
     runtime = Runtime(config)
@@ -85,6 +91,8 @@ async def _run(config: BridgeConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await runtime.start()
+    freeze_startup_objects()
+    get_logger().info("bridge.started", event_loop=loop_name(), stations=len(config.stations))
     await stop.wait()
     await runtime.stop()
 

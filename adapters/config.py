@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from adapters.event_loop import uvloop_available
 from bridge.v16.id_token import ID_TOKEN_TYPES
 
 ENV_PREFIX = "OCPP_BRIDGE_"
@@ -94,6 +95,12 @@ class BridgeSection(_Section):
     trace_keep: int = Field(
         5, ge=0, description="rotated trace files kept per station besides the current one"
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto",
+        description="the event loop: uvloop (less CPU per frame; a TLS connection costs about 35 KiB"
+        " instead of about 290 KiB), asyncio (the standard library's, its TLS read buffer bounded to"
+        " 32 KiB per connection), or auto: uvloop when it is installed",
+    )
 
     @field_validator("health")
     @classmethod
@@ -101,6 +108,13 @@ class BridgeSection(_Section):
         if health.strip():
             split_host_port(health)
         return health.strip()
+
+    @field_validator("event_loop")
+    @classmethod
+    def _event_loop_installed(cls, choice: str) -> str:
+        if choice == "uvloop" and not uvloop_available():
+            raise ValueError("uvloop is not installed (pip install uvloop, or choose auto)")
+        return choice
 
 
 class CsmsSection(_Section):

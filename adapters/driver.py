@@ -7,14 +7,15 @@ Rules
   tells the core (`connection_made`), and the end of `serve` tells it the connection is gone.
 - A `persistent` driver serves a core that outlives its connections (translated stations: the charger
   and the CSMS connect, drop and reconnect independently); its timer keeps running without any.
-- Each connection has one reader (`serve`) and one writer task. Effects are drained synchronously right
-  after each input, so frames leave in exactly the order the core produced them; the writer applies
-  back-pressure (`await send`) without ever reordering.
-- A `Send` is written at once, without the writer task, when nothing waits in that connection's queue
-  and its transport's write buffer is below the high-water mark (websockets' own `broadcast`, the public
-  synchronous send). Waking the writer costs a task switch per frame, a third of what the bridge added
-  to a relay hop (measured in bench/, `hop_ratio_*`); with a queue or a full buffer the frame waits its
-  turn in the queue, so order and back-pressure are the same either way.
+- Each connection has one reader (`serve`). Effects are drained synchronously right after each input,
+  so frames leave in exactly the order the core produced them.
+- A `Send` is written at once (websockets' own `broadcast`, the public synchronous send) when nothing
+  waits in that connection's queue and its transport's write buffer is below the high-water mark.
+  Otherwise it joins the queue, which a writer task empties with `await send` (back-pressure); the task
+  exists only while the queue holds something. Order is the same either way: `send` writes its frame
+  before it waits, and nothing is written at once past a queued item. (Measured with bench/: a writer
+  task woken per frame cost a third of what the bridge added to a relay hop, and a task and a queue per
+  connection a few KiB per station.)
 - `Close` effects are carried out by the writer after the frames queued before them.
 - A run of `Persist` effects is written to the store in one durable commit before any later effect is
   carried out, so nothing is acknowledged to a peer before it is on disk. `Report` effects (log lines)
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -51,8 +53,6 @@ from adapters.metrics import BridgeMetrics
 from adapters.store import Store
 from adapters.trace import StationTrace
 from bridge.effects import Close, Persist, Report, Send, Side, StationCore
-
-_STOP = object()
 
 
 class CoreDriver:
@@ -77,7 +77,8 @@ class CoreDriver:
         self._logs = logs
         self._loop = asyncio.get_running_loop()
         self._connections: dict[Side, Connection] = {}
-        self._outboxes: dict[Side, asyncio.Queue[object]] = {}
+        self._outboxes: dict[Side, deque[Send | Close]] = {}
+        self._writers: dict[Side, asyncio.Task[None]] = {}
         # side -> (transport, high-water mark) of connections that may be written to synchronously
         self._direct: dict[Side, tuple[Any, int]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -94,7 +95,7 @@ class CoreDriver:
         if side in self._connections:
             raise RuntimeError(f"{side.value} already has a connection")
         self._connections[side] = connection
-        self._outboxes[side] = asyncio.Queue()
+        self._outboxes[side] = deque()
         transport = getattr(connection, "transport", None)
         if transport is not None and hasattr(transport, "get_write_buffer_limits"):
             self._direct[side] = (transport, transport.get_write_buffer_limits()[1])
@@ -120,8 +121,6 @@ class CoreDriver:
     async def serve(self, side: Side) -> None:
         """Run `side`'s attached connection until it ends; then tell the core."""
         connection = self._connections[side]
-        outbox = self._outboxes[side]
-        writer = asyncio.create_task(self._write(side, connection, outbox))
         metrics = self._metrics
         try:
             with self._counted(side, connection):
@@ -138,8 +137,9 @@ class CoreDriver:
             pass
         finally:
             self._feed(lambda: self._core.connection_lost(side, self._loop.time()))
-            outbox.put_nowait(_STOP)
-            await writer
+            writer = self._writers.get(side)
+            if writer is not None:
+                await writer  # what the core queued before the end still goes (a Close, typically)
             del self._outboxes[side]
             del self._connections[side]
             self._direct.pop(side, None)
@@ -167,8 +167,8 @@ class CoreDriver:
         except Exception:  # noqa: BLE001 - a core bug or a store failure: logged, session ended
             self.failed = True
             self._logs[Side.SOUTH].exception("core.failed")
-            for outbox in self._outboxes.values():
-                outbox.put_nowait(Close(Side.SOUTH, 1011, "internal error"))
+            for side in self._outboxes:
+                self._queue(side, Close(side, 1011, "internal error"))
             return
         self._rearm()
 
@@ -190,16 +190,15 @@ class CoreDriver:
                     # The core sent on a side it knows is down: a core bug worth seeing.
                     self._logs[effect.side].error("driver.send_without_connection")
                     continue
-                if not (outbox.empty() and self._write_now(effect.side, effect.frame)):
-                    outbox.put_nowait(effect)
+                if outbox or not self._write_now(effect.side, effect.frame):
+                    self._queue(effect.side, effect)
                 if self._metrics is not None:
                     self._metrics.sent(effect.side, effect.frame)
                 if self._trace is not None:
                     self._trace.sent(effect.side, effect.frame)
             elif isinstance(effect, Close):
-                outbox = self._outboxes.get(effect.side)
-                if outbox is not None:
-                    outbox.put_nowait(effect)
+                if effect.side in self._outboxes:
+                    self._queue(effect.side, effect)
             elif self._on_effect is not None:
                 self._on_effect(effect)  # an effect of the core's own kind (a 104 command)
         if pending:
@@ -239,17 +238,30 @@ class CoreDriver:
         self._armed_for = None
         self._feed(lambda: self._core.handle_timer(self._loop.time()))
 
-    async def _write(
-        self, side: Side, connection: Connection, outbox: asyncio.Queue[object]
-    ) -> None:
-        while True:
-            item = await outbox.get()
-            if item is _STOP:
-                return
-            try:
-                if isinstance(item, Send):
-                    await connection.send(item.frame)
-                elif isinstance(item, Close):
-                    await connection.close(item.code, item.reason)
-            except ConnectionClosed:
-                pass  # the reader sees the end and reports it to the core
+    def _queue(self, side: Side, item: Send | Close) -> None:
+        self._outboxes[side].append(item)
+        if side not in self._writers:
+            writer = asyncio.create_task(self._write(side, self._connections[side]))
+            self._writers[side] = writer
+            # A task cancelled before it ran never enters `_write`'s finally.
+            writer.add_done_callback(lambda done: self._forget_writer(side, done))
+
+    def _forget_writer(self, side: Side, writer: asyncio.Task[None]) -> None:
+        if self._writers.get(side) is writer:
+            del self._writers[side]
+
+    async def _write(self, side: Side, connection: Connection) -> None:
+        outbox = self._outboxes[side]
+        try:
+            while outbox:
+                item = outbox.popleft()
+                try:
+                    if isinstance(item, Send):
+                        await connection.send(item.frame)
+                    else:
+                        await connection.close(item.code, item.reason)
+                except ConnectionClosed:
+                    pass  # the reader sees the end and reports it to the core
+        finally:
+            # At once, not in a done callback: an item queued right after this must start a writer.
+            self._forget_writer(side, asyncio.current_task())  # type: ignore[arg-type]

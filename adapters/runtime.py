@@ -16,6 +16,10 @@ Rules
     connection), its state in the store; its mapping table is compiled at start-up and a broken one is
     refused with `PATH:LINE:COLUMN: message`. `stop()` cancels those tasks (CSMS connections closed with
     1001) before the store is closed.
+- Tables are loaded once per file (`StationTables`): a 1.6 configuration-key table and a compiled 104
+  mapping table are immutable, so every station naming the same file (and, for 104, the same connector
+  count) shares one. (Parsed per station, the shipped configuration-key table alone cost 34 KiB of every
+  1.6 station's 83 KiB, measured with `make bench-quick`.)
 - Message ids come from one process-wide source (random prefix + counter).
 - Health and metrics (`adapters.health`, `adapters.metrics`): when `[bridge] health` is set, the endpoint
   starts once the charger-facing listener is up, with a task sampling the event loop's lag; `stop()` turns
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -48,13 +53,42 @@ from adapters.tls import csms_client_context, south_server_context
 from adapters.trace import open_trace
 from adapters.translated import TranslatedStation
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
+from bridge.iec104 import CompiledTable
 from bridge.passthrough import PassThroughStation
+from bridge.v16.device_model import ConfigTable
 
 SUPPORTED_PROTOCOLS = frozenset({"ocpp2.0.1", "ocpp1.6", "iec104"})
 
 
-def check_supported(config: BridgeConfig) -> None:
-    """Refuse, at start-up, what this version cannot run and every station file that is broken."""
+class StationTables:
+    """Each table file the stations name, loaded (and compiled) once and shared by those stations."""
+
+    def __init__(self) -> None:
+        self._config: dict[Path | None, ConfigTable] = {}
+        self._mappings: dict[tuple[Path, int], CompiledTable] = {}
+
+    def config_table(self, path: Path | None) -> ConfigTable:
+        """A 1.6 station's configuration-key table (None: the shipped one). Raises
+        DeviceModelFileError."""
+        table = self._config.get(path)
+        if table is None:
+            table = self._config[path] = load_config_table(path)
+        return table
+
+    def mapping_table(self, station: Iec104Station) -> CompiledTable:
+        """A 104 station's mapping table compiled for its connectors. Raises MappingFileError."""
+        key = (station.mapping, station.connectors)
+        table = self._mappings.get(key)
+        if table is None:
+            table = self._mappings[key] = load_table(station)
+        return table
+
+
+def check_supported(config: BridgeConfig, tables: StationTables | None = None) -> StationTables:
+    """Refuse, at start-up, what this version cannot run and every station file that is broken.
+
+    Returns the tables it loaded, for the stations to share."""
+    tables = tables or StationTables()
     problems = [
         f"stations: {station.id!r}: protocol {station.protocol} is not supported by this version"
         " of ocpp-bridge yet"
@@ -64,21 +98,24 @@ def check_supported(config: BridgeConfig) -> None:
     for station in config.stations:
         if isinstance(station, Iec104Station):
             try:
-                load_table(station)
+                tables.mapping_table(station)
             except MappingFileError as exc:
                 problems.extend(f"stations: {station.id!r}: {p}" for p in exc.problems)
-        if isinstance(station, OcppStation) and station.device_model is not None:
+        if isinstance(station, OcppStation) and (
+            station.protocol == "ocpp1.6" or station.device_model is not None
+        ):
             try:
-                load_config_table(station.device_model)
+                tables.config_table(station.device_model)
             except DeviceModelFileError as exc:
                 problems.extend(f"stations: {station.id!r}: {p}" for p in exc.problems)
     if problems:
         raise ConfigError(problems)
+    return tables
 
 
 class Runtime:
     def __init__(self, config: BridgeConfig, *, schemas: OfficialSchemas | None = None) -> None:
-        check_supported(config)
+        self._tables = check_supported(config)
         self.config = config
         self._schemas = schemas
         self._log = get_logger()
@@ -127,6 +164,7 @@ class Runtime:
                     connector=self._connector,
                     new_message_id=self._new_message_id,
                     metrics=self.metrics,
+                    table=self._tables.config_table(station.device_model),
                     logs={
                         side: station_logger(station.id, side, station.protocol) for side in Side
                     },
@@ -143,7 +181,7 @@ class Runtime:
                         new_message_id=self._new_message_id,
                         logs={side: station_logger(station104.id, side, "iec104") for side in Side},
                         config=self.config,
-                        table=load_table(station104),
+                        table=self._tables.mapping_table(station104),
                         metrics=self.metrics,
                     ),
                     name=f"iec104:{station104.id}",

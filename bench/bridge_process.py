@@ -1,6 +1,6 @@
 """The bridge under test, as its own process: `adapters.runtime.Runtime` run the way `ocpp-bridge run` runs it.
 
-Run as a child of the benchmark: `python -m bench.bridge_process --config FILE [--uvloop]`.
+Run as a child of the benchmark: `python -m bench.bridge_process --config FILE [--loop uvloop|asyncio]`.
 
 Rules
 - The configuration is loaded exactly as `ocpp-bridge run` loads it (`load_config` with the environment,
@@ -13,8 +13,10 @@ Rules
 - `profile_start` / `profile_stop` run cProfile over a window (the whole bridge runs on this one thread);
   `profile_stop` writes the pstats file and returns the top functions by own time.
 - `stop` (or SIGTERM) shuts the runtime down gracefully, as `ocpp-bridge run` does on SIGTERM.
-- `--gc-freeze` and `--ssl-buffer-kib` are experiments, to measure a lever before it is built into the
-  runtime: `gc.freeze()` after start-up; a smaller TLS read buffer than asyncio's 256 KiB per connection.
+- The event loop and the start-up GC freeze are those of `ocpp-bridge run` (`adapters.event_loop`, the
+  configuration's `[bridge] event_loop`) unless `--loop` names one; `--uvloop` is `--loop uvloop`.
+  `--no-gc-freeze` and `--ssl-buffer-kib` are experiments: no `gc.freeze()` after start-up; another
+  TLS read buffer size on the standard loop than the runtime's 32 KiB (asyncio's own: 256 KiB).
 - `--check-only` loads and checks the configuration, reports ready (or the refusal) and exits: how the
   benchmark learns which protocols the runtime accepts without starting one.
 """
@@ -38,24 +40,16 @@ from bench.common import (
     install_stop_signals,
     raise_nofile_limit,
     self_rss_bytes,
-    use_uvloop,
 )
 
 
-async def main(args: argparse.Namespace) -> None:
-    control = Control()
+async def main(args: argparse.Namespace, control: Control, config: Any, started: float) -> None:
     limit = raise_nofile_limit()
-    from adapters.config import ConfigError, load_config
+    from adapters.config import ConfigError
+    from adapters.event_loop import freeze_startup_objects, loop_name
     from adapters.logs import configure_logging
-    from adapters.runtime import Runtime, check_supported
+    from adapters.runtime import Runtime
 
-    started = time.monotonic()
-    try:
-        config = load_config(Path(args.config), os.environ)
-        check_supported(config)
-    except ConfigError as exc:
-        control.send({"error": "; ".join(exc.problems), "unsupported": True})
-        raise SystemExit(2) from None
     if args.check_only:
         control.send({"ready": True, "supported": True})
         return
@@ -67,9 +61,8 @@ async def main(args: argparse.Namespace) -> None:
         control.send({"error": "; ".join(exc.problems)})
         raise SystemExit(2) from None
     startup = time.monotonic() - started
-    if args.gc_freeze:
-        gc.collect()
-        gc.freeze()
+    if not args.no_gc_freeze:
+        freeze_startup_objects()
     lag = LagSampler()
     lag.start()
     install_stop_signals(control.stop)
@@ -116,6 +109,7 @@ async def main(args: argparse.Namespace) -> None:
             "south_port": runtime.south_address[1] if runtime.south_address else None,
             "health_port": runtime.health_address[1] if runtime.health_address else None,
             "startup_s": round(startup, 3),
+            "event_loop": loop_name(),
             "nofile": limit,
         }
     )
@@ -136,23 +130,40 @@ async def main(args: argparse.Namespace) -> None:
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True)
-    parser.add_argument("--uvloop", action="store_true")
-    parser.add_argument("--gc-freeze", action="store_true")
+    parser.add_argument(
+        "--loop", choices=["uvloop", "asyncio"], help="default: the configuration's"
+    )
+    parser.add_argument("--uvloop", action="store_true", help="the same as --loop uvloop")
+    parser.add_argument("--no-gc-freeze", action="store_true")
     parser.add_argument(
         "--ssl-buffer-kib",
         type=int,
-        help="experiment: asyncio's per-connection TLS read buffer (stock: 256 KiB)",
+        help="experiment: the standard loop's per-connection TLS read buffer (runtime: 32 KiB)",
     )
     parser.add_argument(
         "--check-only", action="store_true", help="load and check the configuration, then exit"
     )
     args = parser.parse_args()
-    use_uvloop(args.uvloop)
+    control = Control()  # first: it moves stdout aside for the control channel
+    from adapters import event_loop
+    from adapters.config import ConfigError, load_config
+    from adapters.runtime import check_supported
+
+    started = time.monotonic()
+    try:
+        config = load_config(Path(args.config), os.environ)
+        check_supported(config)
+    except ConfigError as exc:
+        control.send({"error": "; ".join(exc.problems), "unsupported": True})
+        raise SystemExit(2) from None
+    choice = "uvloop" if args.uvloop else (args.loop or config.bridge.event_loop)
+    factory = event_loop.loop_factory(choice)
     if args.ssl_buffer_kib:
         from asyncio import sslproto
 
-        sslproto.SSLProtocol.max_size = args.ssl_buffer_kib * 1024
-    asyncio.run(main(args))
+        sslproto.SSLProtocol.max_size = args.ssl_buffer_kib * 1024  # type: ignore[attr-defined]
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main(args, control, config, started))
 
 
 if __name__ == "__main__":

@@ -225,15 +225,19 @@ class Workspace:
         *,
         wait_s: float = 300.0,
         check_only: bool = False,
+        loop: str | None = None,
     ) -> Child:
+        """The bridge on the loop it ships with (the configuration's `auto`), or on `loop`."""
         config = self.path(f"{name}.toml")
         config.write_text(toml, encoding="utf-8")
         env = {"OCPP_BRIDGE_CSMS__PASSWORD": CSMS_PASSWORD, "TZ": "UTC"}
         flags = ["--check-only"] if check_only else []
+        if loop is not None:
+            flags += ["--loop", loop]
         return await group.start(
             name,
             "bench.bridge_process",
-            ["--config", str(config), *flags, *self.settings.bridge_flags, *self.flags()],
+            ["--config", str(config), *flags, *self.settings.bridge_flags],
             wait_s=wait_s,
             env=env,
         )
@@ -320,35 +324,75 @@ def skipped(reason: str) -> dict[str, Any]:
 # --- hop cost --------------------------------------------------------------------------------------
 
 
+# Station ids of each loop's targets start here, so no two processes register the same id at the sink.
+LOOP_ID_BASE = {"asyncio": 0, "uvloop": 50_000}
+
+
+def shipped_loop() -> str:
+    """The loop `ocpp-bridge run` uses here by default (`[bridge] event_loop = "auto"`)."""
+    from adapters.event_loop import resolve
+
+    return resolve("auto")
+
+
+def loops() -> list[str]:
+    from adapters.event_loop import uvloop_available
+
+    return ["asyncio", "uvloop"] if uvloop_available() else ["asyncio"]
+
+
 async def measure_hop(ws: Workspace) -> dict[str, Any]:
-    """CPU µs per request/response pair: relay, 2.0.1 pass-through, 1.6J translated; same swarm."""
+    """CPU µs per request/response pair: relay, 2.0.1 pass-through, 1.6J translated; same swarm.
+
+    Every target runs on each event loop installed (`relay@asyncio`, `v16@uvloop`, ...). The headline
+    ratios divide the bridge as it ships (its default loop) by the relay on the standard asyncio loop,
+    the floor of reference/targets.md; `*_same_loop` divides each by the relay on the same loop.
+    """
     s = ws.settings
-    result: dict[str, Any] = {"stations": s.hop_stations, "pairs_per_round": None, "targets": {}}
+    result: dict[str, Any] = {
+        "stations": s.hop_stations,
+        "pairs_per_round": None,
+        "targets": {},
+        "shipped_loop": shipped_loop(),
+    }
     async with ws.group() as group:
         sink = await ws.sink(group)
         swarm = await ws.swarm(group)
-        relay = await group.start(
-            "relay", "bench.relay", ["--upstream", url(sink.ready["port"]), *ws.flags()]
-        )
-        targets: dict[str, tuple[Child, str]] = {"relay": (relay, V201)}
-        for protocol, name in ((V201, "v201"), (V16, "v16")):
-            ids = station_ids(protocol, s.hop_stations)
-            toml = bridge_toml(
-                sink.ready["port"], [(i, protocol) for i in ids], ws.path(f"hop-{name}.db")
+        targets: dict[str, tuple[Child, str]] = {}
+        for loop in loops():
+            relay = await group.start(
+                f"relay-{loop}",
+                "bench.relay",
+                [
+                    "--upstream",
+                    url(sink.ready["port"]),
+                    *(["--uvloop"] if loop == "uvloop" else []),
+                ],
             )
-            try:
-                bridge = await ws.bridge(group, f"hop-bridge-{name}", toml)
-            except ChildFailed as exc:
-                result["targets"][name] = skipped(str(exc))
-                continue
-            targets[name] = (bridge, protocol)
+            targets[f"relay@{loop}"] = (relay, V201)
+            for protocol, name in ((V201, "v201"), (V16, "v16")):
+                ids = station_ids(protocol, s.hop_stations, LOOP_ID_BASE[loop])
+                toml = bridge_toml(
+                    sink.ready["port"],
+                    [(i, protocol) for i in ids],
+                    ws.path(f"hop-{name}-{loop}.db"),
+                )
+                try:
+                    bridge = await ws.bridge(group, f"hop-bridge-{name}-{loop}", toml, loop=loop)
+                except ChildFailed as exc:
+                    result["targets"][f"{name}@{loop}"] = skipped(str(exc))
+                    continue
+                targets[f"{name}@{loop}"] = (bridge, protocol)
+        station_lists: dict[str, list[str]] = {}
         for name, (child, protocol) in targets.items():
+            kind, loop = name.split("@")
             ids = (
-                [f"RLY-{i:05d}" for i in range(s.hop_stations)]
-                if name == "relay"
-                else station_ids(protocol, s.hop_stations)
+                [f"RLY-{LOOP_ID_BASE[loop] + i:05d}" for i in range(s.hop_stations)]
+                if kind == "relay"
+                else station_ids(protocol, s.hop_stations, LOOP_ID_BASE[loop])
             )
-            port = child.ready["port"] if name == "relay" else child.ready["south_port"]
+            station_lists[name] = ids
+            port = child.ready["port"] if kind == "relay" else child.ready["south_port"]
             try:
                 await connect(swarm, name, url(port), protocol, ids, s)
                 # warm-up: code paths, caches and the CSMS-side registration, not measured
@@ -358,7 +402,7 @@ async def measure_hop(ws: Workspace) -> dict[str, Any]:
         live = [n for n in targets if "skipped" not in result["targets"].get(n, {})]
         totals = {n: {"cpu": 0.0, "pairs": 0, "errors": {}, "rounds": []} for n in live}
         for _ in range(s.hop_rounds):
-            for name in live:
+            for name in live:  # interleaved, so a noisy moment touches every target alike
                 child = targets[name][0]
                 before = await child.cpu()
                 answer = await swarm.call(
@@ -385,25 +429,34 @@ async def measure_hop(ws: Workspace) -> dict[str, Any]:
             }
         if s.profile:
             for name in ("v16", "v201"):
-                if name not in live:
+                target = f"{name}@{shipped_loop()}"
+                if target not in live:
                     continue
-                child = targets[name][0]
+                child = targets[target][0]
                 stats_path = ws.root / f"profile_{name}.pstats"
                 await child.call("profile_start")
                 await swarm.call(
-                    "burst", wait_s=600, group=name, count=s.hop_pairs, kind="authorize"
+                    "burst", wait_s=600, group=target, count=s.hop_pairs, kind="authorize"
                 )
                 answer = await child.call("profile_stop", path=str(stats_path), top=30)
                 result.setdefault("profiles", {})[name] = {
                     "pstats": str(stats_path),
                     "top": answer["top"],
                 }
-    relay_us = result["targets"].get("relay", {}).get("cpu_us_per_pair")
+
+    def us(name: str) -> float | None:
+        value = result["targets"].get(name, {}).get("cpu_us_per_pair")
+        return value if isinstance(value, int | float) and value > 0 else None
+
+    def ratio(top: str, bottom: str) -> float | None:
+        a, b = us(top), us(bottom)
+        return finite_or_none(a / b, 3) if a is not None and b is not None else None
+
+    shipped = shipped_loop()
     for name in ("v16", "v201"):
-        us = result["targets"].get(name, {}).get("cpu_us_per_pair")
-        result[f"hop_ratio_{name}"] = (
-            finite_or_none(us / relay_us, 3) if us is not None and relay_us else None
-        )
+        result[f"hop_ratio_{name}"] = ratio(f"{name}@{shipped}", "relay@asyncio")
+        for loop in loops():
+            result[f"hop_ratio_{name}_{loop}"] = ratio(f"{name}@{loop}", f"relay@{loop}")
     return result
 
 
@@ -888,12 +941,19 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     """The figures `make bench-quick` prints, one flat JSON object; None where not measured."""
     scale = [s for s in report.get("scale", []) if "skipped" not in s]
     biggest = scale[-1] if scale else {}
+    shipped = shipped_loop()
     return {
         "hop_ratio_v16": _get(report, "hop", "hop_ratio_v16"),
         "hop_ratio_v201": _get(report, "hop", "hop_ratio_v201"),
-        "hop_us_relay": _get(report, "hop", "targets", "relay", "cpu_us_per_pair"),
-        "hop_us_v16": _get(report, "hop", "targets", "v16", "cpu_us_per_pair"),
-        "hop_us_v201": _get(report, "hop", "targets", "v201", "cpu_us_per_pair"),
+        "hop_ratio_v16_same_loop": _get(report, "hop", f"hop_ratio_v16_{shipped}"),
+        "hop_ratio_v201_same_loop": _get(report, "hop", f"hop_ratio_v201_{shipped}"),
+        "hop_ratio_v16_asyncio": _get(report, "hop", "hop_ratio_v16_asyncio"),
+        "hop_ratio_v201_asyncio": _get(report, "hop", "hop_ratio_v201_asyncio"),
+        "bridge_event_loop": shipped,
+        "hop_us_relay": _get(report, "hop", "targets", "relay@asyncio", "cpu_us_per_pair"),
+        "hop_us_relay_uvloop": _get(report, "hop", "targets", "relay@uvloop", "cpu_us_per_pair"),
+        "hop_us_v16": _get(report, "hop", "targets", f"v16@{shipped}", "cpu_us_per_pair"),
+        "hop_us_v201": _get(report, "hop", "targets", f"v201@{shipped}", "cpu_us_per_pair"),
         "kib_per_station": _get(report, "memory", "v201", "kib_per_station"),
         "kib_per_station_v16": _get(report, "memory", "v16", "kib_per_station"),
         "kib_per_station_tls": _get(report, "memory", "v201_tls", "kib_per_station"),

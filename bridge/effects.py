@@ -21,6 +21,10 @@ class Side(enum.Enum):
     SOUTH = "south"
     NORTH = "north"
 
+    # Members are singletons compared by identity: an identity hash is consistent with that and
+    # costs no Python call (Enum's own hashes the name: measurable on every frame, as a dict key).
+    __hash__ = object.__hash__
+
     @property
     def other(self) -> Side:
         return Side.NORTH if self is Side.SOUTH else Side.SOUTH

@@ -39,6 +39,10 @@ class OcppVersion(enum.Enum):
     V16 = "ocpp1.6"
     V201 = "ocpp2.0.1"
 
+    # Members are singletons compared by identity: an identity hash is consistent with that and
+    # costs no Python call (Enum's own hashes the name: measurable on every frame, as a dict key).
+    __hash__ = object.__hash__
+
     @property
     def subprotocol(self) -> str:
         return self.value

@@ -14,6 +14,7 @@ from ocpp.v201 import call
 from typer.testing import CliRunner
 
 from adapters.cli import app
+from adapters.event_loop import uvloop_available
 from tests.peers import connected_charger, running_csms
 
 EXECUTABLE = str(Path(sys.executable).with_name("ocpp-bridge"))
@@ -109,6 +110,8 @@ async def test_run_serves_then_stops_gracefully_on_sigterm(tmp_path: Path) -> No
             assert process.stderr is not None
             listening = await _read_json_line(process.stderr, "south.listening")
             assert listening["level"] == "info"
+            started = await _read_json_line(process.stderr, "bridge.started")
+            assert started["event_loop"] == ("uvloop" if uvloop_available() else "asyncio")
             url = f"ws://127.0.0.1:{listening['port']}/ocpp"
             async with connected_charger(url, "CS-RUN") as (charger, connection, _):
                 boot = await charger.call(
