@@ -1,13 +1,24 @@
 """`ocpp-bridge demo`: simulated chargers and a small CSMS, wired through the real bridge on loopback.
 
 Rules
-- No configuration and no network beyond 127.0.0.1: every server binds port 0; the store lives in a
-  temporary folder that is removed at the end.
-- The CSMS and the 2.0.1 charger are built on the `ocpp` package (PyPI), an implementation independent of
-  the bridge; the bridge in the middle is the same `Runtime` that `ocpp-bridge run` uses.
-- The live view shows what the CSMS sees: stations, connector status, transactions, energy. With
-  `--duration` the demo exits after that many seconds and prints a summary; it succeeds (exit 0) when the
-  CSMS saw every station boot and at least one complete transaction per station.
+- No configuration and no network beyond 127.0.0.1: every server binds port 0 (the c104 server a port
+  found free on 127.0.0.1); the store lives in a temporary folder that is removed at the end; the 104
+  charger's point table is the shipped default (package data, so any working directory works).
+- The CSMS and the OCPP chargers are built on the `ocpp` package (PyPI), an implementation independent
+  of the bridge; the 104 charger is a c104 `Server` (`adapters.iec104_sim`). The bridge in the middle
+  is the same `Runtime` that `ocpp-bridge run` uses.
+- Three chargers, each running sessions until the demo ends (a session under way is completed first):
+  DEMO-16 (OCPP 1.6J, translated) and DEMO-201 (OCPP 2.0.1, passed through) plug in, authorize a
+  card, send meter values and stop by themselves; DEMO-104 (IEC 104, the bridge dials it) plugs in,
+  the CSMS remote-starts it (the bridge sends the start command, the charger starts charging), its
+  energy register and output measurements grow, the CSMS remote-stops it, it is unplugged. Session
+  timings are short (time-lapsed energy) so that one session of each fits in `--duration 5`.
+- The live view (rich, only on a terminal; 80 columns are enough) shows what the CSMS sees: stations,
+  the protocol each charger speaks, online, connector status, current transaction, energy delivered
+  (sum over transactions of end minus begin register), transactions ended. With `--duration` the
+  demo exits after that many seconds and prints a summary line per station; it succeeds (exit 0)
+  when the CSMS saw every station boot and at least one complete transaction per station.
+- Every wait is bounded; every server, task and thread the demo starts is stopped before it returns.
 """
 
 from __future__ import annotations
@@ -15,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +39,7 @@ from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as OcppChargePoint
 from ocpp.v201 import call, call_result
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -33,11 +47,24 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from adapters.config import BridgeConfig
+from adapters.iec104_sim import HOST, Charger104
 from adapters.logs import configure_logging
+from adapters.mapping_files import compile_file, shipped_table
 from adapters.runtime import Runtime
 
 DEMO_201 = "DEMO-201"
 DEMO_16 = "DEMO-16"
+DEMO_104 = "DEMO-104"
+CHARGERS = {DEMO_16: "ocpp1.6", DEMO_201: "ocpp2.0.1", DEMO_104: "iec104"}
+TABLE_104 = "gb-dc-charger"
+# The 104 charger at rest: gun in its holster, idle, contactor open, a register that has seen use
+# (counts of 10 Wh: 1,234.56 kWh).
+IDLE_104 = {0x0022: True, 0x400F: 2.0, 0x0025: 1, 0x6401: 123_456}
+ENERGY = "Energy.Active.Import.Register"
+
+
+class DemoFailed(Exception):
+    """A simulated session could not go on (the summary reports it)."""
 
 
 def _now() -> str:
@@ -55,12 +82,40 @@ class StationView:
     model: str = ""
     connectors: dict[int, str] = field(default_factory=dict)
     transaction: str | None = None
-    energy_wh: float = 0.0
     started: int = 0
     ended: int = 0
     messages: int = 0
     variables: dict[str, str] = field(default_factory=dict)
     last_error: str = ""
+    register_wh: float | None = None  # the last energy register seen
+    begin_wh: float | None = None  # the register at the current transaction's start
+    delivered_wh: float = 0.0  # over the transactions that ended
+
+    @property
+    def energy_wh(self) -> float:
+        """Energy delivered in the demo: registers may start anywhere (a 104 charger's has seen use)."""
+        begin, register = self.begin_wh, self.register_wh
+        if self.transaction is None or begin is None or register is None:
+            return self.delivered_wh
+        return self.delivered_wh + register - begin
+
+    def transaction_started(self, transaction_id: str, register_wh: float | None) -> None:
+        self.started += 1
+        self.transaction = transaction_id
+        # without a Transaction.Begin sample, the register from before the session
+        self.begin_wh = register_wh if register_wh is not None else self.register_wh
+
+    def register(self, wh: float) -> None:
+        if self.transaction is not None and self.begin_wh is None:
+            self.begin_wh = wh
+        self.register_wh = wh
+
+    def transaction_ended(self) -> None:
+        self.ended += 1
+        if self.begin_wh is not None and self.register_wh is not None:
+            self.delivered_wh += self.register_wh - self.begin_wh
+        self.transaction = None
+        self.begin_wh = None
 
 
 class DemoCsms(OcppChargePoint):
@@ -100,18 +155,18 @@ class DemoCsms(OcppChargePoint):
         self, event_type: str, transaction_info: dict[str, Any], **kwargs: Any
     ) -> Any:
         self.view.messages += 1
+        register: float | None = None
         for meter_value in kwargs.get("meter_value") or []:
             for sample in meter_value.get("sampled_value", []):
-                if sample.get("measurand", "Energy.Active.Import.Register") == (
-                    "Energy.Active.Import.Register"
-                ):
-                    self.view.energy_wh = float(sample["value"])
+                # the measurand's default is the energy register (2.0.1 SampledValueType)
+                if sample.get("measurand", ENERGY) == ENERGY and "phase" not in sample:
+                    register = float(sample["value"])
         if event_type == "Started":
-            self.view.started += 1
-            self.view.transaction = transaction_info["transaction_id"]
-        elif event_type == "Ended":
-            self.view.ended += 1
-            self.view.transaction = None
+            self.view.transaction_started(transaction_info["transaction_id"], register)
+        if register is not None:
+            self.view.register(register)
+        if event_type == "Ended":
+            self.view.transaction_ended()
         return call_result.TransactionEvent()
 
     @on("MeterValues")
@@ -316,44 +371,141 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+async def _wait_until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    """The condition's value once it is truthy; DemoFailed after `seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not (value := condition()):
+        if loop.time() >= deadline:
+            raise DemoFailed(f"{what}: not within {seconds:g} s")
+        await asyncio.sleep(0.05)
+    return value
+
+
+class Demo104Session:
+    """DEMO-104's sessions: the c104 charger plugs in and out, the CSMS starts and stops remotely.
+
+    The charger (`Charger104` with `react=True`) starts and stops charging by itself when the bridge
+    sends it the start/stop command; this driver only plays the driver of the car (plug, unplug), the
+    meter (energy and output measurements) and the CSMS operator (RequestStart/StopTransaction).
+    """
+
+    def __init__(
+        self, charger: Charger104, sessions: dict[str, DemoCsms], view: StationView
+    ) -> None:
+        self.charger = charger
+        self.sessions = sessions
+        self.view = view
+
+    async def drive(self, stop: asyncio.Event) -> None:
+        view = self.view
+        csms: DemoCsms = await _wait_until(
+            lambda: view.booted and view.variables and self.sessions.get(view.station_id),
+            15,
+            f"{view.station_id} registered with the CSMS",
+        )
+        await _wait_until(
+            lambda: view.connectors.get(1) == "Available", 10, f"{view.station_id} Available"
+        )
+        session = 0
+        while not stop.is_set():
+            session += 1
+            await self.charger.plug_in(1)
+            await _wait_until(lambda: view.connectors.get(1) == "Occupied", 5, "plugged in")
+            started = await csms.call(
+                call.RequestStartTransaction(
+                    id_token={"id_token": f"APP{session:05d}", "type": "Central"},
+                    remote_start_id=session,
+                    evse_id=1,
+                )
+            )
+            if started.status != "Accepted":
+                raise DemoFailed(f"RequestStartTransaction: {started.status}")
+            transaction_id = await _wait_until(lambda: view.transaction, 8, "transaction started")
+            for _ in range(4):
+                await _sleep_or_stop(stop, 0.5)
+                await self.charger.deliver(1, 1_250.0, power_kw=90.0)  # 2.5 kWh/s, time-lapsed
+            stopped = await csms.call(call.RequestStopTransaction(transaction_id=transaction_id))
+            if stopped.status != "Accepted":
+                raise DemoFailed(f"RequestStopTransaction: {stopped.status}")
+            # Ended waits for the counter interrogation that reads the final register
+            await _wait_until(lambda: view.transaction is None, 8, "transaction ended")
+            await asyncio.sleep(0.2)
+            await self.charger.unplug(1)
+            await _wait_until(lambda: view.connectors.get(1) == "Available", 5, "unplugged")
+            await _sleep_or_stop(stop, 1.0)
+
+
+def _short(transaction_id: str | None) -> str:
+    """Transaction ids are often UUIDs: the first 8 characters tell them apart on screen."""
+    if transaction_id is None:
+        return "-"
+    return transaction_id if len(transaction_id) <= 9 else transaction_id[:8] + "…"
+
+
 def _table(views: dict[str, StationView]) -> Table:
-    table = Table(title="What the CSMS sees (through ocpp-bridge)")
-    for column in (
-        "station",
-        "charger speaks",
-        "link",
-        "model",
-        "connectors",
-        "transaction",
-        "energy",
-        "tx done",
-        "msgs",
-    ):
-        table.add_column(column)
+    """Fits 80 columns: no vertical rules, short headers, ids never wrapped."""
+    table = Table(
+        title="What the CSMS sees (through ocpp-bridge)",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),  # with the box's blank divider: two spaces between columns
+        show_edge=False,
+    )
+    # ids are what the reader looks for: never truncated; the other columns give way first
+    table.add_column(
+        "station", no_wrap=True, min_width=max(len(v.station_id) for v in views.values())
+    )
+    table.add_column("speaks", no_wrap=True, min_width=max(len(v.protocol) for v in views.values()))
+    table.add_column("online", no_wrap=True)
+    table.add_column("connector", no_wrap=True)
+    table.add_column("transaction", no_wrap=True)
+    table.add_column("kWh", justify="right", no_wrap=True)
+    table.add_column("done", justify="right", no_wrap=True)
+    table.add_column("msgs", justify="right", no_wrap=True)
     for view in views.values():
+        connectors = sorted(view.connectors.items())
+        if len(connectors) == 1:
+            status = connectors[0][1]
+        else:
+            status = ", ".join(f"{evse}:{status}" for evse, status in connectors) or "-"
         table.add_row(
             view.station_id,
             view.protocol,
-            "online" if view.online else "offline",
-            view.model.strip() or "-",
-            ", ".join(f"{evse}: {status}" for evse, status in sorted(view.connectors.items()))
-            or "-",
-            view.transaction or "-",
-            f"{view.energy_wh / 1000:.2f} kWh",
-            f"{view.ended}/{view.started}",
+            "yes" if view.online else "no",
+            status,
+            _short(view.transaction),
+            f"{view.energy_wh / 1000:.2f}",
+            str(view.ended),
             str(view.messages),
         )
     return table
 
 
+async def _read_variables(csms: DemoCsms, view: StationView) -> None:
+    """What the CSMS asks each station once it registered."""
+    await _wait_until(lambda: view.booted, 15, f"{view.station_id} booted")
+    await asyncio.sleep(0.2)  # the BootNotification response goes out first
+    if view.protocol == "iec104":
+        # The 104 table's default meter interval is 60 s, too slow to watch: the CSMS asks for 1 s
+        # (the OCPP chargers sample every second by their own configuration).
+        read = {
+            "component": {"name": "SampledDataCtrlr"},
+            "variable": {"name": "TxUpdatedInterval"},
+        }
+        await csms.call(call.SetVariables(set_variable_data=[{**read, "attribute_value": "1"}]))
+    else:
+        read = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+    response = await csms.call(call.GetVariables(get_variable_data=[read]))
+    for result in response.get_variable_result:
+        value = result.get("attribute_value") if result["attribute_status"] == "Accepted" else None
+        view.variables[result["variable"]["name"]] = value or f"({result['attribute_status']})"
+
+
 async def run_demo(duration: float | None) -> bool:
     configure_logging("console", "warning")
     console = Console()
-    chargers: dict[str, tuple[str, type[Any]]] = {
-        DEMO_16: ("ocpp1.6", DemoCharger16),
-        DEMO_201: ("ocpp2.0.1", DemoCharger201),
-    }
-    views = {sid: StationView(sid, protocol) for sid, (protocol, _) in chargers.items()}
+    views = {sid: StationView(sid, protocol) for sid, protocol in CHARGERS.items()}
+    sessions: dict[str, DemoCsms] = {}
     csms_sessions: list[asyncio.Task[Any]] = []
 
     async def csms_handler(connection: ServerConnection) -> None:
@@ -362,100 +514,149 @@ async def run_demo(duration: float | None) -> bool:
         view = views.setdefault(station_id, StationView(station_id))
         view.online = True
         csms = DemoCsms(station_id, connection, view)
+        sessions[station_id] = csms
         task = asyncio.create_task(csms.start())
         csms_sessions.append(task)
         try:
-            await asyncio.sleep(0.5)
-            response = await csms.call(
-                call.GetVariables(
-                    get_variable_data=[
-                        {
-                            "component": {"name": "OCPPCommCtrlr"},
-                            "variable": {"name": "HeartbeatInterval"},
-                        }
-                    ]
-                )
-            )
-            for result in response.get_variable_result:
-                view.variables[result["variable"]["name"]] = result.get("attribute_value", "?")
+            await _read_variables(csms, view)
             await task
         except Exception as exc:  # noqa: BLE001 - the connection ended; the view shows it
             view.last_error = repr(exc)
         finally:
             view.online = False
+            if sessions.get(station_id) is csms:
+                del sessions[station_id]
 
     stop = asyncio.Event()
-    with tempfile.TemporaryDirectory(prefix="ocpp-bridge-demo-") as workdir:
+    drivers: dict[str, asyncio.Task[Any]] = {}
+    unfinished: list[str] = []
+    async with contextlib.AsyncExitStack() as stack:
+        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ocpp-bridge-demo-"))
+        # a real file even if the package were zipped (the configuration takes a path)
+        mapping = stack.enter_context(resources.as_file(shipped_table(TABLE_104)))
         csms_server = await serve(csms_handler, "127.0.0.1", 0, subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
+        stack.push_async_callback(_close_csms, csms_server, csms_sessions)
         csms_port = next(iter(csms_server.sockets)).getsockname()[1]
+
+        # confirm_delay: see adapters.iec104_sim (a charger answers in milliseconds, not microseconds)
+        charger104 = Charger104(compile_file(mapping, 1), IDLE_104, react=True, confirm_delay=0.005)
+        station104 = {
+            "id": DEMO_104,
+            "protocol": "iec104",
+            "host": HOST,
+            "port": charger104.port,
+            "connectors": 1,
+            "mapping": str(mapping),
+        }
+        # started before the bridge, so its first connection attempt succeeds
+        await charger104.start()
+        stack.push_async_callback(charger104.stop)  # after the bridge stopped (last in, first out)
+
         config = BridgeConfig.model_validate(
             {
                 "bridge": {"store": str(Path(workdir) / "bridge.db"), "health": ""},
                 "csms": {"url": f"ws://127.0.0.1:{csms_port}/ocpp"},
                 "south": {"listen": "127.0.0.1:0"},
                 "stations": [
-                    {"id": sid, "protocol": protocol} for sid, (protocol, _) in chargers.items()
-                ],
+                    {"id": sid, "protocol": protocol}
+                    for sid, protocol in CHARGERS.items()
+                    if protocol != "iec104"
+                ]
+                + [station104],
             }
         )
         runtime = Runtime(config)
         await runtime.start()
+        stack.push_async_callback(runtime.stop)
         assert runtime.south_address is not None
         bridge_url = f"ws://127.0.0.1:{runtime.south_address[1]}"
+        console.print(f"CSMS      ws://127.0.0.1:{csms_port}/ocpp (the `ocpp` package)")
+        console.print(f"bridge    {bridge_url} (the OCPP chargers connect to it)")
+        console.print(f"{DEMO_16:<9} OCPP 1.6J charger → bridge (translated) → CSMS")
+        console.print(f"{DEMO_201:<9} OCPP 2.0.1 charger → bridge (passed through) → CSMS")
         console.print(
-            f"CSMS on ws://127.0.0.1:{csms_port}/ocpp, bridge listening on {bridge_url}; chargers "
-            + ", ".join(f"{sid} ({protocol})" for sid, (protocol, _) in chargers.items())
-            + " connect through the bridge."
+            f"{DEMO_104:<9} IEC 104 charger, c104 server {HOST}:{charger104.port}"
+            f" ({TABLE_104}) ← bridge dials it → CSMS",
+            soft_wrap=True,
         )
-        async with contextlib.AsyncExitStack() as stack:
-            readers: list[asyncio.Task[Any]] = []
-            drivers: dict[str, asyncio.Task[Any]] = {}
-            for sid, (protocol, charger_class) in chargers.items():
+
+        readers: list[asyncio.Task[Any]] = []
+        for sid, protocol in CHARGERS.items():
+            if protocol == "iec104":
+                drive = Demo104Session(charger104, sessions, views[sid]).drive
+            else:
                 ws = await stack.enter_async_context(
                     connect(f"{bridge_url}/{sid}", subprotocols=[protocol])  # type: ignore[list-item]
                 )
+                charger_class = DemoCharger16 if protocol == "ocpp1.6" else DemoCharger201
                 charger = charger_class(sid, ws)
                 readers.append(asyncio.create_task(charger.start()))
-                drivers[sid] = asyncio.create_task(charger.drive(stop))
-            loop = asyncio.get_running_loop()
-            deadline = None if duration is None else loop.time() + duration
-            with Live(_table(views), console=console, refresh_per_second=4) as live:
-                try:
-                    while deadline is None or loop.time() < deadline:
-                        await asyncio.sleep(0.25)
-                        live.update(_table(views))
-                        if any(d.done() for d in drivers.values()):
-                            break
-                except asyncio.CancelledError:
-                    pass
+                drive = charger.drive
+            drivers[sid] = asyncio.create_task(drive(stop))
+        try:
+            await _watch(console, views, drivers, duration)
+        finally:
             stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*map(asyncio.shield, drivers.values())), 15)
-            for reader in readers:
-                reader.cancel()
-        await runtime.stop()
-        csms_server.close()
-        await csms_server.wait_closed()
-        for task in csms_sessions:
-            task.cancel()
+            # each charger completes the session under way (bounded), then everything stops
+            await asyncio.wait(drivers.values(), timeout=15)  # neither raises nor cancels
+            unfinished = [sid for sid, task in drivers.items() if not task.done()]
+            for task in [*drivers.values(), *readers]:
+                task.cancel()
+            await asyncio.gather(*drivers.values(), *readers, return_exceptions=True)
     errors = {
         sid: task.exception()
         for sid, task in drivers.items()
         if task.done() and not task.cancelled() and task.exception() is not None
     }
-    unfinished = [sid for sid, task in drivers.items() if not task.done()]
     ok = not errors and all(v.booted and v.ended >= 1 for v in views.values())
     console.print(_table(views))
     for view in views.values():
+        variables = " ".join(f"{name}={value}" for name, value in view.variables.items())
         console.print(
             f"summary {view.station_id} ({view.protocol}): booted={view.booted} transactions started={view.started}"
             f" ended={view.ended} energy={view.energy_wh:.1f} Wh messages={view.messages}"
-            f" HeartbeatInterval={view.variables.get('HeartbeatInterval', '-')}",
+            f" {variables or 'variables=-'}",
             soft_wrap=True,
         )
     for sid, error in errors.items():
-        console.print(f"charger {sid} failed: {error!r}")
+        console.print(f"charger {sid} failed: {error!r}", soft_wrap=True)
     for sid in unfinished:
         console.print(f"charger {sid} did not finish its session in time")
     console.print("demo result: " + ("OK" if ok else "FAILED"), soft_wrap=True)
     return ok
+
+
+async def _watch(
+    console: Console,
+    views: dict[str, StationView],
+    drivers: dict[str, asyncio.Task[Any]],
+    duration: float | None,
+) -> None:
+    """Until `duration` is over (or Ctrl-C, or a charger gave up). The live table only on a terminal:
+    piped, rich would print just its last frame, which the summary prints anyway."""
+    loop = asyncio.get_running_loop()
+    deadline = None if duration is None else loop.time() + duration
+    live = (
+        # transient: the summary's table, printed after the shutdown, replaces the last frame
+        Live(_table(views), console=console, refresh_per_second=4, transient=True)
+        if console.is_terminal
+        else contextlib.nullcontext()
+    )
+    with live:
+        try:
+            while deadline is None or loop.time() < deadline:
+                await asyncio.sleep(0.25)
+                if isinstance(live, Live):
+                    live.update(_table(views))
+                if any(d.done() for d in drivers.values()):
+                    break
+        except asyncio.CancelledError:
+            pass
+
+
+async def _close_csms(server: Any, sessions: list[asyncio.Task[Any]]) -> None:
+    server.close()
+    await server.wait_closed()
+    for task in sessions:
+        task.cancel()
+    await asyncio.gather(*sessions, return_exceptions=True)
