@@ -23,7 +23,11 @@ Rules
 - The link. While it is down the point values are unknown; after `link_grace` seconds down the
   connectors are reported Unavailable. When it returns, the general interrogation brings the values
   back and the rules report the real status; a transaction that ran before continues (the ledger holds
-  it: no second Started), and ends if the points say it ended meanwhile.
+  it: no second Started), and ends if the points say it ended meanwhile. An end is an edge of a rule
+  between known results: an unknown result (link down, interrogation half way) keeps the last known
+  one, and during a transaction the last known results are durable (`meta` key `ends:<evse>`), so
+  neither a link's return nor a restart ends a transaction whose end rule was already true when it
+  started (plugged in, remotely started, not charging yet); one that became true meanwhile does.
 - CSMS requests served with 104 commands (RequestStart/StopTransaction, UnlockConnector,
   ChangeAvailability, Reset, SetChargingProfile): the command is sent and the request answered when
   the charger confirms (ACT_CON), or after `answer_timeout` (4 s) with the response's failure status
@@ -36,7 +40,7 @@ Rules
   (StatusNotification, Heartbeat, MeterValues, TransactionEvent), GetTransactionStatus and
   ClearChargingProfile from bridge state. Every other CSMS request is answered CALLERROR NotSupported.
 - Durable tables: ledger `tx`/`meta`, outbox `outbox`, NorthStation `north`, and here `profiles`,
-  `vars` (TxUpdatedInterval) and `meta` keys `deferred_reset`, `event_id`.
+  `vars` (TxUpdatedInterval) and `meta` keys `deferred_reset`, `event_id`, `ends:<evse>`.
 - Pure: time comes in as `now` (monotonic seconds) and from the injected wall clock; ids are injected.
 """
 
@@ -144,7 +148,8 @@ class _Connector:
     reported: str | None = None  # what went to the NorthStation
     charging_state: str | None = None
     starts_prev: bool = False
-    ends_prev: tuple[bool | None, ...] = ()
+    ends_prev: tuple[bool | None, ...] = ()  # each end rule's last known result
+    ends_saved: tuple[bool | None, ...] | None = None  # what `meta` holds for the transaction
     in_tx: bool = False  # in a transaction (its Started may still be waiting)
     txn: Transaction | None = None  # the ledger's, once Started has been sent
     started_wall: float | None = None
@@ -236,6 +241,9 @@ class Station104:
                 connector.in_tx = True
                 connector.txn = transaction
                 connector.starts_prev = True
+                saved = self._meta.get(_ends_key(evse))
+                if isinstance(saved, list):
+                    connector.ends_prev = connector.ends_saved = tuple(saved)
                 connector.charging_state = transaction.charging_state
                 connector.started_wall = epoch(transaction.started_at)
                 connector.meter_due = self._meter_due(now)
@@ -481,7 +489,12 @@ class Station104:
             elif starts and not connector.starts_prev:
                 self._start(connector, state, stamp, now)
             connector.starts_prev = starts
-            connector.ends_prev = ends
+            # An unknown result (the link is down, or back and the interrogation is half way) keeps
+            # the last known one: an end that was true before is no new edge when the points return.
+            connector.ends_prev = _remembered(ends, connector.ends_prev)
+            if connector.in_tx and connector.ends_prev != connector.ends_saved:
+                connector.ends_saved = connector.ends_prev
+                self._set_meta(_ends_key(connector.evse), list(connector.ends_prev))
         if state is not None:
             connector.charging_state = state
 
@@ -515,6 +528,9 @@ class Station104:
         connector.in_tx = False
         connector.stop_requested = False
         connector.meter_due = None
+        if connector.ends_saved is not None:
+            connector.ends_saved = None
+            self._set_meta(_ends_key(connector.evse), None)
         connector.accepted.pop("RequestStopTransaction", None)
         event = Pending(
             "Ended",
@@ -1332,6 +1348,19 @@ def _decode(rule: MonitoringRule, raw: bool | int | float | None) -> Value | Non
     if isinstance(rule, EnumRule):
         return float(raw)
     return rule.convert(int(raw))
+
+
+def _ends_key(evse: int) -> str:
+    return f"ends:{evse}"
+
+
+def _remembered(
+    ends: tuple[bool | None, ...], before: tuple[bool | None, ...]
+) -> tuple[bool | None, ...]:
+    return tuple(
+        before[index] if result is None and index < len(before) else result
+        for index, result in enumerate(ends)
+    )
 
 
 def _end_edge(

@@ -337,7 +337,121 @@ class TestE02LinkLoss:
         assert bench.events()[-1]["transactionInfo"]["stoppedReason"] == "EVDisconnected"
 
 
+def waiting_for_power(bench: Bench) -> str:
+    """Plugged and remotely started, not charging yet (the vehicle is still shaking hands): the
+    transaction id. Its end rule `not charging` is true from its start."""
+    bench.points(sp(PLUG, True), sp(HOLSTERED, False))
+    remote_start(bench)
+    bench.confirm()
+    bench.advance(3.5)
+    (started,) = bench.events()
+    assert started["triggerReason"] == "RemoteStart"
+    return str(started["transactionInfo"]["transactionId"])
+
+
+def interrogation(*, charging: bool, energy: int = 100_000) -> list[PointUpdate]:
+    """The general interrogation after a link's return or a restart: the charger's status points
+    first, so the rules see the connector's points unknown for a while; plugged in."""
+    back = [u for u in idle(1) if u.ioa not in (PLUG, CHARGING, HOLSTERED)]
+    return [*back, sp(PLUG, True), sp(HOLSTERED, False), sp(CHARGING, charging), it(ENERGY, energy)]
+
+
+class TestE02RemoteStartWaitingForPower:
+    """Regressions found by the fault harness (tests/faults, seeds 10 and 14 of the short run): a
+    remotely started transaction that was not charging yet was Ended (Local) by the link's return or
+    by a restart, because its end rule `not charging`, true since the start, was taken for a new edge
+    (unknown while the interrogation was half way, or forgotten by the restart); when charging then
+    rose, a second Started followed for the same session."""
+
+    def finish(self, bench: Bench, tx: str) -> None:
+        bench.points(it(ENERGY, 100_100), sp(CHARGING, True))
+        bench.points(it(ENERGY, 100_300), sp(CHARGING, False))
+        bench.advance(3.5)
+        events = bench.events()
+        assert [e["eventType"] for e in events] == ["Started", "Updated", "Ended"]
+        assert {e["transactionInfo"]["transactionId"] for e in events} == {tx}
+        assert [e["seqNo"] for e in events] == [0, 1, 2]
+        ended = events[-1]
+        assert ended["transactionInfo"]["stoppedReason"] == "Local"
+        end = ended["meterValue"][0]["sampledValue"][0]
+        assert (end["context"], end["value"]) == ("Transaction.End", 1_003_000)
+
+    def test_a_link_drop_does_not_end_it(self) -> None:
+        bench = Bench(settings=Station104Settings(link_grace=10))
+        bench.ready()
+        tx = waiting_for_power(bench)
+        bench.link_down()
+        bench.link_up(*interrogation(charging=False))
+        bench.advance(3.5)
+        assert [e["eventType"] for e in bench.events()] == ["Started"]
+        self.finish(bench, tx)
+
+    def test_a_restart_does_not_end_it(self) -> None:
+        bench = Bench()
+        bench.ready()
+        tx = waiting_for_power(bench)
+        bench.restart()
+        bench.connect_csms()
+        bench.link_up(*interrogation(charging=False))
+        bench.advance(3.5)
+        assert [e["eventType"] for e in bench.events()] == ["Started"]
+        self.finish(bench, tx)
+
+    def test_a_restart_then_a_link_drop_does_not_end_it(self) -> None:
+        bench = Bench()
+        bench.ready()
+        tx = waiting_for_power(bench)
+        bench.restart()
+        bench.connect_csms()
+        bench.link_up(*interrogation(charging=False))
+        bench.link_down()
+        bench.link_up(*interrogation(charging=False))
+        bench.advance(3.5)
+        self.finish(bench, tx)
+
+    def test_charging_that_rose_while_the_bridge_was_down_continues_it(self) -> None:
+        bench = Bench()
+        bench.ready()
+        tx = waiting_for_power(bench)
+        bench.restart()
+        bench.connect_csms()
+        bench.link_up(*interrogation(charging=True, energy=100_100))
+        bench.advance(3.5)
+        events = bench.events()
+        assert [e["eventType"] for e in events] == ["Started", "Updated"]
+        assert events[-1]["transactionInfo"]["chargingState"] == "Charging"
+        bench.points(it(ENERGY, 100_300), sp(CHARGING, False))
+        bench.advance(3.5)
+        assert [e["eventType"] for e in bench.events()] == ["Started", "Updated", "Ended"]
+        assert {e["transactionInfo"]["transactionId"] for e in bench.events()} == {tx}
+
+
 class TestRestart:
+    def test_charging_that_fell_while_the_bridge_was_down_ends_it_on_return(self) -> None:
+        bench = Bench()
+        bench.ready()
+        tx = charging_session(bench)
+        bench.restart()
+        bench.connect_csms()
+        bench.link_up(*interrogation(charging=False, energy=100_500))
+        bench.advance(3.5)
+        ended = bench.events()[-1]
+        assert ended["eventType"] == "Ended"
+        assert ended["transactionInfo"]["transactionId"] == tx
+        assert ended["transactionInfo"]["stoppedReason"] == "Local"
+        assert ended["meterValue"][0]["sampledValue"][0]["value"] == 1_005_000
+        assert [e["eventType"] for e in bench.events()].count("Started") == 1
+
+    def test_the_end_rules_memory_is_dropped_with_the_transaction(self) -> None:
+        bench = Bench()
+        bench.ready()
+        waiting_for_power(bench)
+        assert "ends:1" in bench.store["meta"]
+        bench.points(sp(PLUG, False))
+        bench.advance(3.5)
+        assert bench.events()[-1]["eventType"] == "Ended"
+        assert "ends:1" not in bench.store["meta"]
+
     def test_a_restart_mid_transaction_resumes_the_ledger(self) -> None:
         bench = Bench()
         bench.ready()

@@ -1,4 +1,5 @@
-"""Fault injection: the real bridge process between an `ocpp` 2.0.1 CSMS and `ocpp` 1.6J chargers.
+"""Fault injection: the real bridge process between an `ocpp` 2.0.1 CSMS, `ocpp` 1.6J chargers and
+IEC 104 chargers (c104 `Server`s).
 
 Pieces (every server on 127.0.0.1, every wait bounded, every process stopped in `finally`)
 - `BridgeProcess`: `ocpp-bridge run --config FILE` as a child process, its JSON log lines in one file per
@@ -10,12 +11,24 @@ Pieces (every server on 127.0.0.1, every wait bounded, every process stopped in 
   queue and go one at a time; the head leaves the queue only on its .conf and is resent unchanged after a
   reconnect (the same StartTransaction when its .conf was lost: 1.6 idempotency). StatusNotifications are
   best effort. It reconnects with a short random back-off whenever the bridge is gone; it boots once.
+- `FaultCharger104` (`tests.faults.charger104`): a 104 charger per mappings/gb-dc-charger.yaml, a
+  station with protocol "iec104" in the bridge's configuration; its sessions (plug in, charging rises
+  by itself or after a RequestStartTransaction from the CSMS, the energy counter grows, charging falls
+  by itself or after a RequestStopTransaction, unplug) follow the rules in that module's docstring.
 - `inject_faults`: seeded `random.Random` faults at random moments, some of them right after a charger
   sent a transaction message or right after the CSMS received a TransactionEvent: SIGKILL of the bridge
   and restart, CSMS outages (stop, restart after a few more faults), CALLERRORs from the CSMS for the
   next one or two TransactionEvents (fewer than MessageAttempts: retried, E13), charger links closed,
-  reset (TCP abort) or left half-open (the charger stops reading and opens a new connection).
-- `check`: the oracle at the CSMS, see its docstring.
+  reset (TCP abort) or left half-open (the charger stops reading and opens a new connection), and 104
+  link drops: the 104 charger's server stops for 0.1–1.2 s, points may change meanwhile (the counter
+  grows, the session ends, the vehicle leaves), and it starts again on the same port (the first drop
+  of every run waits for a charging session and ends it while the link is down). Bridge kills and CSMS
+  outages strike the 104 stations as much as the 1.6 ones (a kill drops their 104 links too).
+- `check` and `check104`: the oracles at the CSMS, see their docstrings. The 104 rule for the end
+  register: the Ended's Transaction.End is the charger's counter × 10 Wh at the moment charging fell,
+  whatever happened in between: the charger's counter stands still from the fall until the next
+  session charges, and that one does not begin before the CSMS has the Ended, so the counter the
+  bridge reads when the link returns (or the restarted bridge reads) is the one at the fall.
 
 `run_faults` puts them together and returns a `FaultRun`: the problems found (empty when all is well)
 and the statistics of the run. The seed is in every description of a run.
@@ -47,6 +60,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from adapters.store import Store
+from tests.faults.charger104 import MAPPING, FaultCharger104, Session104, workload104
 from tests.peers import Charger16, Csms, CsmsChargePoint, CsmsSession, FrameOracle, Recording
 from tests.peers import now_iso as _now_iso
 
@@ -127,6 +141,7 @@ def bridge_toml(
     stations: Iterable[str],
     south_ping: float = 1.0,
     csms_ping: float = 5.0,
+    iec104: Iterable[tuple[str, int]] = (),
 ) -> str:
     lines = [
         "[bridge]",
@@ -159,6 +174,16 @@ def bridge_toml(
             f'id = "{station_id}"',
             'protocol = "ocpp1.6"',
             "offline_authorize = true",
+        ]
+    for station_id, port in iec104:
+        lines += [
+            "[[stations]]",
+            f'id = "{station_id}"',
+            'protocol = "iec104"',
+            'host = "127.0.0.1"',
+            f"port = {port}",
+            "connectors = 1",
+            f'mapping = "{MAPPING}"',
         ]
     return "\n".join(lines) + "\n"
 
@@ -298,9 +323,7 @@ class _Tracked(Recording):
                 )
                 if frame[2] == "TransactionEvent":
                     self._csms.taps.notify("csms-received")
-                    if frame[3].get("eventType") == "Ended":
-                        register = _register(frame[3], "Transaction.End")
-                        self._csms.ended.setdefault(self._station_id, set()).add(register)
+                    self._csms.index(self._station_id, frame[3])
         return raw
 
     async def send(self, raw: str) -> None:
@@ -341,6 +364,9 @@ class FaultCsms(Csms):
         self.refused = 0
         self.refused_by_event: Counter[tuple[str, str, int]] = Counter()
         self.ended: dict[str, set[float | None]] = {}  # station → Transaction.End registers seen
+        # station → Transaction.Begin register → the transactionIds whose Started carried it
+        self.begins: dict[str, dict[float | None, list[str]]] = {}
+        self.ended_ids: set[tuple[str, str]] = set()  # (station, transactionId) of every Ended
         self.closes: dict[int, tuple[float, int | None, str]] = {}  # session → (when, code, reason)
         self._sessions = 0
         self._sessions_of: dict[int, int] = {}
@@ -348,6 +374,21 @@ class FaultCsms(Csms):
     @property
     def up(self) -> bool:
         return self.server is not None
+
+    def index(self, station_id: str, payload: Any) -> None:
+        """What the chargers' workloads wait for: the Started and Ended events received."""
+        with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
+            transaction_id = payload["transactionInfo"]["transactionId"]
+            if payload.get("eventType") == "Started":
+                ids = self.begins.setdefault(station_id, {}).setdefault(
+                    _register(payload, "Transaction.Begin"), []
+                )
+                if transaction_id not in ids:
+                    ids.append(transaction_id)
+            elif payload.get("eventType") == "Ended":
+                register = _register(payload, "Transaction.End")
+                self.ended.setdefault(station_id, set()).add(register)
+                self.ended_ids.add((station_id, transaction_id))
 
     async def stop(self) -> None:
         if self.server is None:
@@ -723,8 +764,16 @@ async def workload(
 
 # --- faults ----------------------------------------------------------------------------------------
 
-FAULT_KINDS = ("kill", "csms-outage", "csms-error", "drop-close", "drop-abort", "drop-half-open")
-FAULT_WEIGHTS = (3, 2, 1, 2, 2, 1)
+FAULT_KINDS = (
+    "kill",
+    "csms-outage",
+    "csms-error",
+    "drop-close",
+    "drop-abort",
+    "drop-half-open",
+    "drop-104",
+)
+FAULT_WEIGHTS = (3, 2, 1, 2, 2, 1, 2)
 
 
 @dataclass
@@ -746,17 +795,62 @@ async def inject_faults(
     chargers: list[QueuedCharger],
     taps: Taps,
     log: FaultLog,
+    chargers104: list[FaultCharger104] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """`count` faults; the first ones cover every kind once, in a random order."""
-    plan = list(FAULT_KINDS)
+    """`count` faults; the first ones cover every kind once, in a random order. A 104 link drop runs
+    beside the faults that follow it (the link is down for up to about 1.2 s, then c104's client takes
+    up to 1 s to dial again); it is over when this returns."""
+    chargers104 = chargers104 or []
+    kinds = [k for k in FAULT_KINDS if k != "drop-104" or chargers104]
+    weights = [w for k, w in zip(FAULT_KINDS, FAULT_WEIGHTS, strict=True) if k in kinds]
+    plan = list(kinds)
     rng.shuffle(plan)
+    drops: list[asyncio.Task[None]] = []
+    try:
+        await _inject(
+            rng,
+            count,
+            plan,
+            kinds,
+            weights,
+            bridge=bridge,
+            csms=csms,
+            chargers=chargers,
+            chargers104=chargers104,
+            taps=taps,
+            log=log,
+            drops=drops,
+            progress=progress,
+        )
+    finally:
+        await asyncio.gather(*drops, return_exceptions=True)
+    if not csms.up:
+        await csms.restart()
+
+
+async def _inject(
+    rng: random.Random,
+    count: int,
+    plan: list[str],
+    kinds: list[str],
+    weights: list[int],
+    *,
+    bridge: BridgeProcess,
+    csms: FaultCsms,
+    chargers: list[QueuedCharger],
+    chargers104: list[FaultCharger104],
+    taps: Taps,
+    log: FaultLog,
+    drops: list[asyncio.Task[None]],
+    progress: Callable[[int], None] | None,
+) -> None:
     restart_csms_at: int | None = None
     for step in range(count):
         if restart_csms_at is not None and step >= restart_csms_at:
             await csms.restart()
             restart_csms_at = None
-        kind = plan[step] if step < len(plan) else rng.choices(FAULT_KINDS, FAULT_WEIGHTS)[0]
+        kind = plan[step] if step < len(plan) else rng.choices(kinds, weights)[0]
         if kind in ("csms-outage", "csms-error") and not csms.up:
             if step < len(plan):  # the plan's faults all happen: end the outage early
                 await csms.restart()
@@ -783,6 +877,17 @@ async def inject_faults(
             restart_csms_at = step + 1 + rng.randint(0, 2)
         elif kind == "csms-error":  # transient: fewer refusals than MessageAttempts (E13 retries)
             csms.refusals = rng.randint(1, MESSAGE_ATTEMPTS - 1)
+        elif kind == "drop-104":
+            up = [c for c in chargers104 if not c.dropping]
+            if up:
+                # the first one ends a session while the link is down, in every run
+                first = log.counts["drop-104"] == 0
+                link = rng.choice(up).drop_link(random.Random(rng.random()), end_session=first)
+                drops.append(asyncio.create_task(link))
+            else:  # every 104 link is down already: a kill instead
+                kind = "kill"
+                await bridge.kill()
+                await bridge.start()
         else:
             target = await _connected(rng, chargers, timeout=3.0)
             if target is None or not target.drop(kind.removeprefix("drop-")):
@@ -792,8 +897,6 @@ async def inject_faults(
         log.counts[kind] += 1
         if progress is not None:
             progress(step + 1)
-    if not csms.up:
-        await csms.restart()
 
 
 async def _connected(
@@ -858,9 +961,12 @@ def check(csms: FaultCsms, chargers: list[QueuedCharger]) -> tuple[list[str], Co
     return problems, stats
 
 
-def _check_station(csms: FaultCsms, charger: QueuedCharger, stats: Counter[str]) -> list[str]:
-    station = charger.station_id
-    problems: list[str] = []
+def _events_of(
+    csms: FaultCsms, station: str, stats: Counter[str], problems: list[str]
+) -> tuple[list[Received], dict[str, dict[int, dict[str, Any]]]]:
+    """The station's TransactionEvents as received, and the first copy of each per (transactionId,
+    seqNo); copies that differ, and copies sent again after an answer by the same process, are
+    problems."""
     events = [
         r for r in csms.received if r.station_id == station and r.action == "TransactionEvent"
     ]
@@ -888,6 +994,13 @@ def _check_station(csms: FaultCsms, charger: QueuedCharger, stats: Counter[str])
     by_transaction: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for (transaction_id, seq_no), found in copies.items():
         by_transaction[transaction_id][seq_no] = found[0].payload
+    return events, by_transaction
+
+
+def _check_station(csms: FaultCsms, charger: QueuedCharger, stats: Counter[str]) -> list[str]:
+    station = charger.station_id
+    problems: list[str] = []
+    events, by_transaction = _events_of(csms, station, stats, problems)
     # charger transactions by meterStart (unique per charger: its register only grows)
     txn_by_start = {txn.meter_start: txn for txn in charger.txns}
     txn_of: dict[str, Txn] = {}
@@ -969,6 +1082,88 @@ def _check_station(csms: FaultCsms, charger: QueuedCharger, stats: Counter[str])
                     " without offline=true"
                 )
     stats["transactions"] += len(charger.txns)
+    return problems
+
+
+def check104(csms: FaultCsms, charger: FaultCharger104, stats: Counter[str]) -> list[str]:
+    """The oracle for a 104 charger (its rules: `tests.faults.charger104`), per transactionId:
+
+    - copies and redeliveries as for the 1.6 chargers (`_events_of`);
+    - seqNo 0..n all present, exactly one Started (seqNo 0) and exactly one Ended (the last: every
+      session is over when the run ends);
+    - the Started's Transaction.Begin register names the charger session (the counter at plug-in ×
+      10 Wh, unique per session); every session has exactly one transactionId, and no transactionId is
+      left without a session (a second Started for one charging session would be one);
+    - the Ended's Transaction.End register is the counter at the moment charging fell × 10 Wh, also
+      when the session ended while the link was down or the bridge was dead (the counter has not moved
+      since, and the bridge reads it when the link returns);
+    - first arrivals in charger order (session, then seqNo).
+    A Started without Transaction.Begin is a problem: the bridge reads the counter at every link
+    return and at every start.
+    """
+    station = charger.station_id
+    problems: list[str] = list(charger.problems)
+    events, by_transaction = _events_of(csms, station, stats, problems)
+    by_begin = {s.begin_wh: s for s in charger.sessions}
+    session_of: dict[str, Session104] = {}
+    for transaction_id, seqs in by_transaction.items():
+        missing = sorted(set(range(max(seqs) + 1)) - set(seqs))
+        if missing:
+            problems.append(f"{station} {transaction_id}: seqNo {missing} missing")
+        kinds = Counter(p["eventType"] for p in seqs.values())
+        if kinds["Started"] != 1 or kinds["Ended"] != 1:
+            problems.append(f"{station} {transaction_id}: events {dict(kinds)}")
+        started = seqs.get(0)
+        if started is None or started["eventType"] != "Started":
+            problems.append(f"{station} {transaction_id}: seqNo 0 is not Started")
+            continue
+        begin = _register(started, "Transaction.Begin")
+        if begin is None:
+            problems.append(f"{station} {transaction_id}: Started without Transaction.Begin")
+            continue
+        session = by_begin.get(begin)
+        if session is None:
+            problems.append(
+                f"{station} {transaction_id}: Started (begin {begin:g} Wh) for no charger session"
+            )
+            continue
+        if session in session_of.values():
+            problems.append(
+                f"{station}: session {session.index} (begin {begin:g} Wh) has two transactionIds"
+                f" (a second Started): {[t for t, s in session_of.items() if s is session]}"
+                f" and {transaction_id}"
+            )
+        session_of[transaction_id] = session
+        ended = [p for p in seqs.values() if p["eventType"] == "Ended"]
+        if not ended:
+            continue
+        if max(seqs) != ended[0]["seqNo"]:
+            problems.append(f"{station} {transaction_id}: events after Ended")
+        register = _register(ended[0], "Transaction.End")
+        if register != session.end_wh:
+            problems.append(
+                f"{station} {transaction_id}: Ended register {register} != the counter when"
+                f" charging fell, {session.end_wh} (session {session.index}, ended while the link"
+                f" was down: {session.ended_while_down}, answers {session.answers},"
+                f" reason {ended[0]['transactionInfo'].get('stoppedReason')})"
+            )
+        reason = ended[0]["transactionInfo"].get("stoppedReason")
+        stats[f"104-{started['triggerReason']}→{reason}"] += 1
+    for session in charger.sessions:
+        if session not in session_of.values():
+            problems.append(
+                f"{station}: session {session.index} (begin {session.begin_wh:g} Wh) never reached"
+                " the CSMS"
+            )
+    order = [
+        (session_of[e.payload["transactionInfo"]["transactionId"]].index, e.payload["seqNo"])
+        for e in _first_arrivals(events)
+        if e.payload["transactionInfo"]["transactionId"] in session_of
+    ]
+    if order != sorted(order):
+        problems.append(f"{station}: events out of order: {order}")
+    stats["104-sessions"] += len(charger.sessions)
+    stats["104-ended-while-down"] += sum(s.ended_while_down for s in charger.sessions)
     return problems
 
 
@@ -1065,6 +1260,9 @@ class FaultRun:
                 "south.duplicate_connection",
                 "outbox-retry",
                 "csms.connect_failed",
+                "iec104.link_down",
+                "iec104.watchdog_reconnect",
+                "core.rebuilt",
             )
         }
         lines = [
@@ -1087,11 +1285,14 @@ async def run_faults(
     chargers: int,
     faults: int,
     transactions: int | None,
+    iec104: int = 0,
+    transactions104: int | None = None,
     settle_timeout: float = 60.0,
     progress: Callable[[int], None] | None = None,
 ) -> FaultRun:
-    """Chargers run their transactions while `faults` faults strike; then everything is let settle
-    and checked. `transactions=None`: transactions go on until the last fault."""
+    """Chargers run their transactions (`chargers` 1.6J chargers, `iec104` 104 chargers with
+    `transactions104` sessions each) while `faults` faults strike; then everything is let settle and
+    checked. `transactions=None` (`transactions104=None`): they go on until the last fault."""
     started = time.monotonic()
     rng = random.Random(seed)
     taps = Taps()
@@ -1104,12 +1305,17 @@ async def run_faults(
         QueuedCharger(n, f"ws://127.0.0.1:{south_port}/ocpp", random.Random(rng.random()), taps)
         for n in range(1, chargers + 1)
     ]
+    fleet104 = [
+        FaultCharger104(n, free_port(), random.Random(rng.random()), csms, taps)
+        for n in range(1, iec104 + 1)
+    ]
     config.write_text(
         bridge_toml(
             store=store,
             csms_url=csms.url,
             south_port=south_port,
             stations=[c.station_id for c in fleet],
+            iec104=[(c.station_id, c.port) for c in fleet104],
         )
     )
     bridge = BridgeProcess(config, tmp_path)
@@ -1119,6 +1325,8 @@ async def run_faults(
     done = asyncio.Event()
     loads: list[asyncio.Task[None]] = []
     try:
+        for charger104 in fleet104:
+            await charger104.start()
         await bridge.start()
         for charger in fleet:
             charger.start()
@@ -1128,12 +1336,19 @@ async def run_faults(
             )
             for c in fleet
         ]
+        loads += [
+            asyncio.create_task(
+                workload104(c, random.Random(rng.random()), transactions=transactions104, done=done)
+            )
+            for c in fleet104
+        ]
         await inject_faults(
             random.Random(rng.random()),
             faults,
             bridge=bridge,
             csms=csms,
             chargers=fleet,
+            chargers104=fleet104,
             taps=taps,
             log=log,
             progress=progress,
@@ -1153,7 +1368,8 @@ async def run_faults(
         code = await bridge.stop()
         if code != 0:
             problems.append(f"the bridge exited with {code} on SIGTERM")
-        left = {s: n for s, n in stored_outboxes(store, [c.station_id for c in fleet]).items() if n}
+        stations = [c.station_id for c in fleet] + [c.station_id for c in fleet104]
+        left = {s: n for s, n in stored_outboxes(store, stations).items() if n}
         if left:
             problems.append(f"outbox entries left in the store after everything arrived: {left}")
     except TimeoutError:
@@ -1170,12 +1386,17 @@ async def run_faults(
             await charger.close()
         await bridge.stop()
         await csms.stop()
+        for charger104 in fleet104:
+            await charger104.close()
     found, oracle_stats = check(csms, fleet)
     problems += found
     stats.update(oracle_stats)
     stats["csms-refused"] = csms.refused
     for charger in fleet:
         stats.update(charger.stats)
+    for charger104 in fleet104:
+        problems += check104(csms, charger104, stats)
+        stats.update({f"104-{k}": v for k, v in charger104.stats.items()})
     log_found, log_events = log_problems(bridge.records())
     problems += log_found
     return FaultRun(seed, problems, log, stats, log_events, time.monotonic() - started)

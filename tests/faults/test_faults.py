@@ -1,6 +1,9 @@
 """Fault injection through the real bridge process: nothing lost, nothing duplicated (issue 5).
 
-A short run in every test session; the long run (at least 1,000 randomized faults) with --run-slow.
+OCPP 1.6J chargers and IEC 104 chargers (c104 servers) behind the bridge, an `ocpp` CSMS in front
+(tests/faults/harness.py). A short run in every test session (two 1.6J chargers and one 104 charger,
+every fault kind at least once); the long run (at least 1,000 randomized faults; three 1.6J chargers
+and two 104 chargers) with --run-slow.
 The seed is printed and in every failure message; FAULT_SEED=<seed> replays the same plan;
 FAULT_COUNT=<n> changes the long run's number of faults (1,000 by default).
 """
@@ -17,14 +20,23 @@ from tests.faults.harness import FAULT_KINDS, run_faults, seed_from_env
 COUNT_ENV = "FAULT_COUNT"
 
 
-async def test_short_run_two_chargers_ten_transactions_each(tmp_path: Path) -> None:
+async def test_short_run_two_16_chargers_and_a_104_charger(tmp_path: Path) -> None:
     seed = seed_from_env()
     print(f"fault seed {seed}")
-    run = await run_faults(tmp_path, seed=seed, chargers=2, transactions=10, faults=14)
+    run = await run_faults(
+        tmp_path,
+        seed=seed,
+        chargers=2,
+        transactions=10,
+        iec104=1,
+        transactions104=6,
+        faults=16,
+    )
     print(run.describe())
     assert run.problems == [], run.describe()
     assert set(run.faults.counts) == set(FAULT_KINDS), run.describe()
     assert run.stats["transactions"] == 20, run.describe()
+    assert run.stats["104-sessions"] == 6, run.describe()
 
 
 @pytest.mark.slow
@@ -39,7 +51,14 @@ async def test_long_run_a_thousand_faults(tmp_path: Path) -> None:
 
     count = int(os.environ.get(COUNT_ENV, "1000"))
     run = await run_faults(
-        tmp_path, seed=seed, chargers=3, transactions=None, faults=count, progress=progress
+        tmp_path,
+        seed=seed,
+        chargers=3,
+        transactions=None,
+        iec104=2,
+        transactions104=None,
+        faults=count,
+        progress=progress,
     )
     print(run.describe())
     assert run.problems == [], run.describe()
