@@ -1134,6 +1134,13 @@ def check104(csms: FaultCsms, charger: FaultCharger104, stats: Counter[str]) -> 
                 f" and {transaction_id}"
             )
         session_of[transaction_id] = session
+        if (
+            "start:Accepted" in session.answers
+            and "remoteStartId" not in started["transactionInfo"]
+        ):
+            # the bridge accepted the start, then died before its Started was durable: the
+            # restarted one saw charging rise and knew nothing of the request (in memory only)
+            stats["104-accepted-remote-start-not-linked"] += 1
         ended = [p for p in seqs.values() if p["eventType"] == "Ended"]
         if not ended:
             continue
