@@ -7,6 +7,8 @@ Rules
   UTF-8 (A00.FR.205); 2 and 3 use the one shared `SSLContext` from `adapters.tls`; 3 authenticates with
   the bridge's client certificate. The profile never drops: a wss:// URL is required by the configuration.
 - The CSMS must select `ocpp2.0.1`; otherwise the connection is closed and counts as refused.
+- Liveness: one `adapters.keepalive.Keepalive` pings every CSMS connection (`csms.ping_interval`,
+  `csms.ping_timeout`) instead of websockets' task per connection.
 - Every failure is a `CsmsUnavailable`: `status` is the HTTP status when the CSMS answered the handshake
   (401, 404, ...), None when it could not be reached.
 - `NorthLink` keeps one station connected for good: after a failure or a loss it waits
@@ -29,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from adapters.config import CsmsSection
+from adapters.keepalive import Keepalive, keepalive_options
 from adapters.south import CLOSE_TIMEOUT
 from bridge.backoff import BackoffPolicy, TokenBucket
 from bridge.errors import OcppVersion
@@ -79,6 +82,7 @@ class CsmsConnector:
         self._password_for = password_for
         self._ssl = ssl_context
         self._pacer = pacer
+        self.keepalive = Keepalive(csms.ping_interval, csms.ping_timeout, side="north")
 
     def url_for(self, station_id: str) -> str:
         return f"{self._csms.url}/{quote(station_id, safe='')}"
@@ -103,9 +107,8 @@ class CsmsConnector:
                 additional_headers=headers,
                 compression="deflate" if self._csms.compression else None,
                 open_timeout=self._csms.connect_timeout,
-                ping_interval=self._csms.ping_interval,
-                ping_timeout=self._csms.ping_timeout,
                 close_timeout=CLOSE_TIMEOUT,
+                **keepalive_options(),
                 max_size=1 << 20,
                 **options,
             )
@@ -119,6 +122,7 @@ class CsmsConnector:
             raise CsmsUnavailable(
                 f"CSMS did not accept subprotocol ocpp2.0.1 (chose {connection.subprotocol!r})"
             )
+        self.keepalive.watch(connection)
         return connection
 
 

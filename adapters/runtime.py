@@ -233,6 +233,8 @@ class Runtime:
         if self.store is not None:
             self.store.close()
             self.store = None
+        if self._connector is not None:
+            self._connector.keepalive.close()
         await self._stop_health()
         self._log.info("bridge.stopped")
 

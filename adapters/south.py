@@ -19,6 +19,8 @@ Rules
   security-relevant event `south.duplicate_connection`.
 - Liveness: WebSocket pings every `ping_interval`; no pong within `ping_timeout` closes the link, so a
   half-open connection is noticed within their sum plus the closing handshake's 3 s (43 s by default).
+  One `adapters.keepalive.Keepalive` pings every charger connection (websockets' own, a task per
+  connection, is off).
   permessage-deflate is accepted.
 - Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
   `require_client_cert`).
@@ -41,6 +43,7 @@ from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
 from adapters.config import BridgeConfig, OcppStation, split_host_port
+from adapters.keepalive import Keepalive, keepalive_options
 from adapters.logs import get_logger
 
 StationHandler = Callable[[OcppStation, ServerConnection], Awaitable[None]]
@@ -102,6 +105,9 @@ class SouthServer:
         self._arrivals: dict[str, int] = {}  # connections per station so far: the newest one wins
         self._server: Server | None = None
         self._log = get_logger().bind(side="south")
+        self._keepalive = Keepalive(
+            self._settings.ping_interval, self._settings.ping_timeout, side="south"
+        )
 
     @property
     def connected(self) -> dict[str, ServerConnection]:
@@ -119,9 +125,8 @@ class SouthServer:
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
             compression="deflate" if self._settings.compression else None,
-            ping_interval=self._settings.ping_interval,
-            ping_timeout=self._settings.ping_timeout,
             max_size=self._settings.max_message_size,
+            **keepalive_options(),
             close_timeout=CLOSE_TIMEOUT,
             **options,
         )
@@ -134,6 +139,7 @@ class SouthServer:
             return
         self._server.close(close_connections=True)
         await self._server.wait_closed()
+        self._keepalive.close()
 
     # --- handshake ------------------------------------------------------------------------------
 
@@ -176,6 +182,7 @@ class SouthServer:
 
     async def _serve(self, connection: ServerConnection) -> None:
         assert connection.request is not None
+        self._keepalive.watch(connection)
         station = self._stations[station_id_from_path(connection.request.path)]
         log = self._log.bind(station_id=station.id, protocol=station.protocol)
         if connection.subprotocol is None:

@@ -25,7 +25,6 @@ Rules
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,10 +134,12 @@ class RpcEndpoint:
         self._call_timeout = call_timeout
         self._max_queued = max_queued
         self._online = online
-        self._queue: deque[PendingCall] = deque()
+        # Lists rather than deques: an empty deque costs 624 bytes, and these stay short or empty
+        # (measured: 2.5 KiB of every station's state went to four empty deques).
+        self._queue: list[PendingCall] = []
         self._outstanding: PendingCall | None = None
         self._awaiting: dict[str, str] = {}  # received CALL id -> action, until we answer it
-        self._timed_out: deque[str] = deque(maxlen=_REMEMBERED_TIMEOUTS)
+        self._timed_out: list[str] = []  # the last _REMEMBERED_TIMEOUTS ids, oldest first
         self._outgoing: list[str] = []
 
     # --- state -------------------------------------------------------------------------------
@@ -277,7 +278,7 @@ class RpcEndpoint:
     def _send_next(self, now: float) -> None:
         if self._outstanding is not None or not self._queue or not self._online:
             return
-        request = self._queue.popleft()
+        request = self._queue.pop(0)
         message_id = self._new_message_id()
         if not is_message_id(message_id):
             raise BridgeMisuse(f"message id source produced an invalid id {message_id!r}")
@@ -330,6 +331,8 @@ class RpcEndpoint:
             return []
         self._outstanding = None
         self._timed_out.append(request.message_id)
+        if len(self._timed_out) > _REMEMBERED_TIMEOUTS:
+            del self._timed_out[0]
         self._send_next(now)
         return [
             CallFailed(request, FailureReason.TIMEOUT, f"no answer within {self._call_timeout:g} s")
