@@ -1099,7 +1099,10 @@ def check104(csms: FaultCsms, charger: FaultCharger104, stats: Counter[str]) -> 
       since, and the bridge reads it when the link returns);
     - first arrivals in charger order (session, then seqNo).
     A Started without Transaction.Begin is a problem: the bridge reads the counter at every link
-    return and at every start.
+    return and at every start. So is an Ended with an older register, also in the one case where the
+    bridge's own rule allows it: the link lost again after the bridge saw the end and before the
+    counter interrogation answered (milliseconds later), when the bridge sends the last value it knew
+    after `meter_wait`; the CSMS then has a wrong register, which is worth seeing (not seen so far).
     """
     station = charger.station_id
     problems: list[str] = list(charger.problems)
