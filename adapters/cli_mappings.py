@@ -131,7 +131,7 @@ def explain(
             typer.echo(str(problem), err=True)
         raise typer.Exit(1) from None
     if output is Format.markdown:
-        typer.echo(_markdown(path, compiled))
+        typer.echo(markdown_table(path, compiled))
     else:
         _rich(path, compiled)
 
@@ -265,7 +265,8 @@ def _rich(path: Path, compiled: CompiledTable) -> None:
     console.print(table)
 
 
-def _markdown(path: Path, compiled: CompiledTable) -> str:
+def markdown_table(path: str | Path, compiled: CompiledTable) -> str:
+    """The summary and point table of `explain --format markdown` (also rendered into docs/)."""
     lines = [f"- {line}" for line in _summary(path, compiled)]
     lines += ["", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     for row in _rows(compiled):
