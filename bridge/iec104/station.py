@@ -33,14 +33,20 @@ Rules
   the charger confirms (ACT_CON), or after `answer_timeout` (4 s) with the response's failure status
   and a statusInfo saying why; with the link down at once. A request the table has no command for is
   answered CALLERROR NotSupported. A positive confirmation counts for `command_accepted` rules for
-  `command_acceptance` seconds, until a transaction consumes it.
+  `command_acceptance` seconds, until a transaction consumes it. An accepted RequestStartTransaction
+  (its remoteStartId, idToken, chargingProfile and how long its acceptance lasts, in wall-clock time)
+  is stored (`meta` key `remote:<evse>`) before the CSMS is told Accepted, so a restart in between
+  still links the Started to it (F01.FR.17: remoteStartId) and keeps `command_accepted` true; it is
+  removed in the commit that records the Started it became (a restart while that Started waits for
+  its register finds the record and starts the transaction again, linked).
 - Charging profiles are evaluated here (`bridge.iec104.profiles`) and written to the table's setpoints:
   at once, at every period boundary (`next_deadline`), and again after the link returns.
 - GetVariables, SetVariables and GetBaseReport are served from `bridge.iec104.variables`; TriggerMessage
   (StatusNotification, Heartbeat, MeterValues, TransactionEvent), GetTransactionStatus and
   ClearChargingProfile from bridge state. Every other CSMS request is answered CALLERROR NotSupported.
 - Durable tables: ledger `tx`/`meta`, outbox `outbox`, NorthStation `north`, and here `profiles`,
-  `vars` (TxUpdatedInterval) and `meta` keys `deferred_reset`, `event_id`, `ends:<evse>`.
+  `vars` (TxUpdatedInterval) and `meta` keys `deferred_reset`, `event_id`, `ends:<evse>`,
+  `remote:<evse>`.
 - Pure: time comes in as `now` (monotonic seconds) and from the injected wall clock; ids are injected.
 """
 
@@ -176,6 +182,8 @@ class _Job:
     success: Payload
     failure: Callable[[str, str], Payload]
     problem: str | None = None
+    # run just before a success is answered: what must be durable before the CSMS hears it
+    before_success: Callable[[], None] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -247,6 +255,7 @@ class Station104:
                 connector.charging_state = transaction.charging_state
                 connector.started_wall = epoch(transaction.started_at)
                 connector.meter_due = self._meter_due(now)
+            self._restore_remote(connector, now)
         self._register_of: dict[int, list[_Connector]] = {}  # register IOA → its connectors
         for connector in self._connectors.values():
             meter = self._register_rule(connector)
@@ -254,6 +263,21 @@ class Station104:
                 self._register_of.setdefault(meter.ioa, []).append(connector)
         self.model: DeviceModel = build_device_model(table, self._rate_units())
         self.north.set_identity(self._identity(), now)
+
+    def _restore_remote(self, connector: _Connector, now: float) -> None:
+        """An accepted remote start the bridge stored before it stopped: still accepted while its
+        wall-clock acceptance lasts, forgotten after."""
+        key = _remote_key(connector.evse)
+        saved = self._meta.get(key)
+        if not isinstance(saved, dict):
+            return
+        left = float(saved.get("until", 0.0)) - self._wall()
+        if connector.in_tx or left <= 0:
+            self._set_meta(key, None)
+            return
+        connector.accepted["RequestStartTransaction"] = now + left
+        connector.remote = saved.get("remote")
+        connector.tx_profile = saved.get("profile")
 
     # --- the StationCore interface (north side) ------------------------------------------------
 
@@ -504,7 +528,7 @@ class Station104:
         accepted = connector.accepted_now(now)
         remote = connector.remote if "RequestStartTransaction" in accepted else None
         connector.accepted.pop("RequestStartTransaction", None)
-        connector.remote = None
+        connector.remote = None  # its stored record goes when the Started is recorded
         connector.in_tx = True
         connector.stop_requested = False
         connector.started_wall = self._wall()
@@ -589,6 +613,9 @@ class Station104:
             )
             self._effects.extend(changes)
             connector.txn = started
+            if _remote_key(connector.evse) in self._meta:
+                # in the same commit as the Started: a restart finds one or the other
+                self._set_meta(_remote_key(connector.evse), None)
             if connector.tx_profile is not None:
                 self._install_tx_profile(connector, started, now)
         transaction = connector.txn
@@ -718,11 +745,20 @@ class Station104:
         success: Payload,
         failure: Callable[[str, str], Payload],
         on_result: Callable[[bool, float], None] | None = None,
+        before_success: Callable[[], None] | None = None,
     ) -> None:
         if not self._link_up:
             self._reply(message_id, failure("ChargerOffline", "the charger's 104 link is down"))
             return
-        job = _Job(message_id, action, set(), now + self.settings.answer_timeout, success, failure)
+        job = _Job(
+            message_id,
+            action,
+            set(),
+            now + self.settings.answer_timeout,
+            success,
+            failure,
+            before_success=before_success,
+        )
         self._jobs.append(job)
         for target in targets:
             job.waiting.add(self._send(target, job, on_result))
@@ -730,6 +766,8 @@ class Station104:
     def _finish(self, job: _Job, ok: bool, code: str, detail: str) -> None:
         if job in self._jobs:
             self._jobs.remove(job)
+        if ok and job.before_success is not None:
+            job.before_success()
         self._reply(job.message_id, job.success if ok else job.failure(code, detail))
 
     def _send(
@@ -799,6 +837,11 @@ class Station104:
             connector.tx_profile = profile
             self._evaluate(connector, at, self._stamp(None))
 
+        def keep() -> None:
+            until = self._wall() + self.settings.command_acceptance
+            record = {"remote": remote, "profile": profile, "until": until}
+            self._set_meta(_remote_key(connector.evse), record)
+
         self._command_job(
             message_id,
             "RequestStartTransaction",
@@ -807,6 +850,7 @@ class Station104:
             success={"status": "Accepted"},
             failure=failure,
             on_result=started,
+            before_success=keep,
         )
 
     def _pick_evse(self) -> int | None:
@@ -1354,6 +1398,10 @@ def _ends_key(evse: int) -> str:
     return f"ends:{evse}"
 
 
+def _remote_key(evse: int) -> str:
+    return f"remote:{evse}"
+
+
 def _remembered(
     ends: tuple[bool | None, ...], before: tuple[bool | None, ...]
 ) -> tuple[bool | None, ...]:
@@ -1368,9 +1416,11 @@ def _end_edge(
     before: tuple[bool | None, ...],
     rules: tuple[tuple[Any, str], ...],
 ) -> str | None:
+    # An edge between known results only: a rule unknown since the transaction started (it started
+    # while the interrogation was half way) that turns out true was true from the start.
     for index, result in enumerate(ends):
         was = before[index] if index < len(before) else None
-        if result is True and was is not True:
+        if result is True and was is False:
             return str(rules[index][1])
     return None
 

@@ -426,6 +426,65 @@ class TestE02RemoteStartWaitingForPower:
         assert {e["transactionInfo"]["transactionId"] for e in bench.events()} == {tx}
 
 
+class TestF01RemoteStartAcrossARestart:
+    """An accepted RequestStartTransaction is durable before the CSMS hears Accepted: a restart between
+    the answer and the Started (found by the fault harness: a SIGKILL there gave a Started without the
+    remoteStartId, 3 times in a 1,000-fault run) still links the transaction to the request."""
+
+    def started_after_restart(self, bench: Bench) -> dict[str, object]:
+        bench.restart()
+        bench.connect_csms()
+        bench.link_up(*interrogation(charging=False))
+        bench.points(sp(CHARGING, True))
+        bench.advance(3.5)
+        (started,) = [e for e in bench.events() if e["eventType"] == "Started"]
+        return started
+
+    def test_restart_before_the_vehicle_is_plugged_in(self) -> None:
+        bench = Bench()
+        bench.ready()
+        message_id = remote_start(bench, remote_id=42)
+        bench.confirm()
+        answer = bench.answer_to(message_id)
+        assert answer is not None and answer.payload["status"] == "Accepted"
+        assert bench.store["meta"]["remote:1"]["remote"]["remoteStartId"] == 42
+        started = self.started_after_restart(bench)
+        assert started["triggerReason"] == "RemoteStart"
+        assert started["transactionInfo"]["remoteStartId"] == 42
+        assert started["idToken"] == TOKEN
+        assert "remote:1" not in bench.store["meta"]  # gone with the Started, in its commit
+
+    def test_restart_while_the_started_waits_for_its_register(self) -> None:
+        bench = Bench()
+        bench.ready()
+        bench.points(sp(PLUG, True), sp(HOLSTERED, False))
+        remote_start(bench, remote_id=43)
+        bench.confirm()  # plugged in and accepted: the transaction starts, its register is asked for
+        assert bench.events() == []
+        assert "remote:1" in bench.store["meta"]
+        started = self.started_after_restart(bench)
+        assert started["transactionInfo"]["remoteStartId"] == 43
+        assert "remote:1" not in bench.store["meta"]
+
+    def test_an_expired_acceptance_is_forgotten_at_restart(self) -> None:
+        bench = Bench(settings=Station104Settings(command_acceptance=60))
+        bench.ready()
+        remote_start(bench, remote_id=44)
+        bench.confirm()
+        bench.advance(61)
+        started = self.started_after_restart(bench)
+        assert started["triggerReason"] != "RemoteStart"
+        assert "remoteStartId" not in started["transactionInfo"]
+        assert "remote:1" not in bench.store["meta"]
+
+    def test_a_refused_start_stores_nothing(self) -> None:
+        bench = Bench()
+        bench.ready()
+        remote_start(bench)
+        bench.confirm(positive=False)
+        assert "remote:1" not in bench.store.get("meta", {})
+
+
 class TestRestart:
     def test_charging_that_fell_while_the_bridge_was_down_ends_it_on_return(self) -> None:
         bench = Bench()
