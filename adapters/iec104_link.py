@@ -56,6 +56,16 @@ Commands
   ACT_CON was there), and a select-and-execute command to a charger that sends no ACT_TERM
   (`expects_act_term: false`) times out in c104 although the charger executed it. Watching every
   received frame costs about one more Python call per ASDU (measured in bench/iec104_points.py).
+- One command per IOA at a time, and c104 must not be asked to send on a point whose `transmit` still
+  blocks, so a lost wake-up holds that IOA for as long as c104 waits. For a table whose commands are
+  all direct, c104 waits `c104_direct_timeout` (2 s) instead of the table's `command_timeout`; the
+  frames watched here still decide the outcome until the table's timeout. (Measured by the demo's
+  session, 400 commands back to back to one IOA: 2 took 9.95 s to free it with c104 waiting 10 s;
+  a stop then waited behind its start past the CSMS's 4 s answer.) Tables with select-and-execute
+  commands keep the full timeout: c104 sends the execute only after the select's confirmation.
+- A command whose `deadline` passed while it waited for its IOA is not sent: the CSMS was answered
+  already (Rejected, NoConfirmation), and the charger must not carry out what the CSMS was told did
+  not happen. It is confirmed negatively ("not sent").
 """
 
 import asyncio
@@ -138,6 +148,8 @@ class LinkSettings:
     silence_limit: float = 60.0
     tick_rate_ms: int = 100
     handoff_delay: float = 0.005
+    # How long c104 itself blocks in `transmit` for a direct command (see the module rules, Commands).
+    c104_direct_timeout: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +178,7 @@ class _Flight:
     confirmations: int = 0
     done: bool = False
     guard: threading.Lock = field(default_factory=threading.Lock)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # set on the loop once done
 
 
 def _wire_time(recorded: datetime.datetime | None, zone: zoneinfo.ZoneInfo) -> float | None:
@@ -278,8 +291,7 @@ class Iec104Link:
                 delay = min(delay * 2, 60.0)
 
     def _open(self, address: str) -> None:
-        station_options = self.table.station
-        timeout_ms = int(station_options.command_timeout * 1000)
+        timeout_ms = int(self._c104_timeout() * 1000)
         client = c104.Client(tick_rate_ms=self.settings.tick_rate_ms, command_timeout_ms=timeout_ms)
         client.on_new_point(callable=self._on_new_point)
         connection = client.add_connection(ip=address, port=self.port, init=c104.Init.MUTED)
@@ -307,6 +319,14 @@ class Iec104Link:
         self._client = client
         self._connection = connection
         client.start()
+
+    def _c104_timeout(self) -> float:
+        """c104's own wait in `transmit`: the table's command timeout where a command selects before
+        it executes (c104 sends the execute only after the select's confirmation), else shorter."""
+        timeout = self.table.station.command_timeout
+        if any(control.mode == "select-execute" for control in self.table.controls.values()):
+            return timeout
+        return min(timeout, self.settings.c104_direct_timeout)
 
     def _close(self) -> None:
         if self._client is not None:
@@ -489,19 +509,44 @@ class Iec104Link:
 
     async def _command(self, command: Send104Command) -> None:
         flight = _Flight(command, time.monotonic())
+        loop = asyncio.get_running_loop()
         try:
             lock = self._ioa_locks.setdefault(command.ioa, asyncio.Lock())
             async with lock:  # one command per IOA at a time; other IOAs go in parallel
+                if command.deadline is not None and loop.time() > command.deadline:
+                    self._resolve(
+                        flight,
+                        False,
+                        "not sent: an earlier command to this point held it until after the CSMS"
+                        " was answered",
+                    )
+                    return
                 if not self._up or self._connection is None:
                     self._resolve(flight, False, "the 104 link is down")
                     return
                 flight.started = time.monotonic()
                 self._flights[command.ioa] = flight
                 try:
-                    positive, detail = await blocking(self._transmit, command)
+                    positive, timed_out, problem = await blocking(self._transmit, command)
+                    if timed_out and not flight.done:
+                        # c104 stopped waiting (its own timeout may be shorter than the table's):
+                        # the confirmation frames watched here still decide, until the table's.
+                        timeout = self.table.station.command_timeout
+                        left = timeout - (time.monotonic() - flight.started)
+                        if left > 0:
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(flight.settled.wait(), left)
                 finally:
                     self._flights.pop(command.ioa, None)
-                self._resolve(flight, positive, detail)
+                if problem:
+                    self._resolve(flight, False, problem)
+                elif positive:
+                    self._resolve(flight, True, "")
+                elif timed_out:
+                    timeout = self.table.station.command_timeout
+                    self._resolve(flight, False, f"no confirmation within {timeout:g} s")
+                else:
+                    self._resolve(flight, False, "negative confirmation")
         except Exception as exc:  # noqa: BLE001 - answered negatively, never lost
             self._resolve(flight, False, f"c104 failed: {exc!r}")
         finally:
@@ -513,14 +558,17 @@ class Iec104Link:
             if flight.done:
                 return
             flight.done = True
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(flight.settled.set)
         command = flight.command
         self._post(CommandConfirmed(command.command_id, command.ioa, positive, detail))
         self._post(_Outcome(command, positive, detail))
 
-    def _transmit(self, command: Send104Command) -> tuple[bool, str]:
+    def _transmit(self, command: Send104Command) -> tuple[bool, bool, str]:
+        """(confirmed, c104 stopped waiting, why it could not be sent at all)."""
         point = self._controls.get(command.ioa)
         if point is None:
-            return False, f"c104 cannot send {command.type_id} (no such command point)"
+            return False, False, f"c104 cannot send {command.type_id} (no such command point)"
         type_id = str(command.type_id)
         qualifier = _QOC.get(command.qualifier, c104.Qoc.NONE)
         if type_id == "C_SC_NA_1":
@@ -539,11 +587,8 @@ class Iec104Link:
             point.command_mode = mode
         started = time.monotonic()
         if point.transmit(cause=c104.Cot.ACTIVATION):
-            return True, ""
-        timeout = self.table.station.command_timeout
-        if time.monotonic() - started >= timeout * 0.9:
-            return False, f"no confirmation within {timeout:g} s"
-        return False, "negative confirmation"
+            return True, False, ""
+        return False, time.monotonic() - started >= self._c104_timeout() * 0.9, ""
 
     async def _interrogate(self, counters: bool) -> None:
         async with self._lock:

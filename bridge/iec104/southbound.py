@@ -78,7 +78,10 @@ class Send104Command:
 
     `value`: True/False for single and double commands (on/off), the qualifier (1..255) for C_RP_NA_1,
     the value on the wire for setpoints (normalized −1..+1, scaled int, or float). `select`: select
-    before execute. `purpose` says why, for logs.
+    before execute. `purpose` says why, for logs. `deadline` (monotonic, the core's `now`): a command
+    that could not leave before then is not sent at all and is answered negatively, because the CSMS
+    request it serves was answered meanwhile (a charger must not carry out a start or a stop the CSMS
+    was told was rejected); None: send however late.
     """
 
     command_id: int
@@ -88,6 +91,7 @@ class Send104Command:
     select: bool = False
     qualifier: str = "none"
     purpose: str = ""
+    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -802,7 +802,16 @@ class Station104:
     ) -> int:
         command_id = self._next_command
         self._next_command += 1
-        command = Send104Command(command_id, ioa, type_id, value, select, qualifier, purpose)
+        command = Send104Command(
+            command_id,
+            ioa,
+            type_id,
+            value,
+            select,
+            qualifier,
+            purpose,
+            deadline=job.deadline if job is not None else None,
+        )
         self._effects.append(command)
         self._sent[command_id] = _Sent(command, job, on_result)
         return command_id

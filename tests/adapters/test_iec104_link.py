@@ -60,7 +60,10 @@ class Events:
 
 @contextlib.asynccontextmanager
 async def linked(
-    table: CompiledTable = TABLE, initial: dict[int, Any] | None = None, host: str = "127.0.0.1"
+    table: CompiledTable = TABLE,
+    initial: dict[int, Any] | None = None,
+    host: str = "127.0.0.1",
+    settings: LinkSettings | None = None,
 ) -> AsyncIterator[tuple[Charger104, Iec104Link, Events]]:
     charger = Charger104(table, initial or {0x0022: True, 0x6401: 4242})
     await charger.start()
@@ -72,7 +75,7 @@ async def linked(
         table=table,
         consumer=events,
         log=structlog.get_logger(),
-        settings=LinkSettings(watchdog_interval=0.2),
+        settings=settings or LinkSettings(watchdog_interval=0.2),
     )
     task = asyncio.create_task(link.run())
     try:
@@ -148,6 +151,36 @@ async def test_a_command_c104_cannot_send_is_answered_negatively() -> None:
         await events.wait_for(lambda: bool(events.confirmations()))
         confirmation = events.confirmations()[0]
         assert (confirmation.command_id, confirmation.positive) == (9, False)
+
+
+async def test_a_command_that_waited_past_its_deadline_is_not_sent() -> None:
+    """The CSMS was answered while the command waited behind another one to its IOA: the charger
+    must not carry out what the CSMS was told did not happen."""
+    async with linked() as (charger, link, events):
+        charger.confirm_delay = 0.8  # the first command holds 0x6001 for 0.8 s
+        deadline = asyncio.get_running_loop().time() + 0.3
+        link.command(Send104Command(1, 0x6001, TypeId.C_SC_NA_1, True, purpose="start"))
+        link.command(
+            Send104Command(2, 0x6001, TypeId.C_SC_NA_1, False, purpose="stop", deadline=deadline)
+        )
+        await events.wait_for(lambda: len(events.confirmations()) == 2)
+        outcome = {c.command_id: (c.positive, c.detail) for c in events.confirmations()}
+        assert outcome[1] == (True, "")
+        assert outcome[2][0] is False
+        assert outcome[2][1].startswith("not sent")
+        assert charger.sent_to(0x6001) == [True]
+
+
+async def test_c104_stopping_early_does_not_decide_a_slow_confirmation() -> None:
+    """c104 waits only `c104_direct_timeout` in transmit (so a lost wake-up frees the IOA soon); a
+    charger that confirms later, within the table's command timeout, is still a positive answer."""
+    settings = LinkSettings(watchdog_interval=0.2, c104_direct_timeout=0.3)
+    async with linked(settings=settings) as (charger, link, events):
+        charger.confirm_delay = 0.9
+        link.command(Send104Command(1, 0x6002, TypeId.C_SC_NA_1, True, purpose="unlock"))
+        await events.wait_for(lambda: bool(events.confirmations()))
+        assert events.confirmations()[0].positive
+        assert charger.sent_to(0x6002) == [True]
 
 
 async def test_link_down_and_back() -> None:
