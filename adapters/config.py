@@ -256,7 +256,11 @@ class Iec104Station(_StationBase):
     port: int = Field(2404, ge=1, le=65535)
     common_address: int = Field(1, ge=1, le=65534)
     connectors: int = Field(1, ge=1, le=64)
-    mapping: Path = Field(description="the point table (mappings/*.yaml)")
+    mapping: Path = Field(
+        description="the point table: a shipped table's name (gb-dc-charger, gb-ac-charger), found"
+        " from any working directory, or a table file's path (a vendor table that extends one);"
+        " mappings/<name>.yaml where no such file is means the shipped one"
+    )
 
 
 StationConfig = Annotated[OcppStation | Iec104Station, Field(discriminator="protocol")]

@@ -2,7 +2,8 @@
 
 ```python
 table = load_table(station)          # at start-up: an invalid table is refused with PATH:LINE:COLUMN
-await serve_iec104_station(station, connector=..., schemas=..., store=..., new_message_id=..., logs=...)
+host = Iec104Host(station, connector=..., schemas=..., store=..., new_message_id=..., logs=..., table=table)
+await host.run()                     # until cancelled
 ```
 
 Rules
@@ -19,7 +20,10 @@ Rules
 - A core that failed (its driver closed the CSMS connection with 1011) is never fed again; the next link
   event or CSMS connection is served by a core rebuilt from the store (`core.rebuilt` in the log).
 - With a configuration, message traces follow its `[bridge] trace_*` settings (`adapters.trace`).
-- Cancelling `serve_iec104_station` stops the station: the CSMS connection is closed with 1001, the c104
+- With `metrics`, the link's state is `ocpp_bridge_iec104_links{state="up"|"down"}` from start to stop
+  (down until the first LinkUp), and the runtime reads `link.received` and the core's outbox at scrape
+  time.
+- Cancelling `Iec104Host.run` stops the station: the CSMS connection is closed with 1001, the c104
   client stopped, the timer cancelled; everything the core acknowledged is already in the store.
 """
 
@@ -29,6 +33,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -36,7 +41,14 @@ from websockets.asyncio.client import ClientConnection
 from adapters.config import BridgeConfig, Iec104Station
 from adapters.driver import CoreDriver
 from adapters.iec104_link import Iec104Link, LinkSettings
-from adapters.mapping_files import compile_file
+from adapters.mapping_files import (
+    SUFFIXES,
+    MappingFileError,
+    MappingProblem,
+    compile_file,
+    load_reference,
+    shipped_tables,
+)
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink
 from adapters.store import Store
@@ -44,7 +56,7 @@ from adapters.trace import open_trace
 from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, Side
 from bridge.iec104 import CompiledTable
-from bridge.iec104.southbound import Interrogate104, LinkEvent, Send104Command
+from bridge.iec104.southbound import Interrogate104, LinkDown, LinkEvent, LinkUp, Send104Command
 from bridge.iec104.station import Station104, Station104Settings
 from bridge.north_station import NorthSettings
 from bridge.rpc import MessageIdSource
@@ -56,8 +68,31 @@ def new_transaction_id() -> str:
 
 
 def load_table(station: Iec104Station) -> CompiledTable:
-    """The station's mapping table compiled for its connectors. Raises MappingFileError."""
-    return compile_file(station.mapping, station.connectors)
+    """The station's mapping table compiled for its connectors. Raises MappingFileError.
+
+    `mapping` is a shipped table's name (`gb-dc-charger`: no '/', no .yaml suffix), found in the
+    installed package from any working directory, or a table file's path. `mappings/<name>.yaml` (the
+    repository's layout, as in the configuration examples) that is no file relative to the working
+    directory is the installed package's file of that name."""
+    reference = str(station.mapping)
+    if "/" not in reference and not reference.endswith(SUFFIXES):
+        if reference not in shipped_tables():
+            known = ", ".join(shipped_tables())
+            raise MappingFileError(
+                [
+                    MappingProblem(
+                        reference, 1, 1, f"no shipped table of that name (shipped: {known})"
+                    )
+                ]
+            )
+        return load_reference(reference).compile(station.connectors)
+    path = Path(reference)
+    if not path.exists() and path.stem in shipped_tables():
+        if path.parent == Path("mappings") and path.suffix == ".yaml":
+            return load_reference(path.stem).compile(station.connectors)
+        hint = f'no such file (the shipped table is mapping = "{path.stem}")'
+        raise MappingFileError([MappingProblem(reference, 1, 1, hint)])
+    return compile_file(path, station.connectors)
 
 
 def common_address_of(station: Iec104Station, table: CompiledTable) -> int:
@@ -131,6 +166,7 @@ class Iec104Host:
             station.id, connector, policy or backoff_policy(config), logs[Side.NORTH]
         )
         self._north: ClientConnection | None = None
+        self._link_state = metrics.iec104_link("down") if metrics is not None else None
 
     def _build(self) -> tuple[Station104, CoreDriver]:
         """The core and its driver, from what the store holds for this station."""
@@ -175,6 +211,12 @@ class Iec104Host:
     def _link_events(self, events: list[LinkEvent]) -> None:
         self._revive()
         core = self.core
+        if self._link_state is not None:
+            for event in events:
+                if isinstance(event, LinkUp):
+                    self._link_state.set("up")
+                elif isinstance(event, LinkDown):
+                    self._link_state.set("down")
 
         def feed(now: float) -> None:
             for event in events:
@@ -225,36 +267,5 @@ class Iec104Host:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task  # a failure was raised above already
             self.driver.stop()
-
-
-async def serve_iec104_station(
-    station: Iec104Station,
-    *,
-    connector: CsmsConnector,
-    schemas: SchemaRegistry,
-    store: Store,
-    new_message_id: MessageIdSource,
-    logs: dict[Side, Any],
-    config: BridgeConfig | None = None,
-    table: CompiledTable | None = None,
-    settings: Station104Settings | None = None,
-    link_settings: LinkSettings | None = None,
-    policy: BackoffPolicy | None = None,
-    metrics: BridgeMetrics | None = None,
-) -> None:
-    """Run one IEC 104 station for the bridge's lifetime (until cancelled)."""
-    host = Iec104Host(
-        station,
-        connector=connector,
-        schemas=schemas,
-        store=store,
-        new_message_id=new_message_id,
-        logs=logs,
-        config=config,
-        table=table,
-        settings=settings,
-        link_settings=link_settings,
-        policy=policy,
-        metrics=metrics,
-    )
-    await host.run()
+            if self._link_state is not None:
+                self._link_state.close()

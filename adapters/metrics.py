@@ -26,6 +26,8 @@ Rules
   - `reconnects_total{side}`: connections of a station id that had been connected on that side before
     (since the process started).
   - `iec104_links{state}` gauge: IEC 104 links per state, kept by the `LinkState` of each link.
+  - `iec104_point_updates_total`: point updates the 104 links handed to the station cores, read at
+    scrape time from the callback given to `set_iec104_points_source` (each link counts its own).
   - `event_loop_lag_seconds` histogram: how late a 0.5 s sleep wakes up (`watch_event_loop`).
 """
 
@@ -213,6 +215,21 @@ class _FrameCounts(Collector):
         yield CounterMetricFamily("ocpp_bridge_callerrors", "", labels=["code", "side"])
 
 
+class _Iec104Points(Collector):
+    def __init__(self, source: Callable[[], int]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "ocpp_bridge_iec104_point_updates",
+            "IEC 104 point updates the links handed to the station cores",
+            value=self._source(),
+        )
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily("ocpp_bridge_iec104_point_updates", "", value=0)
+
+
 class BridgeMetrics:
     def __init__(self, protocols: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry()
@@ -227,6 +244,8 @@ class BridgeMetrics:
         self._messages: dict[tuple[str, str], int] = {}
         self._callerrors: dict[tuple[str, str], int] = {}
         registry.register(_FrameCounts(self._messages, self._callerrors))
+        self._iec104_points: Callable[[], int] = lambda: 0
+        registry.register(_Iec104Points(lambda: self._iec104_points()))
         self.outbox_depth = Gauge(
             "ocpp_bridge_outbox_depth",
             "Messages queued toward the CSMS, all stations together",
@@ -304,6 +323,10 @@ class BridgeMetrics:
         """`source()` → (messages queued toward the CSMS, age in seconds of the oldest; 0 when none).
         Called from the event loop's thread at every scrape."""
         self._outbox = source
+
+    def set_iec104_points_source(self, source: Callable[[], int]) -> None:
+        """`source()` → point updates received by every 104 link so far (at every scrape)."""
+        self._iec104_points = source
 
     def iec104_link(self, state: str | None = None) -> LinkState:
         return LinkState(self.iec104_links, state)

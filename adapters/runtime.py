@@ -12,7 +12,7 @@ Rules
     configured id, its state in the store (`[bridge] store`, opened at start, closed at stop), its own
     CSMS connection kept up independently of the charger's.
   - `iec104`: translated (`adapters.iec104_station`, `bridge.iec104.station`): one long-lived task per
-    configured station running `serve_iec104_station` (its c104 link to the charger and its own CSMS
+    configured station running `Iec104Host.run` (its c104 link to the charger and its own CSMS
     connection), its state in the store; its mapping table is compiled at start-up and a broken one is
     refused with `PATH:LINE:COLUMN: message`. `stop()` cancels those tasks (CSMS connections closed with
     1001) before the store is closed.
@@ -41,7 +41,7 @@ from adapters.device_model_file import DeviceModelFileError, load_config_table
 from adapters.driver import CoreDriver
 from adapters.health import HealthServer
 from adapters.ids import message_id_source
-from adapters.iec104_station import load_table, serve_iec104_station
+from adapters.iec104_station import Iec104Host, load_table
 from adapters.logs import get_logger, station_logger
 from adapters.mapping_files import MappingFileError
 from adapters.metrics import BridgeMetrics
@@ -123,10 +123,14 @@ class Runtime:
         self._connector: CsmsConnector | None = None
         self._translated: dict[str, TranslatedStation] = {}
         self._iec104: dict[str, asyncio.Task[None]] = {}
+        self._iec104_hosts: dict[str, Iec104Host] = {}
         self._new_message_id = message_id_source()
         self.south_address: tuple[str, int] | None = None
         self.metrics = BridgeMetrics(protocols={station.protocol for station in config.stations})
         self.metrics.set_outbox_source(self._outbox_stats)
+        self.metrics.set_iec104_points_source(
+            lambda: sum(host.link.received for host in self._iec104_hosts.values())
+        )
         self._health: HealthServer | None = None
         self._lag_watch: asyncio.Task[None] | None = None
         self._stopping = False
@@ -172,19 +176,20 @@ class Runtime:
                 self._translated[station.id] = host
                 await host.start()
             for station104 in iec104:
+                host104 = Iec104Host(
+                    station104,
+                    connector=self._connector,
+                    schemas=self._schemas,
+                    store=self.store,
+                    new_message_id=self._new_message_id,
+                    logs={side: station_logger(station104.id, side, "iec104") for side in Side},
+                    config=self.config,
+                    table=self._tables.mapping_table(station104),
+                    metrics=self.metrics,
+                )
+                self._iec104_hosts[station104.id] = host104
                 self._iec104[station104.id] = asyncio.create_task(
-                    serve_iec104_station(
-                        station104,
-                        connector=self._connector,
-                        schemas=self._schemas,
-                        store=self.store,
-                        new_message_id=self._new_message_id,
-                        logs={side: station_logger(station104.id, side, "iec104") for side in Side},
-                        config=self.config,
-                        table=self._tables.mapping_table(station104),
-                        metrics=self.metrics,
-                    ),
-                    name=f"iec104:{station104.id}",
+                    host104.run(), name=f"iec104:{station104.id}"
                 )
         self._south = SouthServer(
             self.config, self._serve_station, south_server_context(self.config.south)
@@ -230,6 +235,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._iec104.clear()
+        self._iec104_hosts.clear()
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -269,13 +275,15 @@ class Runtime:
     def _outbox_stats(self) -> tuple[int, float]:
         """(messages queued toward the CSMS across every station, age in seconds of the oldest one).
 
-        Pass-through stations queue nothing. Read at each /metrics scrape, on the event loop's thread.
+        Translated stations (1.6 and 104) queue; pass-through stations queue nothing. Read at each /metrics scrape, on the event loop's thread.
         An entry found in the store at start-up counts as queued since then.
         """
         depth = 0
         oldest: float | None = None
-        for host in self._translated.values():
-            outbox = host.core.north.outbox
+        cores = [host.core for host in self._translated.values()]
+        cores += [host.core for host in self._iec104_hosts.values()]
+        for core in cores:
+            outbox = core.north.outbox
             depth += len(outbox)
             queued_at = outbox.oldest_queued_at()
             if queued_at is not None and (oldest is None or queued_at < oldest):

@@ -2,7 +2,7 @@
 
 The charger is a c104 `Server` laid out per mappings/gb-dc-charger.yaml (`Charger104`); the CSMS is the
 `ocpp` package (`Csms`), whose `FrameOracle` checks every frame it receives against the official 2.0.1
-schemas. Between them runs the real station: `serve_iec104_station` (c104 client, core, driver, CSMS
+schemas. Between them runs the real station: `Iec104Host` (c104 client, core, driver, CSMS
 client). Test names carry the OCPP 2.0.1 use case they exercise.
 """
 
@@ -263,3 +263,27 @@ def test_a_broken_mapping_table_is_refused_at_start_up(tmp_path: Path) -> None:
         Runtime(bridge_config("ws://127.0.0.1:9/ocpp", [station]))
     assert f"{broken}:2:" in str(refused.value)
     assert "Asia/Shangai" in str(refused.value)
+
+
+def test_a_shipped_table_is_named_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no mappings/ folder here
+    named = {**station_config(2404).model_dump(mode="json"), "mapping": "gb-dc-charger"}
+    runtime = Runtime(bridge_config("ws://127.0.0.1:9/ocpp", [named]))
+    assert runtime.config.stations[0].protocol == "iec104"
+
+    # the contract's spelling, from a folder without mappings/: the installed package's file
+    contract = {**named, "mapping": "mappings/gb-dc-charger.yaml"}
+    Runtime(bridge_config("ws://127.0.0.1:9/ocpp", [contract]))
+
+    elsewhere = {**named, "mapping": "tables/gb-dc-charger.yaml"}
+    with pytest.raises(ConfigError) as missing:
+        Runtime(bridge_config("ws://127.0.0.1:9/ocpp", [elsewhere]))
+    assert 'the shipped table is mapping = "gb-dc-charger"' in str(missing.value)
+
+    unknown = {**named, "mapping": "gb-dc-chargr"}
+    with pytest.raises(ConfigError) as refused:
+        Runtime(bridge_config("ws://127.0.0.1:9/ocpp", [unknown]))
+    assert "no shipped table of that name" in str(refused.value)
+    assert "gb-ac-charger" in str(refused.value)
