@@ -12,6 +12,10 @@ Rules
   sends new measurement values (which the bridge folds into its state and samples into transaction
   events, so they do not map one to one onto CSMS frames). It runs in a worker thread (c104's `transmit` is a blocking call); the answer counts
   the updates handed to c104 and those c104 refused.
+- Kind `batch` sends every measurement point of a charger in one ASDU (`transmit_batch`), the shape
+  of a charger's cyclic measurement report; `rate` still counts points, not ASDUs.
+- `charge` plugs every charger in and raises charging (spontaneous), so the bridge opens a
+  transaction on each and samples the measurements into its periodic TransactionEvents.
 - `connected` tells how many servers have an active connection (the bridge dialled in).
 """
 
@@ -28,6 +32,8 @@ import c104
 from bench.common import HOST, Control, install_stop_signals, raise_nofile_limit
 
 PLUG_CONNECTED = 0x0021  # connector 1's plug_connected in gb-dc-charger.yaml
+HOLSTERED = 0x0022
+CHARGING = 0x0023
 # starting values: gun holstered, work status idle (2); every other point 0 (no alarm)
 INITIAL = {0x0022: 1, 0x4001 + 14: 2}
 
@@ -85,9 +91,51 @@ class Charger:
         self.server.stop()
 
 
+def charge(chargers: list[Charger]) -> dict[str, Any]:
+    for charger in chargers:
+        for ioa, on in ((HOLSTERED, False), (PLUG_CONNECTED, True), (CHARGING, True)):
+            point = charger.points[ioa]
+            point.value = on
+            point.transmit(cause=c104.Cot.SPONTANEOUS)
+    return {"charging": len(chargers)}
+
+
+def send_batches(chargers: list[Charger], rate: float, duration: float) -> dict[str, Any]:
+    """Every measurement point of one charger per ASDU, chargers in turn, `rate` points per second."""
+    sent = refused = 0
+    value = 0.0
+    start = time.monotonic()
+    end = start + duration
+    turn = 0
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        due = int((now - start) * rate) + 1
+        if sent + refused >= due:
+            time.sleep(min(0.001, end - now))
+            continue
+        charger = chargers[turn % len(chargers)]
+        turn += 1
+        value += 0.5
+        batch = c104.Batch(cause=c104.Cot.SPONTANEOUS)
+        for point in charger.measurements:
+            point.value = value
+            batch.add_point(point)
+        count = len(charger.measurements)
+        if charger.server.transmit_batch(batch):
+            sent += count
+        else:
+            refused += count
+    return {"sent": sent, "refused": refused, "seconds": round(time.monotonic() - start, 4)}
+
+
 def send(chargers: list[Charger], rate: float, duration: float, kind: str) -> dict[str, Any]:
     """`kind` "status": toggle each charger's plug_connected in turn (each toggle flips the connector
-    between Available and Occupied: one StatusNotification); "measurement": new measurement values."""
+    between Available and Occupied: one StatusNotification); "measurement": new measurement values,
+    one per ASDU; "batch": a charger's every measurement in one ASDU."""
+    if kind == "batch":
+        return send_batches(chargers, rate, duration)
     if kind == "status":
         points = [c.status["plug_connected"] for c in chargers]
     else:
@@ -140,9 +188,14 @@ async def main(args: argparse.Namespace) -> None:
             str(command.get("kind", "status")),
         )
 
+    async def charge_command(_: dict[str, Any]) -> dict[str, Any]:
+        return await asyncio.to_thread(charge, chargers)
+
     control.send({"ready": True, "ports": [c.port for c in chargers]})
     try:
-        await control.serve({"connected": connected, "send": send_command})
+        await control.serve(
+            {"connected": connected, "send": send_command, "charge": charge_command}
+        )
     finally:
         for charger in chargers:
             charger.stop()
