@@ -157,6 +157,9 @@ class TraceFormatter:
         side = str(record.get("side", "?"))
         direction = str(record.get("dir", "?"))
         head = f"{record.get('t', '?')}  {side:<5} {direction:<3}  {record.get('corr', '?'):<10}"
+        iec104 = record.get("iec104")
+        if isinstance(iec104, dict):
+            return f"{head}  IEC 104  {self._cut(_compact(iec104))}"
         frame = record.get("frame")
         if record.get("raw") or not isinstance(frame, list):
             return f"{head}  (not OCPP-J)  {self._cut(_compact(frame))}"

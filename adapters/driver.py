@@ -105,9 +105,10 @@ class CoreDriver:
     def connected(self, side: Side) -> bool:
         return side in self._connections
 
-    def feed(self, action: Callable[[float], None]) -> None:
-        """An input that is no websocket frame (an IEC 104 link event): `action(now)` on the core."""
-        self._feed(lambda: action(self._loop.time()))
+    def feed(self, action: Callable[[float], None], link_events: Any = None) -> None:
+        """An input that is no websocket frame (IEC 104 link events): `action(now)` on the core.
+        `link_events`, when given, are what the trace records of this input."""
+        self._feed(lambda: action(self._loop.time()), link_events=link_events)
 
     def start(self) -> None:
         """Arm the timer of a persistent core that has work before any connection (a restart)."""
@@ -157,11 +158,18 @@ class CoreDriver:
         protocol = connection.subprotocol or "none"
         return self._metrics.connected(side, protocol, station_id)
 
-    def _feed(self, action: Any, received: tuple[Side, str | bytes] | None = None) -> None:
+    def _feed(
+        self,
+        action: Any,
+        received: tuple[Side, str | bytes] | None = None,
+        link_events: Any = None,
+    ) -> None:
         if self.failed:
             return  # a failed core is never fed again (its owner may rebuild it from the store)
         if self._trace is not None:
             self._trace.input(received)  # a fresh correlation id for this input and what it sends
+            if link_events is not None:
+                self._trace.link_events(link_events)
         try:
             action()
             self._apply(self._core.effects())
@@ -201,6 +209,8 @@ class CoreDriver:
                 if effect.side in self._outboxes:
                     self._queue(effect.side, effect)
             elif self._on_effect is not None:
+                if self._trace is not None:
+                    self._trace.south_effect(effect)
                 self._on_effect(effect)  # an effect of the core's own kind (a 104 command)
         if pending:
             self._persist(pending)

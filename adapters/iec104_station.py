@@ -222,7 +222,7 @@ class Iec104Host:
             for event in events:
                 core.handle_link_event(event, now)
 
-        self.driver.feed(feed)
+        self.driver.feed(feed, link_events=events)
 
     def _south_effect(self, effect: Any) -> None:
         if isinstance(effect, Send104Command):

@@ -16,6 +16,13 @@ Rules
   StartTransaction.conf held for the CSMS's idTokenInfo to the CSMS's CALLRESULT (whose `re` points back
   at the TransactionEvent, and so at the StartTransaction). Ids are a per-process random prefix and a
   per-station counter (`3fa9-17`), allocated only when a line needs one.
+- IEC 104 stations: what the charger's link delivered and what the bridge sent it are traced too, on
+  the south side, with `"iec104"` instead of `"frame"`: a point update
+  `{"ioa": "0x0023", "type": "M_SP_NA_1", "value": true}` (plus `"quality"` and `"at"` when it has
+  them), `{"link": "up"}` / `{"link": "down", "reason": ...}`, `{"confirmed": 3, "ioa": "0x6001",
+  "positive": true}`, and out `{"command": 3, "ioa": "0x6001", "type": "C_SC_NA_1", "value": true,
+  "purpose": "RequestStartTransaction"}` or `{"interrogation": "counters"}`. A batch of link events
+  handed over at once is one input: its lines share the `corr` of the frames it caused.
 - Masking (`mask_frame`): the value of every `idTag`, `parentIdTag`, `idToken`, `groupIdToken` and
   `additionalIdToken` key, at any depth, keeps its first and last 2 characters (`04****F7`; 7 characters
   or fewer become `****`); inside an IdTokenType object every string but its `type` is masked that way.
@@ -260,6 +267,31 @@ class StationTrace:
         """A frame queued for `side` while handling the current input."""
         self._line(side, "out", frame)
 
+    def link_events(self, events: Any) -> None:
+        """IEC 104 link events fed to the core in the current input, one line each."""
+        for event in events:
+            self._record("in", _link_event(event))
+
+    def south_effect(self, effect: Any) -> None:
+        """An IEC 104 command or interrogation the core asked for while handling the current input."""
+        self._record("out", _south_effect(effect))
+
+    def _record(self, direction: str, what: dict[str, Any]) -> None:
+        try:
+            record = {
+                "t": self._clock(),
+                "station": self.station_id,
+                "side": "south",
+                "dir": direction,
+                "corr": self._correlation(),
+                "iec104": what,
+            }
+            line = orjson.dumps(record, default=repr) + b"\n"
+        except Exception:  # noqa: BLE001 - a trace must never end a session
+            get_logger().exception("trace.render_failed", station_id=self.station_id)
+            return
+        self._writer.put(self.target, line)
+
     def _correlation(self) -> str:
         if self._corr is None:
             self._corr = f"{_PROCESS_PREFIX}-{next(self._counter)}"
@@ -310,6 +342,52 @@ class StationTrace:
             other = "out" if direction == "in" else "in"
             return self._calls.pop((side, other, frame[1]), None)
         return None
+
+
+def _link_event(event: Any) -> dict[str, Any]:
+    from bridge.iec104.southbound import CommandConfirmed, LinkDown, LinkUp, PointUpdate
+
+    if isinstance(event, PointUpdate):
+        what: dict[str, Any] = {
+            "ioa": f"0x{event.ioa:04X}",
+            "type": event.type_id,
+            "value": event.value,
+        }
+        if event.quality:
+            what["quality"] = sorted(event.quality)
+        if event.timestamp is not None:
+            what["at"] = event.timestamp
+        return what
+    if isinstance(event, CommandConfirmed):
+        what = {
+            "confirmed": event.command_id,
+            "ioa": f"0x{event.ioa:04X}",
+            "positive": event.positive,
+        }
+        if event.detail:
+            what["detail"] = event.detail
+        return what
+    if isinstance(event, LinkUp):
+        return {"link": "up"}
+    if isinstance(event, LinkDown):
+        return {"link": "down", "reason": event.reason}
+    return {"event": repr(event)}
+
+
+def _south_effect(effect: Any) -> dict[str, Any]:
+    from bridge.iec104.southbound import Interrogate104, Send104Command
+
+    if isinstance(effect, Send104Command):
+        return {
+            "command": effect.command_id,
+            "ioa": f"0x{effect.ioa:04X}",
+            "type": str(effect.type_id),
+            "value": effect.value,
+            "purpose": effect.purpose,
+        }
+    if isinstance(effect, Interrogate104):
+        return {"interrogation": "counters" if effect.counters else "general"}
+    return {"effect": repr(effect)}
 
 
 def open_trace(config: BridgeConfig | BridgeSection, station_id: str) -> StationTrace | None:

@@ -22,6 +22,7 @@ from adapters.cli_trace import TraceFormatter, follow_lines, last_lines
 from adapters.config import BridgeConfig
 from adapters.driver import CoreDriver
 from adapters.logs import get_logger
+from adapters.mapping_files import compile_file
 from adapters.trace import (
     MAX_DEPTH,
     TOKEN_KEYS,
@@ -36,6 +37,7 @@ from adapters.trace import (
 )
 from bridge.effects import Effect, Send, Side
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
+from tests.e2e.iec104_charger import Charger104
 from tests.peers import connected_charger, connected_charger16, now_iso, running_csms
 
 TAG = "04A2B3C4D5E6F7"
@@ -354,6 +356,9 @@ async def test_the_driver_traces_inputs_sends_and_timers_each_under_its_own_id()
 # --- a real bridge ---------------------------------------------------------------------------------
 
 
+DC_TABLE = Path(__file__).resolve().parents[2] / "mappings" / "gb-dc-charger.yaml"
+
+
 def _read_trace(path: Path) -> list[dict[str, Any]]:
     assert flush_traces()
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
@@ -364,6 +369,7 @@ def _find(lines: list[dict[str, Any]], side: str, direction: str, action: str) -
         line
         for line in lines
         if (line["side"], line["dir"]) == (side, direction)
+        and "frame" in line
         and line["frame"][0] == 2
         and line["frame"][2] == action
     )
@@ -439,6 +445,86 @@ async def test_a_201_pass_through_frame_and_its_forward_share_a_corr(tmp_path: P
     assert [(a["side"], a["dir"]) for a in answers] == [("north", "in"), ("south", "out")]
     assert answers[0]["re"] == south_in["corr"] and answers[1]["re"] == south_in["corr"]
     assert north_out["frame"][3]["idToken"] == {"idToken": "04****F7", "type": "ISO14443"}
+
+
+async def test_a_104_point_change_shares_its_corr_with_the_frames_it_caused(
+    tmp_path: Path,
+) -> None:
+    station = "GB104-T"
+    mapping = DC_TABLE
+    charger = Charger104(
+        compile_file(mapping, 1), {0x0022: True, 0x400F: 2.0, 0x0025: 1, 0x6401: 100_000}
+    )
+    await charger.start()
+    try:
+        async with running_csms() as csms:
+            config = bridge_config(
+                csms.url,
+                [
+                    {
+                        "id": station,
+                        "protocol": "iec104",
+                        "host": "127.0.0.1",
+                        "port": charger.port,
+                        "mapping": str(mapping),
+                    }
+                ],
+                bridge={"trace_dir": str(tmp_path)},
+            )
+            async with running_bridge(config):
+                session = await csms.session(station)
+                cp = session.charge_point
+                await csms.wait_for(lambda: "StatusNotification" in cp.actions())
+                await charger.update(0x0021, True)  # plug in: Available → Occupied
+                await csms.wait_for(
+                    lambda: any(
+                        p["connector_status"] == "Occupied"
+                        for p in cp.payloads("StatusNotification")
+                    )
+                )
+                answer = await cp.call(
+                    call201.RequestStartTransaction(
+                        id_token={"id_token": TAG, "type": "ISO14443"}, remote_start_id=5
+                    )
+                )
+                assert answer.status == "Accepted"
+    finally:
+        await charger.stop()
+    lines = _read_trace(trace_path(tmp_path, station))
+    plug = next(
+        line
+        for line in lines
+        if line.get("iec104", {}).get("ioa") == "0x0021"
+        and line["iec104"]["value"] is True
+        and line["dir"] == "in"
+    )
+    occupied = next(
+        line
+        for line in lines
+        if "frame" in line
+        and line["frame"][0] == 2
+        and line["frame"][2] == "StatusNotification"
+        and line["frame"][3]["connectorStatus"] == "Occupied"
+    )
+    assert plug["side"] == "south"
+    assert occupied["corr"] == plug["corr"]
+    # the CSMS's request and the 104 command it became
+    request = _find(lines, "north", "in", "RequestStartTransaction")
+    command = next(line for line in lines if "command" in line.get("iec104", {}))
+    assert command["corr"] == request["corr"]
+    assert command["iec104"] == {
+        "command": command["iec104"]["command"],
+        "ioa": "0x6001",
+        "type": "C_SC_NA_1",
+        "value": True,
+        "purpose": "RequestStartTransaction",
+    }
+    confirmed = next(line for line in lines if "confirmed" in line.get("iec104", {}))
+    assert confirmed["iec104"]["positive"] is True
+    assert any(line.get("iec104") == {"link": "up"} for line in lines)
+    assert TAG not in trace_path(tmp_path, station).read_text()
+    formatted = [TraceFormatter().format(orjson.dumps(line)) for line in (plug, command)]
+    assert all("IEC 104" in text for text in formatted)
 
 
 def test_tracing_is_off_by_default() -> None:
