@@ -95,6 +95,13 @@ class BridgeSection(_Section):
     trace_keep: int = Field(
         5, ge=0, description="rotated trace files kept per station besides the current one"
     )
+    iec104_links_per_process: int = Field(
+        100,
+        ge=0,
+        description="IEC 104 links per worker process: c104 runs outside the bridge process, so an"
+        " abort inside lib60870 drops those links for a few seconds instead of ending the bridge;"
+        " 0 runs them in the bridge process",
+    )
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         "auto",
         description="the event loop: uvloop (less CPU per frame; a TLS connection costs about 35 KiB"

@@ -10,7 +10,11 @@ Rules
 - One `Station104` core (`bridge.iec104.station`) per configured 104 station, created from the station's
   durable state in the store, driven by a persistent `CoreDriver`: CSMS frames and timers as for every
   station, and the link's events through `CoreDriver.feed`, one batch per hand-off from c104's threads.
-- The core's 104 effects reach the `Iec104Link` through the driver's `on_effect` hook, after the state
+- The link is an `Iec104Link` in this process, or with `workers` a `RemoteLink` whose c104 client runs
+  in a worker process (`adapters.iec104_remote`: an abort inside lib60870 then ends that process only,
+  and the station sees a link drop). The runtime uses workers unless `[bridge]
+  iec104_links_per_process` is 0.
+- The core's 104 effects reach the link through the driver's `on_effect` hook, after the state
   written before them is committed: `Send104Command` → `Iec104Link.command`, `Interrogate104` →
   `Iec104Link.interrogate`.
 - The CSMS connection is the station's own, kept up by a `NorthLink` from start-up (the identity comes
@@ -41,6 +45,7 @@ from websockets.asyncio.client import ClientConnection
 from adapters.config import BridgeConfig, Iec104Station
 from adapters.driver import CoreDriver
 from adapters.iec104_link import Iec104Link, LinkSettings
+from adapters.iec104_remote import LinkWorkers, RemoteLink
 from adapters.mapping_files import (
     SUFFIXES,
     MappingFileError,
@@ -142,6 +147,7 @@ class Iec104Host:
         link_settings: LinkSettings | None = None,
         policy: BackoffPolicy | None = None,
         metrics: BridgeMetrics | None = None,
+        workers: LinkWorkers | None = None,
     ) -> None:
         self.station = station
         self._logs = logs
@@ -153,15 +159,25 @@ class Iec104Host:
         self._metrics = metrics
         self._trace = open_trace(config, station.id) if config is not None else None
         self.core, self.driver = self._build()
-        self.link = Iec104Link(
-            host=station.host,
-            port=station.port,
-            common_address=common_address_of(station, self.table),
-            table=self.table,
-            consumer=self._link_events,
-            log=logs[Side.SOUTH],
-            settings=link_settings,
-        )
+        self.link: Iec104Link | RemoteLink
+        if workers is not None:
+            self.link = RemoteLink(
+                workers,
+                station,
+                consumer=self._link_events,
+                log=logs[Side.SOUTH],
+                settings=link_settings,
+            )
+        else:
+            self.link = Iec104Link(
+                host=station.host,
+                port=station.port,
+                common_address=common_address_of(station, self.table),
+                table=self.table,
+                consumer=self._link_events,
+                log=logs[Side.SOUTH],
+                settings=link_settings,
+            )
         self._north_link = NorthLink(
             station.id, connector, policy or backoff_policy(config), logs[Side.NORTH]
         )

@@ -41,6 +41,8 @@ from adapters.device_model_file import DeviceModelFileError, load_config_table
 from adapters.driver import CoreDriver
 from adapters.health import HealthServer
 from adapters.ids import message_id_source
+from adapters.iec104_link import guard_c104_callbacks
+from adapters.iec104_remote import LinkWorkers
 from adapters.iec104_station import Iec104Host, load_table
 from adapters.logs import get_logger, station_logger
 from adapters.mapping_files import MappingFileError
@@ -124,6 +126,7 @@ class Runtime:
         self._translated: dict[str, TranslatedStation] = {}
         self._iec104: dict[str, asyncio.Task[None]] = {}
         self._iec104_hosts: dict[str, Iec104Host] = {}
+        self._workers: LinkWorkers | None = None
         self._new_message_id = message_id_source()
         self.south_address: tuple[str, int] | None = None
         self.metrics = BridgeMetrics(protocols={station.protocol for station in config.stations})
@@ -154,6 +157,16 @@ class Runtime:
             if isinstance(s, OcppStation) and s.protocol == "ocpp1.6"
         ]
         iec104 = [s for s in self.config.stations if isinstance(s, Iec104Station)]
+        if iec104:
+            per_process = self.config.bridge.iec104_links_per_process
+            if per_process > 0:
+                self._workers = LinkWorkers(
+                    per_process,
+                    log_format=self.config.bridge.log_format,
+                    log_level=self.config.bridge.log_level,
+                )
+            else:
+                guard_c104_callbacks()
         if translated or iec104:
             try:
                 self.store = Store(self.config.bridge.store)
@@ -186,6 +199,7 @@ class Runtime:
                     config=self.config,
                     table=self._tables.mapping_table(station104),
                     metrics=self.metrics,
+                    workers=self._workers,
                 )
                 self._iec104_hosts[station104.id] = host104
                 self._iec104[station104.id] = asyncio.create_task(
@@ -236,6 +250,9 @@ class Runtime:
                 await task
         self._iec104.clear()
         self._iec104_hosts.clear()
+        if self._workers is not None:
+            await self._workers.close()
+            self._workers = None
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -291,6 +308,11 @@ class Runtime:
         if oldest is None:
             return depth, 0.0
         return depth, max(0.0, asyncio.get_running_loop().time() - oldest)
+
+    @property
+    def iec104_worker_pids(self) -> list[int]:
+        """The IEC 104 link worker processes running now."""
+        return self._workers.pids if self._workers is not None else []
 
     @property
     def connected_stations(self) -> list[str]:

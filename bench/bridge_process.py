@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import io
@@ -37,8 +38,10 @@ from typing import Any
 from bench.common import (
     Control,
     LagSampler,
+    cpu_seconds,
     install_stop_signals,
     raise_nofile_limit,
+    rss_bytes,
     self_rss_bytes,
 )
 
@@ -68,10 +71,28 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
     install_stop_signals(control.stop)
     profiler: cProfile.Profile | None = None
 
+    def workers_cpu() -> float:
+        total = 0.0
+        for pid in runtime.iec104_worker_pids:
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(pid)
+        ended = os.times()
+        return total + ended.children_user + ended.children_system
+
+    async def cpu(_: dict[str, Any]) -> dict[str, Any]:
+        # the bridge's own CPU and its IEC 104 link workers' (running or ended): what it costs
+        return {"cpu": time.process_time() + workers_cpu()}
+
     async def stats(command: dict[str, Any]) -> dict[str, Any]:
         if command.get("gc"):
             gc.collect()
+        worker_rss = 0
+        for pid in runtime.iec104_worker_pids:
+            with contextlib.suppress(OSError):
+                worker_rss += rss_bytes(pid)
         return {
+            "worker_rss": worker_rss,
+            "workers": len(runtime.iec104_worker_pids),
             "rss": self_rss_bytes(),
             "lag": lag.take(),
             "connected": len(runtime.connected_stations),
@@ -116,6 +137,7 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
     try:
         await control.serve(
             {
+                "cpu": cpu,
                 "stats": stats,
                 "profile_start": profile_start,
                 "profile_stop": profile_stop,
