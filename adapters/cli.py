@@ -5,8 +5,8 @@ Rules
 - A configuration problem prints one line per problem (file:line: key: reason) on stderr and exits 2,
   before anything starts listening.
 - `run` stops gracefully on SIGTERM and SIGINT and exits 0. It runs on the loop `[bridge] event_loop`
-  chooses (`adapters.event_loop`: uvloop when installed) and, once started, freezes what start-up
-  allocated out of the garbage collector's reach (`gc.freeze()`).
+  chooses (`adapters.event_loop`: uvloop when installed) and, once started, keeps the garbage
+  collector's full collections rare and short (`adapters.gc_policy`).
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def run(config: ConfigOption) -> None:
 
 
 async def _run(config: BridgeConfig) -> None:
-    from adapters.event_loop import freeze_startup_objects, loop_name
+    from adapters.event_loop import loop_name
+    from adapters.gc_policy import GcPolicy, freeze_startup_objects
     from adapters.logs import get_logger
     from adapters.runtime import Runtime
 
@@ -92,8 +93,10 @@ async def _run(config: BridgeConfig) -> None:
         loop.add_signal_handler(signum, stop.set)
     await runtime.start()
     freeze_startup_objects()
+    collector = asyncio.create_task(GcPolicy().run())
     get_logger().info("bridge.started", event_loop=loop_name(), stations=len(config.stations))
     await stop.wait()
+    collector.cancel()
     await runtime.stop()
 
 

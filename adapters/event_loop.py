@@ -12,15 +12,11 @@ Rules
   at most 16 KiB, so reads take a few more calls for a large frame and nothing else changes. It is a
   class attribute of asyncio's own `SSLProtocol` (`max_size`), set once for the process and only when
   it has that attribute.
-- `freeze_startup_objects()` moves everything alive after start-up (compiled schemas, tables, modules)
-  out of the collector's generations (`gc.freeze()`): full collections then walk only what the stations
-  created since, so their pauses do not grow with what start-up loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib.util
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar
@@ -75,8 +71,3 @@ def loop_name() -> str:
     loop = asyncio.get_running_loop()
     module = type(loop).__module__
     return "uvloop" if module.startswith("uvloop") else "asyncio"
-
-
-def freeze_startup_objects() -> None:
-    gc.collect()
-    gc.freeze()

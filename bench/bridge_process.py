@@ -13,9 +13,10 @@ Rules
 - `profile_start` / `profile_stop` run cProfile over a window (the whole bridge runs on this one thread);
   `profile_stop` writes the pstats file and returns the top functions by own time.
 - `stop` (or SIGTERM) shuts the runtime down gracefully, as `ocpp-bridge run` does on SIGTERM.
-- The event loop and the start-up GC freeze are those of `ocpp-bridge run` (`adapters.event_loop`, the
-  configuration's `[bridge] event_loop`) unless `--loop` names one; `--uvloop` is `--loop uvloop`.
-  `--no-gc-freeze` and `--ssl-buffer-kib` are experiments: no `gc.freeze()` after start-up; another
+- The event loop and the garbage collection policy are those of `ocpp-bridge run` (`adapters.event_loop`,
+  the configuration's `[bridge] event_loop`; `adapters.gc_policy`) unless `--loop` names one; `--uvloop`
+  is `--loop uvloop`. `--no-gc-freeze` and `--ssl-buffer-kib` are experiments: no `gc.freeze()` and no
+  periodic freezing; another
   TLS read buffer size on the standard loop than the runtime's 32 KiB (asyncio's own: 256 KiB).
 - `--check-only` loads and checks the configuration, reports ready (or the refusal) and exits: how the
   benchmark learns which protocols the runtime accepts without starting one.
@@ -46,10 +47,41 @@ from bench.common import (
 )
 
 
+class GcPauses:
+    """How long the garbage collector's collections take, per generation, since the last `take()`."""
+
+    def __init__(self) -> None:
+        self._started = (0.0, 0.0)
+        self._seen: dict[int, list[tuple[float, float]]] = {}
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = (time.perf_counter(), time.thread_time())
+        else:
+            wall = (time.perf_counter() - self._started[0]) * 1000
+            cpu = (time.thread_time() - self._started[1]) * 1000
+            self._seen.setdefault(int(info["generation"]), []).append((wall, cpu))
+
+    def take(self) -> dict[str, Any]:
+        """Per generation: collections, the longest (wall clock: a collection the scheduler
+        interrupted counts its wait too) and the most CPU one took (this thread's CPU time)."""
+        seen, self._seen = self._seen, {}
+        return {
+            str(generation): {
+                "count": len(values),
+                "max_ms": round(max(v[0] for v in values), 3),
+                "max_cpu_ms": round(max(v[1] for v in values), 3),
+                "total_ms": round(sum(v[0] for v in values), 3),
+            }
+            for generation, values in sorted(seen.items())
+        }
+
+
 async def main(args: argparse.Namespace, control: Control, config: Any, started: float) -> None:
     limit = raise_nofile_limit()
     from adapters.config import ConfigError
-    from adapters.event_loop import freeze_startup_objects, loop_name
+    from adapters.event_loop import loop_name
+    from adapters.gc_policy import GcPolicy, freeze_startup_objects
     from adapters.logs import configure_logging
     from adapters.runtime import Runtime
 
@@ -64,10 +96,14 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
         control.send({"error": "; ".join(exc.problems)})
         raise SystemExit(2) from None
     startup = time.monotonic() - started
+    collector: asyncio.Task[None] | None = None
     if not args.no_gc_freeze:
         freeze_startup_objects()
+        collector = asyncio.create_task(GcPolicy().run())
     lag = LagSampler()
     lag.start()
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
     install_stop_signals(control.stop)
     profiler: cProfile.Profile | None = None
 
@@ -97,6 +133,7 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
             "lag": lag.take(),
             "connected": len(runtime.connected_stations),
             "gc_counts": gc.get_count(),
+            "gc_pauses": pauses.take(),
         }
 
     async def profile_start(_: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +182,8 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
             }
         )
     finally:
+        if collector is not None:
+            collector.cancel()
         await lag.close()
         await runtime.stop()
 

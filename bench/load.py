@@ -36,6 +36,12 @@ CSMS_PASSWORD = "bench-password-0123456789"
 PREFIX = {V201: "V201", V16: "V16"}
 
 
+def _uvloop_installed() -> bool:
+    from adapters.event_loop import uvloop_available
+
+    return uvloop_available()
+
+
 @dataclass
 class Settings:
     name: str
@@ -56,7 +62,8 @@ class Settings:
     iec104_duration: float = 5.0
     iec104_steps: int = 3
     profile: bool = True
-    uvloop: bool = False
+    # the load generators (swarm, sink) on uvloop when installed: lighter, so they disturb less
+    uvloop: bool = field(default_factory=lambda: _uvloop_installed())
     connect_concurrency: int = 100
     parallel: bool = False
     # measurements to run (hop, memory, scale, storm, iec104); all when empty
@@ -519,6 +526,9 @@ async def measure_scale(ws: Workspace, requested: int, with_v16: bool) -> dict[s
         idle_cpu, idle_wall = await bridge.cpu(), time.monotonic()
         await asyncio.sleep(min(10.0, s.scale_duration / 4))
         idle_cpu, idle_wall = await bridge.cpu() - idle_cpu, time.monotonic() - idle_wall
+        # the load generators' own full collections must not stall the measurement
+        await swarm.call("freeze", wait_s=60)
+        await sink.call("freeze", wait_s=60)
         await bridge.call("stats")  # resets the lag window
         rss_before = bridge.rss()
         cpu_before, wall_before = await bridge.cpu(), time.monotonic()
@@ -558,6 +568,7 @@ async def measure_scale(ws: Workspace, requested: int, with_v16: bool) -> dict[s
         finite_or_none((cpu - idle_share * wall) / messages * 1e6, 2) if messages else None
     )
     result["loop_lag_ms"] = stats["lag"]
+    result["gc_pauses_ms"] = stats.get("gc_pauses")
     result["swarm_lag_ms"] = answer["swarm_lag"]
     result["rss_mib"] = round(rss_before / 2**20, 1)
     result["samples"] = {name: values for name, values in latencies.items() if name != "DIR"}

@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     parser.add_argument("--out", type=Path, help="report folder (default bench/results/<preset>)")
-    parser.add_argument("--uvloop", action="store_true", help="run every process on uvloop")
+    parser.add_argument(
+        "--asyncio-load",
+        action="store_true",
+        help="run the load generators on the standard loop (default: uvloop when installed)",
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile rounds")
     parser.add_argument(
         "--only",
@@ -48,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = PRESETS[args.preset]
-    settings.uvloop = args.uvloop
+    if args.asyncio_load:
+        settings.uvloop = False
     settings.bridge_flags = tuple(args.bridge_flag)
     if args.only:
         settings.only = tuple(args.only)
