@@ -157,9 +157,14 @@ class CsmsSection(_Section):
     retry_backoff_random_range: float = Field(10.0, ge=0, description="RetryBackOffRandomRange")
     retry_backoff_repeat_times: int = Field(5, ge=0, description="RetryBackOffRepeatTimes")
     connect_rate: float = Field(
-        100.0, gt=0, description="connection attempts per second, all stations together"
+        400.0,
+        gt=0,
+        description="connection attempts per second, all stations together (10,000 stations are"
+        " back in 25 s after a restart; lower it for a CSMS that cannot take that many handshakes)",
     )
-    connect_burst: int = Field(50, ge=1, description="attempts allowed at once after a quiet spell")
+    connect_burst: int = Field(
+        100, ge=1, description="attempts allowed at once after a quiet spell"
+    )
 
     @field_validator("url")
     @classmethod
