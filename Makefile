@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-# Benchmarks (bench/results/README.md): never part of `make test`. The last line of each is one JSON object.
+# Benchmarks (bench/README.md): never part of `make test`. The last line of each is one JSON object.
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml

@@ -2,7 +2,7 @@
 
 Every figure is a ratio against a baseline measured in the same run (the plain relay, the direct path to
 the sink, a bridge with one station) or CPU seconds of the bridge process per message; see
-bench/results/README.md for what each figure means. A measurement that cannot run (the runtime refuses
+bench/README.md for what each figure means. A measurement that cannot run (the runtime refuses
 a protocol it does not support yet, a process fails) gives its figures as None with the reason in
 `skipped`; it never stops the other measurements.
 """

@@ -84,7 +84,7 @@ def markdown(report: dict[str, Any], plots: list[str] | None) -> str:
         f"Run {report['started']} on {report['cpu_count']} CPUs; descriptor hard limit"
         f" {report['nofile_hard_limit']}; load generators on uvloop {report['uvloop']}; the bridge on"
         f" {report['headline'].get('bridge_event_loop')} unless a row says otherwise. Figures are ratios against a"
-        " baseline measured in the same run, or bridge CPU per message (see README.md).",
+        " baseline measured in the same run, or bridge CPU per message (see bench/README.md).",
         "",
         "| figure | value | target | met | meaning |",
         "|---|---|---|---|---|",
