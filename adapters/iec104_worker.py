@@ -23,7 +23,8 @@ Rules
   `["c", command_id, ioa, positive, detail]`, link up `["u"]`, link down `["d", reason]`), and
   `{"l": LINK, "f": N}` when the link's callback-failure count changes.
 - A command's deadline travels as the seconds left (the two processes' loop clocks need not agree).
-- The worker ends when its stdin closes (the bridge is gone): every link is stopped first.
+- The worker ends when its stdin closes (the bridge is gone): every link is stopped first, then the
+  process leaves with `os._exit` (no interpreter teardown while c104's threads wind down).
 """
 
 import argparse
@@ -233,6 +234,11 @@ def main() -> None:
 
     guard_c104_callbacks()
     asyncio.run(serve())
+    # Out without the interpreter's teardown: c104's threads may still be winding down, and C++
+    # destroying a running thread's object aborts ("terminate called without an active exception",
+    # seen when the bridge was killed while its worker was starting links).
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

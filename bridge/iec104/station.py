@@ -25,9 +25,11 @@ Rules
   back and the rules report the real status; a transaction that ran before continues (the ledger holds
   it: no second Started), and ends if the points say it ended meanwhile. An end is an edge of a rule
   between known results: an unknown result (link down, interrogation half way) keeps the last known
-  one, and during a transaction the last known results are durable (`meta` key `ends:<evse>`), so
-  neither a link's return nor a restart ends a transaction whose end rule was already true when it
-  started (plugged in, remotely started, not charging yet); one that became true meanwhile does.
+  one, and during a transaction the last known results are durable (`meta` key `ends:<evse>`, until
+  the commit that records the Ended), so neither a link's return nor a restart ends a transaction
+  whose end rule was already true when it started (plugged in, remotely started, not charging yet);
+  one that became true meanwhile does, also when the bridge stopped while the Ended it had found
+  waited for its register (the in-memory Ended is lost; the stored memory finds the end again).
 - CSMS requests served with 104 commands (RequestStart/StopTransaction, UnlockConnector,
   ChangeAvailability, Reset, SetChargingProfile): the command is sent and the request answered when
   the charger confirms (ACT_CON), or after `answer_timeout` (4 s) with the response's failure status
@@ -255,6 +257,8 @@ class Station104:
                 connector.charging_state = transaction.charging_state
                 connector.started_wall = epoch(transaction.started_at)
                 connector.meter_due = self._meter_due(now)
+            elif _ends_key(evse) in self._meta:
+                self._set_meta(_ends_key(evse), None)  # of a transaction that never got recorded
             self._restore_remote(connector, now)
         self._register_of: dict[int, list[_Connector]] = {}  # register IOA → its connectors
         for connector in self._connectors.values():
@@ -552,9 +556,10 @@ class Station104:
         connector.in_tx = False
         connector.stop_requested = False
         connector.meter_due = None
-        if connector.ends_saved is not None:
-            connector.ends_saved = None
-            self._set_meta(_ends_key(connector.evse), None)
+        # The end rules' memory stays stored until the Ended is recorded (`_send_event`): a restart
+        # while the Ended waits for its register finds the transaction and that memory, and ends it
+        # again from the points (it had found the transaction with no memory: the end was lost).
+        connector.ends_saved = None
         connector.accepted.pop("RequestStopTransaction", None)
         event = Pending(
             "Ended",
@@ -636,6 +641,8 @@ class Station104:
         if event.event_type == "Ended":
             self._effects.extend(self.ledger.end(transaction))
             connector.txn = None
+            if not connector.in_tx and _ends_key(connector.evse) in self._meta:
+                self._set_meta(_ends_key(connector.evse), None)  # in the Ended's commit
             self._transaction_over(connector, transaction, now)
 
     def _transaction_over(

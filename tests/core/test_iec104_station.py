@@ -501,6 +501,33 @@ class TestRestart:
         assert ended["meterValue"][0]["sampledValue"][0]["value"] == 1_005_000
         assert [e["eventType"] for e in bench.events()].count("Started") == 1
 
+    def test_a_restart_while_the_ended_waits_for_its_register_still_ends_it(self) -> None:
+        """Found by the fault harness (long run, seed 3729373379): the bridge was killed after it saw
+        charging fall and before the Ended had its register; restarted, it found the transaction
+        without the end rules' memory, took the fall for no edge, and the next session's charging
+        became part of the same transaction (its Ended carried the next session's register)."""
+        bench = Bench()
+        bench.ready()
+        tx = charging_session(bench)
+        bench.points(sp(CHARGING, False))  # the end is found; the Ended waits for the counter
+        assert "Ended" not in [e["eventType"] for e in bench.events()]
+        assert "ends:1" in bench.store["meta"]  # the memory stays until the Ended is recorded
+        bench.restart()
+        bench.connect_csms()
+        bench.link_up(*interrogation(charging=False, energy=100_500))
+        bench.advance(3.5)
+        ended = bench.events()[-1]
+        assert ended["eventType"] == "Ended"
+        assert ended["transactionInfo"]["transactionId"] == tx
+        assert ended["transactionInfo"]["stoppedReason"] == "Local"
+        assert ended["meterValue"][0]["sampledValue"][0]["value"] == 1_005_000
+        assert "ends:1" not in bench.store["meta"]
+        bench.points(it(ENERGY, 100_600), sp(CHARGING, True))  # the next session
+        bench.advance(3.5)
+        started = [e for e in bench.events() if e["eventType"] == "Started"]
+        assert len(started) == 2
+        assert started[1]["transactionInfo"]["transactionId"] != tx
+
     def test_the_end_rules_memory_is_dropped_with_the_transaction(self) -> None:
         bench = Bench()
         bench.ready()
