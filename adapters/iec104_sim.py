@@ -51,7 +51,7 @@ from bridge.iec104.rules import CounterRule
 HOST = "127.0.0.1"
 # The work status enum of the shipped tables (gb-dc-charger, gb-ac-charger).
 WORK_IDLE, WORK_CHARGING, WORK_FINISHED = 2.0, 3.0, 4.0
-# M_DP_NA_1 positions as `_info` takes them: 1 OFF, 2 ON.
+# M_DP_NA_1 positions as `point_info` takes them: 1 OFF, 2 ON.
 DOUBLE_OFF, DOUBLE_ON = 1, 2
 
 
@@ -61,7 +61,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _info(type_name: str, value: Any) -> Any:
+def point_info(type_name: str, value: Any) -> Any:
+    """A c104 Information object of monitoring type `type_name` holding `value`."""
     if type_name.startswith("M_SP"):
         return c104.SingleInfo(on=bool(value))
     if type_name.startswith("M_DP"):
@@ -188,7 +189,7 @@ class Charger104:
 
     def set(self, ioa: int, value: Any) -> None:
         self.values[ioa] = value
-        self.points[ioa].info = _info(self.types[ioa], value)
+        self.points[ioa].info = point_info(self.types[ioa], value)
 
     async def update(self, ioa: int, value: Any) -> None:
         self.set(ioa, value)

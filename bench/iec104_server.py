@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import time
 from typing import Any
 
 import c104
 
+from adapters.iec104_sim import free_port, point_info
 from bench.common import HOST, Control, install_stop_signals, raise_nofile_limit
 
 PLUG_CONNECTED = 0x0021  # connector 1's plug_connected in gb-dc-charger.yaml
@@ -40,28 +40,6 @@ HOLSTERED = 0x0022
 CHARGING = 0x0023
 # starting values: gun holstered, work status idle (2); every other point 0 (no alarm)
 INITIAL = {0x0022: 1, 0x4001 + 14: 2}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def _info(type_name: str, value: Any) -> Any:
-    if type_name.startswith("M_SP"):
-        return c104.SingleInfo(on=bool(value))
-    if type_name.startswith("M_DP"):
-        return c104.DoubleInfo(state=c104.Double.ON if value == 2 else c104.Double.OFF)
-    if type_name.startswith("M_IT"):
-        return c104.BinaryCounterInfo(
-            counter=int(value), sequence=c104.UInt5(0), quality=c104.BinaryCounterQuality()
-        )
-    if type_name in ("M_ME_NB_1", "M_ME_TE_1"):
-        return c104.ScaledInfo(actual=c104.Int16(int(value)))
-    if type_name in ("M_ME_NA_1", "M_ME_TD_1"):
-        return c104.NormalizedInfo(actual=c104.NormalizedFloat(float(value)))
-    return c104.ShortInfo(actual=float(value))
 
 
 def monitoring_points() -> dict[int, str]:
@@ -83,7 +61,7 @@ class Charger:
         for ioa, type_name in layout.items():
             point = station.add_point(io_address=ioa, type=getattr(c104.Type, type_name))
             assert point is not None
-            point.info = _info(type_name, INITIAL.get(ioa, 0))
+            point.info = point_info(type_name, INITIAL.get(ioa, 0))
             self.points[ioa] = point
         self.status = {"plug_connected": self.points[PLUG_CONNECTED]}
         self.measurements = [

@@ -14,7 +14,6 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,6 +32,7 @@ from bridge.iec104.southbound import (
     Send104Command,
 )
 from bridge.iec104.vocabulary import TypeId
+from tests.adapters.test_iec104_link import Events
 from tests.e2e.conftest import bridge_config, running_bridge
 from tests.e2e.iec104_charger import Charger104
 from tests.peers import running_csms
@@ -68,23 +68,8 @@ def test_events_and_commands_survive_the_wire() -> None:
     assert endless.deadline is None
 
 
-class Seen:
-    def __init__(self) -> None:
-        self.events: list[LinkEvent] = []
-        self.changed = asyncio.Event()
-
-    def __call__(self, batch: list[LinkEvent]) -> None:
-        self.events.extend(batch)
-        self.changed.set()
-
-    async def wait_for(self, predicate: Any, timeout: float = 20.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def count(self, kind: type) -> int:
-        return sum(isinstance(e, kind) for e in self.events)
+def count(events: Events, kind: type) -> int:
+    return sum(isinstance(e, kind) for e in events.seen)
 
 
 def station(port: int) -> Iec104Station:
@@ -100,9 +85,9 @@ def station(port: int) -> Iec104Station:
 
 
 @contextlib.asynccontextmanager
-async def remote(charger: Charger104) -> AsyncIterator[tuple[LinkWorkers, RemoteLink, Seen]]:
+async def remote(charger: Charger104) -> AsyncIterator[tuple[LinkWorkers, RemoteLink, Events]]:
     workers = LinkWorkers(10, log_format="json", log_level="warning")
-    seen = Seen()
+    seen = Events()
     link = RemoteLink(
         workers,
         station(charger.port),
@@ -127,18 +112,18 @@ async def test_a_worker_carries_the_link_and_its_commands() -> None:
         async with remote(charger) as (workers, link, seen):
             await seen.wait_for(lambda: link.is_up and link.received >= len(TABLE.monitoring))
             assert len(workers.pids) == 1 and workers.pids[0] != os.getpid()
-            counter = [e for e in seen.events if isinstance(e, PointUpdate) and e.ioa == 0x6401]
+            counter = [e for e in seen.seen if isinstance(e, PointUpdate) and e.ioa == 0x6401]
             assert counter[-1].value == 4242
             await charger.update(0x4002, 31.5)
             await seen.wait_for(
                 lambda: any(
                     isinstance(e, PointUpdate) and e.ioa == 0x4002 and e.value == 31.5
-                    for e in seen.events
+                    for e in seen.seen
                 )
             )
             link.command(Send104Command(1, 0x6001, TypeId.C_SC_NA_1, True, purpose="start"))
-            await seen.wait_for(lambda: seen.count(CommandConfirmed) == 1)
-            (confirmed,) = [e for e in seen.events if isinstance(e, CommandConfirmed)]
+            await seen.wait_for(lambda: count(seen, CommandConfirmed) == 1)
+            (confirmed,) = [e for e in seen.seen if isinstance(e, CommandConfirmed)]
             assert (confirmed.command_id, confirmed.positive) == (1, True)
             assert charger.sent_to(0x6001) == [True]
         assert workers.pids == []  # closed: no worker left behind
@@ -157,15 +142,15 @@ async def test_a_killed_worker_is_a_link_drop_and_a_new_worker_brings_the_link_b
             link.command(Send104Command(8, 0x6002, TypeId.C_SC_NA_1, True, purpose="unlock"))
             await asyncio.sleep(0.2)
             os.kill(first, signal.SIGKILL)
-            await seen.wait_for(lambda: seen.count(LinkDown) == 1)
-            confirmed = [e for e in seen.events if isinstance(e, CommandConfirmed)]
+            await seen.wait_for(lambda: count(seen, LinkDown) == 1)
+            confirmed = [e for e in seen.seen if isinstance(e, CommandConfirmed)]
             assert [(c.command_id, c.positive) for c in confirmed] == [(8, False)]
             assert "104 worker ended" in confirmed[0].detail
             # meanwhile commands are answered at once, never lost
             link.command(Send104Command(9, 0x6001, TypeId.C_SC_NA_1, True))
-            await seen.wait_for(lambda: seen.count(CommandConfirmed) == 2)
+            await seen.wait_for(lambda: count(seen, CommandConfirmed) == 2)
             charger.confirm_delay = 0.0
-            await seen.wait_for(lambda: seen.count(LinkUp) == 2)
+            await seen.wait_for(lambda: count(seen, LinkUp) == 2)
             assert workers.pids and workers.pids[0] != first
             assert link.is_up
     finally:
