@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import c104
@@ -82,75 +84,63 @@ def charge(chargers: list[Charger]) -> dict[str, Any]:
     return {"charging": len(chargers)}
 
 
-def send_batches(chargers: list[Charger], rate: float, duration: float) -> dict[str, Any]:
-    """Every measurement point of one charger per ASDU, chargers in turn, `rate` points per second."""
+def paced(rate: float, duration: float, step: Callable[[], tuple[int, bool]]) -> dict[str, Any]:
+    """Call `step` (→ points it sent, whether c104 took them) so that `rate` points per second go
+    for `duration` seconds; the GIL is given up after every ASDU (see the module rules)."""
     sent = refused = 0
-    value = 0.0
     start = time.monotonic()
     end = start + duration
-    turn = 0
     while True:
         now = time.monotonic()
         if now >= end:
             break
-        due = int((now - start) * rate) + 1
-        if sent + refused >= due:
+        if sent + refused >= int((now - start) * rate) + 1:
             time.sleep(min(0.001, end - now))
             continue
-        charger = chargers[turn % len(chargers)]
-        turn += 1
-        value += 0.5
-        batch = c104.Batch(cause=c104.Cot.SPONTANEOUS)
-        for point in charger.measurements:
-            point.value = value
-            batch.add_point(point)
-        count = len(charger.measurements)
-        if charger.server.transmit_batch(batch):
+        count, taken = step()
+        if taken:
             sent += count
         else:
             refused += count
-        time.sleep(0)  # let c104's own threads have the GIL (see the module rules)
+        time.sleep(0)
     return {"sent": sent, "refused": refused, "seconds": round(time.monotonic() - start, 4)}
 
 
 def send(chargers: list[Charger], rate: float, duration: float, kind: str) -> dict[str, Any]:
     """`kind` "status": toggle each charger's plug_connected in turn (each toggle flips the connector
     between Available and Occupied: one StatusNotification); "measurement": new measurement values,
-    one per ASDU; "batch": a charger's every measurement in one ASDU."""
+    one per ASDU; "batch": a charger's every measurement in one ASDU, chargers in turn."""
+    turn = itertools.count()
+    value = itertools.count(1)
     if kind == "batch":
-        return send_batches(chargers, rate, duration)
+
+        def batch() -> tuple[int, bool]:
+            charger = chargers[next(turn) % len(chargers)]
+            number = next(value) * 0.5
+            asdu = c104.Batch(cause=c104.Cot.SPONTANEOUS)
+            for point in charger.measurements:
+                point.value = number
+                asdu.add_point(point)
+            return len(charger.measurements), charger.server.transmit_batch(asdu)
+
+        return paced(rate, duration, batch)
     if kind == "status":
         points = [c.status["plug_connected"] for c in chargers]
     else:
         points = [p for c in chargers for p in c.measurements]
     state = [False] * len(points)
-    sent = refused = 0
-    start = time.monotonic()
-    end = start + duration
-    value = 0.0
-    while True:
-        now = time.monotonic()
-        if now >= end:
-            break
-        due = int((now - start) * rate) + 1
-        if sent + refused >= due:
-            time.sleep(min(0.001, end - now))
-            continue
-        index = (sent + refused) % len(points)
+
+    def one() -> tuple[int, bool]:
+        index = next(turn) % len(points)
         point = points[index]
-        assert point is not None
         if kind == "status":
             state[index] = not state[index]
             point.value = state[index]
         else:
-            value += 0.5
-            point.value = value
-        if point.transmit(cause=c104.Cot.SPONTANEOUS):
-            sent += 1
-        else:
-            refused += 1
-        time.sleep(0)
-    return {"sent": sent, "refused": refused, "seconds": round(time.monotonic() - start, 4)}
+            point.value = next(value) * 0.5
+        return 1, point.transmit(cause=c104.Cot.SPONTANEOUS)
+
+    return paced(rate, duration, one)
 
 
 async def main(args: argparse.Namespace) -> None:

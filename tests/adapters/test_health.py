@@ -47,7 +47,7 @@ from adapters.schemas import OfficialSchemas
 from bridge.effects import Side
 from bridge.errors import VALID_CODES
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
-from tests.e2e.iec104_charger import Charger104
+from tests.e2e.iec104_charger import idle_charger, station_entry
 from tests.peers import connected_charger, connected_charger16, now_iso, running_csms
 
 STATION = "CS-HEALTH-1"
@@ -225,58 +225,38 @@ async def test_a_16_station_is_counted_and_its_outbox_shows_while_the_csms_is_aw
 
 
 async def test_a_104_station_shows_its_link_points_and_outbox() -> None:
-    mapping = DC_TABLE
     station = "GB104-HEALTH"
-    table = compile_file(mapping, 1)
-    charger = Charger104(table, {0x0022: True, 0x400F: 2.0, 0x0025: 1, 0x6401: 100_000})
-    await charger.start()
-    try:
-        async with running_csms() as csms:
-            config = bridge_config(
-                csms.url,
-                [
-                    {
-                        "id": station,
-                        "protocol": "iec104",
-                        "host": "127.0.0.1",
-                        "port": charger.port,
-                        "connectors": 1,
-                        "mapping": str(mapping),
-                    }
-                ],
-                bridge={"health": "127.0.0.1:0"},
-            )
-            async with running_bridge(config) as bridge:
-                session = await csms.session(station)
-                await csms.wait_for(lambda: "StatusNotification" in session.charge_point.actions())
-                samples = await scrape(bridge)
-                assert value(samples, "ocpp_bridge_iec104_links", state="up") == 1
-                assert (value(samples, "ocpp_bridge_iec104_links", state="down") or 0) == 0
-                points = value(samples, "ocpp_bridge_iec104_point_updates_total") or 0
-                assert points >= len(table.monitoring)  # the general interrogation's answer
-                await charger.update(0x4001, 400.0)
-                async with asyncio.timeout(5):
-                    while (
-                        value(await scrape(bridge), "ocpp_bridge_iec104_point_updates_total") or 0
-                    ) <= points:
-                        await asyncio.sleep(0.05)
-
-                await csms.stop()  # a transaction's events wait in the 104 station's outbox
-                await charger.update(0x0021, True)
-                await charger.update(0x0023, True)
-                async with asyncio.timeout(10):
-                    while (value(await scrape(bridge), "ocpp_bridge_outbox_depth") or 0) < 1:
-                        await asyncio.sleep(0.05)
-                await charger.stop()
-                async with asyncio.timeout(10):
-                    while (
-                        value(await scrape(bridge), "ocpp_bridge_iec104_links", state="down") != 1
-                    ):
-                        await asyncio.sleep(0.05)
-            samples = parse_metrics(bridge.metrics.exposition().decode())
+    table = compile_file(DC_TABLE, 1)
+    points_total = "ocpp_bridge_iec104_point_updates_total"
+    async with idle_charger() as charger, running_csms() as csms:
+        config = bridge_config(
+            csms.url, [station_entry(station, charger.port)], bridge={"health": "127.0.0.1:0"}
+        )
+        async with running_bridge(config) as bridge:
+            session = await csms.session(station)
+            await csms.wait_for(lambda: "StatusNotification" in session.charge_point.actions())
+            samples = await scrape(bridge)
+            assert value(samples, "ocpp_bridge_iec104_links", state="up") == 1
             assert (value(samples, "ocpp_bridge_iec104_links", state="down") or 0) == 0
-    finally:
-        await charger.stop()
+            points = value(samples, points_total) or 0
+            assert points >= len(table.monitoring)  # the general interrogation's answer
+            await charger.update(0x4001, 400.0)
+            async with asyncio.timeout(5):
+                while (value(await scrape(bridge), points_total) or 0) <= points:
+                    await asyncio.sleep(0.05)
+
+            await csms.stop()  # a transaction's events wait in the 104 station's outbox
+            await charger.update(0x0021, True)
+            await charger.update(0x0023, True)
+            async with asyncio.timeout(10):
+                while (value(await scrape(bridge), "ocpp_bridge_outbox_depth") or 0) < 1:
+                    await asyncio.sleep(0.05)
+            await charger.stop()
+            async with asyncio.timeout(10):
+                while value(await scrape(bridge), "ocpp_bridge_iec104_links", state="down") != 1:
+                    await asyncio.sleep(0.05)
+        samples = parse_metrics(bridge.metrics.exposition().decode())
+        assert (value(samples, "ocpp_bridge_iec104_links", state="down") or 0) == 0
 
 
 async def test_a_reconnecting_charger_counts_once_per_side() -> None:

@@ -34,12 +34,11 @@ from bridge.iec104.southbound import (
 from bridge.iec104.vocabulary import TypeId
 from tests.adapters.test_iec104_link import Events
 from tests.e2e.conftest import bridge_config, running_bridge
-from tests.e2e.iec104_charger import Charger104
+from tests.e2e.iec104_charger import Charger104, idle_charger, station_entry
 from tests.peers import running_csms
 
 DC = Path(__file__).resolve().parents[2] / "mappings" / "gb-dc-charger.yaml"
 TABLE = compile_file(DC, 1)
-IDLE = {0x0022: True, 0x400F: 2.0, 0x0025: 1, 0x6401: 4242}
 
 
 def test_events_and_commands_survive_the_wire() -> None:
@@ -106,9 +105,7 @@ async def remote(charger: Charger104) -> AsyncIterator[tuple[LinkWorkers, Remote
 
 
 async def test_a_worker_carries_the_link_and_its_commands() -> None:
-    charger = Charger104(TABLE, IDLE)
-    await charger.start()
-    try:
+    async with idle_charger({0x6401: 4242}) as charger:
         async with remote(charger) as (workers, link, seen):
             await seen.wait_for(lambda: link.is_up and link.received >= len(TABLE.monitoring))
             assert len(workers.pids) == 1 and workers.pids[0] != os.getpid()
@@ -127,68 +124,52 @@ async def test_a_worker_carries_the_link_and_its_commands() -> None:
             assert (confirmed.command_id, confirmed.positive) == (1, True)
             assert charger.sent_to(0x6001) == [True]
         assert workers.pids == []  # closed: no worker left behind
-    finally:
-        await charger.stop()
 
 
 async def test_a_killed_worker_is_a_link_drop_and_a_new_worker_brings_the_link_back() -> None:
-    charger = Charger104(TABLE, IDLE)
-    await charger.start()
-    try:
-        async with remote(charger) as (workers, link, seen):
-            await seen.wait_for(lambda: link.is_up)
-            (first,) = workers.pids
-            charger.confirm_delay = 5.0  # this command will still wait when its worker dies
-            link.command(Send104Command(8, 0x6002, TypeId.C_SC_NA_1, True, purpose="unlock"))
-            await asyncio.sleep(0.2)
-            os.kill(first, signal.SIGKILL)
-            await seen.wait_for(lambda: count(seen, LinkDown) == 1)
-            confirmed = [e for e in seen.seen if isinstance(e, CommandConfirmed)]
-            assert [(c.command_id, c.positive) for c in confirmed] == [(8, False)]
-            assert "104 worker ended" in confirmed[0].detail
-            # meanwhile commands are answered at once, never lost
-            link.command(Send104Command(9, 0x6001, TypeId.C_SC_NA_1, True))
-            await seen.wait_for(lambda: count(seen, CommandConfirmed) == 2)
-            charger.confirm_delay = 0.0
-            await seen.wait_for(lambda: count(seen, LinkUp) == 2)
-            assert workers.pids and workers.pids[0] != first
-            assert link.is_up
-    finally:
-        await charger.stop()
+    async with idle_charger() as charger, remote(charger) as (workers, link, seen):
+        await seen.wait_for(lambda: link.is_up)
+        (first,) = workers.pids
+        charger.confirm_delay = 5.0  # this command will still wait when its worker dies
+        link.command(Send104Command(8, 0x6002, TypeId.C_SC_NA_1, True, purpose="unlock"))
+        await asyncio.sleep(0.2)
+        os.kill(first, signal.SIGKILL)
+        await seen.wait_for(lambda: count(seen, LinkDown) == 1)
+        confirmed = [e for e in seen.seen if isinstance(e, CommandConfirmed)]
+        assert [(c.command_id, c.positive) for c in confirmed] == [(8, False)]
+        assert "104 worker ended" in confirmed[0].detail
+        # meanwhile commands are answered at once, never lost
+        link.command(Send104Command(9, 0x6001, TypeId.C_SC_NA_1, True))
+        await seen.wait_for(lambda: count(seen, CommandConfirmed) == 2)
+        charger.confirm_delay = 0.0
+        await seen.wait_for(lambda: count(seen, LinkUp) == 2)
+        assert workers.pids and workers.pids[0] != first
+        assert link.is_up
 
 
 @pytest.mark.timeout(60)
 async def test_the_bridge_and_its_csms_connection_outlive_a_104_worker() -> None:
-    charger = Charger104(TABLE, {**IDLE, 0x0021: True})
-    await charger.start()
-    try:
-        async with running_csms() as csms:
-            config = bridge_config(csms.url, [station(charger.port).model_dump(mode="json")])
-            async with running_bridge(config) as bridge:
-                session = await csms.session("GB104-W")
-                cp = session.charge_point
-                await charger.update(0x0023, True)  # charging: a transaction starts
-                await csms.wait_for(
-                    lambda: any(
-                        p["event_type"] == "Started" for p in cp.payloads("TransactionEvent")
-                    )
-                )
-                (worker,) = bridge.iec104_worker_pids
-                os.kill(worker, signal.SIGKILL)
-                await asyncio.sleep(0.5)
-                await charger.update(0x6401, 4300)
-                await charger.update(0x0023, False)  # charging ends after the worker came back
-                await csms.wait_for(
-                    lambda: any(
-                        p["event_type"] == "Ended" for p in cp.payloads("TransactionEvent")
-                    ),
-                    timeout=30,
-                )
-                assert not session.closed.is_set()  # the CSMS never saw the station go
-                events = cp.payloads("TransactionEvent")
-                assert [e["event_type"] for e in events].count("Started") == 1
-                assert len({e["transaction_info"]["transaction_id"] for e in events}) == 1
-                assert bridge.iec104_worker_pids and bridge.iec104_worker_pids[0] != worker
-                assert csms.problems() == []
-    finally:
-        await charger.stop()
+    async with idle_charger({0x0021: True}) as charger, running_csms() as csms:
+        config = bridge_config(csms.url, [station_entry("GB104-W", charger.port)])
+        async with running_bridge(config) as bridge:
+            session = await csms.session("GB104-W")
+            cp = session.charge_point
+            await charger.update(0x0023, True)  # charging: a transaction starts
+            await csms.wait_for(
+                lambda: any(p["event_type"] == "Started" for p in cp.payloads("TransactionEvent"))
+            )
+            (worker,) = bridge.iec104_worker_pids
+            os.kill(worker, signal.SIGKILL)
+            await asyncio.sleep(0.5)
+            await charger.update(0x6401, 100_300)
+            await charger.update(0x0023, False)  # charging ends after the worker came back
+            await csms.wait_for(
+                lambda: any(p["event_type"] == "Ended" for p in cp.payloads("TransactionEvent")),
+                timeout=30,
+            )
+            assert not session.closed.is_set()  # the CSMS never saw the station go
+            events = cp.payloads("TransactionEvent")
+            assert [e["event_type"] for e in events].count("Started") == 1
+            assert len({e["transaction_info"]["transaction_id"] for e in events}) == 1
+            assert bridge.iec104_worker_pids and bridge.iec104_worker_pids[0] != worker
+            assert csms.problems() == []

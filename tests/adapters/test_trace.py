@@ -22,7 +22,6 @@ from adapters.cli_trace import TraceFormatter, follow_lines, last_lines
 from adapters.config import BridgeConfig
 from adapters.driver import CoreDriver
 from adapters.logs import get_logger
-from adapters.mapping_files import compile_file
 from adapters.trace import (
     MAX_DEPTH,
     TOKEN_KEYS,
@@ -37,7 +36,7 @@ from adapters.trace import (
 )
 from bridge.effects import Effect, Send, Side
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
-from tests.e2e.iec104_charger import Charger104
+from tests.e2e.iec104_charger import idle_charger, station_entry
 from tests.peers import connected_charger, connected_charger16, now_iso, running_csms
 
 TAG = "04A2B3C4D5E6F7"
@@ -356,9 +355,6 @@ async def test_the_driver_traces_inputs_sends_and_timers_each_under_its_own_id()
 # --- a real bridge ---------------------------------------------------------------------------------
 
 
-DC_TABLE = Path(__file__).resolve().parents[2] / "mappings" / "gb-dc-charger.yaml"
-
-
 def _read_trace(path: Path) -> list[dict[str, Any]]:
     assert flush_traces()
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
@@ -451,45 +447,28 @@ async def test_a_104_point_change_shares_its_corr_with_the_frames_it_caused(
     tmp_path: Path,
 ) -> None:
     station = "GB104-T"
-    mapping = DC_TABLE
-    charger = Charger104(
-        compile_file(mapping, 1), {0x0022: True, 0x400F: 2.0, 0x0025: 1, 0x6401: 100_000}
-    )
-    await charger.start()
-    try:
-        async with running_csms() as csms:
-            config = bridge_config(
-                csms.url,
-                [
-                    {
-                        "id": station,
-                        "protocol": "iec104",
-                        "host": "127.0.0.1",
-                        "port": charger.port,
-                        "mapping": str(mapping),
-                    }
-                ],
-                bridge={"trace_dir": str(tmp_path)},
+    async with idle_charger() as charger, running_csms() as csms:
+        config = bridge_config(
+            csms.url,
+            [station_entry(station, charger.port)],
+            bridge={"trace_dir": str(tmp_path)},
+        )
+        async with running_bridge(config):
+            session = await csms.session(station)
+            cp = session.charge_point
+            await csms.wait_for(lambda: "StatusNotification" in cp.actions())
+            await charger.update(0x0021, True)  # plug in: Available → Occupied
+            await csms.wait_for(
+                lambda: any(
+                    p["connector_status"] == "Occupied" for p in cp.payloads("StatusNotification")
+                )
             )
-            async with running_bridge(config):
-                session = await csms.session(station)
-                cp = session.charge_point
-                await csms.wait_for(lambda: "StatusNotification" in cp.actions())
-                await charger.update(0x0021, True)  # plug in: Available → Occupied
-                await csms.wait_for(
-                    lambda: any(
-                        p["connector_status"] == "Occupied"
-                        for p in cp.payloads("StatusNotification")
-                    )
+            answer = await cp.call(
+                call201.RequestStartTransaction(
+                    id_token={"id_token": TAG, "type": "ISO14443"}, remote_start_id=5
                 )
-                answer = await cp.call(
-                    call201.RequestStartTransaction(
-                        id_token={"id_token": TAG, "type": "ISO14443"}, remote_start_id=5
-                    )
-                )
-                assert answer.status == "Accepted"
-    finally:
-        await charger.stop()
+            )
+            assert answer.status == "Accepted"
     lines = _read_trace(trace_path(tmp_path, station))
     plug = next(
         line
