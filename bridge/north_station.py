@@ -344,17 +344,25 @@ class NorthStation:
         return events
 
     def next_deadline(self) -> float | None:
-        candidates = [self._endpoint.next_deadline(), self._boot_due]
+        # Asked after every input: written out rather than as a min over a list.
+        best = self._endpoint.next_deadline()
+        due = self._boot_due
+        if due is not None and (best is None or due < best):
+            best = due
         if self.registered:
-            candidates.append(self._heartbeat_due)
+            due = self._heartbeat_due
+            if due is not None and (best is None or due < best):
+                best = due
             if self._room():
-                candidates.append(self.outbox.next_deadline())
-        deadlines = [d for d in candidates if d is not None]
-        return min(deadlines) if deadlines else None
+                due = self.outbox.next_deadline()
+                if due is not None and (best is None or due < best):
+                    best = due
+        return best
 
     def flush(self) -> None:
-        for frame in self._endpoint.take_outgoing():
-            self._effects.append(Send(Side.NORTH, frame))
+        if self._endpoint.has_outgoing:
+            for frame in self._endpoint.take_outgoing():
+                self._effects.append(Send(Side.NORTH, frame))
 
     def _tick(self, now: float) -> None:
         """Start whatever is due: a boot, a heartbeat, the next outbox entry."""

@@ -70,6 +70,8 @@ class PassThroughStation:
                 max_queued=max_queued,
             ),
         }
+        self._south = self._endpoints[Side.SOUTH]
+        self._north = self._endpoints[Side.NORTH]
         self._effects: list[Effect] = []
 
     # --- the adapter's interface -----------------------------------------------------------------
@@ -92,10 +94,11 @@ class PassThroughStation:
         self._collect_frames()
 
     def next_deadline(self) -> float | None:
-        deadlines = [
-            d for d in (e.next_deadline() for e in self._endpoints.values()) if d is not None
-        ]
-        return min(deadlines) if deadlines else None
+        south = self._south.next_deadline()
+        north = self._north.next_deadline()
+        if south is None or (north is not None and north < south):
+            return north
+        return south
 
     def connection_lost(self, side: Side, now: float) -> None:
         """`side`'s connection is gone: fail its calls and close the other side."""
@@ -181,8 +184,9 @@ class PassThroughStation:
 
     def _collect_frames(self) -> None:
         for side, endpoint in self._endpoints.items():
-            for frame in endpoint.take_outgoing():
-                self._effects.append(Send(side, frame))
+            if endpoint.has_outgoing:
+                for frame in endpoint.take_outgoing():
+                    self._effects.append(Send(side, frame))
 
 
 def _failure_text(side: Side, failure: CallFailed) -> str:

@@ -164,6 +164,11 @@ class RpcEndpoint:
     def next_deadline(self) -> float | None:
         return self._outstanding.deadline if self._outstanding is not None else None
 
+    @property
+    def has_outgoing(self) -> bool:
+        """Whether `take_outgoing` would return frames."""
+        return bool(self._outgoing)
+
     def take_outgoing(self) -> list[str]:
         frames, self._outgoing = self._outgoing, []
         return frames

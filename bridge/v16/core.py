@@ -253,19 +253,20 @@ class Station16:
         self._flush()
 
     def next_deadline(self) -> float | None:
-        deadlines = [
-            d
-            for d in (
-                self._south.next_deadline(),
-                self.north.next_deadline(),
-                self._unavailable_due,
-                self._reservation_due,
-                self._held_boot_due,
-                *(held.due for held in self._held_starts.values()),
-            )
-            if d is not None
-        ]
-        return min(deadlines) if deadlines else None
+        # Asked after every input: written out rather than as a min over a list.
+        best = self._south.next_deadline()
+        for due in (
+            self.north.next_deadline(),
+            self._unavailable_due,
+            self._reservation_due,
+            self._held_boot_due,
+        ):
+            if due is not None and (best is None or due < best):
+                best = due
+        for held in self._held_starts.values():
+            if best is None or held.due < best:
+                best = held.due
+        return best
 
     def effects(self) -> list[Effect]:
         effects = self._effects[:]
@@ -280,8 +281,9 @@ class Station16:
 
     def _flush(self) -> None:
         self.north.flush()
-        for frame in self._south.take_outgoing():
-            self._effects.append(Send(Side.SOUTH, frame))
+        if self._south.has_outgoing:
+            for frame in self._south.take_outgoing():
+                self._effects.append(Send(Side.SOUTH, frame))
 
     def _iso(self) -> str:
         return format_utc(datetime.fromtimestamp(self._wall(), UTC))
