@@ -7,11 +7,13 @@ Rules
   tells the core (`connection_made`), and the end of `serve` tells it the connection is gone.
 - A `persistent` driver serves a core that outlives its connections (translated stations: the charger
   and the CSMS connect, drop and reconnect independently); its timer keeps running without any.
-- Each connection has one reader (`serve`). Effects are drained synchronously right after each input,
-  so frames leave in exactly the order the core produced them.
-- A `Send` is written at once (websockets' own `broadcast`, the public synchronous send) when nothing
-  waits in that connection's queue and its transport's write buffer is below the high-water mark.
-  Otherwise it joins the queue, which a writer task empties with `await send` (back-pressure); the task
+- Each connection is served by one `serve`, which has the connection hand every message to the core
+  the moment it arrives (`adapters.ws_direct`: no task is woken per message) until it closes. Effects
+  are drained synchronously right after each input, so frames leave in exactly the order the core
+  produced them.
+- A `Send` is written at once (`write_text` of `adapters.ws_direct`, synchronous like websockets'
+  `broadcast`) when nothing waits in that connection's queue and its transport's write buffer is below
+  the high-water mark. Otherwise it joins the queue, which a writer task empties with `await send` (back-pressure); the task
   exists only while the queue holds something. Order is the same either way: `send` writes its frame
   before it waits, and nothing is written at once past a queued item. (Measured with bench/: a writer
   task woken per frame cost a third of what the bridge added to a relay hop, and a task and a queue per
@@ -23,7 +25,10 @@ Rules
   so a crash never keeps half of what one charger message changed (e.g. a transaction without its
   Started event). A store that cannot write
   fails the session (both connections closed with 1011) rather than acknowledge what it lost.
-- One `loop.call_at` handle per core: the timer is re-armed after every input, only when the deadline moved.
+- One `loop.call_at` handle per core, re-armed only when the core's next deadline comes before it: a
+  deadline that moves later or goes away leaves the timer as it is, and when it fires for nothing due,
+  it is armed again for the next deadline, if any. (Every call moves the deadline by a call timeout, so
+  re-arming after each input cost a `call_at` and a `cancel` per frame.)
 - A bug in the core (an exception from it) is logged with its traceback and ends the session: both
   connections are closed with 1011, and the core is never fed again (`failed`). It never passes silently.
 - With `metrics`, every frame read and every `Send` is counted (action and direction, from the frame's head
@@ -43,14 +48,13 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from websockets.asyncio.connection import Connection
-from websockets.asyncio.server import broadcast
 from websockets.exceptions import ConnectionClosed
 
 from adapters.logs import log_diagnostic
 from adapters.metrics import BridgeMetrics
 from adapters.store import Store
 from adapters.trace import StationTrace
+from adapters.ws_direct import DirectConnection
 from bridge.effects import Close, Persist, Report, Send, Side, StationCore
 
 
@@ -75,7 +79,7 @@ class CoreDriver:
         self._store = store
         self._logs = logs
         self._loop = asyncio.get_running_loop()
-        self._connections: dict[Side, Connection] = {}
+        self._connections: dict[Side, DirectConnection] = {}
         # side -> frames and closes waiting for the writer; a list, not a deque: it is empty almost
         # always, and an empty deque costs 624 bytes per connection
         self._outboxes: dict[Side, list[Send | Close]] = {}
@@ -87,7 +91,7 @@ class CoreDriver:
         self._persistent = persistent
         self.failed = False
 
-    def attach(self, side: Side, connection: Connection) -> None:
+    def attach(self, side: Side, connection: DirectConnection) -> None:
         """Register `side`'s connection, so effects for it are kept from now on.
 
         Attach every connection before serving any: a frame read on one side can produce a frame for
@@ -100,7 +104,7 @@ class CoreDriver:
         transport = getattr(connection, "transport", None)
         if transport is not None and hasattr(transport, "get_write_buffer_limits"):
             self._direct[side] = (transport, transport.get_write_buffer_limits()[1])
-        self._feed(lambda: self._core.connection_made(side, self._loop.time()))
+        self._feed(self._core.connection_made, side)
 
     def connected(self, side: Side) -> bool:
         return side in self._connections
@@ -108,7 +112,7 @@ class CoreDriver:
     def feed(self, action: Callable[[float], None], link_events: Any = None) -> None:
         """An input that is no websocket frame (IEC 104 link events): `action(now)` on the core.
         `link_events`, when given, are what the trace records of this input."""
-        self._feed(lambda: action(self._loop.time()), link_events=link_events)
+        self._feed(action, link_events=link_events)
 
     def start(self) -> None:
         """Arm the timer of a persistent core that has work before any connection (a restart)."""
@@ -123,22 +127,13 @@ class CoreDriver:
     async def serve(self, side: Side) -> None:
         """Run `side`'s attached connection until it ends; then tell the core."""
         connection = self._connections[side]
-        metrics = self._metrics
         try:
             with self._counted(side, connection):
-                async for message in connection:
-                    if self.failed:
-                        break
-                    if metrics is not None:
-                        metrics.received(side, message)
-                    self._feed(
-                        lambda m=message: self._core.receive(side, m, self._loop.time()),
-                        (side, message),
-                    )
-        except ConnectionClosed:
-            pass
+                connection.listen(self._receiver(side))
+                await connection.wait_closed()
         finally:
-            self._feed(lambda: self._core.connection_lost(side, self._loop.time()))
+            connection.stop_listening()
+            self._feed(self._core.connection_lost, side)
             writer = self._writers.get(side)
             if writer is not None:
                 await writer  # what the core queued before the end still goes (a Close, typically)
@@ -148,8 +143,23 @@ class CoreDriver:
             if not self._outboxes and not self._persistent:
                 self.stop()
 
+    def _receiver(self, side: Side) -> Callable[[str | bytes], None]:
+        """What `side`'s connection calls with each message, on arrival (`adapters.ws_direct`)."""
+        count = self._metrics.frame_counter(side, received=True) if self._metrics else None
+        receive = self._core.receive
+        feed = self._feed
+
+        def received(message: str | bytes) -> None:
+            if self.failed:
+                return  # a failed core is never fed again; its connections are being closed
+            if count is not None:
+                count(message)
+            feed(receive, side, message, received=(side, message))
+
+        return received
+
     def _counted(
-        self, side: Side, connection: Connection
+        self, side: Side, connection: DirectConnection
     ) -> contextlib.AbstractContextManager[None]:
         if self._metrics is None:
             return contextlib.nullcontext()
@@ -160,10 +170,12 @@ class CoreDriver:
 
     def _feed(
         self,
-        action: Any,
+        action: Callable[..., None],
+        *args: Any,
         received: tuple[Side, str | bytes] | None = None,
         link_events: Any = None,
     ) -> None:
+        """One input: `action(*args, now)` on the core, then its effects, then the timer."""
         if self.failed:
             return  # a failed core is never fed again (its owner may rebuild it from the store)
         if self._trace is not None:
@@ -171,8 +183,10 @@ class CoreDriver:
             if link_events is not None:
                 self._trace.link_events(link_events)
         try:
-            action()
-            self._apply(self._core.effects())
+            action(*args, self._loop.time())
+            effects = self._core.effects()
+            if effects:
+                self._apply(effects)
         except Exception:  # noqa: BLE001 - a core bug or a store failure: logged, session ended
             self.failed = True
             self._logs[Side.SOUTH].exception("core.failed")
@@ -184,28 +198,30 @@ class CoreDriver:
     def _apply(self, effects: list[Any]) -> None:
         pending: list[Persist] = []
         for effect in effects:
-            if isinstance(effect, Persist):
+            kind = type(effect)
+            if kind is Persist:
                 pending.append(effect)
                 continue
-            if isinstance(effect, Report):  # a log line: it never splits a run of Persist
+            if kind is Report:  # a log line: it never splits a run of Persist
                 log_diagnostic(self._logs[effect.side], effect.diagnostic)
                 continue
             if pending:
                 self._persist(pending)
                 pending = []
-            if isinstance(effect, Send):
-                outbox = self._outboxes.get(effect.side)
+            if kind is Send:
+                side = effect.side
+                outbox = self._outboxes.get(side)
                 if outbox is None:
                     # The core sent on a side it knows is down: a core bug worth seeing.
-                    self._logs[effect.side].error("driver.send_without_connection")
+                    self._logs[side].error("driver.send_without_connection")
                     continue
-                if outbox or not self._write_now(effect.side, effect.frame):
-                    self._queue(effect.side, effect)
+                if outbox or not self._write_now(side, effect.frame):
+                    self._queue(side, effect)
                 if self._metrics is not None:
-                    self._metrics.sent(effect.side, effect.frame)
+                    self._metrics.frame_counter(side, received=False)(effect.frame)
                 if self._trace is not None:
-                    self._trace.sent(effect.side, effect.frame)
-            elif isinstance(effect, Close):
+                    self._trace.sent(side, effect.frame)
+            elif kind is Close:
                 if effect.side in self._outboxes:
                     self._queue(effect.side, effect)
             elif self._on_effect is not None:
@@ -223,9 +239,9 @@ class CoreDriver:
         transport, high_water = direct
         if transport.get_write_buffer_size() > high_water:
             return False
-        # Skips a connection that is closing, as `send` would raise ConnectionClosed: the reader sees
-        # the end and reports it to the core either way.
-        broadcast((self._connections[side],), frame)
+        # Skips a connection that is closing, as `send` would raise ConnectionClosed: the connection
+        # ends and `serve` reports it to the core either way.
+        self._connections[side].write_text(frame)
         return True
 
     def _persist(self, changes: list[Persist]) -> None:
@@ -235,19 +251,26 @@ class CoreDriver:
 
     def _rearm(self) -> None:
         deadline = self._core.next_deadline()
-        if deadline == self._armed_for:
-            return
+        if deadline is None:
+            return  # an armed timer stays: when it fires it finds nothing due and is not re-armed
+        armed_for = self._armed_for
+        if armed_for is not None and armed_for <= deadline:
+            return  # it fires first, and is re-armed then for whatever is due next
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         self._armed_for = deadline
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._armed_for = None
-        self._feed(lambda: self._core.handle_timer(self._loop.time()))
+        deadline = self._core.next_deadline()
+        if deadline is None:
+            return
+        if deadline > self._loop.time():
+            self._rearm()  # armed for a deadline that has moved on since
+            return
+        self._feed(self._core.handle_timer)
 
     def _queue(self, side: Side, item: Send | Close) -> None:
         self._outboxes[side].append(item)
@@ -261,7 +284,7 @@ class CoreDriver:
         if self._writers.get(side) is writer:
             del self._writers[side]
 
-    async def _write(self, side: Side, connection: Connection) -> None:
+    async def _write(self, side: Side, connection: DirectConnection) -> None:
         outbox = self._outboxes[side]
         try:
             while outbox:

@@ -40,8 +40,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-
 from adapters.config import BridgeConfig, Iec104Station
 from adapters.driver import CoreDriver
 from adapters.iec104_link import Iec104Link, LinkSettings
@@ -58,6 +56,7 @@ from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink
 from adapters.store import Store
 from adapters.trace import open_trace
+from adapters.ws_direct import DirectClientConnection
 from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, Side
 from bridge.iec104 import CompiledTable
@@ -181,7 +180,7 @@ class Iec104Host:
         self._north_link = NorthLink(
             station.id, connector, policy or backoff_policy(config), logs[Side.NORTH]
         )
-        self._north: ClientConnection | None = None
+        self._north: DirectClientConnection | None = None
         self._link_state = metrics.iec104_link("down") if metrics is not None else None
 
     def _build(self) -> tuple[Station104, CoreDriver]:
@@ -248,7 +247,7 @@ class Iec104Host:
         else:
             self._logs[Side.SOUTH].error("iec104.unknown_effect", effect=repr(effect))
 
-    async def _north_session(self, connection: ClientConnection) -> None:
+    async def _north_session(self, connection: DirectClientConnection) -> None:
         self._north = connection
         try:
             self._revive()

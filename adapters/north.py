@@ -7,6 +7,8 @@ Rules
   UTF-8 (A00.FR.205); 2 and 3 use the one shared `SSLContext` from `adapters.tls`; 3 authenticates with
   the bridge's client certificate. The profile never drops: a wss:// URL is required by the configuration.
 - The CSMS must select `ocpp2.0.1`; otherwise the connection is closed and counts as refused.
+- Connections are `adapters.ws_direct.DirectClientConnection`s: their messages are handed to the
+  station's driver as they arrive.
 - Liveness: one `adapters.keepalive.Keepalive` pings every CSMS connection (`csms.ping_interval`,
   `csms.ping_timeout`) instead of websockets' task per connection.
 - Every failure is a `CsmsUnavailable`: `status` is the HTTP status when the CSMS answered the handshake
@@ -27,12 +29,13 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from adapters.config import CsmsSection
 from adapters.keepalive import Keepalive, keepalive_options
 from adapters.south import CLOSE_TIMEOUT
+from adapters.ws_direct import DirectClientConnection
 from bridge.backoff import BackoffPolicy, TokenBucket
 from bridge.errors import OcppVersion
 
@@ -87,7 +90,7 @@ class CsmsConnector:
     def url_for(self, station_id: str) -> str:
         return f"{self._csms.url}/{quote(station_id, safe='')}"
 
-    async def connect(self, station_id: str) -> ClientConnection:
+    async def connect(self, station_id: str) -> DirectClientConnection:
         """One paced attempt. Raises CsmsUnavailable."""
         await self._pacer.wait_turn()
         headers: dict[str, str] = {}
@@ -110,6 +113,7 @@ class CsmsConnector:
                 close_timeout=CLOSE_TIMEOUT,
                 **keepalive_options(),
                 max_size=1 << 20,
+                create_connection=DirectClientConnection,
                 **options,
             )
         except InvalidStatus as exc:
@@ -123,6 +127,7 @@ class CsmsConnector:
                 f"CSMS did not accept subprotocol ocpp2.0.1 (chose {connection.subprotocol!r})"
             )
         self.keepalive.watch(connection)
+        assert isinstance(connection, DirectClientConnection)
         return connection
 
 
@@ -145,7 +150,7 @@ class NorthLink:
         self._rand = rand
         self.connections = 0  # successful connections so far, for tests and metrics
 
-    async def run(self, session: Callable[[ClientConnection], Awaitable[None]]) -> None:
+    async def run(self, session: Callable[[DirectClientConnection], Awaitable[None]]) -> None:
         """Connect, run `session` until the connection ends, repeat; until cancelled."""
         attempt = 0
         first = True

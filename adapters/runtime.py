@@ -34,8 +34,6 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-
 from adapters.config import BridgeConfig, ConfigError, Iec104Station, OcppStation
 from adapters.device_model_file import DeviceModelFileError, load_config_table
 from adapters.driver import CoreDriver
@@ -54,6 +52,7 @@ from adapters.store import Store, StoreError
 from adapters.tls import csms_client_context, south_server_context
 from adapters.trace import open_trace
 from adapters.translated import TranslatedStation
+from adapters.ws_direct import DirectServerConnection
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
 from bridge.iec104 import CompiledTable
 from bridge.passthrough import PassThroughStation
@@ -318,14 +317,14 @@ class Runtime:
     def connected_stations(self) -> list[str]:
         return sorted(self._south.connected) if self._south is not None else []
 
-    async def _serve_station(self, station: OcppStation, south: ServerConnection) -> None:
+    async def _serve_station(self, station: OcppStation, south: DirectServerConnection) -> None:
         host = self._translated.get(station.id)
         if host is not None:
             await host.serve_south(south)
         else:
             await self._serve_passthrough(station, south)
 
-    async def _serve_passthrough(self, station: OcppStation, south: ServerConnection) -> None:
+    async def _serve_passthrough(self, station: OcppStation, south: DirectServerConnection) -> None:
         assert self._connector is not None and self._schemas is not None
         logs: dict[Side, Any] = {
             side: station_logger(station.id, side, station.protocol) for side in Side

@@ -24,6 +24,8 @@ Rules
   permessage-deflate is accepted.
 - Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
   `require_client_cert`).
+- Connections are `adapters.ws_direct.DirectServerConnection`s: their messages are handed to the
+  station's driver as they arrive.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ from websockets.http11 import Request, Response
 from adapters.config import BridgeConfig, OcppStation, split_host_port
 from adapters.keepalive import Keepalive, keepalive_options
 from adapters.logs import get_logger
+from adapters.ws_direct import DirectServerConnection
 
-StationHandler = Callable[[OcppStation, ServerConnection], Awaitable[None]]
+StationHandler = Callable[[OcppStation, DirectServerConnection], Awaitable[None]]
 
 _REALM = 'Basic realm="ocpp-bridge", charset="UTF-8"'
 # Seconds granted to a closing handshake. A dead link never completes it, so this adds to the time a
@@ -84,7 +87,7 @@ def basic_credentials(headers: Headers) -> tuple[str, str] | None:
 class _Live:
     """One connected charger."""
 
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: DirectServerConnection) -> None:
         self.connection = connection
         self.done = asyncio.Event()
 
@@ -110,7 +113,7 @@ class SouthServer:
         )
 
     @property
-    def connected(self) -> dict[str, ServerConnection]:
+    def connected(self) -> dict[str, DirectServerConnection]:
         return {station_id: live.connection for station_id, live in self._live.items()}
 
     async def start(self) -> tuple[str, int]:
@@ -128,6 +131,7 @@ class SouthServer:
             max_size=self._settings.max_message_size,
             **keepalive_options(),
             close_timeout=CLOSE_TIMEOUT,
+            create_connection=DirectServerConnection,
             **options,
         )
         bound = next(iter(self._server.sockets)).getsockname()
@@ -180,7 +184,7 @@ class SouthServer:
 
     # --- connection ---------------------------------------------------------------------------
 
-    async def _serve(self, connection: ServerConnection) -> None:
+    async def _serve(self, connection: DirectServerConnection) -> None:
         assert connection.request is not None
         self._keepalive.watch(connection)
         station = self._stations[station_id_from_path(connection.request.path)]

@@ -24,9 +24,6 @@ import time
 import uuid
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.server import ServerConnection
-
 from adapters.config import BridgeConfig, OcppStation
 from adapters.device_model_file import load_config_table
 from adapters.driver import CoreDriver
@@ -34,6 +31,7 @@ from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink
 from adapters.store import Store
 from adapters.trace import open_trace
+from adapters.ws_direct import DirectClientConnection, DirectServerConnection
 from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, Side
 from bridge.north_station import NorthSettings
@@ -105,7 +103,7 @@ class TranslatedStation:
         )
         self._link = NorthLink(station.id, connector, policy, logs[Side.NORTH])
         self._north_task: asyncio.Task[None] | None = None
-        self._north: ClientConnection | None = None
+        self._north: DirectClientConnection | None = None
 
     def _build(self) -> tuple[Station16, CoreDriver]:
         """The core and its driver, from what the store holds for this station."""
@@ -154,7 +152,7 @@ class TranslatedStation:
                 self._link.run(self._north_session), name=f"north:{self.station.id}"
             )
 
-    async def _north_session(self, connection: ClientConnection) -> None:
+    async def _north_session(self, connection: DirectClientConnection) -> None:
         self._north = connection
         try:
             self._revive()
@@ -163,7 +161,7 @@ class TranslatedStation:
         finally:
             self._north = None
 
-    async def serve_south(self, connection: ServerConnection) -> None:
+    async def serve_south(self, connection: DirectServerConnection) -> None:
         self._ensure_north()
         self._logs[Side.SOUTH].info("charger.connected")
         self._revive()

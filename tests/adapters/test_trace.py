@@ -269,26 +269,33 @@ def test_every_input_opens_a_correlation_and_answers_point_to_their_call() -> No
 
 
 class _FakeConnection:
+    """The driver's view of a connection (`adapters.ws_direct`): messages are handed to a listener."""
+
     subprotocol = "ocpp1.6"
 
     def __init__(self) -> None:
-        self.inbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.listener: Any = None
+        self.closed = asyncio.Event()
         self.sent: list[str] = []
 
-    def __aiter__(self) -> _FakeConnection:
-        return self
+    def listen(self, on_message: Any) -> None:
+        self.listener = on_message
 
-    async def __anext__(self) -> str:
-        item = await self.inbox.get()
-        if item is None:
-            raise StopAsyncIteration
-        return item
+    def stop_listening(self) -> None:
+        self.listener = None
+
+    def deliver(self, message: str) -> None:
+        assert self.listener is not None, "nobody listens yet"
+        self.listener(message)
+
+    async def wait_closed(self) -> None:
+        await self.closed.wait()
 
     async def send(self, frame: str) -> None:
         self.sent.append(frame)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.inbox.put_nowait(None)
+        self.closed.set()
 
 
 class _RelayCore:
@@ -333,7 +340,8 @@ async def test_the_driver_traces_inputs_sends_and_timers_each_under_its_own_id()
     driver.attach(Side.SOUTH, south)  # type: ignore[arg-type]
     driver.attach(Side.NORTH, north)  # type: ignore[arg-type]
     tasks = [asyncio.create_task(driver.serve(side)) for side in Side]
-    south.inbox.put_nowait(f'[2,"c1","Authorize",{{"idTag":"{TAG}"}}]')
+    await asyncio.sleep(0)  # the driver listens
+    south.deliver(f'[2,"c1","Authorize",{{"idTag":"{TAG}"}}]')
     await asyncio.wait_for(core.timer_fired.wait(), 5)
     await south.close()
     await north.close()

@@ -1,0 +1,349 @@
+"""WebSocket connections that hand every incoming message to a callback the moment it arrives.
+
+Rules
+- `DirectServerConnection` and `DirectClientConnection` are websockets' own asyncio connections, made
+  through the public `create_connection` hook of `serve` and `connect`: the handshake, pings and pongs,
+  the closing handshake, size limits, compression and every protocol error are websockets'. What differs:
+  - the read side: instead of queueing messages for `recv()`, the connection calls `on_message(message)`
+    (str for a text message, bytes for a binary one) from the transport's `data_received`, on the event
+    loop's thread. `recv()` is not used on these connections;
+  - `write_text(text)` writes a text message synchronously (no back-pressure: the caller checks the
+    transport's write buffer), as websockets' `broadcast` does.
+- `listen(on_message)` starts the delivery, `stop_listening()` ends it. Messages that arrive while
+  nobody listens (between the handshake and the start of the session, or after its end) are kept in
+  order and handed over by the next `listen`; once `BACKLOG` wait, the connection stops reading from
+  its socket until `listen` is called, as websockets does when nobody calls `recv()`.
+- A fragmented message is assembled before it is handed over; websockets' protocol enforces `max_size`
+  over the whole message. A text message that is not valid UTF-8 fails the connection with 1007, as
+  websockets' `recv()` does, and nothing more is handed over.
+- `on_message` must not raise. If it does anyway, the error is logged and the connection is failed with
+  1011: an exception must neither escape into the transport nor pass silently.
+- The frame fast path. While the connection is open, uses no extension (no compression) and websockets'
+  parser waits at a frame boundary with nothing buffered, the connection splits the incoming bytes into
+  frames itself. A complete frame that websockets would turn into exactly one message and nothing else
+  (FIN set, text or binary, reserved bits clear, masked as the side requires, within `max_size`, no
+  fragmented message in progress) is unmasked and handed over here. The first frame that is anything
+  else (a control frame, a fragment, a frame with an error, or one not yet complete and not
+  eligible) is passed to websockets with every byte after it, which parses and answers it as usual; the
+  fast path resumes at the next `data_received` that finds websockets' parser at a boundary again. So
+  websockets sees every frame that has any effect besides a message, in order, and errors are its own.
+  Likewise `write_text` builds an unfragmented text frame itself when the connection is open, uses no
+  extension and no fragmented send is in progress, and leaves everything else to `broadcast`.
+- Why: per request/response pair through the bridge, websockets' generator-based parser, frame objects
+  and its reader task cost more CPU than the bridge's own work on the message (bench/README.md).
+- Everything else (close codes, `wait_closed()`, `subprotocol`, `request`, `remote_address`) is the
+  websockets connection's, unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import Side, State
+from websockets.speedups import apply_mask  # type: ignore[attr-defined]
+from websockets.streams import StreamReader
+
+from adapters.logs import get_logger
+
+Message = str | bytes
+OnMessage = Callable[[Message], None]
+
+# Messages kept before `listen`: OCPP-J allows one call in flight per direction, so a well-behaved peer
+# sends at most a few before its session starts.
+BACKLOG = 16
+
+_DATA = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
+# websockets' parser waits here, between two frames, when it has read every byte it was given
+_AT_EOF = StreamReader.at_eof.__code__
+_TEXT, _BINARY = int(Opcode.TEXT), int(Opcode.BINARY)
+_UNSIGNED_16 = struct.Struct("!H")
+_UNSIGNED_64 = struct.Struct("!Q")
+
+
+class _DirectDelivery:
+    """The read and write sides shared by both connection classes (a mixin before websockets' class)."""
+
+    # set by __init__ of the websockets class this mixes into
+    protocol: Any
+    transport: Any
+
+    def _direct_init(self) -> None:
+        self._on_message: OnMessage | None = None
+        self._backlog: list[Message] = []
+        self._paused = False
+        # a fragmented message being received: its opcode and its fragments so far
+        self._fragments: list[bytes] = []
+        self._fragmented: Opcode | None = None
+        self._failed = False
+        self._failing: asyncio.Task[None] | None = None
+        # whether this connection splits the incoming bytes into frames itself (else websockets'
+        # parser reads them), and the start of a frame it is splitting that is not complete yet
+        self._splitting = False
+        self._rest: bytearray | None = None
+        # a client masks the frames it sends (RFC 6455 §5.3), a server does not
+        self._peer_masks = self.protocol.side is Side.SERVER
+
+    # --- the listener -------------------------------------------------------------------------
+
+    def listen(self, on_message: OnMessage) -> None:
+        """Hand every message to `on_message` from now on, starting with those that waited."""
+        if self._on_message is not None:
+            raise RuntimeError("this connection already has a listener")
+        self._on_message = on_message
+        backlog, self._backlog = self._backlog, []
+        for message in backlog:
+            self._deliver(message)
+        if self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def stop_listening(self) -> None:
+        """Keep what arrives from now on (up to `BACKLOG`, then stop reading), as before `listen`."""
+        self._on_message = None
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def write_text(self, text: str) -> None:
+        """Write `text` as one text message now; skipped, as by `broadcast`, unless the connection is
+        open."""
+        protocol = self.protocol
+        if (
+            protocol.state is not State.OPEN
+            or protocol.extensions
+            or protocol.expect_continuation_frame
+            or self.send_in_progress is not None  # type: ignore[attr-defined]
+            or self.transport.is_closing()
+        ):
+            broadcast((self,), text)  # type: ignore[arg-type]
+            return
+        payload = text.encode()
+        length = len(payload)
+        if self._peer_masks:  # this is the server: its frames are not masked
+            if length < 126:
+                self.transport.write(bytes((0x81, length)) + payload)
+            elif length < 65536:
+                self.transport.write(b"\x81\x7e" + _UNSIGNED_16.pack(length) + payload)
+            else:
+                self.transport.write(b"\x81\x7f" + _UNSIGNED_64.pack(length) + payload)
+            return
+        mask = secrets.token_bytes(4)
+        if length < 126:
+            head = bytes((0x81, 0x80 | length))
+        elif length < 65536:
+            head = b"\x81\xfe" + _UNSIGNED_16.pack(length)
+        else:
+            head = b"\x81\xff" + _UNSIGNED_64.pack(length)
+        self.transport.write(head + mask + apply_mask(payload, mask))
+
+    # --- reading: the fast path -----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if not self._splitting:
+            if not self._at_frame_boundary():
+                super().data_received(data)  # type: ignore[misc]
+                return
+            self._splitting = True
+        rest = self._rest
+        if rest is None:
+            buffer: bytes | bytearray = data
+        else:
+            rest += data
+            buffer = rest
+        position = self._split(buffer)
+        if position == len(buffer):
+            self._rest = None
+        elif buffer is rest:
+            del rest[:position]
+        else:
+            self._rest = bytearray(memoryview(buffer)[position:])
+        if self._rest is not None and not self._eligible_prefix(self._rest):
+            self._hand_over()
+
+    def eof_received(self) -> bool | None:
+        self._hand_over()
+        return super().eof_received()  # type: ignore[misc, no-any-return]
+
+    def _at_frame_boundary(self) -> bool:
+        """Whether every byte from the next one on starts a frame websockets has not seen."""
+        protocol = self.protocol
+        if protocol.state is not State.OPEN or protocol.extensions or self._failed:
+            return False
+        if protocol.reader.buffer:
+            return False
+        waiting = protocol.parser
+        while waiting.gi_yieldfrom is not None:
+            waiting = waiting.gi_yieldfrom
+        return waiting.gi_code is _AT_EOF  # type: ignore[no-any-return]
+
+    def _split(self, buffer: bytes | bytearray) -> int:
+        """Hand over the eligible frames at the start of `buffer`; how many bytes they took."""
+        protocol = self.protocol
+        limit = protocol.max_message_size
+        masked = self._peer_masks
+        end = len(buffer)
+        position = 0
+        while end - position >= 2:
+            head1, head2 = buffer[position], buffer[position + 1]
+            length = head2 & 0x7F
+            start = position + 2
+            if length == 126:
+                if end < start + 2:
+                    break
+                (length,) = _UNSIGNED_16.unpack_from(buffer, start)
+                start += 2
+            elif length == 127:
+                if end < start + 8:
+                    break
+                (length,) = _UNSIGNED_64.unpack_from(buffer, start)
+                start += 8
+            opcode = head1 & 0x0F
+            eligible = (
+                head1 & 0xF0 == 0x80  # FIN, no reserved bit
+                and opcode in (_TEXT, _BINARY)
+                and (head2 & 0x80 == 0x80) == masked
+                and (limit is None or length <= limit)
+                and self._fragmented is None
+                and protocol.state is State.OPEN
+                and not self._failed
+            )
+            if not eligible:
+                break  # websockets takes it from here, complete or not
+            if masked:
+                start += 4
+            stop = start + length
+            if end < stop:
+                break  # wait for the rest of this frame
+            if masked:
+                payload = apply_mask(buffer[start:stop], buffer[start - 4 : start])
+            else:
+                payload = bytes(buffer[start:stop])
+            position = stop
+            self._message(Opcode.TEXT if opcode == _TEXT else Opcode.BINARY, payload)
+        return position
+
+    def _eligible_prefix(self, rest: bytearray) -> bool:
+        """Whether the bytes left may still be the beginning of an eligible frame (so they wait)."""
+        if self.protocol.state is not State.OPEN or self._failed or self._fragmented is not None:
+            return False
+        if len(rest) < 2:
+            return True
+        head1, head2 = rest[0], rest[1]
+        opcode = head1 & 0x0F
+        if head1 & 0xF0 != 0x80 or opcode not in (_TEXT, _BINARY):
+            return False
+        if (head2 & 0x80 == 0x80) != self._peer_masks:
+            return False
+        length = head2 & 0x7F
+        limit = self.protocol.max_message_size
+        if limit is None or length < 126:
+            return True
+        need = 2 if length == 126 else 8
+        if len(rest) < 2 + need:
+            return True
+        unpack = _UNSIGNED_16 if length == 126 else _UNSIGNED_64
+        return bool(unpack.unpack_from(rest, 2)[0] <= limit)
+
+    def _hand_over(self) -> None:
+        """From here websockets' parser reads every byte, starting with those this connection holds."""
+        rest, self._rest = self._rest, None
+        self._splitting = False
+        if rest:
+            super().data_received(bytes(rest))  # type: ignore[misc]
+
+    # --- reading: messages from websockets' parser -----------------------------------------------
+
+    def process_event(self, event: Any) -> None:
+        # Handshake events (the Request or the Response) and control frames go to websockets.
+        if not isinstance(event, Frame) or event.opcode not in _DATA:
+            super().process_event(event)  # type: ignore[misc]
+            return
+        if self._failed:
+            return
+        opcode = event.opcode
+        if opcode is Opcode.CONT:
+            if self._fragmented is None:  # websockets' protocol never lets this through
+                return
+            self._fragments.append(bytes(event.data))
+            if not event.fin:
+                return
+            opcode, data = self._fragmented, b"".join(self._fragments)
+            self._fragmented, self._fragments = None, []
+        elif not event.fin:
+            self._fragmented, self._fragments = opcode, [bytes(event.data)]
+            return
+        else:
+            data = bytes(event.data)
+        self._message(opcode, data)
+
+    # --- handing messages over ------------------------------------------------------------------
+
+    def _message(self, opcode: Opcode, data: bytes) -> None:
+        if self._failed:
+            return
+        if opcode is Opcode.TEXT:
+            try:
+                message: Message = data.decode()
+            except UnicodeDecodeError as exc:
+                self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+                return
+        else:
+            message = data
+        if self._on_message is None:
+            self._backlog.append(message)
+            if len(self._backlog) >= BACKLOG and not self._paused:
+                self._paused = True
+                self.transport.pause_reading()
+            return
+        self._deliver(message)
+
+    def _deliver(self, message: Message) -> None:
+        if self._failed:
+            return
+        assert self._on_message is not None
+        try:
+            self._on_message(message)
+        except Exception:  # noqa: BLE001 - never into the transport, never silent
+            get_logger().exception("websocket.listener_failed")
+            self._fail(CloseCode.INTERNAL_ERROR, "internal error")
+
+    def _fail(self, code: CloseCode, reason: str) -> None:
+        """Fail the connection as websockets' `recv()` does: no more messages, close with `code`."""
+        self._failed = True
+        self._backlog = []
+        if self._failing is None:
+            self._failing = asyncio.get_running_loop().create_task(self._send_failure(code, reason))
+
+    async def _send_failure(self, code: CloseCode, reason: str) -> None:
+        # websockets' own sequence in `recv()` for a message it cannot decode: fail the protocol in
+        # its send context, which writes the close frame and enforces the close timeout.
+        with contextlib.suppress(ConnectionClosed):
+            async with self.send_context():  # type: ignore[attr-defined]
+                self.protocol.fail(code, reason)
+
+
+class DirectServerConnection(_DirectDelivery, ServerConnection):
+    """A charger's connection to the bridge (`serve(..., create_connection=DirectServerConnection)`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._direct_init()
+
+
+class DirectClientConnection(_DirectDelivery, ClientConnection):
+    """The bridge's connection to the CSMS (`connect(..., create_connection=DirectClientConnection)`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._direct_init()
+
+
+DirectConnection = DirectServerConnection | DirectClientConnection

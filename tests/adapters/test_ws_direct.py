@@ -1,0 +1,509 @@
+"""adapters.ws_direct: messages handed over on arrival, the frame fast path, `write_text`.
+
+The peers are websockets' own protocol objects and servers (an independent implementation of RFC 6455)
+and raw sockets that send hand-made frames, split wherever a test wants them split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.client import ClientProtocol
+from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.protocol import Protocol, Side, State
+from websockets.uri import parse_uri
+from websockets.utils import accept_key
+
+from adapters.ws_direct import BACKLOG, DirectClientConnection, DirectServerConnection
+
+HOST = "127.0.0.1"
+
+
+class FakeTransport:
+    """Enough of an asyncio transport for a connection fed by hand."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closing = False
+        self.reading = True
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def _open_client(max_size: int = 2**20) -> tuple[DirectClientConnection, FakeTransport, bytes]:
+    """A client connection whose handshake request was written; returns the 101 response to feed."""
+    protocol = ClientProtocol(parse_uri("ws://127.0.0.1/ocpp/CP"), max_size=max_size)
+    connection = DirectClientConnection(protocol, ping_interval=None, ping_timeout=None)
+    transport = FakeTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    request = protocol.connect()
+    protocol.send_request(request)
+    connection.send_data()
+    key = request.headers["Sec-WebSocket-Key"]
+    response = (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+    ).encode()
+    transport.written.clear()
+    return connection, transport, response
+
+
+def _frames_written(data: bytes | bytearray, *, by_client: bool) -> list[Frame]:
+    """The frames in what a connection wrote, read by websockets' protocol as its peer would."""
+    reader = Protocol(Side.SERVER if by_client else Side.CLIENT, state=State.OPEN, max_size=None)
+    reader.receive_data(bytes(data))
+    return [event for event in reader.events_received() if isinstance(event, Frame)]
+
+
+def _unmasked(opcode: Opcode, data: bytes, fin: bool = True, rsv1: bool = False) -> bytes:
+    frame = Frame(opcode, data, fin).serialize(mask=False)
+    return (
+        bytes((frame[0] | (0x40 if rsv1 else 0),)) + frame[1:]
+    )  # websockets won't set rsv1 itself
+
+
+def _masked(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+    return Frame(opcode, data, fin).serialize(mask=True)
+
+
+def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c for c in cuts if 0 < c < len(data)} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
+
+
+# --- messages and frames, fed by hand -----------------------------------------------------------
+
+SIZES = st.sampled_from([0, 1, 2, 125, 126, 127, 300, 65535, 65536, 70000])
+
+
+@st.composite
+def peer_items(draw: st.DrawFn) -> tuple[str, Any, int]:
+    kind = draw(st.sampled_from(["text", "text", "binary", "ping", "fragmented"]))
+    if kind == "ping":
+        return kind, draw(st.binary(max_size=20)), 1
+    size = draw(SIZES)
+    if kind == "binary":
+        return kind, os.urandom(size), 1
+    text = draw(st.text(min_size=1, max_size=8)) * (size // 4 + 1)
+    return kind, text[: max(size, 1)], draw(st.integers(2, 4)) if kind == "fragmented" else 1
+
+
+def _serialize(
+    items: list[tuple[str, Any, int]],
+) -> tuple[bytes, list[Any], list[bytes], list[int]]:
+    """Server frames for `items`; the messages and the pong payloads they should cause, and where
+    each frame ends."""
+    out, messages, pongs, ends = bytearray(), [], [], []
+    for kind, value, parts in items:
+        if kind == "ping":
+            out += _unmasked(Opcode.PING, value)
+            pongs.append(value)
+        elif kind == "binary":
+            out += _unmasked(Opcode.BINARY, value)
+            messages.append(value)
+        else:
+            data = value.encode()
+            step = max(1, len(data) // parts)
+            pieces = [data[i : i + step] for i in range(0, len(data), step)] or [b""]
+            for n, piece in enumerate(pieces):
+                opcode = Opcode.TEXT if n == 0 else Opcode.CONT
+                out += _unmasked(opcode, piece, fin=n == len(pieces) - 1)
+                ends.append(len(out))
+            messages.append(value)
+        ends.append(len(out))
+    return bytes(out), messages, pongs, ends
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    items=st.lists(peer_items(), min_size=1, max_size=8),
+    cuts=st.lists(st.integers(0, 300_000), max_size=12),
+    at_frame_ends=st.lists(st.booleans(), min_size=40, max_size=40),
+    listen_first=st.booleans(),
+)
+async def test_every_message_arrives_whole_and_in_order_however_the_bytes_are_split(
+    items: list[tuple[str, Any, int]],
+    cuts: list[int],
+    at_frame_ends: list[bool],
+    listen_first: bool,
+) -> None:
+    connection, transport, response = _open_client(max_size=2**20)
+    stream, expected, pongs, ends = _serialize(items)
+    # segments end at random places and at some frame ends (where the fast path starts again)
+    cuts = [c % (len(stream) + 1) for c in cuts]
+    cuts += [end for end, chosen in zip(ends, at_frame_ends, strict=False) if chosen]
+    received: list[Any] = []
+    if listen_first:
+        connection.listen(received.append)
+    # the first frames may share the 101's segment
+    for chunk in _chunks(response + stream, [len(response) + c for c in cuts]):
+        connection.data_received(chunk)
+    if not listen_first:
+        connection.listen(received.append)
+    assert connection.protocol.state is State.OPEN
+    assert received == expected
+    answered = [f for f in _frames_written(transport.written, by_client=True)]
+    assert [f.data for f in answered if f.opcode is Opcode.PONG] == pongs
+
+
+async def test_unfragmented_messages_bypass_websockets_parser_and_a_ping_still_reaches_it() -> None:
+    connection, transport, response = _open_client()
+    received: list[Any] = []
+    connection.listen(received.append)
+    connection.data_received(response)
+    fed: list[bytes] = []
+    original = connection.protocol.receive_data
+
+    def spy(data: bytes) -> None:
+        fed.append(data)
+        original(data)
+
+    connection.protocol.receive_data = spy  # type: ignore[method-assign]
+    for n in range(10):
+        connection.data_received(_unmasked(Opcode.TEXT, f'[3,"m{n}",{{}}]'.encode()))
+    assert received == [f'[3,"m{n}",{{}}]' for n in range(10)]
+    assert fed == []  # the fast path handed every one over
+    connection.data_received(_unmasked(Opcode.PING, b"p") + _unmasked(Opcode.TEXT, b"after"))
+    assert fed == [_unmasked(Opcode.PING, b"p") + _unmasked(Opcode.TEXT, b"after")]
+    assert received[-1] == "after"
+    assert [f.opcode for f in _frames_written(transport.written, by_client=True)] == [Opcode.PONG]
+    connection.data_received(_unmasked(Opcode.TEXT, b"fast again"))
+    assert len(fed) == 1 and received[-1] == "fast again"
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (_unmasked(Opcode.TEXT, b"\xff\xfe"), CloseCode.INVALID_DATA),  # not UTF-8
+        (_unmasked(Opcode.TEXT, b"x", rsv1=True), CloseCode.PROTOCOL_ERROR),  # no extension
+        (_masked(Opcode.TEXT, b"x"), CloseCode.PROTOCOL_ERROR),  # a server never masks
+        (_unmasked(Opcode.CONT, b"x"), CloseCode.PROTOCOL_ERROR),  # nothing to continue
+        (bytes((0x83, 0x01)) + b"x", CloseCode.PROTOCOL_ERROR),  # reserved opcode
+        (_unmasked(Opcode.TEXT, b"x" * 2000), CloseCode.MESSAGE_TOO_BIG),
+    ],
+)
+async def test_a_broken_frame_fails_the_connection_as_websockets_does(
+    frame: bytes, code: CloseCode
+) -> None:
+    connection, transport, response = _open_client(max_size=1000)
+    received: list[Any] = []
+    connection.listen(received.append)
+    connection.data_received(response + _unmasked(Opcode.TEXT, b"before"))
+    connection.data_received(frame + _unmasked(Opcode.TEXT, b"after"))
+    await asyncio.sleep(0)  # a UTF-8 failure is sent from a task, as websockets' recv() does
+    await asyncio.sleep(0)
+    assert received == ["before"]
+    closes = [
+        f for f in _frames_written(transport.written, by_client=True) if f.opcode is Opcode.CLOSE
+    ]
+    assert closes and Close.parse(closes[0].data).code == code
+    assert connection.protocol.state is not State.OPEN
+
+
+async def test_a_new_message_in_the_middle_of_a_fragmented_one_is_a_protocol_error() -> None:
+    connection, transport, response = _open_client()
+    received: list[Any] = []
+    connection.listen(received.append)
+    connection.data_received(response + _unmasked(Opcode.TEXT, b"frag", fin=False))
+    connection.data_received(
+        _unmasked(Opcode.TEXT, b"whole")
+    )  # websockets' parser is at a boundary
+    assert received == []
+    closes = [
+        f for f in _frames_written(transport.written, by_client=True) if f.opcode is Opcode.CLOSE
+    ]
+    assert Close.parse(closes[0].data).code == CloseCode.PROTOCOL_ERROR
+
+
+async def test_an_oversized_header_fails_at_once_without_waiting_for_its_payload() -> None:
+    connection, transport, response = _open_client(max_size=1000)
+    connection.listen(lambda message: None)
+    connection.data_received(response + b"\x81\x7f" + (2**40).to_bytes(8, "big") + b"xx")
+    closes = [
+        f for f in _frames_written(transport.written, by_client=True) if f.opcode is Opcode.CLOSE
+    ]
+    assert closes and Close.parse(closes[0].data).code == CloseCode.MESSAGE_TOO_BIG
+
+
+async def test_bytes_after_a_close_frame_go_to_websockets_not_to_the_listener() -> None:
+    connection, transport, response = _open_client()
+    received: list[Any] = []
+    connection.listen(received.append)
+    close = _unmasked(Opcode.CLOSE, Close(1000, "bye").serialize())
+    connection.data_received(response + close + _unmasked(Opcode.TEXT, b"late"))
+    assert received == []
+    assert connection.protocol.state is State.CLOSING
+    closes = [
+        f for f in _frames_written(transport.written, by_client=True) if f.opcode is Opcode.CLOSE
+    ]
+    assert Close.parse(closes[0].data).code == 1000  # the closing handshake is websockets'
+
+
+async def test_a_listener_that_raises_fails_the_connection_with_1011_and_hears_nothing_more() -> (
+    None
+):
+    connection, transport, response = _open_client()
+    seen: list[Any] = []
+
+    def listener(message: Any) -> None:
+        seen.append(message)
+        raise RuntimeError("a bug")
+
+    connection.listen(listener)
+    connection.data_received(
+        response + _unmasked(Opcode.TEXT, b"one") + _unmasked(Opcode.TEXT, b"two")
+    )
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert seen == ["one"]
+    closes = [
+        f for f in _frames_written(transport.written, by_client=True) if f.opcode is Opcode.CLOSE
+    ]
+    assert Close.parse(closes[0].data).code == CloseCode.INTERNAL_ERROR
+
+
+async def test_reading_pauses_when_the_backlog_is_full_and_resumes_on_listen() -> None:
+    connection, transport, response = _open_client()
+    connection.data_received(response)
+    for n in range(BACKLOG):
+        connection.data_received(_unmasked(Opcode.TEXT, str(n).encode()))
+    assert not transport.reading
+    received: list[Any] = []
+    connection.listen(received.append)
+    assert transport.reading
+    assert received == [str(n) for n in range(BACKLOG)]
+    connection.stop_listening()
+    connection.data_received(_unmasked(Opcode.TEXT, b"kept"))
+    connection.listen(received.append)
+    assert received[-1] == "kept"
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 200_000])
+async def test_write_text_from_a_client_is_one_masked_text_frame(size: int) -> None:
+    connection, transport, response = _open_client()
+    connection.data_received(response)
+    text = ("é" * size)[:size]
+    connection.write_text(text)
+    frames = _frames_written(transport.written, by_client=True)  # the server side insists on masks
+    assert [(f.opcode, f.fin, f.data.decode()) for f in frames] == [(Opcode.TEXT, True, text)]
+
+
+async def test_write_text_on_a_closing_connection_writes_nothing() -> None:
+    connection, transport, response = _open_client()
+    connection.data_received(response + _unmasked(Opcode.CLOSE, Close(1000, "").serialize()))
+    transport.written.clear()
+    connection.write_text("too late")
+    assert transport.written == b""
+
+
+# --- over sockets: the server side, a raw client ------------------------------------------------
+
+
+class RawClient:
+    """A charger that speaks RFC 6455 by hand: the upgrade request, then whatever bytes a test sends."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.protocol = Protocol(Side.CLIENT, state=State.OPEN, max_size=None)
+
+    @classmethod
+    async def open(cls, port: int) -> RawClient:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET /ocpp/CP HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert accept_key(key).encode() in head
+        return cls(reader, writer)
+
+    async def send_split(self, data: bytes, size: int, chunks: int = 250) -> None:
+        """`data` in pieces of `size` bytes, most arriving as segments of their own; after `chunks`
+        pieces the rest goes in about 50 larger ones (bounded time, big frames still split)."""
+        start = sent = 0
+        while start < len(data):
+            step = size if sent < chunks else max(size, (len(data) - start) // 50 + 1)
+            self.writer.write(data[start : start + step])
+            await self.writer.drain()
+            await asyncio.sleep(0.001)
+            start += step
+            sent += 1
+
+    async def frames(self, until: Opcode, timeout: float = 5.0) -> list[Frame]:
+        frames: list[Frame] = []
+        async with asyncio.timeout(timeout):
+            while not any(f.opcode is until for f in frames):
+                data = await self.reader.read(65536)
+                if not data:
+                    break
+                self.protocol.receive_data(data)
+                frames += [e for e in self.protocol.events_received() if isinstance(e, Frame)]
+        return frames
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.connections: list[DirectServerConnection] = []
+        self.closed = asyncio.Event()
+
+    async def handler(self, connection: ServerConnection) -> None:
+        assert isinstance(connection, DirectServerConnection)
+        self.connections.append(connection)
+
+        def received(message: Any) -> None:
+            self.messages.append(message)
+            if message == "echo?":
+                connection.write_text("echo!")
+
+        connection.listen(received)
+        await connection.wait_closed()
+        self.closed.set()
+
+
+async def _server(recorder: Recorder, max_size: int = 2**20) -> Any:
+    return await serve(
+        recorder.handler,
+        HOST,
+        0,
+        create_connection=DirectServerConnection,
+        ping_interval=None,
+        max_size=max_size,
+    )
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1000, 1 << 20])
+async def test_masked_frames_from_a_raw_client_arrive_however_the_segments_fall(chunk: int) -> None:
+    recorder = Recorder()
+    async with await _server(recorder) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = await RawClient.open(port)
+        texts = ["a", "é" * 70, "x" * 126, "y" * 70_000, "echo?"]
+        data = b"".join(_masked(Opcode.TEXT, t.encode()) for t in texts)
+        data += _masked(Opcode.PING, b"hb") + _masked(Opcode.BINARY, b"\x00\x01")
+        data += _masked(Opcode.TEXT, b"fr", fin=False) + _masked(Opcode.CONT, b"ag")
+        await client.send_split(data, chunk)
+        frames = await client.frames(until=Opcode.PONG)
+        frames += (
+            []
+            if any(f.opcode is Opcode.TEXT for f in frames)
+            else await client.frames(until=Opcode.TEXT)
+        )
+        async with asyncio.timeout(5):
+            while len(recorder.messages) < 7:
+                await asyncio.sleep(0.01)
+        assert recorder.messages == [*texts, b"\x00\x01", "frag"]
+        assert [f.data for f in frames if f.opcode is Opcode.PONG] == [b"hb"]
+        assert [f.data for f in frames if f.opcode is Opcode.TEXT] == [b"echo!"]  # unmasked
+        await client.close()
+
+
+async def test_an_unmasked_frame_from_a_client_is_a_protocol_error() -> None:
+    recorder = Recorder()
+    async with await _server(recorder) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = await RawClient.open(port)
+        await client.send_split(_masked(Opcode.TEXT, b"ok") + _unmasked(Opcode.TEXT, b"bad"), 1000)
+        frames = await client.frames(until=Opcode.CLOSE)
+        assert Close.parse(frames[-1].data).code == CloseCode.PROTOCOL_ERROR
+        assert recorder.messages == ["ok"]
+        await client.close()
+
+
+async def test_a_websockets_client_and_a_direct_server_talk_both_ways_with_compression() -> None:
+    """With permessage-deflate, frames carry rsv1: everything goes through websockets itself."""
+    recorder = Recorder()
+    server = await serve(
+        recorder.handler,
+        HOST,
+        0,
+        create_connection=DirectServerConnection,
+        ping_interval=None,
+        compression="deflate",
+    )
+    async with server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://{HOST}:{port}/ocpp/CP", compression="deflate") as client:
+            await client.send("x" * 5000)
+            await client.send("echo?")
+            assert await asyncio.wait_for(client.recv(), 5) == "echo!"
+        assert recorder.messages == ["x" * 5000, "echo?"]
+
+
+async def test_a_direct_client_and_a_websockets_server_talk_both_ways() -> None:
+    got: list[Any] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        async for message in connection:  # websockets' server insists on masked frames
+            got.append(message)
+            await connection.send(f"re:{message}")
+
+    async with serve(handler, HOST, 0, ping_interval=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        connection = await connect(
+            f"ws://{HOST}:{port}/ocpp/CP",
+            create_connection=DirectClientConnection,
+            ping_interval=None,
+        )
+        assert isinstance(connection, DirectClientConnection)
+        answers: list[Any] = []
+        connection.listen(answers.append)
+        sizes = [0, 125, 126, 65535, 65536, 100_000]
+        for size in sizes:
+            connection.write_text("z" * size)
+        async with asyncio.timeout(5):
+            while len(answers) < len(sizes):
+                await asyncio.sleep(0.01)
+        await connection.close()
+        assert got == ["z" * size for size in sizes]
+        assert answers == [f"re:{'z' * size}" for size in sizes]
