@@ -247,12 +247,21 @@ class ChildFailed(Exception):
 
 
 class Child:
-    """One `python -m bench.<module>` child process and its control channel."""
+    """One `python -m bench.<module>` child process and its control channel; `prefix` runs it under
+    another program (`valgrind --tool=callgrind ...`)."""
 
-    def __init__(self, name: str, module: str, args: Sequence[str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        args: Sequence[str],
+        log_dir: Path,
+        prefix: Sequence[str] = (),
+    ) -> None:
         self.name = name
         self.module = module
         self.args = list(args)
+        self.prefix = list(prefix)
         self.log_path = log_dir / f"{name}.log"
         self.process: asyncio.subprocess.Process | None = None
         self.ready: dict[str, Any] = {}
@@ -267,6 +276,7 @@ class Child:
         """Start the child and wait for its ready line; raise ChildFailed with its reason."""
         self._log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
+            *self.prefix,
             sys.executable,
             "-m",
             self.module,
@@ -363,8 +373,9 @@ class ChildGroup:
         *,
         wait_s: float = 60.0,
         env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> Child:
-        child = Child(name, module, args, self.log_dir)
+        child = Child(name, module, args, self.log_dir, prefix)
         self.children.append(child)
         await child.start(wait_s, env)
         return child

@@ -14,6 +14,7 @@ import json
 import os
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,10 @@ class Settings:
     hop_stations: int = 20
     hop_pairs: int = 50
     hop_rounds: int = 3
+    # the hop cost in instructions, under callgrind (bench/instructions.py): slow, full preset only
+    hop_ir: bool = False
+    hop_ir_stations: int = 20
+    hop_ir_pairs: int = 25
     scale_sizes: list[int] = field(default_factory=lambda: [200])
     scale_duration: float = 20.0
     scale_interval: float = 10.0
@@ -99,6 +104,7 @@ PRESETS: dict[str, Settings] = {
         hop_stations=50,
         hop_pairs=200,
         hop_rounds=5,
+        hop_ir=True,
         scale_sizes=[1000, 5000, 10000],
         scale_duration=40.0,
         memory_stations=1000,
@@ -233,6 +239,7 @@ class Workspace:
         wait_s: float = 300.0,
         check_only: bool = False,
         loop: str | None = None,
+        prefix: Sequence[str] = (),
     ) -> Child:
         """The bridge on the loop it ships with (the configuration's `auto`), or on `loop`."""
         config = self.path(f"{name}.toml")
@@ -247,6 +254,7 @@ class Workspace:
             ["--config", str(config), *flags, *self.settings.bridge_flags],
             wait_s=wait_s,
             env=env,
+            prefix=prefix,
         )
 
 
@@ -352,8 +360,9 @@ async def measure_hop(ws: Workspace) -> dict[str, Any]:
     """CPU µs per request/response pair: relay, 2.0.1 pass-through, 1.6J translated; same swarm.
 
     Every target runs on each event loop installed (`relay@asyncio`, `v16@uvloop`, ...). The headline
-    ratios divide the bridge as it ships (its default loop) by the relay on the standard asyncio loop,
-    the floor of reference/targets.md; `*_same_loop` divides each by the relay on the same loop.
+    ratios divide the bridge as it ships (its default loop) by the relay on that same loop;
+    `*_<loop>` compare both on one loop, `*_vs_asyncio_relay` divide the bridge as it ships by the
+    relay on the standard loop (the floor's first line in reference/targets.md).
     """
     s = ws.settings
     result: dict[str, Any] = {
@@ -461,7 +470,8 @@ async def measure_hop(ws: Workspace) -> dict[str, Any]:
 
     shipped = shipped_loop()
     for name in ("v16", "v201"):
-        result[f"hop_ratio_{name}"] = ratio(f"{name}@{shipped}", "relay@asyncio")
+        result[f"hop_ratio_{name}"] = ratio(f"{name}@{shipped}", f"relay@{shipped}")
+        result[f"hop_ratio_{name}_vs_asyncio_relay"] = ratio(f"{name}@{shipped}", "relay@asyncio")
         for loop in loops():
             result[f"hop_ratio_{name}_{loop}"] = ratio(f"{name}@{loop}", f"relay@{loop}")
     return result
@@ -978,6 +988,8 @@ async def run_suite(settings: Settings, root: Path, log: Any = print) -> dict[st
         report["v16_unsupported_reason"] = v16_problem
     # (where in the report, label, measurement); run one after the other so that no measurement
     # disturbs another, except in the smoke preset, which only checks that everything runs
+    from bench.instructions import measure_hop_instructions
+
     steps: list[tuple[tuple[str, ...], str, Any]] = [
         (("hop",), "hop cost", lambda: measure_hop(ws)),
         (("memory", "relay"), "memory relay", lambda: measure_relay_memory(ws)),
@@ -1009,6 +1021,10 @@ async def run_suite(settings: Settings, root: Path, log: Any = print) -> dict[st
         (("storm",), "reconnect storm", lambda: measure_storm(ws, settings.storm_stations, v16))
     )
     steps.append((("iec104",), "iec104", lambda: measure_104(ws)))
+    if settings.hop_ir or "hop_ir" in settings.only:
+        steps.append(
+            (("hop_ir",), "hop cost in instructions", lambda: measure_hop_instructions(ws))
+        )
     if settings.only:
         steps = [step_ for step_ in steps if step_[0][0] in settings.only]
     if settings.parallel:
@@ -1017,6 +1033,7 @@ async def run_suite(settings: Settings, root: Path, log: Any = print) -> dict[st
         values = [await step(label, make()) for _, label, make in steps]
     report["memory"] = {}
     report["hop"] = report["storm"] = report["iec104"] = skipped("not run (--only)")
+    report["hop_ir"] = skipped("not run (full preset, or --only hop_ir)")
     scale: dict[int, dict[str, Any]] = {}
     for (where, _, _), value in zip(steps, values, strict=True):
         if where[0] == "scale":
@@ -1046,10 +1063,12 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "hop_ratio_v16": _get(report, "hop", "hop_ratio_v16"),
         "hop_ratio_v201": _get(report, "hop", "hop_ratio_v201"),
-        "hop_ratio_v16_same_loop": _get(report, "hop", f"hop_ratio_v16_{shipped}"),
-        "hop_ratio_v201_same_loop": _get(report, "hop", f"hop_ratio_v201_{shipped}"),
         "hop_ratio_v16_asyncio": _get(report, "hop", "hop_ratio_v16_asyncio"),
         "hop_ratio_v201_asyncio": _get(report, "hop", "hop_ratio_v201_asyncio"),
+        "hop_ratio_v16_vs_asyncio_relay": _get(report, "hop", "hop_ratio_v16_vs_asyncio_relay"),
+        "hop_ratio_v201_vs_asyncio_relay": _get(report, "hop", "hop_ratio_v201_vs_asyncio_relay"),
+        "hop_ir_ratio_v16": _get(report, "hop_ir", "hop_ir_ratio_v16"),
+        "hop_ir_ratio_v201": _get(report, "hop_ir", "hop_ir_ratio_v201"),
         "bridge_event_loop": shipped,
         "hop_us_relay": _get(report, "hop", "targets", "relay@asyncio", "cpu_us_per_pair"),
         "hop_us_relay_uvloop": _get(report, "hop", "targets", "relay@uvloop", "cpu_us_per_pair"),

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["hop", "memory", "scale", "storm", "iec104"],
+        choices=["hop", "hop_ir", "memory", "scale", "storm", "iec104"],
         help="run only these measurements",
     )
     parser.add_argument(
