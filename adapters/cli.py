@@ -6,7 +6,9 @@ Rules
   before anything starts listening.
 - `run` stops gracefully on SIGTERM and SIGINT and exits 0. It runs on the loop `[bridge] event_loop`
   chooses (`adapters.event_loop`: uvloop when installed) and, once started, keeps the garbage
-  collector's full collections rare and short (`adapters.gc_policy`).
+  collector's full collections rare and short (`adapters.gc_policy`); before anything connects, it
+  fixes the C allocator's mmap threshold so closed TLS connections give their memory back
+  (`adapters.malloc_policy`).
 """
 
 from __future__ import annotations
@@ -84,8 +86,10 @@ async def _run(config: BridgeConfig) -> None:
     from adapters.event_loop import loop_name
     from adapters.gc_policy import GcPolicy, freeze_startup_objects
     from adapters.logs import get_logger
+    from adapters.malloc_policy import fix_mmap_threshold
     from adapters.runtime import Runtime
 
+    mmap_threshold_fixed = fix_mmap_threshold()
     runtime = Runtime(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -94,7 +98,12 @@ async def _run(config: BridgeConfig) -> None:
     await runtime.start()
     freeze_startup_objects()
     collector = asyncio.create_task(GcPolicy().run())
-    get_logger().info("bridge.started", event_loop=loop_name(), stations=len(config.stations))
+    get_logger().info(
+        "bridge.started",
+        event_loop=loop_name(),
+        stations=len(config.stations),
+        mmap_threshold_fixed=mmap_threshold_fixed,
+    )
     await stop.wait()
     collector.cancel()
     await runtime.stop()

@@ -31,6 +31,9 @@ Rules
   extension and no fragmented send is in progress, and leaves everything else to `broadcast`.
 - Why: per request/response pair through the bridge, websockets' generator-based parser, frame objects
   and its reader task cost more CPU than the bridge's own work on the message (bench/README.md).
+- A closed connection holds no reference cycle (websockets' server makes one, broken at
+  `connection_lost`): it is freed by reference counting, not left to the rare full collections of
+  `adapters.gc_policy`.
 - Everything else (close codes, `wait_closed()`, `subprotocol`, `request`, `remote_address`) is the
   websockets connection's, unchanged.
 """
@@ -69,14 +72,54 @@ _UNSIGNED_16 = struct.Struct("!H")
 _UNSIGNED_64 = struct.Struct("!Q")
 
 
+class _NoRecv:
+    """Stands for websockets' message queue (`recv_messages`), which these connections never fill:
+    about 400 bytes less per connection."""
+
+    def close(self) -> None:
+        pass
+
+    def put(self, frame: Any) -> None:
+        raise RuntimeError("messages go to the listener of a direct connection")
+
+    async def get(self, decode: Any = None) -> Any:
+        raise RuntimeError("a direct connection has no recv(): use listen()")
+
+    def get_iter(self, decode: Any = None) -> Any:
+        raise RuntimeError("a direct connection has no recv_streaming(): use listen()")
+
+
+_NO_RECV = _NoRecv()
+
+
 class _DirectDelivery:
     """The read and write sides shared by both connection classes (a mixin before websockets' class)."""
+
+    # Slots, not the instance dict: websockets' connection has so many attributes that ten more
+    # made its dict grow, 1.5 KiB per connection.
+    __slots__ = (
+        "_backlog",
+        "_failed",
+        "_failing",
+        "_fragmented",
+        "_fragments",
+        "_on_message",
+        "_paused",
+        "_peer_masks",
+        "_rest",
+        "_splitting",
+    )
 
     # set by __init__ of the websockets class this mixes into
     protocol: Any
     transport: Any
+    drain_waiters: Any
+    recv_messages: Any
 
     def _direct_init(self) -> None:
+        # a list rather than websockets' deque (600 bytes empty): it holds a waiter only while a
+        # write waits for the buffer to drain
+        self.drain_waiters = []
         self._on_message: OnMessage | None = None
         self._backlog: list[Message] = []
         self._paused = False
@@ -91,6 +134,18 @@ class _DirectDelivery:
         self._rest: bytearray | None = None
         # a client masks the frames it sends (RFC 6455 §5.3), a server does not
         self._peer_masks = self.protocol.side is Side.SERVER
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self.recv_messages = _NO_RECV
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)  # type: ignore[misc]
+        # websockets' `serve` gives the protocol a closure over this connection to select the
+        # subprotocol: a reference cycle, so a closed connection waited for the cyclic garbage
+        # collector, which the bridge's GC policy runs rarely (adapters/gc_policy). Broken here, a
+        # closed connection is freed at once.
+        vars(self.protocol).pop("select_subprotocol", None)
 
     # --- the listener -------------------------------------------------------------------------
 

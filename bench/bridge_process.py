@@ -13,11 +13,16 @@ Rules
 - `profile_start` / `profile_stop` run cProfile over a window (the whole bridge runs on this one thread);
   `profile_stop` writes the pstats file and returns the top functions by own time.
 - `stop` (or SIGTERM) shuts the runtime down gracefully, as `ocpp-bridge run` does on SIGTERM.
-- The event loop and the garbage collection policy are those of `ocpp-bridge run` (`adapters.event_loop`,
-  the configuration's `[bridge] event_loop`; `adapters.gc_policy`) unless `--loop` names one; `--uvloop`
-  is `--loop uvloop`. `--no-gc-freeze` and `--ssl-buffer-kib` are experiments: no `gc.freeze()` and no
-  periodic freezing; another
-  TLS read buffer size on the standard loop than the runtime's 32 KiB (asyncio's own: 256 KiB).
+- The event loop, the garbage collection policy and the allocator's policy are those of `ocpp-bridge
+  run` (`adapters.event_loop`, the configuration's `[bridge] event_loop`; `adapters.gc_policy`;
+  `adapters.malloc_policy`) unless `--loop` names one; `--uvloop` is `--loop uvloop`.
+  `--no-gc-freeze`, `--no-mmap-threshold` and `--ssl-buffer-kib` are experiments: no `gc.freeze()` and
+  no periodic freezing; glibc's dynamic mmap threshold; another TLS read buffer size on the standard
+  loop than the runtime's 32 KiB (asyncio's own: 256 KiB).
+- `gc_garbage` (experiment) unfreezes, runs a full collection and lists what it found by type, and
+  what refers to objects of a type still alive.
+- `--tracemalloc` traces Python allocations: `memory_mark`, then `memory_top` lists what grew since, by
+  source line (C allocations, OpenSSL's among them, are not seen).
 - `--check-only` loads and checks the configuration, reports ready (or the refusal) and exits: how the
   benchmark learns which protocols the runtime accepts without starting one.
 """
@@ -33,6 +38,7 @@ import io
 import os
 import pstats
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +89,15 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
     from adapters.event_loop import loop_name
     from adapters.gc_policy import GcPolicy, freeze_startup_objects
     from adapters.logs import configure_logging
+    from adapters.malloc_policy import fix_mmap_threshold
     from adapters.runtime import Runtime
 
     if args.check_only:
         control.send({"ready": True, "supported": True})
         return
     configure_logging(config.bridge.log_format, config.bridge.log_level)
+    if not args.no_mmap_threshold:
+        fix_mmap_threshold()
     runtime = Runtime(config)
     try:
         await runtime.start()
@@ -161,6 +170,74 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
         control.stop.set()
         return {"stopping": True}
 
+    async def gc_garbage(command: dict[str, Any]) -> dict[str, Any]:
+        """Experiment: what a full collection finds now (frozen objects included), by type, and
+        what refers to the objects of the type named `referrers_of`."""
+        gc.unfreeze()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            found = gc.collect()
+            kinds: dict[str, int] = {}
+            for item in gc.garbage:
+                name = type(item).__qualname__
+                kinds[name] = kinds.get(name, 0) + 1
+            wanted = command.get("referrers_of")
+            referrers: dict[str, int] = {}
+            for item in gc.garbage:
+                if type(item).__qualname__ != wanted:
+                    continue
+                for referrer in gc.get_referrers(item):
+                    if referrer is gc.garbage:
+                        continue
+                    name = type(referrer).__qualname__
+                    if name == "function":
+                        name += ":" + referrer.__qualname__
+                    elif name == "frame":
+                        name += ":" + referrer.f_code.co_qualname
+                    referrers[name] = referrers.get(name, 0) + 1
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.freeze()
+        alive: dict[str, int] = {}
+        for item in gc.get_objects():
+            if type(item).__qualname__ != wanted:
+                continue
+            for referrer in gc.get_referrers(item):
+                name = type(referrer).__qualname__
+                if isinstance(referrer, dict):
+                    owners = [type(o).__qualname__ for o in gc.get_referrers(referrer)][:3]
+                    name += f"<-{owners}"
+                elif name == "frame":
+                    name += ":" + referrer.f_code.co_qualname
+                alive[name] = alive.get(name, 0) + 1
+        top = sorted(kinds.items(), key=lambda kv: -kv[1])[: int(command.get("top", 30))]
+        return {"collected": found, "kinds": top, "referrers": referrers, "alive_referrers": alive}
+
+    marked: list[Any] = []
+
+    async def memory_mark(_: dict[str, Any]) -> dict[str, Any]:
+        if not tracemalloc.is_tracing():
+            return {"error": "start the bridge process with --tracemalloc"}
+        gc.collect()
+        marked[:] = [tracemalloc.take_snapshot()]
+        return {"marked": True}
+
+    async def memory_top(command: dict[str, Any]) -> dict[str, Any]:
+        """Python allocations grown since `memory_mark`, by source line (divide by `per`)."""
+        if not marked:
+            return {"error": "no memory_mark"}
+        gc.collect()
+        per = max(1, int(command.get("per", 1)))
+        diff = tracemalloc.take_snapshot().compare_to(marked[0], "lineno")
+        return {
+            "total_bytes_per": sum(d.size_diff for d in diff) / per,
+            "top": [
+                [str(d.traceback[0]), round(d.size_diff / per, 1), round(d.count_diff / per, 2)]
+                for d in diff[: int(command.get("top", 40))]
+            ],
+        }
+
     control.send(
         {
             "ready": True,
@@ -179,6 +256,9 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
                 "profile_start": profile_start,
                 "profile_stop": profile_stop,
                 "stop": stop,
+                "memory_mark": memory_mark,
+                "memory_top": memory_top,
+                "gc_garbage": gc_garbage,
             }
         )
     finally:
@@ -197,6 +277,16 @@ def cli() -> None:
     parser.add_argument("--uvloop", action="store_true", help="the same as --loop uvloop")
     parser.add_argument("--no-gc-freeze", action="store_true")
     parser.add_argument(
+        "--no-mmap-threshold",
+        action="store_true",
+        help="experiment: leave glibc's dynamic mmap threshold (adapters.malloc_policy)",
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="experiment: trace Python allocations (memory_mark / memory_top commands)",
+    )
+    parser.add_argument(
         "--ssl-buffer-kib",
         type=int,
         help="experiment: the standard loop's per-connection TLS read buffer (runtime: 32 KiB)",
@@ -210,6 +300,8 @@ def cli() -> None:
     from adapters.config import ConfigError, load_config
     from adapters.runtime import check_supported
 
+    if args.tracemalloc:
+        tracemalloc.start()
     started = time.monotonic()
     try:
         config = load_config(Path(args.config), os.environ)

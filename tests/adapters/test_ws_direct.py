@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import itertools
 import os
+import weakref
 from typing import Any
 
 import pytest
@@ -507,3 +509,37 @@ async def test_a_direct_client_and_a_websockets_server_talk_both_ways() -> None:
         await connection.close()
         assert got == ["z" * size for size in sizes]
         assert answers == [f"re:{'z' * size}" for size in sizes]
+
+
+async def test_a_closed_server_connection_is_freed_without_the_cyclic_collector() -> None:
+    """The bridge freezes what lives long (adapters.gc_policy), so a closed connection that needed
+    the cyclic collector would linger with its TLS buffers until the next full collection."""
+    gone: list[weakref.ref[Any]] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        assert isinstance(connection, DirectServerConnection)
+        gone.append(weakref.ref(connection))
+        connection.listen(lambda message: None)
+        await connection.wait_closed()
+        connection.stop_listening()
+
+    server = await serve(
+        handler,
+        HOST,
+        0,
+        create_connection=DirectServerConnection,
+        ping_interval=None,
+        select_subprotocol=lambda connection, offered: offered[0] if offered else None,
+    )
+    async with server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        gc.collect()
+        gc.disable()
+        try:
+            async with connect(f"ws://{HOST}:{port}/ocpp/CP", subprotocols=["ocpp2.0.1"]) as client:  # type: ignore[list-item]
+                await client.send("hello")
+            async with asyncio.timeout(5):
+                while not gone or gone[0]() is not None:
+                    await asyncio.sleep(0.05)
+        finally:
+            gc.enable()
