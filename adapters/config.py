@@ -140,9 +140,13 @@ class CsmsSection(_Section):
     key_file: Path | None = Field(None, description="the client certificate's private key")
     call_timeout: float = Field(30.0, gt=0, description="seconds to wait for the CSMS's answer")
     connect_timeout: float = Field(10.0, gt=0, description="seconds for one connection attempt")
-    ping_interval: float = Field(20.0, gt=0, description="WebSocket ping period, seconds")
+    ping_interval: float = Field(
+        20.0, gt=0, description="seconds without a message or pong from the CSMS before a ping"
+    )
     ping_timeout: float = Field(
-        20.0, gt=0, description="seconds without pong before the link counts as dead"
+        20.0,
+        gt=0,
+        description="seconds after that ping without a message or pong before the link counts as dead",
     )
     compression: bool = Field(True, description="offer permessage-deflate (RFC 7692)")
     message_attempts: int = Field(
@@ -183,9 +187,13 @@ class SouthSection(_Section):
         False, description="refuse chargers without a valid certificate"
     )
     call_timeout: float = Field(30.0, gt=0, description="seconds to wait for a charger's answer")
-    ping_interval: float = Field(20.0, gt=0, description="WebSocket ping period, seconds")
+    ping_interval: float = Field(
+        20.0, gt=0, description="seconds without a message or pong from a charger before a ping"
+    )
     ping_timeout: float = Field(
-        20.0, gt=0, description="seconds without pong before the link counts as dead"
+        20.0,
+        gt=0,
+        description="seconds after that ping without a message or pong before the link counts as dead",
     )
     compression: bool = Field(True, description="accept permessage-deflate (RFC 7692)")
     max_message_size: int = Field(1 << 20, ge=1024, description="largest frame accepted, bytes")

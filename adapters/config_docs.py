@@ -81,9 +81,11 @@ _POLICIES = """\
   (`retry_backoff_wait_minimum`, `retry_backoff_random_range`, `retry_backoff_repeat_times`), and all
   stations' attempts share one token bucket (`connect_rate` per second, `connect_burst`) so that a CSMS
   restart does not turn into a connection storm.
-- **Liveness**: WebSocket pings every `ping_interval` seconds on both sides; a peer that does not answer
-  within `ping_timeout` is disconnected, so a half-open link is noticed within their sum plus the 3 s
-  granted to the closing handshake (43 s with the defaults).
+- **Liveness**: on both sides, a peer that has sent neither a message nor a pong for `ping_interval`
+  seconds is pinged (a station that talks is not), and if neither comes within `ping_timeout` it is
+  disconnected; pings go out on a grid of at most 1 s, so a half-open link is noticed within
+  `ping_interval + ping_timeout` plus 2 s plus the 3 s granted to the closing handshake (45 s with the
+  defaults).
 """
 
 

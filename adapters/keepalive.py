@@ -1,17 +1,22 @@
-"""WebSocket keepalive for every connection of one side, from one timer instead of a task per connection.
+"""WebSocket keepalive for every connection of one side: pings for links that have gone quiet.
 
 Rules
-- Same behaviour as websockets' own keepalive (`ping_interval`, `ping_timeout`), which the bridge turns
-  off on its connections: each watched connection is pinged `interval` seconds after it was watched and
-  then `interval` seconds after each ping was sent; a pong that has not come `timeout` seconds after its
-  ping fails the connection with 1011 "keepalive ping timeout" (the closing handshake then gets its own
-  close timeout, so a half-open link is noticed within interval + timeout + close timeout).
-- Why: websockets runs a sleeping task per connection for this, about 1.8 KiB each (measured with 500
-  connections on uvloop: 14.4 KiB per connection with it, 12.6 without), two per station. Here one
-  `loop.call_at` handle serves every connection of a side, and a ping runs in a short-lived task only
-  while its pong is awaited.
-- Connections are held by weak reference and forgotten once closed; a connection is pinged by
-  websockets' public `ping()`, so its `latency` stays true.
+- A watched connection (`adapters.ws_direct`, which notes when its peer last sent a message or a pong)
+  whose peer has sent neither for `interval` seconds is pinged; if neither has come `timeout` seconds
+  after that ping, it is failed with 1011 "keepalive ping timeout" (the closing handshake then gets its
+  own close timeout). A station that talks more often than `interval` is never pinged. The peer's own
+  pings do not count: a peer that still pings but no longer reads is a dead link too. `timeout` None:
+  a ping, but no failure.
+- One `loop.call_at` timer per side, on a grid of `tick` seconds (at most 1 s, at most a quarter of the
+  interval and of the timeout): each firing handles every connection due by then, so the pings of one
+  tick are written together and their pongs come back together.
+- A link that dies is noticed within interval + timeout + 2 ticks plus the close timeout: 45 s with
+  the defaults (20 + 20 + 2 + 3), under the 60 s of reference/targets.md.
+- Why: websockets runs a sleeping task per connection for this, and a ping on its own schedule: at
+  10,000 stations, 1,000 pings and pongs a second, each waking the loop on its own, about a third of a
+  core on these machines while nothing else happened (bench/, scale step, idle share).
+- Pings are written synchronously (`ping_now`), without a task; only failing a dead connection runs
+  in a task. Connections are held by weak reference and forgotten once closed.
 - Everything runs on the event loop's thread.
 """
 
@@ -20,38 +25,41 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import weakref
 from typing import Any
 
-from websockets.asyncio.connection import Connection
-from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from adapters.logs import get_logger
+from adapters.ws_direct import DirectConnection
+
+MAX_TICK = 1.0
 
 
 class Keepalive:
     def __init__(self, interval: float, timeout: float | None, *, side: str) -> None:
         self.interval = interval
         self.timeout = timeout
+        self.tick = min(MAX_TICK, interval / 4, timeout / 4 if timeout is not None else MAX_TICK)
         self._log = get_logger().bind(side=side)
-        # (due, tie-breaker, connection): the next ping of each watched connection
-        self._due: list[tuple[float, int, weakref.ref[Connection]]] = []
+        # (due, tie-breaker, connection): when each watched connection is looked at next
+        self._due: list[tuple[float, int, weakref.ref[DirectConnection]]] = []
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._pings: set[asyncio.Task[None]] = set()
+        self._failing: set[asyncio.Task[None]] = set()
+        self.pings = 0  # sent so far, for tests and diagnostics
 
-    def watch(self, connection: Connection) -> None:
+    def watch(self, connection: DirectConnection) -> None:
         """Keep `connection` alive (and check it is) from now until it closes."""
-        loop = asyncio.get_running_loop()
-        self._schedule(connection, loop.time() + self.interval)
+        self._schedule(connection, connection.last_received + self.interval)
 
     @property
     def watched(self) -> int:
-        """Connections with a ping scheduled or in flight (closed ones may linger until due)."""
-        return len(self._due) + len(self._pings)
+        """Connections being looked after (closed ones may linger until they come due)."""
+        return len(self._due)
 
     def close(self) -> None:
         """Stop pinging (the connections themselves are closed by their owners)."""
@@ -59,54 +67,69 @@ class Keepalive:
             self._timer.cancel()
         self._timer = self._timer_at = None
         self._due.clear()
-        for ping in self._pings:
-            ping.cancel()
+        for task in self._failing:
+            task.cancel()
 
-    def _schedule(self, connection: Connection, due: float) -> None:
+    def _schedule(self, connection: DirectConnection, due: float) -> None:
         heapq.heappush(self._due, (due, next(self._order), weakref.ref(connection)))
-        if self._timer_at is None or due < self._timer_at:
-            self._arm(due)
-
-    def _arm(self, due: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = due
-        self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
+        # on the grid: connections due within one tick share a firing
+        at = math.ceil(due / self.tick) * self.tick
+        if self._timer_at is None or at < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = at
+            self._timer = asyncio.get_running_loop().call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        while self._due and self._due[0][0] <= now:
-            _, _, ref = heapq.heappop(self._due)
+        now = asyncio.get_running_loop().time()
+        due_list = self._due
+        later: list[tuple[DirectConnection, float]] = []
+        while due_list and due_list[0][0] <= now:
+            _, _, ref = heapq.heappop(due_list)
             connection = ref()
-            if connection is None or connection.state is not State.OPEN:
+            if connection is None or connection.protocol.state is not State.OPEN:
                 continue  # closed (or closing): forgotten
-            ping = loop.create_task(self._ping(connection))
-            self._pings.add(ping)
-            ping.add_done_callback(self._pings.discard)
-        if self._due:
-            self._arm(self._due[0][0])
+            next_due = self._look_at(connection, now)
+            if next_due is not None:
+                later.append((connection, next_due))
+        for connection, next_due in later:
+            self._schedule(connection, next_due)
+        if due_list and self._timer is None:
+            self._schedule_timer_for_head()
 
-    async def _ping(self, connection: Connection) -> None:
-        sent = asyncio.get_running_loop().time()
-        try:
-            pong = await connection.ping()
-            if self.timeout is not None:
-                async with asyncio.timeout(self.timeout):
-                    await pong
+    def _schedule_timer_for_head(self) -> None:
+        at = math.ceil(self._due[0][0] / self.tick) * self.tick
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().call_at(at, self._on_timer)
+
+    def _look_at(self, connection: DirectConnection, now: float) -> float | None:
+        """Ping, fail or leave `connection`; when to look at it next (None: never)."""
+        sent = connection.ping_sent_at
+        if sent is not None:
+            if connection.last_received >= sent:
+                connection.ping_sent_at = None  # answered, or something else came
+            elif self.timeout is not None and now >= sent + self.timeout:
+                self._fail(connection)
+                return None
             else:
-                await pong
-        except TimeoutError:
-            self._log.info("keepalive.timeout", timeout=self.timeout)
-            await connection.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-            return
-        except ConnectionClosed:
-            return
-        except Exception as exc:  # noqa: BLE001 - a keepalive failure must not go unnoticed
-            self._log.error("keepalive.failed", error=repr(exc))
-            return
-        self._schedule(connection, sent + self.interval)
+                return sent + self.timeout if self.timeout is not None else now + self.interval
+        quiet_until = connection.last_received + self.interval
+        if now < quiet_until:
+            return quiet_until
+        if not connection.ping_now():
+            return None
+        self.pings += 1
+        connection.ping_sent_at = now
+        return now + (self.timeout if self.timeout is not None else self.interval)
+
+    def _fail(self, connection: DirectConnection) -> None:
+        self._log.info("keepalive.timeout", timeout=self.timeout)
+        task = asyncio.get_running_loop().create_task(
+            connection.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        )
+        self._failing.add(task)
+        task.add_done_callback(self._failing.discard)
 
 
 def keepalive_options() -> dict[str, Any]:

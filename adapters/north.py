@@ -9,8 +9,9 @@ Rules
 - The CSMS must select `ocpp2.0.1`; otherwise the connection is closed and counts as refused.
 - Connections are `adapters.ws_direct.DirectClientConnection`s: their messages are handed to the
   station's driver as they arrive.
-- Liveness: one `adapters.keepalive.Keepalive` pings every CSMS connection (`csms.ping_interval`,
-  `csms.ping_timeout`) instead of websockets' task per connection.
+- Liveness: one `adapters.keepalive.Keepalive` looks after every CSMS connection (pinged after
+  `csms.ping_interval` without a message or pong from the CSMS, failed after `csms.ping_timeout` more)
+  instead of websockets' task per connection.
 - Every failure is a `CsmsUnavailable`: `status` is the HTTP status when the CSMS answered the handshake
   (401, 404, ...), None when it could not be reached.
 - `NorthLink` keeps one station connected for good: after a failure or a loss it waits

@@ -17,10 +17,11 @@ Rules
   starts; when several connect while the old one is being closed, only the newest is served (the others
   are closed with 1000), so one station never has two sessions. Every second connection is logged as the
   security-relevant event `south.duplicate_connection`.
-- Liveness: WebSocket pings every `ping_interval`; no pong within `ping_timeout` closes the link, so a
-  half-open connection is noticed within their sum plus the closing handshake's 3 s (43 s by default).
-  One `adapters.keepalive.Keepalive` pings every charger connection (websockets' own, a task per
-  connection, is off).
+- Liveness: a charger that has sent neither a message nor a pong for `ping_interval` is pinged, and
+  one that then stays silent for `ping_timeout` is disconnected (1011), so a half-open connection is
+  noticed within their sum plus 2 s of keepalive ticks plus the closing handshake's 3 s (45 s by
+  default). One `adapters.keepalive.Keepalive` looks after every charger connection (websockets' own,
+  a task per connection, is off).
   permessage-deflate is accepted.
 - Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
   `require_client_cert`).
@@ -53,7 +54,7 @@ StationHandler = Callable[[OcppStation, DirectServerConnection], Awaitable[None]
 
 _REALM = 'Basic realm="ocpp-bridge", charset="UTF-8"'
 # Seconds granted to a closing handshake. A dead link never completes it, so this adds to the time a
-# half-open connection takes to be noticed: ping_interval + ping_timeout + CLOSE_TIMEOUT (≤ 43 s).
+# half-open connection takes to be noticed: ping_interval + ping_timeout + 2 s + CLOSE_TIMEOUT (45 s).
 CLOSE_TIMEOUT = 3
 
 

@@ -8,7 +8,10 @@ Rules
     (str for a text message, bytes for a binary one) from the transport's `data_received`, on the event
     loop's thread. `recv()` is not used on these connections;
   - `write_text(text)` writes a text message synchronously (no back-pressure: the caller checks the
-    transport's write buffer), as websockets' `broadcast` does.
+    transport's write buffer), as websockets' `broadcast` does;
+  - `last_received` (loop time) notes when the peer last sent a message or a pong (not a ping of its
+    own: that proves it can send, not that it reads), for `adapters.keepalive`, whose pings
+    `ping_now()` writes synchronously.
 - `listen(on_message)` starts the delivery, `stop_listening()` ends it. Messages that arrive while
   nobody listens (between the handshake and the start of the session, or after its end) are kept in
   order and handed over by the next `listen`; once `BACKLOG` wait, the connection stops reading from
@@ -31,6 +34,9 @@ Rules
   extension and no fragmented send is in progress, and leaves everything else to `broadcast`.
 - Why: per request/response pair through the bridge, websockets' generator-based parser, frame objects
   and its reader task cost more CPU than the bridge's own work on the message (bench/README.md).
+- A closing handshake the peer started is given the close timeout: if the connection has not
+  ended by then, it is aborted (websockets enforces this only while a coroutine awaits `recv()` or
+  `close()`, which nobody does here).
 - A closed connection holds no reference cycle (websockets' server makes one, broken at
   `connection_lost`): it is freed by reference counting, not left to the rare full collections of
   `adapters.gc_policy`.
@@ -99,6 +105,7 @@ class _DirectDelivery:
     # made its dict grow, 1.5 KiB per connection.
     __slots__ = (
         "_backlog",
+        "_close_timer",
         "_failed",
         "_failing",
         "_fragmented",
@@ -108,6 +115,8 @@ class _DirectDelivery:
         "_peer_masks",
         "_rest",
         "_splitting",
+        "last_received",
+        "ping_sent_at",
     )
 
     # set by __init__ of the websockets class this mixes into
@@ -128,19 +137,28 @@ class _DirectDelivery:
         self._fragmented: Opcode | None = None
         self._failed = False
         self._failing: asyncio.Task[None] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
         # whether this connection splits the incoming bytes into frames itself (else websockets'
         # parser reads them), and the start of a frame it is splitting that is not complete yet
         self._splitting = False
         self._rest: bytearray | None = None
+        # when the peer last sent a message or a pong (loop time; its own pings do not count: they
+        # prove it can send, not that it reads), and when the keepalive pinged and still waits
+        self.last_received = 0.0
+        self.ping_sent_at: float | None = None
         # a client masks the frames it sends (RFC 6455 §5.3), a server does not
         self._peer_masks = self.protocol.side is Side.SERVER
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self.recv_messages = _NO_RECV
+        self.last_received = self.loop.time()  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)  # type: ignore[misc]
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
         # websockets' `serve` gives the protocol a closure over this connection to select the
         # subprotocol: a reference cycle, so a closed connection waited for the cyclic garbage
         # collector, which the bridge's GC policy runs rarely (adapters/gc_policy). Broken here, a
@@ -166,6 +184,15 @@ class _DirectDelivery:
         self._on_message = None
 
     # --- writing ------------------------------------------------------------------------------
+
+    def ping_now(self) -> bool:
+        """Write a ping now (`adapters.keepalive`); False when the connection is not open. Its pong
+        is not matched: the next pong or message proves the peer alive (`last_received`)."""
+        if self.protocol.state is not State.OPEN:
+            return False
+        self.protocol.send_ping(b"")
+        self.send_data()  # type: ignore[attr-defined]
+        return True
 
     def write_text(self, text: str) -> None:
         """Write `text` as one text message now; skipped, as by `broadcast`, unless the connection is
@@ -204,7 +231,7 @@ class _DirectDelivery:
     def data_received(self, data: bytes) -> None:
         if not self._splitting:
             if not self._at_frame_boundary():
-                super().data_received(data)  # type: ignore[misc]
+                self._websockets_reads(data)
                 return
             self._splitting = True
         rest = self._rest
@@ -225,7 +252,9 @@ class _DirectDelivery:
 
     def eof_received(self) -> bool | None:
         self._hand_over()
-        return super().eof_received()  # type: ignore[misc, no-any-return]
+        answer = super().eof_received()  # type: ignore[misc]
+        self._watch_close_deadline()
+        return answer  # type: ignore[no-any-return]
 
     def _at_frame_boundary(self) -> bool:
         """Whether every byte from the next one on starts a frame websockets has not seen."""
@@ -312,13 +341,33 @@ class _DirectDelivery:
         rest, self._rest = self._rest, None
         self._splitting = False
         if rest:
-            super().data_received(bytes(rest))  # type: ignore[misc]
+            self._websockets_reads(bytes(rest))
+
+    def _websockets_reads(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        self._watch_close_deadline()
+
+    def _watch_close_deadline(self) -> None:
+        """websockets sets a deadline for the closing handshake when the peer starts it, but only
+        a coroutine awaiting `recv()` or `close()` enforces it; nobody does here, so a timer does:
+        a peer that sends its close frame and then neither reads nor closes the TCP connection would
+        otherwise hold the connection (and its station's session) for as long as it likes."""
+        deadline = self.close_deadline  # type: ignore[attr-defined]
+        if deadline is None or self._close_timer is not None:
+            return
+        self._close_timer = self.loop.call_at(deadline, self._close_deadline_passed)  # type: ignore[attr-defined]
+
+    def _close_deadline_passed(self) -> None:
+        if self.protocol.state is not State.CLOSED:
+            self.transport.abort()
 
     # --- reading: messages from websockets' parser -----------------------------------------------
 
     def process_event(self, event: Any) -> None:
         # Handshake events (the Request or the Response) and control frames go to websockets.
         if not isinstance(event, Frame) or event.opcode not in _DATA:
+            if isinstance(event, Frame) and event.opcode is Opcode.PONG:
+                self.last_received = self.loop.time()  # type: ignore[attr-defined]
             super().process_event(event)  # type: ignore[misc]
             return
         if self._failed:
@@ -344,6 +393,7 @@ class _DirectDelivery:
     def _message(self, opcode: Opcode, data: bytes) -> None:
         if self._failed:
             return
+        self.last_received = self.loop.time()  # type: ignore[attr-defined]
         if opcode is Opcode.TEXT:
             try:
                 message: Message = data.decode()

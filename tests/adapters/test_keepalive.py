@@ -1,4 +1,9 @@
-"""`adapters.keepalive`: one timer pings every connection of a side; a silent peer is failed with 1011."""
+"""`adapters.keepalive`: quiet connections are pinged from one timer per side; a talking one is not; a
+silent peer is failed with 1011.
+
+The peers are websockets' own server and client (which answer pings with pongs by themselves) and a
+raw socket that completes the handshake and then never reads again (a dead link).
+"""
 
 from __future__ import annotations
 
@@ -8,38 +13,52 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from adapters.keepalive import Keepalive, keepalive_options
+from adapters.ws_direct import DirectClientConnection, DirectServerConnection
 
 
 @contextlib.asynccontextmanager
-async def echo_server() -> AsyncIterator[tuple[int, list[ServerConnection]]]:
-    accepted: list[ServerConnection] = []
+async def websockets_server(
+    chatty: float | None = None,
+) -> AsyncIterator[int]:
+    """websockets' own server; with `chatty`, it sends a message every `chatty` seconds."""
 
     async def handler(connection: ServerConnection) -> None:
-        accepted.append(connection)
+        while chatty is not None:
+            await connection.send("news")
+            await asyncio.sleep(chatty)
         await connection.wait_closed()
 
     async with serve(handler, "127.0.0.1", 0, **keepalive_options()) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        yield port, accepted
+        yield next(iter(server.sockets)).getsockname()[1]
 
 
-async def test_every_watched_connection_is_pinged_from_one_timer() -> None:
-    keepalive = Keepalive(0.05, 1.0, side="north")
-    async with echo_server() as (port, _):
-        clients: list[ClientConnection] = [
-            await connect(f"ws://127.0.0.1:{port}/", **keepalive_options()) for _ in range(5)
-        ]
+async def _direct_client(port: int, **options: object) -> DirectClientConnection:
+    connection = await connect(
+        f"ws://127.0.0.1:{port}/",
+        create_connection=DirectClientConnection,
+        **keepalive_options(),
+        **options,  # type: ignore[arg-type]
+    )
+    assert isinstance(connection, DirectClientConnection)
+    connection.listen(lambda message: None)
+    return connection
+
+
+async def test_quiet_connections_are_pinged_and_their_pongs_count_as_life() -> None:
+    keepalive = Keepalive(0.1, 1.0, side="north")
+    async with websockets_server() as port:
+        clients = [await _direct_client(port) for _ in range(5)]
         try:
             for client in clients:
                 keepalive.watch(client)
-            # websockets measures `latency` from its ping to the pong: it moves off 0 once both ran
             async with asyncio.timeout(5):
-                while not all(client.latency > 0 for client in clients):
+                while keepalive.pings < 10:  # every one of them, twice
                     await asyncio.sleep(0.02)
+            assert all(client.protocol.state.name == "OPEN" for client in clients)
             assert keepalive.watched == 5
         finally:
             for client in clients:
@@ -47,15 +66,30 @@ async def test_every_watched_connection_is_pinged_from_one_timer() -> None:
             keepalive.close()
 
 
+async def test_a_connection_that_receives_messages_is_never_pinged() -> None:
+    keepalive = Keepalive(0.1, 1.0, side="north")
+    async with websockets_server(chatty=0.02) as port:
+        client = await _direct_client(port)
+        try:
+            keepalive.watch(client)
+            await asyncio.sleep(0.6)  # six intervals
+            assert keepalive.pings == 0
+            assert client.protocol.state.name == "OPEN"
+        finally:
+            await client.close()
+            keepalive.close()
+
+
 async def test_closed_connections_are_forgotten() -> None:
     keepalive = Keepalive(0.02, 1.0, side="north")
-    async with echo_server() as (port, _):
-        client = await connect(f"ws://127.0.0.1:{port}/", **keepalive_options())
+    async with websockets_server() as port:
+        client = await _direct_client(port)
         keepalive.watch(client)
         await client.close()
         async with asyncio.timeout(5):
             while keepalive.watched:
                 await asyncio.sleep(0.02)
+        assert keepalive.pings == 0
         keepalive.close()
 
 
@@ -83,14 +117,16 @@ async def test_a_peer_that_never_answers_pings_is_failed_with_1011() -> None:
     port = server.sockets[0].getsockname()[1]
     keepalive = Keepalive(0.1, 0.2, side="north")
     try:
-        client = await connect(f"ws://127.0.0.1:{port}/", close_timeout=0.3, **keepalive_options())
+        client = await _direct_client(port, close_timeout=0.3)
         keepalive.watch(client)
-        async with asyncio.timeout(5):  # interval + timeout + close timeout = 0.6 s
+        # interval + timeout + 2 ticks (0.025 s each) + close timeout: under a second
+        async with asyncio.timeout(5):
             await client.wait_closed()
         sent = client.protocol.close_sent  # what the bridge side said; the peer said nothing (1006)
         assert sent is not None
         assert (sent.code, sent.reason) == (1011, "keepalive ping timeout")
         assert client.close_code == 1006
+        assert keepalive.pings == 1
     finally:
         keepalive.close()
         for writer in silent:
@@ -99,21 +135,29 @@ async def test_a_peer_that_never_answers_pings_is_failed_with_1011() -> None:
         await server.wait_closed()
 
 
-async def test_server_side_connections_pinged_in_one_tick_each_get_their_pong() -> None:
+async def test_charger_connections_are_pinged_and_a_websockets_client_answers() -> None:
     keepalive = Keepalive(0.05, 1.0, side="south")
-    async with echo_server() as (port, accepted):
-        client = await connect(f"ws://127.0.0.1:{port}/", **keepalive_options())
-        other = await connect(f"ws://127.0.0.1:{port}/", **keepalive_options())
-        try:
+    accepted: list[DirectServerConnection] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        assert isinstance(connection, DirectServerConnection)
+        connection.listen(lambda message: None)
+        accepted.append(connection)
+        keepalive.watch(connection)
+        await connection.wait_closed()
+
+    server = await serve(
+        handler, "127.0.0.1", 0, create_connection=DirectServerConnection, **keepalive_options()
+    )
+    async with server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/", **keepalive_options()) as client:
             async with asyncio.timeout(5):
-                while len(accepted) < 2:
-                    await asyncio.sleep(0.01)
-            for connection in accepted:
-                keepalive.watch(connection)
-            async with asyncio.timeout(5):
-                while not all(connection.latency > 0 for connection in accepted):
+                while keepalive.pings < 3:
                     await asyncio.sleep(0.02)
-        finally:
-            await client.close()
-            await other.close()
-            keepalive.close()
+            # the client's pongs came back: the server side is not waiting on a ping any more
+            # than one tick after the last one
+            await asyncio.sleep(0.03)
+            assert client.protocol.state.name == "OPEN"
+            assert accepted[0].last_received > 0
+    keepalive.close()

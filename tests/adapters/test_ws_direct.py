@@ -543,3 +543,26 @@ async def test_a_closed_server_connection_is_freed_without_the_cyclic_collector(
                     await asyncio.sleep(0.05)
         finally:
             gc.enable()
+
+
+async def test_a_peer_that_sends_its_close_and_goes_silent_is_cut_off_after_the_close_timeout() -> (
+    None
+):
+    recorder = Recorder()
+    server = await serve(
+        recorder.handler,
+        HOST,
+        0,
+        create_connection=DirectServerConnection,
+        ping_interval=None,
+        close_timeout=0.3,
+    )
+    async with server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = await RawClient.open(port)
+        client.writer.write(_masked(Opcode.CLOSE, Close(1000, "bye").serialize()))
+        await client.writer.drain()  # and then neither reads nor closes
+        async with asyncio.timeout(3):  # without the deadline: until the peer gives up
+            await recorder.closed.wait()
+        assert recorder.connections[0].protocol.state is State.CLOSED
+        await client.close()
