@@ -55,6 +55,8 @@ class Settings:
     hop_ir_pairs: int = 25
     scale_sizes: list[int] = field(default_factory=lambda: [200])
     scale_duration: float = 20.0
+    # after each scale run, the plain relay under the same load (its CPU share: the floor at that size)
+    scale_relay_baseline: bool = False
     scale_interval: float = 10.0
     memory_stations: int = 200
     memory_tls: bool = True
@@ -107,6 +109,7 @@ PRESETS: dict[str, Settings] = {
         hop_ir=True,
         scale_sizes=[1000, 5000, 10000],
         scale_duration=40.0,
+        scale_relay_baseline=True,
         memory_stations=1000,
         memory_deflate=True,
         storm_stations=10000,
@@ -554,6 +557,11 @@ async def measure_scale(ws: Workspace, requested: int, with_v16: bool) -> dict[s
         wall = time.monotonic() - wall_before
         stats = await bridge.call("stats")
         result["metrics_lag"] = scrape_lag_histogram(bridge.ready.get("health_port"))
+        if s.scale_relay_baseline:
+            for protocol in mix:
+                await swarm.call("close", wait_s=300, group=PREFIX[protocol])
+            await bridge.close()
+            result["relay"] = await _relay_under_steady_load(ws, group, sink, swarm, count)
     latencies: dict[str, list[float]] = answer["latencies"]
     bridged = [v for p in mix for v in latencies[PREFIX[p]]]
     direct_lat = latencies["DIR"]
@@ -583,7 +591,59 @@ async def measure_scale(ws: Workspace, requested: int, with_v16: bool) -> dict[s
     result["rss_mib"] = round(rss_before / 2**20, 1)
     result["samples"] = {name: values for name, values in latencies.items() if name != "DIR"}
     result["samples"]["DIR"] = direct_lat
+    relay = result.get("relay") or {}
+    if relay.get("cpu_share") and result["cpu_share"] is not None:
+        result["cpu_ratio_vs_relay"] = finite_or_none(result["cpu_share"] / relay["cpu_share"], 3)
     return result
+
+
+async def _relay_under_steady_load(
+    ws: Workspace, group: ChildGroup, sink: Child, swarm: Child, count: int
+) -> dict[str, Any]:
+    """The plain relay (bench/relay.py, on the bridge's shipped loop) with `count` 2.0.1 stations
+    sending as the scale step's do: its CPU share and added latency at this size, the floor."""
+    s = ws.settings
+    loop = shipped_loop()
+    relay = await group.start(
+        f"scale-relay-{count}",
+        "bench.relay",
+        ["--upstream", url(sink.ready["port"]), *(["--uvloop"] if loop == "uvloop" else [])],
+    )
+    ids = [f"RLY-{i:05d}" for i in range(count)]
+    await connect(swarm, "RLY", url(relay.ready["port"]), V201, ids, s)
+    await asyncio.sleep(min(2.0, s.scale_duration / 2))
+    await swarm.call("freeze", wait_s=60)
+    await relay.call("stats")  # resets its lag window
+    cpu_before, wall_before = await relay.cpu(), time.monotonic()
+    answer = await swarm.call(
+        "steady",
+        wait_s=s.scale_duration + 120,
+        groups=["RLY", "DIR"],
+        interval=s.scale_interval,
+        duration=s.scale_duration,
+    )
+    cpu = await relay.cpu() - cpu_before
+    wall = time.monotonic() - wall_before
+    stats = await relay.call("stats")
+    await swarm.call("close", wait_s=300, group="RLY")
+    await relay.close()
+    relayed, straight = answer["latencies"]["RLY"], answer["latencies"]["DIR"]
+    added: dict[str, float | None] = {}
+    for key, q in (("p50", 50.0), ("p99", 99.0), ("p999", 99.9)):
+        through, direct = percentile(relayed, q), percentile(straight, q)
+        added[key] = (
+            None if through is None or direct is None else round((through - direct) * 1e3, 4)
+        )
+    return {
+        "loop": loop,
+        "stations": count,
+        "messages": len(relayed),
+        "errors": answer["errors"].get("RLY", {}),
+        "cpu_share": finite_or_none(cpu / wall, 4) if wall > 0 else None,
+        "cpu_us_per_message": finite_or_none(cpu / len(relayed) * 1e6, 2) if relayed else None,
+        "added_latency_ms": added,
+        "loop_lag_ms": stats["lag"],
+    }
 
 
 # --- memory ----------------------------------------------------------------------------------------
@@ -1086,6 +1146,9 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "added_latency_p99_ms": _get(biggest, "added_latency_ms", "p99"),
         "added_latency_p999_ms": _get(biggest, "added_latency_ms", "p999"),
         "cpu_share": biggest.get("cpu_share"),
+        "relay_cpu_share": _get(biggest, "relay", "cpu_share"),
+        "cpu_ratio_vs_relay": biggest.get("cpu_ratio_vs_relay"),
+        "relay_added_latency_p99_ms": _get(biggest, "relay", "added_latency_ms", "p99"),
         "loop_lag_p999_ms": _get(biggest, "loop_lag_ms", "p999"),
         "scale_startup_s": biggest.get("bridge_startup_s"),
         "storm_stations": _get(report, "storm", "stations"),

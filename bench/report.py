@@ -63,6 +63,9 @@ DESCRIPTIONS = {
     "added_latency_p50_ms": "bridge-added latency p50 (through bridge − direct), largest run",
     "added_latency_p99_ms": "bridge-added latency p99, largest run",
     "added_latency_p999_ms": "bridge-added latency p99.9, largest run",
+    "relay_cpu_share": "plain relay, same stations and load, its CPU share (the floor at that size)",
+    "cpu_ratio_vs_relay": "bridge CPU share ÷ the plain relay's, same load, largest run",
+    "relay_added_latency_p99_ms": "plain relay's added latency p99, same load, largest run",
     "cpu_share": "bridge CPU ÷ wall time (1.0 = one core), largest run",
     "loop_lag_p999_ms": "bridge event-loop lag p99.9, largest run",
     "scale_startup_s": "bridge start-up (configuration to listening), largest scale run",
@@ -287,10 +290,20 @@ def plot(report: dict[str, Any], folder: Path) -> list[str] | None:
         left.set_xlabel("stations")
         left.set_ylabel("bridge-added latency, ms")
         left.legend()
-        right.plot(xs, [r["cpu_share"] for r in runs], marker="o", label="CPU share")
+        right.plot(xs, [r["cpu_share"] for r in runs], marker="o", label="bridge")
+        relays = [(r["stations"], (r.get("relay") or {}).get("cpu_share")) for r in runs]
+        relays = [(x, y) for x, y in relays if y is not None]
+        if relays:
+            right.plot(
+                [x for x, _ in relays],
+                [y for _, y in relays],
+                marker="s",
+                color="grey",
+                label="plain relay, same load",
+            )
         right.axhline(0.4, ls="--", color="red", label="target")
         right.set_xlabel("stations")
-        right.set_ylabel("bridge CPU ÷ wall")
+        right.set_ylabel("CPU ÷ wall (1.0 = one core)")
         right.legend()
         fig.suptitle("Scale")
         save(fig, "scale.png")

@@ -60,7 +60,11 @@ def format_utc(moment: datetime) -> str:
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)
     millis = moment.microsecond // 1000
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    # written out: strftime cost a tenth of a translated 1.6 message's CPU (callgrind)
+    base = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
     return f"{base}.{millis:03d}Z" if millis else f"{base}Z"
 
 
