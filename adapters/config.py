@@ -148,7 +148,11 @@ class CsmsSection(_Section):
         gt=0,
         description="seconds after that ping without a message or pong before the link counts as dead",
     )
-    compression: bool = Field(True, description="offer permessage-deflate (RFC 7692)")
+    compression: bool = Field(
+        False,
+        description="offer permessage-deflate (RFC 7692) to the CSMS: less traffic on a metered link,"
+        " more memory and CPU per station",
+    )
     message_attempts: int = Field(
         3, ge=1, description="MessageAttemptsTransactionEvent: tries per queued message (E13)"
     )
@@ -195,7 +199,11 @@ class SouthSection(_Section):
         gt=0,
         description="seconds after that ping without a message or pong before the link counts as dead",
     )
-    compression: bool = Field(True, description="accept permessage-deflate (RFC 7692)")
+    compression: bool = Field(
+        False,
+        description="accept permessage-deflate (RFC 7692) from chargers: more memory and CPU per"
+        " station",
+    )
     max_message_size: int = Field(1 << 20, ge=1024, description="largest frame accepted, bytes")
     duplicate_connection: Literal["replace", "reject"] = Field(
         "replace",

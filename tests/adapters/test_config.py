@@ -77,7 +77,7 @@ def test_environment_overrides_sections_and_stations(tmp_path: Path) -> None:
         {
             "OCPP_BRIDGE_CSMS__URL": "ws://10.0.0.1:9000/x/",
             "OCPP_BRIDGE_CSMS__CALL_TIMEOUT": "12.5",
-            "OCPP_BRIDGE_SOUTH__COMPRESSION": "false",
+            "OCPP_BRIDGE_SOUTH__COMPRESSION": "true",
             "OCPP_BRIDGE_STATIONS__GB104_1__PORT": "2405",
             "OCPP_BRIDGE_STATIONS__CP16_1__PASSWORD": PASSWORD,
             "UNRELATED": "x",
@@ -85,7 +85,7 @@ def test_environment_overrides_sections_and_stations(tmp_path: Path) -> None:
     )
     assert config.csms.url == "ws://10.0.0.1:9000/x"  # trailing slash dropped
     assert config.csms.call_timeout == 12.5
-    assert config.south.compression is False
+    assert config.south.compression is True  # the default is off
     assert config.stations[1].port == 2405  # type: ignore[union-attr]
     station = config.stations[0]
     assert isinstance(station, OcppStation)
