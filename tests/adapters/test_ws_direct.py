@@ -413,7 +413,7 @@ class Recorder:
         self.closed.set()
 
 
-async def _server(recorder: Recorder, max_size: int = 2**20) -> Any:
+async def _server(recorder: Recorder, max_size: int = 2**20, **options: Any) -> Any:
     return await serve(
         recorder.handler,
         HOST,
@@ -421,6 +421,7 @@ async def _server(recorder: Recorder, max_size: int = 2**20) -> Any:
         create_connection=DirectServerConnection,
         ping_interval=None,
         max_size=max_size,
+        **options,
     )
 
 
@@ -465,15 +466,7 @@ async def test_an_unmasked_frame_from_a_client_is_a_protocol_error() -> None:
 async def test_a_websockets_client_and_a_direct_server_talk_both_ways_with_compression() -> None:
     """With permessage-deflate, frames carry rsv1: everything goes through websockets itself."""
     recorder = Recorder()
-    server = await serve(
-        recorder.handler,
-        HOST,
-        0,
-        create_connection=DirectServerConnection,
-        ping_interval=None,
-        compression="deflate",
-    )
-    async with server:
+    async with await _server(recorder, compression="deflate") as server:
         port = next(iter(server.sockets)).getsockname()[1]
         async with connect(f"ws://{HOST}:{port}/ocpp/CP", compression="deflate") as client:
             await client.send("x" * 5000)
@@ -549,15 +542,7 @@ async def test_a_peer_that_sends_its_close_and_goes_silent_is_cut_off_after_the_
     None
 ):
     recorder = Recorder()
-    server = await serve(
-        recorder.handler,
-        HOST,
-        0,
-        create_connection=DirectServerConnection,
-        ping_interval=None,
-        close_timeout=0.3,
-    )
-    async with server:
+    async with await _server(recorder, close_timeout=0.3) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         client = await RawClient.open(port)
         client.writer.write(_masked(Opcode.CLOSE, Close(1000, "bye").serialize()))
