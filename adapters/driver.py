@@ -13,8 +13,8 @@ Rules
   produced them.
 - A `Send` is written at once (`write_text` of `adapters.ws_direct`, synchronous like websockets'
   `broadcast`) when nothing waits in that connection's queue and its transport's write buffer is below
-  the high-water mark. Otherwise it joins the queue, which a writer task empties with `await send` (back-pressure); the task
-  exists only while the queue holds something. Order is the same either way: `send` writes its frame
+  the high-water mark. Otherwise it joins the queue, which a writer task empties with `await send`
+  (back-pressure); the task exists only while the queue holds something. Order is the same either way: `send` writes its frame
   before it waits, and nothing is written at once past a queued item. (Measured with bench/: a writer
   task woken per frame cost a third of what the bridge added to a relay hop, and a task and a queue per
   connection a few KiB per station.)

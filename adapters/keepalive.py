@@ -72,7 +72,11 @@ class Keepalive:
 
     def _schedule(self, connection: DirectConnection, due: float) -> None:
         heapq.heappush(self._due, (due, next(self._order), weakref.ref(connection)))
-        # on the grid: connections due within one tick share a firing
+        self._arm(due)
+
+    def _arm(self, due: float) -> None:
+        """Fire at `due` on the grid (connections due within one tick share a firing), unless the
+        timer fires earlier already."""
         at = math.ceil(due / self.tick) * self.tick
         if self._timer_at is None or at < self._timer_at:
             if self._timer is not None:
@@ -95,13 +99,8 @@ class Keepalive:
                 later.append((connection, next_due))
         for connection, next_due in later:
             self._schedule(connection, next_due)
-        if due_list and self._timer is None:
-            self._schedule_timer_for_head()
-
-    def _schedule_timer_for_head(self) -> None:
-        at = math.ceil(self._due[0][0] / self.tick) * self.tick
-        self._timer_at = at
-        self._timer = asyncio.get_running_loop().call_at(at, self._on_timer)
+        if due_list:
+            self._arm(due_list[0][0])
 
     def _look_at(self, connection: DirectConnection, now: float) -> float | None:
         """Ping, fail or leave `connection`; when to look at it next (None: never)."""

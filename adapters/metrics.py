@@ -305,12 +305,6 @@ class BridgeMetrics:
         finally:
             gauge.dec()
 
-    def received(self, side: Side, frame: str | bytes) -> None:
-        self.frame_counter(side, received=True)(frame)
-
-    def sent(self, side: Side, frame: str | bytes) -> None:
-        self.frame_counter(side, received=False)(frame)
-
     def frame_counter(self, side: Side, *, received: bool) -> Callable[[str | bytes], None]:
         """Counts one frame received (or sent) on `side`; drivers keep one per connection, as this is
         on every frame's path (a CALLRESULT, half of all frames, is counted without labelling it)."""

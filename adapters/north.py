@@ -127,8 +127,8 @@ class CsmsConnector:
             raise CsmsUnavailable(
                 f"CSMS did not accept subprotocol ocpp2.0.1 (chose {connection.subprotocol!r})"
             )
-        self.keepalive.watch(connection)
         assert isinstance(connection, DirectClientConnection)
+        self.keepalive.watch(connection)
         return connection
 
 

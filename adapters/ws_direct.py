@@ -240,14 +240,14 @@ class _DirectDelivery:
         else:
             rest += data
             buffer = rest
-        position = self._split(buffer)
+        position, waiting = self._split(buffer)
         if position == len(buffer):
             self._rest = None
         elif buffer is rest:
             del rest[:position]
         else:
             self._rest = bytearray(memoryview(buffer)[position:])
-        if self._rest is not None and not self._eligible_prefix(self._rest):
+        if self._rest is not None and not waiting:
             self._hand_over()
 
     def eof_received(self) -> bool | None:
@@ -268,73 +268,53 @@ class _DirectDelivery:
             waiting = waiting.gi_yieldfrom
         return waiting.gi_code is _AT_EOF  # type: ignore[no-any-return]
 
-    def _split(self, buffer: bytes | bytearray) -> int:
-        """Hand over the eligible frames at the start of `buffer`; how many bytes they took."""
+    def _split(self, buffer: bytes | bytearray) -> tuple[int, bool]:
+        """Hand over the eligible frames at the start of `buffer`. Returns how many bytes they took,
+        and whether the bytes after them may still begin an eligible frame (then they wait for more;
+        otherwise websockets reads them)."""
         protocol = self.protocol
         limit = protocol.max_message_size
         masked = self._peer_masks
         end = len(buffer)
         position = 0
-        while end - position >= 2:
+        while True:
+            open_ = protocol.state is State.OPEN and not self._failed and self._fragmented is None
+            if end - position < 2:
+                return position, open_
             head1, head2 = buffer[position], buffer[position + 1]
+            opcode = head1 & 0x0F
+            if not (
+                open_
+                and head1 & 0xF0 == 0x80  # FIN, no reserved bit
+                and opcode in (_TEXT, _BINARY)
+                and (head2 & 0x80 == 0x80) == masked
+            ):
+                return position, False  # websockets takes it from here, complete or not
             length = head2 & 0x7F
             start = position + 2
             if length == 126:
                 if end < start + 2:
-                    break
+                    return position, True
                 (length,) = _UNSIGNED_16.unpack_from(buffer, start)
                 start += 2
             elif length == 127:
                 if end < start + 8:
-                    break
+                    return position, True
                 (length,) = _UNSIGNED_64.unpack_from(buffer, start)
                 start += 8
-            opcode = head1 & 0x0F
-            eligible = (
-                head1 & 0xF0 == 0x80  # FIN, no reserved bit
-                and opcode in (_TEXT, _BINARY)
-                and (head2 & 0x80 == 0x80) == masked
-                and (limit is None or length <= limit)
-                and self._fragmented is None
-                and protocol.state is State.OPEN
-                and not self._failed
-            )
-            if not eligible:
-                break  # websockets takes it from here, complete or not
+            if limit is not None and length > limit:
+                return position, False  # websockets fails it at once, without its payload
             if masked:
                 start += 4
             stop = start + length
             if end < stop:
-                break  # wait for the rest of this frame
+                return position, True  # wait for the rest of this frame
             if masked:
                 payload = apply_mask(buffer[start:stop], buffer[start - 4 : start])
             else:
                 payload = bytes(buffer[start:stop])
             position = stop
             self._message(Opcode.TEXT if opcode == _TEXT else Opcode.BINARY, payload)
-        return position
-
-    def _eligible_prefix(self, rest: bytearray) -> bool:
-        """Whether the bytes left may still be the beginning of an eligible frame (so they wait)."""
-        if self.protocol.state is not State.OPEN or self._failed or self._fragmented is not None:
-            return False
-        if len(rest) < 2:
-            return True
-        head1, head2 = rest[0], rest[1]
-        opcode = head1 & 0x0F
-        if head1 & 0xF0 != 0x80 or opcode not in (_TEXT, _BINARY):
-            return False
-        if (head2 & 0x80 == 0x80) != self._peer_masks:
-            return False
-        length = head2 & 0x7F
-        limit = self.protocol.max_message_size
-        if limit is None or length < 126:
-            return True
-        need = 2 if length == 126 else 8
-        if len(rest) < 2 + need:
-            return True
-        unpack = _UNSIGNED_16 if length == 126 else _UNSIGNED_64
-        return bool(unpack.unpack_from(rest, 2)[0] <= limit)
 
     def _hand_over(self) -> None:
         """From here websockets' parser reads every byte, starting with those this connection holds."""
