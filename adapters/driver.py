@@ -19,12 +19,15 @@ Rules
   task woken per frame cost a third of what the bridge added to a relay hop, and a task and a queue per
   connection a few KiB per station.)
 - `Close` effects are carried out by the writer after the frames queued before them.
-- A run of `Persist` effects is written to the store in one durable commit before any later effect is
-  carried out, so nothing is acknowledged to a peer before it is on disk. `Report` effects (log lines)
-  do not end a run: the Persists of one input that are separated only by reports are one atomic batch,
-  so a crash never keeps half of what one charger message changed (e.g. a transaction without its
-  Started event). A store that cannot write
-  fails the session (both connections closed with 1011) rather than acknowledge what it lost.
+- A run of `Persist` effects is one batch for the store, submitted to its writer thread
+  (`Store.submit`, group commit); every later effect, of this input and of the inputs after it, is held
+  in order and carried out only once the batch is durable, so nothing is acknowledged to a peer before
+  it is on disk, and the event loop never waits for a disk. `Report` effects (log lines) do not end a
+  run: the Persists of one input that are separated only by reports are one atomic batch, so a crash
+  never keeps half of what one charger message changed (e.g. a transaction without its Started
+  event). A store that cannot write fails the session (both connections closed with 1011) rather than
+  acknowledge what it lost; what was held is dropped. A held `Send` whose connection ended meanwhile
+  is dropped as if written just before the end (the core has been told of the end).
 - One `loop.call_at` handle per core, re-armed only when the core's next deadline comes before it: a
   deadline that moves later or goes away leaves the timer as it is, and when it fires for nothing due,
   it is armed again for the next deadline, if any. (Every call moves the deadline by a call timeout, so
@@ -52,7 +55,7 @@ from websockets.exceptions import ConnectionClosed
 
 from adapters.logs import log_diagnostic
 from adapters.metrics import BridgeMetrics
-from adapters.store import Store
+from adapters.store import Store, StoreError
 from adapters.trace import StationTrace
 from adapters.ws_direct import DirectConnection
 from bridge.effects import Close, Persist, Report, Send, Side, StationCore
@@ -89,6 +92,8 @@ class CoreDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
         self._persistent = persistent
+        # effects waiting for a batch in the store's writer (None: no batch in flight), in order
+        self._held: list[Any] | None = None
         self.failed = False
 
     def attach(self, side: Side, connection: DirectConnection) -> None:
@@ -187,17 +192,24 @@ class CoreDriver:
             effects = self._core.effects()
             if effects:
                 self._apply(effects)
-        except Exception:  # noqa: BLE001 - a core bug or a store failure: logged, session ended
-            self.failed = True
-            self._logs[Side.SOUTH].exception("core.failed")
-            for side in self._outboxes:
-                self._queue(side, Close(side, 1011, "internal error"))
+        except Exception as exc:  # noqa: BLE001 - a core bug or a store failure: logged, session ended
+            self._fail(exc)
             return
         self._rearm()
 
-    def _apply(self, effects: list[Any]) -> None:
+    def _fail(self, error: BaseException) -> None:
+        self.failed = True
+        self._held = None
+        self._logs[Side.SOUTH].error("core.failed", exc_info=error)
+        for side in self._outboxes:
+            self._queue(side, Close(side, 1011, "internal error"))
+
+    def _apply(self, effects: list[Any], *, released: bool = False) -> None:
+        if self._held is not None:
+            self._held.extend(effects)  # behind a batch the store has not written yet
+            return
         pending: list[Persist] = []
-        for effect in effects:
+        for index, effect in enumerate(effects):
             kind = type(effect)
             if kind is Persist:
                 pending.append(effect)
@@ -206,14 +218,15 @@ class CoreDriver:
                 log_diagnostic(self._logs[effect.side], effect.diagnostic)
                 continue
             if pending:
-                self._persist(pending)
-                pending = []
+                self._persist(pending, effects[index:])
+                return
             if kind is Send:
                 side = effect.side
                 outbox = self._outboxes.get(side)
                 if outbox is None:
-                    # The core sent on a side it knows is down: a core bug worth seeing.
-                    self._logs[side].error("driver.send_without_connection")
+                    if not released:
+                        # The core sent on a side it knows is down: a core bug worth seeing.
+                        self._logs[side].error("driver.send_without_connection")
                     continue
                 if outbox or not self._write_now(side, effect.frame):
                     self._queue(side, effect)
@@ -229,7 +242,7 @@ class CoreDriver:
                     self._trace.south_effect(effect)
                 self._on_effect(effect)  # an effect of the core's own kind (a 104 command)
         if pending:
-            self._persist(pending)
+            self._persist(pending, [])
 
     def _write_now(self, side: Side, frame: str) -> bool:
         """Write `frame` synchronously when the connection allows it; False: queue it instead."""
@@ -244,10 +257,26 @@ class CoreDriver:
         self._connections[side].write_text(frame)
         return True
 
-    def _persist(self, changes: list[Persist]) -> None:
+    def _persist(self, changes: list[Persist], after: list[Any]) -> None:
+        """Submit `changes`; `after` (and every later effect) waits until they are durable."""
         if self._store is None:
             raise RuntimeError("this station core persists state but has no store")
-        self._store.apply(self._station_id, changes)
+        self._held = list(after)  # first: a store may answer within `submit`
+        self._store.submit(self._station_id, changes, self._written)
+
+    def _written(self, error: StoreError | None) -> None:
+        """The store's answer for the batch in flight."""
+        if self.failed:
+            return  # what was held is dropped with the session
+        if error is not None:
+            self._fail(error)
+            return
+        held, self._held = self._held, None
+        if held:
+            try:
+                self._apply(held, released=True)
+            except Exception as exc:  # noqa: BLE001 - as in `_feed`
+                self._fail(exc)
 
     def _rearm(self) -> None:
         deadline = self._core.next_deadline()

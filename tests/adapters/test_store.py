@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,7 +40,7 @@ def test_a_failing_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     class Unserializable:
         pass
 
-    with pytest.raises(TypeError):
+    with pytest.raises(StoreError, match="cannot write"):
         store.apply("CP1", [Persist("t", "k", 2), Persist("t", "j", Unserializable())])  # type: ignore[arg-type]
     assert store.load("CP1") == {"t": {"k": 1}}
     store.apply("CP1", [Persist("t", "k", 3)])  # the store is still usable
@@ -64,3 +66,98 @@ def test_a_committed_batch_survives_a_killed_process(tmp_path: Path) -> None:
 def test_an_unusable_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open the store"):
         Store(tmp_path / "missing-folder" / "b.db")
+
+
+# --- the writer thread: group commit, answers on the loop ------------------------------------------
+
+
+async def _submitted(store: Store, batches: list[tuple[str, list[Persist]]]) -> list[object]:
+    """Submit every batch at once (no await between them); each one's answer and its thread."""
+    loop = asyncio.get_running_loop()
+    answers: list[asyncio.Future[tuple[StoreError | None, int]]] = []
+    for station, changes in batches:
+        answer: asyncio.Future[tuple[StoreError | None, int]] = loop.create_future()
+        answers.append(answer)
+        store.submit(
+            station, changes, lambda error, a=answer: a.set_result((error, threading.get_ident()))
+        )
+    results = await asyncio.wait_for(asyncio.gather(*answers), 30)
+    assert {thread for _, thread in results} == {threading.get_ident()}  # on the loop's thread
+    return [error for error, _ in results]
+
+
+async def test_batches_submitted_together_share_commits_and_are_all_durable(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "b.db")
+    batches = [(f"CP{n}", [Persist("outbox", "1", n), Persist("meta", "n", n)]) for n in range(200)]
+    assert await _submitted(store, batches) == [None] * 200
+    assert 1 <= store.commits < 200  # grouped: the thread takes whatever waits when it looks
+    store.close()
+    reopened = Store(tmp_path / "b.db")
+    assert all(
+        reopened.load(f"CP{n}") == {"outbox": {"1": n}, "meta": {"n": n}} for n in range(200)
+    )
+    reopened.close()
+
+
+async def test_a_batch_that_cannot_be_written_fails_only_its_own_station(tmp_path: Path) -> None:
+    class Unserializable:
+        pass
+
+    store = Store(tmp_path / "b.db")
+    # hold the connection so that the three batches after the first wait for the writer together
+    with store._db_lock:
+        first = asyncio.ensure_future(_submitted(store, [("CP0", [Persist("t", "k", 0)])]))
+        await asyncio.sleep(0)
+        for _ in range(200):
+            if store._writing:
+                break
+            await asyncio.sleep(0.01)
+        group = asyncio.ensure_future(
+            _submitted(
+                store,
+                [
+                    ("CP1", [Persist("t", "k", 1)]),
+                    ("CP2", [Persist("t", "k", 2), Persist("t", "j", Unserializable())]),  # type: ignore[arg-type]
+                    ("CP3", [Persist("t", "k", 3)]),
+                ],
+            )
+        )
+        await asyncio.sleep(0.05)
+    assert await first == [None]
+    ok1, failed, ok3 = await group
+    assert ok1 is None and ok3 is None
+    assert isinstance(failed, StoreError) and "cannot write" in str(failed)
+    assert [store.load(f"CP{n}") for n in range(4)] == [
+        {"t": {"k": 0}},
+        {"t": {"k": 1}},
+        {},  # nothing of the failed batch, not even its first change
+        {"t": {"k": 3}},
+    ]
+    store.close()
+
+
+async def test_load_and_apply_come_after_every_batch_submitted_before_them(tmp_path: Path) -> None:
+    store = Store(tmp_path / "b.db")
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[StoreError | None] = loop.create_future()
+    store.submit("CP1", [Persist("t", "k", 1)], answered.set_result)
+    assert store.load("CP1") == {"t": {"k": 1}}  # waited for the writer, not for the answer
+    store.submit("CP1", [Persist("t", "k", 2)], lambda error: None)
+    store.apply("CP1", [Persist("t", "k", 3)])  # after the submitted batch, never overwritten by it
+    assert store.load("CP1") == {"t": {"k": 3}}
+    assert await asyncio.wait_for(answered, 30) is None
+    store.close()
+
+
+async def test_close_writes_what_still_waits_then_refuses_more(tmp_path: Path) -> None:
+    store = Store(tmp_path / "b.db")
+    for n in range(50):
+        store.submit(f"CP{n}", [Persist("t", "k", n)], lambda error: None)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.submit("CP1", [Persist("t", "k", 1)], lambda error: None)
+    reopened = Store(tmp_path / "b.db")
+    assert [reopened.load(f"CP{n}") for n in range(50)] == [{"t": {"k": n}} for n in range(50)]
+    reopened.close()

@@ -1,0 +1,144 @@
+"""The driver and the store's writer thread: nothing after a batch is carried out before the batch is
+durable, order is kept across inputs, and a batch that cannot be written ends the session."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from adapters.driver import CoreDriver
+from adapters.store import StoreError
+from bridge.effects import Close, Effect, Persist, Send, Side
+
+
+class _HeldStore:
+    """Keeps each submitted batch's answer until the test gives it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Persist]] = []
+        self.answers: list[Any] = []
+
+    def submit(self, station: str, changes: list[Persist], done: Any) -> None:
+        self.batches.append(list(changes))
+        self.answers.append(done)
+
+
+class _Connection:
+    """What the driver writes, in order (no transport: every write goes through its writer task)."""
+
+    subprotocol = "ocpp1.6"
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+        self.closed: tuple[int, str] | None = None
+        self.ended = asyncio.Event()
+
+    def listen(self, receiver: Any) -> None: ...
+
+    def stop_listening(self) -> None: ...
+
+    async def wait_closed(self) -> None:
+        await self.ended.wait()
+
+    async def send(self, frame: str) -> None:
+        self.written.append(frame)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+class _Core:
+    def __init__(self) -> None:
+        self.pending: list[Effect] = []
+
+    def connection_made(self, side: Side, now: float) -> None: ...
+
+    def connection_lost(self, side: Side, now: float) -> None: ...
+
+    def receive(self, side: Side, data: str | bytes, now: float) -> None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def effects(self) -> list[Effect]:
+        effects, self.pending = self.pending, []
+        return effects
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, **fields: self.lines.append(event)
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def _driver() -> tuple[CoreDriver, _Core, _HeldStore, _Connection, dict[Side, _Log]]:
+    core, store, connection = _Core(), _HeldStore(), _Connection()
+    logs = {side: _Log() for side in Side}
+    driver = CoreDriver(core, logs, station_id="CP", store=store, persistent=True)  # type: ignore[arg-type]
+    driver.attach(Side.SOUTH, connection)  # type: ignore[arg-type]
+    return driver, core, store, connection, logs
+
+
+async def test_nothing_after_a_batch_leaves_before_the_batch_is_durable_and_order_is_kept() -> None:
+    driver, core, store, connection, _ = await _driver()
+    core.pending = [Send(Side.SOUTH, "before"), Persist("tx", "1", {}), Send(Side.SOUTH, "ack1")]
+    driver.feed(lambda now: None)
+    core.pending = [Send(Side.SOUTH, "ack2")]  # a later input, while the batch is in flight
+    driver.feed(lambda now: None)
+    await _settle()
+    assert connection.written == ["before"]
+    assert [[p.key for p in batch] for batch in store.batches] == [["1"]]
+    store.answers.pop(0)(None)
+    await _settle()
+    assert connection.written == ["before", "ack1", "ack2"]
+
+
+async def test_a_second_batch_in_what_was_held_waits_for_its_own_answer() -> None:
+    driver, core, store, connection, _ = await _driver()
+    core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, "a")]
+    driver.feed(lambda now: None)
+    core.pending = [Persist("tx", "2", {}), Send(Side.SOUTH, "b")]
+    driver.feed(lambda now: None)
+    store.answers.pop(0)(None)
+    await _settle()
+    assert connection.written == ["a"]
+    assert [[p.key for p in batch] for batch in store.batches] == [["1"], ["2"]]
+    store.answers.pop(0)(None)
+    await _settle()
+    assert connection.written == ["a", "b"]
+
+
+async def test_a_batch_that_cannot_be_written_ends_the_session_and_drops_what_was_held() -> None:
+    driver, core, store, connection, logs = await _driver()
+    core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, "ack")]
+    driver.feed(lambda now: None)
+    store.answers.pop(0)(StoreError("b.db: cannot write: disk full"))
+    await _settle()
+    assert driver.failed
+    assert connection.written == []  # never acknowledged
+    assert connection.closed == (1011, "internal error")
+    assert "core.failed" in logs[Side.SOUTH].lines
+
+
+async def test_a_held_send_for_a_connection_that_ended_meanwhile_is_dropped_quietly() -> None:
+    driver, core, store, connection, logs = await _driver()
+    core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, "ack"), Close(Side.SOUTH, 1000, "")]
+    driver.feed(lambda now: None)
+    serving = asyncio.ensure_future(driver.serve(Side.SOUTH))
+    await _settle()
+    connection.ended.set()  # the connection ends before the store answers
+    await asyncio.wait_for(serving, 5)
+    assert not driver.connected(Side.SOUTH)
+    store.answers.pop(0)(None)
+    await _settle()
+    assert connection.written == [] and not driver.failed
+    assert "driver.send_without_connection" not in logs[Side.SOUTH].lines
