@@ -11,12 +11,14 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+from collections import Counter
 from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.protocol import State
 
-from adapters.keepalive import Keepalive, keepalive_options
+from adapters.keepalive import PER_TURN, Keepalive, keepalive_options
 from adapters.ws_direct import DirectClientConnection, DirectServerConnection
 
 
@@ -161,3 +163,45 @@ async def test_charger_connections_are_pinged_and_a_websockets_client_answers() 
             assert client.protocol.state.name == "OPEN"
             assert accepted[0].last_received > 0
     keepalive.close()
+
+
+class _QuietLink:
+    """Stands for a connection that has been quiet for a while; notes the loop turn of its ping."""
+
+    class protocol:  # the attribute Keepalive reads
+        state = State.OPEN
+
+    def __init__(self, quiet_since: float, turns: list[int]) -> None:
+        self.last_received = quiet_since
+        self.ping_sent_at: float | None = None
+        self.pinged_on_turn: int | None = None
+        self._turns = turns
+
+    def ping_now(self) -> bool:
+        self.pinged_on_turn = self._turns[0]
+        return True
+
+
+async def test_links_that_went_quiet_together_are_pinged_a_few_hundred_per_loop_turn() -> None:
+    loop = asyncio.get_running_loop()
+    turns = [0]
+
+    def count_turns() -> None:
+        turns[0] += 1
+        if turns[0] < 10_000:
+            loop.call_soon(count_turns)
+
+    keepalive = Keepalive(0.05, 10.0, side="south")
+    links = [_QuietLink(loop.time() - 1.0, turns) for _ in range(3 * PER_TURN + 10)]
+    for link in links:
+        keepalive.watch(link)  # type: ignore[arg-type]
+    loop.call_soon(count_turns)
+    try:
+        async with asyncio.timeout(5):
+            while keepalive.pings < len(links):
+                await asyncio.sleep(0.01)
+        per_turn = Counter(link.pinged_on_turn for link in links)
+        assert max(per_turn.values()) <= PER_TURN
+        assert len(per_turn) >= 4  # spread over four turns at least, other callbacks between them
+    finally:
+        keepalive.close()
