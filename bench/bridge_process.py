@@ -23,6 +23,9 @@ Rules
   what refers to objects of a type still alive.
 - `--tracemalloc` traces Python allocations: `memory_mark`, then `memory_top` lists what grew since, by
   source line (C allocations, OpenSSL's among them, are not seen).
+- `--stall-watch-ms MS` (experiment): a thread notes where the loop's thread was whenever the loop
+  stood still for MS milliseconds, once per stall, and whether the process was on the CPU meanwhile;
+  `stats` returns them as `stalls` (the scale step reports `bridge_stalls`).
 - `--check-only` loads and checks the configuration, reports ready (or the refusal) and exits: how the
   benchmark learns which protocols the runtime accepts without starting one.
 """
@@ -45,6 +48,7 @@ from typing import Any
 from bench.common import (
     Control,
     LagSampler,
+    StallWatch,
     cpu_seconds,
     install_stop_signals,
     raise_nofile_limit,
@@ -113,6 +117,10 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
     lag.start()
     pauses = GcPauses()
     gc.callbacks.append(pauses)
+    stall_watch: StallWatch | None = None
+    if args.stall_watch_ms:
+        stall_watch = StallWatch(args.stall_watch_ms / 1e3)
+        stall_watch.start()
     install_stop_signals(control.stop)
     profiler: cProfile.Profile | None = None
 
@@ -143,6 +151,7 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
             "connected": len(runtime.connected_stations),
             "gc_counts": gc.get_count(),
             "gc_pauses": pauses.take(),
+            **({"stalls": stall_watch.take()} if stall_watch is not None else {}),
         }
 
     async def profile_start(_: dict[str, Any]) -> dict[str, Any]:
@@ -290,6 +299,11 @@ def cli() -> None:
         "--ssl-buffer-kib",
         type=int,
         help="experiment: the standard loop's per-connection TLS read buffer (runtime: 32 KiB)",
+    )
+    parser.add_argument(
+        "--stall-watch-ms",
+        type=float,
+        help="experiment: note where the loop was whenever it stood still this long (`stats`: stalls)",
     )
     parser.add_argument(
         "--check-only", action="store_true", help="load and check the configuration, then exit"

@@ -24,7 +24,10 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
+import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -183,10 +186,14 @@ async def _own_cpu(_: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _freeze(_: dict[str, Any]) -> dict[str, Any]:
-    """What is alive now leaves the collector's generations: after a load generator's connections
-    are up, its full collections (a second at 10k connections) no longer stall the measurement."""
+    """For load generators only (the swarm, the sink; never a process under test): what is alive now
+    leaves the collector's generations, and automatic collection stops. After connecting, their full
+    collections (a second at 10k connections) stalled the measurement; with freezing alone, the
+    collections of what a 40 s run allocates still stalled the swarm for 100-150 ms at the same
+    moments of every run (bench/README.md, scale step), inflating every latency in flight."""
     gc.collect()
     gc.freeze()
+    gc.disable()
     return {"frozen": gc.get_freeze_count()}
 
 
@@ -225,6 +232,69 @@ class LagSampler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class StallWatch:
+    """Where the loop's thread was when the loop stopped turning: a watcher thread looks every
+    `threshold / 4` seconds at a beat the loop renews as often; when the beat is older than
+    `threshold`, it notes the loop thread's innermost frames once per stall, and whether the process
+    spent the stall on the CPU (its own work) or off it (waiting for a core, or blocked in a call)."""
+
+    def __init__(self, threshold: float = 0.01, depth: int = 6) -> None:
+        self.threshold = threshold
+        self.depth = depth
+        self._beat = time.monotonic()
+        self._beat_cpu = time.process_time()
+        self._loop_thread = threading.get_ident()
+        self._stacks: Counter[str] = Counter()
+        self._stalls: list[tuple[float, float]] = []  # (wall s, process CPU s) of each stall seen
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._renew()
+        self._thread.start()
+
+    def _renew(self) -> None:
+        self._beat, self._beat_cpu = time.monotonic(), time.process_time()
+        self._handle = self._loop.call_later(self.threshold / 4, self._renew)
+
+    def _watch(self) -> None:
+        noted: float | None = None
+        while not self._stop.wait(self.threshold / 4):
+            beat = self._beat
+            wall = time.monotonic() - beat
+            if wall < self.threshold or noted == beat:
+                continue
+            noted = beat
+            frame = sys._current_frames().get(self._loop_thread)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)[-self.depth :]
+            self._stacks[
+                " < ".join(f"{f.name}@{Path(f.filename).name}:{f.lineno}" for f in reversed(stack))
+            ] += 1
+            self._stalls.append((wall, time.process_time() - self._beat_cpu))
+
+    def take(self, top: int = 12) -> dict[str, Any]:
+        stacks, self._stacks = self._stacks, Counter()
+        stalls, self._stalls = self._stalls, []
+        return {
+            "threshold_ms": self.threshold * 1e3,
+            "stalls": len(stalls),
+            # process CPU over wall time while stalled: near 1, the loop's own work; near 0, waiting
+            "cpu_over_wall": round(sum(c for _, c in stalls) / sum(w for w, _ in stalls), 3)
+            if stalls
+            else None,
+            "top": stacks.most_common(top),
+        }
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 def use_uvloop(wanted: bool) -> bool:

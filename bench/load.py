@@ -544,6 +544,7 @@ async def measure_scale(ws: Workspace, requested: int, with_v16: bool) -> dict[s
         await sink.call("freeze", wait_s=60)
         await bridge.call("stats")  # resets the lag window
         rss_before = bridge.rss()
+        load_before = {"swarm": await swarm.cpu(), "sink": await sink.cpu()}
         cpu_before, wall_before = await bridge.cpu(), time.monotonic()
         groups = [PREFIX[p] for p in mix] + ["DIR"]
         answer = await swarm.call(
@@ -555,6 +556,12 @@ async def measure_scale(ws: Workspace, requested: int, with_v16: bool) -> dict[s
         )
         cpu = await bridge.cpu() - cpu_before
         wall = time.monotonic() - wall_before
+        # the load generators share the machine's two cores with the bridge: their share says how
+        # much of the latency tail may be theirs (or the scheduler's) rather than the bridge's
+        result["load_cpu_share"] = {
+            "swarm": round((await swarm.cpu() - load_before["swarm"]) / wall, 4),
+            "sink": round((await sink.cpu() - load_before["sink"]) / wall, 4),
+        }
         stats = await bridge.call("stats")
         result["metrics_lag"] = scrape_lag_histogram(bridge.ready.get("health_port"))
         if s.scale_relay_baseline:
@@ -587,10 +594,13 @@ async def measure_scale(ws: Workspace, requested: int, with_v16: bool) -> dict[s
     )
     result["loop_lag_ms"] = stats["lag"]
     result["gc_pauses_ms"] = stats.get("gc_pauses")
+    if "stalls" in stats:
+        result["bridge_stalls"] = stats["stalls"]
     result["swarm_lag_ms"] = answer["swarm_lag"]
     result["rss_mib"] = round(rss_before / 2**20, 1)
     result["samples"] = {name: values for name, values in latencies.items() if name != "DIR"}
     result["samples"]["DIR"] = direct_lat
+    result["sent_at"] = answer.get("sent_at", {})  # when each sample's request left, s into the run
     relay = result.get("relay") or {}
     if relay.get("cpu_share") and result["cpu_share"] is not None:
         result["cpu_ratio_vs_relay"] = finite_or_none(result["cpu_share"] / relay["cpu_share"], 3)

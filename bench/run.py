@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these measurements",
     )
     parser.add_argument(
+        "--scale-sizes",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="station counts of the scale step (default: the preset's)",
+    )
+    parser.add_argument(
         "--bridge-flag",
         action="append",
         default=[],
@@ -57,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.bridge_flags = tuple(args.bridge_flag)
     if args.only:
         settings.only = tuple(args.only)
+    if args.scale_sizes:
+        settings.scale_sizes = list(args.scale_sizes)
     if args.no_profile:
         settings.profile = False
     out: Path = args.out or RESULTS / args.preset

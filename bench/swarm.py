@@ -299,6 +299,7 @@ class Swarm:
         timeout = float(command.get("timeout", 30))
         names = list(command["groups"])
         latencies: dict[str, list[float]] = {name: [] for name in names}
+        sent_at: dict[str, list[float]] = {name: [] for name in names}  # s since start, per latency
         errors: dict[str, dict[str, int]] = {name: {} for name in names}
         self.lag.take()
         start = time.monotonic()
@@ -313,8 +314,10 @@ class Swarm:
                     await asyncio.sleep(delay)
                 kind = kinds[turn % len(kinds)]
                 turn += 1
+                sent = time.monotonic() - start
                 try:
                     latencies[name].append(await station.call(kind, timeout))
+                    sent_at[name].append(round(sent, 4))
                 except CallFailed as exc:
                     bucket = errors[name]
                     bucket[str(exc)] = bucket.get(str(exc), 0) + 1
@@ -334,6 +337,7 @@ class Swarm:
             "latencies": {
                 name: [round(v, 7) for v in values] for name, values in latencies.items()
             },
+            "sent_at": sent_at,
             "errors": errors,
             "seconds": round(time.monotonic() - start, 3),
             "swarm_lag": self.lag.take(),
