@@ -41,7 +41,8 @@ Rules
   `action(now)` like any input, and effects other than Send/Close/Report/Persist go to `on_effect`, in
   order, after the Persist runs before them are committed.
 - With `trace` (`adapters.trace`), every input fed to the core opens a fresh correlation id; the frame
-  read (if the input is one) and every `Send` queued while handling it are traced under that id.
+  read (if the input is one) and every `Send` queued while handling it are traced under that id, also
+  when the `Send` waited for the store behind an earlier input's batch.
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ from adapters.store import Store, StoreError
 from adapters.trace import StationTrace
 from adapters.ws_direct import DirectConnection
 from bridge.effects import Close, Persist, Report, Send, Side, StationCore
+
+
+class _TraceResume:
+    """In held effects: those that follow were caused by the input of correlation id `corr`."""
+
+    __slots__ = ("corr",)
+
+    def __init__(self, corr: str) -> None:
+        self.corr = corr
 
 
 class CoreDriver:
@@ -206,7 +216,10 @@ class CoreDriver:
 
     def _apply(self, effects: list[Any], *, released: bool = False) -> None:
         if self._held is not None:
-            self._held.extend(effects)  # behind a batch the store has not written yet
+            # behind a batch the store has not written yet
+            if self._trace is not None:
+                self._held.append(_TraceResume(self._trace.correlation()))
+            self._held.extend(effects)
             return
         pending: list[Persist] = []
         for index, effect in enumerate(effects):
@@ -216,6 +229,10 @@ class CoreDriver:
                 continue
             if kind is Report:  # a log line: it never splits a run of Persist
                 log_diagnostic(self._logs[effect.side], effect.diagnostic)
+                continue
+            if kind is _TraceResume:  # nor does a change of input
+                assert self._trace is not None
+                self._trace.resume(effect.corr)
                 continue
             if pending:
                 self._persist(pending, effects[index:])
@@ -261,7 +278,9 @@ class CoreDriver:
         """Submit `changes`; `after` (and every later effect) waits until they are durable."""
         if self._store is None:
             raise RuntimeError("this station core persists state but has no store")
-        self._held = list(after)  # first: a store may answer within `submit`
+        held: list[Any] = [] if self._trace is None else [_TraceResume(self._trace.correlation())]
+        held.extend(after)
+        self._held = held  # first: a store may answer within `submit`
         self._store.submit(self._station_id, changes, self._written)
 
     def _written(self, error: StoreError | None) -> None:

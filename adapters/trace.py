@@ -263,6 +263,15 @@ class StationTrace:
         if received is not None:
             self._line(received[0], "in", received[1])
 
+    def correlation(self) -> str:
+        """The current input's correlation id (opened now if nothing was traced under it yet)."""
+        return self._correlation()
+
+    def resume(self, corr: str) -> None:
+        """What an earlier input caused is carried out now (it waited for the store): trace it under
+        that input's id."""
+        self._corr = corr
+
     def sent(self, side: Side, frame: str) -> None:
         """A frame queued for `side` while handling the current input."""
         self._line(side, "out", frame)

@@ -4,10 +4,13 @@ durable, order is kept across inputs, and a batch that cannot be written ends th
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 from adapters.driver import CoreDriver
 from adapters.store import StoreError
+from adapters.trace import StationTrace, TraceTarget
 from bridge.effects import Close, Effect, Persist, Send, Side
 
 
@@ -80,10 +83,22 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def _driver() -> tuple[CoreDriver, _Core, _HeldStore, _Connection, dict[Side, _Log]]:
+class _TraceLines:
+    """Stands in for the trace's writer thread: keeps the lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def put(self, target: TraceTarget, line: bytes) -> None:
+        self.lines.append(json.loads(line))
+
+
+async def _driver(
+    trace: StationTrace | None = None,
+) -> tuple[CoreDriver, _Core, _HeldStore, _Connection, dict[Side, _Log]]:
     core, store, connection = _Core(), _HeldStore(), _Connection()
     logs = {side: _Log() for side in Side}
-    driver = CoreDriver(core, logs, station_id="CP", store=store, persistent=True)  # type: ignore[arg-type]
+    driver = CoreDriver(core, logs, station_id="CP", store=store, persistent=True, trace=trace)  # type: ignore[arg-type]
     driver.attach(Side.SOUTH, connection)  # type: ignore[arg-type]
     return driver, core, store, connection, logs
 
@@ -142,3 +157,21 @@ async def test_a_held_send_for_a_connection_that_ended_meanwhile_is_dropped_quie
     await _settle()
     assert connection.written == [] and not driver.failed
     assert "driver.send_without_connection" not in logs[Side.SOUTH].lines
+
+
+async def test_what_waited_for_the_store_is_traced_under_the_input_that_caused_it() -> None:
+    lines = _TraceLines()
+    trace = StationTrace("CP", TraceTarget(Path("unused.jsonl"), 1 << 20, 1), writer=lines)  # type: ignore[arg-type]
+    driver, core, store, connection, _ = await _driver(trace)
+    core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, '[3,"a",{}]')]
+    driver.feed(lambda now: None)  # input A
+    core.pending = [Send(Side.SOUTH, '[3,"b",{}]')]
+    driver.feed(lambda now: None)  # input B, while A's batch is in flight
+    store.answers.pop(0)(None)
+    core.pending = [Send(Side.SOUTH, '[3,"c",{}]')]
+    driver.feed(lambda now: None)  # input C, after
+    await _settle()
+    corr = {line["frame"][1]: line["corr"] for line in lines.lines}
+    assert set(corr) == {"a", "b", "c"}
+    assert len(set(corr.values())) == 3  # each under its own input's id
+    assert connection.written == ['[3,"a",{}]', '[3,"b",{}]', '[3,"c",{}]']
