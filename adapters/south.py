@@ -134,6 +134,7 @@ class SouthServer:
             **keepalive_options(),
             close_timeout=CLOSE_TIMEOUT,
             create_connection=DirectServerConnection,
+            backlog=self._settings.listen_backlog,
             **options,
         )
         bound = next(iter(self._server.sockets)).getsockname()

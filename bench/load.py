@@ -64,6 +64,7 @@ class Settings:
     memory_deflate: bool = False
     storm_stations: int = 200
     storm_timeout: float = 120.0
+    storm_tls: bool = False  # a second storm with TLS on both faces (target: 60 s at 10k)
     iec104_chargers: int = 4
     iec104_rate: float = 10000.0
     iec104_duration: float = 5.0
@@ -114,6 +115,7 @@ PRESETS: dict[str, Settings] = {
         memory_deflate=True,
         storm_stations=10000,
         storm_timeout=300.0,
+        storm_tls=True,
         iec104_chargers=20,
         iec104_rate=20000.0,
         iec104_duration=10.0,
@@ -761,24 +763,38 @@ async def measure_relay_memory(ws: Workspace) -> dict[str, Any]:
 # --- reconnect storm -------------------------------------------------------------------------------
 
 
-async def measure_storm(ws: Workspace, requested: int, with_v16: bool) -> dict[str, Any]:
+async def measure_storm(
+    ws: Workspace, requested: int, with_v16: bool, tls: bool = False
+) -> dict[str, Any]:
     s = ws.settings
     count = min(requested, max_stations(2))
     mix = scale_mix(count, with_v16)
-    result: dict[str, Any] = {"requested": requested, "stations": count, "mix": mix}
+    result: dict[str, Any] = {"requested": requested, "stations": count, "mix": mix, "tls": tls}
     if count < requested:
         result["clamped_by"] = f"ulimit -n (hard {nofile_hard_limit()})"
     stations = [(i, p) for p, n in mix.items() for i in station_ids(p, n)]
-    store = ws.path("storm.db")
+    store = ws.path("storm-tls.db" if tls else "storm.db")
+    certificates = ws.tls if tls else None
     async with ws.group() as group:
-        sink = await ws.sink(group)
+        sink = await ws.sink(group, tls=tls)
         swarm = await ws.swarm(group)
         first = await ws.bridge(
-            group, "storm-bridge-1", bridge_toml(sink.ready["port"], stations, store), wait_s=900
+            group,
+            "storm-bridge-1",
+            bridge_toml(sink.ready["port"], stations, store, tls=certificates),
+            wait_s=900,
         )
         port = first.ready["south_port"]
         for protocol, n in mix.items():
-            await connect(swarm, PREFIX[protocol], url(port), protocol, station_ids(protocol, n), s)
+            await connect(
+                swarm,
+                PREFIX[protocol],
+                url(port, tls),
+                protocol,
+                station_ids(protocol, n),
+                s,
+                tls_ca=certificates.ca if certificates else None,
+            )
         groups = [PREFIX[p] for p in mix]
         kinds = {PREFIX[V201]: "heartbeat", PREFIX[V16]: "authorize"}
         # chargers keep retrying for as long as the harness may wait: the shutdown, the restarted
@@ -795,7 +811,9 @@ async def measure_storm(ws: Workspace, requested: int, with_v16: bool) -> dict[s
         second = await ws.bridge(
             group,
             "storm-bridge-2",
-            bridge_toml(sink.ready["port"], stations, store, south_port=port, pacing=None),
+            bridge_toml(
+                sink.ready["port"], stations, store, south_port=port, tls=certificates, pacing=None
+            ),
             wait_s=900,
         )
         up_at = time.monotonic()
@@ -1090,6 +1108,14 @@ async def run_suite(settings: Settings, root: Path, log: Any = print) -> dict[st
     steps.append(
         (("storm",), "reconnect storm", lambda: measure_storm(ws, settings.storm_stations, v16))
     )
+    if settings.storm_tls:
+        steps.append(
+            (
+                ("storm_tls",),
+                "reconnect storm, TLS",
+                lambda: measure_storm(ws, settings.storm_stations, v16, tls=True),
+            )
+        )
     steps.append((("iec104",), "iec104", lambda: measure_104(ws)))
     if settings.hop_ir or "hop_ir" in settings.only:
         steps.append(
@@ -1103,6 +1129,7 @@ async def run_suite(settings: Settings, root: Path, log: Any = print) -> dict[st
         values = [await step(label, make()) for _, label, make in steps]
     report["memory"] = {}
     report["hop"] = report["storm"] = report["iec104"] = skipped("not run (--only)")
+    report["storm_tls"] = skipped("not run (full preset only, or --only)")
     report["hop_ir"] = skipped("not run (full preset, or --only hop_ir)")
     scale: dict[int, dict[str, Any]] = {}
     for (where, _, _), value in zip(steps, values, strict=True):
@@ -1164,6 +1191,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "storm_stations": _get(report, "storm", "stations"),
         "storm_startup_s": _get(report, "storm", "startup_s"),
         "storm_all_back_s": _get(report, "storm", "all_back_s"),
+        "storm_tls_all_back_s": _get(report, "storm_tls", "all_back_s"),
         "v16_supported": report.get("v16_supported"),
     }
 

@@ -1,7 +1,7 @@
 """Run the load benchmark and write its report.
 
     python -m bench.run --preset quick     # `make bench-quick`: a few hundred stations, under 3 minutes
-    python -m bench.run --preset full      # `make bench`: 1k/5k/10k stations, TLS, deflate, 10k storm
+    python -m bench.run --preset full      # `make bench`: 1k/5k/10k stations, TLS, deflate, 10k storms
 
 Writes `results.json`, `report.md` and the PNG plots into `--out` (default bench/results/<preset>/), the
 child processes' logs into its `logs/` folder, and prints, as its last line, one JSON object with the
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["hop", "hop_ir", "memory", "scale", "storm", "iec104"],
+        choices=["hop", "hop_ir", "memory", "scale", "storm", "storm_tls", "iec104"],
         help="run only these measurements",
     )
     parser.add_argument(

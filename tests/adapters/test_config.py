@@ -265,3 +265,12 @@ def test_host_port(text: str, expected: tuple[str, int]) -> None:
 def test_bad_host_port(text: str) -> None:
     with pytest.raises(ValueError):
         split_host_port(text)
+
+
+def test_an_unknown_station_has_no_password_entry(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, SECURE.format(url="ws://h/ocpp", profile=1)),
+        {"OCPP_BRIDGE_CSMS__PASSWORD": PASSWORD},
+    )
+    with pytest.raises(KeyError):
+        config.csms_password_for("CS-unknown")
