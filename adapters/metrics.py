@@ -29,6 +29,8 @@ Rules
   - `iec104_point_updates_total`: point updates the 104 links handed to the station cores, read at
     scrape time from the callback given to `set_iec104_points_source` (each link counts its own).
   - `event_loop_lag_seconds` histogram: how late a 0.5 s sleep wakes up (`watch_event_loop`).
+  - `store_write_seconds` histogram: from a batch's submission to the store until it is durable
+    (`adapters.store.Store.on_written`): what an acknowledgement waited for the disk.
 """
 
 from __future__ import annotations
@@ -273,6 +275,12 @@ class BridgeMetrics:
             "ocpp_bridge_event_loop_lag_seconds",
             "How late a periodic 0.5 s sleep wakes up: time the event loop was busy elsewhere",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=registry,
+        )
+        self.store_write = Histogram(
+            "ocpp_bridge_store_write_seconds",
+            "From a batch's submission to the store until it is durable (fsync included)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
             registry=registry,
         )
         self._outbox: OutboxSource = lambda: (0, 0.0)

@@ -171,6 +171,7 @@ class Runtime:
                 self.store = Store(self.config.bridge.store)
             except StoreError as exc:
                 raise ConfigError([f"bridge.store: {exc}"]) from None
+            self.store.on_written = self.metrics.store_write.observe
             for station in translated:
                 host = TranslatedStation(
                     self.config,

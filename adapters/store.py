@@ -20,6 +20,8 @@ Rules
   what was submitted, in order.
 - `":memory:"` gives a private in-memory store (tests, the demo); it works the same way.
 - `close` writes what is still waiting, then stops the thread.
+- `on_written(seconds)`, when set, is called on the writer thread for every batch with the time from
+  its `submit` to its answer (what a station's acknowledgement waited for the store).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -52,7 +55,7 @@ class StoreError(Exception):
 
 
 Done = Callable[[StoreError | None], None]
-_Batch = tuple[str, list[Persist], Done, asyncio.AbstractEventLoop]
+_Batch = tuple[str, list[Persist], Done, asyncio.AbstractEventLoop, float]
 
 
 class Store:
@@ -73,6 +76,7 @@ class Store:
         self._closing = False
         self._writer: threading.Thread | None = None
         self.commits = 0  # transactions the writer thread committed (diagnostics, tests)
+        self.on_written: Callable[[float], None] | None = None
 
     def close(self) -> None:
         with self._state:
@@ -107,7 +111,7 @@ class Store:
         with self._state:
             if self._closing:
                 raise StoreError(f"{self.path}: the store is closed")
-            self._waiting.append((station, list(changes), done, loop))
+            self._waiting.append((station, list(changes), done, loop, time.monotonic()))
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._write_waiting, name="ocpp-bridge-store", daemon=True
@@ -131,11 +135,15 @@ class Store:
                 group, self._waiting = self._waiting, []
                 self._writing = True
             errors = self._write_group(group)
+            if self.on_written is not None:
+                written = time.monotonic()
+                for batch in group:
+                    self.on_written(written - batch[4])
             with self._state:
                 self._writing = False
                 self._state.notify_all()
             calls: dict[asyncio.AbstractEventLoop, list[tuple[Done, StoreError | None]]] = {}
-            for (_, _, done, loop), error in zip(group, errors, strict=True):
+            for (_, _, done, loop, _), error in zip(group, errors, strict=True):
                 calls.setdefault(loop, []).append((done, error))
             for loop, answers in calls.items():
                 with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
@@ -144,14 +152,14 @@ class Store:
     def _write_group(self, group: list[_Batch]) -> list[StoreError | None]:
         with self._db_lock:
             try:
-                self._transaction([(station, changes) for station, changes, _, _ in group])
+                self._transaction([(station, changes) for station, changes, _, _, _ in group])
                 return [None] * len(group)
             except StoreError as exc:
                 if len(group) == 1:
                     return [exc]
             # one batch that cannot be written must not fail the stations batched with it
             errors: list[StoreError | None] = []
-            for station, changes, _, _ in group:
+            for station, changes, _, _, _ in group:
                 try:
                     self._transaction([(station, changes)])
                     errors.append(None)

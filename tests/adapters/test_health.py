@@ -211,6 +211,8 @@ async def test_a_16_station_is_counted_and_its_outbox_shows_while_the_csms_is_aw
             for direction in ("charger_to_bridge", "bridge_to_csms"):
                 assert value(samples, messages, action="BootNotification", direction=direction) == 1
             assert value(samples, "ocpp_bridge_outbox_depth") == 0
+            # the boot's identity was made durable before the charger got its answer
+            assert (value(samples, "ocpp_bridge_store_write_seconds_count") or 0) >= 1
 
             await csms.stop()  # the CSMS goes away; the transaction must wait in the outbox
             start = await charger.call(

@@ -161,3 +161,15 @@ async def test_close_writes_what_still_waits_then_refuses_more(tmp_path: Path) -
     reopened = Store(tmp_path / "b.db")
     assert [reopened.load(f"CP{n}") for n in range(50)] == [{"t": {"k": n}} for n in range(50)]
     reopened.close()
+
+
+async def test_each_batch_reports_how_long_it_waited_to_be_durable(tmp_path: Path) -> None:
+    store = Store(tmp_path / "b.db")
+    waits: list[float] = []
+    store.on_written = waits.append  # called on the writer thread; list.append is atomic
+    assert (
+        await _submitted(store, [(f"CP{n}", [Persist("t", "k", n)]) for n in range(5)])
+        == [None] * 5
+    )
+    assert len(waits) == 5 and all(0 <= wait < 30 for wait in waits)
+    store.close()
