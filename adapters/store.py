@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -55,7 +55,14 @@ class StoreError(Exception):
 
 
 Done = Callable[[StoreError | None], None]
-_Batch = tuple[str, list[Persist], Done, asyncio.AbstractEventLoop, float]
+
+
+class _Batch(NamedTuple):
+    station: str
+    changes: list[Persist]
+    done: Done
+    loop: asyncio.AbstractEventLoop  # where `done` is called
+    submitted: float  # time.monotonic() at `submit`
 
 
 class Store:
@@ -111,7 +118,7 @@ class Store:
         with self._state:
             if self._closing:
                 raise StoreError(f"{self.path}: the store is closed")
-            self._waiting.append((station, list(changes), done, loop, time.monotonic()))
+            self._waiting.append(_Batch(station, list(changes), done, loop, time.monotonic()))
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._write_waiting, name="ocpp-bridge-store", daemon=True
@@ -138,13 +145,13 @@ class Store:
             if self.on_written is not None:
                 written = time.monotonic()
                 for batch in group:
-                    self.on_written(written - batch[4])
+                    self.on_written(written - batch.submitted)
             with self._state:
                 self._writing = False
                 self._state.notify_all()
             calls: dict[asyncio.AbstractEventLoop, list[tuple[Done, StoreError | None]]] = {}
-            for (_, _, done, loop, _), error in zip(group, errors, strict=True):
-                calls.setdefault(loop, []).append((done, error))
+            for batch, error in zip(group, errors, strict=True):
+                calls.setdefault(batch.loop, []).append((batch.done, error))
             for loop, answers in calls.items():
                 with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                     loop.call_soon_threadsafe(_answer, answers)
@@ -152,16 +159,16 @@ class Store:
     def _write_group(self, group: list[_Batch]) -> list[StoreError | None]:
         with self._db_lock:
             try:
-                self._transaction([(station, changes) for station, changes, _, _, _ in group])
+                self._transaction([(batch.station, batch.changes) for batch in group])
                 return [None] * len(group)
             except StoreError as exc:
                 if len(group) == 1:
                     return [exc]
             # one batch that cannot be written must not fail the stations batched with it
             errors: list[StoreError | None] = []
-            for station, changes, _, _, _ in group:
+            for batch in group:
                 try:
-                    self._transaction([(station, changes)])
+                    self._transaction([(batch.station, batch.changes)])
                     errors.append(None)
                 except StoreError as exc:
                     errors.append(exc)
