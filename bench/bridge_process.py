@@ -126,7 +126,7 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
 
     def workers_cpu() -> float:
         total = 0.0
-        for pid in runtime.iec104_worker_pids:
+        for pid in getattr(runtime, "iec104_worker_pids", ()):
             with contextlib.suppress(OSError):
                 total += cpu_seconds(pid)
         ended = os.times()
@@ -140,12 +140,12 @@ async def main(args: argparse.Namespace, control: Control, config: Any, started:
         if command.get("gc"):
             gc.collect()
         worker_rss = 0
-        for pid in runtime.iec104_worker_pids:
+        for pid in getattr(runtime, "iec104_worker_pids", ()):
             with contextlib.suppress(OSError):
                 worker_rss += rss_bytes(pid)
         return {
             "worker_rss": worker_rss,
-            "workers": len(runtime.iec104_worker_pids),
+            "workers": len(getattr(runtime, "iec104_worker_pids", ())),
             "rss": self_rss_bytes(),
             "lag": lag.take(),
             "connected": len(runtime.connected_stations),

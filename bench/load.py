@@ -65,10 +65,19 @@ class Settings:
     storm_stations: int = 200
     storm_timeout: float = 120.0
     storm_tls: bool = False  # a second storm with TLS on both faces (target: 60 s at 10k)
-    iec104_chargers: int = 4
-    iec104_rate: float = 10000.0
+    # IEC 104 (bench/iec104_load.py): links of the throughput bridge, generator processes, offered
+    # rates (points/s, 22 per ASDU, then 1 per ASDU) and seconds per step
+    iec104_links: int = 100
+    iec104_generators: int = 2
+    iec104_rates: tuple[float, ...] = (25_000.0, 50_000.0, 100_000.0)
+    iec104_single_rates: tuple[float, ...] = (5_000.0, 10_000.0, 20_000.0)
     iec104_duration: float = 5.0
-    iec104_steps: int = 3
+    # RSS per link: a bridge with `iec104_memory_base` links, then one with `iec104_memory_links`
+    iec104_memory_links: int = 1000
+    iec104_memory_base: int = 10
+    # restart: this many links (half dialled out, half dialled in), 0: not measured
+    iec104_restart_links: int = 0
+    iec104_restart_timeout: float = 300.0
     profile: bool = True
     # the load generators (swarm, sink) on uvloop when installed: lighter, so they disturb less
     uvloop: bool = field(default_factory=lambda: _uvloop_installed())
@@ -95,10 +104,12 @@ PRESETS: dict[str, Settings] = {
         parallel=True,
         storm_stations=5,
         storm_timeout=30.0,
-        iec104_chargers=1,
-        iec104_rate=100.0,
+        iec104_links=2,
+        iec104_generators=1,
+        iec104_rates=(200.0,),
+        iec104_single_rates=(100.0,),
         iec104_duration=1.0,
-        iec104_steps=1,
+        iec104_memory_links=0,
         profile=False,
     ),
     "quick": Settings("quick"),
@@ -116,10 +127,13 @@ PRESETS: dict[str, Settings] = {
         storm_stations=10000,
         storm_timeout=300.0,
         storm_tls=True,
-        iec104_chargers=20,
-        iec104_rate=20000.0,
+        iec104_links=1000,
+        iec104_generators=2,
+        iec104_rates=(25_000.0, 50_000.0, 100_000.0, 150_000.0, 200_000.0),
+        iec104_single_rates=(5_000.0, 10_000.0, 20_000.0, 40_000.0),
         iec104_duration=10.0,
-        iec104_steps=5,
+        iec104_memory_links=9950,
+        iec104_restart_links=9950,
         connect_concurrency=200,
     ),
 }
@@ -159,6 +173,7 @@ def bridge_toml(
     pacing: tuple[float, int] | None = (2000.0, 2000),
     compression: bool = False,
     extra_stations: str = "",
+    south_extra: str = "",
 ) -> str:
     """A bridge configuration: `stations` are (id, protocol); pacing None keeps the defaults."""
     scheme = "wss" if tls else "ws"
@@ -190,6 +205,8 @@ def bridge_toml(
     ]
     if tls:
         lines += [f'cert_file = "{tls.cert}"', f'key_file = "{tls.key}"']
+    if south_extra:
+        lines.append(south_extra.rstrip("\n"))
     for station_id, protocol in stations:
         lines += ["", "[[stations]]", f'id = "{station_id}"', f'protocol = "{protocol}"']
     return "\n".join(lines) + "\n" + extra_stations
@@ -875,175 +892,6 @@ def scrape_metric(health_port: int | None, name: str) -> float | None:
     return None
 
 
-async def measure_104(ws: Workspace) -> dict[str, Any]:
-    """IEC 104 point updates per second translated by one bridge process, none lost.
-
-    Chargers: c104 servers laid out per the shipped default table (one connector each), dialled by a
-    real bridge process that talks to the CSMS sink. Two workloads, each stepped up in offered rate
-    (rate/2^k ... rate) until a step loses updates:
-    - measurements, the headline (`points_per_s_104`): every charger in a transaction (plugged in,
-      charging), reporting all 22 of its measurements in one ASDU in turn, the shape of a charger's
-      cyclic report; the table samples them into a TransactionEvent every second (`meter_interval:
-      1`). An update is processed when the bridge's 104 link handed it to the station core
-      (`ocpp_bridge_iec104_point_updates_total`, scraped); lost = sent − processed. The sink must
-      keep receiving the periodic TransactionEvents meanwhile.
-    - status changes (`status_changes_per_s_104`): plug_connected toggles, each a connector status
-      change the CSMS must receive as its own StatusNotification; a change undone before the previous
-      one was delivered is coalesced by the bridge's status cache and counts as lost.
-    """
-    s = ws.settings
-    table = ws.path("bench-104.yaml")
-    table.write_text("extends: gb-dc-charger\nstation: {meter_interval: 1}\n", encoding="utf-8")
-    result: dict[str, Any] = {"chargers": s.iec104_chargers}
-    async with ws.group() as group:
-        sink = await ws.sink(group)
-        servers = await group.start(
-            "iec104-servers", "bench.iec104_server", ["--count", str(s.iec104_chargers)]
-        )
-        ports: list[int] = servers.ready["ports"]
-        extra = "".join(
-            f'\n[[stations]]\nid = "I104-{i:05d}"\nprotocol = "iec104"\nhost = "{HOST}"\n'
-            f'port = {port}\ncommon_address = 1\nconnectors = 1\nmapping = "{table}"\n'
-            for i, port in enumerate(ports)
-        )
-        toml = bridge_toml(sink.ready["port"], [], ws.path("iec104.db"), extra_stations=extra)
-        try:
-            bridge = await ws.bridge(group, "iec104-bridge", toml)
-        except ChildFailed as exc:
-            return {"points_per_s_104": None, "skipped": str(exc)}
-        health = bridge.ready.get("health_port")
-
-        async def linked() -> bool:
-            answer = await servers.call("connected")
-            csms = await sink.call("stats")
-            return answer["connected"] >= len(ports) and csms["distinct_open"] >= len(ports)
-
-        if not await wait_for(linked, 60):
-            return {
-                "points_per_s_104": None,
-                "skipped": "104 links or CSMS connections not up in 60 s",
-            }
-        await asyncio.sleep(2.0)  # interrogation and boot traffic settle
-
-        async def delivered(action: str) -> int:
-            got = (await sink.call("stats"))["groups"].get("I104", {})
-            return int(got.get("actions", {}).get(action, 0))
-
-        async def processed() -> int:
-            name = "ocpp_bridge_iec104_point_updates_total"
-            return int(await asyncio.to_thread(scrape_metric, health, name) or 0)
-
-        rates = [s.iec104_rate / 2**k for k in reversed(range(s.iec104_steps))]
-
-        # status changes first, while no transaction runs (a plug toggle would end one)
-        status_steps = []
-        for rate in [r / 4 for r in rates]:
-            before = await delivered("StatusNotification")
-            sent = await servers.call(
-                "send", wait_s=s.iec104_duration + 60, rate=rate, duration=s.iec104_duration
-            )
-            seen, quiet_since = before, time.monotonic()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                now_seen = await delivered("StatusNotification")
-                if now_seen - before >= sent["sent"]:
-                    break
-                if now_seen != seen:
-                    seen, quiet_since = now_seen, time.monotonic()
-                elif time.monotonic() - quiet_since > 2.0:
-                    break
-                await asyncio.sleep(0.1)
-            got = await delivered("StatusNotification") - before
-            status_steps.append(
-                {
-                    "offered_rate": rate,
-                    "sent": sent["sent"],
-                    "delivered": got,
-                    "lost": max(0, sent["sent"] - got),
-                    "delivered_per_s": finite_or_none(got / max(1e-9, sent["seconds"]), 1),
-                }
-            )
-            if got < sent["sent"]:
-                break
-        # an even number of toggles leaves every plug out; make sure of it before charging
-        await asyncio.sleep(1.0)
-
-        await servers.call("charge")
-        if not await wait_for(lambda: _at_least(delivered("TransactionEvent"), len(ports) * 2), 30):
-            result["skipped_measurements"] = "transactions did not start in 30 s"
-        await asyncio.sleep(1.5)
-        steps = []
-        for rate in rates:
-            points_before = await processed()
-            events_before = await delivered("TransactionEvent")
-            cpu_before = await bridge.cpu()
-            sent = await servers.call(
-                "send",
-                wait_s=s.iec104_duration + 60,
-                rate=rate,
-                duration=s.iec104_duration,
-                kind="batch",
-            )
-            # until every update is processed, or nothing more is for 2 s (lost)
-            done, quiet_since = await processed() - points_before, time.monotonic()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and done < sent["sent"]:
-                await asyncio.sleep(0.1)
-                now_done = await processed() - points_before
-                if now_done != done:
-                    done, quiet_since = now_done, time.monotonic()
-                elif time.monotonic() - quiet_since > 2.0:
-                    break
-            cpu = await bridge.cpu() - cpu_before
-            events = await delivered("TransactionEvent") - events_before
-            steps.append(
-                {
-                    "offered_rate": rate,
-                    "sent": sent["sent"],
-                    "refused_by_c104": sent["refused"],
-                    "processed": done,
-                    "lost": max(0, sent["sent"] - done),
-                    "processed_per_s": finite_or_none(done / max(1e-9, sent["seconds"]), 1),
-                    "transaction_events": events,
-                    "cpu_us_per_point": finite_or_none(cpu / done * 1e6, 2) if done else None,
-                    "bridge_cpu_share": finite_or_none(cpu / max(1e-9, sent["seconds"]), 3),
-                }
-            )
-            if done < sent["sent"]:
-                break
-    # a clean step lost nothing and the periodic events kept coming (at least one per charger per
-    # two seconds of the step)
-    wanted_events = len(ports) * s.iec104_duration / 2
-    clean = [
-        step
-        for step in steps
-        if step["lost"] == 0
-        and step["processed"] > 0
-        and step["transaction_events"] >= wanted_events
-    ]
-    best = max(clean, key=lambda step: step["processed_per_s"] or 0) if clean else None
-    clean_status = [step for step in status_steps if step["lost"] == 0 and step["delivered"] > 0]
-    best_status = (
-        max(clean_status, key=lambda st: st["delivered_per_s"] or 0) if clean_status else None
-    )
-    result.update(
-        {
-            "kind": "measurements, 22 per ASDU, chargers in transactions",
-            "steps": steps,
-            "status_steps": status_steps,
-            "points_per_s_104": best["processed_per_s"] if best else None,
-            "cpu_us_per_point": best["cpu_us_per_point"] if best else None,
-            "status_changes_per_s_104": best_status["delivered_per_s"] if best_status else None,
-            "lost": steps[-1]["lost"] if steps else None,
-        }
-    )
-    return result
-
-
-async def _at_least(count: Any, wanted: int) -> bool:
-    return int(await count) >= wanted
-
-
 # --- the whole suite --------------------------------------------------------------------------------
 
 
@@ -1116,6 +964,8 @@ async def run_suite(settings: Settings, root: Path, log: Any = print) -> dict[st
                 lambda: measure_storm(ws, settings.storm_stations, v16, tls=True),
             )
         )
+    from bench.iec104_load import measure_104
+
     steps.append((("iec104",), "iec104", lambda: measure_104(ws)))
     if settings.hop_ir or "hop_ir" in settings.only:
         steps.append(
@@ -1177,7 +1027,11 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "kib_per_station_v16_tls": _get(report, "memory", "v16_tls", "kib_per_station"),
         "kib_per_station_relay": _get(report, "memory", "relay", "kib_per_station"),
         "points_per_s_104": _get(report, "iec104", "points_per_s_104"),
-        "status_changes_per_s_104": _get(report, "iec104", "status_changes_per_s_104"),
+        "cpu_us_per_point_104": _get(report, "iec104", "cpu_us_per_point_104"),
+        "cpu_us_per_point_104_single": _get(report, "iec104", "cpu_us_per_point_104_single"),
+        "kib_per_104_link": _get(report, "iec104", "kib_per_104_link"),
+        "iec104_restart_s": _get(report, "iec104", "iec104_restart_s"),
+        "iec104_link": _get(report, "iec104", "link"),
         "scale_stations": biggest.get("stations"),
         "added_latency_p50_ms": _get(biggest, "added_latency_ms", "p50"),
         "added_latency_p99_ms": _get(biggest, "added_latency_ms", "p99"),
@@ -1194,6 +1048,31 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "storm_tls_all_back_s": _get(report, "storm_tls", "all_back_s"),
         "v16_supported": report.get("v16_supported"),
     }
+
+
+def headline_step(key: str) -> str | None:
+    """The measurement (`--only` name) a headline figure comes from; None for run-wide facts."""
+    if "104" in key:
+        return "iec104"
+    for prefix, step in (
+        ("hop_ir", "hop_ir"),
+        ("hop", "hop"),
+        ("kib_per_station", "memory"),
+        ("storm_tls", "storm_tls"),
+        ("storm", "storm"),
+    ):
+        if key.startswith(prefix):
+            return step
+    if key in ("bridge_event_loop", "v16_supported"):
+        return None
+    return "scale"
+
+
+def headline_only(head: dict[str, Any], only: Sequence[str]) -> dict[str, Any]:
+    """The headline figures of the measurements in `only` alone (all when it is empty)."""
+    if not only:
+        return head
+    return {k: v for k, v in head.items() if headline_step(k) in only}
 
 
 def dump(report: dict[str, Any], path: Path) -> None:

@@ -6,7 +6,7 @@
 Writes `results.json`, `report.md` and the PNG plots into `--out` (default bench/results/<preset>/), the
 child processes' logs into its `logs/` folder, and prints, as its last line, one JSON object with the
 headline figures (`hop_ratio_v16`, `hop_ratio_v201`, `kib_per_station`, `points_per_s_104`, ...), null
-where a figure could not be measured.
+where a figure could not be measured; with `--only`, the figures of those measurements alone.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import raise_nofile_limit
-from bench.load import PRESETS, dump, run_suite
+from bench.load import PRESETS, dump, headline_only, run_suite
 from bench.report import markdown, plot
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     plots = plot(report, out)
     (out / "report.md").write_text(markdown(report, plots), encoding="utf-8")
     log(f"bench: report in {out / 'report.md'}")
-    print(json.dumps(report["headline"], separators=(", ", ": ")), flush=True)
+    head = headline_only(report["headline"], settings.only)
+    print(json.dumps(head, separators=(", ", ": ")), flush=True)
     return 0
 
 
