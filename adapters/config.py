@@ -96,19 +96,22 @@ class BridgeSection(_Section):
     trace_keep: int = Field(
         5, ge=0, description="rotated trace files kept per station besides the current one"
     )
-    iec104_links_per_process: int = Field(
-        100,
-        ge=0,
-        description="IEC 104 links per worker process: c104 runs outside the bridge process, so an"
-        " abort inside lib60870 drops those links for a few seconds instead of ending the bridge;"
-        " 0 runs them in the bridge process",
-    )
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         "auto",
         description="the event loop: uvloop (less CPU per frame; a TLS connection costs about 35 KiB"
         " instead of about 290 KiB), asyncio (the standard library's, its TLS read buffer bounded to"
         " 32 KiB per connection), or auto: uvloop when it is installed",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "iec104_links_per_process" in data:
+            raise ValueError(
+                "iec104_links_per_process was removed: IEC 104 links run on the bridge's event"
+                " loop now (no worker processes, no c104 in the bridge); delete the key"
+            )
+        return data
 
     @field_validator("health")
     @classmethod
@@ -221,11 +224,35 @@ class SouthSection(_Section):
         " retried by its TCP only after 1, 3, 7, 15 s..., which stretches a reconnect storm",
     )
 
+    iec104_listen: str = Field(
+        "",
+        description="host:port where IEC 104 chargers that dial in connect (stations with dial ="
+        ' "in"); "" turns it off',
+    )
+    iec104_cert_file: Path | None = Field(
+        None,
+        description="server certificate: IEC 104 over TLS (IEC 62351-3 style) on iec104_listen",
+    )
+    iec104_key_file: Path | None = Field(None, description="its private key")
+    iec104_ca_file: Path | None = Field(
+        None, description="CA that signs the certificates of 104 chargers dialling in"
+    )
+    iec104_require_client_cert: bool = Field(
+        False, description="refuse 104 chargers dialling in without a valid certificate"
+    )
+
     @field_validator("listen")
     @classmethod
     def _host_port(cls, listen: str) -> str:
         split_host_port(listen)
         return listen
+
+    @field_validator("iec104_listen")
+    @classmethod
+    def _iec104_host_port(cls, listen: str) -> str:
+        if listen.strip():
+            split_host_port(listen)
+        return listen.strip()
 
 
 class _StationBase(_Section):
@@ -288,8 +315,25 @@ class OcppStation(_StationBase):
 
 class Iec104Station(_StationBase):
     protocol: Literal["iec104"]
-    host: str = Field(description="the charger's 104 server")
-    port: int = Field(2404, ge=1, le=65535)
+    dial: Literal["out", "in"] = Field(
+        "out",
+        description='"out": the bridge dials host:port (the charger\'s 104 server); "in": the charger'
+        " dials [south] iec104_listen and is recognised by its common address. The bridge is the"
+        " controlling station either way",
+    )
+    host: str | None = Field(
+        None, description="dial out: the charger's 104 server (name or address)"
+    )
+    port: int = Field(2404, ge=1, le=65535, description="dial out: its port")
+    tls: bool = Field(False, description="dial out: IEC 104 over TLS (TLS 1.2 or later)")
+    ca_file: Path | None = Field(
+        None,
+        description="dial out with tls: CA that signs the charger's certificate (unset: system)",
+    )
+    cert_file: Path | None = Field(
+        None, description="dial out with tls: the bridge's client certificate, if the charger asks"
+    )
+    key_file: Path | None = Field(None, description="its private key")
     common_address: int = Field(1, ge=1, le=65534)
     connectors: int = Field(1, ge=1, le=64)
     mapping: Path = Field(
@@ -297,6 +341,18 @@ class Iec104Station(_StationBase):
         " from any working directory, or a table file's path (a vendor table that extends one);"
         " mappings/<name>.yaml where no such file is means the shipped one"
     )
+
+    @model_validator(mode="after")
+    def _dial(self) -> Iec104Station:
+        if self.dial == "out" and not self.host:
+            raise ValueError('a station with dial = "out" needs host (the charger\'s 104 server)')
+        if self.dial == "in" and self.host:
+            raise ValueError('a station with dial = "in" has no host (the charger dials in)')
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if not self.tls and (self.ca_file or self.cert_file):
+            raise ValueError("ca_file and cert_file need tls = true")
+        return self
 
 
 StationConfig = Annotated[OcppStation | Iec104Station, Field(discriminator="protocol")]
@@ -328,6 +384,16 @@ class BridgeConfig(_Section):
             problems.append("south: cert_file and key_file go together")
         if south.require_client_cert and (south.ca_file is None or south.cert_file is None):
             problems.append("south: require_client_cert needs ca_file, cert_file and key_file")
+        if (south.iec104_cert_file is None) != (south.iec104_key_file is None):
+            problems.append("south: iec104_cert_file and iec104_key_file go together")
+        if south.iec104_require_client_cert and south.iec104_ca_file is None:
+            problems.append("south: iec104_require_client_cert needs iec104_ca_file")
+        for station in self.stations:
+            dials_in = isinstance(station, Iec104Station) and station.dial == "in"
+            if dials_in and not south.iec104_listen:
+                problems.append(
+                    f'stations: {station.id!r} dials in (dial = "in"): set [south] iec104_listen'
+                )
         seen: set[str] = set()
         for station in self.stations:
             if station.id in seen:

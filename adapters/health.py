@@ -3,7 +3,10 @@
 Rules
 - `GET /health`: 200 while the process serves requests at all (liveness).
 - `GET /ready`: 200 when every readiness check passes, else 503; the body is JSON either way,
-  `{"ready": false, "checks": {"south": "listener not up", "store": "ok", ...}}`.
+  `{"ready": false, "checks": {"south": "listener not up", "store": "ok", ...}}`, plus `"stations":
+  {"GB104-1": "104 link not up after 3 attempts: ..."}` naming stations that cannot be reached. Those
+  do not make the bridge unready: a charger that is off is no reason for an orchestrator to restart
+  the bridge serving the others.
 - `GET /metrics`: the Prometheus text format of the runtime's private registry.
 - `HEAD` answers like `GET` without a body; any other method gets 405, any other path 404, a request that
   cannot be read 400. Every answer has a Content-Length and `Connection: close`; one request per
@@ -30,6 +33,8 @@ from adapters.metrics import CONTENT_TYPE, BridgeMetrics
 
 # name -> None when the check passes, else the reason it does not
 Readiness = Callable[[], dict[str, str | None]]
+# station id -> why it cannot be served now (informational)
+StationProblems = Callable[[], dict[str, str]]
 
 REQUEST_TIMEOUT = 5.0
 MAX_CLIENTS = 32
@@ -46,10 +51,17 @@ _REASONS = {
 
 
 class HealthServer:
-    def __init__(self, address: str, metrics: BridgeMetrics, readiness: Readiness) -> None:
+    def __init__(
+        self,
+        address: str,
+        metrics: BridgeMetrics,
+        readiness: Readiness,
+        station_problems: StationProblems | None = None,
+    ) -> None:
         self._host, self._port = split_host_port(address)
         self._metrics = metrics
         self._readiness = readiness
+        self._station_problems = station_problems
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
         self._log = get_logger().bind(component="health")
@@ -131,12 +143,14 @@ class HealthServer:
             return 200, CONTENT_TYPE, self._metrics.exposition()
         checks = self._readiness()
         ready = all(reason is None for reason in checks.values())
-        body = orjson.dumps(
-            {
-                "ready": ready,
-                "checks": {name: reason or "ok" for name, reason in checks.items()},
-            }
-        )
+        answer: dict[str, object] = {
+            "ready": ready,
+            "checks": {name: reason or "ok" for name, reason in checks.items()},
+        }
+        stations = self._station_problems() if self._station_problems is not None else {}
+        if stations:
+            answer["stations"] = stations
+        body = orjson.dumps(answer)
         return (200 if ready else 503), "application/json", body + b"\n"
 
 

@@ -9,11 +9,12 @@ await host.run()                     # until cancelled
 Rules
 - One `Station104` core (`bridge.iec104.station`) per configured 104 station, created from the station's
   durable state in the store, driven by a persistent `CoreDriver`: CSMS frames and timers as for every
-  station, and the link's events through `CoreDriver.feed`, one batch per hand-off from c104's threads.
-- The link is an `Iec104Link` in this process, or with `workers` a `RemoteLink` whose c104 client runs
-  in a worker process (`adapters.iec104_remote`: an abort inside lib60870 then ends that process only,
-  and the station sees a link drop). The runtime uses workers unless `[bridge]
-  iec104_links_per_process` is 0.
+  station, and the link's events through `CoreDriver.feed`, one batch per read or timer of the link.
+- The link is an `Iec104Link` (`adapters.iec104_link`) on the bridge's event loop, around the station's
+  `Session104` (`bridge.iec104.session`: the APCI link, the codec, commands and interrogations, with
+  the table's timers t0–t3, k, w and time zone). Dial-out stations dial `host:port` (TLS with
+  `tls = true`); dial-in stations wait for the listener (`adapters.iec104_listener`) to attach the
+  charger's connection.
 - The core's 104 effects reach the link through the driver's `on_effect` hook, after the state
   written before them is committed: `Send104Command` → `Iec104Link.command`, `Interrogate104` →
   `Iec104Link.interrogate`.
@@ -25,10 +26,12 @@ Rules
   event or CSMS connection is served by a core rebuilt from the store (`core.rebuilt` in the log).
 - With a configuration, message traces follow its `[bridge] trace_*` settings (`adapters.trace`).
 - With `metrics`, the link's state is `ocpp_bridge_iec104_links{state="up"|"down"}` from start to stop
-  (down until the first LinkUp), and the runtime reads `link.received` and the core's outbox at scrape
-  time.
-- Cancelling `Iec104Host.run` stops the station: the CSMS connection is closed with 1001, the c104
-  client stopped, the timer cancelled; everything the core acknowledged is already in the store.
+  (down until the first LinkUp), every drop counts in `ocpp_bridge_iec104_link_drops_total{reason}` and
+  every notice (foreign common address, unreadable or unmapped ASDU) in
+  `ocpp_bridge_iec104_notices_total{kind}`; the runtime reads `link.received` and the core's outbox at
+  scrape time.
+- Cancelling `Iec104Host.run` stops the station: the CSMS connection is closed with 1001, the 104
+  connection closed, the timers cancelled; everything the core acknowledged is already in the store.
 """
 
 from __future__ import annotations
@@ -37,13 +40,13 @@ import asyncio
 import contextlib
 import time
 import uuid
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
 from adapters.config import BridgeConfig, Iec104Station
 from adapters.driver import CoreDriver
-from adapters.iec104_link import Iec104Link, LinkSettings
-from adapters.iec104_remote import LinkWorkers, RemoteLink
+from adapters.iec104_link import DialOut, Iec104Link
 from adapters.mapping_files import (
     SUFFIXES,
     MappingFileError,
@@ -55,11 +58,14 @@ from adapters.mapping_files import (
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink
 from adapters.store import Store
+from adapters.tls import iec104_client_context
 from adapters.trace import open_trace
 from adapters.ws_direct import DirectClientConnection
 from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, Side
 from bridge.iec104 import CompiledTable
+from bridge.iec104.apci import LinkParameters
+from bridge.iec104.session import LinkNotice, Session104, SessionSettings
 from bridge.iec104.southbound import Interrogate104, LinkDown, LinkEvent, LinkUp, Send104Command
 from bridge.iec104.station import Station104, Station104Settings
 from bridge.north_station import NorthSettings
@@ -105,6 +111,33 @@ def common_address_of(station: Iec104Station, table: CompiledTable) -> int:
     return table.station.common_address
 
 
+def link_parameters(table: CompiledTable) -> LinkParameters:
+    link = table.link
+    return LinkParameters(t0=link.t0, t1=link.t1, t2=link.t2, t3=link.t3, k=link.k, w=link.w)
+
+
+def session_settings(station: Iec104Station, table: CompiledTable) -> SessionSettings:
+    options = table.station
+    return SessionSettings(
+        common_address=common_address_of(station, table),
+        time_zone=zoneinfo.ZoneInfo(options.time_zone),
+        link=link_parameters(table),
+        command_timeout=options.command_timeout,
+        expects_act_term=options.expects_act_term,
+        general_interrogation_interval=options.general_interrogation_interval,
+        counter_interrogation_interval=options.counter_interrogation_interval,
+        clock_sync=options.clock_sync,
+    )
+
+
+def dial_out_of(station: Iec104Station) -> DialOut | None:
+    """Where a dial-out station's charger listens, with its TLS context; None for dial-in."""
+    if station.dial != "out" or station.host is None:
+        return None
+    context = iec104_client_context(station)
+    return DialOut(station.host, station.port, context, station.host if context else None)
+
+
 def station104_settings(config: BridgeConfig | None) -> Station104Settings:
     if config is None:
         return Station104Settings()
@@ -143,10 +176,9 @@ class Iec104Host:
         config: BridgeConfig | None = None,
         table: CompiledTable | None = None,
         settings: Station104Settings | None = None,
-        link_settings: LinkSettings | None = None,
         policy: BackoffPolicy | None = None,
         metrics: BridgeMetrics | None = None,
-        workers: LinkWorkers | None = None,
+        dial_out: DialOut | None = None,
     ) -> None:
         self.station = station
         self._logs = logs
@@ -158,30 +190,30 @@ class Iec104Host:
         self._metrics = metrics
         self._trace = open_trace(config, station.id) if config is not None else None
         self.core, self.driver = self._build()
-        self.link: Iec104Link | RemoteLink
-        if workers is not None:
-            self.link = RemoteLink(
-                workers,
-                station,
-                consumer=self._link_events,
-                log=logs[Side.SOUTH],
-                settings=link_settings,
-            )
-        else:
-            self.link = Iec104Link(
-                host=station.host,
-                port=station.port,
-                common_address=common_address_of(station, self.table),
-                table=self.table,
-                consumer=self._link_events,
-                log=logs[Side.SOUTH],
-                settings=link_settings,
-            )
+        loop = asyncio.get_running_loop()
+        self.session = Session104(session_settings(station, self.table), now=loop.time())
+        self.link = Iec104Link(
+            station.id,
+            self.session,
+            consumer=self._link_events,
+            log=logs[Side.SOUTH],
+            dial_out=dial_out if dial_out is not None else dial_out_of(station),
+            connect_timeout=self.table.link.t0,
+            on_drop=metrics.iec104_drop if metrics is not None else None,
+            on_notice=self._notice,
+        )
         self._north_link = NorthLink(
             station.id, connector, policy or backoff_policy(config), logs[Side.NORTH]
         )
         self._north: DirectClientConnection | None = None
         self._link_state = metrics.iec104_link("down") if metrics is not None else None
+
+    def _notice(self, notice: LinkNotice) -> None:
+        self._logs[Side.SOUTH].warning(
+            "iec104.notice", kind=notice.kind, detail=notice.detail, suppressed=notice.suppressed
+        )
+        if self._metrics is not None:
+            self._metrics.iec104_notice(notice.kind, 1 + notice.suppressed)
 
     def _build(self) -> tuple[Station104, CoreDriver]:
         """The core and its driver, from what the store holds for this station."""

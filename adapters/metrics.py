@@ -28,6 +28,13 @@ Rules
   - `iec104_links{state}` gauge: IEC 104 links per state, kept by the `LinkState` of each link.
   - `iec104_point_updates_total`: point updates the 104 links handed to the station cores, read at
     scrape time from the callback given to `set_iec104_points_source` (each link counts its own).
+  - `iec104_link_drops_total{reason}`: IEC 104 connections lost or attempts failed, by reason: t1,
+    testfr, sequence, bad_frame, protocol, overflow (the link core's), peer_closed, connection_error,
+    replaced.
+  - `iec104_notices_total{kind}`: ASDUs not applied: foreign-ca, bad-asdu, unknown-type,
+    unexpected-confirmation (counted when the rate-limited notice is logged, suppressed ones included).
+  - `iec104_refused_total{reason}`: dial-in connections refused: unknown_charger, duplicate, timeout,
+    overload, or the link core's reason.
   - `event_loop_lag_seconds` histogram: how late a 0.5 s sleep wakes up (`watch_event_loop`).
   - `store_write_seconds` histogram: from a batch's submission to the store until it is durable
     (`adapters.store.Store.on_written`): what an acknowledgement waited for the disk.
@@ -271,6 +278,24 @@ class BridgeMetrics:
             ["state"],
             registry=registry,
         )
+        self.iec104_drops = Counter(
+            "ocpp_bridge_iec104_link_drops",
+            "IEC 104 connections lost or connection attempts failed, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.iec104_notices = Counter(
+            "ocpp_bridge_iec104_notices",
+            "IEC 104 ASDUs not applied (foreign common address, unreadable, unmapped type)",
+            ["kind"],
+            registry=registry,
+        )
+        self.iec104_refused = Counter(
+            "ocpp_bridge_iec104_refused",
+            "IEC 104 connections dialling in that were refused, by reason",
+            ["reason"],
+            registry=registry,
+        )
         self.event_loop_lag = Histogram(
             "ocpp_bridge_event_loop_lag_seconds",
             "How late a periodic 0.5 s sleep wakes up: time the event loop was busy elsewhere",
@@ -353,6 +378,15 @@ class BridgeMetrics:
 
     def iec104_link(self, state: str | None = None) -> LinkState:
         return LinkState(self.iec104_links, state)
+
+    def iec104_drop(self, reason: str) -> None:
+        self.iec104_drops.labels(reason).inc()
+
+    def iec104_notice(self, kind: str, count: int = 1) -> None:
+        self.iec104_notices.labels(kind).inc(count)
+
+    def iec104_refusal(self, reason: str) -> None:
+        self.iec104_refused.labels(reason).inc()
 
     async def watch_event_loop(self, interval: float = 0.5) -> None:
         """Sample the event loop's lag every `interval` seconds, until cancelled."""

@@ -39,9 +39,9 @@ from adapters.device_model_file import DeviceModelFileError, load_config_table
 from adapters.driver import CoreDriver
 from adapters.health import HealthServer
 from adapters.ids import message_id_source
-from adapters.iec104_link import guard_c104_callbacks
-from adapters.iec104_remote import LinkWorkers
-from adapters.iec104_station import Iec104Host, load_table
+from adapters.iec104_link import Iec104Link
+from adapters.iec104_listener import Iec104Listener
+from adapters.iec104_station import Iec104Host, common_address_of, link_parameters, load_table
 from adapters.logs import get_logger, station_logger
 from adapters.mapping_files import MappingFileError
 from adapters.metrics import BridgeMetrics
@@ -49,12 +49,13 @@ from adapters.north import CsmsConnector, CsmsUnavailable, Pacer
 from adapters.schemas import OfficialSchemas
 from adapters.south import SouthServer
 from adapters.store import Store, StoreError
-from adapters.tls import csms_client_context, south_server_context
+from adapters.tls import csms_client_context, iec104_server_context, south_server_context
 from adapters.trace import open_trace
 from adapters.translated import TranslatedStation
 from adapters.ws_direct import DirectServerConnection
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
 from bridge.iec104 import CompiledTable
+from bridge.iec104.apci import LinkParameters
 from bridge.passthrough import PassThroughStation
 from bridge.v16.device_model import ConfigTable
 
@@ -96,12 +97,22 @@ def check_supported(config: BridgeConfig, tables: StationTables | None = None) -
         for station in config.stations
         if station.protocol not in SUPPORTED_PROTOCOLS
     ]
+    dial_in: dict[int, str] = {}
     for station in config.stations:
         if isinstance(station, Iec104Station):
             try:
-                tables.mapping_table(station)
+                table = tables.mapping_table(station)
             except MappingFileError as exc:
                 problems.extend(f"stations: {station.id!r}: {p}" for p in exc.problems)
+                continue
+            if station.dial == "in":
+                address = common_address_of(station, table)
+                other = dial_in.setdefault(address, station.id)
+                if other != station.id:
+                    problems.append(
+                        f"stations: {other!r} and {station.id!r} dial in with the same common"
+                        f" address {address} (it is how the bridge tells them apart)"
+                    )
         if isinstance(station, OcppStation) and (
             station.protocol == "ocpp1.6" or station.device_model is not None
         ):
@@ -112,6 +123,14 @@ def check_supported(config: BridgeConfig, tables: StationTables | None = None) -
     if problems:
         raise ConfigError(problems)
     return tables
+
+
+def _more_lenient(a: LinkParameters, b: LinkParameters) -> LinkParameters:
+    """Timers for a dial-in connection before it is known which table applies: the longest of each."""
+    return LinkParameters(
+        t0=max(a.t0, b.t0), t1=max(a.t1, b.t1), t2=max(a.t2, b.t2), t3=max(a.t3, b.t3),
+        k=max(a.k, b.k), w=max(a.w, b.w),
+    )  # fmt: skip
 
 
 class Runtime:
@@ -125,7 +144,8 @@ class Runtime:
         self._translated: dict[str, TranslatedStation] = {}
         self._iec104: dict[str, asyncio.Task[None]] = {}
         self._iec104_hosts: dict[str, Iec104Host] = {}
-        self._workers: LinkWorkers | None = None
+        self._iec104_listener: Iec104Listener | None = None
+        self.iec104_address: tuple[str, int] | None = None
         self._new_message_id = message_id_source()
         self.south_address: tuple[str, int] | None = None
         self.metrics = BridgeMetrics(protocols={station.protocol for station in config.stations})
@@ -156,16 +176,6 @@ class Runtime:
             if isinstance(s, OcppStation) and s.protocol == "ocpp1.6"
         ]
         iec104 = [s for s in self.config.stations if isinstance(s, Iec104Station)]
-        if iec104:
-            per_process = self.config.bridge.iec104_links_per_process
-            if per_process > 0:
-                self._workers = LinkWorkers(
-                    per_process,
-                    log_format=self.config.bridge.log_format,
-                    log_level=self.config.bridge.log_level,
-                )
-            else:
-                guard_c104_callbacks()
         if translated or iec104:
             try:
                 self.store = Store(self.config.bridge.store)
@@ -199,12 +209,14 @@ class Runtime:
                     config=self.config,
                     table=self._tables.mapping_table(station104),
                     metrics=self.metrics,
-                    workers=self._workers,
                 )
                 self._iec104_hosts[station104.id] = host104
                 self._iec104[station104.id] = asyncio.create_task(
                     host104.run(), name=f"iec104:{station104.id}"
                 )
+        dial_in = [s for s in iec104 if s.dial == "in"]
+        if dial_in and self.config.south.iec104_listen:
+            await self._start_iec104_listener(dial_in)
         self._south = SouthServer(
             self.config, self._serve_station, south_server_context(self.config.south)
         )
@@ -218,8 +230,36 @@ class Runtime:
         if self.config.bridge.health:
             await self._start_health(self.config.bridge.health)
 
+    async def _start_iec104_listener(self, stations: list[Iec104Station]) -> None:
+        south = self.config.south
+        links: dict[int, Iec104Link] = {}
+        lenient = LinkParameters()
+        for station in stations:
+            host = self._iec104_hosts[station.id]
+            links[common_address_of(station, host.table)] = host.link
+            lenient = _more_lenient(lenient, link_parameters(host.table))
+        listener = Iec104Listener(
+            south.iec104_listen,
+            links,
+            log=self._log.bind(side="south", protocol="iec104"),
+            duplicate=south.duplicate_connection,
+            ssl_context=iec104_server_context(south),
+            parameters=lenient,
+            backlog=south.listen_backlog,
+            on_refused=self.metrics.iec104_refusal,
+        )
+        try:
+            self.iec104_address = await listener.start()
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    f"south.iec104_listen: cannot listen on {south.iec104_listen}: {exc.strerror or exc}"
+                ]
+            ) from None
+        self._iec104_listener = listener
+
     async def _start_health(self, address: str) -> None:
-        health = HealthServer(address, self.metrics, self.readiness)
+        health = HealthServer(address, self.metrics, self.readiness, self.iec104_problems)
         try:
             self.health_address = await health.start()
         except OSError as exc:
@@ -243,6 +283,9 @@ class Runtime:
         for host in self._translated.values():
             await host.stop()
         self._translated.clear()
+        if self._iec104_listener is not None:
+            await self._iec104_listener.close()
+            self._iec104_listener = None
         for task in self._iec104.values():
             task.cancel()
         for task in self._iec104.values():
@@ -250,9 +293,6 @@ class Runtime:
                 await task
         self._iec104.clear()
         self._iec104_hosts.clear()
-        if self._workers is not None:
-            await self._workers.close()
-            self._workers = None
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -309,10 +349,13 @@ class Runtime:
             return depth, 0.0
         return depth, max(0.0, asyncio.get_running_loop().time() - oldest)
 
-    @property
-    def iec104_worker_pids(self) -> list[int]:
-        """The IEC 104 link worker processes running now."""
-        return self._workers.pids if self._workers is not None else []
+    def iec104_problems(self) -> dict[str, str]:
+        """104 stations whose link has not come up after a few attempts: station id → why."""
+        return {
+            station_id: host.link.problem
+            for station_id, host in self._iec104_hosts.items()
+            if host.link.problem is not None
+        }
 
     @property
     def connected_stations(self) -> list[str]:

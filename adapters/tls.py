@@ -7,6 +7,9 @@ Rules
   every station: a context per connection would cost memory and handshake caching.
 - Toward chargers: wss:// when a certificate is configured; client certificates are requested when a CA is
   given and required when `require_client_cert` is set.
+- IEC 104 (IEC 62351-3 style): TLS on `[south] iec104_listen` when `iec104_cert_file` is set, client
+  certificates as for chargers; toward a dial-out charger with `tls = true`, its certificate and host
+  name are verified.
 - A missing or unreadable file is a start-up error naming the file and the reason.
 """
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from adapters.config import ConfigError, CsmsSection, SouthSection
+from adapters.config import ConfigError, CsmsSection, Iec104Station, SouthSection
 
 
 def _harden(context: ssl.SSLContext) -> ssl.SSLContext:
@@ -62,4 +65,33 @@ def south_server_context(south: SouthSection) -> ssl.SSLContext | None:
     if south.ca_file is not None:
         _load_ca(context, south.ca_file, "south.ca_file")
         context.verify_mode = ssl.CERT_REQUIRED if south.require_client_cert else ssl.CERT_OPTIONAL
+    return context
+
+
+def iec104_server_context(south: SouthSection) -> ssl.SSLContext | None:
+    """TLS on `[south] iec104_listen` (IEC 62351-3 style), or None for plain TCP."""
+    if south.iec104_cert_file is None or south.iec104_key_file is None:
+        return None
+    context = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    _load_chain(context, south.iec104_cert_file, south.iec104_key_file, "south.iec104_cert_file")
+    if south.iec104_ca_file is not None:
+        _load_ca(context, south.iec104_ca_file, "south.iec104_ca_file")
+        context.verify_mode = (
+            ssl.CERT_REQUIRED if south.iec104_require_client_cert else ssl.CERT_OPTIONAL
+        )
+    return context
+
+
+def iec104_client_context(station: Iec104Station) -> ssl.SSLContext | None:
+    """TLS toward a dial-out 104 charger (`tls = true`), or None: the charger's certificate is
+    verified against `ca_file` (or the system store) and its host name; `cert_file` is the
+    bridge's certificate for chargers that ask for one."""
+    if not station.tls:
+        return None
+    section = f"stations: {station.id!r}"
+    context = _harden(ssl.create_default_context(ssl.Purpose.SERVER_AUTH))
+    if station.ca_file is not None:
+        _load_ca(context, station.ca_file, f"{section}: ca_file")
+    if station.cert_file is not None and station.key_file is not None:
+        _load_chain(context, station.cert_file, station.key_file, f"{section}: cert_file")
     return context

@@ -21,7 +21,7 @@ Rules
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -41,7 +41,7 @@ from bridge.iec104.logic import (
     TransactionLogic,
     WasAccepted,
 )
-from bridge.iec104.model import Identity, MappingTable, StationOptions
+from bridge.iec104.model import Identity, LinkOptions, MappingTable, StationOptions
 from bridge.iec104.points import (
     AnyPoint,
     CommandDef,
@@ -81,6 +81,7 @@ class CompiledTable:
     logic: tuple[ConnectorLogic, ...]
     readers: Mapping[int, tuple[int, ...]]
     """IOA → the connectors whose derived rules read it."""
+    link: LinkOptions = field(default_factory=LinkOptions)
 
     def points(self) -> Iterator[PointRule]:
         """Every rule, by IOA."""
@@ -172,6 +173,7 @@ class _Compiler:
             setpoints=MappingProxyType(setpoints),
             logic=connector_logic,
             readers=MappingProxyType({ioa: tuple(found) for ioa, found in readers.items()}),
+            link=self.table.link,
         )
 
     def rule(self, placement: Placement) -> PointRule:

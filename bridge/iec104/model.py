@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from bridge.iec104.conditions import Condition, Name, StrictModel
 from bridge.iec104.points import (
@@ -98,6 +98,33 @@ class StationOptions(StrictModel):
         description="seconds between meter values during a transaction (the default of"
         " SampledDataCtrlr.TxUpdatedInterval, which the CSMS may change); 0: none",
     )
+
+
+class LinkOptions(StrictModel):
+    """The IEC 104 link's timers and windows (IEC 60870-5-104 §9.6; the defaults are the standard's).
+
+    Chargers on weak cellular links may need a longer t1 and t3."""
+
+    t0: float = Field(30.0, gt=0, le=255, description="seconds to open the TCP connection")
+    t1: float = Field(
+        15.0, gt=0, le=255, description="seconds to wait for the acknowledgement of a sent frame"
+    )
+    t2: float = Field(
+        10.0, gt=0, le=255, description="seconds before received I-frames are acknowledged (< t1)"
+    )
+    t3: float = Field(
+        20.0, gt=0, le=172800, description="seconds of silence before a test frame (TESTFR act)"
+    )
+    k: int = Field(12, ge=1, le=32767, description="most I-frames sent and not yet acknowledged")
+    w: int = Field(8, ge=1, le=32767, description="acknowledge after at most w received I-frames")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LinkOptions:
+        if self.t2 >= self.t1:
+            raise ValueError(f"t2 ({self.t2:g} s) must be shorter than t1 ({self.t1:g} s)")
+        if self.w > self.k:
+            raise ValueError(f"w ({self.w}) must not exceed k ({self.k})")
+        return self
 
 
 class Identity(StrictModel):
@@ -172,6 +199,7 @@ class MappingTable(StrictModel):
     )
     description: Description | None = None
     station: StationOptions = Field(default_factory=StationOptions)
+    link: LinkOptions = Field(default_factory=LinkOptions)
     identity: Identity
     charger: ChargerSection = Field(default_factory=ChargerSection)
     connectors: ConnectorsSection

@@ -140,7 +140,7 @@ def test_secrets_in_the_file_are_refused_with_line_and_hint(tmp_path: Path) -> N
             ":10: south.listen: 'nowhere' is not host:port",
         ),
         ("port = 2404", 'port = "abc"', ":20: stations[1].port: Input should be a valid integer"),
-        ('host = "127.0.0.1"\n', "", ":16: stations[1].host: Field required"),
+        ('host = "127.0.0.1"\n', "", ':16: stations[1]: a station with dial = "out" needs host'),
         (
             'protocol = "ocpp1.6"',
             'protocol = "ocpp9"',

@@ -1,8 +1,8 @@
-"""adapters.iec104_link.Iec104Link against a real c104 server on loopback (`Charger104`).
+"""adapters.iec104_link.Iec104Link (the bridge's own 104 link) against a c104 server on loopback.
 
-What the link promises the core: plain values out of c104's types, time tags read in the table's zone,
-unknown IOAs and mismatched types forwarded (the core reports them), one CommandConfirmed per command,
-LinkUp/LinkDown, and callbacks that never fail.
+c104 (lib60870) is the independent peer here (`Charger104`). What the link promises the core: plain
+values, time tags read in the table's zone, unknown IOAs and mismatched types forwarded (the core
+reports them), one CommandConfirmed per command, LinkUp/LinkDown with a reason.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ import c104
 import pytest
 import structlog
 
-from adapters.iec104_link import Iec104Link, LinkSettings, blocking
+from adapters.config import Iec104Station
+from adapters.iec104_link import DialOut, Iec104Link
+from adapters.iec104_station import session_settings
 from adapters.mapping_files import compile_file
 from bridge.iec104 import CompiledTable
+from bridge.iec104.session import Session104
 from bridge.iec104.southbound import (
     CommandConfirmed,
     LinkDown,
@@ -58,24 +61,30 @@ class Events:
         return [e for e in self.seen if isinstance(e, CommandConfirmed)]
 
 
+def station(table_path: Path = DC) -> Iec104Station:
+    return Iec104Station.model_validate(
+        {"id": "L", "protocol": "iec104", "host": "127.0.0.1", "mapping": str(table_path)}
+    )
+
+
 @contextlib.asynccontextmanager
 async def linked(
     table: CompiledTable = TABLE,
     initial: dict[int, Any] | None = None,
     host: str = "127.0.0.1",
-    settings: LinkSettings | None = None,
 ) -> AsyncIterator[tuple[Charger104, Iec104Link, Events]]:
     charger = Charger104(table, initial or {0x0022: True, 0x6401: 4242})
     await charger.start()
     events = Events()
+    loop = asyncio.get_running_loop()
+    drops: list[str] = []
     link = Iec104Link(
-        host=host,
-        port=charger.port,
-        common_address=1,
-        table=table,
+        "L",
+        Session104(session_settings(station(), table), now=loop.time()),
         consumer=events,
         log=structlog.get_logger(),
-        settings=settings or LinkSettings(watchdog_interval=0.2),
+        dial_out=DialOut(host, charger.port),
+        on_drop=drops.append,
     )
     task = asyncio.create_task(link.run())
     try:
@@ -86,7 +95,7 @@ async def linked(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await charger.stop()
-    assert link.callback_failures == 0
+    assert "bad_frame" not in drops and "sequence" not in drops
 
 
 async def test_interrogations_on_connect_bring_every_value_as_plain_python() -> None:
@@ -115,7 +124,7 @@ async def test_unknown_ioa_and_mismatched_type_are_forwarded_for_the_core() -> N
     async with linked() as (charger, _, events):
         extra = charger.station.add_point(io_address=0x0999, type=c104.Type.M_SP_NA_1)
         extra.value = True
-        await blocking(extra.transmit, c104.Cot.SPONTANEOUS)
+        await asyncio.to_thread(extra.transmit, c104.Cot.SPONTANEOUS)
         await events.wait_for(lambda: bool(events.updates(0x0999)))
         assert events.updates(0x0999)[0].type_id == "M_SP_NA_1"
 
@@ -126,7 +135,7 @@ async def test_time_tags_are_read_in_the_tables_time_zone() -> None:
         # The charger's clock says 2026-01-01 08:00:00 (Beijing), which is 00:00:00 UTC.
         wire = datetime(2026, 1, 1, 8, 0, 0, tzinfo=UTC)  # the fields on the wire
         tagged.info = c104.SingleInfo(on=True, recorded_at=wire.astimezone().replace(tzinfo=None))
-        await blocking(tagged.transmit, c104.Cot.SPONTANEOUS)
+        await asyncio.to_thread(tagged.transmit, c104.Cot.SPONTANEOUS)
         await events.wait_for(lambda: bool(events.updates(0x0999)))
         stamp = events.updates(0x0999)[0].timestamp
         assert stamp == datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC).timestamp()
@@ -145,12 +154,14 @@ async def test_commands_positive_and_negative() -> None:
         assert charger.sent_to(0x6202) == [16.0]
 
 
-async def test_a_command_c104_cannot_send_is_answered_negatively() -> None:
+async def test_c_rp_na_1_is_sent_and_answered() -> None:
+    """c104 could not send a reset process command; the own link can (QRP 1: general reset)."""
     async with linked() as (_, link, events):
-        link.command(Send104Command(9, 0x6100, TypeId.C_RP_NA_1, 1, purpose="reset"))
+        link.command(Send104Command(9, 0, TypeId.C_RP_NA_1, 1, purpose="reset"))
         await events.wait_for(lambda: bool(events.confirmations()))
         confirmation = events.confirmations()[0]
-        assert (confirmation.command_id, confirmation.positive) == (9, False)
+        assert confirmation.command_id == 9
+        assert confirmation.detail != "the 104 link is down"
 
 
 async def test_a_command_that_waited_past_its_deadline_is_not_sent() -> None:
@@ -171,16 +182,18 @@ async def test_a_command_that_waited_past_its_deadline_is_not_sent() -> None:
         assert charger.sent_to(0x6001) == [True]
 
 
-async def test_c104_stopping_early_does_not_decide_a_slow_confirmation() -> None:
-    """c104 waits only `c104_direct_timeout` in transmit (so a lost wake-up frees the IOA soon); a
-    charger that confirms later, within the table's command timeout, is still a positive answer."""
-    settings = LinkSettings(watchdog_interval=0.2, c104_direct_timeout=0.3)
-    async with linked(settings=settings) as (charger, link, events):
-        charger.confirm_delay = 0.9
+async def test_a_slow_confirmation_within_the_command_timeout_is_positive(tmp_path: Path) -> None:
+    vendor = tmp_path / "vendor.yaml"
+    vendor.write_text("extends: gb-dc-charger\nstation: {command_timeout: 0.5}\n")
+    async with linked(compile_file(vendor, 1)) as (charger, link, events):
+        charger.confirm_delay = 0.2
         link.command(Send104Command(1, 0x6002, TypeId.C_SC_NA_1, True, purpose="unlock"))
-        await events.wait_for(lambda: bool(events.confirmations()))
-        assert events.confirmations()[0].positive
-        assert charger.sent_to(0x6002) == [True]
+        await events.wait_for(lambda: len(events.confirmations()) == 1)
+        charger.confirm_delay = 1.0
+        link.command(Send104Command(2, 0x6002, TypeId.C_SC_NA_1, True, purpose="unlock"))
+        await events.wait_for(lambda: len(events.confirmations()) == 2)
+        outcome = {c.command_id: (c.positive, c.detail) for c in events.confirmations()}
+        assert outcome == {1: (True, ""), 2: (False, "no confirmation within 0.5 s")}
 
 
 async def test_link_down_and_back() -> None:
@@ -196,7 +209,7 @@ async def test_link_down_and_back() -> None:
         assert link.is_up
 
 
-async def test_a_host_name_is_resolved_for_c104() -> None:
+async def test_a_host_name_is_resolved() -> None:
     async with linked(host="localhost") as (_, link, _events):
         assert link.is_up
 

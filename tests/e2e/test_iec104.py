@@ -19,7 +19,6 @@ import pytest
 from ocpp.v201 import call as call201
 
 from adapters.config import ConfigError, Iec104Station
-from adapters.iec104_link import LinkSettings
 from adapters.iec104_station import Iec104Host, load_table
 from adapters.logs import station_logger
 from adapters.north import CsmsConnector, Pacer
@@ -69,7 +68,6 @@ async def running_station(csms: Csms, charger: Charger104) -> AsyncIterator[Iec1
         logs={side: station_logger(STATION, side, "iec104") for side in Side},
         table=load_table(station),
         settings=Station104Settings(link_grace=0.5, meter_wait=2.0),
-        link_settings=LinkSettings(watchdog_interval=0.2),
         policy=BackoffPolicy(0.05, 0.05, 0),
     )
     task = asyncio.create_task(host.run())

@@ -1,0 +1,210 @@
+"""IEC 104 chargers that dial in: `[south] iec104_listen`, identified by common address, handed to their link.
+
+```python
+listener = Iec104Listener(address, links_by_ca, duplicate="replace", log=..., ssl=None)
+host, port = await listener.start()
+await listener.close()
+```
+
+Rules
+- Each accepted connection runs an `Identification` (`bridge.iec104.identify`): STARTDT act, then a
+  general interrogation to the global address; the common address of the charger's first ASDU says
+  which configured `dial = "in"` station it is. The connection (its started link, the ASDUs read so
+  far) then belongs to that station's `Iec104Link.attach`.
+- A common address no dial-in station has is refused: logged (`iec104.unknown_charger`, with the
+  address and the peer) and closed. A station that already has a connection follows `duplicate`:
+  `replace` closes the old connection, `reject` closes the new one (`iec104.duplicate_refused`).
+- A connection that is not identified within the timeout, or whose bytes break the link, is closed and
+  logged with the reason. At most `MAX_PENDING` connections wait for identification at once; more are
+  closed at once (a connection storm cannot pin memory).
+- Every refusal is counted through `on_refused(kind)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+from typing import Any, Final
+
+from adapters.config import split_host_port
+from adapters.iec104_link import Iec104Link
+from bridge.iec104.apci import LinkParameters
+from bridge.iec104.identify import Identification, Identified, NotIdentified
+
+MAX_PENDING: Final = 4096
+
+
+class _Pending(asyncio.Protocol):
+    """A connection until it is identified."""
+
+    def __init__(self, listener: Iec104Listener) -> None:
+        self._listener = listener
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.who: Identification | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._done = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        listener = self._listener
+        if len(listener.pending) >= MAX_PENDING:
+            self._done = True
+            listener.refused("overload", "too many connections waiting to be identified", self)
+            transport.abort()
+            return
+        listener.pending.add(self)
+        self.who = Identification(
+            listener.parameters, now=self._loop.time(), timeout=listener.timeout
+        )
+        self._after(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.who is not None and not self._done:
+            self._after(self.who.receive_data(data, self._loop.time()))
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._listener.pending.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self._done:
+            self._done = True
+            self._listener.refused("peer_closed", "closed before it was identified", self)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self.who is not None and not self._done:
+            self._after(self.who.handle_timer(self._loop.time()))
+
+    def _after(self, result: Identified | NotIdentified | None) -> None:
+        who, transport = self.who, self.transport
+        assert who is not None and transport is not None
+        out = who.data_to_send()
+        if out:
+            transport.write(out)
+        if result is None:
+            deadline = who.next_deadline()
+            if deadline is not None:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = self._loop.call_at(deadline, self._fire)
+            return
+        self._done = True
+        self._listener.pending.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if isinstance(result, NotIdentified):
+            self._listener.refused(result.kind, result.reason, self)
+            transport.close()
+            return
+        self._listener.identified(result.common_address, self)
+
+
+class Iec104Listener:
+    def __init__(
+        self,
+        address: str,
+        links: dict[int, Iec104Link],
+        *,
+        log: Any,
+        duplicate: str = "replace",
+        ssl_context: ssl.SSLContext | None = None,
+        parameters: LinkParameters | None = None,
+        timeout: float = 30.0,
+        backlog: int = 4096,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
+        self._host, self._port = split_host_port(address)
+        self._links = links
+        self._log = log
+        self._duplicate = duplicate
+        self._ssl = ssl_context
+        self.parameters = parameters or LinkParameters()
+        self.timeout = timeout
+        self._backlog = backlog
+        self._on_refused = on_refused
+        self.pending: set[_Pending] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Pending(self),
+            self._host,
+            self._port,
+            ssl=self._ssl,
+            backlog=self._backlog,
+        )
+        bound = self._server.sockets[0].getsockname()
+        self._log.info("iec104.listening", host=bound[0], port=bound[1])
+        return bound[0], bound[1]
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for pending in list(self.pending):
+            if pending.transport is not None:
+                pending.transport.abort()
+        self.pending.clear()
+        with contextlib.suppress(Exception):
+            await self._server.wait_closed()
+        self._server = None
+
+    def identified(self, common_address: int, pending: _Pending) -> None:
+        transport, who = pending.transport, pending.who
+        assert transport is not None and who is not None
+        link = self._links.get(common_address)
+        if link is None:
+            self.refused(
+                "unknown_charger",
+                f"no dial-in station has common address {common_address}",
+                pending,
+                common_address=common_address,
+            )
+            transport.close()
+            return
+        if link.connected and self._duplicate == "reject":
+            self.refused(
+                "duplicate",
+                f"station {link.station_id} (common address {common_address}) is connected already",
+                pending,
+                common_address=common_address,
+            )
+            transport.close()
+            return
+        self._log.info(
+            "iec104.identified",
+            station_id=link.station_id,
+            common_address=common_address,
+            peer=_peer(transport),
+        )
+        link.attach(transport, who.link, who.asdus)
+
+    def refused(
+        self, kind: str, reason: str, pending: _Pending, *, common_address: int | None = None
+    ) -> None:
+        transport = pending.transport
+        self._log.warning(
+            "iec104.unknown_charger" if kind == "unknown_charger" else "iec104.refused",
+            kind=kind,
+            reason=reason,
+            common_address=common_address,
+            peer=_peer(transport) if transport is not None else None,
+        )
+        if self._on_refused is not None:
+            self._on_refused(kind)
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)

@@ -1,0 +1,122 @@
+"""Who dialled in: a charger's connection before the bridge knows which station it is, sans-IO.
+
+```python
+who = Identification(parameters, now=now)        # STARTDT act queued
+result = who.receive_data(data, now)             # None until known: Identified or NotIdentified
+transport.write(who.data_to_send()); deadline = who.next_deadline(); result = who.handle_timer(now)
+```
+
+Rules
+- A charger that dials in is still the controlled station: the bridge sends STARTDT act and, once
+  confirmed, a general interrogation to the global common address (0xFFFF). The common address of the
+  first ASDU the charger sends (the interrogation's confirmation, or anything spontaneous) identifies
+  it. That ASDU and every one read until the hand-over stay in `asdus`, in order, for the station's
+  session, which continues on the same `link` (sequence numbers and all).
+- A link failure (bad bytes, t1, a sequence error) or no ASDU within `timeout` is `NotIdentified` with
+  its reason; so is an ASDU too short to hold a common address.
+- What the charger sends is bounded: at most `MAX_ASDUS` ASDUs are kept before the hand-over.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+from bridge.iec104.apci import (
+    ApciLink,
+    AsduReceived,
+    DataTransferStarted,
+    LinkFailed,
+    LinkParameters,
+)
+from bridge.iec104.asdu import STANDARD, TYPE_IDS, Asdu, AsduFormat, InfoObject, encode_asdu
+
+GLOBAL_ADDRESS: Final = 0xFFFF
+QOI_STATION: Final = 20
+COT_ACTIVATION: Final = 6
+MAX_ASDUS: Final = 64
+DEFAULT_TIMEOUT: Final = 30.0
+
+
+class Identified(NamedTuple):
+    common_address: int
+
+
+class NotIdentified(NamedTuple):
+    kind: str  # a metric label, as LinkFailed.kind, or "timeout"
+    reason: str
+
+
+class Identification:
+    def __init__(
+        self,
+        parameters: LinkParameters,
+        *,
+        now: float,
+        asdu_format: AsduFormat = STANDARD,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.link = ApciLink(parameters, now)
+        self.link.start(now)
+        self.asdus: list[bytes] = []
+        self._format = asdu_format
+        self._deadline = now + timeout
+        self._timeout = timeout
+        self.result: Identified | NotIdentified | None = None
+
+    def receive_data(self, data: bytes, now: float) -> Identified | NotIdentified | None:
+        if self.result is not None:
+            return None
+        for event in self.link.receive_data(data, now):
+            if isinstance(event, DataTransferStarted):
+                interrogation = Asdu(
+                    TYPE_IDS["C_IC_NA_1"],
+                    COT_ACTIVATION,
+                    GLOBAL_ADDRESS,
+                    (InfoObject(0, None, 0, None, QOI_STATION),),
+                )
+                self.link.send_asdu(encode_asdu(interrogation, self._format), now)
+            elif isinstance(event, AsduReceived):
+                self._asdu(event.asdu)
+            elif isinstance(event, LinkFailed):
+                self.result = NotIdentified(event.kind, event.reason)
+        return self.result
+
+    def _asdu(self, asdu: bytes) -> None:
+        if len(self.asdus) >= MAX_ASDUS:
+            return
+        self.asdus.append(asdu)
+        if self.result is not None or len(self.asdus) > 1:
+            return
+        fmt = self._format
+        start = 2 + fmt.cot_size
+        end = start + fmt.ca_size
+        if len(asdu) < end:
+            self.result = NotIdentified(
+                "bad_frame", f"the first ASDU ({len(asdu)} bytes) is too short for a common address"
+            )
+            return
+        self.result = Identified(int.from_bytes(asdu[start:end], "little"))
+
+    def data_to_send(self) -> bytes:
+        return self.link.data_to_send()
+
+    def next_deadline(self) -> float | None:
+        if self.result is not None:
+            return None
+        link_deadline = self.link.next_deadline()
+        if link_deadline is None or link_deadline > self._deadline:
+            return self._deadline
+        return link_deadline
+
+    def handle_timer(self, now: float) -> Identified | NotIdentified | None:
+        if self.result is not None:
+            return None
+        for event in self.link.handle_timer(now):
+            if isinstance(event, LinkFailed):
+                self.result = NotIdentified(event.kind, event.reason)
+                return self.result
+        if now >= self._deadline:
+            self.result = NotIdentified(
+                "timeout", f"no ASDU within {self._timeout:g} s of the connection"
+            )
+        return self.result
