@@ -13,9 +13,11 @@ Figures (see bench/README.md):
 - `cpu_us_per_point_104` / `cpu_us_per_point_104_single`: the bridge's CPU (its process and its 104
   worker processes, user + system) over the step ÷ points processed, at the best clean step of 22
   points per ASDU, and of 1 point per ASDU (`iec104_single_rates`).
-- `kib_per_104_link`: (RSS with N links up − RSS with `iec104_memory_base` links up) ÷ the difference,
-  after every link was interrogated and every station connected to the CSMS; RSS of the bridge process
-  plus its 104 worker processes.
+- `kib_per_104_link`: one bridge with N dial-out stations: RSS with every station configured and
+  connected to the CSMS but no 104 link up (the chargers' ports bound, not listening), then with every
+  link up and interrogated; the difference ÷ N. `kib_per_104_station`: RSS with N links up − RSS of a
+  bridge with `iec104_memory_base` links up, ÷ the difference (the whole station: its CSMS connection
+  and core too). RSS of the bridge process plus its 104 worker processes, if any.
 - `iec104_restart_s` (`iec104_restart_links`): one bridge with half its links dialled out and half
   dialled in (when the runtime accepts dial-in); SIGTERM, start again on the same ports and store; the
   time from the restarted bridge's ready report until every charger was interrogated again and the CSMS
@@ -69,7 +71,14 @@ class Fleet:
         self._dial_in = (0, 1)  # (count, first common address) of the dial-in chargers
 
     async def dial_out(
-        self, ws: Any, group: ChildGroup, name: str, count: int, table: str, base: int = 0
+        self,
+        ws: Any,
+        group: ChildGroup,
+        name: str,
+        count: int,
+        table: str,
+        base: int = 0,
+        hold: bool = False,
     ) -> None:
         made = 0
         while made < count:
@@ -77,7 +86,7 @@ class Fleet:
             child = await group.start(
                 f"{name}-out-{len(self.generators)}",
                 "bench.iec104_outstation",
-                ["--listen", "--count", str(size), *ws.flags()],
+                ["--listen", "--count", str(size), *(["--hold"] if hold else []), *ws.flags()],
                 wait_s=120,
             )
             self.generators.append(child)
@@ -319,6 +328,10 @@ async def measure_throughput(ws: Any, table: str) -> dict[str, Any]:
         result["bridge_workers"] = stats.get("workers")
     best = best_clean(result["steps"])
     single = best_clean(result["single_steps"])
+    # whether the highest offer found the bridge's limit; if not, the figure is a floor
+    for key in ("steps", "single_steps"):
+        last = result[key][-1] if result[key] else None
+        result[f"{key}_limit_reached"] = bool(last and (last["lost"] or last["held_back"]))
     result.update(
         {
             "points_per_s_104": best["processed_per_s"] if best else None,
@@ -359,28 +372,62 @@ async def _bridge_with(
 
 
 async def measure_memory_104(ws: Any, table: str) -> dict[str, Any]:
+    """RSS per 104 link: one bridge with `count` dial-out stations, their chargers' ports bound but
+    not listening (every station configured and connected to the CSMS, no 104 link up), then with
+    every link up and interrogated: the link alone. Against a bridge with `base` links up: the whole
+    station (its CSMS connection and core included)."""
+    from bench.load import bridge_toml
+
     s = ws.settings
     base = s.iec104_memory_base
     count = s.iec104_memory_links
     result: dict[str, Any] = {"links": count, "base_links": base, "dial": "out"}
-    rss: dict[int, int] = {}
-    for n in (base, count):
-        async with ws.group() as group:
-            sink = await ws.sink(group)
-            bridge, fleet, up, _ = await _bridge_with(ws, group, sink, table, n, 0, f"mem104-{n}")
-            if up is None:
-                return {**result, "skipped": f"{n} links not up: {await fleet.links()}"}
-            result[f"links_up_s_{n}"] = up
-            await asyncio.sleep(2.0)
-            rss[n] = await bridge_rss(bridge)
-            await bridge.call("stop")
-            await bridge.close(wait_s=120)
-    per = (rss[count] - rss[base]) / (count - base) / 1024 if count > base else None
+    async with ws.group() as group:
+        sink = await ws.sink(group)
+        bridge, fleet, up, _ = await _bridge_with(ws, group, sink, table, base, 0, "mem104-base")
+        if up is None:
+            return {**result, "skipped": f"{base} links not up: {await fleet.links()}"}
+        await asyncio.sleep(2.0)
+        rss_base = await bridge_rss(bridge)
+        await bridge.call("stop")
+        await bridge.close(wait_s=120)
+    async with ws.group() as group:
+        sink = await ws.sink(group)
+        fleet = Fleet()
+        await fleet.dial_out(ws, group, "mem104", count, table, hold=True)
+        toml = bridge_toml(
+            sink.ready["port"], [], ws.path("mem104.db"), extra_stations=fleet.stations
+        )
+        await sink.call("mark")
+        bridge = await ws.bridge(group, "mem104-bridge", toml, wait_s=900)
+        deadline = time.monotonic() + max(30.0, count * 0.02)
+        csms_open = 0
+        while time.monotonic() < deadline:
+            csms_open = int((await sink.call("marked", prefixes=[PREFIX_OUT + "-"]))["open"])
+            if csms_open >= count:
+                break
+            await asyncio.sleep(0.5)
+        result["csms_open_without_link"] = csms_open
+        await asyncio.sleep(2.0)
+        rss_held = await bridge_rss(bridge)
+        await fleet.call_all("listen")
+        up = await wait_linked(fleet, sink, [PREFIX_OUT], max(120.0, count * 0.05))
+        if up is None:
+            return {**result, "skipped": f"{count} links not up: {await fleet.links()}"}
+        result["links_up_s"] = up
+        await asyncio.sleep(2.0)
+        rss_up = await bridge_rss(bridge)
+        await bridge.call("stop")
+        await bridge.close(wait_s=120)
+    per_link = (rss_up - rss_held) / count / 1024
+    per_station = (rss_up - rss_base) / (count - base) / 1024 if count > base else None
     result.update(
         {
-            "rss_base_mib": round(rss[base] / 2**20, 2),
-            "rss_mib": round(rss[count] / 2**20, 2),
-            "kib_per_104_link": finite_or_none(per, 2),
+            "rss_base_mib": round(rss_base / 2**20, 2),
+            "rss_without_links_mib": round(rss_held / 2**20, 2),
+            "rss_mib": round(rss_up / 2**20, 2),
+            "kib_per_104_link": finite_or_none(per_link, 2),
+            "kib_per_104_station": finite_or_none(per_station, 2),
         }
     )
     return result
@@ -454,12 +501,15 @@ async def measure_104(ws: Any) -> dict[str, Any]:
         s.iec104_restart_links = min(s.iec104_restart_links, limit)
         result["restart"] = await _guarded(measure_restart_104(ws, "gb-dc-charger", reason is None))
     throughput = result["throughput"]
+    if "skipped" in throughput:
+        result["skipped"] = throughput["skipped"]
     result.update(
         {
             "points_per_s_104": throughput.get("points_per_s_104"),
             "cpu_us_per_point_104": throughput.get("cpu_us_per_point_104"),
             "cpu_us_per_point_104_single": throughput.get("cpu_us_per_point_104_single"),
             "kib_per_104_link": (result.get("memory") or {}).get("kib_per_104_link"),
+            "kib_per_104_station": (result.get("memory") or {}).get("kib_per_104_station"),
             "iec104_restart_s": (result.get("restart") or {}).get("iec104_restart_s"),
         }
     )

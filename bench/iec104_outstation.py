@@ -14,7 +14,9 @@ Rules
   default table (`mappings/gb-dc-charger.yaml`, compiled by `adapters.mapping_files.compile_file`, as the
   bridge compiles it): no alarm, gun holstered, work status idle (so: Available).
 - `--listen`: one TCP server on 127.0.0.1 per charger (ephemeral ports, or `--port-start P` for
-  P..P+N-1); the bridge dials out. A new connection to a charger replaces its previous one. Every
+  P..P+N-1); the bridge dials out. With `--hold` the ports are bound but not listening (the bridge's
+  dials are refused) until the `listen` command: the bridge's memory with its stations configured
+  and connected to the CSMS but no 104 link up, then with every link up. A new connection to a charger replaces its previous one. Every
   charger has common address `--common-address` (the bridge's station configuration says which).
 - `--dial HOST:PORT`: each charger connects to the bridge's `[south] iec104_listen` (dial-in) and is
   still the controlled station; charger i has common address `--common-address` + i, so the bridge can
@@ -53,6 +55,7 @@ import argparse
 import asyncio
 import contextlib
 import random
+import socket
 import struct
 import time
 from collections import deque
@@ -346,6 +349,7 @@ class Generator:
         ]
         self.unacked: set[Link] = set()
         self.servers: list[asyncio.Server] = []
+        self.bound: list[socket.socket] = []
         self.ports: list[int] = []
         self.stopping = False
         self.redial_until = time.monotonic() + args.redial_for
@@ -365,15 +369,23 @@ class Generator:
 
     # --- links ----------------------------------------------------------------------------------
 
-    async def listen(self) -> None:
-        loop = asyncio.get_running_loop()
+    def bind(self) -> None:
+        """One bound socket per charger (not listening yet: a bridge dialling it is refused)."""
         for charger in self.chargers:
             port = self.args.port_start + charger.index if self.args.port_start else 0
-            server = await loop.create_server(
-                lambda c=charger: Link(c, self), HOST, port, backlog=8, reuse_address=True
-            )
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((HOST, port))
+            self.bound.append(sock)
+            self.ports.append(int(sock.getsockname()[1]))
+
+    async def listen(self, _: dict[str, Any] | None = None) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        bound, self.bound = self.bound, []
+        for charger, sock in zip(self.chargers, bound, strict=False):
+            server = await loop.create_server(lambda c=charger: Link(c, self), sock=sock, backlog=8)
             self.servers.append(server)
-            self.ports.append(int(server.sockets[0].getsockname()[1]))
+        return {"listening": len(self.servers)}
 
     async def dial_all(self) -> None:
         limit = asyncio.Semaphore(self.args.concurrency)
@@ -520,6 +532,8 @@ class Generator:
             task.cancel()
         for server in self.servers:
             server.close()
+        for sock in self.bound:
+            sock.close()
         for charger in self.chargers:
             if charger.link is not None:
                 charger.link.close()
@@ -538,7 +552,9 @@ async def main(args: argparse.Namespace, control: Control) -> None:
         if args.dial:
             dialling = asyncio.create_task(gen.dial_all())
         else:
-            await gen.listen()
+            gen.bind()
+            if not args.hold:
+                await gen.listen()
         control.send(
             {
                 "ready": True,
@@ -555,6 +571,7 @@ async def main(args: argparse.Namespace, control: Control) -> None:
                 "back": gen.back,
                 "charge": gen.charge,
                 "send": gen.send,
+                "listen": gen.listen,
             }
         )
     finally:
@@ -582,6 +599,9 @@ def cli() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=200, help="dial: connections at once")
     parser.add_argument("--redial-for", type=float, default=3600.0, help="dial: s of redialling")
+    parser.add_argument(
+        "--hold", action="store_true", help="listen: bind the ports, listen on `listen` only"
+    )
     parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
     control = Control()  # first: it moves stdout aside for the control channel

@@ -1030,6 +1030,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "cpu_us_per_point_104": _get(report, "iec104", "cpu_us_per_point_104"),
         "cpu_us_per_point_104_single": _get(report, "iec104", "cpu_us_per_point_104_single"),
         "kib_per_104_link": _get(report, "iec104", "kib_per_104_link"),
+        "kib_per_104_station": _get(report, "iec104", "kib_per_104_station"),
         "iec104_restart_s": _get(report, "iec104", "iec104_restart_s"),
         "iec104_link": _get(report, "iec104", "link"),
         "scale_stations": biggest.get("stations"),

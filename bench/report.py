@@ -64,7 +64,10 @@ DESCRIPTIONS = {
     " chargers in transactions), none lost and none held back",
     "cpu_us_per_point_104": "bridge CPU µs per 104 point at that rate (22 per ASDU)",
     "cpu_us_per_point_104_single": "bridge CPU µs per 104 point, 1 per ASDU, at a rate it sustains",
-    "kib_per_104_link": "RSS per IEC 104 link up (bridge and its 104 workers), N links − a few",
+    "kib_per_104_link": "RSS per IEC 104 link up: N stations with every link up − the same with"
+    " none up (stations connected to the CSMS either way)",
+    "kib_per_104_station": "RSS per IEC 104 station, its link up: N − a few (CSMS connection and"
+    " core included)",
     "iec104_restart_s": "all 104 links (half dialled out, half in) back after a bridge restart",
     "iec104_link": "the bridge's 104 link the figures were measured on",
     "scale_stations": "stations in the largest scale run",
@@ -206,16 +209,22 @@ def markdown(report: dict[str, Any], plots: list[str] | None) -> str:
     restart104 = iec104.get("restart") or {}
     lines += [
         "",
-        f"Memory: {_fmt(memory104.get('links'))} links dialled out: RSS (bridge and its 104"
-        f" workers) {_fmt(memory104.get('rss_mib'))} MiB, with {_fmt(memory104.get('base_links'))}:"
-        f" {_fmt(memory104.get('rss_base_mib'))} MiB → {_fmt(memory104.get('kib_per_104_link'))}"
-        f" KiB per link. {memory104.get('skipped', '')}",
-        "",
-        f"Restart: {_fmt(restart104.get('dial_out'))} links dialled out and"
-        f" {_fmt(restart104.get('dial_in'))} dialled in, all back"
-        f" {_fmt(restart104.get('iec104_restart_s'))} s after the restarted bridge was ready."
-        f" {restart104.get('skipped', '')}",
+        f"Memory: {_fmt(memory104.get('links'))} stations, links dialled out: RSS (bridge and its"
+        f" 104 workers) {_fmt(memory104.get('rss_mib'))} MiB with every link up,"
+        f" {_fmt(memory104.get('rss_without_links_mib'))} MiB with none →"
+        f" {_fmt(memory104.get('kib_per_104_link'))} KiB per link; with"
+        f" {_fmt(memory104.get('base_links'))} stations {_fmt(memory104.get('rss_base_mib'))} MiB →"
+        f" {_fmt(memory104.get('kib_per_104_station'))} KiB per station."
+        f" {memory104.get('skipped', '')}",
     ]
+    if restart104:
+        lines += [
+            "",
+            f"Restart: {_fmt(restart104.get('dial_out'))} links dialled out and"
+            f" {_fmt(restart104.get('dial_in'))} dialled in, all back"
+            f" {_fmt(restart104.get('iec104_restart_s'))} s after the restarted bridge was ready."
+            f" {restart104.get('skipped', '')}",
+        ]
     if iec104.get("dial_in_unsupported_reason"):
         lines += ["", f"Dial-in not measured: {iec104['dial_in_unsupported_reason']}"]
     profiles = _get(report, "hop", "profiles") or {}
