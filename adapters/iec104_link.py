@@ -214,18 +214,18 @@ class Iec104Link:
         self._protocol = protocol
         self._came_up = False
         now = self._loop.time()
-        self.session.connection_made(now, time.time())
+        events = self.session.connection_made(now, time.time())
         self._log.info("iec104.connected", peer=_peer(protocol))
-        self._after(protocol, [])
+        self._after(protocol, events)
 
     def _adopted(self, protocol: _Protocol, link: ApciLink, asdus: list[bytes]) -> None:
         now = self._loop.time()
         session = self.session
-        session.connection_made(now, time.time(), link)
+        events = session.connection_made(now, time.time(), link)  # LinkUp: the link is started
         for asdu in asdus:
-            session.receive_asdu(asdu, now)
+            events += session.receive_asdu(asdu, now)
         self._log.info("iec104.connected", peer=_peer(protocol), dial="in")
-        self._after(protocol, [])
+        self._after(protocol, events)
 
     def data_received(self, protocol: _Protocol, data: bytes) -> None:
         if protocol is not self._protocol:

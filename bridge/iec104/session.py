@@ -2,7 +2,7 @@
 
 ```python
 session = Session104(settings, now=now)
-session.connection_made(now, wall)            # a TCP connection to the charger is open: STARTDT act
+events = session.connection_made(now, wall)   # a TCP connection to the charger is open: STARTDT act
 events = session.receive_data(data, now, wall)   # bytes from the charger → LinkEvents for the core
 session.command(send104, now); session.interrogate(counters, now)   # the core's SouthEffects
 transport.write(session.data_to_send())       # after every call
@@ -181,9 +181,12 @@ class Session104:
 
     # --- connection lifecycle ----------------------------------------------------------------------
 
-    def connection_made(self, now: float, wall: float, link: ApciLink | None = None) -> None:
+    def connection_made(
+        self, now: float, wall: float, link: ApciLink | None = None
+    ) -> list[LinkEvent]:
         """A new TCP connection: STARTDT act, or adopt a `link` already started (dial-in: the
-        listener started it to learn who the charger is; its `ASDU`s are passed to `receive_asdu`)."""
+        listener started it to learn who the charger is; its `ASDU`s are passed to `receive_asdu`).
+        Returns `LinkUp` when the adopted link is started already."""
         self._failure = None
         self._up = False
         if link is None:
@@ -194,6 +197,7 @@ class Session104:
             self._link = link
             if link.started:
                 self._started(now, wall)
+        return self._take()
 
     def connection_lost(self, now: float, reason: str) -> list[LinkEvent]:
         """The TCP connection is gone: every command out or waiting is answered negatively."""
@@ -235,7 +239,7 @@ class Session104:
             return []
         for event in link.receive_data(data, now):
             if type(event) is AsduReceived:
-                self.receive_asdu(event.asdu, now)
+                self._asdu(event.asdu, now)
             else:
                 self._link_event(event, now, wall)
         return self._take()
@@ -333,8 +337,12 @@ class Session104:
             return False
         return link.send_asdu(encode_asdu(asdu, self.settings.asdu_format), now)
 
-    def receive_asdu(self, data: bytes, now: float) -> None:
-        """One ASDU from the charger (also those the dial-in listener read before the hand-over)."""
+    def receive_asdu(self, data: bytes, now: float) -> list[LinkEvent]:
+        """One ASDU the dial-in listener read before the hand-over, as if it arrived now."""
+        self._asdu(data, now)
+        return self._take()
+
+    def _asdu(self, data: bytes, now: float) -> None:
         self.asdus_received += 1
         asdu = decode_asdu(data, self.settings.asdu_format)
         if type(asdu) is AsduError:
