@@ -14,9 +14,10 @@ Rules
 - A common address no dial-in station has is refused: logged (`iec104.unknown_charger`, with the
   address and the peer) and closed. A station that already has a connection follows `duplicate`:
   `replace` closes the old connection, `reject` closes the new one (`iec104.duplicate_refused`).
-- A connection that is not identified within the timeout, or whose bytes break the link, is closed and
-  logged with the reason. At most `MAX_PENDING` connections wait for identification at once; more are
-  closed at once (a connection storm cannot pin memory).
+- A connection that is not identified within the timeout (with TLS, its handshake must end within it
+  too), or whose bytes break the link, is closed and logged with the reason. At most `MAX_PENDING`
+  connections wait for identification at once; more are closed at once (a connection storm cannot pin
+  memory).
 - Every refusal is counted through `on_refused(kind)`.
 """
 
@@ -141,6 +142,8 @@ class Iec104Listener:
             self._port,
             ssl=self._ssl,
             backlog=self._backlog,
+            # the TLS handshake is part of the identification's time, not asyncio's 60 s on top
+            ssl_handshake_timeout=self.timeout if self._ssl is not None else None,
         )
         bound = self._server.sockets[0].getsockname()
         self._log.info("iec104.listening", host=bound[0], port=bound[1])

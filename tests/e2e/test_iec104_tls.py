@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import trustme
 
+from adapters.config import SouthSection
+from adapters.iec104_listener import Iec104Listener
+from adapters.tls import iec104_server_context
 from tests.adapters.test_health import scrape, value
 from tests.e2e.conftest import bridge_config, running_bridge
 from tests.e2e.test_iec104_dial_in import (
@@ -238,3 +242,25 @@ async def test_dial_in_refuses_a_charger_offering_less_than_tls_1_2(pki: dict[st
             await csms.wait_for(lambda: "Available" in statuses(csms))
         finally:
             await good.close()
+
+
+async def test_dial_in_a_tls_handshake_that_never_starts_is_closed_within_the_listeners_timeout(
+    pki: dict[str, Path],
+) -> None:
+    """Identification's timeout covers the TLS handshake (not asyncio's own 60 s on top of it)."""
+    south = SouthSection(iec104_cert_file=pki["cert"], iec104_key_file=pki["key"])
+    log = structlog.get_logger("test")
+    listener = Iec104Listener(
+        "127.0.0.1:0", {}, log=log, ssl_context=iec104_server_context(south), timeout=0.5
+    )
+    _, port = await listener.start()
+    try:
+        silent = WireCharger()
+        await silent.connect(port)  # plain TCP, says nothing: no ClientHello ever
+        try:
+            async with asyncio.timeout(5):
+                await silent.closed.wait()
+        finally:
+            await silent.close()
+    finally:
+        await listener.close()
