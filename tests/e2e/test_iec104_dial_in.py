@@ -424,6 +424,7 @@ async def test_phantom_data_asdus_from_a_foreign_common_address_change_nothing_a
             # the same plug from CA 1 is applied: the phantom was refused for its address alone
             charger.update(PLUG, True)
             await csms.wait_for(lambda: "Occupied" in statuses(csms))
+            assert statuses(csms) == ["Available", "Occupied"]
             assert payloads(csms, "TransactionEvent") == []
         assert csms.problems() == []
 
