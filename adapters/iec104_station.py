@@ -66,7 +66,14 @@ from bridge.effects import CLOSE_GOING_AWAY, Side
 from bridge.iec104 import CompiledTable
 from bridge.iec104.apci import LinkParameters
 from bridge.iec104.session import LinkNotice, Session104, SessionSettings
-from bridge.iec104.southbound import Interrogate104, LinkDown, LinkEvent, LinkUp, Send104Command
+from bridge.iec104.southbound import (
+    CommandConfirmed,
+    Interrogate104,
+    LinkDown,
+    LinkEvent,
+    LinkUp,
+    Send104Command,
+)
 from bridge.iec104.station import Station104, Station104Settings
 from bridge.north_station import NorthSettings
 from bridge.rpc import MessageIdSource
@@ -258,12 +265,22 @@ class Iec104Host:
     def _link_events(self, events: list[LinkEvent]) -> None:
         self._revive()
         core = self.core
-        if self._link_state is not None:
-            for event in events:
-                if isinstance(event, LinkUp):
-                    self._link_state.set("up")
-                elif isinstance(event, LinkDown):
-                    self._link_state.set("down")
+        log = self._logs[Side.SOUTH]
+        for event in events:
+            kind = type(event)
+            if kind is CommandConfirmed:
+                assert isinstance(event, CommandConfirmed)
+                log.info(
+                    "iec104.command",
+                    command=event.command_id,
+                    ioa=f"0x{event.ioa:04X}",
+                    positive=event.positive,
+                    detail=event.detail,
+                )
+            elif self._link_state is not None and kind is LinkUp:
+                self._link_state.set("up")
+            elif self._link_state is not None and kind is LinkDown:
+                self._link_state.set("down")
 
         def feed(now: float) -> None:
             for event in events:
