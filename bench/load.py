@@ -1029,6 +1029,10 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "points_per_s_104": _get(report, "iec104", "points_per_s_104"),
         "cpu_us_per_point_104": _get(report, "iec104", "cpu_us_per_point_104"),
         "cpu_us_per_point_104_single": _get(report, "iec104", "cpu_us_per_point_104_single"),
+        "cpu_us_per_point_104_net": _get(report, "iec104", "cpu_us_per_point_104_net"),
+        "cpu_us_per_point_104_single_net": _get(
+            report, "iec104", "cpu_us_per_point_104_single_net"
+        ),
         "kib_per_104_link": _get(report, "iec104", "kib_per_104_link"),
         "kib_per_104_station": _get(report, "iec104", "kib_per_104_station"),
         "iec104_restart_s": _get(report, "iec104", "iec104_restart_s"),

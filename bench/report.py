@@ -68,7 +68,10 @@ DESCRIPTIONS = {
     " none up (stations connected to the CSMS either way)",
     "kib_per_104_station": "RSS per IEC 104 station, its link up: N − a few (CSMS connection and"
     " core included)",
-    "iec104_restart_s": "all 104 links (half dialled out, half in) back after a bridge restart",
+    "iec104_restart_s": "all 104 links (half dialled out, half in) back after a bridge restart,"
+    " from the restarted bridge's launch",
+    "cpu_us_per_point_104_net": "the same less the bridge's idle CPU (links up, no load)",
+    "cpu_us_per_point_104_single_net": "the same, 1 per ASDU, less the idle CPU",
     "iec104_link": "the bridge's 104 link the figures were measured on",
     "scale_stations": "stations in the largest scale run",
     "added_latency_p50_ms": "bridge-added latency p50 (through bridge − direct), largest run",
@@ -188,22 +191,24 @@ def markdown(report: dict[str, Any], plots: list[str] | None) -> str:
         "",
         "## IEC 104",
         "",
-        f"Link: {iec104.get('link', '—')}. {_fmt(throughput.get('links'))} chargers (raw asyncio"
+        f"Link: {iec104.get('link', '—')}, bridge on {iec104.get('bridge_event_loop', '—')}."
+        f" {_fmt(throughput.get('links'))} chargers (raw asyncio"
         " outstations, bench/iec104_outstation.py) → bridge → CSMS sink. Measurements: every charger"
         " in a transaction; processed = handed to the station core (the bridge's own counter); lost"
         " = sent − processed; held back = the generators could not send what was offered (a link's"
         " window full, or they fell behind).",
         "",
         "| per ASDU | offered points/s | sent | refused | processed | lost | processed/s |"
-        " TransactionEvents | CPU µs/point | bridge CPU share |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " TransactionEvents | CPU µs/point | net of idle | bridge CPU share |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for step in (throughput.get("steps") or []) + (throughput.get("single_steps") or []):
         lines.append(
             f"| {step['per_asdu']} | {_fmt(step['offered_rate'])} | {_fmt(step['sent'])} |"
             f" {_fmt(step['refused'])} | {_fmt(step['processed'])} | {_fmt(step['lost'])} |"
             f" {_fmt(step['processed_per_s'])} | {_fmt(step['transaction_events'])} |"
-            f" {_fmt(step['cpu_us_per_point'])} | {_fmt(step['bridge_cpu_share'])} |"
+            f" {_fmt(step['cpu_us_per_point'])} | {_fmt(step.get('cpu_us_per_point_net'))} |"
+            f" {_fmt(step['bridge_cpu_share'])} |"
         )
     memory104 = iec104.get("memory") or {}
     restart104 = iec104.get("restart") or {}
@@ -222,7 +227,9 @@ def markdown(report: dict[str, Any], plots: list[str] | None) -> str:
             "",
             f"Restart: {_fmt(restart104.get('dial_out'))} links dialled out and"
             f" {_fmt(restart104.get('dial_in'))} dialled in, all back"
-            f" {_fmt(restart104.get('iec104_restart_s'))} s after the restarted bridge was ready."
+            f" {_fmt(restart104.get('iec104_restart_s'))} s after the restarted bridge was launched"
+            f" ({_fmt(restart104.get('all_back_after_ready_s'))} s after its ready report, start-up"
+            f" {_fmt(restart104.get('startup_s'))} s)."
             f" {restart104.get('skipped', '')}",
         ]
     if iec104.get("dial_in_unsupported_reason"):
