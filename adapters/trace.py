@@ -354,7 +354,7 @@ class StationTrace:
 
 
 def _link_event(event: Any) -> dict[str, Any]:
-    from bridge.iec104.southbound import CommandConfirmed, LinkDown, LinkUp, PointUpdate
+    from bridge.iec104.southbound import CommandConfirmed, LinkDown, LinkUp, PointUpdate, RawAsdu
 
     if isinstance(event, PointUpdate):
         what: dict[str, Any] = {
@@ -380,6 +380,14 @@ def _link_event(event: Any) -> dict[str, Any]:
         return {"link": "up"}
     if isinstance(event, LinkDown):
         return {"link": "down", "reason": event.reason}
+    if isinstance(event, RawAsdu):
+        return {
+            "asdu": event.type_id,
+            "cot": event.cot,
+            "ca": event.common_address,
+            "objects": event.objects[:64].hex(),  # bounded: a trace line is not a dump
+            "bytes": len(event.objects),
+        }
     return {"event": repr(event)}
 
 

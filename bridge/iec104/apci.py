@@ -194,6 +194,18 @@ class ApciLink:
     def parameters(self) -> LinkParameters:
         return self._p
 
+    def retune(self, parameters: LinkParameters) -> None:
+        """Continue with other timers and windows: a charger that dialled in was identified under
+        the listener's, and its own table's apply from then on (frames in flight keep their send
+        times; a smaller k only holds back what is sent next)."""
+        problems = parameters.problems()
+        if problems:
+            raise BridgeMisuse("invalid APCI link parameters: " + "; ".join(problems))
+        self._p = parameters
+        self._t1 = parameters.t1
+        self._k = parameters.k
+        self._w = parameters.w
+
     @property
     def started(self) -> bool:
         """True from STARTDT con to STOPDT con (I-frames we send also wait while a STOPDT act is out)."""

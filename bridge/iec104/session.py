@@ -27,7 +27,7 @@ Rules
   the table's time zone; quality flags by name). An ASDU from a foreign common address is never
   applied: it is dropped with a notice (`foreign-ca`). An ASDU the codec cannot read is dropped with a
   notice naming what and at which byte (`bad-asdu`); a type the codec does not know, private types
-  128–255 included, is a notice (`unknown-type`) until a table maps it. Notices are rate-limited per
+  128–255 included, goes to the core as a `RawAsdu` event and is a notice (`unknown-type`). Notices are rate-limited per
   kind: the first at once, then at most one a minute carrying how many were suppressed.
 - Commands: one command per IOA at a time, the others wait in arrival order. A command whose
   `deadline` passed while it waited is not sent (the CSMS was answered already) and is confirmed
@@ -76,6 +76,7 @@ from bridge.iec104.southbound import (
     LinkEvent,
     LinkUp,
     PointUpdate,
+    RawAsdu,
     Send104Command,
 )
 
@@ -194,6 +195,9 @@ class Session104:
             link.start(now)
             self._link = link
         else:
+            link.retune(
+                self.settings.link
+            )  # identified under the listener's timers: now the table's
             self._link = link
             if link.started:
                 self._started(now, wall)
@@ -363,6 +367,18 @@ class Session104:
         elif type_id in _COMMAND_TYPES:
             self._confirmation(asdu, now)
         elif type_id not in TYPE_NAMES:
+            self._events.append(
+                RawAsdu(
+                    type_id,
+                    asdu.cot,
+                    asdu.common_address,
+                    asdu.raw_count,
+                    asdu.sequence,
+                    asdu.raw,
+                    asdu.negative,
+                    asdu.test,
+                )
+            )
             self._notice(
                 "unknown-type",
                 f"type {type_id} (COT {asdu.cot}, {len(asdu.raw)} bytes of objects) is not mapped",

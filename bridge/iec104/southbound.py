@@ -1,18 +1,20 @@
 """The 104 side of a station core: what the charger's link tells the core, and what the core asks of it.
 
 The north side of a 104 station is an OCPP-J websocket (`bridge.effects.Send` frames); the south side is
-not. The link adapter (`adapters.iec104_link`) turns c104's callbacks into the typed events below and
-hands them to the core's methods (`Station104.point_updated`, `command_confirmed`, `link_up`,
-`link_down`); the core asks for 104 traffic with the two effects below, which the adapter carries out.
+not. The 104 session (`bridge.iec104.session`, fed bytes by `adapters.iec104_link`) turns the charger's
+ASDUs into the typed events below and hands them to the core (`Station104.handle_link_event`); the
+core asks for 104 traffic with the two effects below, which the session carries out.
 
 Rules
-- Values arrive as plain Python values, already out of c104's types: single points as bool, double
+- Values arrive as plain Python values: single points as bool, double
   points as their state number (0 intermediate, 1 off, 2 on, 3 indeterminate), normalized measurements
   as float (−1..+1), scaled measurements as int, float measurements as float, integrated totals as int.
 - `quality` names the IEC 60870-5-101 quality flags that are set (`Invalid`, `NonTopical`,
   `Substituted`, `Blocked`, `Overflow`; counters: `Invalid`, `Carry`, `Adjusted`). An empty set is good.
 - `timestamp` is the point's time tag as seconds since the epoch (UTC), already read in the station's
-  time zone by the adapter; None when the ASDU type carries no time tag.
+  time zone by the session; None when the ASDU type carries no CP56Time2a time tag.
+- An ASDU of a type the codec does not know (private types 128–255 included) arrives as `RawAsdu`
+  with its objects' bytes undecoded, for a table to map.
 - Every `Send104Command` is answered exactly once by a `CommandConfirmed` with the same `command_id`:
   positive on a positive ACT_CON (and ACT_TERM when the table expects it), negative on a negative
   confirmation, a timeout, a lost link or a command the adapter cannot send; `detail` says which.
@@ -34,8 +36,8 @@ _NO_FLAGS: frozenset[str] = frozenset()
 class PointUpdate(NamedTuple):
     """One information object as received (spontaneous, interrogated or requested).
 
-    A NamedTuple, not a dataclass: the link builds one per point on c104's receive thread, where every
-    microsecond is GIL time taken from the event loop (a tuple is built about 5 times faster).
+    A NamedTuple, not a dataclass: the session builds one per point received, the hottest path of a
+    104 station (a tuple is built about 5 times faster).
     """
 
     ioa: int
@@ -69,7 +71,20 @@ class LinkDown:
     reason: str = ""
 
 
-LinkEvent = PointUpdate | CommandConfirmed | LinkUp | LinkDown
+class RawAsdu(NamedTuple):
+    """An ASDU the codec does not decode: its data unit identifier and its objects' bytes."""
+
+    type_id: int
+    cot: int
+    common_address: int
+    number: int  # the VSQ's number of objects
+    sequence: bool
+    objects: bytes
+    negative: bool = False
+    test: bool = False
+
+
+LinkEvent = PointUpdate | CommandConfirmed | LinkUp | LinkDown | RawAsdu
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ and `Interrogate104` effects, interleaved with the ordinary effects in the order
 Rules
 - Points. Each update is looked up in the compiled table. An IOA the table does not map, or a type id
   that is neither the table's nor its time-tagged twin (M_SP_NA_1 ~ M_SP_TB_1, …), is reported once
-  (a `Report` with a Diagnostic) and changes nothing. An update with the Invalid quality flag makes the
+  (a `Report` with a Diagnostic) and changes nothing; at most `MAX_POINT_PROBLEMS` distinct ones per
+  station are remembered and reported (a charger sending random addresses cannot grow memory or
+  the log), the last one saying that later ones are not. An update with the Invalid quality flag makes the
   point unknown. Decoded values (status → bool, measurement → OCPP unit, enum → raw code, counter →
   its unit) feed the derived rules of every connector that reads the point.
 - Connector status: the first status rule that is true; unknown keeps what was sent last. A change goes
@@ -85,6 +87,7 @@ from bridge.iec104.rules import (
 from bridge.iec104.southbound import (
     CommandConfirmed,
     Interrogate104,
+    LinkDown,
     LinkEvent,
     LinkUp,
     PointUpdate,
@@ -135,6 +138,7 @@ _TWINS: Final[dict[str, str]] = {
 }
 _TWIN_OF: Final = {**_TWINS, **{tagged: plain for plain, tagged in _TWINS.items()}}
 _REPORT_CHUNK: Final = 50
+MAX_POINT_PROBLEMS: Final = 256
 _RATE_UNITS: Final[tuple[RateUnit, ...]] = ("A", "W")
 
 
@@ -350,8 +354,9 @@ class Station104:
             self.command_confirmed(event.command_id, event.positive, now, event.detail)
         elif isinstance(event, LinkUp):
             self.link_up(now)
-        else:
+        elif isinstance(event, LinkDown):
             self.link_down(now, event.reason)
+        # RawAsdu: no table maps private ASDUs yet; the session reports them (unknown-type)
 
     def link_up(self, now: float) -> None:
         self._link_up = True
@@ -427,10 +432,11 @@ class Station104:
         self, update: PointUpdate, kind: str, rule: MonitoringRule | None = None
     ) -> None:
         key = (kind, update.ioa, update.type_id)
-        if key in self._reported_problems:
+        if key in self._reported_problems or len(self._reported_problems) >= MAX_POINT_PROBLEMS:
             return
         self._reported_problems.add(key)
         ioa = format_ioa(update.ioa)
+        last = len(self._reported_problems) == MAX_POINT_PROBLEMS
         if rule is not None:
             message = (
                 f"{ioa} arrived as {update.type_id}; the table has {rule.type_id} ({rule.key}):"
@@ -444,6 +450,8 @@ class Station104:
             message = (
                 f"{ioa} ({update.type_id}) is not in the mapping table: ignored (reported once)"
             )
+        if last:
+            message += f"; {MAX_POINT_PROBLEMS} such problems reported, later ones are not"
         self._effects.append(
             Report(
                 Side.SOUTH,

@@ -24,6 +24,7 @@ from bridge.iec104.southbound import (
     LinkEvent,
     LinkUp,
     PointUpdate,
+    RawAsdu,
     Send104Command,
 )
 from bridge.iec104.vocabulary import TypeId
@@ -326,7 +327,9 @@ def test_malformed_asdu_is_a_bad_asdu_notice_and_the_link_stays_up() -> None:
 
 def test_private_type_130_is_an_unknown_type_notice() -> None:
     charger = up()
-    assert charger.send(asdu(130, 3, ioa(0x0001) + b"\xaa\xbb")) == []
+    assert charger.send(asdu(130, 3, ioa(0x0001) + b"\xaa\xbb")) == [
+        RawAsdu(130, 3, 1, 1, False, ioa(0x0001) + b"\xaa\xbb")
+    ]
     (notice,) = charger.session.notices()
     assert notice.kind == "unknown-type"
     assert "type 130" in notice.detail
@@ -595,3 +598,24 @@ def test_adopting_a_started_link_reports_link_up_at_once_and_the_asdus_read_befo
         PointUpdate(0x22, "M_SP_NA_1", True)
     ]
     assert [f[3][0] for f in frames(session.data_to_send())] == [0x67, 0x64, 0x65]
+
+
+def test_an_adopted_dial_in_link_continues_with_the_tables_timers() -> None:
+    """Identified under the listener's (most lenient) timers, the link then runs on the table's."""
+    listener = LinkParameters(t1=60.0, t2=30.0, t3=120.0, k=20, w=10)
+    link = ApciLink(listener, 0.0)
+    link.start(0.0)
+    link.data_to_send()
+    link.receive_data(bytes.fromhex("68040b000000"), 0.1)  # STARTDT con
+    session = Session104(settings_for(), now=0.0)
+    events = session.connection_made(0.2, WALL, link)
+    assert link.parameters == session.settings.link != listener
+    assert any(isinstance(e, LinkUp) for e in events)
+
+
+def test_a_private_type_reaches_the_core_as_a_raw_asdu() -> None:
+    charger = up()
+    payload = asdu(130, 3, ioa(0x7001) + bytes.fromhex("1234567890abcdef"))
+    events = charger.send(payload)
+    raw = [e for e in events if isinstance(e, RawAsdu)]
+    assert raw == [RawAsdu(130, 3, 1, 1, False, ioa(0x7001) + bytes.fromhex("1234567890abcdef"))]
