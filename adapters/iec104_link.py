@@ -37,7 +37,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from bridge.backoff import BackoffPolicy
 from bridge.iec104.apci import ApciLink
@@ -69,8 +69,9 @@ class _Protocol(asyncio.Protocol):
         self.reason = "peer closed"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport, though not an asyncio.Transport subclass under uvloop (the bridge's
+        # default loop): an isinstance check would refuse every connection there
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.link.data_received(self, data)

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from adapters.config import split_host_port
 from adapters.iec104_link import Iec104Link
@@ -49,8 +49,9 @@ class _Pending(asyncio.Protocol):
         self._done = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport, though not an asyncio.Transport subclass under uvloop (the bridge's
+        # default loop): an isinstance check would refuse every connection there
+        self.transport = cast(asyncio.Transport, transport)
         listener = self._listener
         if len(listener.pending) >= MAX_PENDING:
             self._done = True

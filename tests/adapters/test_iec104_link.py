@@ -227,3 +227,16 @@ async def test_select_and_execute(tmp_path: Path, act_term: bool) -> None:
         await events.wait_for(lambda: bool(events.confirmations()))
         assert events.confirmations()[0].positive
         assert charger.sent_to(0x6001)[-1] is True
+
+
+def test_the_link_works_on_uvloop_the_bridges_default_loop() -> None:
+    """uvloop's transports are not asyncio.Transport subclasses: the link must not require one."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        async with linked() as (_, link, events):
+            link.command(Send104Command(1, 0x6001, TypeId.C_SC_NA_1, True, purpose="start"))
+            await events.wait_for(lambda: bool(events.confirmations()))
+            assert events.confirmations()[0].positive
+
+    uvloop.run(scenario())
