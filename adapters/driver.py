@@ -22,7 +22,10 @@ Rules
 - A run of `Persist` effects is one batch for the store, submitted to its writer thread
   (`Store.submit`, group commit); every later effect, of this input and of the inputs after it, is held
   in order and carried out only once the batch is durable, so nothing is acknowledged to a peer before
-  it is on disk, and the event loop never waits for a disk. `Report` effects (log lines) do not end a
+  it is on disk, and the event loop never waits for a disk. A held `Send` or `Close` is bound to the
+  connection that was its side's when the core produced it: if that connection ended meanwhile, it is
+  dropped, also when a new connection on that side is up by the time the batch is durable (an answer
+  to a message id of the old connection means nothing on the new one). `Report` effects (log lines) do not end a
   run: the Persists of one input that are separated only by reports are one atomic batch, so a crash
   never keeps half of what one charger message changed (e.g. a transaction without its Started
   event). A store that cannot write fails the session (both connections closed with 1011) rather than
@@ -69,6 +72,16 @@ class _TraceResume:
 
     def __init__(self, corr: str) -> None:
         self.corr = corr
+
+
+class _Bound:
+    """A held Send or Close and the connection its side had when the core produced it."""
+
+    __slots__ = ("connection", "effect")
+
+    def __init__(self, effect: Send | Close, connection: DirectConnection | None) -> None:
+        self.effect = effect
+        self.connection = connection
 
 
 class CoreDriver:
@@ -219,11 +232,19 @@ class CoreDriver:
             # behind a batch the store has not written yet
             if self._trace is not None:
                 self._held.append(_TraceResume(self._trace.correlation()))
-            self._held.extend(effects)
+            self._held.extend(self._bind(effects))
             return
         pending: list[Persist] = []
         for index, effect in enumerate(effects):
             kind = type(effect)
+            if kind is _Bound:
+                if pending:
+                    self._persist(pending, effects[index:])
+                    return
+                if self._connections.get(effect.effect.side) is not effect.connection:
+                    continue  # its connection ended while the store wrote: never to another one
+                effect = effect.effect
+                kind = type(effect)
             if kind is Persist:
                 pending.append(effect)
                 continue
@@ -279,9 +300,19 @@ class CoreDriver:
         if self._store is None:
             raise RuntimeError("this station core persists state but has no store")
         held: list[Any] = [] if self._trace is None else [_TraceResume(self._trace.correlation())]
-        held.extend(after)
+        held.extend(self._bind(after))
         self._held = held  # first: a store may answer within `submit`
         self._store.submit(self._station_id, changes, self._written)
+
+    def _bind(self, effects: list[Any]) -> list[Any]:
+        """`effects` with each Send and Close bound to its side's current connection."""
+        connections = self._connections
+        return [
+            _Bound(effect, connections.get(effect.side))
+            if type(effect) is Send or type(effect) is Close
+            else effect
+            for effect in effects
+        ]
 
     def _written(self, error: StoreError | None) -> None:
         """The store's answer for the batch in flight."""

@@ -175,3 +175,23 @@ async def test_what_waited_for_the_store_is_traced_under_the_input_that_caused_i
     assert set(corr) == {"a", "b", "c"}
     assert len(set(corr.values())) == 3  # each under its own input's id
     assert connection.written == ['[3,"a",{}]', '[3,"b",{}]', '[3,"c",{}]']
+
+
+async def test_a_held_answer_never_goes_to_the_next_connection_of_its_side() -> None:
+    """Issue 16 item 2 (seed 90210777): a StartTransaction.conf held for the store was written to the
+    charger's new connection, which had never sent that message id."""
+    driver, core, store, connection, logs = await _driver()
+    core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, '[3,"old-1",{"transactionId":1123}]')]
+    driver.feed(lambda now: None)
+    serving = asyncio.ensure_future(driver.serve(Side.SOUTH))
+    await _settle()
+    connection.ended.set()  # the charger's connection ends while the store writes
+    await asyncio.wait_for(serving, 5)
+    reconnected = _Connection()
+    driver.attach(Side.SOUTH, reconnected)  # type: ignore[arg-type]
+    core.pending = [Send(Side.SOUTH, '[3,"new-1",{}]')]  # the new connection's own answer
+    driver.feed(lambda now: None)
+    store.answers.pop(0)(None)
+    await _settle()
+    assert connection.written == [] and reconnected.written == ['[3,"new-1",{}]']
+    assert not driver.failed and "driver.send_without_connection" not in logs[Side.SOUTH].lines
