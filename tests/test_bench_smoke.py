@@ -102,3 +102,60 @@ async def test_smallest_benchmark_runs_and_reports(tmp_path: Path) -> None:
 
     text = markdown(report, [])
     assert "| `hop_ratio_v201` |" in text
+
+
+async def _frame(reader: Any) -> bytes:
+    head = await reader.readexactly(2)
+    assert head[0] == 0x68
+    return await reader.readexactly(head[1])
+
+
+@pytest.mark.timeout(30)
+async def test_iec104_outstation_answers_as_a_controlled_station(tmp_path: Path) -> None:
+    """bench/iec104_outstation.py against a controlling station written here by hand: STARTDT, a
+    general interrogation (ACT_CON, the table's 47 monitoring points but the counters, ACT_TERM), a
+    command mirrored as ACT_CON, paced load 22 points per ASDU within the k=12 window, counted."""
+    import asyncio
+    import struct
+
+    from bench.common import ChildGroup
+
+    async with ChildGroup(tmp_path) as group:
+        child = await group.start("outstation", "bench.iec104_outstation", ["--listen"])
+        reader, writer = await asyncio.open_connection("127.0.0.1", child.ready["ports"][0])
+        try:
+            writer.write(bytes((0x68, 4, 0x07, 0, 0, 0)))  # STARTDT act
+            assert (await _frame(reader))[0] == 0x0B
+            gi = struct.pack("<BBBBH", 100, 1, 6, 0, 0xFFFF) + b"\x00\x00\x00\x14"
+            writer.write(struct.pack("<BBHH", 0x68, 4 + len(gi), 0, 0) + gi)
+            causes, points, received = [], 0, 0
+            while not causes or causes[-1] != 10:
+                frame = await _frame(reader)
+                assert frame[0] & 1 == 0
+                assert (frame[0] | frame[1] << 8) >> 1 == received
+                received += 1
+                asdu = frame[4:]
+                causes.append(asdu[2])
+                assert asdu[4] | asdu[5] << 8 == 1  # its own common address
+                if asdu[0] < 100:
+                    points += asdu[1] & 0x7F
+            assert causes[0] == 7 and set(causes[1:-1]) == {20}
+            assert points == 47
+            command = (
+                struct.pack("<BBBBH", 45, 1, 6, 0, 1) + (0x6001).to_bytes(3, "little") + b"\x01"
+            )
+            writer.write(
+                struct.pack("<BBHH", 0x68, 4 + len(command), 1 << 1, received << 1) + command
+            )
+            frame = await _frame(reader)
+            received += 1
+            assert frame[4] == 45 and frame[6] == 7
+            sent = await child.call("send", rate=2200.0, duration=0.5, per_asdu=22)
+            assert sent["sent"] > 0 and sent["asdus"] <= 12  # nothing acknowledged: k=12
+            for _ in range(sent["asdus"]):
+                frame = await _frame(reader)
+                assert frame[4] == 13 and frame[5] == 22 and frame[6] == 3
+            stats = await child.call("stats")
+            assert stats["points_total"] == 47 + sent["sent"]
+        finally:
+            writer.close()
