@@ -6,14 +6,16 @@ Layers, each a module of its own:
 - `problems`, `checks`: `validate_table(data)`, every problem located by its path in the data;
 - `overrides`: `merge_tables(base, override)`, the semantics of `extends`;
 - `addresses`, `rules`, `logic`, `compiled`: `compile_table(table, connectors)`, the frozen lookups a
-  station core uses.
+  station core uses;
+- `frames`, `frame_checks`, `registration`, `private`: a vendor's registration frame and private ASDUs
+  (the language, its cross-checks, and their pure codecs).
 
 Nothing here reads files: `adapters.mapping_files` loads YAML, resolves `extends` and maps problem paths
 to file, line and column.
 """
 
 from bridge.iec104.checks import validate_table
-from bridge.iec104.compiled import CompiledTable, compile_table
+from bridge.iec104.compiled import CompiledTable, asdu_format, compile_table
 from bridge.iec104.logic import ConnectorLogic, TransactionLogic
 from bridge.iec104.model import MappingTable
 from bridge.iec104.overrides import merge_tables
@@ -46,6 +48,7 @@ __all__ = [
     "TableProblem",
     "TransactionLogic",
     "TypeId",
+    "asdu_format",
     "compile_table",
     "format_ioa",
     "merge_tables",

@@ -3,7 +3,7 @@
 Rules
 - A charger-level point sits at its `ioa`. A point of a connector block sits, for connector n (1-based),
   at base + (n − 1) × stride + at.
-- Every IOA must fit 3 bytes (1..0xFFFFFF) and be used once, across monitoring and control points and
+- Every IOA must fit `link.ioa_size` bytes (1..0xFFFFFF with the standard 3) and be used once, across monitoring and control points and
   across connectors: a 104 outstation identifies an information object by its IOA alone.
 - Points are placed in a fixed order: charger points, then connector 1's blocks, connector 2's blocks…,
   each in table order. A clash is reported at the later point's address, naming the earlier point as
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from bridge.iec104.model import MappingTable
 from bridge.iec104.points import AnyPoint
 from bridge.iec104.problems import Path, TableProblem
-from bridge.iec104.vocabulary import MAX_IOA, format_ioa
+from bridge.iec104.vocabulary import format_ioa
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +65,19 @@ def place_points(
     by_ioa: dict[int, Placement] = {}
     reported: set[Path] = set()
 
+    size = table.link.ioa_size
+    top = (1 << (8 * size)) - 1
+    limit = "(IOAs have 3 bytes)" if size == 3 else f"(link.ioa_size: IOAs have {size} bytes)"
+
     def place(candidate: Placement) -> None:
-        if candidate.ioa > MAX_IOA:
+        if candidate.ioa > top:
             if candidate.address_path not in reported:
                 reported.add(candidate.address_path)
                 problems.append(
                     TableProblem(
                         candidate.address_path,
                         f"IOA {format_ioa(candidate.ioa)} of {candidate.describe()} is beyond"
-                        " 0xFFFFFF (IOAs have 3 bytes)",
+                        f" {format_ioa(top)} {limit}",
                     )
                 )
             return

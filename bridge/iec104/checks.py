@@ -12,7 +12,9 @@ Rules
   qualifier with C_RP_NA_1; connector-only actions are not charger commands; one point per command action
   and one setpoint per rate unit (A or W) at each level; C_SE_NA_1 needs `full_scale` and only it takes
   one; every name in a rule is a point of the right kind; an unconditional rule comes last; the
-  transaction meter is a connector's energy point.
+  transaction meter is a connector's energy point. The registration, the private ASDUs, the link's field
+  sizes and per-connector common addresses are checked by `bridge.iec104.frame_checks` (stage 2, and
+  their IOAs in stage 3).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pydantic import ValidationError
 
 from bridge.iec104 import conditions as c
 from bridge.iec104.addresses import iter_points, place_points
+from bridge.iec104.frame_checks import check_frames, frame_address_problems
+from bridge.iec104.frames import MEANING_KINDS
 from bridge.iec104.model import MappingTable
 from bridge.iec104.points import (
     AnyPoint,
@@ -56,7 +60,8 @@ def validate_table(data: Any) -> MappingTable:
         raise TableError(describe_errors(exc, data)) from None
     problems = check_table(table)
     if not problems:
-        problems = place_points(table, table.connectors.max_count)[1]
+        placements, problems = place_points(table, table.connectors.max_count)
+        problems += frame_address_problems(table, placements, table.connectors.max_count)
     if problems:
         raise TableError(problems)
     return table
@@ -97,12 +102,14 @@ def describe_errors(exc: ValidationError, data: Any) -> list[TableProblem]:
             message, on_key = f"missing key {loc[-1]!r}", True
         elif kind == "union_tag_invalid":
             tag = error.get("ctx", {}).get("tag")
-            message = f"unknown kind {tag!r}{hint(str(tag), POINT_KINDS)}; expected one of " + (
-                ", ".join(POINT_KINDS)
+            kinds = MEANING_KINDS if "meaning" in path else POINT_KINDS
+            message = f"unknown kind {tag!r}{hint(str(tag), kinds)}; expected one of " + (
+                ", ".join(kinds)
             )
             path = (*path, "kind")
         elif kind == "union_tag_not_found":
-            message, on_key = "missing key 'kind' (" + ", ".join(POINT_KINDS) + ")", True
+            kinds = MEANING_KINDS if "meaning" in path else POINT_KINDS
+            message, on_key = "missing key 'kind' (" + ", ".join(kinds) + ")", True
         elif kind == "condition":
             value = lookup(data, path)
             if isinstance(value, Mapping):
@@ -139,6 +146,7 @@ def check_table(table: MappingTable) -> list[TableProblem]:
             points[key] = (path, point)
         problems.extend(_check_point(point, path, block is None, served, rates))
     problems.extend(_RuleChecker(table, points).check())
+    problems.extend(check_frames(table, points))
     return problems
 
 

@@ -6,6 +6,9 @@ table.monitoring[0x0023]                       # StatusRule: connector 1 'chargi
 table.command("RequestStartTransaction", 1)    # CommandTarget(ioa=0x6001, type_id=C_SC_NA_1, value='on')
 table.setpoint(1, "A")                         # SetpointRule at 0x6202, C_SE_NC_1
 table.logic_for(2).connector_status(values)    # 'Occupied'
+table.private_in[130, 0x7001]                  # PrivateRule 'card_request' (bridge.iec104.private)
+table.registration.parse(buffer)               # NeedMore | Registered | RegistrationError
+asdu_format(table)                             # AsduFormat(cot_size=2, ca_size=2, ioa_size=3)
 ```
 
 Rules
@@ -15,6 +18,10 @@ Rules
   command, (connector, rate unit) → setpoint; connector None is the charger as a whole.
 - Point names in derived rules resolve to the connector's own copy of a block point, else to the
   charger-level point of that name.
+- Private ASDUs compile for the same `connectors`: `private` by name, `private_in` by (type id, IOA)
+  for every connector's IOA (in ASDUs only; out ASDUs are found by name, from their meaning's
+  `answer` or the tariff's component). `connector_addresses` is `station.common_addresses` for the
+  station's connectors (a table that gives them must give one per connector), else empty.
 - `points()` lists every rule by IOA, each with its meaning and OCPP target in words (`explain`).
 """
 
@@ -27,7 +34,23 @@ from typing import Any
 
 from bridge.iec104 import conditions as c
 from bridge.iec104.addresses import Placement, place_points
+from bridge.iec104.asdu import AsduFormat
 from bridge.iec104.checks import check_table
+from bridge.iec104.frame_checks import (
+    build_layout,
+    frame_address_problems,
+    layout_size,
+    max_payload,
+)
+from bridge.iec104.frames import (
+    AnyMeaning,
+    AuthorizeAnswerMeaning,
+    AuthorizeMeaning,
+    IoaBlock,
+    SettlementAckMeaning,
+    SettlementMeaning,
+    hex_to_bytes,
+)
 from bridge.iec104.logic import (
     Always,
     Between,
@@ -52,7 +75,21 @@ from bridge.iec104.points import (
     SetpointDef,
     StatusDef,
 )
+from bridge.iec104.private import (
+    Amount,
+    Authorize,
+    AuthorizeAnswer,
+    Layout,
+    Meaning,
+    MeterReading,
+    PrivateRule,
+    Settlement,
+    SettlementAck,
+    StopReasonCodes,
+    Tariff,
+)
 from bridge.iec104.problems import TableError, TableProblem
+from bridge.iec104.registration import RegistrationSpec
 from bridge.iec104.rules import (
     CommandRule,
     CommandTarget,
@@ -82,6 +119,23 @@ class CompiledTable:
     readers: Mapping[int, tuple[int, ...]]
     """IOA → the connectors whose derived rules read it."""
     link: LinkOptions = field(default_factory=LinkOptions)
+    registration: RegistrationSpec | None = None
+    """The frame the charger sends on connect before STARTDT, if the table declares one."""
+    private: Mapping[str, PrivateRule] = field(default_factory=lambda: MappingProxyType({}))
+    """Every private ASDU by name (in and out)."""
+    private_in: Mapping[tuple[int, int], PrivateRule] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """(type id, IOA) → the in private ASDU, for every IOA of the station's connectors."""
+    connector_addresses: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    """connector → its own common address (`station.common_addresses`); empty: one address for all."""
+
+    def connector_at(self, common_address: int) -> int | None:
+        """The connector with this common address (`connector_addresses`), if any."""
+        for connector, address in self.connector_addresses.items():
+            if address == common_address:
+                return connector
+        return None
 
     def points(self) -> Iterator[PointRule]:
         """Every rule, by IOA."""
@@ -118,7 +172,18 @@ def compile_table(table: MappingTable, connectors: int | None = None) -> Compile
         )
     if problems:
         raise TableError(problems)
+    addresses = table.station.common_addresses
+    if addresses is not None and count > len(addresses):
+        problems.append(
+            TableProblem(
+                ("station", "common_addresses"),
+                f"the station has {count} connectors; common addresses are given for"
+                f" {len(addresses)}",
+            )
+        )
+        raise TableError(problems)
     placements, address_problems = place_points(table, count)
+    address_problems += frame_address_problems(table, placements, count)
     if address_problems:
         raise TableError(address_problems)
     return _Compiler(table, count, placements).build()
@@ -158,6 +223,13 @@ class _Compiler:
             else:
                 monitoring[rule.ioa] = rule
         connector_logic = tuple(self.connector_logic(n) for n in range(1, self.count + 1))
+        private = private_rules(self.table, self.count)
+        private_in = {
+            (rule.type_id, ioa): rule
+            for rule in private.values()
+            if rule.direction == "in"
+            for ioa in rule.ioas()
+        }
         readers: dict[int, list[int]] = {}
         for item in connector_logic:
             for ioa in sorted(item.inputs()):
@@ -174,6 +246,16 @@ class _Compiler:
             logic=connector_logic,
             readers=MappingProxyType({ioa: tuple(found) for ioa, found in readers.items()}),
             link=self.table.link,
+            registration=registration_spec(self.table),
+            private=MappingProxyType(private),
+            private_in=MappingProxyType(private_in),
+            connector_addresses=MappingProxyType(
+                {
+                    n: ca
+                    for n, ca in (self.table.station.common_addresses or {}).items()
+                    if n <= self.count
+                }
+            ),
         )
 
     def rule(self, placement: Placement) -> PointRule:
@@ -302,6 +384,95 @@ class _Compiler:
             if placement.key == name and isinstance(placement.point, EnumDef):
                 return placement.point
         raise AssertionError(name)  # check_table guarantees the enum exists
+
+
+def asdu_format(table: CompiledTable) -> AsduFormat:
+    """The ASDU field sizes of the table's link (`link.cot_size`, `ca_size`, `ioa_size`)."""
+    link = table.link
+    return AsduFormat(link.cot_size, link.ca_size, link.ioa_size)
+
+
+def registration_spec(table: MappingTable) -> RegistrationSpec | None:
+    """The compiled registration of a checked table."""
+    definition = table.registration
+    if definition is None:
+        return None
+    specs, _ = build_layout(definition.fields, ("registration", "fields"), registration=True)
+    checksum = definition.checksum
+    length = definition.length
+    return RegistrationSpec(
+        start=hex_to_bytes(definition.start),
+        length_size=length.size,
+        length_endian=length.endian,
+        length_counts=length.counts,
+        fields=specs,
+        checksum=checksum.rule,
+        checksum_over=checksum.over,
+        checksum_endian=checksum.endian,
+        id_field=definition.id,
+        accepted=hex_to_bytes(definition.accepted),
+        refused=hex_to_bytes(definition.refused),
+        max_payload=max_payload(definition),
+    )
+
+
+def private_rules(table: MappingTable, connectors: int) -> dict[str, PrivateRule]:
+    """The compiled private ASDUs of a checked table, by name, for `connectors` connectors."""
+    rules: dict[str, PrivateRule] = {}
+    for name, definition in table.private_asdus.items():
+        specs, _ = build_layout(definition.fields, ("private_asdus", name, "fields"))
+        ioa = definition.ioa
+        base, stride = (ioa.base, ioa.stride) if isinstance(ioa, IoaBlock) else (ioa, None)
+        rules[name] = PrivateRule(
+            name=name,
+            type_id=definition.type,
+            direction=definition.direction,
+            cot=definition.cot,
+            base=base,
+            stride=stride,
+            connectors=connectors,
+            layout=Layout(specs, layout_size(specs)),
+            meaning=_meaning(definition.meaning),
+            description=definition.description,
+        )
+    return rules
+
+
+def _meaning(meaning: AnyMeaning) -> Meaning:
+    if isinstance(meaning, AuthorizeMeaning):
+        return Authorize(meaning.id_token, meaning.id_token_type, meaning.answer, meaning.offline)
+    if isinstance(meaning, AuthorizeAnswerMeaning):
+        return AuthorizeAnswer(
+            meaning.result,
+            MappingProxyType({str(k): v for k, v in meaning.codes.items()}),
+            meaning.default,
+            meaning.balance,
+        )
+    if isinstance(meaning, SettlementMeaning):
+        reason = meaning.stop_reason
+        amount = meaning.amount
+        return Settlement(
+            id_token=meaning.id_token,
+            id_token_type=meaning.id_token_type,
+            started_at=meaning.started_at,
+            ended_at=meaning.ended_at,
+            meter_start=MeterReading(meaning.meter_start.field, meaning.meter_start.wh_per_count),
+            meter_stop=MeterReading(meaning.meter_stop.field, meaning.meter_stop.wh_per_count),
+            amount=None if amount is None else Amount(amount.field, amount.scale),
+            stop_reason=None
+            if reason is None
+            else StopReasonCodes(
+                reason.field, MappingProxyType(dict(reason.codes)), reason.default
+            ),
+            answer=meaning.answer,
+            answer_values=MappingProxyType(dict(meaning.answer_values)),
+            wins=meaning.wins,
+        )
+    if isinstance(meaning, SettlementAckMeaning):
+        return SettlementAck(meaning.result)
+    return Tariff(
+        meaning.component, MappingProxyType(dict(meaning.variables)), meaning.confirmation
+    )
 
 
 def condition_names(condition: Any) -> Iterator[str]:

@@ -21,6 +21,8 @@ rules:
     - {status: Faulted, when: emergency_stop}
     - {status: Occupied, when: plug_connected}
     - {status: Available}
+registration: …                   # optional: a vendor's frames (bridge.iec104.frames)
+private_asdus: …
 ```
 
 Rules
@@ -29,17 +31,20 @@ Rules
 - Point names are unique across the charger and all connector blocks: rules name points without saying
   where they are, and an override (`extends`) addresses a point by its name.
 - Connector n (1-based) is OCPP EVSE n with connector 1; charger-level points belong to the station.
+- `link` holds the 104 timers and windows and the ASDU field sizes (cot_size, ca_size, ioa_size);
+  `station.common_addresses` gives connectors their own common address on one connection.
 - Derived rules are ordered lists: the first rule whose condition is true gives the connector status
   (or charging state); a rule without `when` always matches and must come last.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from bridge.iec104.conditions import Condition, Name, StrictModel
+from bridge.iec104.frames import PrivateAsduDef, RegistrationDef
 from bridge.iec104.points import (
     IOA,
     BlockPoint,
@@ -58,6 +63,7 @@ from bridge.iec104.vocabulary import (
     StopReason,
 )
 
+CommonAddress = Annotated[int, Field(ge=1, le=65534)]
 TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"
 StatusName = Annotated[ConnectorStatus, choice(CONNECTOR_STATUSES, "connector status")]
 StateName = Annotated[ChargingState, choice(CHARGING_STATES, "charging state")]
@@ -67,8 +73,8 @@ ReasonName = Annotated[StopReason, choice(STOP_REASONS, "stop reason")]
 class StationOptions(StrictModel):
     """How the bridge talks to the charger's 104 outstation."""
 
-    common_address: int = Field(
-        1, ge=1, le=65534, description="ASDU common address (the station's config may override it)"
+    common_address: CommonAddress = Field(
+        1, description="ASDU common address (the station's config may override it)"
     )
     time_zone: str = Field(
         "UTC",
@@ -91,6 +97,11 @@ class StationOptions(StrictModel):
     )
     command_timeout: float = Field(
         10.0, gt=0, le=300, description="seconds to wait for a command's confirmation"
+    )
+    common_addresses: dict[Annotated[int, Field(ge=1, le=255)], CommonAddress] | None = Field(
+        None,
+        description="connector → its own ASDU common address, when the charger uses one per"
+        " connector on one connection",
     )
     meter_interval: int = Field(
         60,
@@ -117,6 +128,11 @@ class LinkOptions(StrictModel):
     )
     k: int = Field(12, ge=1, le=32767, description="most I-frames sent and not yet acknowledged")
     w: int = Field(8, ge=1, le=32767, description="acknowledge after at most w received I-frames")
+    cot_size: Literal[1, 2] = Field(
+        2, description="bytes of the cause of transmission (2: with the originator address)"
+    )
+    ca_size: Literal[1, 2] = Field(2, description="bytes of the ASDU common address")
+    ioa_size: Literal[1, 2, 3] = Field(3, description="bytes of an information object address")
 
     @model_validator(mode="after")
     def _ordered(self) -> LinkOptions:
@@ -204,3 +220,9 @@ class MappingTable(StrictModel):
     charger: ChargerSection = Field(default_factory=ChargerSection)
     connectors: ConnectorsSection
     rules: Rules
+    registration: RegistrationDef | None = Field(
+        None, description="the frame the charger sends on connect, before (or instead of) STARTDT"
+    )
+    private_asdus: dict[Name, PrivateAsduDef] = Field(
+        default_factory=dict, description="the charger's private ASDU types, by name"
+    )
