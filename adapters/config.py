@@ -335,6 +335,13 @@ class Iec104Station(_StationBase):
     )
     key_file: Path | None = Field(None, description="its private key")
     common_address: int = Field(1, ge=1, le=65534)
+    registration_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="the id the charger sends in its registration frame, where its table declares"
+        " one: a dial-in charger is recognised by it; a dial-out charger must send it",
+    )
     connectors: int = Field(1, ge=1, le=64)
     mapping: Path = Field(
         description="the point table: a shipped table's name (gb-dc-charger, gb-ac-charger), found"

@@ -196,9 +196,11 @@ class Iec104Link:
         else:
             self._log.info("iec104.connect_failed", host=dial.host, port=dial.port, reason=reason)
 
-    def attach(self, transport: asyncio.Transport, link: ApciLink, asdus: list[bytes]) -> None:
+    def attach(
+        self, transport: asyncio.Transport, link: ApciLink, asdus: list[bytes], rest: bytes
+    ) -> None:
         """Dial-in: take over a connection the listener identified (its link started, `asdus` are
-        the ASDUs it read meanwhile)."""
+        the ASDUs it read meanwhile; `rest`, bytes after a registration frame, not read yet)."""
         old = self._protocol
         if old is not None:
             self._close(old, "replaced", "replaced by a new connection from the charger")
@@ -207,7 +209,7 @@ class Iec104Link:
         transport.set_protocol(protocol)
         self._protocol = protocol
         self._came_up = False
-        self._adopted(protocol, link, asdus)
+        self._adopted(protocol, link, asdus, rest)
 
     # --- a connection --------------------------------------------------------------------------------
 
@@ -219,12 +221,17 @@ class Iec104Link:
         self._log.info("iec104.connected", peer=_peer(protocol))
         self._after(protocol, events)
 
-    def _adopted(self, protocol: _Protocol, link: ApciLink, asdus: list[bytes]) -> None:
+    def _adopted(
+        self, protocol: _Protocol, link: ApciLink, asdus: list[bytes], rest: bytes
+    ) -> None:
         now = self._loop.time()
         session = self.session
-        events = session.connection_made(now, time.time(), link)  # LinkUp: the link is started
+        wall = time.time()
+        events = session.connection_made(now, wall, link)  # LinkUp if the link is started
         for asdu in asdus:
             events += session.receive_asdu(asdu, now)
+        if rest:
+            events += session.receive_data(rest, now, wall)
         self._log.info("iec104.connected", peer=_peer(protocol), dial="in")
         self._after(protocol, events)
 

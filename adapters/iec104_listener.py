@@ -11,6 +11,11 @@ Rules
   general interrogation to the global address; the common address of the charger's first ASDU says
   which configured `dial = "in"` station it is. The connection (its started link, the ASDUs read so
   far) then belongs to that station's `Iec104Link.attach`.
+- With registration layouts (`registrations`, from the dial-in stations' tables), a charger that
+  sends a registration frame first is found by the frame's id among the stations'
+  `registration_id`s: answered with the layout's `accepted` frame, then STARTDT act and the hand-over;
+  an id no station has gets the `refused` frame, is logged (`iec104.unknown_registration`, with the id)
+  and closed.
 - A common address no dial-in station has is refused: logged (`iec104.unknown_charger`, with the
   address and the peer) and closed. A station that already has a connection follows `duplicate`:
   `replace` closes the old connection, `reject` closes the new one (`iec104.duplicate_refused`).
@@ -32,7 +37,13 @@ from typing import Any, Final, cast
 from adapters.config import split_host_port
 from adapters.iec104_link import Iec104Link
 from bridge.iec104.apci import LinkParameters
-from bridge.iec104.identify import Identification, Identified, NotIdentified
+from bridge.iec104.identify import (
+    Identification,
+    Identified,
+    NotIdentified,
+    RegisteredCharger,
+)
+from bridge.iec104.registration import RegistrationSpec
 
 MAX_PENDING: Final = 4096
 
@@ -84,7 +95,7 @@ class _Pending(asyncio.Protocol):
         if self.who is not None and not self._done:
             self._after(self.who.handle_timer(self._loop.time()))
 
-    def _after(self, result: Identified | NotIdentified | None) -> None:
+    def _after(self, result: Identified | RegisteredCharger | NotIdentified | None) -> None:
         who, transport = self.who, self.transport
         assert who is not None and transport is not None
         out = who.data_to_send()
@@ -106,6 +117,9 @@ class _Pending(asyncio.Protocol):
             self._listener.refused(result.kind, result.reason, self)
             transport.close()
             return
+        if isinstance(result, RegisteredCharger):
+            self._listener.registered(result, self)
+            return
         self._listener.identified(result.common_address, self)
 
 
@@ -116,6 +130,8 @@ class Iec104Listener:
         links: dict[int, Iec104Link],
         *,
         log: Any,
+        registered_links: dict[str, Iec104Link] | None = None,
+        registrations: tuple[RegistrationSpec, ...] = (),
         duplicate: str = "replace",
         ssl_context: ssl.SSLContext | None = None,
         parameters: LinkParameters | None = None,
@@ -125,6 +141,8 @@ class Iec104Listener:
     ) -> None:
         self._host, self._port = split_host_port(address)
         self._links = links
+        self._registered_links = registered_links or {}
+        self.registrations = registrations
         self._log = log
         self._duplicate = duplicate
         self._ssl = ssl_context
@@ -190,7 +208,42 @@ class Iec104Listener:
             common_address=common_address,
             peer=_peer(transport),
         )
-        link.attach(transport, who.link, who.asdus)
+        link.attach(transport, who.link, who.asdus, b"")
+
+    def registered(self, found: RegisteredCharger, pending: _Pending) -> None:
+        transport, who = pending.transport, pending.who
+        assert transport is not None and who is not None
+        link = self._registered_links.get(found.registration_id)
+        if link is None or (link.connected and self._duplicate == "reject"):
+            transport.write(found.spec.refused)
+            if link is None:
+                self._log.warning(
+                    "iec104.unknown_registration",
+                    registration_id=found.registration_id[:64],
+                    peer=_peer(transport),
+                )
+                if self._on_refused is not None:
+                    self._on_refused("unknown_registration")
+            else:
+                self.refused(
+                    "duplicate",
+                    f"station {link.station_id} (registration id {found.registration_id}) is"
+                    " connected already",
+                    pending,
+                )
+            transport.close()
+            return
+        transport.write(found.spec.accepted)
+        now = asyncio.get_running_loop().time()
+        who.start_link(now)
+        transport.write(who.data_to_send())
+        self._log.info(
+            "iec104.identified",
+            station_id=link.station_id,
+            registration_id=found.registration_id,
+            peer=_peer(transport),
+        )
+        link.attach(transport, who.link, [], found.rest)
 
     def refused(
         self, kind: str, reason: str, pending: _Pending, *, common_address: int | None = None

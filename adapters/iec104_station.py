@@ -56,7 +56,7 @@ from adapters.mapping_files import (
     shipped_tables,
 )
 from adapters.metrics import BridgeMetrics
-from adapters.north import CsmsConnector, NorthLink
+from adapters.north import CsmsConnector, NorthLink, owned_defaults
 from adapters.store import Store
 from adapters.tls import iec104_client_context
 from adapters.trace import open_trace
@@ -65,6 +65,7 @@ from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, Side
 from bridge.iec104 import CompiledTable
 from bridge.iec104.apci import LinkParameters
+from bridge.iec104.compiled import asdu_format
 from bridge.iec104.session import LinkNotice, Session104, SessionSettings
 from bridge.iec104.southbound import (
     CommandConfirmed,
@@ -134,6 +135,9 @@ def session_settings(station: Iec104Station, table: CompiledTable) -> SessionSet
         general_interrogation_interval=options.general_interrogation_interval,
         counter_interrogation_interval=options.counter_interrogation_interval,
         clock_sync=options.clock_sync,
+        asdu_format=asdu_format(table),
+        registration=table.registration,
+        registration_id=station.registration_id,
     )
 
 
@@ -154,7 +158,8 @@ def station104_settings(config: BridgeConfig | None) -> Station104Settings:
             message_attempts=config.csms.message_attempts,
             message_attempt_interval=config.csms.message_attempt_interval,
             outbox_max_bytes=config.bridge.outbox_max_bytes,
-        )
+        ),
+        owned=owned_defaults(config.csms),
     )
 
 
@@ -210,7 +215,12 @@ class Iec104Host:
             on_notice=self._notice,
         )
         self._north_link = NorthLink(
-            station.id, connector, policy or backoff_policy(config), logs[Side.NORTH]
+            station.id,
+            connector,
+            policy or backoff_policy(config),
+            logs[Side.NORTH],
+            policy_of=lambda: self.core.owned.backoff(),
+            password_of=lambda: self.core.owned.password,
         )
         self._north: DirectClientConnection | None = None
         self._link_state = metrics.iec104_link("down") if metrics is not None else None
@@ -219,8 +229,6 @@ class Iec104Host:
         self._logs[Side.SOUTH].warning(
             "iec104.notice", kind=notice.kind, detail=notice.detail, suppressed=notice.suppressed
         )
-        if self._metrics is not None:
-            self._metrics.iec104_notice(notice.kind, 1 + notice.suppressed)
 
     def _build(self) -> tuple[Station104, CoreDriver]:
         """The core and its driver, from what the store holds for this station."""

@@ -32,7 +32,8 @@ Rules
     testfr, sequence, bad_frame, protocol, overflow (the link core's), peer_closed, connection_error,
     replaced.
   - `iec104_notices_total{kind}`: ASDUs not applied: foreign-ca, bad-asdu, unknown-type,
-    unexpected-confirmation (counted when the rate-limited notice is logged, suppressed ones included).
+    unexpected-confirmation, registration-missing; every one, also those the rate-limited log leaves
+    out (read at scrape time from the callback given to `set_iec104_notices_source`).
   - `iec104_refused_total{reason}`: dial-in connections refused: unknown_charger, duplicate, timeout,
     overload, or the link core's reason.
   - `event_loop_lag_seconds` histogram: how late a 0.5 s sleep wakes up (`watch_event_loop`).
@@ -239,6 +240,24 @@ class _Iec104Points(Collector):
         yield CounterMetricFamily("ocpp_bridge_iec104_point_updates", "", value=0)
 
 
+class _Iec104Notices(Collector):
+    def __init__(self, source: Callable[[], dict[str, int]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "ocpp_bridge_iec104_notices",
+            "IEC 104 ASDUs not applied (foreign common address, unreadable, unmapped type)",
+            labels=["kind"],
+        )
+        for kind, count in sorted(self._source().items()):
+            family.add_metric([kind], count)
+        yield family
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily("ocpp_bridge_iec104_notices", "", labels=["kind"])
+
+
 class BridgeMetrics:
     def __init__(self, protocols: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry()
@@ -284,12 +303,8 @@ class BridgeMetrics:
             ["reason"],
             registry=registry,
         )
-        self.iec104_notices = Counter(
-            "ocpp_bridge_iec104_notices",
-            "IEC 104 ASDUs not applied (foreign common address, unreadable, unmapped type)",
-            ["kind"],
-            registry=registry,
-        )
+        self._iec104_notices: Callable[[], dict[str, int]] = dict
+        registry.register(_Iec104Notices(lambda: self._iec104_notices()))
         self.iec104_refused = Counter(
             "ocpp_bridge_iec104_refused",
             "IEC 104 connections dialling in that were refused, by reason",
@@ -382,8 +397,9 @@ class BridgeMetrics:
     def iec104_drop(self, reason: str) -> None:
         self.iec104_drops.labels(reason).inc()
 
-    def iec104_notice(self, kind: str, count: int = 1) -> None:
-        self.iec104_notices.labels(kind).inc(count)
+    def set_iec104_notices_source(self, source: Callable[[], dict[str, int]]) -> None:
+        """`source()` → notices by kind of every 104 link so far (at every scrape)."""
+        self._iec104_notices = source
 
     def iec104_refusal(self, reason: str) -> None:
         self.iec104_refused.labels(reason).inc()

@@ -56,6 +56,7 @@ from adapters.ws_direct import DirectServerConnection
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
 from bridge.iec104 import CompiledTable
 from bridge.iec104.apci import LinkParameters
+from bridge.iec104.registration import RegistrationSpec
 from bridge.passthrough import PassThroughStation
 from bridge.v16.device_model import ConfigTable
 
@@ -98,6 +99,7 @@ def check_supported(config: BridgeConfig, tables: StationTables | None = None) -
         if station.protocol not in SUPPORTED_PROTOCOLS
     ]
     dial_in: dict[int, str] = {}
+    registered: dict[str, str] = {}
     for station in config.stations:
         if isinstance(station, Iec104Station):
             try:
@@ -105,7 +107,19 @@ def check_supported(config: BridgeConfig, tables: StationTables | None = None) -
             except MappingFileError as exc:
                 problems.extend(f"stations: {station.id!r}: {p}" for p in exc.problems)
                 continue
-            if station.dial == "in":
+            if station.registration_id is not None and table.registration is None:
+                problems.append(
+                    f"stations: {station.id!r}: registration_id is set, but its table"
+                    f" ({station.mapping}) declares no registration frame"
+                )
+            if station.registration_id is not None:
+                other_id = registered.setdefault(station.registration_id, station.id)
+                if other_id != station.id:
+                    problems.append(
+                        f"stations: {other_id!r} and {station.id!r} have the same"
+                        f" registration_id {station.registration_id!r}"
+                    )
+            if station.dial == "in" and station.registration_id is None:
                 address = common_address_of(station, table)
                 other = dial_in.setdefault(address, station.id)
                 if other != station.id:
@@ -153,6 +167,7 @@ class Runtime:
         self.metrics.set_iec104_points_source(
             lambda: sum(host.link.received for host in self._iec104_hosts.values())
         )
+        self.metrics.set_iec104_notices_source(self._iec104_notice_counts)
         self._health: HealthServer | None = None
         self._lag_watch: asyncio.Task[None] | None = None
         self._stopping = False
@@ -233,14 +248,24 @@ class Runtime:
     async def _start_iec104_listener(self, stations: list[Iec104Station]) -> None:
         south = self.config.south
         links: dict[int, Iec104Link] = {}
+        registered_links: dict[str, Iec104Link] = {}
+        registrations: list[RegistrationSpec] = []
         lenient = LinkParameters()
         for station in stations:
             host = self._iec104_hosts[station.id]
-            links[common_address_of(station, host.table)] = host.link
+            if station.registration_id is not None:
+                registered_links[station.registration_id] = host.link
+            else:
+                links[common_address_of(station, host.table)] = host.link
+            spec = host.table.registration
+            if spec is not None and spec not in registrations:
+                registrations.append(spec)
             lenient = _more_lenient(lenient, link_parameters(host.table))
         listener = Iec104Listener(
             south.iec104_listen,
             links,
+            registered_links=registered_links,
+            registrations=tuple(registrations),
             log=self._log.bind(side="south", protocol="iec104"),
             duplicate=south.duplicate_connection,
             ssl_context=iec104_server_context(south),
@@ -348,6 +373,13 @@ class Runtime:
         if oldest is None:
             return depth, 0.0
         return depth, max(0.0, asyncio.get_running_loop().time() - oldest)
+
+    def _iec104_notice_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for host in self._iec104_hosts.values():
+            for kind, count in host.session.notice_counts.items():
+                counts[kind] = counts.get(kind, 0) + count
+        return counts
 
     def iec104_problems(self) -> dict[str, str]:
         """104 stations whose link has not come up after a few attempts: station id → why."""

@@ -15,10 +15,17 @@ Rules
 - A link failure (bad bytes, t1, a sequence error) or no ASDU within `timeout` is `NotIdentified` with
   its reason; so is an ASDU too short to hold a common address.
 - What the charger sends is bounded: at most `MAX_ASDUS` ASDUs are kept before the hand-over.
+- Registration frames (`registrations`: the layouts the dial-in stations' tables declare): the bridge
+  first waits up to `registration_wait` for the charger's first bytes. A frame one of the layouts
+  reads is `RegisteredCharger` (its id, the layout, the bytes after it); the listener answers it and
+  calls `start_link` (STARTDT act) before the hand-over. Bytes no layout reads are `NotIdentified`
+  (`registration`) once they are too many or wrong for every layout. A charger whose first byte is a
+  104 frame's (0x68), or that sends nothing within the wait, goes the common-address way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final, NamedTuple
 
 from bridge.iec104.apci import (
@@ -29,16 +36,24 @@ from bridge.iec104.apci import (
     LinkParameters,
 )
 from bridge.iec104.asdu import STANDARD, TYPE_IDS, Asdu, AsduFormat, InfoObject, encode_asdu
+from bridge.iec104.registration import NeedMore, Registered, RegistrationError, RegistrationSpec
 
 GLOBAL_ADDRESS: Final = 0xFFFF
 QOI_STATION: Final = 20
 COT_ACTIVATION: Final = 6
 MAX_ASDUS: Final = 64
 DEFAULT_TIMEOUT: Final = 30.0
+REGISTRATION_WAIT: Final = 5.0
 
 
 class Identified(NamedTuple):
     common_address: int
+
+
+class RegisteredCharger(NamedTuple):
+    registration_id: str
+    spec: RegistrationSpec
+    rest: bytes  # what the charger sent after its registration frame
 
 
 class NotIdentified(NamedTuple):
@@ -54,18 +69,70 @@ class Identification:
         now: float,
         asdu_format: AsduFormat = STANDARD,
         timeout: float = DEFAULT_TIMEOUT,
+        registrations: Sequence[RegistrationSpec] = (),
+        registration_wait: float = REGISTRATION_WAIT,
     ) -> None:
         self.link = ApciLink(parameters, now)
-        self.link.start(now)
         self.asdus: list[bytes] = []
         self._format = asdu_format
         self._deadline = now + timeout
         self._timeout = timeout
-        self.result: Identified | NotIdentified | None = None
+        self._registrations = tuple(registrations)
+        self._pre: bytes | None = None  # bytes while a registration may come; None: 104 from now
+        self._pre_deadline: float | None = None
+        if self._registrations:
+            self._pre = b""
+            self._pre_deadline = now + registration_wait
+        else:
+            self.link.start(now)
+        self.result: Identified | RegisteredCharger | NotIdentified | None = None
 
-    def receive_data(self, data: bytes, now: float) -> Identified | NotIdentified | None:
+    def start_link(self, now: float) -> None:
+        """After a registration was answered: STARTDT act."""
+        self.link.start(now)
+
+    def _registration(self, data: bytes, now: float) -> bytes:
+        """Bytes while a registration may come: those left for the 104 link (b"" while waiting)."""
+        assert self._pre is not None
+        buffer = self._pre + data
+        starts = {spec.start[:1] for spec in self._registrations}
+        if buffer[:1] == b"\x68" and b"\x68" not in starts:
+            self._pre = self._pre_deadline = None
+            self.link.start(now)
+            return buffer
+        waiting = False
+        problem: RegistrationError | None = None
+        for spec in self._registrations:
+            found = spec.parse(buffer)
+            if isinstance(found, Registered):
+                self._pre = self._pre_deadline = None
+                self.result = RegisteredCharger(found.id, spec, buffer[found.consumed :])
+                return b""
+            if isinstance(found, NeedMore) and len(buffer) <= spec.max_size:
+                waiting = True
+            elif isinstance(found, RegistrationError) and problem is None:
+                problem = found
+        if waiting:
+            self._pre = buffer
+        elif problem is not None:
+            self.result = NotIdentified(
+                "registration", f"bad registration frame at byte {problem.offset}: {problem.reason}"
+            )
+        else:
+            self.result = NotIdentified(
+                "registration", f"no registration frame in the first {len(buffer)} bytes"
+            )
+        return b""
+
+    def receive_data(
+        self, data: bytes, now: float
+    ) -> Identified | RegisteredCharger | NotIdentified | None:
         if self.result is not None:
             return None
+        if self._pre is not None:
+            data = self._registration(data, now)
+            if not data:
+                return self.result
         for event in self.link.receive_data(data, now):
             if isinstance(event, DataTransferStarted):
                 interrogation = Asdu(
@@ -103,14 +170,19 @@ class Identification:
     def next_deadline(self) -> float | None:
         if self.result is not None:
             return None
+        if self._pre_deadline is not None:
+            return min(self._pre_deadline, self._deadline)
         link_deadline = self.link.next_deadline()
         if link_deadline is None or link_deadline > self._deadline:
             return self._deadline
         return link_deadline
 
-    def handle_timer(self, now: float) -> Identified | NotIdentified | None:
+    def handle_timer(self, now: float) -> Identified | RegisteredCharger | NotIdentified | None:
         if self.result is not None:
             return None
+        if self._pre_deadline is not None and now >= self._pre_deadline:
+            self._pre = self._pre_deadline = None  # no registration: the common-address way
+            self.link.start(now)
         for event in self.link.handle_timer(now):
             if isinstance(event, LinkFailed):
                 self.result = NotIdentified(event.kind, event.reason)

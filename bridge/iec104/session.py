@@ -18,7 +18,11 @@ since the epoch, for clock synchronisation) are inputs.
 
 Rules
 - The bridge is the controlling station whichever side opened the connection: it sends STARTDT act;
-  `LinkUp` follows STARTDT con. Then, in this order: clock synchronisation (C_CS_NA_1, the table's
+  `LinkUp` follows STARTDT con. With a table that declares a registration frame, STARTDT act waits
+  for it (up to t0): a frame with the expected id is answered with the table's `accepted` frame, one
+  with another id with `refused` and the link fails (`registration`); a charger that starts with a
+  104 frame instead, or sends nothing within t0, gets STARTDT act at once (a notice,
+  `registration-missing`, for the latter). A dial-in charger registers with the listener instead. Then, in this order: clock synchronisation (C_CS_NA_1, the table's
   local time with its SU flag, when the table asks for it), a general interrogation (C_IC_NA_1, QOI 20)
   and a counter interrogation (C_CI_NA_1, QCC 5); then a general interrogation every
   `general_interrogation_interval` and a counter interrogation every `counter_interrogation_interval`
@@ -69,6 +73,12 @@ from bridge.iec104.asdu import (
     cp56_to_epoch,
     decode_asdu,
     encode_asdu,
+)
+from bridge.iec104.registration import (
+    NeedMore,
+    Registered,
+    RegistrationError,
+    RegistrationSpec,
 )
 from bridge.iec104.southbound import (
     CommandConfirmed,
@@ -138,6 +148,8 @@ class SessionSettings:
     general_interrogation_interval: float = 900.0
     counter_interrogation_interval: float = 300.0
     clock_sync: bool = True
+    registration: RegistrationSpec | None = None  # the table's registration frame
+    registration_id: str | None = None  # the id this charger must register with (None: any)
 
 
 @dataclass(slots=True, eq=False)
@@ -177,6 +189,12 @@ class Session104:
         self._notices: list[LinkNotice] = []
         self._notice_due: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
+        self.notice_counts: dict[str, int] = {}  # every notice by kind, logged or suppressed
+        self._registering = False
+        self._registration_deadline: float | None = None
+        self._pre = b""  # bytes received while waiting for the registration frame
+        self._pre_out = bytearray()  # the registration's answer
+        self.registered_id: str | None = None
         self.points_received = 0
         self.asdus_received = 0
 
@@ -190,10 +208,17 @@ class Session104:
         Returns `LinkUp` when the adopted link is started already."""
         self._failure = None
         self._up = False
+        self._pre = b""
+        self._pre_out.clear()
         if link is None:
             link = ApciLink(self.settings.link, now)
-            link.start(now)
             self._link = link
+            if self.settings.registration is not None:
+                # STARTDT waits for the registration frame, up to t0
+                self._registering = True
+                self._registration_deadline = now + self.settings.link.t0
+            else:
+                link.start(now)
         else:
             link.retune(
                 self.settings.link
@@ -206,6 +231,9 @@ class Session104:
     def connection_lost(self, now: float, reason: str) -> list[LinkEvent]:
         """The TCP connection is gone: every command out or waiting is answered negatively."""
         self._link = None
+        self._registering = False
+        self._registration_deadline = None
+        self._pre = b""
         if self._failure is not None:
             reason = self._failure.reason
         self._failure = None
@@ -241,6 +269,11 @@ class Session104:
         link = self._link
         if link is None or self._failure is not None:
             return []
+        if self._registering:
+            rest = self._registration_data(data, now)
+            if not rest:
+                return self._take()
+            data = rest
         for event in link.receive_data(data, now):
             if type(event) is AsduReceived:
                 self._asdu(event.asdu, now)
@@ -249,11 +282,59 @@ class Session104:
         return self._take()
 
     def data_to_send(self) -> bytes:
-        return self._link.data_to_send() if self._link is not None else b""
+        out = self._link.data_to_send() if self._link is not None else b""
+        if self._pre_out:
+            out = bytes(self._pre_out) + out
+            self._pre_out.clear()
+        return out
+
+    def _registration_data(self, data: bytes, now: float) -> bytes:
+        """While waiting for the registration frame: the bytes left for the APCI link once it is
+        done (then `_registering` is False), or b"" while it is not, or after a failure."""
+        spec = self.settings.registration
+        link = self._link
+        assert spec is not None and link is not None
+        buffer = self._pre + data
+        if buffer[:1] == b"\x68" and spec.start[:1] != b"\x68":
+            self._end_registration(now)  # a charger that speaks 104 at once
+            return buffer
+        result = spec.parse(buffer)
+        if isinstance(result, NeedMore):
+            if len(buffer) > spec.max_size:
+                self._failure = LinkFailed(
+                    "registration", f"no complete registration frame in {len(buffer)} bytes"
+                )
+            else:
+                self._pre = buffer
+            return b""
+        if isinstance(result, RegistrationError):
+            self._failure = LinkFailed(
+                "registration", f"bad registration frame at byte {result.offset}: {result.reason}"
+            )
+            return b""
+        assert isinstance(result, Registered)
+        expected = self.settings.registration_id
+        if expected is not None and result.id != expected:
+            self._pre_out += spec.refused
+            self._failure = LinkFailed(
+                "registration", f"registered as {result.id[:64]!r}, expected {expected!r}"
+            )
+            return b""
+        self._pre_out += spec.accepted
+        self.registered_id = result.id
+        self._end_registration(now)
+        return buffer[result.consumed :]
+
+    def _end_registration(self, now: float) -> None:
+        self._registering = False
+        self._registration_deadline = None
+        self._pre = b""
+        if self._link is not None:
+            self._link.start(now)
 
     def next_deadline(self) -> float | None:
-        found: float | None = None
-        if self._link is not None and self._failure is None:
+        found: float | None = self._registration_deadline
+        if self._link is not None and self._failure is None and not self._registering:
             found = self._link.next_deadline()
         for flight in self._flights.values():
             if found is None or flight.deadline < found:
@@ -265,7 +346,13 @@ class Session104:
 
     def handle_timer(self, now: float, wall: float) -> list[LinkEvent]:
         link = self._link
-        if link is not None and self._failure is None:
+        if self._registering:
+            deadline = self._registration_deadline
+            if deadline is not None and now >= deadline:
+                # no registration frame: some chargers register only on their first connection
+                self._notice("registration-missing", "no registration frame within t0", now)
+                self._end_registration(now)
+        elif link is not None and self._failure is None:
             for event in link.handle_timer(now):
                 self._link_event(event, now, wall)
         timeout = self.settings.command_timeout
@@ -493,6 +580,7 @@ class Session104:
         self._events.append(CommandConfirmed(command.command_id, command.ioa, positive, detail))
 
     def _notice(self, kind: str, detail: str, now: float) -> None:
+        self.notice_counts[kind] = self.notice_counts.get(kind, 0) + 1
         due = self._notice_due.get(kind)
         if due is not None and now < due:
             self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
