@@ -8,8 +8,9 @@ Rules
     the tables the 1.6 station core dispatches on;
   - `ocpp16-config-keys` (docs/ocpp16-mapping.md): mappings/ocpp16-config.yaml as the bridge reads it
     (`adapters.device_model_file`), in the file's order, hidden keys included;
-  - `table-gb-dc-charger`, `table-gb-ac-charger` (docs/mapping-language.md): the shipped IEC 104 tables
-    compiled for one connector, as `ocpp-bridge mappings explain --format markdown` prints them.
+  - `table-gb-dc-charger`, `table-gb-ac-charger`, `table-example-dialin-card` (docs/mapping-language.md):
+    the shipped IEC 104 tables compiled for one connector, as `ocpp-bridge mappings explain --format
+    markdown` prints them (with the registration and private ASDUs as byte diagrams).
 - `python -m adapters.docs_tables` rewrites every region in place; a test fails when a committed document
   differs from what the tables render (or lacks a region).
 """
@@ -95,6 +96,7 @@ REGIONS: dict[str, dict[str, Callable[[], str]]] = {
     "mapping-language.md": {
         "table-gb-dc-charger": point_table("gb-dc-charger"),
         "table-gb-ac-charger": point_table("gb-ac-charger"),
+        "table-example-dialin-card": point_table("example-dialin-card"),
     },
 }
 

@@ -54,6 +54,7 @@ def test_validate_shipped_tables_exits_0() -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"{DC}: valid",
+        f"{SHIPPED / 'example-dialin-card.yaml'}: valid",
         f"{SHIPPED / 'gb-ac-charger.yaml'}: valid",
         f"{DC}: valid",
     ]
@@ -154,7 +155,11 @@ def test_schema_is_json_with_the_languages_definitions() -> None:
     schema = json.loads(result.stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "ocpp-bridge IEC 104 mapping table"
-    assert set(schema["required"]) == {"identity", "connectors", "rules"}
+    assert set(schema["$defs"]["MappingTable"]["required"]) == {"identity", "connectors", "rules"}
+    # a table with `extends` overrides its base key by key: the partial variant requires nothing
+    assert schema["if"]["required"] == ["extends"]
+    assert schema["then"] == {"$ref": "#/$defs/PartialMappingTable"}
+    assert "required" not in schema["$defs"]["PartialConnectorsSection"]
     for name in (
         "StationOptions",
         "Identity",
@@ -170,6 +175,15 @@ def test_schema_is_json_with_the_languages_definitions() -> None:
         "TransactionRules",
         "AllOf",
         "EnumIn",
+        "LinkOptions",
+        "RegistrationDef",
+        "FieldDef",
+        "PrivateAsduDef",
+        "AuthorizeMeaning",
+        "AuthorizeAnswerMeaning",
+        "SettlementMeaning",
+        "SettlementAckMeaning",
+        "TariffMeaning",
     ):
         assert name in schema["$defs"], name
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -180,8 +194,9 @@ def test_schema_accepts_the_shipped_tables_and_refuses_unknown_keys() -> None:
 
     schema = json.loads(runner.invoke(app, ["mappings", "schema"]).stdout)
     validator = jsonschema.Draft202012Validator(schema)
-    for name in ("gb-dc-charger.yaml", "gb-ac-charger.yaml"):
+    for name in ("gb-dc-charger.yaml", "gb-ac-charger.yaml", "example-dialin-card.yaml"):
         data = YAML(typ="safe", pure=True).load((SHIPPED / name).read_text(encoding="utf-8"))
         assert list(validator.iter_errors(data)) == [], name
+    data = YAML(typ="safe", pure=True).load((DC).read_text(encoding="utf-8"))
     data["connectors"]["blocks"]["status"]["points"]["charging"]["ofset"] = 1
     assert list(validator.iter_errors(data))

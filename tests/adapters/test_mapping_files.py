@@ -389,14 +389,18 @@ def test_load_folder(tmp_path: Path) -> None:
 
 
 def test_shipped_tables_are_listed_and_valid() -> None:
-    assert shipped_tables() == ["gb-ac-charger", "gb-dc-charger"]
+    assert shipped_tables() == ["example-dialin-card", "gb-ac-charger", "gb-dc-charger"]
     folder = resources.files("mappings")
     for name in shipped_tables():
         loaded = load_reference(name)
         assert loaded.compile().connectors == 16
     result = check_paths([Path(str(folder))])
     assert result.problems == []
-    assert [Path(p).name for p in result.checked] == ["gb-ac-charger.yaml", "gb-dc-charger.yaml"]
+    assert [Path(p).name for p in result.checked] == [
+        "example-dialin-card.yaml",
+        "gb-ac-charger.yaml",
+        "gb-dc-charger.yaml",
+    ]
 
 
 def gb_dc(connectors: int = 4) -> object:
