@@ -45,10 +45,12 @@ Rules
   its register finds the record and starts the transaction again, linked).
 - Charging profiles are evaluated here (`bridge.iec104.profiles`) and written to the table's setpoints:
   at once, at every period boundary (`next_deadline`), and again after the link returns.
-- GetVariables, SetVariables and GetBaseReport are served from `bridge.iec104.variables`; TriggerMessage
-  (StatusNotification, Heartbeat, MeterValues, TransactionEvent), GetTransactionStatus and
-  ClearChargingProfile from bridge state. Every other CSMS request is answered CALLERROR NotSupported.
-- Durable tables: ledger `tx`/`meta`, outbox `outbox`, NorthStation `north`, and here `profiles`,
+- GetVariables, SetVariables and GetBaseReport are served from `bridge.iec104.variables`, the bridge's
+  own variables (heartbeat, retries, back-off, BasicAuthPassword: durable, table `owned`) from
+  `bridge.owned_variables`; TriggerMessage (StatusNotification, Heartbeat, MeterValues,
+  TransactionEvent), GetTransactionStatus, ClearChargingProfile and GetChargingProfiles (K09: the
+  stored profiles, reported with ReportChargingProfiles) from bridge state. Every other CSMS request is answered CALLERROR NotSupported.
+- Durable tables: ledger `tx`/`meta`, outbox `outbox`, NorthStation `north`, `owned`, and here `profiles`,
   `vars` (TxUpdatedInterval) and `meta` keys `deferred_reset`, `event_id`, `ends:<evse>`,
   `remote:<evse>`.
 - Pure: time comes in as `now` (monotonic seconds) and from the injected wall clock; ids are injected.
@@ -62,6 +64,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bridge import owned_variables
 from bridge.effects import Effect, Persist, Report, Side
 from bridge.errors import BridgeMisuse, Fault, OutboundPayloadInvalid, QueueFull
 from bridge.iec104.compiled import CompiledTable
@@ -105,9 +108,11 @@ from bridge.iec104.transactions import (
     transaction_event,
 )
 from bridge.iec104.variables import (
+    OWNED_SOURCE,
     REPORT_BASES,
     TX_UPDATED_INTERVAL,
     DeviceModel,
+    Key,
     Variable,
     build_device_model,
     request_key,
@@ -115,10 +120,11 @@ from bridge.iec104.variables import (
 )
 from bridge.iec104.vocabulary import CommandAction, RateUnit, TypeId, format_ioa
 from bridge.ledger import Transaction, TransactionIdSource, TransactionLedger
-from bridge.north_station import NorthSettings, NorthStation, OwnerEvent
+from bridge.north_station import BootAnswered, NorthSettings, NorthStation, OwnerEvent
 from bridge.ocppj import Call
 from bridge.rpc import CallReceived, Diagnostic, MessageIdSource
 from bridge.schema import SchemaRegistry
+from bridge.v16.charging import InstalledProfile, get_charging_profiles
 from bridge.v16.timestamps import format_utc
 
 META: Final = "meta"
@@ -149,6 +155,7 @@ class Station104Settings:
     link_grace: float = 10.0
     meter_wait: float = 3.0
     command_acceptance: float = 120.0
+    owned: owned_variables.Defaults = field(default_factory=owned_variables.Defaults)
 
 
 @dataclass(slots=True, eq=False)
@@ -219,6 +226,7 @@ class Station104:
         self._wall = wall_clock
         # Effects of both sides in order; typed Any so NorthStation (which appends `Effect`s) shares it.
         self._effects: list[Any] = []
+        self.owned = owned_variables.OwnedValues(state, self.settings.owned, self.settings.north)
         self.north = NorthStation(
             station_id,
             schemas,
@@ -226,8 +234,9 @@ class Station104:
             self._effects,
             state,
             now=now,
-            settings=self.settings.north,
+            settings=self.owned.north_settings(),
         )
+        owned_variables.apply(self.owned, self.north)
         self.ledger = TransactionLedger(new_transaction_id, state)
         self._meta: dict[str, Any] = dict(state.get(META, {}))
         self._vars: dict[str, Any] = dict(state.get(VARS, {}))
@@ -269,7 +278,10 @@ class Station104:
             meter = self._register_rule(connector)
             if meter is not None:
                 self._register_of.setdefault(meter.ioa, []).append(connector)
-        self.model: DeviceModel = build_device_model(table, self._rate_units())
+        self.model: DeviceModel = build_device_model(
+            table, self._rate_units(), self._owned_variables()
+        )
+        self._owned_now: dict[Key, str | None] = {}
         self.north.set_identity(self._identity(), now)
 
     def _restore_remote(self, connector: _Connector, now: float) -> None:
@@ -712,6 +724,10 @@ class Station104:
         for event in events:
             if isinstance(event, CallReceived):
                 self._csms_call(event.call, now)
+            elif isinstance(event, BootAnswered):
+                kept = owned_variables.boot_answered(self.owned, self.north, event.response)
+                if kept is not None:
+                    self._effects.append(kept)
 
     def _csms_call(self, call: Call, now: float) -> None:
         handler = _CSMS_HANDLERS.get(call.action)
@@ -1177,7 +1193,25 @@ class Station104:
 
     # GetVariables, SetVariables, GetBaseReport (B06–B08) ---------------------------------------------
 
+    def _owned_variables(self) -> list[owned_variables.Owned]:
+        """The bridge's own variables and their values now."""
+        facts = owned_variables.StationFacts(
+            station_id=self.station_id,
+            security_profile=self.settings.owned.security_profile,
+            now_iso=self._stamp(None),
+            station_state="Available" if self._link_up else "Unavailable",
+            evses={evse: c.reported for evse, c in self._connectors.items()},
+        )
+        return self.owned.variables() + owned_variables.facts(facts) + owned_variables.extra_104()
+
+    def _refresh_owned(self) -> None:
+        self._owned_now = {
+            (v.component, None, v.evse, v.connector, v.variable, v.variable_instance): v.value
+            for v in self._owned_variables()
+        }
+
     def _on_get_variables(self, message_id: str, request: Payload, now: float) -> None:
+        self._refresh_owned()
         results = [
             self.model.get_result(item, self._value_of) for item in request["getVariableData"]
         ]
@@ -1199,6 +1233,17 @@ class Station104:
                 result["attributeStatus"] = "NotSupportedAttributeType"
             elif (found.component, found.variable) == TX_UPDATED_INTERVAL:
                 result["attributeStatus"] = self._set_interval(item["attributeValue"], now)
+            elif found.source == OWNED_SOURCE and found.mutability != "ReadOnly":
+                owned_key = owned_variables.settable_key(
+                    found.component, found.variable, found.variable_instance
+                )
+                assert owned_key is not None
+                written = owned_variables.write(
+                    self.owned, self.north, owned_key, item["attributeValue"], self._effects
+                )
+                result["attributeStatus"] = written.status
+                if written.reason is not None:
+                    result["attributeStatusInfo"] = {"reasonCode": written.reason}
             else:
                 result["attributeStatus"] = "Rejected"
                 result["attributeStatusInfo"] = {"reasonCode": "ReadOnly"}
@@ -1224,6 +1269,7 @@ class Station104:
         if base not in REPORT_BASES:
             self._reply(message_id, {"status": "NotSupported"})
             return
+        self._refresh_owned()
         data = [v.report_data(self._value_of(v)) for v in self.model if v.in_report(base)]
         if not data:
             self._reply(message_id, {"status": "EmptyResultSet"})
@@ -1252,11 +1298,8 @@ class Station104:
             return text_of(value)
         if source.startswith("identity:"):
             return text_of(getattr(self.table.identity, source[9:]))
-        if source == "status":
-            connector = self._connectors.get(variable.evse or 0)
-            return connector.reported if connector is not None else None
-        if source == "station-status":
-            return "Available" if self._link_up else "Unavailable"
+        if source == OWNED_SOURCE:
+            return self._owned_now.get(variable.key)
         if source == "tx-updated-interval":
             return str(self.tx_updated_interval)
         if source == "tx-updated-measurands":
@@ -1270,6 +1313,21 @@ class Station104:
 
     def _rate_units(self) -> list[str]:
         return sorted({rule.rate_unit for rule in self.table.setpoints.values()})
+
+    # GetChargingProfiles (K09) ------------------------------------------------------------------------
+
+    def _on_get_profiles(self, message_id: str, request: Payload, now: float) -> None:
+        installed = [
+            InstalledProfile(profile.evse_id, profile.profile)
+            for profile in sorted(self._profiles.values(), key=lambda p: p.profile_id)
+        ]
+        response, reports = get_charging_profiles(request, installed)
+        self._reply(message_id, response)
+        for report in reports:
+            if not self.north.call(
+                "ReportChargingProfiles", report, now, ("report",), asked_for=True
+            ):
+                self.north.enqueue("ReportChargingProfiles", report, now)
 
     # TriggerMessage (F06), GetTransactionStatus (E14) ------------------------------------------------
 
@@ -1476,6 +1534,7 @@ _CSMS_HANDLERS: Final[dict[str, _Handler]] = {
     "GetVariables": Station104._on_get_variables,
     "SetVariables": Station104._on_set_variables,
     "GetBaseReport": Station104._on_get_base_report,
+    "GetChargingProfiles": Station104._on_get_profiles,
     "TriggerMessage": Station104._on_trigger,
     "GetTransactionStatus": Station104._on_transaction_status,
 }

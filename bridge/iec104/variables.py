@@ -5,8 +5,7 @@ The charger has no device model; the bridge serves one made of the table and the
 | component (evse)                 | variable                       | value, mutability                      |
 |----------------------------------|--------------------------------|----------------------------------------|
 | ChargingStation                  | VendorName, Model, SerialNumber, FirmwareVersion | the table's identity, ReadOnly |
-| ChargingStation                  | AvailabilityState              | Unavailable while the 104 link is down |
-| EVSE (n), Connector (n, 1)       | AvailabilityState              | the status last sent to the CSMS       |
+| the bridge's own (`bridge.owned_variables`): OCPPCommCtrlr, SecurityCtrlr, DeviceDataCtrlr, ClockCtrlr, TxCtrlr, AuthCtrlr, availability of ChargingStation, EVSE (n), Connector (n, 1) | | the core's, source "owned" |
 | SampledDataCtrlr                 | TxUpdatedInterval              | seconds between meter values, ReadWrite |
 | SampledDataCtrlr                 | TxUpdatedMeasurands            | the measurands the table maps          |
 | SmartChargingCtrlr               | Enabled, RateUnit              | true; the units the table has setpoints for |
@@ -17,14 +16,16 @@ Rules
 - A variable is identified by (component name, component instance, EVSE id, connector id, variable
   name, variable instance), as in a GetVariables request; only the Actual attribute exists.
 - `source` says where the core finds the value: "identity:<field>", "status", "station-status",
-  "tx-updated-interval", "tx-updated-measurands", "enabled", "rate-units", "point:<ioa>".
+  "tx-updated-interval", "tx-updated-measurands", "enabled", "rate-units", "point:<ioa>", "owned"
+  (the bridge's own, `bridge.owned_variables`: settable ones are written there).
+- List-typed variables (OptionList, MemberList) carry their valuesList.
 - Reports: FullInventory lists every variable, ConfigurationInventory the writable ones,
   SummaryInventory the availability states.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -36,12 +37,13 @@ from bridge.iec104.rules import (
     MonitoringRule,
     StatusRule,
 )
+from bridge.owned_variables import MEASURANDS, Owned
 
 POINT_COMPONENT: Final = "Iec104Point"
 TX_UPDATED_INTERVAL: Final = ("SampledDataCtrlr", "TxUpdatedInterval")
 REPORT_BASES: Final = ("FullInventory", "ConfigurationInventory", "SummaryInventory")
 _UNIT_MAX: Final = 16
-_STATUSES: Final = "Available,Occupied,Reserved,Unavailable,Faulted"
+OWNED_SOURCE: Final = "owned"
 
 Key = tuple[str, str | None, int | None, int | None, str, str | None]
 
@@ -170,7 +172,11 @@ class DeviceModel:
         return result
 
 
-def build_device_model(table: CompiledTable, rate_units: list[str]) -> DeviceModel:
+def build_device_model(
+    table: CompiledTable, rate_units: list[str], owned: Sequence[Owned] = ()
+) -> DeviceModel:
+    """The station's variables: its identity, the bridge's own (`owned`: their descriptions; the core
+    gives their values when asked), the sampled-data and smart-charging ones, and the points'."""
     identity = table.identity
     variables: list[Variable] = []
     for field_name, name in (
@@ -181,30 +187,22 @@ def build_device_model(table: CompiledTable, rate_units: list[str]) -> DeviceMod
     ):
         if getattr(identity, field_name) is not None:
             variables.append(Variable("ChargingStation", name, f"identity:{field_name}"))
-    variables.append(
-        Variable(
-            "ChargingStation",
-            "AvailabilityState",
-            "station-status",
-            data_type="OptionList",
-            values_list=_STATUSES,
-            summary=True,
-        )
-    )
-    for evse in range(1, table.connectors + 1):
-        for connector in (None, 1):
-            variables.append(
-                Variable(
-                    "EVSE" if connector is None else "Connector",
-                    "AvailabilityState",
-                    "status",
-                    evse=evse,
-                    connector=connector,
-                    data_type="OptionList",
-                    values_list=_STATUSES,
-                    summary=True,
-                )
+    for item in owned:
+        variables.append(
+            Variable(
+                item.component,
+                item.variable,
+                OWNED_SOURCE,
+                evse=item.evse,
+                connector=item.connector,
+                variable_instance=item.variable_instance,
+                mutability=item.mutability,
+                data_type=item.data_type,
+                unit=item.unit,
+                values_list=",".join(item.values_list) if item.values_list else None,
+                summary=item.summary,
             )
+        )
     variables += [
         Variable(
             *TX_UPDATED_INTERVAL,
@@ -218,6 +216,7 @@ def build_device_model(table: CompiledTable, rate_units: list[str]) -> DeviceMod
             "TxUpdatedMeasurands",
             "tx-updated-measurands",
             data_type="MemberList",
+            values_list=",".join(MEASURANDS),
         ),
         Variable("SmartChargingCtrlr", "Enabled", "enabled", data_type="boolean"),
         Variable(
@@ -225,7 +224,7 @@ def build_device_model(table: CompiledTable, rate_units: list[str]) -> DeviceMod
             "RateUnit",
             "rate-units",
             data_type="MemberList",
-            values_list=",".join(rate_units) or None,
+            values_list=",".join(rate_units) or "A,W",
         ),
     ]
     seen: set[Key] = {variable.key for variable in variables}

@@ -20,7 +20,8 @@ Rules
   `phaseToUse` does change which phase charges: it is refused (UnsupportedParam); the bridge never reports
   ACPhaseSwitchingSupported, so a compliant CSMS does not send it (K01.FR.20).
 - 1.6 accepts limits with at most one decimal (1.6 §7.13): finer limits are rounded *down*, so the charger
-  never exceeds what the CSMS allowed. A first period not starting at 0 is refused (K01.FR.31).
+  never exceeds what the CSMS allowed. A first period not starting at 0 is refused (K01.FR.31). The core
+  keeps the profile as installed (`as_installed`: rounded), and GetChargingProfiles reports that.
 - Responses: SetChargingProfile NotSupported → Rejected with reasonCode UnsupportedRequest.
   GetCompositeSchedule: 1.6 optional fields are filled from the request (evseId, duration) and the core's
   `now` (scheduleStart); an Accepted answer with no usable schedule is sent without one.
@@ -333,6 +334,16 @@ class InstalledProfile:
 
     evse_id: int
     profile: Payload
+
+
+def as_installed(profile: Payload) -> Payload:
+    """K09: the 2.0.1 profile as the charger got it (limits rounded down to one decimal), which is
+    what GetChargingProfiles reports."""
+    schedules = []
+    for schedule in profile.get("chargingSchedule", []):
+        periods, _ = _one_decimal_periods(schedule.get("chargingSchedulePeriod", []))
+        schedules.append({**schedule, "chargingSchedulePeriod": periods})
+    return {**profile, "chargingSchedule": schedules}
 
 
 def get_charging_profiles(

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bridge import owned_variables
 from bridge.effects import Effect, Persist, Report, Send, Side
 from bridge.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid, QueueFull
 from bridge.ledger import TransactionIdSource, TransactionLedger, request_digest
@@ -108,6 +109,7 @@ class Station16Settings:
     offline_grace: float = 30.0
     offline_authorize: bool = False
     offline_boot_interval: int = 60
+    owned: owned_variables.Defaults = field(default_factory=owned_variables.Defaults)
 
 
 @dataclass(eq=False, slots=True)
@@ -176,6 +178,7 @@ class Station16:
             call_timeout=settings.charger_call_timeout,
             online=False,
         )
+        self.owned = owned_variables.OwnedValues(state, settings.owned, settings.north)
         self.north = NorthStation(
             station_id,
             schemas,
@@ -183,8 +186,9 @@ class Station16:
             self._effects,
             state,
             now=now,
-            settings=settings.north,
+            settings=self.owned.north_settings(),
         )
+        owned_variables.apply(self.owned, self.north)
         self.ledger = TransactionLedger(new_transaction_id, state)
         self._meta: dict[str, Any] = dict(state.get(META, {}))
         self._auth: dict[str, Payload] = dict(state.get("auth", {}))
@@ -870,6 +874,9 @@ class Station16:
                 if not self._meta.get("csms_accepted"):
                     self._set_meta("csms_accepted", True)
             elif isinstance(event, BootAnswered):
+                kept = owned_variables.boot_answered(self.owned, self.north, event.response)
+                if kept is not None:
+                    self._effects.append(kept)
                 self._release_boot(event.response)
             elif isinstance(event, Delivered):
                 self._delivered(event, now)
@@ -1150,7 +1157,7 @@ class Station16:
         def finish(answers: list[Payload | None]) -> Payload:
             response = charging.set_charging_profile_response(answers[0] or {})
             if response.get("status") == "Accepted":
-                profile = request["chargingProfile"]
+                profile = charging.as_installed(request["chargingProfile"])
                 key = f"{request['evseId']}:{profile['id']}"
                 record = {"evseId": request["evseId"], "profile": profile}
                 self._profiles[key] = record
@@ -1383,15 +1390,65 @@ class Station16:
             BridgeVariable(VariableRef(v.component, v.variable), v.value)
             for v in self._identity_variables
         ]
-        owned.append(
-            BridgeVariable(
-                VariableRef("OCPPCommCtrlr", "HeartbeatInterval"),
-                str(self.north.heartbeat_interval),
-                data_type="integer",
-                unit="s",
-            )
+        facts = owned_variables.StationFacts(
+            station_id=self.station_id,
+            security_profile=self.settings.owned.security_profile,
+            now_iso=self._iso(),
+            station_state=self._station_state(),
+            evses={evse: self.north.status_of(evse) for evse in self._evses()},
         )
+        for variable in self.owned.variables() + owned_variables.facts(facts):
+            owned.append(
+                BridgeVariable(
+                    VariableRef(
+                        variable.component,
+                        variable.variable,
+                        variable_instance=variable.variable_instance,
+                        evse_id=variable.evse,
+                        connector_id=variable.connector,
+                    ),
+                    variable.value,
+                    data_type=variable.data_type,
+                    mutability=variable.mutability,
+                    unit=variable.unit,
+                    values_list=variable.values_list,
+                    summary=variable.summary,
+                )
+            )
         return owned
+
+    def _station_state(self) -> str:
+        if not self._south.online or self._station_status in ("Unavailable", "Faulted"):
+            return "Unavailable" if self._station_status != "Faulted" else "Faulted"
+        return "Available"
+
+    def _evses(self) -> list[int]:
+        """The EVSEs the device model shows: those with a status, and as many as the charger's
+        NumberOfConnectors said (durable, `meta` key `connectors`)."""
+        known = {evse for evse, _ in self.north.connectors() if evse > 0}
+        count = self._meta.get("connectors")
+        if isinstance(count, int):
+            known.update(range(1, count + 1))
+        return sorted(known)
+
+    def _learn_connectors(self, configuration: Payload | None) -> None:
+        for item in (configuration or {}).get("configurationKey", []):
+            if item.get("key") == "NumberOfConnectors":
+                value = str(item.get("value") or "").strip()
+                if (
+                    value.isdigit()
+                    and 0 < int(value) <= 100
+                    and self._meta.get("connectors") != int(value)
+                ):
+                    self._set_meta("connectors", int(value))
+
+    def _write_owned(self, variable: BridgeVariable, value: str) -> str | tuple[str, str]:
+        ref = variable.ref
+        key = owned_variables.settable_key(ref.component, ref.variable, ref.variable_instance)
+        if key is None:
+            return "Rejected"
+        written = owned_variables.write(self.owned, self.north, key, value, self._effects)
+        return (written.status, written.reason) if written.reason else written.status
 
     def _get_variables(self, message_id: str, request: Payload, now: float) -> None:
         plan = variables.plan_get_variables(
@@ -1413,7 +1470,10 @@ class Station16:
         plan = variables.plan_set_variables(
             request, self.settings.config_table, bridge_variables=self._bridge_variables()
         )
-        statuses = {index: "Rejected" for index, _, _ in plan.bridge_writes}
+        statuses = {
+            index: self._write_owned(variable, value)
+            for index, variable, value in plan.bridge_writes
+        }
         if not plan.calls:
             self.north.reply(message_id, variables.set_variables_response(plan, [], statuses))
             return
@@ -1427,7 +1487,21 @@ class Station16:
         )
 
     def _report_request(self, message_id: str, request: Payload, now: float, *, base: bool) -> None:
+        if base and request["reportBase"] == "SummaryInventory":  # bridge variables only
+            outcome = reports.base_report(
+                request,
+                {},
+                self.settings.config_table,
+                generated_at=self._iso(),
+                bridge_variables=self._bridge_variables(),
+            )
+            self.north.reply(message_id, outcome.response)
+            for report in outcome.reports:
+                self.north.call("NotifyReport", report, now, context=None, asked_for=True)
+            return
+
         def finish(answers: list[Payload | None]) -> Payload:
+            self._learn_connectors(answers[0])
             build = reports.base_report if base else reports.custom_report
             outcome = build(
                 request,

@@ -17,7 +17,13 @@ Rules
 - `hidden: true` keys are never shown to nor set by the CSMS: the charger ↔ bridge link (the charger's
   Central System URL, its basic-auth key and security profile point at the bridge, and changing them from
   the CSMS would cut the charger off).
+- `read_only` (patterns, shell-style, case-insensitive) names keys that re-point the charger (backend
+  URLs, hosts, charge box ids: a firmware's vendor keys included): never writable from the CSMS. A key
+  matching one is shown ReadOnly, whatever its row or the charger says, and a SetVariables of it is
+  Rejected (ReadOnly) without bothering the charger.
 - Mutability is the row's when it states one, else the charger's `readonly` flag (ReadOnly / ReadWrite).
+- OptionList, MemberList and SequenceList rows state their `values_list` (2.0.1 reports it).
+- A legacy key (no row) whose value is "true" or "false" (any case) is a boolean (`data_type_of`).
 - Values (2.0.1 part 2 §2.1.3 data types): 1.6 → 2.0.1 normalizes booleans to "true"/"false", integers
   to no sign or leading zeros, and comma-separated lists to "a,b" without blanks; text that does not
   parse as the declared type travels unchanged (the charger's truth). 2.0.1 → 1.6 checks the value against
@@ -27,6 +33,7 @@ Rules
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,6 +88,12 @@ class KeyRow(BaseModel):
             raise ValueError("a maxLimit comes from a number: data_type integer or decimal")
         if self.values_list is not None and len(",".join(self.values_list)) > 1000:
             raise ValueError("values_list is longer than 1000 characters joined")
+        if (
+            self.target != "maxLimit"
+            and self.data_type in ("OptionList", *_LISTS)
+            and self.values_list is None
+        ):
+            raise ValueError(f"a {self.data_type} states its values_list")
         return self
 
 
@@ -88,6 +101,7 @@ class TableModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     legacy_component: str = Field(LEGACY_COMPONENT, min_length=1, max_length=MAX_NAME)
+    read_only: list[str] = Field(default_factory=list)
     keys: dict[str, KeyRow]
 
 
@@ -166,6 +180,12 @@ class ConfigTable:
     rows: Mapping[str, KeyMapping]  # 1.6 key → mapping (hidden keys absent)
     hidden: frozenset[str]
     by_variable: Mapping[VariableRef, Mapping[str, KeyMapping]]  # ref → target → mapping
+    read_only: tuple[str, ...] = ()  # lower-case patterns of keys never writable from the CSMS
+
+    def denied(self, key: str) -> bool:
+        """A key that re-points the charger (`read_only` patterns)."""
+        lower = key.lower()
+        return any(fnmatch.fnmatchcase(lower, pattern) for pattern in self.read_only)
 
     def mapping_for_key(self, key: str) -> KeyMapping | None:
         """Where a charger key appears; None for a hidden key or a legacy name a row took."""
@@ -177,7 +197,8 @@ class ConfigTable:
         ref = VariableRef(self.legacy_component, key)
         if ref in self.by_variable or len(key) > MAX_NAME:
             return None
-        return KeyMapping(key, ref, "Actual", "string", legacy=True)
+        mutability = "ReadOnly" if self.denied(key) else None
+        return KeyMapping(key, ref, "Actual", "string", mutability=mutability, legacy=True)
 
     def mappings_for(self, ref: VariableRef) -> Mapping[str, KeyMapping] | None:
         """The attributes (target → mapping) of a 2.0.1 variable, or None when it is not in the table.
@@ -258,6 +279,19 @@ def compile_config_table(data: Any) -> ConfigTable:
             mutability=row.mutability,
             legacy=legacy,
         )
+        if mapping.mutability != "WriteOnly" and any(
+            fnmatch.fnmatchcase(key.lower(), p.lower()) for p in model.read_only
+        ):
+            mapping = KeyMapping(
+                mapping.key,
+                mapping.ref,
+                mapping.target,
+                mapping.data_type,
+                mapping.unit,
+                mapping.values_list,
+                "ReadOnly",
+                mapping.legacy,
+            )
         attributes = by_variable.setdefault(ref, {})
         if row.target in attributes:
             problems.append(
@@ -278,6 +312,7 @@ def compile_config_table(data: Any) -> ConfigTable:
         by_variable=MappingProxyType(
             {ref: MappingProxyType(attrs) for ref, attrs in by_variable.items()}
         ),
+        read_only=tuple(pattern.lower() for pattern in model.read_only),
     )
 
 
@@ -296,6 +331,19 @@ def _describe(ref: VariableRef) -> str:
 
 
 # --- value conversions -----------------------------------------------------------------------------
+
+
+def data_type_of(mapping: KeyMapping, value: str | None) -> str:
+    """The 2.0.1 data type of a key's value: the row's; a legacy boolean-looking value is boolean."""
+    if (
+        mapping.legacy
+        and mapping.data_type == "string"
+        and value is not None
+        and value.strip().lower() in ("true", "false")
+    ):
+        return "boolean"
+    return mapping.data_type
+
 
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
 _STRICT_INTEGER = re.compile(r"^-?(?:0|[1-9]\d*)$")

@@ -10,10 +10,11 @@ Rules
   `variableCharacteristics.maxLimit`. A variable known only by its maximum still reports its Actual
   attribute, without value (B07.FR.11: supported attribute types are reported even when unset).
   Characteristics: dataType, unit and valuesList from the table, supportsMonitoring false (1.6 has no
-  monitoring). Bridge-owned variables (passed in) are added and win over a table entry of the same identity.
+  monitoring); a legacy key whose value is "true"/"false" is typed boolean. Bridge-owned variables (passed in) are added and win over a table entry of the same identity.
 - GetBaseReport (B07): FullInventory = everything; ConfigurationInventory = variables the operator can set
   (an attribute that is ReadWrite or WriteOnly); SummaryInventory = the bridge variables flagged `summary`
-  (availability and problems: 1.6 configuration says nothing about them).
+  (the availability of the station, its EVSEs and connectors: 1.6 configuration says nothing about
+  them; the core serves it without asking the charger, `configuration` = {}).
 - GetReport (B08): `componentVariable` keeps entries whose component (name, and instance and evse when
   given) and, when given, variable (name, and instance when given) match; `componentCriteria` keeps
   components that have a variable named after one of the criteria (Active, Available, Enabled, Problem)
@@ -33,6 +34,7 @@ from bridge.v16.device_model import (
     ConfigTable,
     KeyMapping,
     VariableRef,
+    data_type_of,
     number_of,
     value_up,
 )
@@ -76,10 +78,10 @@ class ReportEntry:
         return value if isinstance(value, str) else None
 
 
-def _characteristics(mapping: KeyMapping, entry: ReportEntry) -> None:
+def _characteristics(mapping: KeyMapping, entry: ReportEntry, value: object) -> None:
     chars = entry.characteristics
     if mapping.target != "maxLimit" or "dataType" not in chars:
-        chars["dataType"] = mapping.data_type
+        chars["dataType"] = data_type_of(mapping, value if isinstance(value, str) else None)
     if mapping.unit is not None:
         chars["unit"] = mapping.unit
     if mapping.values_list is not None:
@@ -96,8 +98,8 @@ def collect_entries(
         if mapping is None:
             continue
         entry = entries.setdefault(mapping.ref, ReportEntry(mapping.ref))
-        _characteristics(mapping, entry)
         value = item.get("value")
+        _characteristics(mapping, entry, value)
         if mapping.target == "maxLimit":
             limit = number_of(value) if isinstance(value, str) else None
             if limit is not None:
@@ -106,7 +108,7 @@ def collect_entries(
         mutability = mapping.mutability or ("ReadOnly" if item.get("readonly") else "ReadWrite")
         attribute: Payload = {"type": mapping.target, "mutability": mutability}
         if value is not None and mutability != "WriteOnly":
-            attribute["value"] = value_up(value, mapping.data_type)
+            attribute["value"] = value_up(value, data_type_of(mapping, value))
         entry.attributes[mapping.target] = attribute
     for variable in bridge_variables:
         entries[variable.ref] = _bridge_entry(variable)

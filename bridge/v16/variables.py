@@ -12,6 +12,8 @@ Rules
     is Rejected: it exists, 1.6 cannot read it;
   - the component is known (a table component, the legacy component, or a bridge component) →
     UnknownVariable; otherwise UnknownComponent.
+- A legacy key (no row) whose value is a boolean ("true"/"false", any case) is a boolean
+  (`device_model.data_type_of`): its value is normalized as one.
 - GetVariables: the keys asked are deduplicated and split into GetConfiguration calls of at most
   `max_keys` (the charger's GetConfigurationMaxKeys). A key in `unknownKey` or absent → UnknownVariable;
   a key without value → Accepted with an empty value; a WriteOnly variable → Rejected (WriteOnly); a
@@ -32,6 +34,7 @@ from bridge.v16.device_model import (
     ConfigTable,
     KeyMapping,
     VariableRef,
+    data_type_of,
     value_down,
     value_up,
 )
@@ -175,7 +178,9 @@ def _charger_value(
         return _result(request, "UnknownVariable")
     value = values[key]
     result = _result(request, "Accepted")
-    result["attributeValue"] = value_up(value, mapping.data_type) if value is not None else ""
+    result["attributeValue"] = (
+        value_up(value, data_type_of(mapping, value)) if value is not None else ""
+    )
     return result
 
 
@@ -229,10 +234,11 @@ def _settable(item: _Item, request: Payload, mapping: KeyMapping, value: str) ->
 def set_variables_response(
     plan: SetVariablesPlan,
     answers: Sequence[Payload | None],
-    bridge_statuses: Mapping[int, str] | None = None,
+    bridge_statuses: Mapping[int, str | tuple[str, str]] | None = None,
 ) -> Payload:
     """B05: the SetVariablesResponse from the answers (None: failed) to `plan.calls`, and the core's
-    status (Accepted, Rejected, RebootRequired) for each of `plan.bridge_writes` by item index."""
+    status (Accepted, Rejected, RebootRequired), or (status, reason code), for each of
+    `plan.bridge_writes` by item index."""
     answer_of = iter(answers)
     statuses = bridge_statuses or {}
     results = []
@@ -240,7 +246,11 @@ def set_variables_response(
         if item.result is not None:
             results.append(item.result)
         elif item.bridge is not None:
-            results.append(_result(item.request, statuses.get(item.index, "Rejected")))
+            status = statuses.get(item.index, "Rejected")
+            if isinstance(status, tuple):
+                results.append(_result(item.request, status[0], status[1]))
+            else:
+                results.append(_result(item.request, status))
         elif item.mapping is not None:
             answer = next(answer_of, None)
             if answer is None:

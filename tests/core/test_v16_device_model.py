@@ -27,7 +27,7 @@ EXPECTED_ROWS = [
     ("AuthorizeRemoteTxRequests", "AuthCtrlr", "AuthorizeRemoteStart", None, "Actual"),
     ("ClockAlignedDataInterval", "AlignedDataCtrlr", "Interval", None, "Actual"),
     ("ConnectionTimeOut", "TxCtrlr", "EVConnectionTimeOut", None, "Actual"),
-    ("HeartbeatInterval", "OCPPCommCtrlr", "HeartbeatInterval", None, "Actual"),
+    ("HeartbeatInterval", LEGACY_COMPONENT, "HeartbeatInterval", None, "Actual"),
     ("LocalAuthorizeOffline", "AuthCtrlr", "LocalAuthorizeOffline", None, "Actual"),
     ("LocalPreAuthorize", "AuthCtrlr", "LocalPreAuthorize", None, "Actual"),
     ("MaxEnergyOnInvalidId", "TxCtrlr", "MaxEnergyOnInvalidId", None, "Actual"),
@@ -42,8 +42,8 @@ EXPECTED_ROWS = [
     ("StopTxnAlignedDataMaxLength", "AlignedDataCtrlr", "TxEndedMeasurands", None, "maxLimit"),
     ("StopTxnSampledData", "SampledDataCtrlr", "TxEndedMeasurands", None, "Actual"),
     ("StopTxnSampledDataMaxLength", "SampledDataCtrlr", "TxEndedMeasurands", None, "maxLimit"),
-    ("TransactionMessageAttempts", "OCPPCommCtrlr", "MessageAttempts", "TransactionEvent", "Actual"),
-    ("TransactionMessageRetryInterval", "OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent", "Actual"),
+    ("TransactionMessageAttempts", LEGACY_COMPONENT, "TransactionMessageAttempts", None, "Actual"),
+    ("TransactionMessageRetryInterval", LEGACY_COMPONENT, "TransactionMessageRetryInterval", None, "Actual"),
     ("WebSocketPingInterval", "OCPPCommCtrlr", "WebSocketPingInterval", None, "Actual"),
     ("LocalAuthListEnabled", "LocalAuthListCtrlr", "Enabled", None, "Actual"),
     ("LocalAuthListMaxLength", "LocalAuthListCtrlr", "Entries", None, "maxLimit"),
@@ -105,7 +105,9 @@ class TestShippedTable:
         }
         legacy = SHIPPED.mappings_for(VariableRef(LEGACY_COMPONENT, "LightIntensity"))
         assert legacy is not None and legacy["Actual"].key == "LightIntensity"
-        assert SHIPPED.mappings_for(VariableRef(LEGACY_COMPONENT, "HeartbeatInterval")) is None
+        # the charger's heartbeat to the bridge; OCPPCommCtrlr.HeartbeatInterval is the bridge's own
+        assert SHIPPED.mappings_for(VariableRef("OCPPCommCtrlr", "HeartbeatInterval")) is None
+        assert SHIPPED.mappings_for(VariableRef(LEGACY_COMPONENT, "BlinkRepeat")) is not None
         assert SHIPPED.mappings_for(VariableRef(LEGACY_COMPONENT, "AuthorizationKey")) is None
         assert SHIPPED.mappings_for(VariableRef("OCPPCommCtrlr", "Nope")) is None
 

@@ -22,7 +22,7 @@ NOW = "2026-03-01T12:00:00Z"
 
 CONFIGURATION = {
     "configurationKey": [
-        {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
+        {"key": "ConnectionTimeOut", "readonly": False, "value": "300"},
         {"key": "MeterValuesSampledData", "readonly": False, "value": "Energy.Active.Import.Register,Voltage"},
         {"key": "MeterValuesSampledDataMaxLength", "readonly": True, "value": "8"},
         {"key": "LocalAuthListMaxLength", "readonly": True, "value": "1000"},
@@ -72,9 +72,9 @@ class TestB07GetBaseReport:
         data = by_name(check_reports(outcome, "GetBaseReport"))
         assert ("OCPP16LegacyCtrlr", "AuthorizationKey") not in data
         assert not any("CentralSystemURI" in str(d) for d in data.values())
-        assert data[("OCPPCommCtrlr", "HeartbeatInterval")] == {
-            "component": {"name": "OCPPCommCtrlr"},
-            "variable": {"name": "HeartbeatInterval"},
+        assert data[("TxCtrlr", "EVConnectionTimeOut")] == {
+            "component": {"name": "TxCtrlr"},
+            "variable": {"name": "EVConnectionTimeOut"},
             "variableAttribute": [{"type": "Actual", "mutability": "ReadWrite", "value": "300"}],
             "variableCharacteristics": {
                 "supportsMonitoring": False,
@@ -86,11 +86,11 @@ class TestB07GetBaseReport:
         assert (
             measurands["variableAttribute"][0]["value"] == "Energy.Active.Import.Register,Voltage"
         )
-        assert measurands["variableCharacteristics"] == {
-            "supportsMonitoring": False,
-            "dataType": "MemberList",
-            "maxLimit": 8,
-        }
+        characteristics = measurands["variableCharacteristics"]
+        assert characteristics["dataType"] == "MemberList"
+        assert characteristics["maxLimit"] == 8
+        # issue 16 item 8: a MemberList carries its valuesList
+        assert "Energy.Active.Import.Register" in characteristics["valuesList"].split(",")
         entries = data[("LocalAuthListCtrlr", "Entries")]
         assert entries["variableAttribute"] == [{"type": "Actual", "mutability": "ReadOnly"}]
         assert entries["variableCharacteristics"]["maxLimit"] == 1000
@@ -109,7 +109,7 @@ class TestB07GetBaseReport:
             request, CONFIGURATION, TABLE, generated_at=NOW, bridge_variables=BRIDGE
         )
         names = {variable for _, variable in by_name(check_reports(outcome, "GetBaseReport"))}
-        assert names == {"HeartbeatInterval", "TxUpdatedMeasurands", "Enabled", "VendorKey"}
+        assert names == {"EVConnectionTimeOut", "TxUpdatedMeasurands", "Enabled", "VendorKey"}
 
     def test_summary_inventory_is_the_bridge_summary(self) -> None:
         request = {"requestId": 6, "reportBase": "SummaryInventory"}
@@ -166,14 +166,14 @@ class TestB08GetReport:
     def test_by_component_and_variable(self) -> None:
         data = self.report(
             componentVariable=[
-                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}},
+                {"component": {"name": "TxCtrlr"}, "variable": {"name": "EVConnectionTimeOut"}},
                 {
                     "component": {"name": "EVSE", "evse": {"id": 1}},
                     "variable": {"name": "Available"},
                 },
             ]
         )
-        assert [d["variable"]["name"] for d in data] == ["HeartbeatInterval", "Available"]
+        assert [d["variable"]["name"] for d in data] == ["EVConnectionTimeOut", "Available"]
 
     def test_by_criteria(self) -> None:
         data = self.report(componentCriteria=["Available"])
@@ -188,3 +188,49 @@ class TestB08GetReport:
         }
         outcome = custom_report(request, CONFIGURATION, TABLE, generated_at=NOW)
         assert (outcome.response, outcome.reports) == ({"status": "EmptyResultSet"}, [])
+
+
+class TestIssue16Reports:
+    """Issue 16 items 8 and 9, in the 1.6 report synthesis."""
+
+    def test_b07_vendor_booleans_are_typed_boolean(self) -> None:
+        configuration = {
+            "configurationKey": [{"key": "Cst_FreeVend", "readonly": False, "value": "TRUE"}]
+        }
+        outcome = base_report(
+            {"requestId": 1, "reportBase": "FullInventory"}, configuration, TABLE, generated_at=NOW
+        )
+        [data] = check_reports(outcome, "GetBaseReport")
+        assert data["variableCharacteristics"]["dataType"] == "boolean"
+        assert data["variableAttribute"][0]["value"] == "true"
+
+    def test_b07_every_list_variable_carries_its_values_list(self) -> None:
+        configuration = {
+            "configurationKey": [{"key": key, "readonly": False, "value": ""} for key in TABLE.rows]
+        }
+        outcome = base_report(
+            {"requestId": 1, "reportBase": "FullInventory"}, configuration, TABLE, generated_at=NOW
+        )
+        for data in check_reports(outcome, "GetBaseReport"):
+            characteristics = data["variableCharacteristics"]
+            if characteristics["dataType"] in ("OptionList", "MemberList", "SequenceList"):
+                assert characteristics.get("valuesList"), data
+
+    @pytest.mark.parametrize(
+        "key",
+        ["Cst_BackendUrl", "Cst_ChargeBoxId", "OcppHost", "BackendPort", "ChargePointIdentity"],
+    )
+    def test_b07_keys_that_re_point_the_charger_are_read_only(self, key: str) -> None:
+        configuration = {"configurationKey": [{"key": key, "readonly": False, "value": "x"}]}
+        outcome = base_report(
+            {"requestId": 1, "reportBase": "FullInventory"}, configuration, TABLE, generated_at=NOW
+        )
+        [data] = check_reports(outcome, "GetBaseReport")
+        assert data["variableAttribute"][0]["mutability"] == "ReadOnly"
+        configuration_inventory = base_report(
+            {"requestId": 1, "reportBase": "ConfigurationInventory"},
+            configuration,
+            TABLE,
+            generated_at=NOW,
+        )
+        assert configuration_inventory.response == {"status": "EmptyResultSet"}

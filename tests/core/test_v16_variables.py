@@ -48,25 +48,25 @@ def item(component: str, variable: str, **extra: Any) -> dict[str, Any]:
 class TestB06GetVariables:
     REQUEST = {
         "getVariableData": [
-            item("OCPPCommCtrlr", "HeartbeatInterval"),
+            item("TxCtrlr", "EVConnectionTimeOut"),
             item("AuthCtrlr", "AuthorizeRemoteStart", attributeType="Actual"),
             item("OCPPCommCtrlr", "MessageAttempts", variable_instance="TransactionEvent"),
             item("SampledDataCtrlr", "TxUpdatedMeasurands"),
             item("OCPP16LegacyCtrlr", "BlinkRepeat"),
             item("OCPP16LegacyCtrlr", "VendorKey"),
-            item("OCPPCommCtrlr", "HeartbeatInterval", attributeType="Target"),
+            item("TxCtrlr", "EVConnectionTimeOut", attributeType="Target"),
             item("LocalAuthListCtrlr", "Entries"),
             item("OCPPCommCtrlr", "NoSuchVariable"),
             item("DisplayMessageCtrlr", "Enabled"),
             item("OCPP16LegacyCtrlr", "AuthorizationKey"),
             item("ChargingStation", "Model"),
-            item("OCPPCommCtrlr", "HeartbeatInterval", evse={"id": 1}),
+            item("TxCtrlr", "EVConnectionTimeOut", evse={"id": 1}),
             item("OCPP16LegacyCtrlr", "GetConfigurationMaxKeys"),
         ]
     }
     CONFIGURATION = {
         "configurationKey": [
-            {"key": "HeartbeatInterval", "readonly": False, "value": "0300"},
+            {"key": "ConnectionTimeOut", "readonly": False, "value": "0300"},
             {"key": "AuthorizeRemoteTxRequests", "readonly": True, "value": "TRUE"},
             {"key": "TransactionMessageAttempts", "readonly": False, "value": "3"},
             {"key": "MeterValuesSampledData", "readonly": False, "value": "Energy.Active.Import.Register, Voltage"},
@@ -79,7 +79,7 @@ class TestB06GetVariables:
         check(V201, "GetVariables", REQ, self.REQUEST)
         plan = plan_get_variables(self.REQUEST, TABLE, bridge_variables=BRIDGE)
         keys = [
-            "HeartbeatInterval", "AuthorizeRemoteTxRequests", "TransactionMessageAttempts",
+            "ConnectionTimeOut", "AuthorizeRemoteTxRequests",
             "MeterValuesSampledData", "BlinkRepeat", "VendorKey", "GetConfigurationMaxKeys",
         ]  # fmt: skip
         assert plan.calls == (Forward("GetConfiguration", {"key": keys}),)
@@ -87,7 +87,7 @@ class TestB06GetVariables:
 
     def test_plan_splits_by_max_keys(self) -> None:
         plan = plan_get_variables(self.REQUEST, TABLE, max_keys=3)
-        assert [len(call.payload["key"]) for call in plan.calls] == [3, 3, 1]
+        assert [len(call.payload["key"]) for call in plan.calls] == [3, 3]
 
     def test_response(self) -> None:
         plan = plan_get_variables(self.REQUEST, TABLE, bridge_variables=BRIDGE)
@@ -104,19 +104,19 @@ class TestB06GetVariables:
             for r in response["getVariableResult"]
         ]
         assert summary == [
-            ("OCPPCommCtrlr", "HeartbeatInterval", "Accepted", "300"),
+            ("TxCtrlr", "EVConnectionTimeOut", "Accepted", "300"),
             ("AuthCtrlr", "AuthorizeRemoteStart", "Accepted", "true"),
-            ("OCPPCommCtrlr", "MessageAttempts", "Accepted", "3"),
+            ("OCPPCommCtrlr", "MessageAttempts", "UnknownVariable", None),  # the bridge's own
             ("SampledDataCtrlr", "TxUpdatedMeasurands", "Accepted", "Energy.Active.Import.Register,Voltage"),
             ("OCPP16LegacyCtrlr", "BlinkRepeat", "Accepted", ""),  # key matched case-insensitively
             ("OCPP16LegacyCtrlr", "VendorKey", "UnknownVariable", None),
-            ("OCPPCommCtrlr", "HeartbeatInterval", "NotSupportedAttributeType", None),
+            ("TxCtrlr", "EVConnectionTimeOut", "NotSupportedAttributeType", None),
             ("LocalAuthListCtrlr", "Entries", "Rejected", None),
             ("OCPPCommCtrlr", "NoSuchVariable", "UnknownVariable", None),
             ("DisplayMessageCtrlr", "Enabled", "UnknownComponent", None),
             ("OCPP16LegacyCtrlr", "AuthorizationKey", "UnknownVariable", None),
             ("ChargingStation", "Model", "Accepted", "Wallbox 22"),
-            ("OCPPCommCtrlr", "HeartbeatInterval", "UnknownComponent", None),
+            ("TxCtrlr", "EVConnectionTimeOut", "UnknownComponent", None),
             ("OCPP16LegacyCtrlr", "GetConfigurationMaxKeys", "UnknownVariable", None),
         ]  # fmt: skip
         # the request's own component and variable are echoed
@@ -128,7 +128,7 @@ class TestB06GetVariables:
 
     def test_charger_did_not_answer(self) -> None:
         plan = plan_get_variables(
-            {"getVariableData": [item("OCPPCommCtrlr", "HeartbeatInterval")]}, TABLE
+            {"getVariableData": [item("TxCtrlr", "EVConnectionTimeOut")]}, TABLE
         )
         response = get_variables_response(plan, [None])
         [result] = response["getVariableResult"]
@@ -146,18 +146,18 @@ class TestB06GetVariables:
 class TestB05SetVariables:
     REQUEST = {
         "setVariableData": [
-            item("OCPPCommCtrlr", "HeartbeatInterval", attributeValue="300"),
+            item("TxCtrlr", "EVConnectionTimeOut", attributeValue="300"),
             item("AuthCtrlr", "LocalPreAuthorize", attributeValue="true"),
             item("OCPP16LegacyCtrlr", "VendorKey", attributeValue="x"),
             item("SmartChargingCtrlr", "ProfileStackLevel", attributeValue="5"),
-            item("OCPPCommCtrlr", "HeartbeatInterval", attributeValue="5 minutes"),
+            item("TxCtrlr", "EVConnectionTimeOut", attributeValue="5 minutes"),
             item("OCPPCommCtrlr", "NoSuchVariable", attributeValue="1"),
             item("DisplayMessageCtrlr", "Enabled", attributeValue="true"),
-            item("OCPPCommCtrlr", "HeartbeatInterval", attributeValue="1", attributeType="MaxSet"),
+            item("TxCtrlr", "EVConnectionTimeOut", attributeValue="1", attributeType="MaxSet"),
             item("ChargingStation", "Model", attributeValue="other"),
             item("OCPPCommCtrlr", "OfflineThreshold", attributeValue="900"),
             item("SampledDataCtrlr", "TxUpdatedMeasurands", attributeValue="Voltage, SoC"),
-            item("OCPPCommCtrlr", "HeartbeatInterval", attributeValue="60"),
+            item("TxCtrlr", "EVConnectionTimeOut", attributeValue="60"),
         ]
     }
 
@@ -165,13 +165,13 @@ class TestB05SetVariables:
         check(V201, "SetVariables", REQ, self.REQUEST)
         plan = plan_set_variables(self.REQUEST, TABLE, bridge_variables=BRIDGE)
         assert plan.calls == (
-            Forward("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "300"}),
+            Forward("ChangeConfiguration", {"key": "ConnectionTimeOut", "value": "300"}),
             Forward("ChangeConfiguration", {"key": "LocalPreAuthorize", "value": "true"}),
             Forward("ChangeConfiguration", {"key": "VendorKey", "value": "x"}),
             Forward(
                 "ChangeConfiguration", {"key": "MeterValuesSampledData", "value": "Voltage,SoC"}
             ),
-            Forward("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"}),
+            Forward("ChangeConfiguration", {"key": "ConnectionTimeOut", "value": "60"}),
         )
         for call in plan.calls:
             check(V16, "ChangeConfiguration", REQ, call.payload)
@@ -196,18 +196,18 @@ class TestB05SetVariables:
             for r in response["setVariableResult"]
         ]
         assert summary == [
-            ("HeartbeatInterval", "Accepted", None),
+            ("EVConnectionTimeOut", "Accepted", None),
             ("LocalPreAuthorize", "RebootRequired", None),
             ("VendorKey", "UnknownVariable", None),
             ("ProfileStackLevel", "Rejected", "ReadOnly"),
-            ("HeartbeatInterval", "Rejected", "InvalidValue"),
+            ("EVConnectionTimeOut", "Rejected", "InvalidValue"),
             ("NoSuchVariable", "UnknownVariable", None),
             ("Enabled", "UnknownComponent", None),
-            ("HeartbeatInterval", "NotSupportedAttributeType", None),
+            ("EVConnectionTimeOut", "NotSupportedAttributeType", None),
             ("Model", "Rejected", "ReadOnly"),
             ("OfflineThreshold", "Accepted", None),
             ("TxUpdatedMeasurands", "Rejected", None),
-            ("HeartbeatInterval", "Rejected", "Unspecified"),
+            ("EVConnectionTimeOut", "Rejected", "Unspecified"),
         ]  # fmt: skip
 
     @pytest.mark.parametrize(
@@ -223,3 +223,34 @@ class TestB05SetVariables:
         response = set_variables_response(plan, [{"status": status}])
         assert response["setVariableResult"][0]["attributeStatus"] == expected
         check(V201, "SetVariables", RES, response)
+
+
+class TestIssue16Variables:
+    @pytest.mark.parametrize("key", ["Cst_BackendUrl", "Cst_ChargeBoxId", "CentralSystemUrl"])
+    def test_b05_keys_that_re_point_the_charger_are_never_forwarded(self, key: str) -> None:
+        request = {"setVariableData": [item("OCPP16LegacyCtrlr", key, attributeValue="ws://evil")]}
+        plan = plan_set_variables(request, TABLE)
+        assert plan.calls == ()
+        response = set_variables_response(plan, [])
+        [result] = response["setVariableResult"]
+        assert result["attributeStatus"] == "Rejected"
+        assert result["attributeStatusInfo"]["reasonCode"] == "ReadOnly"
+
+    def test_b06_a_legacy_boolean_is_normalized(self) -> None:
+        request = {"getVariableData": [item("OCPP16LegacyCtrlr", "Cst_FreeVend")]}
+        plan = plan_get_variables(request, TABLE)
+        answer = {"configurationKey": [{"key": "Cst_FreeVend", "readonly": False, "value": "True"}]}
+        [result] = get_variables_response(plan, [answer])["getVariableResult"]
+        assert result["attributeValue"] == "true"
+
+    def test_b05_owned_write_statuses_carry_their_reason(self) -> None:
+        owned = BridgeVariable(
+            VariableRef("OCPPCommCtrlr", "HeartbeatInterval"), "300", mutability="ReadWrite"
+        )
+        request = {
+            "setVariableData": [item("OCPPCommCtrlr", "HeartbeatInterval", attributeValue="x")]
+        }
+        plan = plan_set_variables(request, TABLE, bridge_variables=[owned])
+        response = set_variables_response(plan, [], {0: ("Rejected", "InvalidValue")})
+        [result] = response["setVariableResult"]
+        assert result["attributeStatusInfo"]["reasonCode"] == "InvalidValue"

@@ -1,0 +1,405 @@
+"""The device-model variables the bridge itself answers for every translated station (1.6J and IEC 104).
+
+Rules
+- Owned, settable and durable (table `owned`, one key per variable, see `SETTABLE`): the station's own
+  behaviour toward the CSMS. OCPPCommCtrlr.HeartbeatInterval (its heartbeat; an accepted
+  BootNotification's interval is kept too, B01), MessageTimeout[Default] (the CSMS call timeout),
+  MessageAttempts[TransactionEvent] and MessageAttemptInterval[TransactionEvent] (the outbox's retries),
+  RetryBackOffWaitMinimum / RandomRange / RepeatTimes (the reconnection back-off), and
+  SecurityCtrlr.BasicAuthPassword (WriteOnly: the password of every later connection, A01). The
+  configuration gives the initial values (`Defaults`); a stored value wins over it.
+- `OwnedValues.write` checks a value before keeping it: an integer within the variable's bounds, a
+  password of 16 to 40 printable ASCII characters without blanks (passwordString); anything else is
+  Rejected with a reason code and changes nothing. An accepted write returns the `Persist` that makes
+  it durable; the core emits it before it answers, and applies the value at once.
+- Facts (ReadOnly, computed when asked): DeviceDataCtrlr ItemsPerMessage/BytesPerMessage for GetReport,
+  GetVariables and SetVariables (what the bridge serves in one message), ClockCtrlr DateTime (the
+  bridge's clock) and TimeSource, OCPPCommCtrlr OfflineThreshold (0: every connector's status goes
+  out after each reconnect) and NetworkConfigurationPriority (one profile: the configuration),
+  SecurityCtrlr SecurityProfile (toward the CSMS) and Identity (the station id), TxCtrlr
+  TxStartPoint/TxStopPoint, SampledDataCtrlr TxStartedMeasurands/TxEndedInterval, and the
+  availability of the ChargingStation, each EVSE and its Connector (AvailabilityState, Available,
+  SupplyPhases without value: unknown, ConnectorType Unknown). Availability states are part of a
+  SummaryInventory.
+- Descriptions are kind-neutral (`Owned`); each core turns them into its own device-model entries, and
+  `extra_104` lists the ones a 1.6 charger answers itself but a 104 charger cannot.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from bridge.backoff import BackoffPolicy
+from bridge.effects import Persist, Report, Side
+from bridge.north_station import DEFAULT_HEARTBEAT, NorthSettings, NorthStation
+from bridge.rpc import Diagnostic
+
+TABLE: Final = "owned"
+ITEMS_PER_MESSAGE: Final = 50
+BYTES_PER_MESSAGE: Final = 65536
+STATUSES: Final = ("Available", "Occupied", "Reserved", "Unavailable", "Faulted")
+TX_POINTS: Final = (
+    "ParkingBayOccupancy",
+    "EVConnected",
+    "Authorized",
+    "DataSigned",
+    "PowerPathClosed",
+    "EnergyTransfer",
+)
+MEASURANDS: Final = (
+    "Current.Export",
+    "Current.Import",
+    "Current.Offered",
+    "Energy.Active.Export.Register",
+    "Energy.Active.Import.Register",
+    "Energy.Reactive.Export.Register",
+    "Energy.Reactive.Import.Register",
+    "Energy.Active.Export.Interval",
+    "Energy.Active.Import.Interval",
+    "Energy.Active.Net",
+    "Energy.Reactive.Export.Interval",
+    "Energy.Reactive.Import.Interval",
+    "Energy.Reactive.Net",
+    "Energy.Apparent.Net",
+    "Energy.Apparent.Import",
+    "Energy.Apparent.Export",
+    "Frequency",
+    "Power.Active.Export",
+    "Power.Active.Import",
+    "Power.Factor",
+    "Power.Offered",
+    "Power.Reactive.Export",
+    "Power.Reactive.Import",
+    "SoC",
+    "Voltage",
+)
+_PASSWORD: Final = re.compile(r"^[\x21-\x7e]{16,40}$")
+_MAX_INT: Final = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """One variable the bridge answers, and its value now (None: unset or unknown)."""
+
+    component: str
+    variable: str
+    value: str | None = None
+    variable_instance: str | None = None
+    evse: int | None = None
+    connector: int | None = None
+    data_type: str = "string"
+    unit: str | None = None
+    mutability: str = "ReadOnly"
+    values_list: tuple[str, ...] | None = None
+    summary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Settable:
+    key: str  # the store key, and the name the core matches writes by
+    component: str
+    variable: str
+    instance: str | None = None
+    unit: str | None = None
+    minimum: int = 0
+    maximum: int = _MAX_INT
+    password: bool = False
+
+
+SETTABLE: Final = (
+    _Settable("HeartbeatInterval", "OCPPCommCtrlr", "HeartbeatInterval", unit="s", minimum=1),
+    _Settable("MessageTimeout", "OCPPCommCtrlr", "MessageTimeout", "Default", "s", minimum=1),
+    _Settable("MessageAttempts", "OCPPCommCtrlr", "MessageAttempts", "TransactionEvent", minimum=1),
+    _Settable(
+        "MessageAttemptInterval", "OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent", "s"
+    ),
+    _Settable("RetryBackOffWaitMinimum", "OCPPCommCtrlr", "RetryBackOffWaitMinimum", unit="s"),
+    _Settable("RetryBackOffRandomRange", "OCPPCommCtrlr", "RetryBackOffRandomRange", unit="s"),
+    _Settable("RetryBackOffRepeatTimes", "OCPPCommCtrlr", "RetryBackOffRepeatTimes"),
+    _Settable("BasicAuthPassword", "SecurityCtrlr", "BasicAuthPassword", password=True),
+)
+_BY_IDENTITY: Final = {(s.component, s.variable, s.instance): s for s in SETTABLE}
+
+
+def settable_key(component: str, variable: str, instance: str | None) -> str | None:
+    """The store key of an owned settable variable, or None."""
+    found = _BY_IDENTITY.get((component, variable, instance))
+    return found.key if found is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """The configuration's values, used until the CSMS sets another."""
+
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    heartbeat_interval: int = DEFAULT_HEARTBEAT
+    security_profile: int = 0  # toward the CSMS (a fact, not settable)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    status: str  # Accepted or Rejected
+    reason: str | None = None  # the statusInfo reasonCode when Rejected
+    persist: Persist | None = None
+
+
+class OwnedValues:
+    """The owned settable values of one station: the configuration's, overridden by the store's."""
+
+    def __init__(
+        self, state: Mapping[str, Mapping[str, Any]], defaults: Defaults, north: NorthSettings
+    ) -> None:
+        backoff = defaults.backoff
+        self._values: dict[str, int | str] = {
+            "HeartbeatInterval": defaults.heartbeat_interval,
+            "MessageTimeout": max(1, math.ceil(north.call_timeout)),
+            "MessageAttempts": max(1, north.message_attempts),
+            "MessageAttemptInterval": math.ceil(north.message_attempt_interval),
+            "RetryBackOffWaitMinimum": math.ceil(backoff.wait_minimum),
+            "RetryBackOffRandomRange": math.ceil(backoff.random_range),
+            "RetryBackOffRepeatTimes": backoff.repeat_times,
+        }
+        for key, value in state.get(TABLE, {}).items():
+            if key in self._values or key == "BasicAuthPassword":
+                self._values[key] = value
+        self._base = north
+
+    def get(self, key: str) -> int | str | None:
+        return self._values.get(key)
+
+    def integer(self, key: str) -> int:
+        return int(self._values[key])
+
+    @property
+    def password(self) -> str | None:
+        """The BasicAuthPassword the CSMS set (None: the configuration's stays)."""
+        value = self._values.get("BasicAuthPassword")
+        return value if isinstance(value, str) else None
+
+    def north_settings(self) -> NorthSettings:
+        return replace(
+            self._base,
+            call_timeout=float(self.integer("MessageTimeout")),
+            message_attempts=self.integer("MessageAttempts"),
+            message_attempt_interval=float(self.integer("MessageAttemptInterval")),
+        )
+
+    def backoff(self) -> BackoffPolicy:
+        return BackoffPolicy(
+            float(self.integer("RetryBackOffWaitMinimum")),
+            float(self.integer("RetryBackOffRandomRange")),
+            self.integer("RetryBackOffRepeatTimes"),
+        )
+
+    def write(self, key: str, text: str) -> Written:
+        spec = next(s for s in SETTABLE if s.key == key)
+        if spec.password:
+            if not _PASSWORD.match(text):
+                return Written("Rejected", "InvalidValue")
+            self._values[key] = text
+            return Written("Accepted", persist=Persist(TABLE, key, text))
+        if not re.fullmatch(r"-?\d{1,10}", text.strip()):
+            return Written("Rejected", "InvalidValue")
+        number = int(text)
+        if not spec.minimum <= number <= spec.maximum:
+            return Written("Rejected", "ValueOutOfRange")
+        self._values[key] = number
+        return Written("Accepted", persist=Persist(TABLE, key, number))
+
+    def keep(self, key: str, value: int) -> Persist | None:
+        """A value the bridge learnt (an accepted boot's interval): kept when it changed."""
+        if self._values.get(key) == value:
+            return None
+        self._values[key] = value
+        return Persist(TABLE, key, value)
+
+    def variables(self) -> list[Owned]:
+        found = []
+        for spec in SETTABLE:
+            value = self._values.get(spec.key)
+            found.append(
+                Owned(
+                    spec.component,
+                    spec.variable,
+                    None if spec.password else str(value),
+                    variable_instance=spec.instance,
+                    data_type="string" if spec.password else "integer",
+                    unit=spec.unit,
+                    mutability="WriteOnly" if spec.password else "ReadWrite",
+                )
+            )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class StationFacts:
+    """What the core knows when asked."""
+
+    station_id: str
+    security_profile: int
+    now_iso: str
+    station_state: str  # the ChargingStation's AvailabilityState
+    evses: Mapping[int, str | None]  # EVSE id → the status the CSMS last got (None: not yet)
+
+
+def facts(known: StationFacts) -> list[Owned]:
+    found: list[Owned] = []
+    for instance in ("GetReport", "GetVariables", "SetVariables"):
+        found.append(
+            Owned(
+                "DeviceDataCtrlr",
+                "ItemsPerMessage",
+                str(ITEMS_PER_MESSAGE),
+                instance,
+                data_type="integer",
+            )
+        )
+        found.append(
+            Owned(
+                "DeviceDataCtrlr",
+                "BytesPerMessage",
+                str(BYTES_PER_MESSAGE),
+                instance,
+                data_type="integer",
+            )
+        )
+    found += [
+        Owned("ClockCtrlr", "DateTime", known.now_iso, data_type="dateTime"),
+        Owned(
+            "ClockCtrlr",
+            "TimeSource",
+            "RealTimeClock",
+            data_type="SequenceList",
+            values_list=(
+                "Heartbeat",
+                "NTP",
+                "GPS",
+                "RealTimeClock",
+                "MobileNetwork",
+                "RadioTimeTransmitter",
+            ),
+        ),
+        Owned("OCPPCommCtrlr", "OfflineThreshold", "0", data_type="integer", unit="s"),
+        Owned("OCPPCommCtrlr", "NetworkConfigurationPriority", "0"),
+        Owned("SecurityCtrlr", "SecurityProfile", str(known.security_profile), data_type="integer"),
+        Owned("SecurityCtrlr", "Identity", known.station_id),
+        Owned(
+            "TxCtrlr",
+            "TxStartPoint",
+            "PowerPathClosed",
+            data_type="MemberList",
+            values_list=TX_POINTS,
+        ),
+        Owned(
+            "TxCtrlr",
+            "TxStopPoint",
+            "EVConnected,Authorized",
+            data_type="MemberList",
+            values_list=TX_POINTS,
+        ),
+        Owned(
+            "SampledDataCtrlr",
+            "TxStartedMeasurands",
+            "Energy.Active.Import.Register",
+            data_type="MemberList",
+            values_list=MEASURANDS,
+        ),
+        Owned("SampledDataCtrlr", "TxEndedInterval", "0", data_type="integer", unit="s"),
+    ]
+    found += _availability("ChargingStation", known.station_state, None, None)
+    for evse, status in sorted(known.evses.items()):
+        found += _availability("EVSE", status, evse, None)
+        found += _availability("Connector", status, evse, 1)
+        found.append(Owned("Connector", "ConnectorType", "Unknown", evse=evse, connector=1))
+    return found
+
+
+def _availability(
+    component: str, state: str | None, evse: int | None, connector: int | None
+) -> list[Owned]:
+    return [
+        Owned(
+            component,
+            "AvailabilityState",
+            state,
+            evse=evse,
+            connector=connector,
+            data_type="OptionList",
+            values_list=STATUSES,
+            summary=True,
+        ),
+        Owned(component, "Available", "true", evse=evse, connector=connector, data_type="boolean"),
+        Owned(component, "SupplyPhases", None, evse=evse, connector=connector, data_type="integer"),
+    ]
+
+
+def extra_104() -> list[Owned]:
+    """Required variables a 1.6 charger answers from its configuration and a 104 charger cannot."""
+    return [
+        Owned("AuthCtrlr", "AuthorizeRemoteStart", "false", data_type="boolean"),
+        Owned("AuthCtrlr", "LocalAuthorizeOffline", "false", data_type="boolean"),
+        Owned("AuthCtrlr", "LocalPreAuthorize", "false", data_type="boolean"),
+        Owned("TxCtrlr", "EVConnectionTimeOut", "0", data_type="integer", unit="s"),
+        Owned("TxCtrlr", "StopTxOnInvalidId", "false", data_type="boolean"),
+        Owned("TxCtrlr", "StopTxOnEVSideDisconnect", "true", data_type="boolean"),
+        Owned("OCPPCommCtrlr", "ResetRetries", "0", data_type="integer"),
+        Owned(
+            "SampledDataCtrlr",
+            "TxEndedMeasurands",
+            "Energy.Active.Import.Register",
+            data_type="MemberList",
+            values_list=MEASURANDS,
+        ),
+    ]
+
+
+def write(
+    owned: OwnedValues, north: NorthStation, key: str, text: str, effects: list[Any]
+) -> Written:
+    """A CSMS write of an owned variable (B05): kept, made durable (its `Persist` appended to
+    `effects`), applied to the station at once; MessageTimeout answers RebootRequired, since the CSMS
+    connection's call timeout is set when the station starts. A password change is logged without its
+    value (A01.FR.11, A01.FR.12)."""
+    written = owned.write(key, text)
+    if written.persist is None:
+        return written
+    effects.append(written.persist)
+    apply(owned, north)
+    if key == "BasicAuthPassword":
+        effects.append(
+            Report(
+                Side.NORTH,
+                Diagnostic(
+                    "security-event",
+                    "BasicAuthPassword changed by the CSMS (A01): used from the next connection",
+                ),
+            )
+        )
+    if key == "MessageTimeout":
+        return Written("RebootRequired", persist=written.persist)
+    return written
+
+
+def apply(owned: OwnedValues, north: NorthStation) -> None:
+    """The owned values the running station uses: its heartbeat and its outbox's retries."""
+    north.heartbeat_interval = owned.integer("HeartbeatInterval")
+    north.outbox.message_attempts = owned.integer("MessageAttempts")
+    north.outbox.attempt_interval = float(owned.integer("MessageAttemptInterval"))
+
+
+def boot_answered(
+    owned: OwnedValues, north: NorthStation, response: Mapping[str, Any]
+) -> Persist | None:
+    """B01: an accepted BootNotification's interval becomes the HeartbeatInterval (kept); an interval
+    of 0 leaves the station's own."""
+    if response.get("status") != "Accepted":
+        return None
+    interval = response.get("interval", 0)
+    if isinstance(interval, int) and interval > 0:
+        return owned.keep("HeartbeatInterval", interval)
+    north.heartbeat_interval = owned.integer("HeartbeatInterval")
+    return None
