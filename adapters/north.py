@@ -4,7 +4,8 @@ Rules
 - Every connection attempt first waits its turn at the bridge-wide `Pacer` (a token bucket with jitter), so
   a CSMS restart brings its stations back at a steady rate instead of in one storm.
 - Security profiles (OCPP 2.0.1 A00): 1 and 2 send HTTP Basic auth, username = station id, password as
-  UTF-8 (A00.FR.205); 2 and 3 use the one shared `SSLContext` from `adapters.tls`; 3 authenticates with
+  UTF-8 (A00.FR.205): the station's BasicAuthPassword when the CSMS set one (A01, durable, read from the
+  core before every attempt: `NorthLink(password_of=...)`), else the configured one; 2 and 3 use the one shared `SSLContext` from `adapters.tls`; 3 authenticates with
   the bridge's client certificate. The profile never drops: a wss:// URL is required by the configuration.
 - The CSMS must select `ocpp2.0.1`; otherwise the connection is closed and counts as refused.
 - Connections are `adapters.ws_direct.DirectClientConnection`s: their messages are handed to the
@@ -15,7 +16,8 @@ Rules
 - Every failure is a `CsmsUnavailable`: `status` is the HTTP status when the CSMS answered the handshake
   (401, 404, ...), None when it could not be reached.
 - `NorthLink` keeps one station connected for good: after a failure or a loss it waits
-  `BackoffPolicy.delay(attempt, random)` (OCPP-J's randomised doubling back-off) and tries again; the
+  `BackoffPolicy.delay(attempt, random)` (OCPP-J's randomised doubling back-off; the policy read before
+  every wait from `policy_of`, the station's RetryBackOff* variables, when given) and tries again; the
   attempt count starts over after a successful connection.
 """
 
@@ -39,6 +41,7 @@ from adapters.south import CLOSE_TIMEOUT
 from adapters.ws_direct import DirectClientConnection
 from bridge.backoff import BackoffPolicy, TokenBucket
 from bridge.errors import OcppVersion
+from bridge.owned_variables import Defaults
 
 
 class CsmsUnavailable(Exception):
@@ -69,6 +72,18 @@ class Pacer:
             await asyncio.sleep(wait)
 
 
+def owned_defaults(csms: CsmsSection) -> Defaults:
+    """The configuration's values of a station's bridge-owned variables (the CSMS may set others)."""
+    return Defaults(
+        backoff=BackoffPolicy(
+            csms.retry_backoff_wait_minimum,
+            csms.retry_backoff_random_range,
+            csms.retry_backoff_repeat_times,
+        ),
+        security_profile=csms.security_profile,
+    )
+
+
 def basic_auth_header(username: str, password: str) -> str:
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return f"Basic {token}"
@@ -91,16 +106,17 @@ class CsmsConnector:
     def url_for(self, station_id: str) -> str:
         return f"{self._csms.url}/{quote(station_id, safe='')}"
 
-    async def connect(self, station_id: str) -> DirectClientConnection:
-        """One paced attempt. Raises CsmsUnavailable."""
+    async def connect(self, station_id: str, password: str | None = None) -> DirectClientConnection:
+        """One paced attempt (`password`: the station's BasicAuthPassword set by the CSMS, which wins
+        over the configured one). Raises CsmsUnavailable."""
         await self._pacer.wait_turn()
         headers: dict[str, str] = {}
         if self._csms.security_profile in (1, 2):
-            password = self._password_for(station_id)
+            configured = self._password_for(station_id)
+            if password is None and configured is not None:
+                password = configured.get_secret_value()
             if password is not None:
-                headers["Authorization"] = basic_auth_header(
-                    station_id, password.get_secret_value()
-                )
+                headers["Authorization"] = basic_auth_header(station_id, password)
         options: dict[str, Any] = {}
         if self._ssl is not None:
             options["ssl"] = self._ssl
@@ -143,10 +159,14 @@ class NorthLink:
         log: Any,
         *,
         rand: Callable[[], float] = random.random,
+        policy_of: Callable[[], BackoffPolicy] | None = None,
+        password_of: Callable[[], str | None] | None = None,
     ) -> None:
         self.station_id = station_id
         self._connector = connector
         self._policy = policy
+        self._policy_of = policy_of
+        self._password_of = password_of
         self._log = log
         self._rand = rand
         self.connections = 0  # successful connections so far, for tests and metrics
@@ -157,13 +177,15 @@ class NorthLink:
         first = True
         while True:
             if not first:
-                delay = self._policy.delay(attempt, self._rand())
+                policy = self._policy_of() if self._policy_of is not None else self._policy
+                delay = policy.delay(attempt, self._rand())
                 attempt += 1
                 self._log.info("csms.reconnect_wait", delay=round(delay, 3), attempt=attempt)
                 await asyncio.sleep(delay)
             first = False
             try:
-                connection = await self._connector.connect(self.station_id)
+                password = self._password_of() if self._password_of is not None else None
+                connection = await self._connector.connect(self.station_id, password)
             except CsmsUnavailable as exc:
                 self._log.warning("csms.connect_failed", reason=exc.reason, status=exc.status)
                 continue

@@ -28,7 +28,7 @@ from adapters.config import BridgeConfig, OcppStation
 from adapters.device_model_file import load_config_table
 from adapters.driver import CoreDriver
 from adapters.metrics import BridgeMetrics
-from adapters.north import CsmsConnector, NorthLink
+from adapters.north import CsmsConnector, NorthLink, owned_defaults
 from adapters.store import Store
 from adapters.trace import open_trace
 from adapters.ws_direct import DirectClientConnection, DirectServerConnection
@@ -68,6 +68,7 @@ def station16_settings(
         ),
         offline_grace=station.offline_grace,
         offline_authorize=station.offline_authorize,
+        owned=owned_defaults(config.csms),
     )
 
 
@@ -101,7 +102,14 @@ class TranslatedStation:
             config.csms.retry_backoff_random_range,
             config.csms.retry_backoff_repeat_times,
         )
-        self._link = NorthLink(station.id, connector, policy, logs[Side.NORTH])
+        self._link = NorthLink(
+            station.id,
+            connector,
+            policy,
+            logs[Side.NORTH],
+            policy_of=lambda: self.core.owned.backoff(),
+            password_of=lambda: self.core.owned.password,
+        )
         self._north_task: asyncio.Task[None] | None = None
         self._north: DirectClientConnection | None = None
 
