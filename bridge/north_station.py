@@ -16,10 +16,23 @@ Rules
 - The owner may send a BootNotification itself (`boot`, when the charger below rebooted): it goes at once
   and its answer updates the registration like the station's own.
 - Heartbeat (G02): the station's own, every `interval` of the accepted BootNotification while registered.
-- Connector status (G01): `report_status` keeps the newest status per (evse, connector) and sends a
-  StatusNotification when it differs from what the CSMS last got; after each registration every connector
-  whose status the CSMS does not have yet is sent, and after each accepted BootNotification every
-  connector's (B01.FR.05).
+- Connector status (G01, F06): `report_status` keeps the newest status per (evse, connector). A status
+  the CSMS has not acknowledged on this connection (CALLRESULT) is sent, and sent again until it is: a
+  CALLERROR is retried like an outbox entry (after `message_attempt_interval` × attempts, at most
+  `message_attempts` times), a lost connection sends it on the next one. A triggered status
+  (`triggered=True`, F06) is sent also when the CSMS has it; an unchanged, untriggered one changes
+  nothing, not even the stored timestamp (a later resend carries the time the status began). After each
+  registration every connector's status the CSMS does not have is sent, after each accepted
+  BootNotification every connector's (B01.FR.05).
+- One order, as things happened: statuses and outbox entries are numbered in one sequence
+  (`Outbox.take_seq`) and go one at a time, lowest number first, so a status never overtakes a
+  TransactionEvent queued before it (nor the reverse); an older status of the same connector is replaced,
+  keeping the newer one's place.
+- Late answers (`late_answer_wait`): a CALL unanswered at `call_timeout` stays outstanding and its late
+  answer is its answer; nothing is resent on a live connection. The owner's calls are reported failed
+  (TIMEOUT) at `call_timeout` so it can answer its charger, and may get the late answer after that. After
+  `late_answer_wait` more seconds without an answer the connection is given up (`Close`, and an outbox
+  entry counts one attempt); what was unconfirmed goes again on the next connection.
 - The CSMS connection's call queue is bounded (`max_queued_calls`): when it is full, `call` returns False,
   a heartbeat is skipped, and statuses and the outbox wait until the CSMS has caught up, so a slow CSMS
   never makes the station raise `QueueFull`.
@@ -41,19 +54,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bridge.effects import Effect, Persist, Report, Send, Side
+from bridge.effects import CLOSE_GOING_AWAY, Close, Effect, Persist, Report, Send, Side
 from bridge.errors import Fault, OcppVersion, OutboundPayloadInvalid
 from bridge.ocppj import CallError
 from bridge.outbox import Entry, Outbox
 from bridge.rpc import (
     CallFailed,
+    CallOverdue,
     CallReceived,
     Diagnostic,
     ErrorReceived,
+    FailureReason,
     MessageIdSource,
     ResultReceived,
     RpcEndpoint,
     RpcEvent,
+    Unresponsive,
 )
 from bridge.schema import PayloadKind, SchemaRegistry
 
@@ -69,6 +85,7 @@ class NorthSettings:
     outbox_max_bytes: int = 16 << 20
     boot_retry_interval: float = 60.0
     max_queued_calls: int = 100
+    late_answer_wait: float | None = 90.0  # None: a call fails at its timeout (and is retried)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +133,26 @@ OwnerEvent = (
 class _Own:
     """Context of the station's own calls (the owner's contexts are anything else)."""
 
-    def __init__(self, kind: str, entry: Entry | None = None) -> None:
+    def __init__(
+        self, kind: str, entry: Entry | None = None, status: _Status | None = None
+    ) -> None:
         self.kind = kind
         self.entry = entry
+        self.status = status
+
+
+@dataclass(slots=True, eq=False)
+class _Status:
+    """The newest status of one connector and its delivery."""
+
+    key: tuple[int, int]
+    status: str
+    timestamp: str
+    seq: int  # its place in the order of things (`Outbox.take_seq`)
+    forced: bool = False  # triggered (F06): sent even when the CSMS has this status
+    attempts: int = 0
+    not_before: float = 0.0
+    resend_reason: str | None = None
 
 
 class NorthStation:
@@ -144,6 +178,7 @@ class NorthStation:
             call_timeout=settings.call_timeout,
             max_queued=settings.max_queued_calls,
             online=False,
+            late_answer_wait=settings.late_answer_wait,
         )
         north = state.get(TABLE, {})
         self._identity: dict[str, Any] | None = north.get("identity")
@@ -162,8 +197,9 @@ class NorthStation:
         self._boot_due: float | None = None
         self._heartbeat_due: float | None = None
         self._rejected = False  # the CSMS's last answer to a BootNotification was Rejected
-        self._status: dict[tuple[int, int], tuple[str, str]] = {}  # newest (status, timestamp)
-        self._sent_status: dict[tuple[int, int], str] = {}  # what the CSMS has
+        self._status: dict[tuple[int, int], _Status] = {}  # the newest per connector
+        self._csms_has: dict[tuple[int, int], str] = {}  # acknowledged on this connection
+        self._status_in_flight: _Status | None = None
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -177,7 +213,7 @@ class NorthStation:
 
     def status_of(self, evse_id: int, connector_id: int = 1) -> str | None:
         entry = self._status.get((evse_id, connector_id))
-        return entry[0] if entry is not None else None
+        return entry.status if entry is not None else None
 
     def connectors(self) -> list[tuple[int, int]]:
         return sorted(self._status)
@@ -189,7 +225,7 @@ class NorthStation:
 
     def connection_made(self, now: float) -> list[OwnerEvent]:
         self._endpoint.go_online(now)
-        self._sent_status.clear()  # the CSMS may have forgotten anything across a reconnect
+        self._csms_has.clear()  # the CSMS may have forgotten anything across a reconnect
         if self.accepted_once:
             return self._became_registered(now, reconnect=True)
         self._boot_due = now if self._identity is not None else None
@@ -198,12 +234,20 @@ class NorthStation:
 
     def connection_lost(self, now: float) -> list[OwnerEvent]:
         events = self._owner_events(self._endpoint.go_offline(), now)
+        self._went_offline()
+        return events
+
+    def _went_offline(self) -> None:
         self.registered = False
         self._boot_in_flight = False
         self._boot_due = None
         self._heartbeat_due = None
         self.outbox.connection_lost()
-        return events
+        if self._status_in_flight is not None:
+            self._status_in_flight.resend_reason = (
+                self._status_in_flight.resend_reason or "reconnect"
+            )
+            self._status_in_flight = None
 
     # --- identity and registration ------------------------------------------------------------------
 
@@ -246,7 +290,7 @@ class NorthStation:
         if response.get("status") == "Accepted":
             self.heartbeat_interval = interval if interval > 0 else DEFAULT_HEARTBEAT
             self.accepted_once = True
-            self._sent_status.clear()  # B01.FR.05: every connector's status after an accepted boot
+            self._csms_has.clear()  # B01.FR.05: every connector's status after an accepted boot
             return answered + self._became_registered(now, reconnect=False)
         self.registered = False
         self._boot_due = now + (interval if interval > 0 else self.settings.boot_retry_interval)
@@ -255,8 +299,6 @@ class NorthStation:
     def _became_registered(self, now: float, *, reconnect: bool) -> list[OwnerEvent]:
         self.registered = True
         self._heartbeat_due = now + self.heartbeat_interval
-        for key in sorted(self._status):
-            self._send_status_if_new(key, now)
         self._tick(now)
         return [Registered(reconnect)]
 
@@ -295,25 +337,72 @@ class NorthStation:
         return entry.seq
 
     def report_status(
-        self, evse_id: int, connector_id: int, status: str, timestamp: str, now: float
+        self,
+        evse_id: int,
+        connector_id: int,
+        status: str,
+        timestamp: str,
+        now: float,
+        *,
+        triggered: bool = False,
     ) -> None:
+        """The connector's status now; `triggered`: asked for by the CSMS (F06), sent even if unchanged."""
         key = (evse_id, connector_id)
-        self._status[key] = (status, timestamp)
-        if self.registered:
-            self._send_status_if_new(key, now)
+        current = self._status.get(key)
+        if current is not None and current.status == status and not triggered:
+            return  # nothing happened: not even the time the status began changes
+        self._status[key] = _Status(key, status, timestamp, self.outbox.take_seq(), triggered)
+        self._tick(now)
 
-    def _send_status_if_new(self, key: tuple[int, int], now: float) -> None:
-        status, timestamp = self._status[key]
-        if self._sent_status.get(key) == status or not self._room():
-            return  # sent by `_tick` once the CSMS has caught up
-        self._sent_status[key] = status
+    def _due_status(self) -> _Status | None:
+        """The unacknowledged status that comes first in the order of things."""
+        best: _Status | None = None
+        for record in self._status.values():
+            if record is self._status_in_flight:
+                continue
+            if not record.forced and self._csms_has.get(record.key) == record.status:
+                continue
+            if best is None or record.seq < best.seq:
+                best = record
+        return best
+
+    def _next_in_order(self) -> Entry | _Status | None:
+        """What goes next toward the CSMS in the order of things, due or not; None while one is out."""
+        if self.outbox.in_flight is not None or self._status_in_flight is not None:
+            return None
+        head = self.outbox.head()
+        status = self._due_status()
+        if status is not None and (head is None or status.seq < head.seq):
+            return status
+        return head
+
+    def _send_status(self, record: _Status, now: float) -> None:
+        if record.resend_reason is not None:
+            self._report_resend("StatusNotification", record.resend_reason)
+            record.resend_reason = None
+        self._status_in_flight = record
         payload = {
-            "timestamp": timestamp,
-            "connectorStatus": status,
-            "evseId": key[0],
-            "connectorId": key[1],
+            "timestamp": record.timestamp,
+            "connectorStatus": record.status,
+            "evseId": record.key[0],
+            "connectorId": record.key[1],
         }
-        self._endpoint.call("StatusNotification", payload, now, context=_Own("status"))
+        self._endpoint.call(
+            "StatusNotification", payload, now, context=_Own("status", status=record)
+        )
+
+    def _report_resend(self, action: str, reason: str) -> None:
+        self._effects.append(
+            Report(
+                Side.NORTH,
+                Diagnostic(
+                    "resend",
+                    f"{action} sent again ({reason})",
+                    action=action,
+                    fields={"reason": reason},
+                ),
+            )
+        )
 
     # --- answering the CSMS ------------------------------------------------------------------------
 
@@ -354,8 +443,9 @@ class NorthStation:
             if due is not None and (best is None or due < best):
                 best = due
             if self._room():
-                due = self.outbox.next_deadline()
-                if due is not None and (best is None or due < best):
+                following = self._next_in_order()
+                due = following.not_before if following is not None else None
+                if due is not None and due > 0 and (best is None or due < best):
                     best = due
         return best
 
@@ -381,14 +471,20 @@ class NorthStation:
             self._heartbeat_due = now + self.heartbeat_interval
             if self._room():  # else skipped: the CSMS has plenty of messages from this station
                 self._endpoint.call("Heartbeat", {}, now, context=_Own("heartbeat"))
-        for key in sorted(self._status):  # statuses that had to wait for room
-            self._send_status_if_new(key, now)
-        entry = self.outbox.ready(now) if self._room() else None
-        if entry is not None:
-            self.outbox.sent(entry)
-            self._endpoint.call(
-                entry.action, entry.payload, now, context=_Own("outbox", entry), validated=True
-            )
+        following = self._next_in_order() if self._room() else None
+        if following is None or following.not_before > now:
+            return
+        if isinstance(following, _Status):
+            self._send_status(following, now)
+            return
+        entry = following
+        if entry.resend_reason is not None:
+            self._report_resend(entry.action, entry.resend_reason)
+            entry.resend_reason = None
+        self.outbox.sent(entry)
+        self._endpoint.call(
+            entry.action, entry.payload, now, context=_Own("outbox", entry), validated=True
+        )
 
     def _room(self) -> bool:
         return self._endpoint.queued < self.settings.max_queued_calls
@@ -398,6 +494,13 @@ class NorthStation:
         for event in events:
             if isinstance(event, Diagnostic):
                 self._effects.append(Report(Side.NORTH, event))
+            elif isinstance(event, Unresponsive):
+                out.extend(self._unresponsive(event, now))
+            elif isinstance(event, CallOverdue):
+                if not isinstance(event.request.context, _Own):
+                    # The owner answers its charger now; the late answer may still come.
+                    failed = CallFailed(event.request, FailureReason.TIMEOUT, "no answer in time")
+                    out.append(failed)
             elif isinstance(event, CallReceived) and self._rejected:
                 self._endpoint.reply_error(
                     event.call.message_id,
@@ -414,9 +517,33 @@ class NorthStation:
                 out.append(event)
         return out
 
+    def _unresponsive(self, event: Unresponsive, now: float) -> list[OwnerEvent]:
+        """The CSMS left a call unanswered too long: give the connection up; the next one resends."""
+        self._effects.append(
+            Report(
+                Side.NORTH,
+                Diagnostic(
+                    "csms-unresponsive",
+                    f"{event.detail}: closing the connection",
+                    message_id=event.request.message_id,
+                    action=event.request.action,
+                ),
+            )
+        )
+        self._effects.append(Close(Side.NORTH, CLOSE_GOING_AWAY, event.detail[:120]))
+        out: list[OwnerEvent] = []
+        own = event.request.context
+        if isinstance(own, _Own) and own.kind in ("outbox", "status"):
+            # No answer at all counts as an attempt (E13.FR.02); it goes again on the next connection.
+            out.extend(self._own_failed(own, "unanswered", event.detail, now))
+        self._went_offline()
+        return out
+
     def _own_answer(
         self, event: ResultReceived | ErrorReceived | CallFailed, own: _Own, now: float
     ) -> list[OwnerEvent]:
+        if own.kind == "status" and own.status is not None:
+            return self._status_answer(event, own.status, now)
         if own.kind == "boot":
             if isinstance(event, ResultReceived):
                 return self._boot_answered(event.payload, now)
@@ -430,15 +557,54 @@ class NorthStation:
         if isinstance(event, ResultReceived):
             self._effects.append(self.outbox.delivered(entry))
             return [Delivered(entry.action, entry.payload, event.payload, entry.seq)]
-        if isinstance(event, CallFailed) and event.reason.value == "connection-lost":
-            self.outbox.connection_lost()
+        if isinstance(event, CallFailed) and event.reason is FailureReason.CONNECTION_LOST:
+            if self.outbox.in_flight is entry:
+                self.outbox.connection_lost()
             return []
-        why = (
-            f"CALLERROR {event.error.code}: {event.error.description}"
-            if isinstance(event, ErrorReceived)
-            else event.detail
-        )
-        removed = self.outbox.failed(entry, now)
+        return self._own_failed(own, *_failure(event), now)
+
+    def _status_answer(
+        self, event: ResultReceived | ErrorReceived | CallFailed, record: _Status, now: float
+    ) -> list[OwnerEvent]:
+        if self._status_in_flight is record:
+            self._status_in_flight = None
+        if isinstance(event, ResultReceived):
+            self._csms_has[record.key] = record.status
+            record.forced = False
+            return []
+        if isinstance(event, CallFailed) and event.reason is FailureReason.CONNECTION_LOST:
+            record.resend_reason = record.resend_reason or "reconnect"
+            return []
+        return self._own_failed(_Own("status", status=record), *_failure(event), now)
+
+    def _own_failed(self, own: _Own, reason: str, why: str, now: float) -> list[OwnerEvent]:
+        """An outbox entry or a status the CSMS did not take: retried later, or given up."""
+        record = own.status
+        if record is not None:
+            if self._status_in_flight is record:
+                self._status_in_flight = None
+            record.attempts += 1
+            record.resend_reason = reason
+            if record.attempts < self.outbox.message_attempts:
+                record.not_before = now + self.outbox.attempt_interval * record.attempts
+                return []
+            self._csms_has[record.key] = record.status  # given up: not sent again on this link
+            record.forced = False
+            self._effects.append(
+                Report(
+                    Side.NORTH,
+                    Diagnostic(
+                        "status-gave-up",
+                        f"StatusNotification {record.status} of EVSE {record.key[0]} not taken"
+                        f" after {record.attempts} attempts: {why}",
+                        action="StatusNotification",
+                    ),
+                )
+            )
+            return []
+        entry = own.entry
+        assert entry is not None
+        removed = self.outbox.failed(entry, now, reason)
         if removed is None:
             self._effects.append(
                 Report(
@@ -466,6 +632,15 @@ class NorthStation:
             )
         )
         return [GaveUp(entry.action, entry.payload, why, entry.seq)]
+
+
+def _failure(event: ResultReceived | ErrorReceived | CallFailed) -> tuple[str, str]:
+    """(resend reason, why) of a failed attempt."""
+    if isinstance(event, ErrorReceived):
+        return "callerror", f"CALLERROR {event.error.code}: {event.error.description}"
+    if isinstance(event, CallFailed):
+        return event.reason.value, event.detail
+    return "callerror", "unexpected answer"
 
 
 def _identify(entry: Entry) -> dict[str, Any]:

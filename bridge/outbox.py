@@ -14,6 +14,11 @@ Rules
   Updated, MeterValues outside a transaction) are dropped, every other one from the oldest (E04.FR.07/08);
   Started, Ended and notifications never are: the queue then goes over its bound rather than lose a
   billing event.
+- The numbers are also the station's order of things: `take_seq` numbers a message that is not queued here
+  (a connector status) in the same sequence, so its sender can keep it behind the entries added before
+  it. Such numbers leave gaps in the keys, which only need to be ordered.
+- An entry that goes again after an attempt that got no answer it could use carries `resend_reason`
+  (reconnect, callerror, timeout, unanswered) until it is sent.
 - Durable state: table `outbox`, key = the zero-padded sequence number (so key order is delivery order),
   value = {action, payload}.
 """
@@ -55,6 +60,7 @@ class Entry:
     queued_at: float
     attempts: int = 0
     not_before: float = 0.0
+    resend_reason: str | None = None  # why it goes again, when it does
 
     @property
     def key(self) -> str:
@@ -112,6 +118,15 @@ class Outbox:
     def has_transaction_events(self) -> bool:
         return any(entry.action == "TransactionEvent" for entry in self._entries)
 
+    def take_seq(self) -> int:
+        """A number in the order of things for a message kept elsewhere (not made durable)."""
+        seq = self._next_seq
+        self._next_seq += 1
+        return seq
+
+    def head(self) -> Entry | None:
+        return self._entries[0] if self._entries else None
+
     def add(self, action: str, payload: dict[str, Any], now: float) -> tuple[Entry, list[Persist]]:
         entry = Entry(self._next_seq, action, payload, 0, now)
         self._next_seq += 1
@@ -141,6 +156,8 @@ class Outbox:
         return changes
 
     def _remove(self, entry: Entry) -> Persist:
+        if entry not in self._entries:  # dropped or given up meanwhile: its deletion is repeated
+            return Persist(TABLE, entry.key, None)
         self._entries.remove(entry)
         self._bytes -= entry.size
         if entry is self.in_flight:
@@ -166,14 +183,18 @@ class Outbox:
     def delivered(self, entry: Entry) -> Persist:
         return self._remove(entry)
 
-    def failed(self, entry: Entry, now: float) -> Persist | None:
-        """A CALLERROR or a timeout. Returns the deletion when the entry is given up."""
-        self.in_flight = None
+    def failed(self, entry: Entry, now: float, reason: str = "callerror") -> Persist | None:
+        """A CALLERROR or no answer. Returns the deletion when the entry is given up."""
+        if self.in_flight is entry:
+            self.in_flight = None
         entry.attempts += 1
+        entry.resend_reason = reason
         if entry.attempts >= self.message_attempts:
             return self._remove(entry)
         entry.not_before = now + self.attempt_interval * entry.attempts
         return None
 
     def connection_lost(self) -> None:
+        if self.in_flight is not None:
+            self.in_flight.resend_reason = self.in_flight.resend_reason or "reconnect"
         self.in_flight = None

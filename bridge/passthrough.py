@@ -10,6 +10,11 @@ Rules
 - A forwarded CALL that fails on the far side is answered truthfully: a CALLERROR from the far peer is
   forwarded as is; a timeout, an invalid answer or a lost connection becomes `InternalError` with the
   reason in the description.
+- While the CSMS connection is up, the bridge never answers a charger's CALL on the CSMS's behalf: a CALL
+  the CSMS has not answered within `csms_call_timeout` stays outstanding (`late_answer_wait`) and its late
+  answer is forwarded whenever it comes (answering InternalError made the charger resend, and the CSMS
+  processed both). When the CSMS has not answered for `late_answer_wait` more seconds, its connection is
+  given up: both connections are closed, as when the CSMS connection is lost.
 - Connections follow each other (part 4 §6.3): when the charger's connection goes, the CSMS connection is
   closed, so the CSMS sees the station offline; when the CSMS connection goes, the charger's is closed, so
   the charger queues its messages as it would with a direct link.
@@ -29,6 +34,7 @@ from bridge.effects import (
 from bridge.errors import Fault, OcppVersion, QueueFull
 from bridge.rpc import (
     CallFailed,
+    CallOverdue,
     CallReceived,
     Diagnostic,
     ErrorReceived,
@@ -36,6 +42,7 @@ from bridge.rpc import (
     ResultReceived,
     RpcEndpoint,
     RpcEvent,
+    Unresponsive,
 )
 from bridge.schema import SchemaRegistry
 
@@ -52,6 +59,7 @@ class PassThroughStation:
         csms_call_timeout: float,
         charger_call_timeout: float,
         max_queued: int = 100,
+        late_answer_wait: float | None = None,
     ) -> None:
         self.station_id = station_id
         self._endpoints = {
@@ -68,6 +76,7 @@ class PassThroughStation:
                 new_message_id,
                 call_timeout=csms_call_timeout,
                 max_queued=max_queued,
+                late_answer_wait=late_answer_wait,
             ),
         }
         self._south = self._endpoints[Side.SOUTH]
@@ -89,8 +98,12 @@ class PassThroughStation:
 
     def handle_timer(self, now: float) -> None:
         for side, endpoint in self._endpoints.items():
+            given_up = False
             for event in endpoint.handle_timer(now):
+                given_up = given_up or isinstance(event, Unresponsive)
                 self._route(side, event, now)
+            if given_up:
+                self._follow(side, "not answering", now)
         self._collect_frames()
 
     def next_deadline(self) -> float | None:
@@ -107,6 +120,10 @@ class PassThroughStation:
             return
         for event in endpoint.go_offline():
             self._route(side, event, now)
+        self._follow(side, "connection lost", now)
+
+    def _follow(self, side: Side, why: str, now: float) -> None:
+        """`side`'s endpoint went offline: the other connection follows (part 4 §6.3)."""
         other = side.other
         if self._endpoints[other].online:
             for event in self._endpoints[other].go_offline():
@@ -117,9 +134,7 @@ class PassThroughStation:
                     Close(Side.NORTH, CLOSE_GOING_AWAY, "charging station disconnected")
                 )
             else:
-                self._effects.append(
-                    Close(Side.SOUTH, CLOSE_TRY_AGAIN_LATER, "CSMS connection lost")
-                )
+                self._effects.append(Close(Side.SOUTH, CLOSE_TRY_AGAIN_LATER, f"CSMS {why}"))
 
     def effects(self) -> list[Effect]:
         effects, self._effects = self._effects, []
@@ -149,6 +164,22 @@ class PassThroughStation:
         if isinstance(event, Diagnostic):
             self._effects.append(Report(side, event))
             return
+        if isinstance(event, CallOverdue):
+            return  # still outstanding: its answer is forwarded whenever it comes
+        if isinstance(event, Unresponsive):
+            self._effects.append(
+                Report(
+                    side,
+                    Diagnostic(
+                        "peer-unresponsive",
+                        f"{event.detail}: closing the connection",
+                        message_id=event.request.message_id,
+                        action=event.request.action,
+                    ),
+                )
+            )
+            self._effects.append(Close(side, CLOSE_GOING_AWAY, event.detail[:120]))
+            return  # its calls follow as CallFailed (connection lost), answered then
         original_id: str = event.request.context
         if not there.is_awaiting(original_id):
             self._effects.append(

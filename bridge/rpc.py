@@ -8,6 +8,13 @@ Rules
   of the table in `bridge.errors` and never reach the owner; they surface as `Diagnostic` events.
 - At most one of our CALLs is outstanding (OCPP-J 1.6 §4.1.1, 2.0.1 part 4 §4.1.1). Further calls wait in
   FIFO order and are sent when the outstanding one is answered, fails or times out.
+- A late answer on a live link is still the answer (`late_answer_wait`, when given): at the call timeout the
+  CALL is reported `CallOverdue` and stays outstanding; an answer that comes later is matched to it as
+  usual (with a "late-answer" diagnostic), and nothing is resent on this connection. Only when no answer
+  came for `late_answer_wait` more seconds is the connection given up: `Unresponsive`, then the endpoint
+  goes offline as with `go_offline` (the owner closes the connection; resending is for the next one).
+  Without `late_answer_wait`, the call fails at its timeout (`CallFailed` TIMEOUT) and a later answer is
+  dropped as a "late-response" diagnostic.
 - Every CALL gets a fresh message id from the injected generator at the moment it is sent, so a retry of the
   same payload never reuses an id (2.0.1 part 4 §4.1.4).
 - A CALLRESULT or CALLERROR is matched to the outstanding CALL by message id only. Anything else (a late
@@ -65,6 +72,7 @@ class PendingCall:
     context: Any = None  # opaque to the endpoint: whatever the owner needs when the answer comes
     message_id: str = ""  # assigned when the call is sent
     deadline: float = 0.0
+    overdue: bool = False  # its call timeout passed; it is still outstanding (late_answer_wait)
 
 
 class FailureReason(enum.Enum):
@@ -104,6 +112,22 @@ class CallFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class CallOverdue:
+    """No answer within the call timeout; the call stays outstanding and a late answer is its answer."""
+
+    request: PendingCall
+
+
+@dataclass(frozen=True, slots=True)
+class Unresponsive:
+    """The outstanding call went unanswered for call timeout + late_answer_wait. The endpoint is now
+    offline (its calls follow as `CallFailed` CONNECTION_LOST); the owner must close the connection."""
+
+    request: PendingCall
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Diagnostic:
     """Something worth a log line and a counter; never an exception."""
 
@@ -114,7 +138,15 @@ class Diagnostic:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-RpcEvent = CallReceived | ResultReceived | ErrorReceived | CallFailed | Diagnostic
+RpcEvent = (
+    CallReceived
+    | ResultReceived
+    | ErrorReceived
+    | CallFailed
+    | CallOverdue
+    | Unresponsive
+    | Diagnostic
+)
 
 
 class RpcEndpoint:
@@ -127,11 +159,13 @@ class RpcEndpoint:
         call_timeout: float,
         max_queued: int = 100,
         online: bool = True,
+        late_answer_wait: float | None = None,
     ) -> None:
         self.version = version
         self._schemas = schemas
         self._new_message_id = new_message_id
         self._call_timeout = call_timeout
+        self._late_answer_wait = late_answer_wait
         self._max_queued = max_queued
         self._online = online
         # Lists rather than deques: an empty deque costs 624 bytes, and these stay short or empty
@@ -244,6 +278,15 @@ class RpcEndpoint:
             ]
         self._outstanding = None
         events: list[RpcEvent] = []
+        if request.overdue:
+            events.append(
+                Diagnostic(
+                    "late-answer",
+                    f"answer after the {self._call_timeout:g} s call timeout, taken as the answer",
+                    message_id=request.message_id,
+                    action=request.action,
+                )
+            )
         if isinstance(answer, CallResult):
             violation = self._schemas.check(
                 self.version, request.action, PayloadKind.RESPONSE, answer.payload
@@ -334,6 +377,18 @@ class RpcEndpoint:
         request = self._outstanding
         if request is None or now < request.deadline:
             return []
+        if self._late_answer_wait is not None:
+            if not request.overdue:
+                request.overdue = True
+                request.deadline += (
+                    self._late_answer_wait
+                )  # from the call timeout, not when noticed
+                return [CallOverdue(request)]
+            waited = self._call_timeout + self._late_answer_wait
+            given_up: list[RpcEvent] = [
+                Unresponsive(request, f"no answer to {request.action} within {waited:g} s")
+            ]
+            return given_up + self.go_offline()
         self._outstanding = None
         self._timed_out.append(request.message_id)
         if len(self._timed_out) > _REMEMBERED_TIMEOUTS:

@@ -25,6 +25,9 @@ Rules
 - Reset OnIdle while a transaction runs is answered Scheduled; the Soft reset is sent to the charger when
   the last transaction has ended (`meta` key `deferred_reset`).
 - Heartbeats from the charger are answered here; the CSMS gets the NorthStation's own.
+- A StatusNotification the CSMS asked for (TriggerMessage StatusNotification, F06) is forwarded even when
+  the status did not change: the charger's next StatusNotification of each connector the trigger named
+  (every connector without an EVSE), until the charger's call timeout has passed.
 - When the charger's connection is gone for `offline_grace` seconds its connectors are reported
   Unavailable; when it comes back the bridge asks it for its statuses (TriggerMessage StatusNotification).
 - Every CSMS request gets an answer: translated, answered from bridge state, or a truthful NotSupported
@@ -209,6 +212,11 @@ class Station16:
         self._held_boot_due: float | None = None
         self._pending_tags: dict[str, str] = {}  # Authorize call id → idTag, for the answer
         self._pending_reports: list[Payload] = []  # NotifyReport parts, sent after the response
+        # A StatusNotification trigger of the CSMS's: connectors (None: all) whose next status is
+        # forwarded even when unchanged, until `_triggered_due`; those already seen.
+        self._triggered: set[int] | None = set()
+        self._triggered_seen: set[int] = set()
+        self._triggered_due = 0.0
         boot16 = self._meta.get("boot16")
         self._identity_variables = (
             station.boot_identity_variables(boot16) if isinstance(boot16, dict) else []
@@ -365,8 +373,9 @@ class Station16:
                 self._effects.append(Report(Side.SOUTH, event))
             elif isinstance(event, CallReceived):
                 self._charger_call(event, now)
-            else:
+            elif isinstance(event, ResultReceived | ErrorReceived | CallFailed):
                 self._charger_answer(event, now)
+            # (CallOverdue and Unresponsive: the charger's endpoint has no late_answer_wait)
 
     def _charger_call(self, event: CallReceived, now: float) -> None:
         call = event.call
@@ -452,23 +461,41 @@ class Station16:
 
     # --- StatusNotification --------------------------------------------------------------------------
 
+    def _was_triggered(self, connector_id: int, now: float) -> bool:
+        """Whether this StatusNotification answers the CSMS's TriggerMessage (F06)."""
+        wanted = self._triggered
+        if now > self._triggered_due or connector_id in self._triggered_seen:
+            return False
+        if wanted is not None and connector_id not in wanted:
+            return False
+        self._triggered_seen.add(connector_id)
+        return True
+
     def _on_status(self, message_id: str, request: Payload, now: float) -> None:
         connector_id = request["connectorId"]
         stamp = self._timestamp(request.get("timestamp"), "StatusNotification")
         status = request["status"]
+        triggered = self._was_triggered(connector_id, now)
         self._error_events(connector_id, request, stamp, now)
         if connector_id == 0:
             self._station_status = status
             statuses = {c: s for c, s in self._connector_status.items()} or {}
             for payload in station.station_status_requests(status, statuses, stamp):
                 self.north.report_status(
-                    payload["evseId"], 1, payload["connectorStatus"], stamp, now
+                    payload["evseId"],
+                    1,
+                    payload["connectorStatus"],
+                    stamp,
+                    now,
+                    triggered=triggered and payload["evseId"] not in self._triggered_seen,
                 )
         else:
             self._connector_status[connector_id] = status
             effective = station.effective_status(self._station_status, status)
             payload = station.status_notification_request(connector_id, effective, stamp)
-            self.north.report_status(connector_id, 1, payload["connectorStatus"], stamp, now)
+            self.north.report_status(
+                connector_id, 1, payload["connectorStatus"], stamp, now, triggered=triggered
+            )
             self._charging_state(connector_id, status, stamp, now)
             if status in ("Faulted", "Unavailable"):
                 self._reservations_removed(connector_id, now)
@@ -1130,6 +1157,11 @@ class Station16:
             self.north.reply(message_id, outcome.response)
             self.north.call("Heartbeat", {}, now, context=None)
             return
+        if isinstance(outcome, Forward) and request["requestedMessage"] == "StatusNotification":
+            evse = request.get("evse")
+            self._triggered = {evse["id"]} if isinstance(evse, dict) else None
+            self._triggered_seen = set()
+            self._triggered_due = now + self.settings.charger_call_timeout
         self._run(
             message_id,
             "TriggerMessage",

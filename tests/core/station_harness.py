@@ -261,6 +261,9 @@ class Bench:
                 self.closes.append(effect)
         if crashed:
             self.restart()
+        for effect in done:  # the adapter closes the connection; the core hears of its end
+            if isinstance(effect, Close) and self.online[effect.side]:
+                frames += self.disconnect(effect.side)
         return frames
 
     def _sent(self, send: Send) -> Frame:

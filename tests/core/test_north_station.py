@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge.effects import Effect, Persist, Report, Send, Side
+from bridge.effects import Close, Effect, Persist, Report, Send, Side
 from bridge.errors import OcppVersion, OutboundPayloadInvalid
 from bridge.north_station import (
     DEFAULT_HEARTBEAT,
@@ -59,6 +59,7 @@ class Bench:
         self.answers: list[list[Any]] = []  # every CALLRESULT / CALLERROR sent
         self.events: list[OwnerEvent] = []
         self.reports: list[Report] = []
+        self.closes: list[Close] = []
         self.station = self._build()
 
     def _build(self) -> NorthStation:
@@ -89,6 +90,8 @@ class Bench:
                     rows[effect.key] = json.loads(json.dumps(effect.value))
             elif isinstance(effect, Report):
                 self.reports.append(effect)
+            elif isinstance(effect, Close):
+                self.closes.append(effect)
             else:
                 assert isinstance(effect, Send) and effect.side is Side.NORTH
                 frame = json.loads(effect.frame)
@@ -353,6 +356,100 @@ def test_g01_unchanged_status_is_not_sent_twice() -> None:
     assert bench.station.status_of(1) == "Available" and bench.station.connectors() == [(1, 1)]
 
 
+def test_e04_statuses_never_overtake_queued_transaction_events() -> None:
+    """Issue 16 item 3: after an outage the current Available went out before the queued Updated and
+    Ended of the transaction that had ended."""
+    bench = Bench(with_identity())
+    bench.registered()
+    bench.station.report_status(1, 1, "Occupied", NOW, bench.now)
+    bench.answer({})
+    bench.disconnect()
+    bench.station.enqueue("TransactionEvent", started(seq_no=1, kind="Updated"), bench.now)
+    bench.station.enqueue("TransactionEvent", started(seq_no=2, kind="Ended"), bench.now)
+    bench.station.report_status(1, 1, "Available", NOW, bench.now)
+    bench.connect()
+    for _ in range(3):
+        bench.answer({})
+    sent = [(a, p.get("eventType") or p.get("connectorStatus")) for _, a, p in bench.calls[2:]]
+    assert sent == [
+        ("TransactionEvent", "Updated"),
+        ("TransactionEvent", "Ended"),
+        ("StatusNotification", "Available"),
+    ]
+
+
+def test_e04_a_transaction_event_never_overtakes_a_status_reported_before_it() -> None:
+    bench = Bench(with_identity())
+    bench.registered()
+    bench.station.enqueue("TransactionEvent", started(seq_no=0), bench.now)
+    bench.station.report_status(1, 1, "Occupied", NOW, bench.now)
+    bench.station.enqueue("TransactionEvent", started(seq_no=1, kind="Updated"), bench.now)
+    for _ in range(3):
+        bench.answer({})
+    assert bench.actions()[1:] == ["TransactionEvent", "StatusNotification", "TransactionEvent"]
+
+
+def test_g01_the_latest_status_is_delivered_until_acknowledged() -> None:
+    """Issue 16 item 4: a StatusNotification that went unanswered was dropped; the CSMS showed
+    Occupied for good."""
+    settings = NorthSettings(call_timeout=30, late_answer_wait=90, message_attempt_interval=10)
+    bench = Bench(with_identity(), settings=settings)
+    bench.registered()
+    bench.station.report_status(1, 1, "Occupied", NOW, bench.now)
+    bench.answer({})
+    bench.station.report_status(1, 1, "Available", NOW, bench.now)
+    bench.drain()
+    bench.at(30)
+    bench.at(120)  # never answered: the connection is given up
+    bench.disconnect()
+    bench.connect()
+    bench.at(130)  # the unanswered attempt counted: again after the attempt interval
+    bench.drain()
+    assert [p["connectorStatus"] for _, a, p in bench.calls if a == "StatusNotification"] == [
+        "Occupied",
+        "Available",
+        "Available",
+    ]
+    # a CALLERROR is retried after the attempt interval, until the CSMS takes it
+    message_id, _, _ = bench.last_call()
+    bench.receive([4, message_id, "InternalError", "restarting", {}])
+    bench.at(bench.now + 30)
+    assert bench.actions().count("StatusNotification") == 4
+    bench.answer({})
+    bench.at(bench.now + 600)
+    assert bench.actions().count("StatusNotification") == 4
+
+
+def test_f06_a_triggered_status_is_sent_also_when_unchanged_with_its_own_timestamp() -> None:
+    """Issue 16 item 5: a triggered StatusNotification was swallowed when the status had not changed."""
+    later = "2026-01-01T00:10:00Z"
+    bench = Bench(with_identity())
+    bench.registered()
+    bench.station.report_status(1, 1, "Available", NOW, bench.now)
+    bench.answer({})
+    bench.station.report_status(1, 1, "Available", later, bench.now)  # not triggered: nothing
+    assert bench.actions().count("StatusNotification") == 1
+    bench.station.report_status(1, 1, "Available", later, bench.now, triggered=True)
+    _, action, payload = bench.last_call()
+    assert (action, payload["connectorStatus"], payload["timestamp"]) == (
+        "StatusNotification",
+        "Available",
+        later,
+    )
+
+
+def test_g01_an_unchanged_status_keeps_the_time_it_began() -> None:
+    bench = Bench(with_identity())
+    bench.registered()
+    bench.station.report_status(1, 1, "Available", NOW, bench.now)
+    bench.answer({})
+    bench.station.report_status(1, 1, "Available", "2026-01-01T00:10:00Z", bench.now)
+    bench.disconnect()
+    bench.connect()
+    _, action, payload = bench.last_call()
+    assert (action, payload["timestamp"]) == ("StatusNotification", NOW)
+
+
 # --- G02 heartbeat ------------------------------------------------------------------------------------
 
 
@@ -448,8 +545,55 @@ def test_e13_callerror_retried_after_interval_then_given_up() -> None:
     assert len(bench.store[OUTBOX]) == 1
 
 
-def test_e13_a_timeout_is_an_attempt() -> None:
-    settings = NorthSettings(call_timeout=30, message_attempts=2, message_attempt_interval=10)
+def test_e13_a_late_answer_on_a_live_link_is_the_answer_and_nothing_is_resent() -> None:
+    """Issue 16 item 1: the CSMS answered seqNo 5 54 ms after the call timeout; the bridge had resent it
+    on the same connection, and the CSMS stored it twice."""
+    settings = NorthSettings(call_timeout=30, message_attempts=3, message_attempt_interval=10)
+    bench = Bench(with_identity(), settings=settings)
+    bench.registered()
+    bench.station.enqueue("TransactionEvent", started(seq_no=5), bench.now)
+    first, _, _ = bench.last_call()
+    bench.at(30)  # the call timeout passes: the call stays outstanding
+    bench.at(60)  # a 60 s stall: still nothing resent
+    assert bench.actions().count("TransactionEvent") == 1
+    bench.now = 60.054
+    events = bench.receive([3, first, {}])
+    assert [type(e) for e in events] == [Delivered]
+    bench.at(600)
+    assert bench.actions().count("TransactionEvent") == 1
+    assert len(bench.store[OUTBOX]) == 0
+    kinds = [r.diagnostic.kind for r in bench.reports]
+    assert "late-answer" in kinds and "resend" not in kinds and bench.closes == []
+
+
+def test_e13_no_answer_at_all_gives_the_connection_up_and_resends_on_the_next() -> None:
+    settings = NorthSettings(
+        call_timeout=30, late_answer_wait=90, message_attempts=2, message_attempt_interval=10
+    )
+    bench = Bench(with_identity(), settings=settings)
+    bench.registered()
+    bench.station.enqueue("TransactionEvent", started(), bench.now)
+    bench.drain()
+    bench.at(119)
+    assert bench.closes == []
+    bench.at(120)  # call timeout + late_answer_wait: the connection is given up
+    bench.drain()
+    assert [c.side for c in bench.closes] == [Side.NORTH]
+    assert not bench.station.online and not bench.station.registered
+    assert bench.station.outbox._entries[0].attempts == 1  # no answer at all is an attempt (E13)
+    bench.disconnect()  # the adapter closed it
+    bench.connect()  # a new connection: registered again, the entry goes after its interval
+    bench.at(130)
+    assert bench.actions().count("TransactionEvent") == 2
+    resends = [r.diagnostic for r in bench.reports if r.diagnostic.kind == "resend"]
+    assert [d.fields["reason"] for d in resends] == ["unanswered"]
+    assert "csms-unresponsive" in [r.diagnostic.kind for r in bench.reports]
+
+
+def test_e13_without_late_answer_wait_a_timeout_is_an_attempt() -> None:
+    settings = NorthSettings(
+        call_timeout=30, message_attempts=2, message_attempt_interval=10, late_answer_wait=None
+    )
     bench = Bench(with_identity(), settings=settings)
     bench.registered()
     bench.station.enqueue("TransactionEvent", started(), bench.now)
@@ -460,6 +604,17 @@ def test_e13_a_timeout_is_an_attempt() -> None:
     assert bench.actions().count("TransactionEvent") == 2
     events = bench.at(70)
     assert [type(e) for e in events] == [GaveUp]
+
+
+def test_e13_the_owners_call_is_failed_at_its_timeout_and_gets_its_late_answer() -> None:
+    bench = Bench(with_identity())
+    bench.registered()
+    bench.station.call("Authorize", {"idToken": {"idToken": "A", "type": "ISO14443"}}, 0, "ctx")
+    message_id, _, _ = bench.last_call()
+    events = bench.at(30)
+    assert [(type(e), e.request.context) for e in events] == [(CallFailed, "ctx")]
+    events = bench.receive([3, message_id, ANSWERS["Authorize"]])
+    assert [(type(e), e.request.context) for e in events] == [(ResultReceived, "ctx")]
 
 
 def test_e12_connection_loss_is_not_an_attempt() -> None:

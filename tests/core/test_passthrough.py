@@ -64,6 +64,58 @@ class TestB06GetVariablesFromTheCsms:
         assert sent(station) == [(NORTH, [3, "csms-7", answer])]
 
 
+class TestLateAnswersFromALiveCsms:
+    """Issue 16 item 1: the bridge answered the charger InternalError at the CSMS's call timeout; the
+    charger resent its CALL and the CSMS processed both."""
+
+    @pytest.fixture
+    def station(self, schemas: OfficialSchemas, ids: Callable[[], str]) -> PassThroughStation:
+        return PassThroughStation(
+            "CS1",
+            schemas,
+            ids,
+            csms_call_timeout=30.0,
+            charger_call_timeout=20.0,
+            late_answer_wait=90.0,
+        )
+
+    def test_e02_a_late_answer_is_forwarded_and_the_charger_is_never_answered_for_the_csms(
+        self, station
+    ) -> None:
+        event = {
+            "eventType": "Updated",
+            "timestamp": "2026-11-22T10:00:00Z",
+            "triggerReason": "MeterValuePeriodic",
+            "seqNo": 5,
+            "transactionInfo": {"transactionId": "T1"},
+        }
+        feed(station, SOUTH, [2, "cs-1", "TransactionEvent", event])
+        assert sent(station) == [(NORTH, [2, "b1", "TransactionEvent", event])]
+        station.handle_timer(30.0)
+        station.handle_timer(60.0)
+        assert sent(station) == []  # no InternalError for the charger, nothing sent again
+        feed(station, NORTH, [3, "b1", {}], now=60.054)
+        assert sent(station) == [(SOUTH, [3, "cs-1", {}])]
+
+    def test_a_csms_that_never_answers_has_both_connections_closed(self, station) -> None:
+        feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}])
+        station.effects()
+        station.handle_timer(30.0)
+        assert station.next_deadline() == 120.0
+        station.handle_timer(120.0)
+        effects = station.effects()
+        assert [(e.side, e.code) for e in effects if isinstance(e, Close)] == [
+            (NORTH, 1001),
+            (SOUTH, 1013),
+        ]
+        assert not [e for e in effects if isinstance(e, Send)]  # not answered for the CSMS
+        kinds = [e.diagnostic.kind for e in effects if isinstance(e, Report)]
+        assert "peer-unresponsive" in kinds
+        station.connection_lost(NORTH, 121.0)  # the adapter reports the ends: nothing more
+        station.connection_lost(SOUTH, 121.0)
+        assert station.effects() == []
+
+
 class TestErrorsTravelTruthfully:
     def test_callerror_from_the_csms_is_forwarded(self, station) -> None:
         feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}])
@@ -77,7 +129,7 @@ class TestErrorsTravelTruthfully:
         feed(station, SOUTH, [4, "b1", "FormationViolation", "1.6 habits", {}])
         assert sent(station) == [(NORTH, [4, "c", "FormatViolation", "1.6 habits", {}])]
 
-    def test_csms_timeout_becomes_internal_error_for_the_charger(self, station) -> None:
+    def test_csms_timeout_without_late_answer_wait_becomes_internal_error(self, station) -> None:
         feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}], now=0.0)
         station.effects()
         assert station.next_deadline() == 30.0
