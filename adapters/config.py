@@ -142,7 +142,19 @@ class CsmsSection(_Section):
     ca_file: Path | None = Field(None, description="CA bundle that signs the CSMS certificate")
     cert_file: Path | None = Field(None, description="the bridge's client certificate (profile 3)")
     key_file: Path | None = Field(None, description="the client certificate's private key")
-    call_timeout: float = Field(30.0, gt=0, description="seconds to wait for the CSMS's answer")
+    call_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="seconds to wait for the CSMS's answer before the call counts as late (a"
+        " charger waiting for it is answered from what the bridge knows)",
+    )
+    late_answer_wait: float = Field(
+        90.0,
+        ge=0,
+        description="seconds a late call stays outstanding after call_timeout: its late answer is"
+        " its answer and nothing is resent on a live connection; then the connection is closed and"
+        " what the CSMS did not confirm goes again on the next one",
+    )
     connect_timeout: float = Field(10.0, gt=0, description="seconds for one connection attempt")
     ping_interval: float = Field(
         20.0, gt=0, description="seconds without a message or pong from the CSMS before a ping"

@@ -37,7 +37,8 @@ Rules
   re-arming after each input cost a `call_at` and a `cancel` per frame.)
 - A bug in the core (an exception from it) is logged with its traceback and ends the session: both
   connections are closed with 1011, and the core is never fed again (`failed`). It never passes silently.
-- With `metrics`, every frame read and every `Send` is counted (action and direction, from the frame's head
+- With `metrics`, the core's late answers and resends are counted from its reports, and every frame
+  read and every `Send` is counted (action and direction, from the frame's head
   only), and each served connection counts as connected (`BridgeMetrics.connected`) for as long as it is
   served, labelled with its WebSocket subprotocol.
 - Cores with inputs and effects beyond websocket frames (IEC 104 stations): `feed(action)` runs
@@ -250,6 +251,9 @@ class CoreDriver:
                 continue
             if kind is Report:  # a log line: it never splits a run of Persist
                 log_diagnostic(self._logs[effect.side], effect.diagnostic)
+                if self._metrics is not None:
+                    diagnostic = effect.diagnostic
+                    self._metrics.diagnostic(effect.side, diagnostic.kind, diagnostic.fields)
                 continue
             if kind is _TraceResume:  # nor does a change of input
                 assert self._trace is not None

@@ -155,6 +155,7 @@ def station104_settings(config: BridgeConfig | None) -> Station104Settings:
     return Station104Settings(
         north=NorthSettings(
             call_timeout=config.csms.call_timeout,
+            late_answer_wait=config.csms.late_answer_wait,
             message_attempts=config.csms.message_attempts,
             message_attempt_interval=config.csms.message_attempt_interval,
             outbox_max_bytes=config.bridge.outbox_max_bytes,

@@ -36,6 +36,11 @@ Rules
     out (read at scrape time from the callback given to `set_iec104_notices_source`).
   - `iec104_refused_total{reason}`: dial-in connections refused: unknown_charger, duplicate, timeout,
     overload, or the link core's reason.
+  - `late_answers_total{side}`: answers that came after the call timeout and were taken as the call's
+    answer (nothing resent on a live connection; issue 16).
+  - `resends_total{reason}`: messages toward the CSMS sent again (outbox entries and statuses), by why:
+    reconnect (the connection ended before the answer), callerror, unanswered (the connection was
+    given up after call_timeout + late_answer_wait), timeout, invalid-response.
   - `event_loop_lag_seconds` histogram: how late a 0.5 s sleep wakes up (`watch_event_loop`).
   - `store_write_seconds` histogram: from a batch's submission to the store until it is durable
     (`adapters.store.Store.on_written`): what an acknowledgement waited for the disk.
@@ -84,6 +89,7 @@ DIRECTIONS: dict[tuple[Side, bool], str] = {
 }
 
 OTHER = "other"
+_RESEND_REASONS = frozenset({"reconnect", "callerror", "unanswered", "timeout", "invalid-response"})
 INVALID = "invalid"
 CALLRESULT = "CALLRESULT"
 CALLERROR = "CALLERROR"
@@ -311,6 +317,18 @@ class BridgeMetrics:
             ["reason"],
             registry=registry,
         )
+        self.late_answers = Counter(
+            "ocpp_bridge_late_answers",
+            "Answers after the call timeout taken as the call's answer (nothing resent), by side",
+            ["side"],
+            registry=registry,
+        )
+        self.resends = Counter(
+            "ocpp_bridge_resends",
+            "Messages toward the CSMS sent again, by reason",
+            ["reason"],
+            registry=registry,
+        )
         self.event_loop_lag = Histogram(
             "ocpp_bridge_event_loop_lag_seconds",
             "How late a periodic 0.5 s sleep wakes up: time the event loop was busy elsewhere",
@@ -393,6 +411,14 @@ class BridgeMetrics:
 
     def iec104_link(self, state: str | None = None) -> LinkState:
         return LinkState(self.iec104_links, state)
+
+    def diagnostic(self, side: Side, kind: str, fields: dict[str, object]) -> None:
+        """Count a core diagnostic that has a series (late answers, resends); others are only logged."""
+        if kind == "late-answer":
+            self.late_answers.labels(side.value).inc()
+        elif kind == "resend":
+            reason = fields.get("reason")
+            self.resends.labels(reason if reason in _RESEND_REASONS else OTHER).inc()
 
     def iec104_drop(self, reason: str) -> None:
         self.iec104_drops.labels(reason).inc()

@@ -418,6 +418,7 @@ class Runtime:
             self._new_message_id,
             csms_call_timeout=self.config.csms.call_timeout,
             charger_call_timeout=self.config.south.call_timeout,
+            late_answer_wait=self.config.csms.late_answer_wait,
         )
         driver = CoreDriver(
             core, logs, metrics=self.metrics, trace=open_trace(self.config, station.id)

@@ -62,6 +62,7 @@ def station16_settings(
         charger_call_timeout=config.south.call_timeout,
         north=NorthSettings(
             call_timeout=config.csms.call_timeout,
+            late_answer_wait=config.csms.late_answer_wait,
             message_attempts=config.csms.message_attempts,
             message_attempt_interval=config.csms.message_attempt_interval,
             outbox_max_bytes=config.bridge.outbox_max_bytes,

@@ -543,3 +543,15 @@ def test_the_operating_guide_lists_every_metric() -> None:
         for family in text_string_to_metric_families(metrics.exposition().decode())
     }
     assert listed == exposed
+
+
+def test_issue_16_late_answers_and_resends_are_counted_by_side_and_reason() -> None:
+    metrics = BridgeMetrics()
+    metrics.diagnostic(Side.NORTH, "late-answer", {})
+    metrics.diagnostic(Side.NORTH, "resend", {"reason": "reconnect"})
+    metrics.diagnostic(Side.NORTH, "resend", {"reason": "made up by a peer"})
+    metrics.diagnostic(Side.NORTH, "outbox-retry", {})  # logged only
+    samples = parse_metrics(metrics.exposition().decode())
+    assert value(samples, "ocpp_bridge_late_answers_total", side="north") == 1
+    assert value(samples, "ocpp_bridge_resends_total", reason="reconnect") == 1
+    assert value(samples, "ocpp_bridge_resends_total", reason="other") == 1
