@@ -200,3 +200,149 @@ def test_schema_accepts_the_shipped_tables_and_refuses_unknown_keys() -> None:
     data = YAML(typ="safe", pure=True).load((DC).read_text(encoding="utf-8"))
     data["connectors"]["blocks"]["status"]["points"]["charging"]["ofset"] = 1
     assert list(validator.iter_errors(data))
+
+
+# --- registration and private ASDUs ----------------------------------------------------------------
+
+CARD = SHIPPED / "example-dialin-card.yaml"
+
+# Line numbers count from "extends: ..." as line 1.
+BROKEN_PRIVATE = """\
+extends: gb-dc-charger
+identity: {vendor_name: ACME, model: CARD-2}
+registration:
+  start: "AA 55"
+  fields:
+    - {name: serial, type: ascii, size: rest}
+  checksum: {rule: sum8}
+  id: serail
+  accepted: "AA 55 01 00"
+  refused: "AA 55 01 01"
+private_asdus:
+  card_request:
+    type: 130
+    direction: in
+    cot: 3
+    ioa: {base: 0x7001, stride: 1}
+    fields:
+      - {name: card, type: uint32}
+    meaning: {kind: authorize, id_token: card, answer: card_answer}
+  card_answer:
+    type: 131
+    direction: out
+    cot: 7
+    ioa: {base: 0x7001, stride: 1}
+    fields:
+      - {name: result, type: uint8}
+    meaning:
+      kind: authorize_answer
+      result: result
+      codes: {Accepted: 0, Invalid: 4}
+"""
+
+
+def test_validate_locates_registration_and_private_asdu_problems(tmp_path: Path) -> None:
+    broken = tmp_path / "card.yaml"
+    broken.write_text(BROKEN_PRIVATE)
+    result = runner.invoke(app, ["mappings", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{broken}:8:7: no field named 'serail' (did you mean 'serial'?)",
+        f"{broken}:19:42: 'card' is a uint32 field; an id token needs ascii or bcd",
+        f"{broken}:30:14: no code for Blocked, ConcurrentTx, Expired, NoCredit, NotAllowedTypeEVSE,"
+        " NotAtThisLocation, NotAtThisTime, Unknown, which the CSMS may answer: add them or a"
+        " `default` code",
+    ]
+
+
+def test_validate_locates_a_private_ioa_on_a_point(tmp_path: Path) -> None:
+    text = BROKEN_PRIVATE.replace("id: serail", "id: serial").replace(
+        "{name: card, type: uint32}", "{name: card, type: bcd, size: 8}"
+    )
+    text = text.replace(
+        "codes: {Accepted: 0, Invalid: 4}", "codes: {Accepted: 0}\n      default: 4"
+    )
+    text = text.replace(
+        "ioa: {base: 0x7001, stride: 1}\n    fields:\n      - {name: result",
+        "ioa: 0x6100\n    fields:\n      - {name: result",
+    )
+    broken = tmp_path / "card.yaml"
+    broken.write_text(text)
+    result = runner.invoke(app, ["mappings", "validate", str(broken)])
+    assert result.exit_code == 1
+    [line] = result.stdout.splitlines()
+    match = PROBLEM_LINE.match(line)
+    assert match is not None
+    assert (match["line"], match["column"]) == ("24", "10")
+    assert match["message"].startswith("IOA 0x6100 of 'card_answer' is the charger's 'reset' (at ")
+    assert "gb-dc-charger.yaml:" in match["message"]
+
+
+def test_explain_draws_the_registration_and_private_asdus() -> None:
+    result = runner.invoke(app, ["mappings", "explain", "-n", "1", "-f", "markdown", str(CARD)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("**registration (charger → bridge on connect") for line in lines)
+    assert "| 0 | 2 | start | bytes | AA 55 |" in lines
+    assert "| 2 | 1 | length | uint8 | the payload's bytes |" in lines
+    assert (
+        "| 3 | rest | serial | ascii[rest] | the charger's serial number; registration_id |"
+        in lines
+    )
+    assert "| end | 1 | checksum | sum8 | sum8 of the payload |" in lines
+    assert (
+        "**card_request: card authorization request: type 130, in (charger → bridge), COT 3,"
+        " IOA 0x7001 + (n − 1) × 1, 8 bytes of data**"
+    ) in lines
+    assert (
+        "OCPP 2.0.1: Authorize: idToken ← card (type Local); answered with card_answer; while the"
+        " CSMS is unreachable: refuse"
+    ) in lines
+    assert "| 6 | 3 | IOA | uint24 | 0x7001 + (n − 1) × 1 |" in lines
+    assert (
+        "| 9 | 8 | card | bcd[8] | card number (16 digits); Authorize idToken (type Local) |"
+        in lines
+    )
+    settlement = [line for line in lines if line.startswith("| 43 | 1 | stop_reason |")]
+    assert settlement == [
+        "| 43 | 1 | stop_reason | uint8 | why the session ended; stoppedReason: 0 Local, 1 Remote,"
+        " 2 EmergencyStop, 3 Other, 4 EVDisconnected, 5 SOCLimitReached, otherwise Other |"
+    ]
+    assert (
+        "| 10 | 4 | balance | float32 le | card balance in yuan (0 when unknown); sent as 0 (no balance in OCPP 2.0.1) |"
+        in lines
+    )
+    rich = runner.invoke(app, ["mappings", "explain", "-n", "1", str(CARD)])
+    assert rich.exit_code == 0
+    assert "settlement_ack: settlement record acknowledgement: type 133" in rich.stdout
+
+
+def test_schema_agrees_with_validate_on_the_references_examples(tmp_path: Path) -> None:
+    from ruamel.yaml import YAML
+
+    from adapters.mapping_files import MappingFileError, load_file
+
+    schema = json.loads(runner.invoke(app, ["mappings", "schema"]).stdout)
+    validator = jsonschema.Draft202012Validator(schema)
+    docs = Path(__file__).resolve().parents[2] / "docs" / "mapping-language.md"
+    examples = re.findall(r"```yaml\n(.*?)```", docs.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert any("extends:" in example for example in examples)
+    for index, example in enumerate(examples):
+        path = tmp_path / f"example{index}.yaml"
+        path.write_text(example, encoding="utf-8")
+        try:
+            load_file(path)
+            valid = True
+        except MappingFileError:
+            valid = False
+        data = YAML(typ="safe", pure=True).load(example)
+        schema_errors = list(validator.iter_errors(data))
+        if valid:
+            assert schema_errors == [], (index, [e.message for e in schema_errors])
+    # a key the language does not know, in an extending table, is refused by both
+    data = YAML(typ="safe", pure=True).load(CARD.read_text(encoding="utf-8"))
+    data["private_asdus"]["card_request"]["meaning"]["id_tokn"] = "card"
+    assert list(validator.iter_errors(data))
+    data = YAML(typ="safe", pure=True).load(CARD.read_text(encoding="utf-8"))
+    data["registration"]["checksum"]["rule"] = "crc8"
+    assert list(validator.iter_errors(data))
