@@ -45,13 +45,13 @@ WORKDIR /var/lib/ocpp-bridge
 # /var/lib/ocpp-bridge: the SQLite store (a local volume, not a network file system).
 VOLUME ["/etc/ocpp-bridge", "/var/lib/ocpp-bridge"]
 
-# 9100: chargers ([south] listen); 8081: /health, /ready, /metrics ([bridge] health). Inside a container
+# 9100: chargers ([south] listen); 8409: /health, /ready, /metrics ([bridge] health). Inside a container
 # both must listen on 0.0.0.0 to be reached from outside it; the health check itself uses loopback.
-EXPOSE 9100 8081
+EXPOSE 9100 8409
 
 # No curl in the slim image: the bridge's own Python asks for /health.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8081/health', timeout=3)"]
+    CMD ["python", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8409/health', timeout=3)"]
 
 # `ocpp-bridge run` closes every connection with 1001 and flushes the store on SIGTERM within
 # [bridge] shutdown_timeout (10 s): give `docker stop` a longer grace period (`--time 20`).

@@ -64,7 +64,7 @@ class BridgeSection(_Section):
         ' (OCPP 2.0.1 pass-through keeps no state); ":memory:" keeps them in memory only',
     )
     health: str = Field(
-        "127.0.0.1:8081",
+        "127.0.0.1:8409",
         description='host:port for GET /health, /ready and /metrics (Prometheus); "" turns it'
         " off. No authentication: keep it on loopback unless a scraper outside must reach it",
     )

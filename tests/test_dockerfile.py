@@ -178,7 +178,7 @@ def test_config_and_store_are_volumes_and_the_ports_are_exposed(final: Stage) ->
     volumes = {v for args in final.all("VOLUME") for v in exec_form(args)}
     assert {"/etc/ocpp-bridge", "/var/lib/ocpp-bridge"} <= volumes
     exposed = {port for args in final.all("EXPOSE") for port in args.split()}
-    assert {"9100", "8081"} <= exposed
+    assert {"9100", "8409"} <= exposed
 
 
 def test_the_healthcheck_asks_health_with_python(final: Stage) -> None:
@@ -186,7 +186,7 @@ def test_the_healthcheck_asks_health_with_python(final: Stage) -> None:
     assert check is not None
     command = exec_form(check[check.index("CMD") + 3 :].strip())
     assert command[:2] == ["python", "-c"]
-    assert "http://127.0.0.1:8081/health" in command[2]
+    assert "http://127.0.0.1:8409/health" in command[2]
     compile(command[2], "HEALTHCHECK", "exec")  # it is valid Python
     assert "timeout=" in command[2]
 
@@ -222,5 +222,5 @@ def test_the_container_configuration_in_the_operating_guide_is_valid(tmp_path: P
     # What the image relies on: the store in the working directory (the volume), the health check's
     # port, chargers reachable from outside the container.
     assert config.bridge.store == "bridge.db"
-    assert config.bridge.health == "127.0.0.1:8081"
+    assert config.bridge.health == "127.0.0.1:8409"
     assert config.south.listen == "0.0.0.0:9100"

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from adapters.config import (
+    BridgeSection,
     ConfigError,
     Iec104Station,
     OcppStation,
+    SouthSection,
     load_config,
     split_host_port,
     station_env_var,
@@ -274,3 +276,17 @@ def test_an_unknown_station_has_no_password_entry(tmp_path: Path) -> None:
     )
     with pytest.raises(KeyError):
         config.csms_password_for("CS-unknown")
+
+
+# Default ports of what commonly runs beside a bridge: CSMSs' charger and API ports (CitrineOS
+# 8080-8082 and 8443-8444, SteVe 8180 and 8443, the OCPP examples' 9000), Prometheus and its exporters
+# (9090-9999, OpenTelemetry's exporter 9464), Grafana 3000, the bridge's own charger port 9100.
+COMMON_PORTS = {80, 443, 3000, 8000, 8080, 8081, 8082, 8180, 8443, 8444, 8887, 9000, 9464}
+
+
+def test_issue_16_the_default_health_port_collides_with_no_common_csms_or_monitoring_port() -> None:
+    """Item 12: the bridge refused to start beside a CSMS whose charger port is 8081."""
+    default = BridgeSection()
+    port = int(default.health.rsplit(":", 1)[1])
+    assert port not in COMMON_PORTS and not 9090 <= port <= 9999
+    assert port != int(SouthSection.model_fields["listen"].default.rsplit(":", 1)[1])
