@@ -15,7 +15,7 @@ Where the two specifications describe the same input differently, each version g
 
 | input                                              | 1.6 code (fault)                         | 2.0.1 code (fault)                        |
 |----------------------------------------------------|------------------------------------------|-------------------------------------------|
-| not JSON or not UTF-8; a payload that is no object  | FormationViolation (FORMAT)              | FormatViolation (FORMAT)                  |
+| readable id: not JSON, payload no object or null*   | FormationViolation (FORMAT)              | FormatViolation (FORMAT)                  |
 | not an array; unreadable message id; bad CALL shape | FormationViolation (RPC_FRAMEWORK)       | RpcFrameworkError (RPC_FRAMEWORK)         |
 | unknown message type number                         | FormationViolation (MESSAGE_TYPE)        | MessageTypeNotSupported (MESSAGE_TYPE)    |
 | message id already used by a call being handled     | FormationViolation (RPC_FRAMEWORK)       | RpcFrameworkError (RPC_FRAMEWORK)         |
@@ -26,6 +26,11 @@ Where the two specifications describe the same input differently, each version g
 | schema: too many / too few array items              | OccurenceConstraintViolation (OCCURRENCE)| OccurrenceConstraintViolation (OCCURRENCE)|
 | schema: wrong JSON type, string too long, bad date  | TypeConstraintViolation (TYPE)           | TypeConstraintViolation (TYPE)            |
 | schema: value outside enum, range or pattern        | PropertyConstraintViolation (PROPERTY)   | PropertyConstraintViolation (PROPERTY)    |
+
+The id decides between the first two rows (2.0.1 part 4 §4.2.3): what cannot be read as far as its message
+id (not JSON, not UTF-8, not an array) is RPC_FRAMEWORK with id "-1"; a frame whose id can be read (also
+salvaged from broken JSON) and whose payload is malformed is FORMAT. *A null payload is the "no payload"
+notation (part 4 §4.1.5): read as {} for an action whose request may be empty, else FORMAT like a string.
 """
 
 from __future__ import annotations

@@ -5,10 +5,13 @@ Rules
   It never raises, whatever the input.
 - A `FrameError` carries the CALLERROR to answer with when the broken frame was, or may have been, a CALL;
   a broken CALLRESULT or CALLERROR gets no answer (2.0.1 has no error-for-a-response), only a diagnostic.
-- When the message id cannot be read the answer uses "-1" (part 4 §4.2.3). A frame that is not JSON at all
-  still has its id salvaged when its opening `[2, "<id>"` is intact, so the sender can match the error.
+- When the message id cannot be read the answer uses "-1" and RPC_FRAMEWORK (part 4 §4.2.3: "Messageld
+  could not be read"). A frame that is not JSON at all still has its id salvaged when its opening
+  `[2, "<id>"` is intact, so the sender can match the error: a readable id with a malformed payload is
+  FORMAT.
 - Message ids are strings of 1 to 36 characters. Payloads are JSON objects; `null` is read as `{}` (part 4
-  §4.1.5 allows both notations and recommends `{}`, which is what we send).
+  §4.1.5 allows both notations for "no payload" and recommends `{}`, which is what we send); a CALL says
+  so (`null_payload`), so an action that needs a payload answers it FORMAT, as it does a string.
 - A CALLERROR may omit errorDetails (read as `{}`); its description is cut to 255 characters on output.
 - JSON is read strictly (orjson): NaN, Infinity and invalid UTF-8 are rejected, which the specifications
   require and the standard library's parser would let through.
@@ -43,6 +46,7 @@ class Call:
     message_id: str
     action: str
     payload: Payload
+    null_payload: bool = False  # the frame said null (read as {}): FORMAT if the action needs more
 
     def serialize(self) -> str:
         return orjson.dumps([CALL, self.message_id, self.action, self.payload]).decode()
@@ -139,8 +143,8 @@ def _parse_call(message: list[Any], version: OcppVersion) -> Call | FrameError:
         return _error(version, message_id, Fault.RPC_FRAMEWORK, "CALL action is not a string")
     payload = message[3]
     if payload is None:
-        payload = {}
-    elif not isinstance(payload, dict):
+        return Call(message_id, action, {}, null_payload=True)
+    if not isinstance(payload, dict):
         return _error(version, message_id, Fault.FORMAT, "CALL payload is not a JSON object")
     return Call(message_id, action, payload)
 
@@ -173,8 +177,11 @@ def _parse_error(message: list[Any]) -> CallError | FrameError:
 def _broken_json(data: str | bytes, version: OcppVersion, detail: str) -> FrameError:
     text = data if isinstance(data, str) else data[:64].decode("utf-8", "replace")
     salvaged = _SALVAGE_ID.match(text)
-    message_id = salvaged.group(1) if salvaged else UNREADABLE_ID
-    return _error(version, message_id, Fault.FORMAT, f"frame is not valid JSON: {detail}")
+    if salvaged is None:
+        return _error(
+            version, UNREADABLE_ID, Fault.RPC_FRAMEWORK, f"frame is not valid JSON: {detail}"
+        )
+    return _error(version, salvaged.group(1), Fault.FORMAT, f"frame is not valid JSON: {detail}")
 
 
 def _error(version: OcppVersion, message_id: str, fault: Fault, reason: str) -> FrameError:

@@ -241,7 +241,8 @@ class RpcEndpoint:
         if violation is not None:
             return self._refuse(
                 call,
-                fault_for(self.version, violation),
+                # null for a payload the action needs is as malformed as a string (part 4 §4.2.3)
+                Fault.FORMAT if call.null_payload else fault_for(self.version, violation),
                 violation.describe(),
                 {"keyword": violation.keyword, "path": violation.path},
             )

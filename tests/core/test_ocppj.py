@@ -38,7 +38,7 @@ def test_bytes_frames_are_read() -> None:
 
 
 def test_null_payload_reads_as_empty_object() -> None:
-    assert parse_frame('[2,"x","Heartbeat",null]', V201) == Call("x", "Heartbeat", {})
+    assert parse_frame('[2,"x","Heartbeat",null]', V201) == Call("x", "Heartbeat", {}, True)
     assert parse_frame('[3,"x",null]', V201) == CallResult("x", {})
 
 
@@ -55,10 +55,10 @@ def test_description_is_cut_to_255_characters() -> None:
 
 # (frame, version, expected message id of the answer, expected code)
 BROKEN_CALLS = [
-    ("not json", V201, "-1", "FormatViolation"),
+    ("not json", V201, "-1", "RpcFrameworkError"),
     ("not json", V16, "-1", "FormationViolation"),
     ('[2, "salv-1", "Boot', V201, "salv-1", "FormatViolation"),
-    ("[NaN]", V201, "-1", "FormatViolation"),
+    ("[NaN]", V201, "-1", "RpcFrameworkError"),
     ("{}", V201, "-1", "RpcFrameworkError"),
     ("[]", V16, "-1", "FormationViolation"),
     ('["2","x","Heartbeat",{}]', V201, "x", "RpcFrameworkError"),

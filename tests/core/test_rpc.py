@@ -13,12 +13,14 @@ from adapters.schemas import OfficialSchemas
 from bridge.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid, QueueFull
 from bridge.rpc import (
     CallFailed,
+    CallOverdue,
     CallReceived,
     Diagnostic,
     ErrorReceived,
     FailureReason,
     ResultReceived,
     RpcEndpoint,
+    Unresponsive,
 )
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
@@ -206,6 +208,43 @@ def test_invalid_call_gets_the_versions_callerror(
     (answer,) = frames(ep)
     assert answer[:3] == [4, "m1", code]
     assert not ep.is_awaiting("m1")
+
+
+@pytest.mark.parametrize("payload", ["null", '"boot"'])
+def test_issue_16_a_null_or_string_payload_for_a_payload_needing_action_is_format_violation(
+    schemas, ids, payload: str
+) -> None:
+    ep = endpoint(schemas, ids, V201)
+    ep.receive(f'[2, "m1", "BootNotification", {payload}]', 0.0)
+    assert frames(ep)[0][:3] == [4, "m1", "FormatViolation"]
+
+
+def test_a_null_payload_is_no_payload_where_none_is_needed(schemas, ids) -> None:
+    ep = endpoint(schemas, ids, V201)
+    (event,) = ep.receive('[2, "m1", "Heartbeat", null]', 0.0)
+    assert isinstance(event, CallReceived) and event.call.payload == {}
+
+
+class TestLateAnswers:
+    """Issue 16 item 1: an answer after the call timeout on a live link is the call's answer."""
+
+    def test_overdue_then_late_answer_matched_then_unresponsive_later(self, schemas, ids) -> None:
+        ep = RpcEndpoint(V201, schemas, ids, call_timeout=30.0, late_answer_wait=90.0)
+        first = ep.call("Heartbeat", {}, 0.0)
+        ep.call("Heartbeat", {}, 0.0)
+        frames(ep)
+        (overdue,) = ep.handle_timer(30.0)
+        assert isinstance(overdue, CallOverdue) and overdue.request is first
+        assert frames(ep) == [] and ep.outstanding is first and ep.next_deadline() == 120.0
+        events = ep.receive(orjson.dumps([3, first.message_id, HEARTBEAT_RESULT]), 60.0)
+        assert [type(e) for e in events] == [Diagnostic, ResultReceived]
+        assert events[0].kind == "late-answer"
+        (second,) = frames(ep)  # the next call goes only now
+        assert second[2] == "Heartbeat"
+        ep.handle_timer(90.0)
+        events = ep.handle_timer(180.0)
+        assert [type(e) for e in events] == [Unresponsive, CallFailed]
+        assert events[1].reason is FailureReason.CONNECTION_LOST and not ep.online
 
 
 class TestOffline:

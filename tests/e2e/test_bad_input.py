@@ -21,7 +21,9 @@ STATION = "CS-BAD"
 CASES = [
     # (frame as sent, expected [message id, errorCode])
     ('[2, "m1", "Heartbeat", {', ["m1", "FormatViolation"]),
-    ("}{", ["-1", "FormatViolation"]),
+    ("}{", ["-1", "RpcFrameworkError"]),  # issue 16 item 11: the id cannot be read
+    ('[2, "m9", "BootNotification", null]', ["m9", "FormatViolation"]),  # as a string payload
+    ('[2, "m10", "BootNotification", "boot"]', ["m10", "FormatViolation"]),
     ('[2, "m2", "MakeCoffee", {}]', ["m2", "NotImplemented"]),
     ('[2, "m3", "Heartbeat", {"surprise": true}]', ["m3", "ProtocolError"]),
     (
@@ -103,7 +105,7 @@ async def test_bad_frames_from_the_csms_are_answered_and_never_reach_the_charger
                 await done.wait()
     assert [a[:3] for a in answers] == [
         [4, "x1", "PropertyConstraintViolation"],
-        [4, "-1", "FormatViolation"],
+        [4, "-1", "RpcFrameworkError"],
         [4, "x3", "NotImplemented"],
     ]
     assert charger_oracle.received == []
