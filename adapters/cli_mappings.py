@@ -54,12 +54,14 @@ VALIDATE_HELP = (
     " 'PATH: valid' per file and exit 0."
     "\n\nChecks the YAML, unknown and missing keys, type ids against point kinds, IOAs (3 bytes, each"
     " used once, for the most connectors a table allows), measurands and units, command values, the"
-    " names the rules use, the time zone, and every table named by `extends`."
+    " names the rules use, the time zone, the registration frame and private ASDUs (layouts, the fields"
+    " their meanings use, answers, code tables, APDU size, IOAs), and every table named by `extends`."
 )
 EXPLAIN_HELP = (
     "Print every point of a table: IOA, connector, type, scale, meaning, and the OCPP 2.0.1 message"
     " or field it feeds or the CSMS request it serves."
     "\n\nConnector blocks are expanded by their stride, so the IOAs shown are the ones on the wire."
+    " The registration frame and private ASDUs follow as byte diagrams."
 )
 REPLAY_HELP = (
     "Dry run without a charger: feed recorded 104 point changes (JSON lines) through the table and"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import math
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,9 +35,14 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-@pytest.fixture(scope="module")
-def example() -> Any:
+@functools.cache
+def compiled_example() -> Any:
     return load_reference("example-dialin-card").compile(2)
+
+
+@pytest.fixture
+def example() -> Any:
+    return compiled_example()
 
 
 # --- the shipped example -------------------------------------------------------------------------
@@ -182,8 +188,7 @@ def test_settlement_record(example: Any) -> None:
 
 @given(st.binary(max_size=64))
 def test_any_bytes_decode_to_values_or_an_error(data: bytes) -> None:
-    table = load_reference("example-dialin-card").compile(1)
-    for rule in table.private.values():
+    for rule in compiled_example().private.values():
         result = rule.layout.decode(data, SHANGHAI)
         if isinstance(result, LayoutError):
             assert 0 <= result.offset <= len(data)
