@@ -42,7 +42,7 @@ from typing import Any, Final, cast
 from bridge.backoff import BackoffPolicy
 from bridge.iec104.apci import ApciLink
 from bridge.iec104.session import LinkNotice, Session104
-from bridge.iec104.southbound import LinkEvent, Send104Command
+from bridge.iec104.southbound import LinkEvent, Send104Command, Send104Private
 
 RECONNECT: Final = BackoffPolicy(wait_minimum=1.0, random_range=1.0, repeat_times=5)
 WARN_AFTER: Final = 3
@@ -337,6 +337,14 @@ class Iec104Link:
             self._after(protocol, events)
         else:
             self._deliver(events)
+
+    def send_private(self, effect: Send104Private) -> None:
+        if not self.session.send_private(effect, self._loop.time()):
+            self._log.warning("iec104.private_not_sent", purpose=effect.purpose)
+            return
+        protocol = self._protocol
+        if protocol is not None:
+            self._after(protocol, [])
 
     def interrogate(self, counters: bool) -> None:
         self.session.interrogate(counters, self._loop.time())

@@ -71,7 +71,10 @@ class _Pending(asyncio.Protocol):
             return
         listener.pending.add(self)
         self.who = Identification(
-            listener.parameters, now=self._loop.time(), timeout=listener.timeout
+            listener.parameters,
+            now=self._loop.time(),
+            timeout=listener.timeout,
+            registrations=listener.registrations,
         )
         self._after(None)
 

@@ -74,6 +74,7 @@ from bridge.iec104.southbound import (
     LinkEvent,
     LinkUp,
     Send104Command,
+    Send104Private,
 )
 from bridge.iec104.station import Station104, Station104Settings
 from bridge.north_station import NorthSettings
@@ -138,6 +139,7 @@ def session_settings(station: Iec104Station, table: CompiledTable) -> SessionSet
         asdu_format=asdu_format(table),
         registration=table.registration,
         registration_id=station.registration_id,
+        private_types=frozenset(rule.type_id for rule in table.private.values()),
     )
 
 
@@ -156,6 +158,7 @@ def station104_settings(config: BridgeConfig | None) -> Station104Settings:
         north=NorthSettings(
             call_timeout=config.csms.call_timeout,
             late_answer_wait=config.csms.late_answer_wait,
+            naive_times_as_utc=not config.csms.strict_timestamps,
             message_attempts=config.csms.message_attempts,
             message_attempt_interval=config.csms.message_attempt_interval,
             outbox_max_bytes=config.bridge.outbox_max_bytes,
@@ -243,6 +246,7 @@ class Iec104Host:
             self._store.load(self.station.id),
             now=asyncio.get_running_loop().time(),
             settings=self._settings,
+            zone=zoneinfo.ZoneInfo(self.table.station.time_zone),
         )
         driver = CoreDriver(
             core,  # type: ignore[arg-type]  # its effects() also yields 104 effects
@@ -302,6 +306,8 @@ class Iec104Host:
             self.link.command(effect)
         elif isinstance(effect, Interrogate104):
             self.link.interrogate(effect.counters)
+        elif isinstance(effect, Send104Private):
+            self.link.send_private(effect)
         else:
             self._logs[Side.SOUTH].error("iec104.unknown_effect", effect=repr(effect))
 

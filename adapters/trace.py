@@ -392,7 +392,7 @@ def _link_event(event: Any) -> dict[str, Any]:
 
 
 def _south_effect(effect: Any) -> dict[str, Any]:
-    from bridge.iec104.southbound import Interrogate104, Send104Command
+    from bridge.iec104.southbound import Interrogate104, Send104Command, Send104Private
 
     if isinstance(effect, Send104Command):
         return {
@@ -404,6 +404,13 @@ def _south_effect(effect: Any) -> dict[str, Any]:
         }
     if isinstance(effect, Interrogate104):
         return {"interrogation": "counters" if effect.counters else "general"}
+    if isinstance(effect, Send104Private):
+        return {
+            "asdu": effect.type_id,
+            "cot": effect.cot,
+            "objects": effect.objects[:64].hex(),
+            "purpose": effect.purpose,
+        }
     return {"effect": repr(effect)}
 
 

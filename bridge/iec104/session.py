@@ -31,7 +31,8 @@ Rules
   the table's time zone; quality flags by name). An ASDU from a foreign common address is never
   applied: it is dropped with a notice (`foreign-ca`). An ASDU the codec cannot read is dropped with a
   notice naming what and at which byte (`bad-asdu`); a type the codec does not know, private types
-  128–255 included, goes to the core as a `RawAsdu` event and is a notice (`unknown-type`). Notices are rate-limited per
+  128–255 included, goes to the core as a `RawAsdu` event (which reads a vendor table's private
+  ASDUs) and is a notice (`unknown-type`) unless the table declares that type. Notices are rate-limited per
   kind: the first at once, then at most one a minute carrying how many were suppressed.
 - Commands: one command per IOA at a time, the others wait in arrival order. A command whose
   `deadline` passed while it waited is not sent (the CSMS was answered already) and is confirmed
@@ -88,6 +89,7 @@ from bridge.iec104.southbound import (
     PointUpdate,
     RawAsdu,
     Send104Command,
+    Send104Private,
 )
 
 # Causes of transmission (IEC 60870-5-101 §7.2.3)
@@ -150,6 +152,7 @@ class SessionSettings:
     clock_sync: bool = True
     registration: RegistrationSpec | None = None  # the table's registration frame
     registration_id: str | None = None  # the id this charger must register with (None: any)
+    private_types: frozenset[int] = frozenset()  # type ids the table's private ASDUs use
 
 
 @dataclass(slots=True, eq=False)
@@ -381,6 +384,19 @@ class Session104:
             self._send_command(command, now)
         return self._take()
 
+    def send_private(self, effect: Send104Private, now: float) -> bool:
+        """A vendor table's private ASDU (false: the link is down or its queue is full)."""
+        if not self._up:
+            return False
+        asdu = Asdu(
+            effect.type_id,
+            effect.cot,
+            self.settings.common_address,
+            raw=effect.objects,
+            raw_count=1,
+        )
+        return self._send(asdu, now)
+
     def interrogate(self, counters: bool, now: float) -> None:
         """A counter (`counters`) or general interrogation now; the periodic one restarts from now."""
         if not self._up:
@@ -466,11 +482,13 @@ class Session104:
                     asdu.test,
                 )
             )
-            self._notice(
-                "unknown-type",
-                f"type {type_id} (COT {asdu.cot}, {len(asdu.raw)} bytes of objects) is not mapped",
-                now,
-            )
+            if type_id not in self.settings.private_types:
+                self._notice(
+                    "unknown-type",
+                    f"type {type_id} (COT {asdu.cot}, {len(asdu.raw)} bytes of objects) is not"
+                    " mapped",
+                    now,
+                )
         # interrogation, clock sync and end-of-initialisation confirmations need nothing
 
     def _points(self, asdu: Asdu) -> None:

@@ -117,4 +117,16 @@ class Interrogate104:
     reason: str = ""
 
 
-SouthEffect = Send104Command | Interrogate104
+@dataclass(frozen=True, slots=True)
+class Send104Private:
+    """Send a private ASDU (a vendor table's): one information object, `objects` being its IOA and
+    data as the table lays them out; the session adds the data unit identifier. No confirmation is
+    tracked: these are answers to the charger (authorization, settlement acknowledgement)."""
+
+    type_id: int
+    cot: int
+    objects: bytes
+    purpose: str = ""
+
+
+SouthEffect = Send104Command | Interrogate104 | Send104Private

@@ -61,7 +61,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 from bridge import owned_variables
@@ -94,6 +94,7 @@ from bridge.iec104.southbound import (
     LinkEvent,
     LinkUp,
     PointUpdate,
+    RawAsdu,
     Send104Command,
     SouthEffect,
 )
@@ -118,11 +119,28 @@ from bridge.iec104.variables import (
     request_key,
     text_of,
 )
+from bridge.iec104.vendor import (
+    SETTLED_KEY,
+    Answer,
+    AuthorizeAtCsms,
+    Problem,
+    Record,
+    Settle,
+    VendorAsdus,
+)
 from bridge.iec104.vocabulary import CommandAction, RateUnit, TypeId, format_ioa
 from bridge.ledger import Transaction, TransactionIdSource, TransactionLedger
 from bridge.north_station import BootAnswered, NorthSettings, NorthStation, OwnerEvent
 from bridge.ocppj import Call
-from bridge.rpc import CallReceived, Diagnostic, MessageIdSource
+from bridge.rpc import (
+    CallFailed,
+    CallOverdue,
+    CallReceived,
+    Diagnostic,
+    ErrorReceived,
+    MessageIdSource,
+    ResultReceived,
+)
 from bridge.schema import SchemaRegistry
 from bridge.v16.charging import InstalledProfile, get_charging_profiles
 from bridge.v16.timestamps import format_utc
@@ -155,6 +173,7 @@ class Station104Settings:
     link_grace: float = 10.0
     meter_wait: float = 3.0
     command_acceptance: float = 120.0
+    settlement_wait: float = 30.0  # how long an Ended waits for the charger's settlement record
     owned: owned_variables.Defaults = field(default_factory=owned_variables.Defaults)
 
 
@@ -179,6 +198,7 @@ class _Connector:
     stop_requested: bool = False
     meter_due: float | None = None
     register_wh: float | None = None  # the last known transaction register, kept across link loss
+    unsettled_since: float | None = None  # an Ended went without its settlement record (monotonic)
 
     def accepted_now(self, now: float) -> frozenset[CommandAction]:
         return frozenset(action for action, until in self.accepted.items() if until > now)
@@ -219,6 +239,7 @@ class Station104:
         *,
         now: float,
         settings: Station104Settings | None = None,
+        zone: tzinfo | None = None,
     ) -> None:
         self.station_id = station_id
         self.table = table
@@ -239,6 +260,10 @@ class Station104:
         owned_variables.apply(self.owned, self.north)
         self.ledger = TransactionLedger(new_transaction_id, state)
         self._meta: dict[str, Any] = dict(state.get(META, {}))
+        settled = self._meta.get(SETTLED_KEY)
+        self._vendor = VendorAsdus(
+            table, zone or UTC, settled=list(settled) if isinstance(settled, list) else []
+        )
         self._vars: dict[str, Any] = dict(state.get(VARS, {}))
         self._profiles: dict[int, Installed] = {}
         for record in state.get(PROFILES, {}).values():
@@ -332,6 +357,9 @@ class Station104:
             for event in connector.pending:
                 if event.waiting_until is not None and event.waiting_until <= now:
                     event.waiting_until = None
+                    if event.awaiting_settlement:
+                        event.awaiting_settlement = False
+                        connector.unsettled_since = now  # a late record is reported, not sent
                     event.register_wh = connector.register_wh
             if connector.in_tx and connector.meter_due is not None and connector.meter_due <= now:
                 connector.meter_due = self._meter_due(now)
@@ -368,7 +396,8 @@ class Station104:
             self.link_up(now)
         elif isinstance(event, LinkDown):
             self.link_down(now, event.reason)
-        # RawAsdu: no table maps private ASDUs yet; the session reports them (unknown-type)
+        elif isinstance(event, RawAsdu):
+            self._private(event, now)
 
     def link_up(self, now: float) -> None:
         self._link_up = True
@@ -506,9 +535,10 @@ class Station104:
         arrived = False
         for event in connector.pending:
             if event.waiting_until is not None:
-                event.waiting_until = None
                 event.register_wh = wh
-                arrived = True
+                if not event.awaiting_settlement:
+                    event.waiting_until = None
+                    arrived = True
         return arrived
 
     def _evaluate(self, connector: _Connector, now: float, stamp: str) -> None:
@@ -557,13 +587,15 @@ class Station104:
         connector.stop_requested = False
         connector.started_wall = self._wall()
         connector.meter_due = self._meter_due(now)
+        card = None if remote is not None else self._vendor.card_for_start(connector.evse, now)
         event = Pending(
             "Started",
-            start_trigger(remote is not None, state),
+            "Authorized" if card is not None else start_trigger(remote is not None, state),
             stamp,
             state,
             remote=remote,
             register_context="Transaction.Begin",
+            id_token=card,
         )
         self._wait_for_register(connector, event, now, "transaction start")
         self._queue(connector, event, now)
@@ -581,15 +613,22 @@ class Station104:
         # again from the points (it had found the transaction with no memory: the end was lost).
         connector.ends_saved = None
         connector.accepted.pop("RequestStopTransaction", None)
+        card = self._vendor.stop_card(connector.evse)
         event = Pending(
             "Ended",
-            end_trigger(reason),
+            "StopAuthorized" if card is not None else end_trigger(reason),
             stamp,
             state,
             stopped_reason=reason,
             register_context="Transaction.End",
+            id_token=card,
         )
         self._wait_for_register(connector, event, now, "transaction end")
+        if self._vendor.expects_settlement(connector.evse):
+            # the charger's settlement record makes the Ended (its meter values, reason, amount)
+            event.awaiting_settlement = True
+            wait = now + self.settings.settlement_wait
+            event.waiting_until = max(event.waiting_until or wait, wait)
         self._queue(connector, event, now)
 
     def _wait_for_register(
@@ -632,7 +671,7 @@ class Station104:
             started, changes = self.ledger.start(
                 evse_id=connector.evse,
                 remote_start_id=remote.get("remoteStartId"),
-                id_token=remote.get("idToken"),
+                id_token=remote.get("idToken") or event.id_token,
                 meter_start_wh=event.register_wh,
                 started_at=event.timestamp,
             )
@@ -659,6 +698,11 @@ class Station104:
         )
         self.north.enqueue("TransactionEvent", payload, now)
         if event.event_type == "Ended":
+            record = event.settlement
+            if isinstance(record, Record):
+                # in the Ended's commit; the acknowledgement only after it (effects keep order)
+                self._set_meta(SETTLED_KEY, self._vendor.settled_now(record.key))
+                self._effects.append(record.ack)
             self._effects.extend(self.ledger.end(transaction))
             connector.txn = None
             if not connector.in_tx and _ends_key(connector.evse) in self._meta:
@@ -718,12 +762,131 @@ class Station104:
                 connector.reported = "Unavailable"
                 self.north.report_status(connector.evse, 1, "Unavailable", stamp, now)
 
+    # --- private ASDUs (vendor tables) -------------------------------------------------------------
+
+    def _private(self, event: RawAsdu, now: float) -> None:
+        in_tx = {evse: c.in_tx for evse, c in self._connectors.items()}
+        self._act(self._vendor.received(event, now, in_tx), now)
+        self._flush()
+
+    def _act(self, actions: list[Any], now: float) -> None:
+        for action in actions:
+            if isinstance(action, Answer):
+                self._effects.append(action.effect)
+            elif isinstance(action, AuthorizeAtCsms):
+                try:
+                    sent = self.north.call(
+                        "Authorize", {"idToken": action.id_token}, now, action.context
+                    )
+                except (OutboundPayloadInvalid, QueueFull):
+                    sent = False
+                if not sent:  # the CSMS cannot answer now: the table's offline policy does
+                    self._card_answered(action.context, None, now)
+            elif isinstance(action, Settle):
+                self._settle(action.record, action.repeat, now)
+            elif isinstance(action, Problem):
+                key = (action.kind, -1, action.message[:80])
+                if key in self._reported_problems:
+                    continue
+                if len(self._reported_problems) >= MAX_POINT_PROBLEMS:
+                    continue
+                self._reported_problems.add(key)
+                self._report(action.kind, action.message[:300])
+
+    def _card_answered(self, context: Any, status: str | None, now: float) -> None:
+        evse = context[2]
+        connector = self._connectors.get(evse) if isinstance(evse, int) else None
+        in_tx = connector is not None and connector.in_tx
+        self._act(self._vendor.authorize_answered(context, status, now, in_tx), now)
+
+    def _settle(self, record: Record, repeat: bool, now: float) -> None:
+        """A settlement record: it makes the Ended of its session (see bridge.iec104.vendor)."""
+        connector = self._connectors.get(record.evse)
+        if connector is None:
+            self._report("private-malformed", f"a settlement record for EVSE {record.evse}")
+            return
+        if repeat:
+            self._effects.append(record.ack)  # stored already: say so again
+            return
+        for event in connector.pending:
+            if event.event_type == "Ended" and event.settlement is None:
+                self._fill(event, record)
+                self._send_pending(connector, now)
+                return
+        if connector.in_tx:
+            self._end(connector, record.stop_reason, None, self._stamp(record.ended_at), now)
+            self._fill(connector.pending[-1], record)
+            self._send_pending(connector, now)
+            return
+        if connector.unsettled_since is not None:
+            connector.unsettled_since = None
+            self._report(
+                "late-settlement",
+                f"EVSE {record.evse}: a settlement record came after the Ended went without it"
+                f" (meter {record.meter_start_wh:g}..{record.meter_stop_wh:g} Wh,"
+                f" amount {record.amount}); kept here, acknowledged",
+            )
+            self._set_meta(SETTLED_KEY, self._vendor.settled_now(record.key))
+            self._effects.append(record.ack)
+            return
+        self._session_from_record(connector, record, now)
+
+    def _fill(self, event: Pending, record: Record) -> None:
+        event.awaiting_settlement = False
+        event.waiting_until = None
+        event.settlement = record
+        event.stopped_reason = record.stop_reason
+        if event.id_token is None:
+            event.id_token = record.id_token
+            event.trigger = end_trigger(record.stop_reason)
+        if record.ended_at is not None:
+            event.timestamp = self._stamp(record.ended_at)
+        event.custom_data = record.custom_data()
+        counted = event.register_wh
+        if counted is not None and abs(counted - record.meter_stop_wh) >= 1.0:
+            self._report(
+                "settlement-disagrees",
+                f"EVSE {record.evse}: the record says {record.meter_stop_wh:g} Wh at the end, the"
+                f" counter {counted:g} Wh; the {'record' if record.record_wins else 'counter'} wins",
+            )
+        if record.record_wins or counted is None:
+            event.register_wh = record.meter_stop_wh
+
+    def _session_from_record(self, connector: _Connector, record: Record, now: float) -> None:
+        """A record of a session the bridge never saw start: its Started and Ended from the record."""
+        started = Pending(
+            "Started",
+            "Authorized" if record.id_token is not None else "CablePluggedIn",
+            self._stamp(record.started_at),
+            register_context="Transaction.Begin",
+            register_wh=record.meter_start_wh,
+            id_token=record.id_token,
+        )
+        ended = Pending(
+            "Ended",
+            end_trigger(record.stop_reason),
+            self._stamp(record.ended_at),
+            register_context="Transaction.End",
+        )
+        self._fill(ended, record)
+        connector.pending.append(started)
+        connector.pending.append(ended)
+        self._send_pending(connector, now)
+
     # --- CSMS → bridge ---------------------------------------------------------------------------
 
     def _north_events(self, events: list[OwnerEvent], now: float) -> None:
         for event in events:
             if isinstance(event, CallReceived):
                 self._csms_call(event.call, now)
+            elif isinstance(event, ResultReceived | ErrorReceived | CallFailed | CallOverdue):
+                context = event.request.context
+                if isinstance(context, tuple) and context[:1] == ("card-authorize",):
+                    status = None
+                    if isinstance(event, ResultReceived):
+                        info = event.payload.get("idTokenInfo")
+                        status = info.get("status") if isinstance(info, dict) else None
+                    self._card_answered(context, status, now)
             elif isinstance(event, BootAnswered):
                 kept = owned_variables.boot_answered(self.owned, self.north, event.response)
                 if kept is not None:

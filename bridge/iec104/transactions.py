@@ -13,6 +13,10 @@ Rules
   RequestStopTransaction and then stopped) is stoppedReason Remote, trigger RemoteStop.
 - A `Pending` event may wait for a fresh register (`waiting_until`): the core asked for a counter
   interrogation at the start or end and sends the event when the register arrives or the wait is over.
+  An Ended may also wait for the charger's settlement record (`awaiting_settlement`, vendor tables):
+  then only the record or the end of the wait releases it.
+- A card's idToken (vendor tables) goes into Started (trigger Authorized) and Ended (the stop card,
+  trigger StopAuthorized); a settlement record's fields go into the Ended's customData.
   Events of one connector leave in order: nothing overtakes a waiting event.
 """
 
@@ -58,6 +62,12 @@ class Pending:
     register_context: str | None = None  # Transaction.Begin / Transaction.End
     waiting_until: float | None = None
     register_wh: float | None = None
+    id_token: dict[str, Any] | None = (
+        None  # a card's (Started: the start card; Ended: the stop card)
+    )
+    custom_data: dict[str, Any] | None = None  # a settlement record's fields (Ended)
+    awaiting_settlement: bool = False  # an Ended that waits for the charger's settlement record
+    settlement: Any = None  # the record (bridge.iec104.vendor.Record) this Ended carries
 
 
 def number(value: float) -> float | int:
@@ -147,6 +157,10 @@ def transaction_event(
     if event.remote is not None:
         info["remoteStartId"] = event.remote["remoteStartId"]
         payload["idToken"] = event.remote["idToken"]
+    elif event.id_token is not None:
+        payload["idToken"] = event.id_token
+    if event.custom_data is not None:
+        payload["customData"] = event.custom_data
     meter = list(event.meter_values)
     if meter:
         payload["meterValue"] = meter
