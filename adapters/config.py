@@ -155,6 +155,11 @@ class CsmsSection(_Section):
         " its answer and nothing is resent on a live connection; then the connection is closed and"
         " what the CSMS did not confirm goes again on the next one",
     )
+    strict_timestamps: bool = Field(
+        False,
+        description="refuse date-times without a UTC offset from the CSMS (as the schemas do); by"
+        " default they are read as UTC, forwarded with Z and warned about once per connection",
+    )
     connect_timeout: float = Field(10.0, gt=0, description="seconds for one connection attempt")
     ping_interval: float = Field(
         20.0, gt=0, description="seconds without a message or pong from the CSMS before a ping"

@@ -419,6 +419,7 @@ class Runtime:
             csms_call_timeout=self.config.csms.call_timeout,
             charger_call_timeout=self.config.south.call_timeout,
             late_answer_wait=self.config.csms.late_answer_wait,
+            naive_times_as_utc=not self.config.csms.strict_timestamps,
         )
         driver = CoreDriver(
             core, logs, metrics=self.metrics, trace=open_trace(self.config, station.id)

@@ -63,6 +63,7 @@ def station16_settings(
         north=NorthSettings(
             call_timeout=config.csms.call_timeout,
             late_answer_wait=config.csms.late_answer_wait,
+            naive_times_as_utc=not config.csms.strict_timestamps,
             message_attempts=config.csms.message_attempts,
             message_attempt_interval=config.csms.message_attempt_interval,
             outbox_max_bytes=config.bridge.outbox_max_bytes,

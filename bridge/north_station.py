@@ -86,6 +86,7 @@ class NorthSettings:
     boot_retry_interval: float = 60.0
     max_queued_calls: int = 100
     late_answer_wait: float | None = 90.0  # None: a call fails at its timeout (and is retried)
+    naive_times_as_utc: bool = True  # False: [csms] strict_timestamps, offset-less times refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,7 @@ class NorthStation:
             max_queued=settings.max_queued_calls,
             online=False,
             late_answer_wait=settings.late_answer_wait,
+            naive_times_as_utc=settings.naive_times_as_utc,
         )
         north = state.get(TABLE, {})
         self._identity: dict[str, Any] | None = north.get("identity")

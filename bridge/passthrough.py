@@ -15,6 +15,8 @@ Rules
   answer is forwarded whenever it comes (answering InternalError made the charger resend, and the CSMS
   processed both). When the CSMS has not answered for `late_answer_wait` more seconds, its connection is
   given up: both connections are closed, as when the CSMS connection is lost.
+- With `naive_times_as_utc`, date-times without a UTC offset from the CSMS are read as UTC and forwarded
+  with `Z` (`bridge.naive_times`), instead of failing the charger's call or being refused.
 - Connections follow each other (part 4 §6.3): when the charger's connection goes, the CSMS connection is
   closed, so the CSMS sees the station offline; when the CSMS connection goes, the charger's is closed, so
   the charger queues its messages as it would with a direct link.
@@ -60,6 +62,7 @@ class PassThroughStation:
         charger_call_timeout: float,
         max_queued: int = 100,
         late_answer_wait: float | None = None,
+        naive_times_as_utc: bool = False,
     ) -> None:
         self.station_id = station_id
         self._endpoints = {
@@ -77,6 +80,7 @@ class PassThroughStation:
                 call_timeout=csms_call_timeout,
                 max_queued=max_queued,
                 late_answer_wait=late_answer_wait,
+                naive_times_as_utc=naive_times_as_utc,
             ),
         }
         self._south = self._endpoints[Side.SOUTH]

@@ -21,6 +21,9 @@ Rules
   answer to a call that timed out, an unknown id) is dropped and reported, never matched to another call.
 - Received CALL and CALLRESULT payloads are validated against the official schema; an invalid CALLRESULT
   fails its call (`CallFailed`, reason INVALID_RESPONSE).
+- With `naive_times_as_utc` (the CSMS side), a received date-time without a UTC offset that the schema
+  refuses for its format is read as UTC and goes on with a `Z` (`bridge.naive_times`); the first one on
+  each connection is reported ("timestamp-without-offset"), the others are not.
 - Payloads we send are validated too, unless the caller states they were already validated against the same
   schema (2.0.1 pass-through). An invalid one raises `OutboundPayloadInvalid`: a bridge bug, not peer input.
 - Every received CALL is answered exactly once with `reply`, `reply_error` or `forward_error`; answering an
@@ -45,6 +48,7 @@ from bridge.errors import (
     fault_of,
     normalize_code,
 )
+from bridge.naive_times import with_utc_offset
 from bridge.ocppj import (
     Call,
     CallError,
@@ -55,12 +59,13 @@ from bridge.ocppj import (
     make_error,
     parse_frame,
 )
-from bridge.schema import PayloadKind, SchemaRegistry, fault_for
+from bridge.schema import PayloadKind, SchemaRegistry, Violation, fault_for
 
 MessageIdSource = Callable[[], str]
 
 _EXCERPT = 120
 _REMEMBERED_TIMEOUTS = 32
+_MAX_TIME_REPAIRS = 16  # offset-less date-times read as UTC in one payload, at most
 
 
 @dataclass(slots=True, eq=False)
@@ -160,8 +165,11 @@ class RpcEndpoint:
         max_queued: int = 100,
         online: bool = True,
         late_answer_wait: float | None = None,
+        naive_times_as_utc: bool = False,
     ) -> None:
         self.version = version
+        self._naive_times_as_utc = naive_times_as_utc
+        self._warned_naive = False  # this connection's first offset-less date-time was reported
         self._schemas = schemas
         self._new_message_id = new_message_id
         self._call_timeout = call_timeout
@@ -235,9 +243,9 @@ class RpcEndpoint:
             return self._refuse(call, Fault.GENERIC, "too many calls waiting for an answer")
         if not self._schemas.knows(self.version, call.action):
             return self._refuse(call, Fault.NOT_IMPLEMENTED, f"unknown action {call.action!r}")
-        violation = self._schemas.check(
-            self.version, call.action, PayloadKind.REQUEST, call.payload
-        )
+        violation, payload, notes = self._check(call.action, PayloadKind.REQUEST, call.payload)
+        if payload is not call.payload:
+            call = Call(call.message_id, call.action, payload)
         if violation is not None:
             return self._refuse(
                 call,
@@ -247,7 +255,35 @@ class RpcEndpoint:
                 {"keyword": violation.keyword, "path": violation.path},
             )
         self._awaiting[call.message_id] = call.action
-        return [CallReceived(call)]
+        return [*notes, CallReceived(call)]
+
+    def _check(
+        self, action: str, kind: PayloadKind, payload: Payload
+    ) -> tuple[Violation | None, Payload, list[RpcEvent]]:
+        """The schema check, reading offset-less date-times as UTC when allowed: (violation, the
+        payload to use, the report of the connection's first such date-time)."""
+        violation = self._schemas.check(self.version, action, kind, payload)
+        notes: list[RpcEvent] = []
+        for _ in range(_MAX_TIME_REPAIRS):
+            if violation is None or violation.keyword != "format" or not self._naive_times_as_utc:
+                break
+            repaired = with_utc_offset(payload, violation.path)
+            if repaired is None:
+                break
+            if not self._warned_naive:
+                self._warned_naive = True
+                notes.append(
+                    Diagnostic(
+                        "timestamp-without-offset",
+                        f"{action} {kind.value} has date-times without a UTC offset: read as UTC"
+                        " (reported once per connection)",
+                        action=action,
+                        fields={"path": violation.path},
+                    )
+                )
+            payload = repaired
+            violation = self._schemas.check(self.version, action, kind, payload)
+        return violation, payload, notes
 
     def _refuse(
         self, call: Call, fault: Fault, reason: str, details: Payload | None = None
@@ -289,11 +325,12 @@ class RpcEndpoint:
                 )
             )
         if isinstance(answer, CallResult):
-            violation = self._schemas.check(
-                self.version, request.action, PayloadKind.RESPONSE, answer.payload
+            violation, payload, notes = self._check(
+                request.action, PayloadKind.RESPONSE, answer.payload
             )
+            events.extend(notes)
             if violation is None:
-                events.append(ResultReceived(request, answer.payload))
+                events.append(ResultReceived(request, payload))
             else:
                 events.append(
                     CallFailed(request, FailureReason.INVALID_RESPONSE, violation.describe())
@@ -414,6 +451,7 @@ class RpcEndpoint:
 
     def go_online(self, now: float) -> None:
         self._online = True
+        self._warned_naive = False
         self._send_next(now)
 
 

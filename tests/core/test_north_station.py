@@ -707,3 +707,32 @@ def test_rpc_a_full_call_queue_never_raises_on_peer_input() -> None:
         if action == "StatusNotification":
             sent[payload["evseId"]] = payload["connectorStatus"]
     assert sent == {1: "Occupied", **{2 + n: "Available" for n in range(6)}}
+
+
+# --- issue 16 item 10: date-times without an offset from the CSMS ----------------------------------
+
+
+def test_b01_a_boot_answer_with_an_offset_less_time_registers_the_station() -> None:
+    """A CSMS sending `2026-12-07T10:00:00.123` left 1.6 stations Pending for ever."""
+    bench = Bench(with_identity())
+    bench.connect()
+    message_id, _, _ = bench.last_call()
+    answer = {"status": "Accepted", "currentTime": "2026-12-07T10:00:00.123", "interval": 300}
+    events = bench.receive([3, message_id, answer])
+    assert isinstance(events[0], BootAnswered)
+    assert events[0].response["currentTime"] == "2026-12-07T10:00:00.123Z"
+    assert bench.station.registered
+    bench.station.call("Heartbeat", {}, bench.now, "hb")
+    message_id, _, _ = bench.last_call()
+    bench.receive([3, message_id, {"currentTime": "2026-12-07T10:00:01"}])
+    warned = [r for r in bench.reports if r.diagnostic.kind == "timestamp-without-offset"]
+    assert len(warned) == 1  # once per connection
+
+
+def test_b01_strict_timestamps_keep_refusing_offset_less_times() -> None:
+    bench = Bench(with_identity(), settings=NorthSettings(naive_times_as_utc=False))
+    bench.connect()
+    message_id, _, _ = bench.last_call()
+    answer = {"status": "Accepted", "currentTime": "2026-12-07T10:00:00.123", "interval": 300}
+    bench.receive([3, message_id, answer])
+    assert not bench.station.registered

@@ -116,6 +116,55 @@ class TestLateAnswersFromALiveCsms:
         assert station.effects() == []
 
 
+class TestOffsetLessTimesFromTheCsms:
+    """Issue 16 item 10: a CSMS sending date-times without an offset stranded every station."""
+
+    @pytest.fixture
+    def station(self, schemas: OfficialSchemas, ids: Callable[[], str]) -> PassThroughStation:
+        return PassThroughStation(
+            "CS1",
+            schemas,
+            ids,
+            csms_call_timeout=30.0,
+            charger_call_timeout=20.0,
+            naive_times_as_utc=True,
+        )
+
+    def test_b01_read_as_utc_and_forwarded_with_z_warned_once(self, station) -> None:
+        feed(station, SOUTH, [2, "cs-1", "BootNotification", BOOT])
+        station.effects()
+        naive = {**BOOT_RESULT, "currentTime": "2026-12-07T10:00:00.123"}
+        feed(station, NORTH, [3, "b1", naive])
+        effects = station.effects()
+        frames = [(e.side, orjson.loads(e.frame)) for e in effects if isinstance(e, Send)]
+        assert frames == [
+            (SOUTH, [3, "cs-1", {**naive, "currentTime": "2026-12-07T10:00:00.123Z"}])
+        ]
+        reserve = {
+            "id": 1,
+            "expiryDateTime": "2026-12-07T11:00:00",
+            "idToken": {"idToken": "A", "type": "ISO14443"},
+        }
+        feed(station, NORTH, [2, "c1", "ReserveNow", reserve])
+        effects += station.effects()
+        frames = [(e.side, orjson.loads(e.frame)) for e in effects if isinstance(e, Send)]
+        assert frames[-1] == (
+            SOUTH,
+            [2, "b2", "ReserveNow", {**reserve, "expiryDateTime": "2026-12-07T11:00:00Z"}],
+        )
+        kinds = [e.diagnostic.kind for e in effects if isinstance(e, Report)]
+        assert kinds.count("timestamp-without-offset") == 1
+
+    def test_strict_timestamps_answer_the_charger_internal_error(self, schemas, ids) -> None:
+        station = PassThroughStation(
+            "CS1", schemas, ids, csms_call_timeout=30.0, charger_call_timeout=20.0
+        )
+        feed(station, SOUTH, [2, "cs-1", "BootNotification", BOOT])
+        station.effects()
+        feed(station, NORTH, [3, "b1", {**BOOT_RESULT, "currentTime": "2026-12-07T10:00:00"}])
+        assert sent(station)[0][1][:3] == [4, "cs-1", "InternalError"]
+
+
 class TestErrorsTravelTruthfully:
     def test_callerror_from_the_csms_is_forwarded(self, station) -> None:
         feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}])
