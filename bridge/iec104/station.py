@@ -49,10 +49,16 @@ Rules
   own variables (heartbeat, retries, back-off, BasicAuthPassword: durable, table `owned`) from
   `bridge.owned_variables`; TriggerMessage (StatusNotification, Heartbeat, MeterValues,
   TransactionEvent), GetTransactionStatus, ClearChargingProfile and GetChargingProfiles (K09: the
-  stored profiles, reported with ReportChargingProfiles) from bridge state. Every other CSMS request is answered CALLERROR NotSupported.
+  stored profiles, reported with ReportChargingProfiles) from bridge state. Every other CSMS request is
+  answered CALLERROR NotSupported.
+- Vendor tables: private ASDUs (card authorization, card sessions, settlement records) are read by
+  `bridge.iec104.vendor`, which says what to do. SetVariables on a tariff component (`kind: tariff`)
+  sends the table's ASDU with every variable of it (those not set keep their stored value); with
+  `confirmation: act_con` the answer waits for the charger's ACT_CON (Rejected on a negative one,
+  NoConfirmation after `answer_timeout`), and a link that is down is Rejected (TargetOffline).
 - Durable tables: ledger `tx`/`meta`, outbox `outbox`, NorthStation `north`, `owned`, and here `profiles`,
-  `vars` (TxUpdatedInterval) and `meta` keys `deferred_reset`, `event_id`, `ends:<evse>`,
-  `remote:<evse>`.
+  `vars` (TxUpdatedInterval, `tariff:<name>`) and `meta` keys `deferred_reset`, `event_id`,
+  `ends:<evse>`, `remote:<evse>`, `settled` (the last settlement records acknowledged).
 - Pure: time comes in as `now` (monotonic seconds) and from the injected wall clock; ids are injected.
 """
 
@@ -69,6 +75,7 @@ from bridge.effects import Effect, Persist, Report, Side
 from bridge.errors import BridgeMisuse, Fault, OutboundPayloadInvalid, QueueFull
 from bridge.iec104.compiled import CompiledTable
 from bridge.iec104.logic import ConnectorLogic, Value
+from bridge.iec104.private import LayoutError, Tariff, object_bytes, split_object
 from bridge.iec104.profiles import (
     STATION_PURPOSES,
     TX_PURPOSES,
@@ -96,6 +103,7 @@ from bridge.iec104.southbound import (
     PointUpdate,
     RawAsdu,
     Send104Command,
+    Send104Private,
     SouthEffect,
 )
 from bridge.iec104.transactions import (
@@ -117,6 +125,7 @@ from bridge.iec104.variables import (
     Variable,
     build_device_model,
     request_key,
+    tariff_source,
     text_of,
 )
 from bridge.iec104.vendor import (
@@ -220,6 +229,16 @@ class _Job:
 
 
 @dataclass(slots=True, eq=False)
+class _TariffReply:
+    """A SetVariables answer waiting for the charger to confirm its tariff ASDUs."""
+
+    message_id: str
+    results: list[Payload]
+    waiting: list[tuple[int, int, list[int]]]  # (type id, IOA, the results it decides)
+    deadline: float
+
+
+@dataclass(slots=True, eq=False)
 class _Sent:
     command: Send104Command
     job: _Job | None
@@ -275,6 +294,7 @@ class Station104:
         self._link_up = False
         self._unavailable_due: float | None = now + self.settings.link_grace
         self._jobs: list[_Job] = []
+        self._tariff_replies: list[_TariffReply] = []
         self._sent: dict[int, _Sent] = {}
         self._next_command = 1
         self._written: dict[int, float] = {}  # setpoint IOA → value last written
@@ -365,6 +385,8 @@ class Station104:
                 connector.meter_due = self._meter_due(now)
                 self._periodic(connector, now)
             self._send_pending(connector, now)
+        if self._tariff_replies:
+            self._answer_tariffs(now)
         if self._profile_due is not None and now >= self._profile_due:
             self._profile_due = None
             self._apply_profiles(now)
@@ -373,6 +395,7 @@ class Station104:
     def next_deadline(self) -> float | None:
         deadlines = [self.north.next_deadline(), self._unavailable_due, self._profile_due]
         deadlines += [job.deadline for job in self._jobs]
+        deadlines += [reply.deadline for reply in self._tariff_replies]
         for connector in self._connectors.values():
             if connector.in_tx:
                 deadlines.append(connector.meter_due)
@@ -765,8 +788,9 @@ class Station104:
     # --- private ASDUs (vendor tables) -------------------------------------------------------------
 
     def _private(self, event: RawAsdu, now: float) -> None:
-        in_tx = {evse: c.in_tx for evse, c in self._connectors.items()}
-        self._act(self._vendor.received(event, now, in_tx), now)
+        if not (self._tariff_replies and self._tariff_confirmed(event, now)):
+            in_tx = {evse: c.in_tx for evse, c in self._connectors.items()}
+            self._act(self._vendor.received(event, now, in_tx), now)
         self._flush()
 
     def _act(self, actions: list[Any], now: float) -> None:
@@ -1381,7 +1405,8 @@ class Station104:
         self._reply(message_id, {"getVariableResult": results})
 
     def _on_set_variables(self, message_id: str, request: Payload, now: float) -> None:
-        results = []
+        results: list[Payload] = []
+        tariffs: dict[str, list[tuple[int, str, Payload]]] = {}
         for item in request["setVariableData"]:
             result: Payload = {"component": item["component"], "variable": item["variable"]}
             attribute_type = item.get("attributeType", "Actual")
@@ -1394,6 +1419,10 @@ class Station104:
                 result["attributeStatus"] = "UnknownVariable" if known else "UnknownComponent"
             elif attribute_type != "Actual":
                 result["attributeStatus"] = "NotSupportedAttributeType"
+            elif tariff_source(found.source) is not None:
+                name, field_name = tariff_source(found.source) or ("", "")
+                tariffs.setdefault(name, []).append((len(results), field_name, item))
+                result["attributeStatus"] = "Accepted"  # decided below, per tariff ASDU
             elif (found.component, found.variable) == TX_UPDATED_INTERVAL:
                 result["attributeStatus"] = self._set_interval(item["attributeValue"], now)
             elif found.source == OWNED_SOURCE and found.mutability != "ReadOnly":
@@ -1411,7 +1440,102 @@ class Station104:
                 result["attributeStatus"] = "Rejected"
                 result["attributeStatusInfo"] = {"reasonCode": "ReadOnly"}
             results.append(result)
-        self._reply(message_id, {"setVariableResult": results})
+        waits = [self._send_tariff(name, items, results, now) for name, items in tariffs.items()]
+        waiting = [wait for wait in waits if wait is not None]
+        if waiting:
+            self._tariff_replies.append(
+                _TariffReply(message_id, results, waiting, now + self.settings.answer_timeout)
+            )
+        else:
+            self._reply(message_id, {"setVariableResult": results})
+
+    def _send_tariff(
+        self, name: str, items: list[tuple[int, str, Payload]], results: list[Payload], now: float
+    ) -> tuple[int, int, list[int]] | None:
+        """SetVariables on a tariff component: the table's private ASDU with every variable's value
+        (the ones not in the request keep their stored value). Returns what the reply waits for:
+        (type id, IOA, the results it decides) when the table expects an ACT_CON."""
+        rule = self.table.private[name]
+        meaning = rule.meaning
+        assert isinstance(meaning, Tariff)
+        indices = [index for index, _, _ in items]
+
+        def refuse(reason: str, info: str) -> None:
+            for index in indices:
+                results[index]["attributeStatus"] = "Rejected"
+                results[index]["attributeStatusInfo"] = {
+                    "reasonCode": reason,
+                    "additionalInfo": info[:500],
+                }
+
+        stored = self._vars.get(f"tariff:{name}")
+        values: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
+        for spec in rule.layout.fields:
+            values.setdefault(spec.name, 0 if spec.type not in ("ascii", "bcd") else "")
+        for _, field_name, item in items:
+            text = str(item["attributeValue"]).strip()
+            spec = rule.layout.field(field_name)
+            if spec.type in ("ascii", "bcd"):
+                values[field_name] = text
+                continue
+            try:
+                number = float(text)
+            except ValueError:
+                refuse("InvalidValue", f"{field_name}: {text!r} is not a number")
+                return None
+            values[field_name] = (
+                int(number) if number.is_integer() and spec.scale is None else number
+            )
+        try:
+            data = rule.layout.encode(values, self._vendor.zone)
+        except ValueError as exc:
+            refuse("InvalidValue", str(exc))
+            return None
+        if not self._link_up:
+            refuse("TargetOffline", "the charger's 104 link is down")
+            return None
+        self._vars[f"tariff:{name}"] = values
+        self._effects.append(Persist(VARS, f"tariff:{name}", values))
+        ioa = rule.ioa_for(None if not rule.per_connector else 1)
+        self._effects.append(
+            Send104Private(
+                rule.type_id,
+                rule.cot,
+                object_bytes(ioa, data, self.table.link.ioa_size),
+                purpose=f"{name}: SetVariables",
+            )
+        )
+        if meaning.confirmation == "none":
+            return None
+        return rule.type_id, ioa, indices
+
+    def _tariff_confirmed(self, event: RawAsdu, now: float) -> bool:
+        """An ACT_CON (or its negative) of a tariff ASDU the bridge sent; True when it was one."""
+        split = split_object(event.objects, self.table.link.ioa_size)
+        if event.cot != 7 or isinstance(split, LayoutError):
+            return False
+        ioa = split[0]
+        for reply in self._tariff_replies:
+            for wait in reply.waiting:
+                if (wait[0], wait[1]) == (event.type_id, ioa):
+                    reply.waiting.remove(wait)
+                    if event.negative:
+                        for index in wait[2]:
+                            reply.results[index]["attributeStatus"] = "Rejected"
+                    self._answer_tariffs(now)
+                    return True
+        return False
+
+    def _answer_tariffs(self, now: float) -> None:
+        for reply in list(self._tariff_replies):
+            if reply.waiting and reply.deadline > now:
+                continue
+            for wait in reply.waiting:  # no confirmation in time
+                for index in wait[2]:
+                    reply.results[index]["attributeStatus"] = "Rejected"
+                    reply.results[index]["attributeStatusInfo"] = {"reasonCode": "NoConfirmation"}
+            self._tariff_replies.remove(reply)
+            self._reply(reply.message_id, {"setVariableResult": reply.results})
 
     def _set_interval(self, text: str, now: float) -> str:
         try:
@@ -1463,6 +1587,10 @@ class Station104:
             return text_of(getattr(self.table.identity, source[9:]))
         if source == OWNED_SOURCE:
             return self._owned_now.get(variable.key)
+        tariff = tariff_source(source)
+        if tariff is not None:
+            stored = self._vars.get(f"tariff:{tariff[0]}")
+            return text_of(stored.get(tariff[1])) if isinstance(stored, dict) else None
         if source == "tx-updated-interval":
             return str(self.tx_updated_interval)
         if source == "tx-updated-measurands":

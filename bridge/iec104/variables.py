@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bridge.iec104.compiled import CompiledTable
+from bridge.iec104.private import Tariff
 from bridge.iec104.rules import (
     CounterRule,
     EnumRule,
@@ -172,6 +173,14 @@ class DeviceModel:
         return result
 
 
+def tariff_source(source: str) -> tuple[str, str] | None:
+    """(private ASDU name, field) of a tariff variable's source, else None."""
+    if not source.startswith("tariff:"):
+        return None
+    name, _, field_name = source[7:].partition(":")
+    return name, field_name
+
+
 def build_device_model(
     table: CompiledTable, rate_units: list[str], owned: Sequence[Owned] = ()
 ) -> DeviceModel:
@@ -227,6 +236,21 @@ def build_device_model(
             values_list=",".join(rate_units) or "A,W",
         ),
     ]
+    for private in table.private.values():
+        meaning = private.meaning
+        if isinstance(meaning, Tariff):
+            for name, field_name in meaning.variables.items():
+                spec = private.layout.field(field_name)
+                numeric = spec.type not in ("ascii", "bcd", "raw", "cp56")
+                variables.append(
+                    Variable(
+                        meaning.component,
+                        name,
+                        f"tariff:{private.name}:{field_name}",
+                        mutability="ReadWrite",
+                        data_type="decimal" if numeric else "string",
+                    )
+                )
     seen: set[Key] = {variable.key for variable in variables}
     for rule in table.monitoring.values():
         for variable in _point_variables(rule):

@@ -16,6 +16,8 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ocpp.v201 import call as call201
+
 from adapters.runtime import Runtime
 from tests.e2e.conftest import running_bridge
 from tests.e2e.test_iec104_dial_in import (
@@ -218,3 +220,64 @@ async def test_c01_offline_policy_refuses_while_the_csms_is_unreachable() -> Non
         charger.swipe(GOOD_CARD)
         await charger.wait_for(lambda: len(charger.answers(CARD_ANSWER)) == 1)
         assert charger.answers(CARD_ANSWER)[0][0] == 1
+
+
+TARIFF_TABLE = """\
+extends: example-dialin-card
+private_asdus:
+  tariff:
+    type: 140
+    direction: out
+    cot: 6
+    ioa: 0x7200
+    fields:
+      - {name: price, type: uint32, scale: 0.0001}
+      - {name: service_fee, type: uint32, scale: 0.0001}
+    meaning:
+      kind: tariff
+      component: TariffCtrlr
+      variables: {EnergyPrice: price, ServiceFee: service_fee}
+      confirmation: act_con
+"""
+
+
+async def test_b06_set_variables_on_the_tables_tariff_component_sends_its_asdu(
+    tmp_path: Any,
+) -> None:
+    table = tmp_path / "tariff.yaml"
+    table.write_text(TARIFF_TABLE)
+    async with running_csms() as csms:
+        config = card_config(csms)
+        station = config.stations[0].model_copy(update={"mapping": table})
+        config = config.model_copy(update={"stations": [station]})
+        async with running_bridge(config) as runtime, registered(runtime) as charger:
+            cp = (await csms.session(STATION)).charge_point
+            await csms.wait_for(lambda: "Available" in statuses(csms, STATION))
+            request = call201.SetVariables(
+                set_variable_data=[
+                    {
+                        "component": {"name": "TariffCtrlr"},
+                        "variable": {"name": "EnergyPrice"},
+                        "attribute_value": "1.2345",
+                    }
+                ]
+            )
+            answer = asyncio.create_task(cp.call(request))
+            await charger.wait_for(lambda: charger.of_type(140) != [])
+            sent = charger.of_type(140)[0]
+            # type 140, VSQ 1, COT 6, CA 1, IOA 0x7200, price 12,345 (0.0001 units), fee 0
+            assert sent == bytes.fromhex("8c01060001") + bytes.fromhex("00007200") + struct.pack(
+                "<II", 12_345, 0
+            )
+            charger.send(bytes([140, 1, 7, 0]) + sent[4:])  # its ACT_CON
+            result = (await answer).set_variable_result[0]
+            assert result["attribute_status"] == "Accepted"
+            got = await cp.call(
+                call201.GetVariables(
+                    get_variable_data=[
+                        {"component": {"name": "TariffCtrlr"}, "variable": {"name": "EnergyPrice"}}
+                    ]
+                )
+            )
+            assert got.get_variable_result[0]["attribute_value"] == "1.2345"
+        assert csms.problems() == []
