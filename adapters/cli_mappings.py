@@ -69,8 +69,11 @@ REPLAY_HELP = (
     " schema; exit 1 on any invalid frame."
     '\n\nEach line: {"t": 5, "ioa": "0x0021", "type": "M_SP_NA_1", "value": true}, or'
     ' {"t": 60, "link": "down"}, or {"t": 9, "csms": "RequestStartTransaction",'
-    ' "payload": {...}}; t in seconds from --start, or an RFC 3339 time. A fake CSMS accepts'
-    " everything and 104 commands are confirmed at once."
+    ' "payload": {...}}, or for vendor tables {"t": 0, "registration": "AA 55 ..."} and'
+    ' {"t": 3, "private": "card_request", "connector": 1, "fields": {"card": "1234"}}; t in'
+    " seconds from --start, or an RFC 3339 time. A fake CSMS accepts everything (Authorize:"
+    ' Accepted unless a line {"token_status": {...}} says otherwise) and 104 commands are'
+    " confirmed at once."
 )
 SCHEMA_HELP = (
     "Print the JSON Schema of the mapping language, for editors and CI."
@@ -109,7 +112,13 @@ def validate(
 
 @app.command(help=EXPLAIN_HELP)
 def explain(
-    path: Annotated[Path, typer.Argument(help="A mapping table (*.yaml).", show_default=False)],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A mapping table (*.yaml), or a shipped table's name (mappings list).",
+            show_default=False,
+        ),
+    ],
     connectors: Annotated[
         int | None,
         typer.Option(
@@ -126,8 +135,9 @@ def explain(
     ] = Format.table,
 ) -> None:
     """Print every point of a table (see EXPLAIN_HELP)."""
-    from adapters.mapping_files import MappingFileError, load_file
+    from adapters.mapping_files import MappingFileError, load_file, table_path
 
+    path = table_path(path)
     try:
         loaded = load_file(path)
         count = connectors or min(2, loaded.table.connectors.max_count)
@@ -144,7 +154,13 @@ def explain(
 
 @app.command(help=REPLAY_HELP)
 def replay(
-    path: Annotated[Path, typer.Argument(help="A mapping table (*.yaml).", show_default=False)],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A mapping table (*.yaml), or a shipped table's name (mappings list).",
+            show_default=False,
+        ),
+    ],
     events: Annotated[
         Path, typer.Argument(help="Recorded point changes, JSON lines.", show_default=False)
     ],
@@ -166,10 +182,11 @@ def replay(
     ] = 10.0,
 ) -> None:
     """Replay recorded point changes (see REPLAY_HELP)."""
-    from adapters.mapping_files import MappingFileError, load_file
+    from adapters.mapping_files import MappingFileError, load_file, table_path
     from adapters.mapping_replay import ReplayError, replay_file
     from adapters.schemas import OfficialSchemas
 
+    path = table_path(path)
     try:
         loaded = load_file(path)
         loaded.compile(1)
@@ -203,6 +220,18 @@ def replay(
     typer.echo(f"# {result.frames} frame(s) to the CSMS, {result.invalid} invalid", err=True)
     if result.invalid:
         raise typer.Exit(1)
+
+
+@app.command(
+    name="list", help="List the shipped tables, usable by name wherever a table is asked for."
+)
+def list_tables() -> None:
+    """The shipped tables (see its help)."""
+    from adapters.mapping_files import compile_file, shipped_table, shipped_tables
+
+    for name in shipped_tables():
+        description = compile_file(str(shipped_table(name)), 1).description or ""
+        typer.echo(f"{name}\t{description}")
 
 
 @app.command(help=SCHEMA_HELP)

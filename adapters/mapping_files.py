@@ -100,6 +100,16 @@ def shipped_table(name: str) -> Traversable:
     return resources.files(SHIPPED_PACKAGE) / f"{name.removesuffix('.yaml')}.yaml"
 
 
+def table_path(argument: str | Path) -> Path:
+    """A command's table argument: a file's path, or a shipped table's name (`gb-dc-charger`) where no
+    file of that name is (the installed package's file)."""
+    path = Path(argument)
+    text = str(argument)
+    if not path.exists() and "/" not in text and text.removesuffix(".yaml") in shipped_tables():
+        return Path(str(shipped_table(text)))
+    return path
+
+
 def load_file(path: str | Path) -> LoadedTable:
     """Read, resolve `extends`, validate. Raises MappingFileError."""
     return _Loader().load(_Source.of_path(Path(path)))
@@ -129,7 +139,7 @@ def check_paths(paths: Iterable[str | Path]) -> CheckResult:
     skipped: list[Path] = []
     problems: list[MappingProblem] = []
     for given in paths:
-        path = Path(given)
+        path = table_path(given)
         if not path.is_dir():
             files.append(path)
             continue

@@ -4,7 +4,13 @@ Events file: JSON lines (blank lines are skipped), in time order, each an object
 - a point change: `{"t": 5, "ioa": "0x0021", "type": "M_SP_NA_1", "value": true}`; optional `quality`
   (a list of flag names, e.g. ["Invalid"]) and `time_tag` (RFC 3339, the point's own time stamp);
 - the link: `{"t": 60, "link": "down"}` or `"up"`;
-- a CSMS request: `{"t": 9, "csms": "RequestStartTransaction", "payload": {...}}`.
+- a CSMS request: `{"t": 9, "csms": "RequestStartTransaction", "payload": {...}}`;
+- a vendor table's registration frame, as hex: `{"t": 0, "registration": "AA 55 0A 53 4E ... 2C"}`
+  (shown as what the table reads from it: the id, or why it refuses it);
+- a vendor table's private ASDU from the charger, by name, with its fields:
+  `{"t": 3, "private": "card_request", "connector": 1, "fields": {"card": "1234567890123456"}}`;
+- how the fake CSMS answers Authorize from then on: `{"t": 0, "token_status": {"1111": "Blocked"}}`
+  (Accepted otherwise).
 `t` is seconds since the replay's start (`start`, default 2026-01-01T00:00:00Z) or an RFC 3339 time.
 IOAs are integers or hex strings; values are booleans, numbers, or for double points 0..3.
 
@@ -18,7 +24,8 @@ Rules
 - Every frame toward the CSMS goes to `on_frame(seconds, frame, problem)`, where `problem` is None when the
   frame is valid against the official 2.0.1 schema (CALLs against their request schema, answers to the
   replayed CSMS requests against the response schema), else the reason. 104 commands are confirmed
-  positively at once; they, interrogations and the core's diagnostics go to `on_note(seconds, text)`.
+  positively at once; they, interrogations, the private ASDUs the bridge sends (decoded by the table)
+  and the core's diagnostics go to `on_note(seconds, text)`.
 - A broken events file raises `ReplayError` naming the line.
 """
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +43,8 @@ from typing import Any
 from bridge.effects import Persist, Report, Send, Side
 from bridge.errors import OcppVersion, OutboundPayloadInvalid
 from bridge.iec104 import CompiledTable, TypeId, format_ioa, parse_ioa
+from bridge.iec104.private import object_bytes
+from bridge.iec104.registration import Registered, RegistrationError, spaced_hex
 from bridge.iec104.southbound import (
     CommandConfirmed,
     Interrogate104,
@@ -42,7 +52,9 @@ from bridge.iec104.southbound import (
     LinkEvent,
     LinkUp,
     PointUpdate,
+    RawAsdu,
     Send104Command,
+    Send104Private,
 )
 from bridge.iec104.station import Station104, Station104Settings
 from bridge.schema import PayloadKind, SchemaRegistry
@@ -62,6 +74,9 @@ class Event:
     at: float  # seconds since the start
     link: LinkEvent | None = None
     csms: tuple[str, dict[str, Any]] | None = None
+    registration: bytes | None = None
+    private: tuple[str, int | None, dict[str, Any]] | None = None
+    token_status: dict[str, str] | None = None
 
 
 def _seconds(value: object, start: float, where: str) -> float:
@@ -99,6 +114,26 @@ def _event(item: dict[str, Any], number: int, at: float, where: str) -> Event:
         if item["link"] not in ("up", "down"):
             raise ReplayError(f"{where}: link is up or down")
         return Event(number, at, link=LinkUp() if item["link"] == "up" else LinkDown("replay"))
+    if "registration" in item:
+        try:
+            frame = bytes.fromhex(str(item["registration"]))
+        except ValueError:
+            raise ReplayError(f"{where}: registration is hex bytes") from None
+        return Event(number, at, registration=frame)
+    if "private" in item:
+        connector, fields = item.get("connector"), item.get("fields", {})
+        if not isinstance(item["private"], str) or not isinstance(fields, dict):
+            raise ReplayError(f"{where}: private names an ASDU of the table, fields is an object")
+        if connector is not None and (
+            isinstance(connector, bool) or not isinstance(connector, int)
+        ):
+            raise ReplayError(f"{where}: connector is a number")
+        return Event(number, at, private=(item["private"], connector, fields))
+    if "token_status" in item:
+        statuses = item["token_status"]
+        if not isinstance(statuses, dict) or not all(isinstance(v, str) for v in statuses.values()):
+            raise ReplayError(f"{where}: token_status maps idTokens to statuses")
+        return Event(number, at, token_status=dict(statuses))
     if "csms" in item:
         payload = item.get("payload", {})
         if not isinstance(item["csms"], str) or not isinstance(payload, dict):
@@ -148,6 +183,7 @@ def needed_connectors(table: CompiledTable, events: list[Event]) -> int:
 _ANSWERS: dict[str, Callable[[str], dict[str, Any]]] = {
     "BootNotification": lambda now: {"status": "Accepted", "currentTime": now, "interval": 300},
     "Heartbeat": lambda now: {"currentTime": now},
+    "Authorize": lambda now: {"idTokenInfo": {"status": "Accepted"}},
 }
 
 
@@ -174,6 +210,9 @@ class Replay:
         self._csms_ids = itertools.count(1)
         self._csms_calls: dict[str, str] = {}  # id → action of the replayed CSMS requests
         self._confirmations: list[CommandConfirmed] = []
+        self.table = table
+        self.zone = zoneinfo.ZoneInfo(table.station.time_zone)
+        self.token_status: dict[str, str] = {}
         self.core = Station104(
             "REPLAY",
             table,
@@ -184,6 +223,7 @@ class Replay:
             {},
             now=0.0,
             settings=settings,
+            zone=self.zone,
         )
         self.core.connection_made(Side.NORTH, 0.0)
         self._drain()
@@ -197,6 +237,12 @@ class Replay:
             try:
                 if event.link is not None:
                     self.core.handle_link_event(event.link, self.now)
+                elif event.registration is not None:
+                    self._registration(event.registration, event.line)
+                elif event.private is not None:
+                    self._private(*event.private, line=event.line)
+                elif event.token_status is not None:
+                    self.token_status.update(event.token_status)
                 elif event.csms is not None:
                     action, payload = event.csms
                     message_id = f"csms-{next(self._csms_ids)}"
@@ -236,6 +282,8 @@ class Replay:
                     self._confirmations.append(
                         CommandConfirmed(effect.command_id, effect.ioa, True, "replay")
                     )
+                elif isinstance(effect, Send104Private):
+                    self.on_note(self.now, self._private_note(effect))
                 elif isinstance(effect, Interrogate104):
                     kind = "counter" if effect.counters else "general"
                     self.on_note(self.now, f"104 {kind} interrogation ({effect.reason})")
@@ -270,11 +318,57 @@ class Replay:
             self.invalid += 1
         self.on_frame(self.now, raw, problem)
         if message[0] == 2:
-            self._answer(message[1], message[2])
+            self._answer(message[1], message[2], message[3])
 
-    def _answer(self, message_id: str, action: str) -> None:
+    def _registration(self, frame: bytes, line: int) -> None:
+        spec = self.table.registration
+        if spec is None:
+            raise ReplayError(f"line {line}: the table declares no registration frame")
+        found = spec.parse(frame)
+        if isinstance(found, Registered):
+            self.on_note(
+                self.now, f"registration: id {found.id!r}, answered {spaced_hex(spec.accepted)}"
+            )
+        elif isinstance(found, RegistrationError):
+            self.on_note(self.now, f"registration refused at byte {found.offset}: {found.reason}")
+        else:
+            self.on_note(self.now, f"registration incomplete: {len(frame)} bytes")
+
+    def _private(
+        self, name: str, connector: int | None, fields: dict[str, Any], *, line: int
+    ) -> None:
+        rule = self.table.private.get(name)
+        if rule is None or rule.direction != "in":
+            known = ", ".join(r.name for r in self.table.private.values() if r.direction == "in")
+            raise ReplayError(f"line {line}: no private ASDU {name!r} from the charger ({known})")
+        try:
+            ioa = rule.ioa_for(connector if rule.per_connector else None)
+            data = rule.layout.encode(fields, self.zone)
+        except (KeyError, ValueError) as exc:
+            raise ReplayError(f"line {line}: {name}: {exc}") from None
+        objects = object_bytes(ioa, data, self.table.link.ioa_size)
+        address = self.table.station.common_address
+        self.core.handle_link_event(
+            RawAsdu(rule.type_id, rule.cot, address, 1, False, objects), self.now
+        )
+
+    def _private_note(self, effect: Send104Private) -> str:
+        ioa_size = self.table.link.ioa_size
+        ioa = int.from_bytes(effect.objects[:ioa_size], "little")
+        for rule in self.table.private.values():
+            if rule.direction == "out" and rule.type_id == effect.type_id:
+                values = rule.layout.decode(effect.objects[ioa_size:], self.zone)
+                if isinstance(values, dict):
+                    shown = ", ".join(f"{key}={value!r}" for key, value in values.items())
+                    return f"104 private {rule.name} {format_ioa(ioa)}: {shown} ({effect.purpose})"
+        return f"104 private type {effect.type_id} {format_ioa(ioa)} ({effect.purpose})"
+
+    def _answer(self, message_id: str, action: str, payload: dict[str, Any]) -> None:
         stamp = datetime.fromtimestamp(self.wall(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         answer = _ANSWERS.get(action, lambda now: {})(stamp)
+        if action == "Authorize":
+            token = payload.get("idToken", {}).get("idToken", "")
+            answer = {"idTokenInfo": {"status": self.token_status.get(token, "Accepted")}}
         self.core.receive(Side.NORTH, json.dumps([3, message_id, answer]), self.now)
 
 

@@ -136,3 +136,55 @@ def test_an_invalid_frame_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["mappings", "replay", str(DC), str(SESSION)])
     assert result.exit_code == 1
     assert "INVALID" in result.stderr
+
+
+CARD_SESSION = ROOT / "mappings" / "examples" / "example-dialin-card-session.jsonl"
+
+
+def test_replay_of_a_vendor_card_session_by_table_name() -> None:
+    """Registration, a blocked and an accepted card (C01), a card session (E02) stopped by card
+    (E06) and its settlement record sent twice: one Ended from the record, acknowledged twice."""
+    result = runner.invoke(
+        app,
+        [
+            "mappings",
+            "replay",
+            "example-dialin-card",
+            str(CARD_SESSION),
+            "--start",
+            "2026-12-07T02:00:00Z",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    calls = [frame for _, frame in frames(result.stdout) if frame[0] == 2]
+    oracle = FrameOracle()
+    for frame in calls:
+        oracle.receive(json.dumps(frame))
+    assert oracle.problems == []
+    tokens = [frame[3]["idToken"]["idToken"] for frame in calls if frame[2] == "Authorize"]
+    assert tokens == ["1111222233334444", "1234567890123456", "1234567890123456"]
+    events = [frame[3] for frame in calls if frame[2] == "TransactionEvent"]
+    assert [e["eventType"] for e in events].count("Ended") == 1
+    started, ended = events[0], events[-1]
+    assert (started["triggerReason"], started["idToken"]["idToken"]) == (
+        "Authorized",
+        "1234567890123456",
+    )
+    assert (ended["triggerReason"], ended["transactionInfo"]["stoppedReason"]) == (
+        "StopAuthorized",
+        "Local",
+    )
+    assert ended["customData"]["settlement"]["amount"] == 12.34
+    assert ended["meterValue"][0]["sampledValue"][0]["value"] == 1_001_500
+    assert "registration: id 'SN20260001', answered AA 55 01 00" in result.stderr
+    assert "card_answer 0x7001: result=2" in result.stderr  # the blocked card
+    assert result.stderr.count("settlement_ack 0x7101: result=0") == 2
+
+
+def test_mappings_list_names_the_shipped_tables() -> None:
+    result = runner.invoke(app, ["mappings", "list"])
+    assert result.exit_code == 0, result.output
+    names = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert names == ["example-dialin-card", "gb-ac-charger", "gb-dc-charger"]
+    checked = runner.invoke(app, ["mappings", "validate", "gb-dc-charger", "example-dialin-card"])
+    assert checked.exit_code == 0, checked.output
