@@ -23,6 +23,8 @@ from typing import Annotated
 import typer
 
 from adapters.cli_mappings import app as mappings_app
+from adapters.cli_simulate import SIMULATE_HELP
+from adapters.cli_simulate import app as simulate_app
 from adapters.cli_trace import TRACE_HELP
 from adapters.cli_trace import trace as trace_command
 from adapters.config import BridgeConfig, ConfigError, load_config
@@ -133,6 +135,7 @@ def demo(
 
 
 app.command("trace", help=TRACE_HELP)(trace_command)
+app.add_typer(simulate_app, name="simulate", help=SIMULATE_HELP)
 
 
 def main() -> None:

@@ -181,11 +181,21 @@ class DemoCsms(OcppChargePoint):
 
 
 class DemoCharger201(OcppChargePoint):
-    """A simulated OCPP 2.0.1 charger (the `ocpp` package's ChargePoint)."""
+    """A simulated OCPP 2.0.1 charger (the `ocpp` package's ChargePoint); `ocpp-bridge simulate
+    ocpp2.0.1` drives the same steps from a script."""
+
+    model = "Demo AC 22"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.energy = 0.0  # Wh, the register
+        self.transaction_id: str | None = None
+        self.seq = 0
+        self.sessions = 0
 
     @on("GetVariables")
     async def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
-        values = {"HeartbeatInterval": "60", "Model": "Demo AC 22"}
+        values = {"HeartbeatInterval": "60", "Model": self.model}
         results = []
         for item in get_variable_data:
             name = item["variable"]["name"]
@@ -200,64 +210,100 @@ class DemoCharger201(OcppChargePoint):
             )
         return call_result.GetVariables(get_variable_result=results)
 
-    async def drive(self, stop: asyncio.Event) -> None:
-        await self.call(
+    # --- the steps of a session --------------------------------------------------------------------
+
+    async def boot(self) -> int:
+        """BootNotification and the connector's status; the heartbeat interval the CSMS gave."""
+        answer = await self.call(
             call.BootNotification(
-                charging_station={"model": "Demo AC 22", "vendor_name": "ocpp-bridge"},
+                charging_station={"model": self.model, "vendor_name": "ocpp-bridge"},
                 reason="PowerUp",
             )
         )
         await self._status("Available")
+        return int(answer.interval)
+
+    async def heartbeat(self) -> None:
+        await self.call(call.Heartbeat())
+
+    async def plug(self) -> None:
+        await self._status("Occupied")
+
+    async def authorize(self, id_token: str) -> str:
+        token = {"id_token": id_token, "type": "ISO14443"}
+        answer = await self.call(call.Authorize(id_token=token))
+        return str(answer.id_token_info["status"])
+
+    async def start_charging(self, id_token: str) -> None:
+        self.sessions += 1
+        self.transaction_id = f"demo-{self.sessions}"
+        self.seq = 0
+        await self.call(
+            call.TransactionEvent(
+                event_type="Started",
+                timestamp=_now(),
+                trigger_reason="Authorized",
+                seq_no=self.seq,
+                transaction_info={
+                    "transaction_id": self.transaction_id,
+                    "charging_state": "Charging",
+                },
+                evse={"id": 1, "connector_id": 1},
+                id_token={"id_token": id_token, "type": "ISO14443"},
+                meter_value=[_energy_sample(self.energy, "Transaction.Begin")],
+            )
+        )
+
+    async def deliver(self, wh: float) -> None:
+        self.energy += wh
+        if self.transaction_id is None:
+            return
+        self.seq += 1
+        await self.call(
+            call.TransactionEvent(
+                event_type="Updated",
+                timestamp=_now(),
+                trigger_reason="MeterValuePeriodic",
+                seq_no=self.seq,
+                transaction_info={"transaction_id": self.transaction_id},
+                meter_value=[_energy_sample(self.energy, "Sample.Periodic")],
+            )
+        )
+
+    async def stop_charging(self, reason: str = "Local") -> None:
+        if self.transaction_id is None:
+            return
+        self.seq += 1
+        await self.call(
+            call.TransactionEvent(
+                event_type="Ended",
+                timestamp=_now(),
+                trigger_reason="StopAuthorized" if reason == "Local" else "EVCommunicationLost",
+                seq_no=self.seq,
+                transaction_info={"transaction_id": self.transaction_id, "stopped_reason": reason},
+                meter_value=[_energy_sample(self.energy, "Transaction.End")],
+            )
+        )
+        self.transaction_id = None
+
+    async def unplug(self) -> None:
+        await self.stop_charging("EVDisconnected")
+        await self._status("Available")
+
+    async def drive(self, stop: asyncio.Event) -> None:
+        await self.boot()
         session = 0
-        energy = 0.0
         while not stop.is_set():
             session += 1
-            await self._status("Occupied")
-            token = {"id_token": f"DEMO{session:04d}", "type": "ISO14443"}
-            await self.call(call.Authorize(id_token=token))
-            transaction_id = f"demo-{session}"
-            seq = 0
-            await self.call(
-                call.TransactionEvent(
-                    event_type="Started",
-                    timestamp=_now(),
-                    trigger_reason="Authorized",
-                    seq_no=seq,
-                    transaction_info={
-                        "transaction_id": transaction_id,
-                        "charging_state": "Charging",
-                    },
-                    evse={"id": 1, "connector_id": 1},
-                    id_token=token,
-                    meter_value=[_energy_sample(energy, "Transaction.Begin")],
-                )
-            )
+            await self.plug()
+            token = f"DEMO{session:04d}"
+            await self.authorize(token)
+            await self.start_charging(token)
             for _ in range(3):
                 await _sleep_or_stop(stop, 1.0)
-                energy += 3050.0 / 3  # about 11 kW, time-lapsed
-                seq += 1
-                await self.call(
-                    call.TransactionEvent(
-                        event_type="Updated",
-                        timestamp=_now(),
-                        trigger_reason="MeterValuePeriodic",
-                        seq_no=seq,
-                        transaction_info={"transaction_id": transaction_id},
-                        meter_value=[_energy_sample(energy, "Sample.Periodic")],
-                    )
-                )
-            seq += 1
-            await self.call(
-                call.TransactionEvent(
-                    event_type="Ended",
-                    timestamp=_now(),
-                    trigger_reason="StopAuthorized",
-                    seq_no=seq,
-                    transaction_info={"transaction_id": transaction_id, "stopped_reason": "Local"},
-                    meter_value=[_energy_sample(energy, "Transaction.End")],
-                )
-            )
-            await self._status("Available")
+                await self.deliver(3050.0 / 3)  # about 11 kW, time-lapsed
+            await self.stop_charging()
+            await self.unplug()
             await _sleep_or_stop(stop, 1.0)
 
     async def _status(self, status: str) -> None:
@@ -269,9 +315,17 @@ class DemoCharger201(OcppChargePoint):
 
 
 class DemoCharger16(OcppChargePoint16):
-    """A simulated OCPP 1.6J charger (the `ocpp` package's ChargePoint): the bridge translates it."""
+    """A simulated OCPP 1.6J charger (the `ocpp` package's ChargePoint): the bridge translates it;
+    `ocpp-bridge simulate ocpp1.6` drives the same steps from a script."""
 
     configuration: dict[str, str] = {"HeartbeatInterval": "60", "MeterValueSampleInterval": "1"}
+    model = "Demo DC 1.6"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.energy = 0.0  # Wh, the register
+        self.transaction_id: int | None = None
+        self.id_tag = ""
 
     @on("GetConfiguration")
     async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
@@ -290,58 +344,94 @@ class DemoCharger16(OcppChargePoint16):
     async def on_trigger(self, **_: Any) -> Any:
         return result16.TriggerMessage(status="Accepted")
 
-    async def drive(self, stop: asyncio.Event) -> None:
-        await self.call(
+    # --- the steps of a session --------------------------------------------------------------------
+
+    async def boot(self) -> int:
+        """BootNotification and the connector's status; the heartbeat interval the CSMS gave."""
+        answer = await self.call(
             call16.BootNotification(
-                charge_point_vendor="ocpp-bridge", charge_point_model="Demo DC 1.6"
+                charge_point_vendor="ocpp-bridge", charge_point_model=self.model
             )
         )
         await self._status("Available")
-        session = 0
-        meter = 0
-        while not stop.is_set():
-            session += 1
-            await self._status("Preparing")
-            tag = f"04A1B2C3D4{session:04d}"
-            await self.call(call16.Authorize(id_tag=tag))
-            started = await self.call(
-                call16.StartTransaction(
-                    connector_id=1, id_tag=tag, meter_start=meter, timestamp=_now()
-                )
+        return int(answer.interval)
+
+    async def heartbeat(self) -> None:
+        await self.call(call16.Heartbeat())
+
+    async def plug(self) -> None:
+        await self._status("Preparing")
+
+    async def authorize(self, id_tag: str) -> str:
+        answer = await self.call(call16.Authorize(id_tag=id_tag))
+        return str(answer.id_tag_info["status"])
+
+    async def start_charging(self, id_tag: str) -> None:
+        started = await self.call(
+            call16.StartTransaction(
+                connector_id=1, id_tag=id_tag, meter_start=round(self.energy), timestamp=_now()
             )
-            await self._status("Charging")
-            for _ in range(3):
-                await _sleep_or_stop(stop, 1.0)
-                meter += 5000  # about 50 kW DC, time-lapsed
-                await self.call(
-                    call16.MeterValues(
-                        connector_id=1,
-                        transaction_id=started.transaction_id,
-                        meter_value=[
+        )
+        self.transaction_id = started.transaction_id
+        self.id_tag = id_tag
+        await self._status("Charging")
+
+    async def deliver(self, wh: float) -> None:
+        self.energy += wh
+        if self.transaction_id is None:
+            return
+        await self.call(
+            call16.MeterValues(
+                connector_id=1,
+                transaction_id=self.transaction_id,
+                meter_value=[
+                    {
+                        "timestamp": _now(),
+                        "sampledValue": [
                             {
-                                "timestamp": _now(),
-                                "sampledValue": [
-                                    {
-                                        "value": str(meter),
-                                        "measurand": "Energy.Active.Import.Register",
-                                        "unit": "Wh",
-                                    }
-                                ],
+                                "value": str(round(self.energy)),
+                                "measurand": "Energy.Active.Import.Register",
+                                "unit": "Wh",
                             }
                         ],
-                    )
-                )
-            await self.call(
-                call16.StopTransaction(
-                    transaction_id=started.transaction_id,
-                    meter_stop=meter,
-                    timestamp=_now(),
-                    id_tag=tag,
-                    reason="Local",
-                )
+                    }
+                ],
             )
-            await self._status("Finishing")
-            await self._status("Available")
+        )
+
+    async def stop_charging(self, reason: str = "Local") -> None:
+        if self.transaction_id is None:
+            return
+        await self.call(
+            call16.StopTransaction(
+                transaction_id=self.transaction_id,
+                meter_stop=round(self.energy),
+                timestamp=_now(),
+                id_tag=self.id_tag,
+                reason=reason,
+            )
+        )
+        self.transaction_id = None
+        await self._status("Finishing")
+
+    async def unplug(self) -> None:
+        await self.stop_charging("EVDisconnected")
+        await self._status("Available")
+
+    async def drive(self, stop: asyncio.Event) -> None:
+        await self.boot()
+        session = 0
+        while not stop.is_set():
+            session += 1
+            await self.plug()
+            tag = f"04A1B2C3D4{session:04d}"
+            await self.authorize(tag)
+            await self.start_charging(tag)
+            for _ in range(3):
+                await _sleep_or_stop(stop, 1.0)
+                await self.deliver(5000)  # about 50 kW DC, time-lapsed
+            await self.stop_charging()
+            await self.unplug()
             await _sleep_or_stop(stop, 1.0)
 
     async def _status(self, status: str) -> None:

@@ -262,3 +262,14 @@ class Charger104:
     @property
     def connected(self) -> bool:
         return bool(self.server.has_active_connections)
+
+
+if __name__ == "__main__":  # `python -m adapters.iec104_sim` used to exit 0 doing nothing
+    import sys
+
+    sys.stderr.write(
+        "adapters.iec104_sim is the demo's and the tests' c104 charger, not a command: run a"
+        " simulated charger with `ocpp-bridge simulate iec104 --table NAME_OR_PATH`"
+        " (see `ocpp-bridge simulate --help`)\n"
+    )
+    sys.exit(2)
