@@ -7,17 +7,21 @@ Rules
 - The CSMS and the OCPP chargers are built on the `ocpp` package (PyPI), an implementation independent
   of the bridge; the 104 charger is a c104 `Server` (`adapters.iec104_sim`). The bridge in the middle
   is the same `Runtime` that `ocpp-bridge run` uses.
-- Three chargers, each running sessions until the demo ends (a session under way is completed first):
+- Four chargers, each running sessions until the demo ends (a session under way is completed first):
   DEMO-16 (OCPP 1.6J, translated) and DEMO-201 (OCPP 2.0.1, passed through) plug in, authorize a
   card, send meter values and stop by themselves; DEMO-104 (IEC 104, the bridge dials it) plugs in,
   the CSMS remote-starts it (the bridge sends the start command, the charger starts charging), its
-  energy register and output measurements grow, the CSMS remote-stops it, it is unplugged. Session
-  timings are short (time-lapsed energy) so that one session of each fits in `--duration 5`.
+  energy register and output measurements grow, the CSMS remote-stops it, it is unplugged;
+  DEMO-CARD (IEC 104 on the vendor example table example-dialin-card, the simulator's outstation
+  `adapters.iec104_outstation`) dials in to the bridge's iec104_listen and registers, plugs in, a card
+  starts its session, the same card stops it, its settlement record makes the Ended, it is unplugged.
+  Session timings are short (time-lapsed energy) so that one session of each fits in `--duration 5`.
 - The live view (rich, only on a terminal; 80 columns are enough) shows what the CSMS sees: stations,
   the protocol each charger speaks, online, connector status, current transaction, energy delivered
   (sum over transactions of end minus begin register), transactions ended. With `--duration` the
   demo exits after that many seconds and prints a summary line per station; it succeeds (exit 0)
-  when the CSMS saw every station boot and at least one complete transaction per station.
+  when the CSMS saw every station boot and at least one complete transaction per station, and every
+  DEMO-CARD transaction was Started and Ended once each with the card's idToken.
 - Every wait is bounded; every server, task and thread the demo starts is stopped before it returns.
 """
 
@@ -47,16 +51,21 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from adapters.config import BridgeConfig
+from adapters.iec104_outstation import Outstation
 from adapters.iec104_sim import HOST, Charger104
 from adapters.logs import configure_logging
-from adapters.mapping_files import compile_file, shipped_table
+from adapters.mapping_files import compile_file, load_reference, shipped_table
 from adapters.runtime import Runtime
 
 DEMO_201 = "DEMO-201"
 DEMO_16 = "DEMO-16"
 DEMO_104 = "DEMO-104"
-CHARGERS = {DEMO_16: "ocpp1.6", DEMO_201: "ocpp2.0.1", DEMO_104: "iec104"}
+DEMO_CARD = "DEMO-CARD"
+CHARGERS = {DEMO_16: "ocpp1.6", DEMO_201: "ocpp2.0.1", DEMO_104: "iec104", DEMO_CARD: "iec104"}
 TABLE_104 = "gb-dc-charger"
+TABLE_CARD = "example-dialin-card"
+CARD_SERIAL = "DEMO0001"  # its registration frame's id
+DEMO_CARD_TOKEN = "1234567890123456"  # the card DEMO-CARD's driver swipes (the CSMS accepts it)
 # The 104 charger at rest: gun in its holster, idle, contactor open, a register that has seen use
 # (counts of 10 Wh: 1,234.56 kWh).
 IDLE_104 = {0x0022: True, 0x400F: 2.0, 0x0025: 1, 0x6401: 123_456}
@@ -90,6 +99,15 @@ class StationView:
     register_wh: float | None = None  # the last energy register seen
     begin_wh: float | None = None  # the register at the current transaction's start
     delivered_wh: float = 0.0  # over the transactions that ended
+    # transaction id → the Started/Ended events that carried an idToken, with that token
+    tokens: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def card_sessions(self, card: str) -> int | None:
+        """Transactions Started and Ended once each with `card`; None when one was not."""
+        expected = [("Started", card), ("Ended", card)]
+        if any(events != expected for events in self.tokens.values()):
+            return None
+        return len(self.tokens)
 
     @property
     def energy_wh(self) -> float:
@@ -161,6 +179,10 @@ class DemoCsms(OcppChargePoint):
                 # the measurand's default is the energy register (2.0.1 SampledValueType)
                 if sample.get("measurand", ENERGY) == ENERGY and "phase" not in sample:
                     register = float(sample["value"])
+        id_token = kwargs.get("id_token")
+        if event_type in ("Started", "Ended") and id_token:
+            events = self.view.tokens.setdefault(transaction_info["transaction_id"], [])
+            events.append((event_type, id_token["id_token"]))
         if event_type == "Started":
             self.view.transaction_started(transaction_info["transaction_id"], register)
         if register is not None:
@@ -526,6 +548,44 @@ class Demo104Session:
             await _sleep_or_stop(stop, 1.0)
 
 
+class DemoCardSession:
+    """DEMO-CARD's sessions: the outstation dialled in and registered; a card starts and stops.
+
+    The outstation starts charging when the bridge accepts the card on a plugged-in connector and
+    stops when the same card is accepted again, then sends its settlement record; this driver plays
+    the driver of the car (plug, card, unplug) and the meter."""
+
+    def __init__(self, outstation: Outstation, view: StationView) -> None:
+        self.outstation = outstation
+        self.view = view
+
+    async def drive(self, stop: asyncio.Event) -> None:
+        view, sim = self.view, self.outstation
+        await _wait_until(lambda: view.booted and view.variables, 15, f"{DEMO_CARD} registered")
+        await sim.wait_ready(10)
+        await _wait_until(
+            lambda: view.connectors.get(1) == "Available", 10, f"{DEMO_CARD} Available"
+        )
+        while not stop.is_set():
+            await sim.plug_in(1)
+            await _wait_until(lambda: view.connectors.get(1) == "Occupied", 5, "plugged in")
+            status = await sim.swipe(DEMO_CARD_TOKEN)
+            if status != "Accepted":
+                raise DemoFailed(f"card to start: {status}")
+            await _wait_until(lambda: view.transaction, 8, "transaction started")
+            for _ in range(4):
+                await _sleep_or_stop(stop, 0.5)
+                await sim.deliver(1, 1_000.0, power_kw=72.0)  # 2 kWh/s, time-lapsed
+            status = await sim.swipe(DEMO_CARD_TOKEN)
+            if status != "Accepted":
+                raise DemoFailed(f"card to stop: {status}")
+            await sim.wait_settled(10)
+            await _wait_until(lambda: view.transaction is None, 8, "transaction ended")
+            await sim.unplug(1)
+            await _wait_until(lambda: view.connectors.get(1) == "Available", 5, "unplugged")
+            await _sleep_or_stop(stop, 1.0)
+
+
 def _short(transaction_id: str | None) -> str:
     """Transaction ids are often UUIDs: the first 8 characters tell them apart on screen."""
     if transaction_id is None:
@@ -638,27 +698,41 @@ async def run_demo(duration: float | None) -> bool:
             "connectors": 1,
             "mapping": str(mapping),
         }
+        station_card = {
+            "id": DEMO_CARD,
+            "protocol": "iec104",
+            "dial": "in",
+            "registration_id": CARD_SERIAL,
+            "connectors": 1,
+            "mapping": TABLE_CARD,  # a shipped table's name: found from any working directory
+        }
         # started before the bridge, so its first connection attempt succeeds
         await charger104.start()
         stack.push_async_callback(charger104.stop)  # after the bridge stopped (last in, first out)
+
+        # the simulator's outstation, stopped after the bridge (as the c104 one)
+        card_charger = Outstation(load_reference(TABLE_CARD).compile(1), serial=CARD_SERIAL)
+        stack.push_async_callback(card_charger.stop)
 
         config = BridgeConfig.model_validate(
             {
                 "bridge": {"store": str(Path(workdir) / "bridge.db"), "health": ""},
                 "csms": {"url": f"ws://127.0.0.1:{csms_port}/ocpp"},
-                "south": {"listen": "127.0.0.1:0"},
+                "south": {"listen": "127.0.0.1:0", "iec104_listen": "127.0.0.1:0"},
                 "stations": [
                     {"id": sid, "protocol": protocol}
                     for sid, protocol in CHARGERS.items()
                     if protocol != "iec104"
                 ]
-                + [station104],
+                + [station104, station_card],
             }
         )
         runtime = Runtime(config)
         await runtime.start()
         stack.push_async_callback(runtime.stop)
         assert runtime.south_address is not None
+        assert runtime.iec104_address is not None
+        await card_charger.dial_in(*runtime.iec104_address)
         bridge_url = f"ws://127.0.0.1:{runtime.south_address[1]}"
         console.print(f"CSMS      ws://127.0.0.1:{csms_port}/ocpp (the `ocpp` package)")
         console.print(f"bridge    {bridge_url} (the OCPP chargers connect to it)")
@@ -669,10 +743,16 @@ async def run_demo(duration: float | None) -> bool:
             f" ({TABLE_104}) ← bridge dials it → CSMS",
             soft_wrap=True,
         )
+        console.print(
+            f"{DEMO_CARD:<9} IEC 104 card charger ({TABLE_CARD}) dials in → bridge → CSMS",
+            soft_wrap=True,
+        )
 
         readers: list[asyncio.Task[Any]] = []
         for sid, protocol in CHARGERS.items():
-            if protocol == "iec104":
+            if sid == DEMO_CARD:
+                drive = DemoCardSession(card_charger, views[sid]).drive
+            elif protocol == "iec104":
                 drive = Demo104Session(charger104, sessions, views[sid]).drive
             else:
                 ws = await stack.enter_async_context(
@@ -698,14 +778,24 @@ async def run_demo(duration: float | None) -> bool:
         for sid, task in drivers.items()
         if task.done() and not task.cancelled() and task.exception() is not None
     }
-    ok = not errors and all(v.booted and v.ended >= 1 for v in views.values())
+    card_sessions = views[DEMO_CARD].card_sessions(DEMO_CARD_TOKEN)
+    ok = (
+        not errors
+        and all(v.booted and v.ended >= 1 for v in views.values())
+        and card_sessions is not None
+    )
     console.print(_table(views))
     for view in views.values():
         variables = " ".join(f"{name}={value}" for name, value in view.variables.items())
         console.print(
             f"summary {view.station_id} ({view.protocol}): booted={view.booted} transactions started={view.started}"
             f" ended={view.ended} energy={view.energy_wh:.1f} Wh messages={view.messages}"
-            f" {variables or 'variables=-'}",
+            + (
+                f" card sessions={card_sessions if card_sessions is not None else 'WRONG'}"
+                if view.station_id == DEMO_CARD
+                else ""
+            )
+            + f" {variables or 'variables=-'}",
             soft_wrap=True,
         )
     for sid, error in errors.items():

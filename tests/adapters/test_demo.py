@@ -1,7 +1,8 @@
 """`ocpp-bridge demo --duration`: runs on loopback, exits 0 and prints a summary of what the CSMS saw.
 
-Each kind of charger (1.6J, 2.0.1, IEC 104) must have booted and completed a transaction within
-`--duration 5` (a session under way at the deadline is completed first).
+Each kind of charger (1.6J, 2.0.1, IEC 104 dialled by the bridge, IEC 104 dialling in with a card on
+the vendor example table) must have booted and completed a transaction within `--duration 5` (a
+session under way at the deadline is completed first).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def test_demo_runs_a_session_through_the_bridge_and_summarises(tmp_path: Path) -
         ("DEMO-201", "ocpp2.0.1"),
         ("DEMO-16", "ocpp1.6"),
         ("DEMO-104", "iec104"),  # a c104 server per the shipped gb-dc-charger table
+        ("DEMO-CARD", "iec104"),  # the simulator's outstation on example-dialin-card, dialling in
     ):
         summary = re.search(
             rf"summary {station} \({re.escape(protocol)}\): booted=True transactions"
@@ -44,3 +46,14 @@ def test_demo_runs_a_session_through_the_bridge_and_summarises(tmp_path: Path) -
     assert output.count("HeartbeatInterval=60") == 2
     # For 104 the bridge serves the device model: the CSMS set the meter interval and read it back.
     assert re.search(r"summary DEMO-104 \(iec104\): .* TxUpdatedInterval=1$", output, re.M), output
+    # Every card session was Started and Ended once each with the card's idToken (the demo checks it
+    # for `demo result: OK`; the count is of those sessions).
+    card = re.search(
+        r"summary DEMO-CARD \(iec104\): .* ended=(\d+) .* card sessions=(\d+) ", output
+    )
+    assert card is not None, output
+    assert int(card[2]) == int(card[1]) >= 1
+    # the header and the table fit 80 columns
+    table = output[output.index("What the CSMS sees") : output.index("summary ")]
+    assert max(len(line) for line in table.splitlines()) <= 80
+    assert "DEMO-CARD" in table
