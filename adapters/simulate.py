@@ -248,6 +248,7 @@ class OcppSim:
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[Any]] = []
         self.last = ""
+        self._metered_at = 0.0
 
     def _tell(self, text: str) -> None:
         self.last = text
@@ -286,14 +287,24 @@ class OcppSim:
 
     async def _metering(self) -> None:
         """While charging, a meter value every 5 s with the energy at `power_kw` since the last."""
-        loop = asyncio.get_running_loop()
-        last = loop.time()
         while True:
             await asyncio.sleep(5.0)
-            now = loop.time()
-            if self.charging(1):
-                await self.charger.deliver(self.power_kw * 1000 * (now - last) / 3600)
-            last = now
+            await self._meter_now()
+
+    async def _meter_now(self) -> None:
+        now = asyncio.get_running_loop().time()
+        since, self._metered_at = self._metered_at, now
+        if self.charging(1):
+            await self.charger.deliver(self.power_kw * 1000 * (now - since) / 3600)
+
+    async def _start(self, card: str) -> None:
+        await self.charger.start_charging(card)
+        self._metered_at = asyncio.get_running_loop().time()
+        self._tell(f"charging (card {card})")
+
+    async def _stop(self, reason: str = "Local") -> None:
+        await self._meter_now()
+        await self.charger.stop_charging(reason)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -321,10 +332,11 @@ class OcppSim:
         self._tell("plugged in")
         if self._waiting_card is not None:
             card, self._waiting_card = self._waiting_card, None
-            await self.charger.start_charging(card)
-            self._tell(f"charging (card {card})")
+            await self._start(card)
 
     async def unplug(self, connector: int) -> None:
+        if self.charging(connector):
+            await self._stop("EVDisconnected")
         await self.charger.unplug()
         self._plugged = False
         self._tell("unplugged")
@@ -334,25 +346,24 @@ class OcppSim:
         self._tell(f"card {card}: {status}")
         if status == "Accepted":
             if self.charging(connector):
-                await self.charger.stop_charging()
+                await self._stop()
                 self._tell("stopped charging (card)")
             elif self._plugged:
-                await self.charger.start_charging(card)
-                self._tell(f"charging (card {card})")
+                await self._start(card)
             else:
                 self._waiting_card = card
-        return status
+        return str(status)
 
     async def charge(self, seconds: float, connector: int) -> None:
         if not self._plugged:
             await self.plug(connector)
         if not self.charging(connector):
-            await self.charger.start_charging(self.card)
-            self._tell(f"charging (card {self.card})")
+            await self._start(self.card)
         await asyncio.sleep(seconds)
+        await self._meter_now()
 
     async def stop_charging(self, connector: int) -> None:
-        await self.charger.stop_charging()
+        await self._stop()
         self._tell("stopped charging")
 
 

@@ -223,6 +223,15 @@ async def test_simulate_ocpp_scripted_through_the_bridge(version: str, tmp_path:
             )
         kinds = [e["event_type"] for e in events(csms, station)]
         assert kinds[0] == "Started" and kinds.count("Ended") == 1
+        ended = events(csms, station)[-1]
+        register = next(
+            s["value"]
+            for m in ended["meter_value"]
+            for s in m["sampled_value"]
+            if s.get("measurand", "Energy.Active.Import.Register")
+            == "Energy.Active.Import.Register"
+        )
+        assert register > 0  # a second at 22 kW
         assert events(csms, station)[0]["id_token"]["id_token"] == "CARD7"
         assert "BootNotification" in [a for s in csms.history for a in s.charge_point.actions()]
         assert csms.problems() == []
