@@ -20,7 +20,7 @@ from adapters.config import (
 CONTRACT_EXAMPLE = """\
 [bridge]
 store = "bridge.db"                 # SQLite file
-health = "127.0.0.1:8081"
+health = "127.0.0.1:8409"
 
 [csms]
 url = "ws://127.0.0.1:9000/ocpp"
