@@ -13,8 +13,10 @@ Rules
   the log), the last one saying that later ones are not. An update with the Invalid quality flag makes the
   point unknown. Decoded values (status → bool, measurement → OCPP unit, enum → raw code, counter →
   its unit) feed the derived rules of every connector that reads the point.
-- Connector status: the first status rule that is true; unknown keeps what was sent last. A change goes
-  to the CSMS as StatusNotification (the NorthStation sends only real changes).
+- Connector status: the first status rule that is true; unknown keeps what was sent last. A change
+  waits while the connector's transaction events wait (their register, a settlement record), and goes
+  right after them: statuses never overtake the transaction events of what happened before them. A
+  change goes to the CSMS as StatusNotification (the NorthStation sends only real changes).
 - Transactions (E01–E07): a transaction starts when `starts_when` becomes true on a connector without
   one, and ends at the first end rule that becomes true (edges, see `bridge.iec104.logic`). The 2.0.1
   transactionId and seqNo come from the ledger; Started and Ended carry the register (Transaction.Begin
@@ -58,7 +60,9 @@ Rules
   NoConfirmation after `answer_timeout`), and a link that is down is Rejected (TargetOffline).
 - Durable tables: ledger `tx`/`meta`, outbox `outbox`, NorthStation `north`, `owned`, and here `profiles`,
   `vars` (TxUpdatedInterval, `tariff:<name>`) and `meta` keys `deferred_reset`, `event_id`,
-  `ends:<evse>`, `remote:<evse>`, `settled` (the last settlement records acknowledged).
+  `ends:<evse>`, `remote:<evse>`, `card:<evse>` (an accepted card waiting for the connector's next
+  transaction: stored before the charger hears Accepted, removed in the commit of the Started that
+  took it), `settled` (the last settlement records acknowledged).
 - Pure: time comes in as `now` (monotonic seconds) and from the injected wall clock; ids are injected.
 """
 
@@ -318,14 +322,13 @@ class Station104:
             elif _ends_key(evse) in self._meta:
                 self._set_meta(_ends_key(evse), None)  # of a transaction that never got recorded
             self._restore_remote(connector, now)
+            self._restore_card(connector, now)
         self._register_of: dict[int, list[_Connector]] = {}  # register IOA → its connectors
         for connector in self._connectors.values():
             meter = self._register_rule(connector)
             if meter is not None:
                 self._register_of.setdefault(meter.ioa, []).append(connector)
-        self.model: DeviceModel = build_device_model(
-            table, self._rate_units(), self._owned_variables()
-        )
+        self.model: DeviceModel = _device_model(table, self._rate_units(), self._owned_variables())
         self._owned_now: dict[Key, str | None] = {}
         self.north.set_identity(self._identity(), now)
 
@@ -343,6 +346,20 @@ class Station104:
         connector.accepted["RequestStartTransaction"] = now + left
         connector.remote = saved.get("remote")
         connector.tx_profile = saved.get("profile")
+
+    def _restore_card(self, connector: _Connector, now: float) -> None:
+        """An accepted start card the bridge stored before it answered the charger: still the next
+        transaction's idToken while its wall-clock validity lasts, forgotten after."""
+        key = _card_key(connector.evse)
+        saved = self._meta.get(key)
+        if not isinstance(saved, dict):
+            return
+        left = float(saved.get("until", 0.0)) - self._wall()
+        token = saved.get("idToken")
+        if connector.in_tx or left <= 0 or not isinstance(token, dict):
+            self._set_meta(key, None)
+            return
+        self._vendor.restore_start_card(connector.evse, token, now + left)
 
     # --- the StationCore interface (north side) ------------------------------------------------
 
@@ -571,9 +588,6 @@ class Station104:
         status = logic.connector_status(values, accepted)
         if status is not None:
             connector.status = status
-            if self._link_up and status != connector.reported:
-                connector.reported = status
-                self.north.report_status(connector.evse, 1, status, stamp, now)
         state = logic.charging_state(values, accepted)
         transaction = logic.transaction
         if transaction is not None:
@@ -598,6 +612,18 @@ class Station104:
                 self._set_meta(_ends_key(connector.evse), list(connector.ends_prev))
         if state is not None:
             connector.charging_state = state
+        self._report_status(connector, stamp, now)
+
+    def _report_status(self, connector: _Connector, stamp: str, now: float) -> None:
+        """The connector's status to the CSMS when it changed, but never ahead of the connector's
+        transaction events still waiting (for their register or settlement record): the CSMS must
+        not see an Available EVSE whose transaction's Ended is still to come."""
+        status = connector.status
+        if connector.pending or not self._link_up or status is None:
+            return
+        if status != connector.reported:
+            connector.reported = status
+            self.north.report_status(connector.evse, 1, status, stamp, now)
 
     # --- transactions ---------------------------------------------------------------------------
 
@@ -677,8 +703,12 @@ class Station104:
         self._send_pending(connector, now)
 
     def _send_pending(self, connector: _Connector, now: float) -> None:
+        if not connector.pending:
+            return
         while connector.pending and connector.pending[0].waiting_until is None:
             self._send_event(connector, connector.pending.popleft(), now)
+        if not connector.pending:
+            self._report_status(connector, self._stamp(None), now)  # held back for them
 
     def _send_event(self, connector: _Connector, event: Pending, now: float) -> None:
         if event.register_context is not None and event.register_wh is not None:
@@ -703,6 +733,10 @@ class Station104:
             if _remote_key(connector.evse) in self._meta:
                 # in the same commit as the Started: a restart finds one or the other
                 self._set_meta(_remote_key(connector.evse), None)
+            if _card_key(connector.evse) in self._meta and not self._vendor.start_card(
+                connector.evse
+            ):
+                self._set_meta(_card_key(connector.evse), None)  # taken by this Started
             if connector.tx_profile is not None:
                 self._install_tx_profile(connector, started, now)
         transaction = connector.txn
@@ -821,7 +855,15 @@ class Station104:
         evse = context[2]
         connector = self._connectors.get(evse) if isinstance(evse, int) else None
         in_tx = connector is not None and connector.in_tx
-        self._act(self._vendor.authorize_answered(context, status, now, in_tx), now)
+        before = self._vendor.start_card(evse) if connector is not None else None
+        actions = self._vendor.authorize_answered(context, status, now, in_tx)
+        card = self._vendor.start_card(evse) if connector is not None else None
+        if card is not None and card is not before:
+            # durable before the charger hears Accepted: a restart still starts with the card
+            token, until = card
+            left = max(0.0, until - now)
+            self._set_meta(_card_key(evse), {"idToken": token, "until": self._wall() + left})
+        self._act(actions, now)
 
     def _settle(self, record: Record, repeat: bool, now: float) -> None:
         """A settlement record: it makes the Ended of its session (see bridge.iec104.vendor)."""
@@ -1773,6 +1815,37 @@ def _ends_key(evse: int) -> str:
 
 def _remote_key(evse: int) -> str:
     return f"remote:{evse}"
+
+
+def _card_key(evse: int) -> str:
+    return f"card:{evse}"
+
+
+# Device models by what they are built from: stations of one table share theirs (it is immutable and
+# holds no values), so a bridge of thousands of stations builds it once (start-up: ~3 ms per station).
+# The table is kept in the value, so its id in the key cannot be reused while the entry lives.
+_MODELS: dict[tuple[Any, ...], tuple[CompiledTable, DeviceModel]] = {}
+_MODELS_MAX: Final = 64
+
+
+def _device_model(
+    table: CompiledTable, rate_units: list[str], owned: list[owned_variables.Owned]
+) -> DeviceModel:
+    """`build_device_model`, shared by every station with the same table and variables."""
+    described = tuple(  # the values are no part of it
+        (v.component, v.variable, v.variable_instance, v.evse, v.connector, v.data_type, v.unit,
+         v.mutability, v.values_list, v.summary)
+        for v in owned
+    )  # fmt: skip
+    key = (id(table), tuple(rate_units), described)
+    found = _MODELS.get(key)
+    if found is not None and found[0] is table:
+        return found[1]
+    model = build_device_model(table, rate_units, owned)
+    if len(_MODELS) >= _MODELS_MAX:
+        _MODELS.clear()
+    _MODELS[key] = (table, model)
+    return model
 
 
 def _remembered(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v201 import call_result
@@ -232,11 +231,6 @@ async def test_e02_e13_g01_b01_a_104_station_behind_a_late_restarting_offset_les
     assert csms.problems() == []
 
 
-@pytest.mark.xfail(
-    strict=False,  # timing decides whether the register comes first; usually it does not
-    reason="issue 16 item 3 for IEC 104 stations: the Ended waits for its register (meter_wait) in"
-    " bridge/iec104/station.py while the connector's Available goes north at once",
-)
 async def test_e04_a_104_stations_available_never_overtakes_its_ended() -> None:
     csms = await _run_104_scenario()
     order = csms.order()
