@@ -160,10 +160,10 @@ def iec104(
             return 2
         try:
             if address is not None:
-                line(f"listening on {address[0]}:{address[1]} (table {table})")
+                line.note(f"listening on {address[0]}:{address[1]} (table {table})")
             else:
                 assert dial is not None
-                line(f"dialling {dial[0]}:{dial[1]} as {serial} (table {table})")
+                line.note(f"dialling {dial[0]}:{dial[1]} as {serial} (table {table})")
             return await _drive(sim, steps, line, lambda: sim.ready(60))
         finally:
             await sim.close()

@@ -412,6 +412,11 @@ class LiveLine:
             self.stream.write(text + "\n")
         self.stream.flush()
 
+    def note(self, text: str) -> None:
+        """A line that stays (on a terminal, above the live line)."""
+        self.stream.write(("\r\x1b[K" if self.terminal else "") + text + "\n")
+        self.stream.flush()
+
     def end(self) -> None:
         if self.terminal:
             self.stream.write("\n")
@@ -429,7 +434,7 @@ async def run_keys(sim: Sim, line: LiveLine) -> None:
     saved = termios.tcgetattr(fd)
     tty.setcbreak(fd)
     loop.add_reader(fd, lambda: keys.put_nowait(sys.stdin.read(1)))
-    line.stream.write(HELP_LINE + "\n")
+    line.note(HELP_LINE)
     line("ready")
     try:
         while True:
@@ -451,8 +456,6 @@ async def run_keys(sim: Sim, line: LiveLine) -> None:
                     continue
             except Exception as exc:  # noqa: BLE001 - shown; the charger goes on
                 line(f"{key}: {exc!r}")
-                continue
-            line(sim.describe())
     finally:
         loop.remove_reader(fd)
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)

@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -275,3 +279,67 @@ def test_simulate_refuses_an_unknown_table_before_connecting() -> None:
     )
     assert completed.returncode == 2
     assert "no shipped table of that name" in completed.stderr
+
+
+def test_keys_on_a_terminal_plug_charge_stop_and_quit() -> None:
+    """p, s, s, q on a pseudo-terminal: one help line, the live line tells each step, exit 0."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [EXECUTABLE, "simulate", "iec104", "--table", "gb-dc-charger", "--listen", "127.0.0.1:0"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
+    os.close(slave)
+    seen = b""
+
+    def read_until(text: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 30
+        while text not in seen:
+            assert time.monotonic() < deadline, seen
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                seen += os.read(master, 4096)
+
+    try:
+        read_until(b"ready")
+        assert b"keys: p plug/unplug  c swipe card  s start/stop charging  q quit" in seen
+        for key, then in ((b"p", b"plugged in"), (b"s", b"1 charging"), (b"s", b"stopped")):
+            os.write(master, key)
+            read_until(then)
+        os.write(master, b"q")
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+
+async def test_an_unacknowledged_settlement_is_sent_again_after_the_reconnect() -> None:
+    async with running_csms() as csms, running_bridge(dial_in_config(csms, card_station())) as rt:
+        sim = Outstation(table("example-dialin-card"))
+        async with outstation(sim):
+            await sim.dial_in("127.0.0.1", listen_port(rt), retry=0.2)
+            await sim.wait_ready()
+            await csms.wait_for(lambda: "Available" in statuses(csms, CARD_STATION))
+            await sim.plug_in(1)
+            assert await sim.swipe(CARD) == "Accepted"
+            await csms.wait_for(lambda: len(events(csms, CARD_STATION)) >= 1)
+            await sim.deliver(1, 500, power_kw=60.0)
+            assert sim._conn is not None
+            connection = sim._conn
+            await sim.set_charging(1, False)  # the record goes out ...
+            connection.writer.close()  # ... and the link drops before its acknowledgement
+            await sim.wait_settled()
+            assert "settlement sent again (not acknowledged yet)" in sim.events
+            await csms.wait_for(
+                lambda: any(e["event_type"] == "Ended" for e in events(csms, CARD_STATION))
+            )
+            await asyncio.sleep(0.3)
+        kinds = [e["event_type"] for e in events(csms, CARD_STATION)]
+        assert kinds.count("Started") == 1 and kinds.count("Ended") == 1
+        assert len(sim.acknowledged) == 1
+        assert csms.problems() == []
