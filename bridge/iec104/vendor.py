@@ -16,8 +16,10 @@ Rules
   answer (not registered, unreachable, no answer in time), the table's `offline` policy answers:
   accept (Accepted) or refuse (Unknown). Only the first answer counts.
 - An accepted card on a connector without a transaction is that connector's next transaction's idToken
-  for `CARD_VALIDITY` seconds (`card_for_start`: Started with trigger Authorized). An accepted card on a
-  connector in a transaction is its stop card (`stop_card`: the Ended carries it, trigger
+  for `CARD_VALIDITY` seconds (`card_for_start`: Started with trigger Authorized); the core stores it
+  (`start_card`, `restore_start_card`) before the charger hears the answer, so a restart in between
+  still starts that transaction with the card. An accepted card on a connector in a transaction is its
+  stop card (`stop_card`: the Ended carries it, trigger
   StopAuthorized, stopped reason Local unless the settlement record says otherwise).
 - Settlement records (`settlement`): decoded into a `Record` (meter values in Wh, amount scaled, stop
   reason from the code table, the card as idToken, times read in the table's time zone) and handed to
@@ -281,6 +283,16 @@ class VendorAsdus:
         token, until = cards.start
         cards.start = None
         return token if until > now else None
+
+    def start_card(self, evse: int) -> tuple[dict[str, str], float] | None:
+        """The accepted card waiting for this connector's next transaction and until when it is
+        valid (monotonic), not taken: what the core stores."""
+        cards = self._cards.get(evse)
+        return None if cards is None else cards.start
+
+    def restore_start_card(self, evse: int, id_token: dict[str, str], until: float) -> None:
+        """A start card the core had stored, back after a restart."""
+        self._cards.setdefault(evse, _Cards()).start = (dict(id_token), until)
 
     def stop_card(self, evse: int) -> dict[str, str] | None:
         """The card that stopped this connector's transaction (taken)."""

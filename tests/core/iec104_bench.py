@@ -19,7 +19,7 @@ from adapters.schemas import OfficialSchemas
 from bridge.effects import Persist, Report, Send, Side
 from bridge.errors import VALID_CODES, OcppVersion
 from bridge.iec104 import CompiledTable
-from bridge.iec104.southbound import Interrogate104, PointUpdate, Send104Command
+from bridge.iec104.southbound import Interrogate104, PointUpdate, Send104Command, Send104Private
 from bridge.iec104.station import Station104, Station104Settings
 from bridge.schema import PayloadKind
 
@@ -85,6 +85,7 @@ class Bench:
     sent: list[Frame] = field(default_factory=list)
     commands: list[Send104Command] = field(default_factory=list)
     interrogations: list[Interrogate104] = field(default_factory=list)
+    privates: list[Send104Private] = field(default_factory=list)  # a vendor table's answers
     reports: list[Report] = field(default_factory=list)
     pending: dict[str, Frame] = field(default_factory=dict)  # the core's CALLs not yet answered
     waiting: dict[str, str] = field(default_factory=dict)  # the CSMS's CALLs not yet answered
@@ -141,6 +142,8 @@ class Bench:
                     self.commands.append(effect)
                 elif isinstance(effect, Interrogate104):
                     self.interrogations.append(effect)
+                elif isinstance(effect, Send104Private):
+                    self.privates.append(effect)
                 else:  # pragma: no cover
                     raise AssertionError(f"unexpected effect {effect}")
             if self.auto_answer:
@@ -177,6 +180,8 @@ class Bench:
                 answer = {"status": "Accepted", "currentTime": iso(self.wall()), "interval": 300}
             elif frame.action == "Heartbeat":
                 answer = {"currentTime": iso(self.wall())}
+            elif frame.action == "Authorize":
+                answer = {"idTokenInfo": {"status": "Accepted"}}
             self.core.receive(Side.NORTH, json.dumps([3, message_id, answer]), self.now)
 
     # --- inputs ------------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""A vendor table's accepted card across a bridge restart (mappings/example-dialin-card.yaml).
+
+Found by the fault harness (tests/faults/card104.py, seed 1357746314): the bridge answered a card
+request Accepted (131, result 0), was SIGKILLed before the charger's session started, and the
+restarted bridge sent a Started without the card (triggerReason ChargingStateChanged, no idToken):
+the accepted card lived in memory only. It is stored (`meta` key `card:<evse>`) before the charger
+hears Accepted and removed in the commit of the Started that takes it, like an accepted
+RequestStartTransaction (`remote:<evse>`).
+"""
+
+from __future__ import annotations
+
+from adapters.mapping_files import load_reference
+from bridge.effects import Persist, Side
+from bridge.iec104.southbound import RawAsdu, Send104Private
+from tests.core.iec104_bench import CHARGING, ENERGY, HOLSTERED, PLUG, Bench, it, sp
+
+TABLE = load_reference("example-dialin-card").compile(2)
+CARD = "1234567890123456"
+TOKEN = {"idToken": CARD, "type": "Local"}
+
+
+def swipe(bench: Bench, card: str = CARD) -> None:
+    """Card authorization request (130, COT 3) on connector 1: IOA 0x7001, the card in packed BCD."""
+    objects = (0x7001).to_bytes(3, "little") + bytes.fromhex(card)
+    bench.core.handle_link_event(RawAsdu(130, 3, 1, 1, False, objects), bench.now)
+    bench.drain()
+
+
+def answers(bench: Bench) -> list[bytes]:
+    return [p.objects[3:] for p in bench.privates if p.type_id == 131]
+
+
+def start_charging(bench: Bench) -> dict[str, object]:
+    bench.points(sp(HOLSTERED, False), sp(PLUG, True), sp(CHARGING, True))
+    bench.advance(3.5)  # past meter_wait: the Started goes with the last known register
+    (started,) = [e for e in bench.events() if e["eventType"] == "Started"]
+    return started
+
+
+def test_a_restart_between_the_accepted_card_and_the_start_keeps_the_card() -> None:
+    bench = Bench(table=TABLE)
+    bench.ready()
+    swipe(bench)
+    assert answers(bench)[0][0] == 0  # Accepted
+    assert bench.store["meta"]["card:1"]["idToken"] == TOKEN
+    bench.restart()
+    bench.ready()
+    started = start_charging(bench)
+    assert started["triggerReason"] == "Authorized"
+    assert started["idToken"] == TOKEN
+    assert "card:1" not in bench.store["meta"]  # gone with the Started, in its commit
+
+
+def test_the_card_is_durable_before_the_charger_hears_accepted() -> None:
+    bench = Bench(table=TABLE)
+    bench.ready()
+    bench.auto_answer = False  # the CSMS answers the Authorize below, by hand
+    swipe(bench)
+    (message_id,) = [m for m, f in bench.pending.items() if f.action == "Authorize"]
+    del bench.pending[message_id]
+    answer = f'[3, "{message_id}", {{"idTokenInfo": {{"status": "Accepted"}}}}]'
+    bench.core.receive(Side.NORTH, answer, bench.now)
+    effects = bench.core.effects()
+    stored = next(
+        i for i, e in enumerate(effects) if isinstance(e, Persist) and e.key == "card:1" and e.value
+    )
+    answered = next(i for i, e in enumerate(effects) if isinstance(e, Send104Private))
+    assert stored < answered
+
+
+def test_without_a_restart_the_card_starts_once_and_is_forgotten() -> None:
+    bench = Bench(table=TABLE)
+    bench.ready()
+    swipe(bench)
+    started = start_charging(bench)
+    assert (started["triggerReason"], started["idToken"]) == ("Authorized", TOKEN)
+    assert "card:1" not in bench.store["meta"]
+    bench.points(it(ENERGY, 100_100), sp(CHARGING, False), sp(PLUG, False))
+    bench.advance(31)  # the Ended waits settlement_wait for the record
+    bench.points(sp(PLUG, True), sp(CHARGING, True))
+    bench.advance(3.5)
+    second = [e for e in bench.events() if e["eventType"] == "Started"][-1]
+    assert second["triggerReason"] != "Authorized"
+    assert "idToken" not in second
+
+
+def test_an_expired_card_is_forgotten_at_restart() -> None:
+    bench = Bench(table=TABLE)
+    bench.ready()
+    swipe(bench)
+    bench.advance(121)  # CARD_VALIDITY
+    bench.restart()
+    bench.ready()
+    started = start_charging(bench)
+    assert started["triggerReason"] != "Authorized"
+    assert "card:1" not in bench.store["meta"]
+
+
+def test_a_stop_card_stores_nothing() -> None:
+    bench = Bench(table=TABLE)
+    bench.ready()
+    swipe(bench)
+    start_charging(bench)
+    swipe(bench)  # in a transaction: the card that stops it
+    assert len(answers(bench)) == 2
+    assert "card:1" not in bench.store["meta"]
