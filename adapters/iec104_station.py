@@ -140,6 +140,12 @@ def session_settings(station: Iec104Station, table: CompiledTable) -> SessionSet
         registration=table.registration,
         registration_id=station.registration_id,
         private_types=frozenset(rule.type_id for rule in table.private.values()),
+        other_addresses=frozenset(table.connector_addresses.values()),
+        address_of_ioa={
+            ioa: table.connector_addresses[rule.connector]
+            for ioa, rule in table.controls.items()
+            if rule.connector is not None and rule.connector in table.connector_addresses
+        },
     )
 
 

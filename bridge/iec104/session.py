@@ -27,6 +27,10 @@ Rules
   and a counter interrogation (C_CI_NA_1, QCC 5); then a general interrogation every
   `general_interrogation_interval` and a counter interrogation every `counter_interrogation_interval`
   (0: never after the first), and one whenever the core asks (`interrogate`).
+- A charger that gives each connector its own common address on one connection
+  (`other_addresses`): ASDUs from those addresses are the station's, clock synchronisation and
+  interrogations go to every address, and a command goes to the address of its IOA's connector
+  (`address_of_ioa`).
 - Monitoring ASDUs become `PointUpdate`s (values as `bridge.iec104.southbound` says; time tags read in
   the table's time zone; quality flags by name). An ASDU from a foreign common address is never
   applied: it is dropped with a notice (`foreign-ca`). An ASDU the codec cannot read is dropped with a
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import datetime
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -153,6 +158,9 @@ class SessionSettings:
     registration: RegistrationSpec | None = None  # the table's registration frame
     registration_id: str | None = None  # the id this charger must register with (None: any)
     private_types: frozenset[int] = frozenset()  # type ids the table's private ASDUs use
+    # chargers that give each connector its own common address on one connection
+    other_addresses: frozenset[int] = frozenset()  # the connectors' addresses besides this one
+    address_of_ioa: Mapping[int, int] = field(default_factory=dict)  # command IOA → its address
 
 
 @dataclass(slots=True, eq=False)
@@ -388,10 +396,11 @@ class Session104:
         """A vendor table's private ASDU (false: the link is down or its queue is full)."""
         if not self._up:
             return False
+        address = effect.common_address
         asdu = Asdu(
             effect.type_id,
             effect.cot,
-            self.settings.common_address,
+            self.settings.common_address if address is None else address,
             raw=effect.objects,
             raw_count=1,
         )
@@ -403,15 +412,22 @@ class Session104:
             return
         settings = self.settings
         if counters:
-            self._send(Asdu(_C_CI, COT_ACTIVATION, settings.common_address, (InfoObject(0, None, 0, None, QCC_GENERAL),)), now)  # fmt: skip
+            for address in self._addresses():
+                self._send(Asdu(_C_CI, COT_ACTIVATION, address, (InfoObject(0, None, 0, None, QCC_GENERAL),)), now)  # fmt: skip
             interval = settings.counter_interrogation_interval
             self._next_ci = now + interval if interval > 0 else None
         else:
-            self._send(Asdu(_C_IC, COT_ACTIVATION, settings.common_address, (InfoObject(0, None, 0, None, QOI_STATION),)), now)  # fmt: skip
+            for address in self._addresses():
+                self._send(Asdu(_C_IC, COT_ACTIVATION, address, (InfoObject(0, None, 0, None, QOI_STATION),)), now)  # fmt: skip
             interval = settings.general_interrogation_interval
             self._next_gi = now + interval if interval > 0 else None
 
     # --- inside ----------------------------------------------------------------------------------------
+
+    def _addresses(self) -> list[int]:
+        """The station's common address, then its connectors' own ones (in order)."""
+        main = self.settings.common_address
+        return [main, *sorted(self.settings.other_addresses - {main})]
 
     def _take(self) -> list[LinkEvent]:
         events, self._events = self._events, []
@@ -434,7 +450,8 @@ class Session104:
         if settings.clock_sync:
             stamp = cp56_from_epoch(wall, settings.time_zone)
             sync = InfoObject(0, None, 0, stamp, 0)
-            self._send(Asdu(_C_CS, COT_ACTIVATION, settings.common_address, (sync,)), now)
+            for address in self._addresses():
+                self._send(Asdu(_C_CS, COT_ACTIVATION, address, (sync,)), now)
         self.interrogate(False, now)
         self.interrogate(True, now)
 
@@ -456,7 +473,8 @@ class Session104:
             self._notice("bad-asdu", f"{asdu.what} (at byte {asdu.offset} of the ASDU)", now)
             return
         assert type(asdu) is Asdu
-        if asdu.common_address != self.settings.common_address:
+        address = asdu.common_address
+        if address != self.settings.common_address and address not in self.settings.other_addresses:
             self._notice(
                 "foreign-ca",
                 f"{TYPE_NAMES.get(asdu.type_id, asdu.type_id)} from common address"
@@ -543,7 +561,9 @@ class Session104:
         else:
             value, qualifier, ioa = float(command.value), se, command.ioa
         obj = InfoObject(ioa, value, 0, None, qualifier)
-        return Asdu(flight.type_id, COT_ACTIVATION, self.settings.common_address, (obj,))
+        settings = self.settings
+        address = settings.address_of_ioa.get(ioa, settings.common_address)
+        return Asdu(flight.type_id, COT_ACTIVATION, address, (obj,))
 
     def _confirmation(self, asdu: Asdu, now: float) -> None:
         if not asdu.objects:

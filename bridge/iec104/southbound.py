@@ -127,6 +127,7 @@ class Send104Private:
     cot: int
     objects: bytes
     purpose: str = ""
+    common_address: int | None = None  # a connector's own address; None: the station's
 
 
 SouthEffect = Send104Command | Interrogate104 | Send104Private

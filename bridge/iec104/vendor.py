@@ -161,6 +161,8 @@ class VendorAsdus:
                 Problem("private-malformed", f"{rule.name}: {event.number} objects, expected 1")
             ]
         evse = rule.connector_of(ioa)
+        if evse is None and not rule.per_connector:  # a fixed IOA: the address says the connector
+            evse = self.table.connector_at(event.common_address)
         values = rule.layout.decode(data, self.zone)
         if isinstance(values, LayoutError):
             return [
@@ -311,6 +313,7 @@ class VendorAsdus:
             rule.cot,
             object_bytes(ioa, data, self.table.link.ioa_size),
             purpose=f"{rule.name}: {purpose}",
+            common_address=self.table.connector_addresses.get(evse) if evse else None,
         )
 
 

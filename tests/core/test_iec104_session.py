@@ -619,3 +619,36 @@ def test_a_private_type_reaches_the_core_as_a_raw_asdu() -> None:
     events = charger.send(payload)
     raw = [e for e in events if isinstance(e, RawAsdu)]
     assert raw == [RawAsdu(130, 3, 1, 1, False, ioa(0x7001) + bytes.fromhex("1234567890abcdef"))]
+
+
+def test_one_common_address_per_connector_on_one_connection() -> None:
+    """Connector 2 answers at common address 2: its data is applied, its commands go there, and the
+    start-up clock sync and interrogations go to both addresses; a third address stays foreign."""
+    settings = settings_for(other_addresses=frozenset({2}), address_of_ioa={0x6011: 2})
+    session = Session104(settings, now=0.0)
+    session.connection_made(0.0, WALL)
+    session.data_to_send()
+    assert session.receive_data(STARTDT_CON, 0.0, WALL) == [LinkUp()]
+    sent = [payload for kind, _, _, payload in frames(session.data_to_send()) if kind == "I"]
+    assert [(p[0], p[4]) for p in sent] == [
+        (103, 1),
+        (103, 2),
+        (100, 1),
+        (100, 2),
+        (101, 1),
+        (101, 2),
+    ]
+    charger = Charger(session)
+    charger.nr = len(sent)
+    charger.ack()
+    assert charger.send(asdu(1, 3, ioa(0x0041) + b"\x01", ca=2)) == [
+        PointUpdate(0x0041, "M_SP_NA_1", True)
+    ]
+    assert charger.send(asdu(1, 3, ioa(0x0041) + b"\x01", ca=3)) == []
+    assert [n.kind for n in session.notices()] == ["foreign-ca"]
+    session.command(command(1, 0x6011), 0.0)
+    session.command(command(2, 0x6001), 0.0)
+    assert charger.read() == [
+        asdu(45, 6, ioa(0x6011) + b"\x01", ca=2),
+        asdu(45, 6, SC_ON),
+    ]
