@@ -1,4 +1,4 @@
-"""The health and metrics endpoint on `[bridge] health`: a tiny HTTP/1.1 server on asyncio streams.
+"""The health and metrics endpoint on `[bridge] health`: HTTP/1.1 by h11, on the event loop's transports.
 
 Rules
 - `GET /health`: 200 while the process serves requests at all (liveness).
@@ -8,11 +8,19 @@ Rules
   do not make the bridge unready: a charger that is off is no reason for an orchestrator to restart
   the bridge serving the others.
 - `GET /metrics`: the Prometheus text format of the runtime's private registry.
-- `HEAD` answers like `GET` without a body; any other method gets 405, any other path 404, a request that
-  cannot be read 400. Every answer has a Content-Length and `Connection: close`; one request per
-  connection.
-- A client gets `REQUEST_TIMEOUT` seconds to send its request head, and at most `MAX_CLIENTS` are served at
-  once (more are closed at once): a slow or hostile scraper cannot pin the bridge's memory or tasks.
+- `HEAD` answers like `GET` without a body; any other method gets 405, any other path 404. A request
+  h11 cannot read (not HTTP, raw non-ASCII bytes in its path, no `Host` in HTTP/1.1, a head over
+  `MAX_HEAD` bytes) gets the status h11 names for it (400, 431). Every answer has a Content-Length and
+  `Connection: close`; one request per connection.
+- Reading HTTP is h11's (parsing, validation, framing); this module only moves bytes between it and the
+  transport. Why h11: pure Python with no dependencies, the HTTP/1.1 engine under uvicorn, httpx and
+  hypercorn, and sans-I/O, so it runs on uvloop's transports unchanged; aiohttp's server would bring
+  seven packages, and uvicorn's installs its own signal handlers.
+- Idle clients cannot lock probes out: a connection costs one small protocol object and one timer, no
+  task. Each gets `REQUEST_TIMEOUT` seconds from its arrival to send its request head and take the
+  answer; then one that sent no complete request is answered 408 and closed, and one whose answer is
+  still not written (a client that does not read) is aborted. At most `MAX_CONNECTIONS` are open at once; a new one beyond that closes the
+  oldest, so a new probe is always read.
 - Everything runs on the event loop's thread, so the readiness and metrics callbacks may read runtime
   state without locks. `close()` stops listening and ends every connection still open.
 - Bind it to loopback (the default) unless something outside the host or container must scrape it; it has
@@ -22,9 +30,10 @@ Rules
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
+from typing import Any
 
+import h11
 import orjson
 
 from adapters.config import split_host_port
@@ -37,17 +46,21 @@ Readiness = Callable[[], dict[str, str | None]]
 StationProblems = Callable[[], dict[str, str]]
 
 REQUEST_TIMEOUT = 5.0
-MAX_CLIENTS = 32
-_MAX_HEADER_LINES = 100
-_LINE_LIMIT = 8192
+MAX_CONNECTIONS = 4096
+MAX_HEAD = 8192
 
 _REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    503: "Service Unavailable",
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
 }
+_TEXT = "text/plain; charset=utf-8"
+
+Answer = tuple[int, str, bytes]
 
 
 class HealthServer:
@@ -63,13 +76,13 @@ class HealthServer:
         self._readiness = readiness
         self._station_problems = station_problems
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        # open connections, oldest first (a dict keeps insertion order)
+        self._connections: dict[_Connection, None] = {}
         self._log = get_logger().bind(component="health")
 
     async def start(self) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._client, self._host, self._port, limit=_LINE_LIMIT
-        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), self._host, self._port)
         bound = self._server.sockets[0].getsockname()
         self._log.info("health.listening", host=bound[0], port=bound[1])
         return bound[0], bound[1]
@@ -78,67 +91,30 @@ class HealthServer:
         if self._server is None:
             return
         self._server.close()
-        for task in list(self._clients):
-            task.cancel()
-        await asyncio.gather(*self._clients, return_exceptions=True)
+        for connection in list(self._connections):
+            connection.abort()
         await self._server.wait_closed()
         self._server = None
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self._clients) >= MAX_CLIENTS:
-            writer.close()
-            return
-        self._clients.add(task)
-        try:
-            await self._exchange(reader, writer)
-        except asyncio.CancelledError:
-            # close() ends the connections still open. Python 3.11's streams callback would report a
-            # cancelled client task as an error, so the cancellation ends here.
-            pass
-        finally:
-            self._clients.discard(task)
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
 
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT):
-                    method, path = await _read_request(reader)
-            except (
-                TimeoutError,
-                ValueError,
-                ConnectionError,
-                asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError,
-            ):
-                status, content_type, body, method = 400, "text/plain", b"bad request\n", "GET"
-            else:
-                status, content_type, body = self._answer(method, path)
-            head = (
-                f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
-                f"Content-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\n"
-                "Cache-Control: no-store\r\n"
-                "Connection: close\r\n"
-            )
-            if status == 405:
-                head += "Allow: GET, HEAD\r\n"
-            writer.write(head.encode("ascii") + b"\r\n" + (b"" if method == "HEAD" else body))
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+    def _opened(self, connection: _Connection) -> None:
+        self._connections[connection] = None
+        if len(self._connections) > MAX_CONNECTIONS:
+            next(iter(self._connections)).abort()
 
-    def _answer(self, method: str, path: str) -> tuple[int, str, bytes]:
+    def _closed(self, connection: _Connection) -> None:
+        self._connections.pop(connection, None)
+
+    def answer(self, method: str, path: str) -> Answer:
         if path not in ("/health", "/ready", "/metrics"):
-            return 404, "text/plain; charset=utf-8", b"not found\n"
+            return 404, _TEXT, b"not found\n"
         if method not in ("GET", "HEAD"):
-            return 405, "text/plain; charset=utf-8", b"method not allowed\n"
+            return 405, _TEXT, b"method not allowed\n"
         if path == "/health":
-            return 200, "text/plain; charset=utf-8", b"ok\n"
+            return 200, _TEXT, b"ok\n"
         if path == "/metrics":
             return 200, CONTENT_TYPE, self._metrics.exposition()
         checks = self._readiness()
@@ -154,16 +130,84 @@ class HealthServer:
         return (200 if ready else 503), "application/json", body + b"\n"
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
-    """The method and path of one request; its header lines are read and ignored."""
-    line = await reader.readuntil(b"\n")
-    parts = line.decode("latin-1").split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-        raise ValueError("not an HTTP request line")
-    method, target = parts[0], parts[1]
-    for _ in range(_MAX_HEADER_LINES):
-        if (await reader.readuntil(b"\n")).strip() == b"":
-            break
-    else:
-        raise ValueError("too many header lines")
-    return method, target.split("?", 1)[0]
+class _Connection(asyncio.Protocol):
+    """One client: h11 reads its request, one answer, then the connection is closed."""
+
+    def __init__(self, server: HealthServer) -> None:
+        self._server = server
+        self._http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self._transport: Any = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._answered = False
+
+    def connection_made(self, transport: Any) -> None:
+        self._transport = transport
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(REQUEST_TIMEOUT, self._timed_out)
+        self._server._opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._server._closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._answered:
+            self._http.receive_data(data)
+            self._read()
+
+    def eof_received(self) -> bool:
+        if not self._answered:
+            self._http.receive_data(b"")
+            self._read()
+        return False  # the transport closes once the answer is written
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _read(self) -> None:
+        try:
+            event = self._http.next_event()
+        except h11.RemoteProtocolError as exc:
+            status = exc.error_status_hint if exc.error_status_hint in _REASONS else 400
+            self._respond("GET", (status, _TEXT, b"bad request\n"))
+            return
+        if isinstance(event, h11.Request):
+            method = event.method.decode("ascii")
+            path = event.target.decode("ascii").split("?", 1)[0]
+            self._respond(method, self._server.answer(method, path))
+        elif event is not h11.NEED_DATA:  # the client closed before its request was complete
+            self._transport.close()
+
+    def _respond(self, method: str, answer: Answer) -> None:
+        status, content_type, body = answer
+        self._answered = True
+        headers = [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("Connection", "close"),
+        ]
+        if status == 405:
+            headers.append(("Allow", "GET, HEAD"))
+        try:
+            data = self._http.send(
+                h11.Response(status_code=status, headers=headers, reason=_REASONS[status])
+            )
+            if method != "HEAD":
+                data = (data or b"") + (self._http.send(h11.Data(data=body)) or b"")
+            data = (data or b"") + (self._http.send(h11.EndOfMessage()) or b"")
+        except h11.LocalProtocolError:
+            self._transport.abort()
+            return
+        self._transport.write(data)
+        self._transport.close()  # after the answer is written; the timer aborts a client that never reads
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._answered or self._transport.is_closing():
+            self._transport.abort()
+        else:
+            self._respond("GET", (408, _TEXT, b"request timeout\n"))

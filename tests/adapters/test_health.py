@@ -9,6 +9,7 @@ the gauges' bookkeeping and the event-loop lag sampler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -28,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from websockets.asyncio.client import connect
 
+from adapters import health
 from adapters.config import BridgeConfig, ConfigError
 from adapters.health import HealthServer
 from adapters.mapping_files import compile_file
@@ -93,11 +95,14 @@ async def http_get(port: int, path: str) -> Answer:
     return await asyncio.to_thread(get)
 
 
-async def raw_exchange(port: int, request: bytes) -> bytes:
-    """Send `request` as is and read the whole answer, until the server closes."""
+async def raw_exchange(port: int, request: bytes, *, then_eof: bool = False) -> bytes:
+    """Send `request` as is (then close the sending side if `then_eof`) and read the whole answer,
+    until the server closes."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(request)
+        if then_eof:
+            writer.write_eof()
         await writer.drain()
         async with asyncio.timeout(10):
             return await reader.read()
@@ -377,17 +382,92 @@ async def test_http_edges() -> None:
         assert head.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b"Content-Length: 3\r\n" in head
         assert head.endswith(b"\r\n\r\n")  # no body
-        post = await raw_exchange(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        post = await raw_exchange(
+            port, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
         assert post.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
         assert b"Allow: GET, HEAD\r\n" in post
         query = await raw_exchange(port, b"GET /health?probe=1 HTTP/1.0\r\n\r\n")
         assert query.startswith(b"HTTP/1.1 200 OK\r\n")
-        missing = await raw_exchange(port, b"GET /admin HTTP/1.1\r\n\r\n")
+        assert query.endswith(b"\r\n\r\nok\n")
+        missing = await raw_exchange(port, b"GET /admin HTTP/1.1\r\nHost: x\r\n\r\n")
         assert missing.startswith(b"HTTP/1.1 404 Not Found\r\n")
         garbage = await raw_exchange(port, b"\x16\x03\x01 hello\r\n\r\n")
         assert garbage.startswith(b"HTTP/1.1 400 Bad Request\r\n")
-        endless = await raw_exchange(port, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n")
-        assert endless.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        # raw UTF-8 bytes in the path (issue 17): an answer, not a dropped connection
+        raw_utf8 = await raw_exchange(port, "GET /heälth HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert raw_utf8.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        no_host = await raw_exchange(port, b"GET /health HTTP/1.1\r\n\r\n")
+        assert no_host.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        cut_short = await raw_exchange(port, b"GET /hea", then_eof=True)
+        assert cut_short.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        endless = await raw_exchange(port, b"GET /" + b"a" * 20000)
+        assert endless.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    finally:
+        await server.close()
+
+
+async def test_a_silent_client_is_answered_408_after_the_request_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(health, "REQUEST_TIMEOUT", 0.2)
+    server, port = await serving(dict)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /health HTTP/1.1\r\n")  # and never the rest
+        async with asyncio.timeout(10):
+            answer = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await server.close()
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+
+IDLE_CONNECTIONS = 300
+
+
+async def test_idle_connections_do_not_lock_probes_out() -> None:
+    """Issue 17: 40 idle TCP connections made every /health probe fail for 20 s. Here 300 (1,000 in
+    the issue's measurement, docs/operating.md) sit idle while 20 probes are all answered."""
+    server, port = await serving(dict)
+    idle: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(IDLE_CONNECTIONS):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            idle.append(writer)
+        async with asyncio.timeout(10):
+            while server.open_connections < IDLE_CONNECTIONS:
+                await asyncio.sleep(0.01)
+        probes = [
+            await raw_exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n") for _ in range(20)
+        ]
+        assert all(p.startswith(b"HTTP/1.1 200 OK\r\n") for p in probes)
+        assert (
+            server.open_connections == IDLE_CONNECTIONS
+        )  # still open: nothing was closed to serve them
+    finally:
+        for writer in idle:
+            writer.close()
+        await server.close()
+
+
+async def test_beyond_the_connection_bound_the_oldest_goes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "MAX_CONNECTIONS", 5)
+    server, port = await serving(dict)
+    try:
+        first_reader, first = await asyncio.open_connection("127.0.0.1", port)
+        others = [(await asyncio.open_connection("127.0.0.1", port))[1] for _ in range(4)]
+        async with asyncio.timeout(10):
+            while server.open_connections < 5:
+                await asyncio.sleep(0.01)
+        probe = await raw_exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert probe.startswith(b"HTTP/1.1 200 OK\r\n")
+        async with asyncio.timeout(10):
+            with contextlib.suppress(ConnectionError):
+                assert await first_reader.read() == b""  # the oldest idle one was closed
+        for writer in [first, *others]:
+            writer.close()
     finally:
         await server.close()
 
@@ -399,10 +479,12 @@ async def test_close_ends_a_connection_that_never_sends_a_request() -> None:
         await writer.drain()
         await server.close()
         async with asyncio.timeout(5):
-            assert await reader.read() == b""
+            with contextlib.suppress(ConnectionError):
+                assert await reader.read() == b""
     finally:
         writer.close()
-        await writer.wait_closed()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
 
 
 # --- frame labels -------------------------------------------------------------------------------------
