@@ -60,6 +60,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from adapters.store import Store
+from tests.faults.card104 import MAPPING_NAME as CARD_MAPPING
+from tests.faults.card104 import CardSession, FaultCardCharger, workload_card
 from tests.faults.charger104 import MAPPING, FaultCharger104, Session104, workload104
 from tests.peers import Charger16, Csms, CsmsChargePoint, CsmsSession, FrameOracle, Recording
 from tests.peers import now_iso as _now_iso
@@ -142,6 +144,8 @@ def bridge_toml(
     south_ping: float = 1.0,
     csms_ping: float = 5.0,
     iec104: Iterable[tuple[str, int]] = (),
+    iec104_listen: int | None = None,
+    cards: Iterable[tuple[str, str]] = (),
 ) -> str:
     lines = [
         "[bridge]",
@@ -168,6 +172,8 @@ def bridge_toml(
         f"ping_interval = {south_ping}",
         f"ping_timeout = {south_ping}",
     ]
+    if iec104_listen is not None:
+        lines.append(f'iec104_listen = "127.0.0.1:{iec104_listen}"')
     for station_id in stations:
         lines += [
             "[[stations]]",
@@ -184,6 +190,16 @@ def bridge_toml(
             f"port = {port}",
             "connectors = 1",
             f'mapping = "{MAPPING}"',
+        ]
+    for station_id, serial in cards:
+        lines += [
+            "[[stations]]",
+            f'id = "{station_id}"',
+            'protocol = "iec104"',
+            'dial = "in"',
+            f'registration_id = "{serial}"',
+            "connectors = 1",
+            f'mapping = "{CARD_MAPPING}"',
         ]
     return "\n".join(lines) + "\n"
 
@@ -774,8 +790,9 @@ FAULT_KINDS = (
     "drop-abort",
     "drop-half-open",
     "drop-104",
+    "drop-card",
 )
-FAULT_WEIGHTS = (3, 2, 1, 2, 2, 1, 2)
+FAULT_WEIGHTS = (3, 2, 1, 2, 2, 1, 2, 2)
 
 
 @dataclass
@@ -798,13 +815,18 @@ async def inject_faults(
     taps: Taps,
     log: FaultLog,
     chargers104: list[FaultCharger104] | None = None,
+    cards: list[FaultCardCharger] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> None:
     """`count` faults; the first ones cover every kind once, in a random order. A 104 link drop runs
     beside the faults that follow it (the link is down for up to about 1.2 s, then c104's client takes
-    up to 1 s to dial again); it is over when this returns."""
+    up to 1 s to dial again); it is over when this returns. A card charger's drop ("drop-card") closes
+    or resets its TCP connection; it dials in again by itself."""
     chargers104 = chargers104 or []
-    kinds = [k for k in FAULT_KINDS if k != "drop-104" or chargers104]
+    cards = cards or []
+    kinds = [
+        k for k in FAULT_KINDS if (k != "drop-104" or chargers104) and (k != "drop-card" or cards)
+    ]
     weights = [w for k, w in zip(FAULT_KINDS, FAULT_WEIGHTS, strict=True) if k in kinds]
     plan = list(kinds)
     rng.shuffle(plan)
@@ -820,6 +842,7 @@ async def inject_faults(
             csms=csms,
             chargers=chargers,
             chargers104=chargers104,
+            cards=cards,
             taps=taps,
             log=log,
             drops=drops,
@@ -842,6 +865,7 @@ async def _inject(
     csms: FaultCsms,
     chargers: list[QueuedCharger],
     chargers104: list[FaultCharger104],
+    cards: list[FaultCardCharger],
     taps: Taps,
     log: FaultLog,
     drops: list[asyncio.Task[None]],
@@ -890,6 +914,12 @@ async def _inject(
                 kind = "kill"
                 await bridge.kill()
                 await bridge.start()
+        elif kind == "drop-card":
+            card = await _connected_card(rng, cards, timeout=3.0)
+            if card is None or not card.drop(rng.choice(("close", "abort"))):
+                kind = "kill"  # no card charger connected: a kill instead
+                await bridge.kill()
+                await bridge.start()
         else:
             target = await _connected(rng, chargers, timeout=3.0)
             if target is None or not target.drop(kind.removeprefix("drop-")):
@@ -908,6 +938,20 @@ async def _connected(
     deadline = time.monotonic() + timeout
     while True:
         candidates = [c for c in chargers if c.connection is not None]
+        if candidates:
+            return rng.choice(candidates)
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(0.02)
+
+
+async def _connected_card(
+    rng: random.Random, cards: list[FaultCardCharger], timeout: float
+) -> FaultCardCharger | None:
+    """A card charger that is connected now, waiting up to `timeout` for one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        candidates = [c for c in cards if c.connection is not None]
         if candidates:
             return rng.choice(candidates)
         if time.monotonic() >= deadline:
@@ -1179,6 +1223,115 @@ def check104(csms: FaultCsms, charger: FaultCharger104, stats: Counter[str]) -> 
     return problems
 
 
+def check_card(csms: FaultCsms, charger: FaultCardCharger, stats: Counter[str]) -> list[str]:
+    """The oracle for a dial-in card charger (its rules: `tests.faults.card104`), per transactionId:
+
+    - copies and redeliveries as for the other chargers (`_events_of`); seqNo 0..n all present,
+      exactly one Started (seqNo 0) and exactly one Ended (the last);
+    - the Started's Transaction.Begin register names the card session (the counter at plug-in × 10
+      Wh); its triggerReason is Authorized and its idToken the session's card (type Local); every
+      session has exactly one transactionId and no transactionId is left without a session;
+    - the Ended is the settlement record's: customData.settlement (vendorId ocpp-bridge) with the
+      record's meter start and stop in Wh and its amount, Transaction.End = the record's meter stop
+      (the counter at the fall × 10 Wh), stoppedReason Local, idToken the card. An Ended without
+      the record (the bridge's settlement_wait, 30 s, ran out while faults kept the record away) is
+      allowed and counted; it still carries the counter at the fall, and there is never a second one;
+    - every session's record was acknowledged (133) in the end;
+    - first arrivals in charger order (session, then seqNo).
+    """
+    station = charger.station_id
+    problems: list[str] = list(charger.problems)
+    events, by_transaction = _events_of(csms, station, stats, problems)
+    by_begin = {s.begin_wh: s for s in charger.sessions}
+    session_of: dict[str, CardSession] = {}
+    for transaction_id, seqs in by_transaction.items():
+        where = f"{station} {transaction_id}"
+        missing = sorted(set(range(max(seqs) + 1)) - set(seqs))
+        if missing:
+            problems.append(f"{where}: seqNo {missing} missing")
+        kinds = Counter(p["eventType"] for p in seqs.values())
+        if kinds["Started"] != 1 or kinds["Ended"] != 1:
+            problems.append(f"{where}: events {dict(kinds)}")
+        started = seqs.get(0)
+        if started is None or started["eventType"] != "Started":
+            problems.append(f"{where}: seqNo 0 is not Started")
+            continue
+        begin = _register(started, "Transaction.Begin")
+        session = by_begin.get(begin) if begin is not None else None
+        if session is None:
+            problems.append(f"{where}: Started (begin {begin}) for no card session")
+            continue
+        if session in session_of.values():
+            problems.append(
+                f"{station}: card session {session.index} has two transactionIds (a second"
+                f" Started): {[t for t, s in session_of.items() if s is session]} and"
+                f" {transaction_id}"
+            )
+        session_of[transaction_id] = session
+        token = {"idToken": session.card, "type": "Local"}
+        if started["triggerReason"] != "Authorized" or started.get("idToken") != token:
+            problems.append(
+                f"{where}: session {session.index}'s Started is {started['triggerReason']} with"
+                f" idToken {started.get('idToken')}, not Authorized by card {session.card}"
+            )
+        ended = [p for p in seqs.values() if p["eventType"] == "Ended"]
+        if not ended:
+            continue
+        last = ended[0]
+        if max(seqs) != last["seqNo"]:
+            problems.append(f"{where}: events after Ended")
+        register = _register(last, "Transaction.End")
+        reason = last["transactionInfo"].get("stoppedReason")
+        settlement = (last.get("customData") or {}).get("settlement")
+        if register != session.end_wh:
+            problems.append(
+                f"{where}: Ended register {register} != the counter when charging fell,"
+                f" {session.end_wh} (session {session.index}, reason {reason}, record"
+                f" {'in' if settlement else 'not in'} it)"
+            )
+        if settlement is None:
+            stats["card-ended-without-record"] += 1
+            stats[f"card-{last['triggerReason']}→{reason}-without-record"] += 1
+            continue
+        expected = {
+            "meterStartWh": session.begin_wh,
+            "meterStopWh": session.end_wh,
+            "amount": round(session.amount * 0.01, 6),
+            "stop_reason": 0,
+        }
+        found = {k: settlement.get(k) for k in expected}
+        if found != expected or last["customData"].get("vendorId") != "ocpp-bridge":
+            problems.append(
+                f"{where}: Ended's settlement {last['customData']} != the record's {expected}"
+            )
+        if reason != "Local":
+            problems.append(f"{where}: Ended with the record, stoppedReason {reason} (not Local)")
+        if last.get("idToken") != token:
+            problems.append(f"{where}: Ended idToken {last.get('idToken')}, not card {token}")
+        stats[f"card-{last['triggerReason']}→{reason}"] += 1
+    for session in charger.sessions:
+        if session not in session_of.values():
+            problems.append(
+                f"{station}: card session {session.index} (begin {session.begin_wh:g} Wh) never"
+                " reached the CSMS"
+            )
+        if not session.acked:
+            problems.append(
+                f"{station}: card session {session.index}'s settlement record never acknowledged"
+                f" (sent {session.record_sends} times)"
+            )
+    order = [
+        (session_of[e.payload["transactionInfo"]["transactionId"]].index, e.payload["seqNo"])
+        for e in _first_arrivals(events)
+        if e.payload["transactionInfo"]["transactionId"] in session_of
+    ]
+    if order != sorted(order):
+        problems.append(f"{station}: events out of order: {order}")
+    stats["card-sessions"] += len(charger.sessions)
+    stats["card-records-sent-again"] += sum(max(0, s.record_sends - 1) for s in charger.sessions)
+    return problems
+
+
 def _all_ended(csms: FaultCsms, charger: QueuedCharger) -> bool:
     seen = csms.ended.get(charger.station_id, set())
     return all(float(t.meter_stop) in seen for t in charger.txns if t.meter_stop is not None)
@@ -1275,6 +1428,11 @@ class FaultRun:
                 "iec104.link_down",
                 "iec104.watchdog_reconnect",
                 "core.rebuilt",
+                "iec104.identified",
+                "late-settlement",
+                "settlement-disagrees",
+                "private-malformed",
+                "private-unknown",
             )
         }
         lines = [
@@ -1299,12 +1457,16 @@ async def run_faults(
     transactions: int | None,
     iec104: int = 0,
     transactions104: int | None = None,
+    cards: int = 0,
+    transactions_card: int | None = None,
     settle_timeout: float = 60.0,
     progress: Callable[[int], None] | None = None,
 ) -> FaultRun:
     """Chargers run their transactions (`chargers` 1.6J chargers, `iec104` 104 chargers with
-    `transactions104` sessions each) while `faults` faults strike; then everything is let settle and
-    checked. `transactions=None` (`transactions104=None`): they go on until the last fault."""
+    `transactions104` sessions each, `cards` dial-in card chargers with `transactions_card` card
+    sessions each) while `faults` faults strike; then everything is let settle and checked.
+    `transactions=None` (`transactions104=None`, `transactions_card=None`): they go on until the last
+    fault."""
     started = time.monotonic()
     rng = random.Random(seed)
     taps = Taps()
@@ -1321,6 +1483,11 @@ async def run_faults(
         FaultCharger104(n, free_port(), random.Random(rng.random()), csms, taps)
         for n in range(1, iec104 + 1)
     ]
+    listen_port = free_port() if cards else None
+    fleet_cards = [
+        FaultCardCharger(n, listen_port or 0, random.Random(rng.random()), csms, taps)
+        for n in range(1, cards + 1)
+    ]
     config.write_text(
         bridge_toml(
             store=store,
@@ -1328,6 +1495,8 @@ async def run_faults(
             south_port=south_port,
             stations=[c.station_id for c in fleet],
             iec104=[(c.station_id, c.port) for c in fleet104],
+            iec104_listen=listen_port,
+            cards=[(c.station_id, c.serial) for c in fleet_cards],
         )
     )
     bridge = BridgeProcess(config, tmp_path)
@@ -1342,6 +1511,8 @@ async def run_faults(
         await bridge.start()
         for charger in fleet:
             charger.start()
+        for card in fleet_cards:
+            card.start()
         loads = [
             asyncio.create_task(
                 workload(c, random.Random(rng.random()), transactions=transactions, done=done)
@@ -1354,6 +1525,14 @@ async def run_faults(
             )
             for c in fleet104
         ]
+        loads += [
+            asyncio.create_task(
+                workload_card(
+                    c, random.Random(rng.random()), transactions=transactions_card, done=done
+                )
+            )
+            for c in fleet_cards
+        ]
         await inject_faults(
             random.Random(rng.random()),
             faults,
@@ -1361,6 +1540,7 @@ async def run_faults(
             csms=csms,
             chargers=fleet,
             chargers104=fleet104,
+            cards=fleet_cards,
             taps=taps,
             log=log,
             progress=progress,
@@ -1381,6 +1561,7 @@ async def run_faults(
         if code != 0:
             problems.append(f"the bridge exited with {code} on SIGTERM")
         stations = [c.station_id for c in fleet] + [c.station_id for c in fleet104]
+        stations += [c.station_id for c in fleet_cards]
         left = {s: n for s, n in stored_outboxes(store, stations).items() if n}
         if left:
             problems.append(f"outbox entries left in the store after everything arrived: {left}")
@@ -1400,6 +1581,8 @@ async def run_faults(
         await csms.stop()
         for charger104 in fleet104:
             await charger104.close()
+        for card in fleet_cards:
+            await card.close()
     found, oracle_stats = check(csms, fleet)
     problems += found
     stats.update(oracle_stats)
@@ -1409,6 +1592,9 @@ async def run_faults(
     for charger104 in fleet104:
         problems += check104(csms, charger104, stats)
         stats.update({f"104-{k}": v for k, v in charger104.stats.items()})
+    for card in fleet_cards:
+        problems += check_card(csms, card, stats)
+        stats.update({f"card-{k}": v for k, v in card.stats.items()})
     log_found, log_events = log_problems(bridge.records())
     problems += log_found
     return FaultRun(seed, problems, log, stats, log_events, time.monotonic() - started)

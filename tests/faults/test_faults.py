@@ -1,9 +1,10 @@
 """Fault injection through the real bridge process: nothing lost, nothing duplicated (issue 5).
 
 OCPP 1.6J chargers and IEC 104 chargers (c104 servers) behind the bridge, an `ocpp` CSMS in front
-(tests/faults/harness.py). A short run in every test session (two 1.6J chargers and one 104 charger,
-every fault kind at least once); the long run (at least 1,000 randomized faults; three 1.6J chargers
-and two 104 chargers) with --run-slow.
+(tests/faults/harness.py), and dial-in card chargers (tests/faults/card104.py, the vendor table
+example-dialin-card). A short run in every test session (two 1.6J chargers, one 104 charger and one
+card charger, every fault kind at least once); the long run (at least 1,000 randomized faults; three
+1.6J chargers, two 104 chargers and two card chargers) with --run-slow.
 The seed is printed and in every failure message; FAULT_SEED=<seed> replays the same plan;
 FAULT_COUNT=<n> changes the long run's number of faults (1,000 by default).
 """
@@ -20,7 +21,7 @@ from tests.faults.harness import FAULT_KINDS, run_faults, seed_from_env
 COUNT_ENV = "FAULT_COUNT"
 
 
-async def test_short_run_two_16_chargers_and_a_104_charger(tmp_path: Path) -> None:
+async def test_short_run_two_16_chargers_a_104_charger_and_a_card_charger(tmp_path: Path) -> None:
     seed = seed_from_env()
     print(f"fault seed {seed}")
     run = await run_faults(
@@ -30,6 +31,8 @@ async def test_short_run_two_16_chargers_and_a_104_charger(tmp_path: Path) -> No
         transactions=10,
         iec104=1,
         transactions104=6,
+        cards=1,
+        transactions_card=4,
         faults=16,
     )
     print(run.describe())
@@ -37,6 +40,7 @@ async def test_short_run_two_16_chargers_and_a_104_charger(tmp_path: Path) -> No
     assert set(run.faults.counts) == set(FAULT_KINDS), run.describe()
     assert run.stats["transactions"] == 20, run.describe()
     assert run.stats["104-sessions"] == 6, run.describe()
+    assert run.stats["card-sessions"] == 4, run.describe()
 
 
 @pytest.mark.slow
@@ -57,6 +61,8 @@ async def test_long_run_a_thousand_faults(tmp_path: Path) -> None:
         transactions=None,
         iec104=2,
         transactions104=None,
+        cards=2,
+        transactions_card=None,
         faults=count,
         progress=progress,
     )
