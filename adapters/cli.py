@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,6 +28,9 @@ from adapters.cli_simulate import app as simulate_app
 from adapters.cli_trace import TRACE_HELP
 from adapters.cli_trace import trace as trace_command
 from adapters.config import BridgeConfig, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from adapters.runtime import StationTables
 
 app = typer.Typer(
     name="ocpp-bridge",
@@ -54,37 +57,38 @@ ConfigOption = Annotated[
 ]
 
 
-def _load(config: Path) -> BridgeConfig:
-    from adapters.runtime import check_supported
+def _load(config: Path) -> tuple[BridgeConfig, StationTables]:
+    """The configuration and its stations' tables, after every check `run` makes before binding."""
+    from adapters.preflight import preflight
 
     try:
         loaded = load_config(config, os.environ)
-        check_supported(loaded)
+        tables = preflight(loaded)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         raise typer.Exit(2) from None
-    return loaded
+    return loaded, tables
 
 
 @app.command()
 def run(config: ConfigOption) -> None:
     """Run the bridge until SIGTERM or SIGINT, then shut down gracefully."""
-    loaded = _load(config)
+    loaded, tables = _load(config)
     from adapters.logs import configure_logging
 
     configure_logging(loaded.bridge.log_format, loaded.bridge.log_level)
     from adapters import event_loop
 
     try:
-        event_loop.run(_run(loaded), loaded.bridge.event_loop)
-    except ConfigError as exc:  # e.g. a certificate file that cannot be loaded
+        event_loop.run(_run(loaded, tables), loaded.bridge.event_loop)
+    except ConfigError as exc:  # a port that cannot be bound (busy, an address not on this machine)
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         raise typer.Exit(2) from None
 
 
-async def _run(config: BridgeConfig) -> None:
+async def _run(config: BridgeConfig, tables: StationTables) -> None:
     from adapters.event_loop import loop_name
     from adapters.gc_policy import GcPolicy, freeze_startup_objects
     from adapters.logs import get_logger
@@ -92,7 +96,7 @@ async def _run(config: BridgeConfig) -> None:
     from adapters.runtime import Runtime
 
     mmap_threshold_fixed = fix_mmap_threshold()
-    runtime = Runtime(config)
+    runtime = Runtime(config, tables=tables)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -113,8 +117,9 @@ async def _run(config: BridgeConfig) -> None:
 
 @app.command()
 def check(config: ConfigOption) -> None:
-    """Validate a configuration file (and its environment overrides) without starting anything."""
-    loaded = _load(config)
+    """Validate a configuration file (and its environment overrides) without starting anything:
+    every check `run` makes except binding its ports."""
+    loaded, _ = _load(config)
     print(f"{config}: valid ({len(loaded.stations)} stations)")
 
 

@@ -31,6 +31,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -421,6 +422,15 @@ class BridgeConfig(_Section):
         seen: set[str] = set()
         for station in self.stations:
             if station.id in seen:
+    # where each key came from (set by `load_config`), for problems found after loading
+    _provenance: _Provenance | None = PrivateAttr(None)
+
+    def where(self, loc: tuple[str | int, ...]) -> str:
+        """Where the key at `loc` was set: `bridge.toml:12`, `environment OCPP_BRIDGE_…`, or the file
+        (the nearest enclosing table's line) when it was not set at all."""
+        if self._provenance is None:
+            return "configuration"
+        return self._provenance.where(loc)
                 problems.append(f"stations: id {station.id!r} is used twice")
             seen.add(station.id)
             if csms.security_profile in (1, 2):
@@ -548,9 +558,23 @@ def _secrets_in_file(path: Path, data: dict[str, Any], locator: _KeyLocator) -> 
     return problems
 
 
+    config._provenance = _Provenance(path, locator, origins)
 def _apply_environment(
     data: dict[str, Any], environ: Mapping[str, str], problems: list[str]
 ) -> dict[tuple[str | int, ...], _Origin]:
+@dataclass(frozen=True)
+class _Provenance:
+    path: Path
+    locator: _KeyLocator
+    origins: dict[tuple[str | int, ...], _Origin]
+
+    def where(self, loc: tuple[str | int, ...]) -> str:
+        origin = self.origins.get(loc)
+        if origin is not None and origin.env_var is not None:
+            return f"environment {origin.env_var}"
+        return _where(self.path, self.locator.line(loc))
+
+
     origins: dict[tuple[str | int, ...], _Origin] = {}
     stations = data.get("stations")
     by_env_name: dict[str, int] = {}

@@ -2,7 +2,9 @@
 
 Rules
 - One `Runtime` per process. `start()` loads the official schemas, builds the TLS contexts once, opens the
-  charger-facing listener; `stop()` shuts down gracefully: the listener stops, every charger connection is
+  charger-facing listener (every port, the 104 and health ones too, is bound before any station starts;
+  one that cannot be is a `ConfigError` of one line, what had started is stopped again, and a charger
+  connecting meanwhile waits for its station); `stop()` shuts down gracefully: the listener stops, every charger connection is
   closed with 1001, and with it each station's CSMS connection (1001), within `shutdown_timeout`.
 - Per station kind:
   - `ocpp2.0.1`: pass-through (`bridge.passthrough`). When the charger's connection is up the CSMS
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +104,13 @@ def check_supported(config: BridgeConfig, tables: StationTables | None = None) -
     ]
     dial_in: dict[int, str] = {}
     registered: dict[str, str] = {}
-    for station in config.stations:
+    for index, station in enumerate(config.stations):
         if isinstance(station, Iec104Station):
+            where = config.where(("stations", index, "mapping"))
             try:
                 table = tables.mapping_table(station)
             except MappingFileError as exc:
-                problems.extend(f"stations: {station.id!r}: {p}" for p in exc.problems)
+                problems.extend(f"{where}: stations: {station.id!r}: {p}" for p in exc.problems)
                 continue
             if station.registration_id is not None and table.registration is None:
                 problems.append(
@@ -133,10 +138,20 @@ def check_supported(config: BridgeConfig, tables: StationTables | None = None) -
             try:
                 tables.config_table(station.device_model)
             except DeviceModelFileError as exc:
-                problems.extend(f"stations: {station.id!r}: {p}" for p in exc.problems)
+                where = config.where(("stations", index, "device_model"))
+                problems.extend(f"{where}: stations: {station.id!r}: {p}" for p in exc.problems)
     if problems:
         raise ConfigError(problems)
     return tables
+
+
+def bind_reason(exc: OSError) -> str:
+    """Why a listening socket could not be opened, in the operating system's words."""
+    if isinstance(exc, socket.gaierror):
+        return f"host name does not resolve ({exc.strerror})"
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc)
 
 
 def _more_lenient(a: LinkParameters, b: LinkParameters) -> LinkParameters:
@@ -148,8 +163,14 @@ def _more_lenient(a: LinkParameters, b: LinkParameters) -> LinkParameters:
 
 
 class Runtime:
-    def __init__(self, config: BridgeConfig, *, schemas: OfficialSchemas | None = None) -> None:
-        self._tables = check_supported(config)
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        schemas: OfficialSchemas | None = None,
+        tables: StationTables | None = None,
+    ) -> None:
+        self._tables = tables if tables is not None else check_supported(config)
         self.config = config
         self._schemas = schemas
         self._log = get_logger()
@@ -171,11 +192,21 @@ class Runtime:
         self._health: HealthServer | None = None
         self._lag_watch: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stations_started = asyncio.Event()
         self.health_address: tuple[str, int] | None = None
         # The durable store, once open (stations that keep state); /ready waits for it.
         self.store: Store | None = None
 
     async def start(self) -> None:
+        """Start everything. A port that cannot be bound raises ConfigError (one line: which key,
+        the address, why) after what had started is stopped again."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def _start(self) -> None:
         if self._schemas is None:
             self._schemas = await asyncio.to_thread(OfficialSchemas)
         csms = self.config.csms
@@ -198,7 +229,7 @@ class Runtime:
                 raise ConfigError([f"bridge.store: {exc}"]) from None
             self.store.on_written = self.metrics.store_write.observe
             for station in translated:
-                host = TranslatedStation(
+                self._translated[station.id] = TranslatedStation(
                     self.config,
                     station,
                     schemas=self._schemas,
@@ -211,10 +242,8 @@ class Runtime:
                         side: station_logger(station.id, side, station.protocol) for side in Side
                     },
                 )
-                self._translated[station.id] = host
-                await host.start()
             for station104 in iec104:
-                host104 = Iec104Host(
+                self._iec104_hosts[station104.id] = Iec104Host(
                     station104,
                     connector=self._connector,
                     schemas=self._schemas,
@@ -225,25 +254,36 @@ class Runtime:
                     table=self._tables.mapping_table(station104),
                     metrics=self.metrics,
                 )
-                self._iec104_hosts[station104.id] = host104
-                self._iec104[station104.id] = asyncio.create_task(
-                    host104.run(), name=f"iec104:{station104.id}"
-                )
+        # Every port is bound before any station starts: one that cannot be is refused with one line,
+        # and nothing has been logged or connected by then.
         dial_in = [s for s in iec104 if s.dial == "in"]
         if dial_in and self.config.south.iec104_listen:
             await self._start_iec104_listener(dial_in)
-        self._south = SouthServer(
+        south = SouthServer(
             self.config, self._serve_station, south_server_context(self.config.south)
         )
-        self.south_address = await self._south.start()
+        try:
+            self.south_address = await south.start()
+        except OSError as exc:
+            raise ConfigError(
+                [f"south.listen: cannot listen on {self.config.south.listen}: {bind_reason(exc)}"]
+            ) from None
+        self._south = south
+        if self.config.bridge.health:
+            await self._start_health(self.config.bridge.health)
+        for host in self._translated.values():
+            await host.start()
+        for station_id, host104 in self._iec104_hosts.items():
+            self._iec104[station_id] = asyncio.create_task(
+                host104.run(), name=f"iec104:{station_id}"
+            )
+        self._stations_started.set()
         self._log.info(
             "south.listening",
             host=self.south_address[0],
             port=self.south_address[1],
             stations=len(self.config.stations),
         )
-        if self.config.bridge.health:
-            await self._start_health(self.config.bridge.health)
 
     async def _start_iec104_listener(self, stations: list[Iec104Station]) -> None:
         south = self.config.south
@@ -277,9 +317,7 @@ class Runtime:
             self.iec104_address = await listener.start()
         except OSError as exc:
             raise ConfigError(
-                [
-                    f"south.iec104_listen: cannot listen on {south.iec104_listen}: {exc.strerror or exc}"
-                ]
+                [f"south.iec104_listen: cannot listen on {south.iec104_listen}: {bind_reason(exc)}"]
             ) from None
         self._iec104_listener = listener
 
@@ -288,13 +326,20 @@ class Runtime:
         try:
             self.health_address = await health.start()
         except OSError as exc:
-            assert self._south is not None
-            await self._south.close()
             raise ConfigError(
-                [f"bridge.health: cannot listen on {address}: {exc.strerror or exc}"]
+                [f"bridge.health: cannot listen on {address}: {bind_reason(exc)}"]
             ) from None
         self._health = health
         self._lag_watch = asyncio.create_task(self.metrics.watch_event_loop())
+
+    async def _abort(self) -> None:
+        """Stop what a failed `start` had started (quietly: the bridge never was up)."""
+        self._stopping = True
+        if self._south is not None:
+            await self._south.close()
+            self._south = None
+        await self._stop_stations()
+        await self._stop_health()
 
     async def stop(self) -> None:
         if self._south is None:
@@ -305,6 +350,11 @@ class Runtime:
             await asyncio.wait_for(self._south.close(), self.config.bridge.shutdown_timeout)
         except TimeoutError:
             self._log.error("bridge.shutdown_timeout")
+        await self._stop_stations()
+        await self._stop_health()
+        self._log.info("bridge.stopped")
+
+    async def _stop_stations(self) -> None:
         for host in self._translated.values():
             await host.stop()
         self._translated.clear()
@@ -323,8 +373,6 @@ class Runtime:
             self.store = None
         if self._connector is not None:
             self._connector.keepalive.close()
-        await self._stop_health()
-        self._log.info("bridge.stopped")
 
     async def _stop_health(self) -> None:
         if self._lag_watch is not None:
@@ -394,6 +442,9 @@ class Runtime:
         return sorted(self._south.connected) if self._south is not None else []
 
     async def _serve_station(self, station: OcppStation, south: DirectServerConnection) -> None:
+        await (
+            self._stations_started.wait()
+        )  # a charger quicker than the start waits for its station
         host = self._translated.get(station.id)
         if host is not None:
             await host.serve_south(south)
