@@ -22,7 +22,8 @@ Rules
   stop card (`stop_card`: the Ended carries it, trigger
   StopAuthorized, stopped reason Local unless the settlement record says otherwise).
 - Settlement records (`settlement`): decoded into a `Record` (meter values in Wh, amount scaled, stop
-  reason from the code table, the card as idToken, times read in the table's time zone) and handed to
+  reason from the code table, the card as idToken — none when the card field is empty or all zeros,
+  as chargers send it for a session no card started — times read in the table's time zone) and handed to
   the core with the key that identifies the record (its IOA and bytes). A record whose key is among
   the last `SETTLED_KEPT` settled ones is a repeat (the acknowledgement was lost with the link): it is
   acknowledged again and changes nothing. The key is stored (table `meta`, key `settled`) in the same
@@ -318,9 +319,9 @@ class VendorAsdus:
 
 
 def _text(value: FieldValue | None) -> str:
-    if isinstance(value, bytes):
-        return value.hex()
-    return "" if value is None else str(value).strip()
+    """A card field as text; "" for no card (empty, or all zeros as chargers send without one)."""
+    text = value.hex() if isinstance(value, bytes) else "" if value is None else str(value).strip()
+    return "" if not text.strip("0") else text
 
 
 def _number(value: FieldValue | None) -> float:

@@ -661,3 +661,19 @@ def test_common_addresses_compile_and_fit_ca_size() -> None:
         compile_table(validate_table(data), 2)
     one_connector = compile_table(validate_table(data), 1)
     assert asdu_format(one_connector) == AsduFormat(1, 1, 2)
+
+
+def test_a_settlement_record_without_a_card_carries_no_id_token() -> None:
+    """A remote-started session's record has an all-zero card field: no idToken, not '0000…'."""
+    import zoneinfo
+
+    from bridge.iec104.southbound import RawAsdu
+    from bridge.iec104.vendor import Settle, VendorAsdus
+
+    table = load_reference("example-dialin-card").compile(1)
+    record = bytes(8) + bytes.fromhex("0000000a270c1a00001e0a270c1a") + bytes(13)
+    vendor = VendorAsdus(table, zoneinfo.ZoneInfo("Asia/Shanghai"))
+    raw = RawAsdu(132, 3, 1, 1, False, (0x7101).to_bytes(3, "little") + record)
+    (action,) = vendor.received(raw, 0.0, {1: False})
+    assert isinstance(action, Settle)
+    assert action.record.id_token is None
