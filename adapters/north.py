@@ -34,6 +34,8 @@ from urllib.parse import quote
 from pydantic import SecretStr
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from adapters.config import CsmsSection
 from adapters.keepalive import Keepalive, keepalive_options
@@ -102,6 +104,16 @@ class CsmsConnector:
         self._ssl = ssl_context
         self._pacer = pacer
         self.keepalive = Keepalive(csms.ping_interval, csms.ping_timeout, side="north")
+        self._proxy: str | bool | None = True  # True: not looked up yet
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The proxy the environment names for the CSMS (websockets' own rule), looked up once: every
+        station's URL has the CSMS's host and port, and the lookup walks the whole environment (with
+        thousands of stations it was most of the CPU of their first connection attempts)."""
+        if self._proxy is True:
+            self._proxy = get_proxy(parse_uri(url))
+        assert self._proxy is not False
+        return self._proxy
 
     def url_for(self, station_id: str) -> str:
         return f"{self._csms.url}/{quote(station_id, safe='')}"
@@ -121,8 +133,10 @@ class CsmsConnector:
         if self._ssl is not None:
             options["ssl"] = self._ssl
         try:
+            url = self.url_for(station_id)
             connection = await connect(
-                self.url_for(station_id),
+                url,
+                proxy=self._proxy_for(url),
                 subprotocols=[OcppVersion.V201.subprotocol],  # type: ignore[list-item]
                 additional_headers=headers,
                 compression="deflate" if self._csms.compression else None,

@@ -328,7 +328,7 @@ class Station104:
             meter = self._register_rule(connector)
             if meter is not None:
                 self._register_of.setdefault(meter.ioa, []).append(connector)
-        self.model: DeviceModel = _device_model(table, self._rate_units(), self._owned_variables())
+        self._model: DeviceModel | None = None  # built when the CSMS first asks (`model`)
         self._owned_now: dict[Key, str | None] = {}
         self.north.set_identity(self._identity(), now)
 
@@ -1432,6 +1432,17 @@ class Station104:
             evses={evse: c.reported for evse, c in self._connectors.items()},
         )
         return self.owned.variables() + owned_variables.facts(facts) + owned_variables.extra_104()
+
+    @property
+    def model(self) -> DeviceModel:
+        """The station's device model, built at the first request that needs it (their variables'
+        descriptions never change; only their values, which the model does not hold)."""
+        model = self._model
+        if model is None:
+            model = self._model = _device_model(
+                self.table, self._rate_units(), self._owned_variables()
+            )
+        return model
 
     def _refresh_owned(self) -> None:
         self._owned_now = {
