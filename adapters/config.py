@@ -12,6 +12,15 @@ Rules
 - Secrets (`password`, `csms_password` of a station; `[csms] password`, the default for every station) come
   from the environment only: one written in the file is refused. They are `SecretStr`, so they print as
   `**********` and are never logged.
+- Types are strict (`strict=True`): `true` is no number of seconds, `"yes"` no boolean, `"2404"` no
+  port. Environment overrides are text: they are converted to the key's type (`_env_value`), only there.
+- Relative paths written in the file (`PATH_KEYS`) count from the file's folder; those of environment
+  overrides, and the default store, from the working directory. A `mapping` without '/' or .yaml is a
+  shipped table's name.
+- A station key of another protocol's stations (`STATION_KEYS`: `host` on an OCPP station,
+  `id_token_type` on a 2.0.1 one) is an error naming the protocols it applies to.
+- `BridgeConfig.where(loc)` tells where a key was set (file and line, or the variable), for problems
+  found after loading (tables, certificates, ports).
 - Cross-checks run at start-up: profile and URL scheme agree (profiles 2 and 3 need wss://, 0 and 1 ws://),
   profiles 1 and 2 have a 16–40 character password for every station (OCPP 2.0.1 A00.FR.205), profile 3 has
   a client certificate and key, station ids are unique, TLS files come in pairs.
@@ -22,6 +31,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,14 +65,17 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `true` is no number of seconds, "yes" no boolean, "2404" no port (TOML has types);
+    # environment overrides are text and converted to the key's type first (`_env_value`)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class BridgeSection(_Section):
     store: str = Field(
         "bridge.db",
         description="SQLite file: transaction ids and queued messages of translated stations"
-        ' (OCPP 2.0.1 pass-through keeps no state); ":memory:" keeps them in memory only',
+        ' (OCPP 2.0.1 pass-through keeps no state); ":memory:" keeps them in memory only. The'
+        " default, bridge.db, is in the working directory (in the container: the store volume)",
     )
     health: str = Field(
         "127.0.0.1:8409",
@@ -140,9 +153,15 @@ class CsmsSection(_Section):
     password: SecretStr | None = Field(
         None, description="default basic-auth password for every station"
     )
-    ca_file: Path | None = Field(None, description="CA bundle that signs the CSMS certificate")
-    cert_file: Path | None = Field(None, description="the bridge's client certificate (profile 3)")
-    key_file: Path | None = Field(None, description="the client certificate's private key")
+    ca_file: Path | None = Field(
+        None, strict=False, description="CA bundle that signs the CSMS certificate"
+    )
+    cert_file: Path | None = Field(
+        None, strict=False, description="the bridge's client certificate (profile 3)"
+    )
+    key_file: Path | None = Field(
+        None, strict=False, description="the client certificate's private key"
+    )
     call_timeout: float = Field(
         30.0,
         gt=0,
@@ -206,9 +225,11 @@ class CsmsSection(_Section):
 
 class SouthSection(_Section):
     listen: str = Field("127.0.0.1:9100", description="host:port where chargers connect")
-    cert_file: Path | None = Field(None, description="server certificate for wss://")
-    key_file: Path | None = Field(None, description="its private key")
-    ca_file: Path | None = Field(None, description="CA that signs charger client certificates")
+    cert_file: Path | None = Field(None, strict=False, description="server certificate for wss://")
+    key_file: Path | None = Field(None, strict=False, description="its private key")
+    ca_file: Path | None = Field(
+        None, strict=False, description="CA that signs charger client certificates"
+    )
     require_client_cert: bool = Field(
         False, description="refuse chargers without a valid certificate"
     )
@@ -251,9 +272,9 @@ class SouthSection(_Section):
         None,
         description="server certificate: IEC 104 over TLS (IEC 62351-3 style) on iec104_listen",
     )
-    iec104_key_file: Path | None = Field(None, description="its private key")
+    iec104_key_file: Path | None = Field(None, strict=False, description="its private key")
     iec104_ca_file: Path | None = Field(
-        None, description="CA that signs the certificates of 104 chargers dialling in"
+        None, strict=False, description="CA that signs the certificates of 104 chargers dialling in"
     )
     iec104_require_client_cert: bool = Field(
         False, description="refuse 104 chargers dialling in without a valid certificate"
@@ -283,6 +304,7 @@ class _StationBase(_Section):
     @classmethod
     def _station_id(cls, value: str) -> str:
         printable = all(c.isprintable() and c not in "/:" for c in value)
+        strict=False,
         if not (1 <= len(value) <= 48 and printable and value == value.strip()):
             raise ValueError(
                 "must be 1 to 48 printable characters without '/', ':' or surrounding spaces"
@@ -349,10 +371,13 @@ class Iec104Station(_StationBase):
         description="dial out with tls: CA that signs the charger's certificate (unset: system)",
     )
     cert_file: Path | None = Field(
-        None, description="dial out with tls: the bridge's client certificate, if the charger asks"
+        None,
+        strict=False,
+        description="dial out with tls: the bridge's client certificate, if the charger asks",
     )
-    key_file: Path | None = Field(None, description="its private key")
+    key_file: Path | None = Field(None, strict=False, description="its private key")
     common_address: int = Field(1, ge=1, le=65534)
+        strict=False,
     registration_id: str | None = Field(
         None,
         min_length=1,
@@ -364,7 +389,7 @@ class Iec104Station(_StationBase):
     mapping: Path = Field(
         description="the point table: a shipped table's name (gb-dc-charger, gb-ac-charger), found"
         " from any working directory, or a table file's path (a vendor table that extends one);"
-        " mappings/<name>.yaml where no such file is means the shipped one"
+        " mappings/<name>.yaml where no such file is means the shipped one",
     )
 
     @model_validator(mode="after")
@@ -380,6 +405,7 @@ class Iec104Station(_StationBase):
         return self
 
 
+        strict=False,
 StationConfig = Annotated[OcppStation | Iec104Station, Field(discriminator="protocol")]
 
 
@@ -396,6 +422,7 @@ class BridgeConfig(_Section):
         secure_scheme = csms.url.startswith("wss://")
         if csms.security_profile >= 2 and not secure_scheme:
             problems.append(f"csms.url: security profile {csms.security_profile} needs wss://")
+        strict=False,
         if csms.security_profile <= 1 and secure_scheme:
             problems.append(
                 f"csms.url: wss:// with security profile {csms.security_profile} (use profile 2 or 3)"
@@ -416,6 +443,28 @@ class BridgeConfig(_Section):
         for station in self.stations:
             dials_in = isinstance(station, Iec104Station) and station.dial == "in"
             if dials_in and not south.iec104_listen:
+# The keys of each protocol's stations: the OCPP 1.6 translation's own do nothing for a 2.0.1 station
+# (passed through as it is), so they are refused there.
+OCPP16_ONLY = frozenset(
+    {
+        "id_token_type",
+        "timestamp_offset_minutes",
+        "offline_authorize",
+        "offline_grace",
+        "device_model",
+    }
+)
+STATION_KEYS: dict[str, frozenset[str]] = {
+    "ocpp1.6": frozenset(OcppStation.model_fields),
+    "ocpp2.0.1": frozenset(OcppStation.model_fields) - OCPP16_ONLY,
+    "iec104": frozenset(Iec104Station.model_fields),
+}
+_STATION_MODELS: dict[str, type[BaseModel]] = {
+    "ocpp1.6": OcppStation,
+    "ocpp2.0.1": OcppStation,
+    "iec104": Iec104Station,
+}
+
                 problems.append(
                     f'stations: {station.id!r} dials in (dial = "in"): set [south] iec104_listen'
                 )
@@ -506,6 +555,13 @@ def load_config(path: Path, environ: Mapping[str, str]) -> BridgeConfig:
     """Read, override from the environment, and validate. Raises ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "bridge": BridgeSection,
+    "csms": CsmsSection,
+    "south": SouthSection,
+}
+
+
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError:
@@ -551,7 +607,9 @@ def _secrets_in_file(path: Path, data: dict[str, Any], locator: _KeyLocator) -> 
                     if isinstance(station.get("id"), str)
                     else f"{ENV_PREFIX}STATIONS__<ID>__{key.upper()}"
                 )
+    _resolve_paths(data, path.absolute().parent)
                 problems.append(
+    problems.extend(_foreign_keys(path, data, locator, origins))
                     f"{_where(path, line)}: stations[{index}].{key}: secrets come from the"
                     f" environment only; set {hint}"
                 )
@@ -561,7 +619,6 @@ def _secrets_in_file(path: Path, data: dict[str, Any], locator: _KeyLocator) -> 
     config._provenance = _Provenance(path, locator, origins)
 def _apply_environment(
     data: dict[str, Any], environ: Mapping[str, str], problems: list[str]
-) -> dict[tuple[str | int, ...], _Origin]:
 @dataclass(frozen=True)
 class _Provenance:
     path: Path
@@ -575,6 +632,51 @@ class _Provenance:
         return _where(self.path, self.locator.line(loc))
 
 
+# Keys holding a file or folder path, per section ("stations": every station's).
+PATH_KEYS: dict[str, frozenset[str]] = {
+    "bridge": frozenset({"store", "trace_dir"}),
+    "csms": frozenset({"ca_file", "cert_file", "key_file"}),
+    "south": frozenset(
+        {
+            "cert_file",
+            "key_file",
+            "ca_file",
+            "iec104_cert_file",
+            "iec104_key_file",
+            "iec104_ca_file",
+        }
+    ),
+    "stations": frozenset({"device_model", "mapping", "ca_file", "cert_file", "key_file"}),
+}
+_NOT_PATHS = frozenset({"", ":memory:"})
+
+
+def _resolve_paths(data: dict[str, Any], folder: Path) -> None:
+    """Relative paths written in the file count from the file's folder (the working directory of a
+    container is the store volume, the tables sit beside bridge.toml). A `mapping` that is a shipped
+    table's name (no '/', no .yaml) stays a name. Environment overrides are left as given: like a
+    command's argument, they count from the working directory."""
+
+    def resolve(table: Any, keys: frozenset[str]) -> None:
+        if not isinstance(table, dict):
+            return
+        for key in keys & table.keys():
+            value = table[key]
+            if not isinstance(value, str) or value in _NOT_PATHS or Path(value).is_absolute():
+                continue
+            if key == "mapping" and "/" not in value and not value.endswith((".yaml", ".yml")):
+                continue
+            table[key] = str(folder / value)
+
+    for section in ("bridge", "csms", "south"):
+        resolve(data.get(section), PATH_KEYS[section])
+    stations = data.get("stations")
+    if isinstance(stations, list):
+        for station in stations:
+            resolve(station, PATH_KEYS["stations"])
+
+
+) -> dict[tuple[str | int, ...], _Origin]:
     origins: dict[tuple[str | int, ...], _Origin] = {}
     stations = data.get("stations")
     by_env_name: dict[str, int] = {}
@@ -593,7 +695,7 @@ class _Provenance:
             if not isinstance(target, dict):
                 problems.append(f"environment {name}: [{section}] is not a table in the file")
                 continue
-            target[key] = value
+            target[key] = _env_value(_SECTION_MODELS[section], key, value)
             origins[(section, key)] = _Origin(name)
         elif len(parts) == 3 and parts[0] == "STATIONS":
             index = by_env_name.get(parts[1])
@@ -602,7 +704,8 @@ class _Provenance:
                 continue
             key = parts[2].lower()
             assert isinstance(stations, list)
-            stations[index][key] = value
+            model = _STATION_MODELS.get(str(stations[index].get("protocol")))
+            stations[index][key] = _env_value(model, key, value)
             origins[("stations", index, key)] = _Origin(name)
         else:
             problems.append(
@@ -643,6 +746,62 @@ def _describe(
             named, _, _ = part.partition(": ")
             named_loc = tuple(named.split("."))
             problems.append(f"{_where(path, locator.line(named_loc))}: {part.strip()}")
+    return problems
+
+
+def _env_value(model: type[BaseModel] | None, key: str, value: str) -> Any:
+    """An environment override's text as the key's type: true/false (or 1/0) for a boolean, a
+    number's digits for a number. Text that does not convert stays text, for the key's own error."""
+    field = model.model_fields.get(key) if model is not None else None
+    if field is None:
+        return value
+    kinds = set(typing.get_args(field.annotation)) | {field.annotation}
+    text = value.strip()
+    if bool in kinds:
+        return {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), value)
+    if int in kinds and re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    if float in kinds:
+        try:
+            return float(text)
+        except ValueError:
+            return value
+    return value
+
+
+def _foreign_keys(
+    path: Path,
+    data: dict[str, Any],
+    locator: _KeyLocator,
+    origins: dict[tuple[str | int, ...], _Origin],
+) -> list[str]:
+    """A station key that belongs to another protocol's stations is an error (it would do nothing);
+    the key is dropped so the rest can still be checked."""
+    problems: list[str] = []
+    stations = data.get("stations")
+    if not isinstance(stations, list):
+        return problems
+    for index, station in enumerate(stations):
+        if not isinstance(station, dict) or station.get("protocol") not in PROTOCOLS:
+            continue
+        protocol = station["protocol"]
+        own = STATION_KEYS[protocol]
+        for key in sorted(set(station) - own):
+            others = [p for p in PROTOCOLS if key in STATION_KEYS[p]]
+            if not others:
+                continue  # unknown to every kind: pydantic's "unknown key"
+            del station[key]
+            loc = ("stations", index, key)
+            origin = origins.get(loc)
+            where = (
+                f"environment {origin.env_var}"
+                if origin is not None and origin.env_var is not None
+                else _where(path, locator.line(loc))
+            )
+            problems.append(
+                f"{where}: stations[{index}].{key}: applies to {' and '.join(others)} stations"
+                f" only (this one is {protocol})"
+            )
     return problems
 
 

@@ -35,7 +35,16 @@ The bridge reads one TOML file (`ocpp-bridge run --config FILE`). Any key can be
 environment: `{ENV_PREFIX}<SECTION>__<KEY>` (for example `{ENV_PREFIX}CSMS__URL`), and a station's key
 with `{ENV_PREFIX}STATIONS__<ID>__<KEY>`, where `<ID>` is the station id in upper case with every
 character outside A–Z and 0–9 written `_` (station `CP16-1` → `{ENV_PREFIX}STATIONS__CP16_1__PORT`).
-An unknown key, in the file or in the environment, is an error.
+An unknown key, in the file or in the environment, is an error, and so is a station key that applies to
+another protocol's stations (`id_token_type` on an `ocpp2.0.1` station).
+
+Values have the type the tables below show: `compression = true`, not `"yes"`; `port = 2404`, not
+`"2404"`; seconds are numbers, never `true`. An environment override is text and is converted to its
+key's type (`true`/`false` or `1`/`0`, digits for a number).
+
+Relative paths written in the file (`store`, `trace_dir`, certificate, key and CA files, `mapping`,
+`device_model`) count from the file's folder, so tables can sit beside `bridge.toml`; relative paths in
+environment overrides, and the default store `bridge.db`, count from the working directory.
 
 Secrets ({", ".join(f"`{k}`" for k in sorted(SECRET_KEYS))}, and `[csms] password`) are read from the
 environment only: a secret written in the file is refused at start-up. They are never logged.

@@ -107,7 +107,7 @@ def load_table(station: Iec104Station) -> CompiledTable:
         return load_reference(reference).compile(station.connectors)
     path = Path(reference)
     if not path.exists() and path.stem in shipped_tables():
-        if path.parent == Path("mappings") and path.suffix == ".yaml":
+        if path.parent.name == "mappings" and path.suffix == ".yaml":
             return load_reference(path.stem).compile(station.connectors)
         hint = f'no such file (the shipped table is mapping = "{path.stem}")'
         raise MappingFileError([MappingProblem(reference, 1, 1, hint)])
