@@ -24,7 +24,15 @@ What a charger does that no bridge can report, the workload avoids; these are th
   counter stands still from the fall until the next session charges.
 - Charging does not fall before the session's Started reached the CSMS (a session that rose and fell
   while no bridge could see it is invisible), and the next session does not begin before the previous
-  one's Ended reached the CSMS (else the bridge would see one long session).
+  one's Ended reached the CSMS (else the bridge would see one long session), nor before the CSMS saw the
+  connector Available after the unplug: the bridge knows the vehicle left. c104 (lib60870) sends a
+  command's confirmation at once but spontaneous reports only when its connection thread next looks at
+  its queue (up to ~100 ms later, more under load), so a confirmation can overtake older reports. A next
+  vehicle plugged in and remotely started within that window made the bridge start a transaction on the
+  previous vehicle's plug (still connected as far as it knew: the unplug was in c104's queue), end it
+  with EVDisconnected when the unplug arrived, and start the session again when charging rose (seed
+  3114008935 of the fuzz run: a second Started for one session). No person unplugs and plugs in a vehicle
+  within milliseconds; the workload waits as a person would have to.
 - Hence the register the bridge reads at the end equals the counter at the moment charging fell, even
   when the session ended while the link was down or the bridge was dead: the bridge reads the counter
   when the link returns and it has not moved since. The oracle demands exactly that.
@@ -106,6 +114,7 @@ class FaultCharger104:
         self.down = False  # the server is stopped by a link-drop fault
         self.dropping = False
         self.problems: list[str] = []
+        self.unplugged_at: int | None = None  # len(csms.received) at the last unplug
         self.stats: Counter[str] = Counter()
         self._io = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -189,6 +198,7 @@ class FaultCharger104:
         if self.down:
             self.sessions[-1].unplugged_while_down = True
         self.phase = "idle"
+        self.unplugged_at = len(self.csms.received)
         self._put(PLUG, False)
         self._put(HOLSTERED, True)
         self._put(WORK_STATUS, IDLE_STATUS)
@@ -203,6 +213,17 @@ class FaultCharger104:
         transaction_id = self.started_id(session)
         return (
             transaction_id is not None and (self.station_id, transaction_id) in self.csms.ended_ids
+        )
+
+    def available_seen(self) -> bool:
+        """The CSMS saw the connector Available since the last unplug (the bridge saw it)."""
+        if self.unplugged_at is None:
+            return True
+        return any(
+            r.station_id == self.station_id
+            and r.action == "StatusNotification"
+            and r.payload.get("connectorStatus") == "Available"
+            for r in self.csms.received[self.unplugged_at :]
         )
 
     async def wait_seen(self, what: str, session: Session104, seen: Callable[[], bool]) -> bool:
@@ -348,6 +369,8 @@ async def workload104(
     always finished."""
     count = 0
     while count < transactions if transactions is not None else not done.is_set():
+        if charger.sessions:  # the previous vehicle left, as far as the bridge knows
+            await charger.wait_seen("Available", charger.sessions[-1], charger.available_seen)
         session = charger.plug_in()
         await asyncio.sleep(rng.uniform(0, pace))
         if rng.random() < 0.5:
