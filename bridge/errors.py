@@ -25,12 +25,17 @@ Where the two specifications describe the same input differently, each version g
 | schema: required property missing                   | ProtocolError (PROTOCOL): "incomplete"   | OccurrenceConstraintViolation (OCCURRENCE)|
 | schema: too many / too few array items              | OccurenceConstraintViolation (OCCURRENCE)| OccurrenceConstraintViolation (OCCURRENCE)|
 | schema: wrong JSON type, string too long, bad date  | TypeConstraintViolation (TYPE)           | TypeConstraintViolation (TYPE)            |
-| schema: value outside enum, range or pattern        | PropertyConstraintViolation (PROPERTY)   | PropertyConstraintViolation (PROPERTY)    |
+| integer field: fraction, exponent or beyond 32 bits | TypeConstraintViolation (TYPE)           | TypeConstraintViolation (TYPE)            |
+| CiString / identifier with a refused character**    | TypeConstraintViolation (TYPE)           | TypeConstraintViolation (TYPE)            |
+| schema: value outside enum or the schema's range    | PropertyConstraintViolation (PROPERTY)   | PropertyConstraintViolation (PROPERTY)    |
+| CALL the sending party may not send (directions)    | NotSupported                             | NotSupported                              |
 
 The id decides between the first two rows (2.0.1 part 4 §4.2.3): what cannot be read as far as its message
 id (not JSON, not UTF-8, not an array) is RPC_FRAMEWORK with id "-1"; a frame whose id can be read (also
 salvaged from broken JSON) and whose payload is malformed is FORMAT. *A null payload is the "no payload"
 notation (part 4 §4.1.5): read as {} for an action whose request may be empty, else FORMAT like a string.
+**1.6 CiStrings hold printable ASCII, 2.0.1 identifiers no control character (`adapters.schemas` states
+which fields); `bridge.directions` says who sends which CALL.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Rules
   validator (jsonschema-rs), date-time formats included.
 - `check` returns the first `Violation` or None; it never raises for any JSON payload.
 - `fault_for(version, violation)` turns the failed schema keyword into the CALLERROR fault of the table
-  in `bridge.errors`.
+  in `bridge.errors`. `pattern` is a data-type rule (the official schemas have none; the registry adds
+  the character rules of CiStrings and identifiers): TypeConstraintViolation, as a type or a format.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class SchemaRegistry(Protocol):
 
 
 _OCCURRENCE_KEYWORDS = frozenset({"minItems", "maxItems", "uniqueItems", "minProperties"})
-_TYPE_KEYWORDS = frozenset({"type", "maxLength", "minLength", "format"})
+_TYPE_KEYWORDS = frozenset({"type", "maxLength", "minLength", "format", "pattern"})
 
 
 def fault_for(version: OcppVersion, violation: Violation) -> Fault:
