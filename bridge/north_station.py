@@ -54,6 +54,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bridge.directions import Sender
 from bridge.effects import CLOSE_GOING_AWAY, Close, Effect, Persist, Report, Send, Side
 from bridge.errors import Fault, OcppVersion, OutboundPayloadInvalid
 from bridge.ocppj import CallError
@@ -181,6 +182,7 @@ class NorthStation:
             online=False,
             late_answer_wait=settings.late_answer_wait,
             naive_times_as_utc=settings.naive_times_as_utc,
+            peer=Sender.CSMS,
         )
         north = state.get(TABLE, {})
         self._identity: dict[str, Any] | None = north.get("identity")

@@ -2,7 +2,8 @@
 
 Rules
 - Both connections speak 2.0.1. Every frame is validated where it enters (by that side's `RpcEndpoint`);
-  an invalid frame is answered there with the right CALLERROR and is not forwarded.
+  an invalid frame is answered there with the right CALLERROR and is not forwarded, and so is a CALL in
+  the wrong direction (a CSMS sending Heartbeat: NotSupported, `bridge.directions`).
 - A valid CALL from one side is re-sent on the other with a message id of the bridge's own (part 4 §6.4:
   ids the bridge sends must never collide with the peers'); the answer travels back under the original id.
   Payloads are forwarded untouched; they are not validated a second time against the same schema.
@@ -24,6 +25,7 @@ Rules
 
 from __future__ import annotations
 
+from bridge.directions import Sender
 from bridge.effects import (
     CLOSE_GOING_AWAY,
     CLOSE_TRY_AGAIN_LATER,
@@ -72,6 +74,7 @@ class PassThroughStation:
                 new_message_id,
                 call_timeout=charger_call_timeout,
                 max_queued=max_queued,
+                peer=Sender.CHARGER,
             ),
             Side.NORTH: RpcEndpoint(
                 OcppVersion.V201,
@@ -81,6 +84,7 @@ class PassThroughStation:
                 max_queued=max_queued,
                 late_answer_wait=late_answer_wait,
                 naive_times_as_utc=naive_times_as_utc,
+                peer=Sender.CSMS,
             ),
         }
         self._south = self._endpoints[Side.SOUTH]

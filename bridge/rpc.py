@@ -21,6 +21,8 @@ Rules
   answer to a call that timed out, an unknown id) is dropped and reported, never matched to another call.
 - Received CALL and CALLRESULT payloads are validated against the official schema; an invalid CALLRESULT
   fails its call (`CallFailed`, reason INVALID_RESPONSE).
+- With `peer` (who is on the other end), a received CALL that party may not send (`bridge.directions`:
+  a CSMS sending Heartbeat) is answered NotSupported and never reaches the owner.
 - With `naive_times_as_utc` (the CSMS side), a received date-time without a UTC offset that the schema
   refuses for its format is read as UTC and goes on with a `Z` (`bridge.naive_times`); the first one on
   each connection is reported ("timestamp-without-offset"), the others are not.
@@ -39,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.directions import Sender, may_send
 from bridge.errors import (
     BridgeMisuse,
     Fault,
@@ -166,8 +169,10 @@ class RpcEndpoint:
         online: bool = True,
         late_answer_wait: float | None = None,
         naive_times_as_utc: bool = False,
+        peer: Sender | None = None,
     ) -> None:
         self.version = version
+        self._peer = peer
         self._naive_times_as_utc = naive_times_as_utc
         self._warned_naive = False  # this connection's first offset-less date-time was reported
         self._schemas = schemas
@@ -243,6 +248,10 @@ class RpcEndpoint:
             return self._refuse(call, Fault.GENERIC, "too many calls waiting for an answer")
         if not self._schemas.knows(self.version, call.action):
             return self._refuse(call, Fault.NOT_IMPLEMENTED, f"unknown action {call.action!r}")
+        if self._peer is not None and not may_send(self.version, self._peer, call.action):
+            return self._refuse(
+                call, Fault.NOT_SUPPORTED, f"{call.action} is not sent by a {self._peer.value}"
+            )
         violation, payload, notes = self._check(call.action, PayloadKind.REQUEST, call.payload)
         if payload is not call.payload:
             call = Call(call.message_id, call.action, payload)

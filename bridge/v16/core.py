@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bridge import owned_variables
+from bridge.directions import Sender
 from bridge.effects import Effect, Persist, Report, Send, Side
 from bridge.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid, QueueFull
 from bridge.ledger import TransactionIdSource, TransactionLedger, request_digest
@@ -180,6 +181,7 @@ class Station16:
             new_message_id,
             call_timeout=settings.charger_call_timeout,
             online=False,
+            peer=Sender.CHARGER,
         )
         self.owned = owned_variables.OwnedValues(state, settings.owned, settings.north)
         self.north = NorthStation(
