@@ -18,7 +18,12 @@ Rules
   its socket until `listen` is called, as websockets does when nobody calls `recv()`.
 - A fragmented message is assembled before it is handed over; websockets' protocol enforces `max_size`
   over the whole message. A text message that is not valid UTF-8 fails the connection with 1007, as
-  websockets' `recv()` does, and nothing more is handed over.
+  websockets' `recv()` does, and nothing more is handed over. A binary message fails it with 1003
+  (unsupported data): OCPP-J is text (OCPP-J 1.6 §3, 2.0.1 part 4 §3), and a binary frame answered as
+  OCPP would be a frame the peer never sent as one.
+- A handshake request that websockets cannot read at all because of its request line (raw non-ASCII
+  bytes in the path, a malformed line) is answered 400 before the connection closes: websockets itself
+  closes without an answer, which a client sees as a network failure.
 - `on_message` must not raise. If it does anyway, the error is logged and the connection is failed with
   1011: an exception must neither escape into the transport nor pass silently.
 - The frame fast path. While the connection is open, uses no extension (no compression) and websockets'
@@ -55,7 +60,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection, broadcast
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Side, State
 from websockets.speedups import apply_mask  # type: ignore[attr-defined]
@@ -374,14 +379,14 @@ class _DirectDelivery:
         if self._failed:
             return
         self.last_received = self.loop.time()  # type: ignore[attr-defined]
-        if opcode is Opcode.TEXT:
-            try:
-                message: Message = data.decode()
-            except UnicodeDecodeError as exc:
-                self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
-                return
-        else:
-            message = data
+        if opcode is not Opcode.TEXT:
+            self._fail(CloseCode.UNSUPPORTED_DATA, "OCPP-J messages are text frames")
+            return
+        try:
+            message: Message = data.decode()
+        except UnicodeDecodeError as exc:
+            self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+            return
         if self._on_message is None:
             self._backlog.append(message)
             if len(self._backlog) >= BACKLOG and not self._paused:
@@ -421,6 +426,22 @@ class DirectServerConnection(_DirectDelivery, ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._direct_init()
+
+    def send_data(self) -> None:
+        exc = self.protocol.handshake_exc
+        if (
+            self.request is None
+            and isinstance(exc, InvalidMessage)
+            and isinstance(exc.__cause__, ValueError)  # not EOFError: the client went away
+        ):
+            # websockets gave up on the request line and queued only the end of the stream (once:
+            # it discards whatever follows): a 400 goes first.
+            if self.protocol.data_to_send():
+                response = self.protocol.reject(400, "Bad request line.\n")
+                self.transport.write(response.serialize())
+                self.transport.close()
+            return
+        super().send_data()
 
 
 class DirectClientConnection(_DirectDelivery, ClientConnection):

@@ -43,6 +43,32 @@ CASES = [
         ["m7", "PropertyConstraintViolation"],
     ),
     ('[7, "m8", {}]', ["m8", "MessageTypeNotSupported"]),
+    # issue 17: values keep their meaning. An integer field holds a 32-bit integer written as one;
+    # identifiers hold no control character; a CALL only the CSMS sends is not the charger's
+    *(
+        (
+            f'[2, "int{n}", "StatusNotification", {{"timestamp": "2026-11-22T10:00:00Z", '
+            f'"connectorStatus": "Available", "evseId": {value}, "connectorId": 1}}]',
+            [f"int{n}", "TypeConstraintViolation"],
+        )
+        for n, value in enumerate(
+            ["1.0", "-0.0", "1e308", "1e2", "18446744073709551617", "2147483648", "-2147483649"]
+        )
+    ),
+    (
+        '[2, "nul", "Authorize", {"idToken": {"idToken": "AB\\u0000CD", "type": "ISO14443"}}]',
+        ["nul", "TypeConstraintViolation"],
+    ),
+    (
+        '[2, "esc", "BootNotification", {"reason": "PowerUp", "chargingStation": '
+        '{"model": "M\\u001b[2J", "vendorName": "V"}}]',
+        ["esc", "TypeConstraintViolation"],
+    ),
+    (
+        '[2, "dir", "RequestStartTransaction", {"idToken": {"idToken": "T", "type": "Central"}, '
+        '"remoteStartId": 1}]',
+        ["dir", "NotSupported"],
+    ),
     ('[2, 42, "Heartbeat", {}]', ["-1", "RpcFrameworkError"]),
     ('{"not": "an array"}', ["-1", "RpcFrameworkError"]),
 ]
@@ -86,6 +112,10 @@ async def test_bad_frames_from_the_csms_are_answered_and_never_reach_the_charger
             '[2, "x1", "Reset", {"type": "Hard"}]',
             "[2, broken",
             '[2, "x3", "Nope", {}]',
+            '[2, "x4", "Heartbeat", {}]',  # a charger's CALL (issue 17): never reaches the charger
+            '[2, "x5", "Reset", {"type": "Immediate", "evseId": 1.0}]',
+            '[2, "x6", "GetVariables", {"getVariableData": [{"component": {"name": "C\\u0007"}, '
+            '"variable": {"name": "V"}}]}]',
         ]:
             await connection.send(frame)
             answers.append(json.loads(await connection.recv()))
@@ -107,6 +137,9 @@ async def test_bad_frames_from_the_csms_are_answered_and_never_reach_the_charger
         [4, "x1", "PropertyConstraintViolation"],
         [4, "-1", "RpcFrameworkError"],
         [4, "x3", "NotImplemented"],
+        [4, "x4", "NotSupported"],
+        [4, "x5", "TypeConstraintViolation"],
+        [4, "x6", "TypeConstraintViolation"],
     ]
     assert charger_oracle.received == []
 
@@ -134,3 +167,84 @@ async def test_an_oversized_frame_closes_only_that_charger(size: int) -> None:
             from ocpp.v201 import call
 
             assert (await other.call(call.Heartbeat())).current_time
+
+
+CASES_16 = [
+    ('[2, "a1", "Authorize", {"idTag": "TAG\\u00e9"}]', ["a1", "TypeConstraintViolation"]),
+    ('[2, "a2", "Authorize", {"idTag": "TAG\\u0000"}]', ["a2", "TypeConstraintViolation"]),
+    ('[2, "a3", "RemoteStartTransaction", {"idTag": "TAG"}]', ["a3", "NotSupported"]),
+    (
+        '[2, "a4", "SecurityEventNotification", {"type": "T", "timestamp": "2026-11-22T10:00:00Z", '
+        '"techInfo": "x", "seqNo": 1}]',
+        ["a4", "FormationViolation"],  # not in the schema: additionalProperties
+    ),
+    (
+        '[2, "a5", "StartTransaction", {"connectorId": 1.0, "idTag": "T", "meterStart": 0, '
+        '"timestamp": "2026-11-22T10:00:00Z"}]',
+        ["a5", "TypeConstraintViolation"],
+    ),
+]
+
+
+async def test_a_16_charger_gets_the_16_callerrors_for_values_and_directions() -> None:
+    station = "CP16-BAD"
+    async with running_csms() as csms:
+        config = bridge_config(csms.url, [{"id": station, "protocol": "ocpp1.6"}])
+        async with (
+            running_bridge(config) as bridge,
+            connect(
+                f"{south_url(bridge)}/{station}",
+                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            ) as charger,
+        ):
+            for frame, (message_id, code) in CASES_16:
+                await charger.send(frame)
+                async with asyncio.timeout(5):
+                    answer = json.loads(await charger.recv())
+                assert answer[:3] == [4, message_id, code], frame
+            await charger.send('[2, "ok", "Authorize", {"idTag": "TAG ~1"}]')  # printable ASCII
+            async with asyncio.timeout(5):
+                answer = json.loads(await charger.recv())
+            assert answer[:2] == [3, "ok"]
+        assert csms.problems() == []
+
+
+async def test_a_binary_frame_is_refused_with_1003_and_not_answered() -> None:
+    async with running_csms() as csms:
+        config = bridge_config(csms.url, [{"id": STATION, "protocol": "ocpp2.0.1"}])
+        async with (
+            running_bridge(config) as bridge,
+            connect(
+                f"{south_url(bridge)}/{STATION}",
+                subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+            ) as charger,
+        ):
+            session = await csms.session(STATION)
+            await charger.send(b'[2, "b1", "Heartbeat", {}]')
+            async with asyncio.timeout(10):
+                await charger.wait_closed()
+            assert charger.close_code == 1003
+            assert session.charge_point.actions() == []
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    ["GET /ocpp/CS-B\u00e4D HTTP/1.1".encode(), b"GET /ocpp/\xff\xfe HTTP/1.1", b"GET /ocpp/CS BAD HTTP/1.1"],
+)
+async def test_a_request_path_websockets_cannot_read_gets_400(request_line: bytes) -> None:
+    config = bridge_config("ws://127.0.0.1:9/ocpp", [{"id": STATION, "protocol": "ocpp2.0.1"}])
+    async with running_bridge(config) as bridge:
+        assert bridge.south_address is not None
+        host, port = bridge.south_address
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(
+                request_line + b"\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            async with asyncio.timeout(10):
+                answer = await reader.read()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
