@@ -121,12 +121,11 @@ SIZES = st.sampled_from([0, 1, 2, 125, 126, 127, 300, 65535, 65536, 70000])
 
 @st.composite
 def peer_items(draw: st.DrawFn) -> tuple[str, Any, int]:
-    kind = draw(st.sampled_from(["text", "text", "binary", "ping", "fragmented"]))
+    # no binary message: OCPP-J is text, a binary one fails the connection (its own test below)
+    kind = draw(st.sampled_from(["text", "text", "ping", "fragmented"]))
     if kind == "ping":
         return kind, draw(st.binary(max_size=20)), 1
     size = draw(SIZES)
-    if kind == "binary":
-        return kind, os.urandom(size), 1
     text = draw(st.text(min_size=1, max_size=8)) * (size // 4 + 1)
     return kind, text[: max(size, 1)], draw(st.integers(2, 4)) if kind == "fragmented" else 1
 
@@ -141,9 +140,6 @@ def _serialize(
         if kind == "ping":
             out += _unmasked(Opcode.PING, value)
             pongs.append(value)
-        elif kind == "binary":
-            out += _unmasked(Opcode.BINARY, value)
-            messages.append(value)
         else:
             data = value.encode()
             step = max(1, len(data) // parts)
@@ -433,7 +429,7 @@ async def test_masked_frames_from_a_raw_client_arrive_however_the_segments_fall(
         client = await RawClient.open(port)
         texts = ["a", "é" * 70, "x" * 126, "y" * 70_000, "echo?"]
         data = b"".join(_masked(Opcode.TEXT, t.encode()) for t in texts)
-        data += _masked(Opcode.PING, b"hb") + _masked(Opcode.BINARY, b"\x00\x01")
+        data += _masked(Opcode.PING, b"hb")
         data += _masked(Opcode.TEXT, b"fr", fin=False) + _masked(Opcode.CONT, b"ag")
         await client.send_split(data, chunk)
         frames = await client.frames(until=Opcode.PONG)
@@ -443,11 +439,33 @@ async def test_masked_frames_from_a_raw_client_arrive_however_the_segments_fall(
             else await client.frames(until=Opcode.TEXT)
         )
         async with asyncio.timeout(5):
-            while len(recorder.messages) < 7:
+            while len(recorder.messages) < 6:
                 await asyncio.sleep(0.01)
-        assert recorder.messages == [*texts, b"\x00\x01", "frag"]
+        assert recorder.messages == [*texts, "frag"]
         assert [f.data for f in frames if f.opcode is Opcode.PONG] == [b"hb"]
         assert [f.data for f in frames if f.opcode is Opcode.TEXT] == [b"echo!"]  # unmasked
+        await client.close()
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+async def test_a_binary_message_fails_the_connection_with_1003(fragmented: bool) -> None:
+    """Issue 17: OCPP-J is text. A binary message (on the fast path, or fragmented through
+    websockets' parser) is never handed over, nor anything after it; the peer gets 1003."""
+    recorder = Recorder()
+    async with await _server(recorder) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = await RawClient.open(port)
+        binary = b'[2, "b1", "Heartbeat", {}]'
+        if fragmented:
+            data = _masked(Opcode.BINARY, binary[:5], fin=False) + _masked(Opcode.CONT, binary[5:])
+        else:
+            data = _masked(Opcode.BINARY, binary)
+        await client.send_split(
+            _masked(Opcode.TEXT, b"before") + data + _masked(Opcode.TEXT, b"after"), 1000
+        )
+        frames = await client.frames(until=Opcode.CLOSE)
+        assert Close.parse(frames[-1].data).code == CloseCode.UNSUPPORTED_DATA
+        assert recorder.messages == ["before"]
         await client.close()
 
 
