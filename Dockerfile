@@ -12,15 +12,18 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE ./
+COPY pyproject.toml requirements.lock README.md LICENSE ./
 COPY bridge ./bridge
 COPY adapters ./adapters
 COPY mappings ./mappings
 
-# The install CI runs (Makefile), without the editable flag and the development extras.
+# The dependencies exactly as locked, every file checked against its hash (requirements.lock, made from
+# pyproject.toml by `make lock`: the bridge depends on websockets' exact behaviour), then the project
+# itself without resolving anything again.
 RUN python -m venv /opt/ocpp-bridge \
  && /opt/ocpp-bridge/bin/python -m pip install --quiet --upgrade pip \
- && /opt/ocpp-bridge/bin/python -m pip install --quiet . \
+ && /opt/ocpp-bridge/bin/python -m pip install --quiet --require-hashes -r requirements.lock \
+ && /opt/ocpp-bridge/bin/python -m pip install --quiet --no-deps . \
  && /opt/ocpp-bridge/bin/ocpp-bridge --help > /dev/null
 
 # --- runtime: the virtual environment, a non-root user, nothing else --------------------------------
@@ -49,9 +52,10 @@ VOLUME ["/etc/ocpp-bridge", "/var/lib/ocpp-bridge"]
 # both must listen on 0.0.0.0 to be reached from outside it; the health check itself uses loopback.
 EXPOSE 9100 8409
 
-# No curl in the slim image: the bridge's own Python asks for /health.
+# No curl in the slim image: the bridge's own Python asks for /health at the configured [bridge] health
+# (environment overrides included; a wildcard host is asked on loopback), not at a fixed port.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8409/health', timeout=3)"]
+    CMD ["python", "-m", "adapters.healthcheck", "/etc/ocpp-bridge/bridge.toml"]
 
 # `ocpp-bridge run` closes every connection with 1001 and flushes the store on SIGTERM within
 # [bridge] shutdown_timeout (10 s): give `docker stop` a longer grace period (`--time 20`).

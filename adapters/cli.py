@@ -46,6 +46,30 @@ app.add_typer(
     help="IEC 104 mapping tables: validate, explain point by point, print the JSON Schema.",
 )
 
+def _print_version(value: bool) -> None:
+    if value:
+        from adapters.version import version
+
+        print(f"ocpp-bridge {version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Makes OCPP 1.6J, OCPP 2.0.1 and IEC 60870-5-104 chargers appear to any CSMS as OCPP 2.0.1
+    charging stations."""
+
+
 ConfigOption = Annotated[
     Path,
     typer.Option(

@@ -42,6 +42,15 @@ Rules
     reconnect (the connection ended before the answer), callerror, unanswered (the connection was
     given up after call_timeout + late_answer_wait), timeout, invalid-response.
   - `event_loop_lag_seconds` histogram: how late a 0.5 s sleep wakes up (`watch_event_loop`).
+  - `build_info{version,python}`: 1, the running version (`ocpp-bridge --version`).
+  - `process_*` (resident memory, CPU seconds, open and maximum descriptors, start time) and
+    `python_info`: prometheus-client's own process and platform collectors, on the private registry.
+  - `outbox_gave_up_total{message}`: messages toward the CSMS discarded after `message_attempts`
+    (E13.FR.04; TransactionEvents are billing data): TransactionEvent, StatusNotification or other.
+  - `csms_connect_failures_total{reason}`: failed connection attempts toward the CSMS, by
+    `adapters.north.FAILURE_KINDS`.
+  - `stations_connected{side="south",protocol="iec104"}` counts the 104 links that are up (the same
+    `LinkState` keeps both).
   - `store_write_seconds` histogram: from a batch's submission to the store until it is durable
     (`adapters.store.Store.on_written`): what an acknowledgement waited for the disk.
 """
@@ -52,6 +61,7 @@ import asyncio
 import contextlib
 import functools
 import importlib.resources
+import platform
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
@@ -61,12 +71,17 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from adapters.north import FAILURE_KINDS
+from adapters.version import version
 from bridge.effects import Side
 from bridge.errors import VALID_CODES
 
@@ -172,10 +187,14 @@ OutboxSource = Callable[[], tuple[int, float]]
 
 
 class LinkState:
-    """One IEC 104 link's place in `iec104_links{state}`: `set(state)` moves it, `close()` removes it."""
+    """One IEC 104 link's place in `iec104_links{state}`: `set(state)` moves it, `close()` removes it.
+    While it is "up" it is also one of `connected` (stations_connected{south,iec104})."""
 
-    def __init__(self, gauge: Gauge, state: str | None = None) -> None:
+    def __init__(
+        self, gauge: Gauge, state: str | None = None, connected: Gauge | None = None
+    ) -> None:
         self._gauge = gauge
+        self._connected = connected
         self.state: str | None = None
         self.set(state)
 
@@ -184,8 +203,12 @@ class LinkState:
             return
         if self.state is not None:
             self._gauge.labels(self.state).dec()
+            if self.state == "up" and self._connected is not None:
+                self._connected.dec()
         if state is not None:
             self._gauge.labels(state).inc()
+            if state == "up" and self._connected is not None:
+                self._connected.inc()
         self.state = state
 
     def close(self) -> None:
@@ -341,6 +364,27 @@ class BridgeMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
             registry=registry,
         )
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        Info("ocpp_bridge_build", "The running ocpp-bridge", registry=registry).info(
+            {"version": version(), "python": platform.python_version()}
+        )
+        self.outbox_gave_up = Counter(
+            "ocpp_bridge_outbox_gave_up",
+            "Messages toward the CSMS discarded after message_attempts (E13.FR.04), by message",
+            ["message"],
+            registry=registry,
+        )
+        for message in ("TransactionEvent", "StatusNotification", OTHER):
+            self.outbox_gave_up.labels(message)
+        self.csms_connect_failures = Counter(
+            "ocpp_bridge_csms_connect_failures",
+            "Failed connection attempts toward the CSMS, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in FAILURE_KINDS:
+            self.csms_connect_failures.labels(reason)
         self._outbox: OutboxSource = lambda: (0, 0.0)
         self.outbox_depth.set_function(lambda: float(self._outbox()[0]))
         self.outbox_oldest_age.set_function(lambda: float(self._outbox()[1]))
@@ -410,15 +454,24 @@ class BridgeMetrics:
         self._iec104_points = source
 
     def iec104_link(self, state: str | None = None) -> LinkState:
-        return LinkState(self.iec104_links, state)
+        connected = self.stations_connected.labels(Side.SOUTH.value, "iec104")
+        return LinkState(self.iec104_links, state, connected)  # type: ignore[arg-type]
 
     def diagnostic(self, side: Side, kind: str, fields: dict[str, object]) -> None:
         """Count a core diagnostic that has a series (late answers, resends); others are only logged."""
         if kind == "late-answer":
             self.late_answers.labels(side.value).inc()
+        elif kind == "outbox-gave-up":
+            message = "TransactionEvent" if "transaction_id" in fields else OTHER
+            self.outbox_gave_up.labels(message).inc()
+        elif kind == "status-gave-up":
+            self.outbox_gave_up.labels("StatusNotification").inc()
         elif kind == "resend":
             reason = fields.get("reason")
             self.resends.labels(reason if reason in _RESEND_REASONS else OTHER).inc()
+
+    def csms_connect_failed(self, kind: str) -> None:
+        self.csms_connect_failures.labels(kind if kind in FAILURE_KINDS else OTHER).inc()
 
     def iec104_drop(self, reason: str) -> None:
         self.iec104_drops.labels(reason).inc()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -47,10 +48,32 @@ from bridge.owned_variables import Defaults
 
 
 class CsmsUnavailable(Exception):
-    def __init__(self, reason: str, status: int | None = None) -> None:
+    """A failed attempt: `reason` for the log, `kind` (one of `FAILURE_KINDS`) for the metric."""
+
+    def __init__(self, reason: str, status: int | None = None, kind: str = "unreachable") -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.kind = kind
+
+
+FAILURE_KINDS = (
+    "unauthorized", "not_found", "http_error", "refused", "dns", "tls", "timeout", "unreachable",
+    "subprotocol",
+)  # fmt: skip
+
+
+def failure_kind(exc: BaseException) -> str:
+    """Why a connection attempt failed, in a closed vocabulary."""
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return "tls"
+    if isinstance(exc, socket.gaierror):
+        return "dns"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "unreachable"
 
 
 class Pacer:
@@ -104,6 +127,8 @@ class CsmsConnector:
         self._ssl = ssl_context
         self._pacer = pacer
         self.keepalive = Keepalive(csms.ping_interval, csms.ping_timeout, side="north")
+        # called with a failed attempt's kind (`ocpp_bridge_csms_connect_failures_total`)
+        self.on_failure: Callable[[str], None] | None = None
         self._proxy: str | bool | None = True  # True: not looked up yet
 
     def _proxy_for(self, url: str) -> str | None:
@@ -121,6 +146,14 @@ class CsmsConnector:
     async def connect(self, station_id: str, password: str | None = None) -> DirectClientConnection:
         """One paced attempt (`password`: the station's BasicAuthPassword set by the CSMS, which wins
         over the configured one). Raises CsmsUnavailable."""
+        try:
+            return await self._connect(station_id, password)
+        except CsmsUnavailable as exc:
+            if self.on_failure is not None:
+                self.on_failure(exc.kind)
+            raise
+
+    async def _connect(self, station_id: str, password: str | None) -> DirectClientConnection:
         await self._pacer.wait_turn()
         headers: dict[str, str] = {}
         if self._csms.security_profile in (1, 2):
@@ -149,13 +182,19 @@ class CsmsConnector:
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            raise CsmsUnavailable(f"CSMS answered HTTP {status}", status) from None
+            kind = {401: "unauthorized", 403: "unauthorized", 404: "not_found"}.get(status)
+            raise CsmsUnavailable(
+                f"CSMS answered HTTP {status}", status, kind or "http_error"
+            ) from None
         except (InvalidHandshake, OSError, TimeoutError) as exc:
-            raise CsmsUnavailable(f"CSMS unreachable: {exc or type(exc).__name__}") from None
+            raise CsmsUnavailable(
+                f"CSMS unreachable: {exc or type(exc).__name__}", kind=failure_kind(exc)
+            ) from None
         if connection.subprotocol != OcppVersion.V201.subprotocol:
             await connection.close(1002, "ocpp2.0.1 required")
             raise CsmsUnavailable(
-                f"CSMS did not accept subprotocol ocpp2.0.1 (chose {connection.subprotocol!r})"
+                f"CSMS did not accept subprotocol ocpp2.0.1 (chose {connection.subprotocol!r})",
+                kind="subprotocol",
             )
         assert isinstance(connection, DirectClientConnection)
         self.keepalive.watch(connection)

@@ -216,6 +216,7 @@ class Runtime:
             csms_client_context(csms),
             Pacer(csms.connect_rate, csms.connect_burst),
         )
+        self._connector.on_failure = self.metrics.csms_connect_failed
         translated = [
             s
             for s in self.config.stations

@@ -129,13 +129,17 @@ def test_the_builder_installs_the_project_as_ci_does(stages: list[Stage], final:
     docker_installs = pip_installs(runs)
     make_installs = pip_installs(make_recipe("$(STAMP)"))
     assert docker_installs and make_installs
-    # Both upgrade pip first, then install the project from the repository root.
-    assert [install_targets(a) for a in docker_installs] == [
-        install_targets(a) for a in make_installs
-    ]
-    assert install_targets(docker_installs[-1]) == {"."}
-    assert "--upgrade" in docker_installs[0]
-    assert "-e" not in docker_installs[-1], "the image installs the project, not a link to it"
+    # Both upgrade pip first and install the project from the repository root; the image takes the
+    # dependencies from the hash-locked requirements.lock first (issue 18 item 10) and resolves
+    # nothing when it installs the project.
+    upgrade, locked, project = docker_installs
+    assert install_targets(upgrade) == install_targets(make_installs[0]) == {"pip"}
+    assert "--upgrade" in upgrade
+    assert locked[locked.index("-r") + 1] == "requirements.lock"
+    assert "--require-hashes" in locked
+    assert install_targets(project) == install_targets(make_installs[-1]) == {"."}
+    assert "--no-deps" in project
+    assert "-e" not in project, "the image installs the project, not a link to it"
     venv = re.search(r"python -m venv (\S+)", runs)
     assert venv, "the builder installs into a virtual environment"
     assert any(args.startswith(f"--from=builder {venv.group(1)} ") for args in final.all("COPY")), (
@@ -153,7 +157,12 @@ def test_the_build_context_holds_what_pip_install_needs(stages: list[Stage]) -> 
         for source in args.split()[:-1]
     }
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    needed = {"pyproject.toml", project["project"]["readme"], *project["project"]["license-files"]}
+    needed = {
+        "pyproject.toml",
+        "requirements.lock",
+        project["project"]["readme"],
+        *project["project"]["license-files"],
+    }
     for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]:
         needed.add(pattern.rstrip("*"))
     assert needed <= copied
@@ -181,14 +190,26 @@ def test_config_and_store_are_volumes_and_the_ports_are_exposed(final: Stage) ->
     assert {"9100", "8409"} <= exposed
 
 
-def test_the_healthcheck_asks_health_with_python(final: Stage) -> None:
+def test_the_healthcheck_asks_the_configured_health_with_python(final: Stage) -> None:
     check = final.last("HEALTHCHECK")
     assert check is not None
     command = exec_form(check[check.index("CMD") + 3 :].strip())
-    assert command[:2] == ["python", "-c"]
-    assert "http://127.0.0.1:8409/health" in command[2]
-    compile(command[2], "HEALTHCHECK", "exec")  # it is valid Python
-    assert "timeout=" in command[2]
+    # the configured [bridge] health, not a fixed port (issue 18 item 10): adapters/healthcheck.py
+    assert command == ["python", "-m", "adapters.healthcheck", "/etc/ocpp-bridge/bridge.toml"]
+    assert command[-1] == exec_form(final.last("CMD") or "null")[-1]
+    timeout = re.search(r"--timeout=(\d+)s", check)
+    assert timeout and int(timeout.group(1)) > 3, "longer than the check's own 3 s"
+
+
+def test_the_documented_stop_grace_outlasts_shutdown_timeout() -> None:
+    guide = (ROOT / "docs" / "operating.md").read_text(encoding="utf-8")
+    shutdown_timeout = 10  # the default; the guide's configuration keeps it
+    run = re.search(r"--stop-timeout (\d+)", guide)
+    compose = re.search(r"stop_grace_period: (\d+)s", guide)
+    assert run and compose
+    assert int(run.group(1)) > shutdown_timeout
+    assert int(compose.group(1)) > shutdown_timeout
+    assert "stop_signal: SIGTERM" in guide
 
 
 def test_sigterm_stops_the_entry_point_ocpp_bridge(final: Stage) -> None:
@@ -219,8 +240,9 @@ def test_the_container_configuration_in_the_operating_guide_is_valid(tmp_path: P
     path = tmp_path / "bridge.toml"
     path.write_text(blocks[0], encoding="utf-8")
     config = load_config(path, {"OCPP_BRIDGE_CSMS__PASSWORD": "s" * 20})
-    # What the image relies on: the store in the working directory (the volume), the health check's
+    # What the image relies on: the store in the store volume (a relative path would count from the
+    # read-only /etc/ocpp-bridge), the health check's
     # port, chargers reachable from outside the container.
-    assert config.bridge.store == "bridge.db"
+    assert config.bridge.store == "/var/lib/ocpp-bridge/bridge.db"
     assert config.bridge.health == "127.0.0.1:8409"
     assert config.south.listen == "0.0.0.0:9100"

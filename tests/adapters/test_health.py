@@ -620,11 +620,14 @@ def test_the_operating_guide_lists_every_metric() -> None:
     guide = (Path(__file__).resolve().parents[2] / "docs" / "operating.md").read_text("utf-8")
     listed = set(re.findall(r"^\| `(ocpp_bridge_\w+)` \|", guide, flags=re.MULTILINE))
     metrics = BridgeMetrics()
-    exposed = {
-        family.name + ("_total" if family.type == "counter" else "")
+    names = {
+        family.name + {"counter": "_total", "info": "_info"}.get(family.type, "")
         for family in text_string_to_metric_families(metrics.exposition().decode())
     }
-    assert listed == exposed
+    assert listed == {name for name in names if name.startswith("ocpp_bridge_")}
+    # the client's own process and platform collectors, named in a paragraph
+    for name in names:
+        assert f"`{name}`" in guide, name
 
 
 def test_issue_16_late_answers_and_resends_are_counted_by_side_and_reason() -> None:
