@@ -43,8 +43,10 @@ app = typer.Typer(
 app.add_typer(
     mappings_app,
     name="mappings",
-    help="IEC 104 mapping tables: validate, explain point by point, print the JSON Schema.",
+    help="IEC 104 mapping tables: list the shipped ones, validate, explain point by point, replay"
+    " recorded point changes (a dry run), print the JSON Schema.",
 )
+
 
 def _print_version(value: bool) -> None:
     if value:

@@ -152,3 +152,9 @@ def test_a_store_that_cannot_be_opened_is_refused_at_start_up(tmp_path: Path) ->
     assert result.exit_code == 2
     assert "bridge.store:" in result.output
     assert "missing/folder/bridge.db" in result.output
+
+
+def test_issue_18_the_mappings_help_names_every_command() -> None:
+    group = next(g for g in app.registered_groups if g.name == "mappings")
+    for command in ("list", "validate", "explain", "replay", "JSON Schema"):
+        assert command in (group.help or ""), command
