@@ -18,8 +18,9 @@ A card session, as its user and the charger make it (`workload_card`):
 
 The settlement record is kept until the acknowledgement arrives: it goes on the live connection at
 once, again after every reconnect (registration again), and again on the same connection when no
-acknowledgement came in `ACK_RESEND` seconds. The bridge answers card requests and records in the
-order it received them, so the n-th answer on a connection is the one of its n-th request.
+acknowledgement came in `ACK_RESEND` seconds. The bridge answers card requests in the order it
+received them, so the n-th 131 on a connection answers its n-th request; a 133 names no record, so it
+acknowledges the one outstanding record (`_read_acks`).
 
 Faults of its own: `drop` closes or resets the TCP connection at any moment (the fault injector's
 "drop-card"), and the charger drops it itself right after sending a settlement record, before reading
@@ -280,26 +281,27 @@ class FaultCardCharger:
         self._read_acks(connection)
 
     def _read_acks(self, connection: _Connection) -> None:
+        """A 133 names no record: as a real charger, take it as the acknowledgement of the one
+        outstanding record (there is never more than one). More acknowledgements on a connection
+        than records sent on it are counted (`ack-beyond-sends`): the bridge wrote there the
+        acknowledgement of a record the charger had sent on an earlier connection."""
         acks = connection.link.answers(SETTLEMENT_ACK)
         for data in acks[connection.acks_read :]:
-            index = connection.acks_read
             connection.acks_read += 1
-            if index >= len(connection.records):
-                self.problems.append(f"{self.station_id}: an acknowledgement of no record")
-                continue
-            session = connection.records[index]
+            if connection.acks_read > len(connection.records):
+                self.stats["ack-beyond-sends"] += 1
             if data != b"\x00":
-                self.problems.append(
-                    f"{self.station_id}: session {session.index}: record answered {data.hex()}"
-                )
+                self.problems.append(f"{self.station_id}: a record answered {data.hex()}")
                 continue
             self.stats["record-acks"] += 1
-            if not session.acked:
-                session.acked = True
-                if self.unacked is session:
-                    self.unacked = None
-            else:
+            session = self.unacked
+            if session is None:
                 self.stats["record-acked-again"] += 1
+                continue
+            if session not in connection.records and not connection.records:
+                self.stats["ack-before-any-record-sent"] += 1
+            session.acked = True
+            self.unacked = None
 
     def _send_record(self, connection: _Connection, session: CardSession) -> None:
         assert session.record is not None
