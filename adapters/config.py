@@ -270,6 +270,7 @@ class SouthSection(_Section):
     )
     iec104_cert_file: Path | None = Field(
         None,
+        strict=False,
         description="server certificate: IEC 104 over TLS (IEC 62351-3 style) on iec104_listen",
     )
     iec104_key_file: Path | None = Field(None, strict=False, description="its private key")
@@ -304,7 +305,6 @@ class _StationBase(_Section):
     @classmethod
     def _station_id(cls, value: str) -> str:
         printable = all(c.isprintable() and c not in "/:" for c in value)
-        strict=False,
         if not (1 <= len(value) <= 48 and printable and value == value.strip()):
             raise ValueError(
                 "must be 1 to 48 printable characters without '/', ':' or surrounding spaces"
@@ -341,6 +341,7 @@ class OcppStation(_StationBase):
     )
     device_model: Path | None = Field(
         None,
+        strict=False,
         description="ocpp1.6: the 1.6 key ⇄ 2.0.1 variable table; unset uses the shipped"
         " mappings/ocpp16-config.yaml",
     )
@@ -368,6 +369,7 @@ class Iec104Station(_StationBase):
     tls: bool = Field(False, description="dial out: IEC 104 over TLS (TLS 1.2 or later)")
     ca_file: Path | None = Field(
         None,
+        strict=False,
         description="dial out with tls: CA that signs the charger's certificate (unset: system)",
     )
     cert_file: Path | None = Field(
@@ -377,7 +379,6 @@ class Iec104Station(_StationBase):
     )
     key_file: Path | None = Field(None, strict=False, description="its private key")
     common_address: int = Field(1, ge=1, le=65534)
-        strict=False,
     registration_id: str | None = Field(
         None,
         min_length=1,
@@ -387,6 +388,7 @@ class Iec104Station(_StationBase):
     )
     connectors: int = Field(1, ge=1, le=64)
     mapping: Path = Field(
+        strict=False,
         description="the point table: a shipped table's name (gb-dc-charger, gb-ac-charger), found"
         " from any working directory, or a table file's path (a vendor table that extends one);"
         " mappings/<name>.yaml where no such file is means the shipped one",
@@ -405,44 +407,8 @@ class Iec104Station(_StationBase):
         return self
 
 
-        strict=False,
 StationConfig = Annotated[OcppStation | Iec104Station, Field(discriminator="protocol")]
 
-
-class BridgeConfig(_Section):
-    bridge: BridgeSection = BridgeSection()
-    csms: CsmsSection
-    south: SouthSection = SouthSection()
-    stations: list[StationConfig] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> BridgeConfig:
-        problems: list[str] = []
-        csms = self.csms
-        secure_scheme = csms.url.startswith("wss://")
-        if csms.security_profile >= 2 and not secure_scheme:
-            problems.append(f"csms.url: security profile {csms.security_profile} needs wss://")
-        strict=False,
-        if csms.security_profile <= 1 and secure_scheme:
-            problems.append(
-                f"csms.url: wss:// with security profile {csms.security_profile} (use profile 2 or 3)"
-            )
-        if csms.security_profile == 3 and (csms.cert_file is None or csms.key_file is None):
-            problems.append("csms: security profile 3 needs cert_file and key_file")
-        if (csms.cert_file is None) != (csms.key_file is None):
-            problems.append("csms: cert_file and key_file go together")
-        south = self.south
-        if (south.cert_file is None) != (south.key_file is None):
-            problems.append("south: cert_file and key_file go together")
-        if south.require_client_cert and (south.ca_file is None or south.cert_file is None):
-            problems.append("south: require_client_cert needs ca_file, cert_file and key_file")
-        if (south.iec104_cert_file is None) != (south.iec104_key_file is None):
-            problems.append("south: iec104_cert_file and iec104_key_file go together")
-        if south.iec104_require_client_cert and south.iec104_ca_file is None:
-            problems.append("south: iec104_require_client_cert needs iec104_ca_file")
-        for station in self.stations:
-            dials_in = isinstance(station, Iec104Station) and station.dial == "in"
-            if dials_in and not south.iec104_listen:
 # The keys of each protocol's stations: the OCPP 1.6 translation's own do nothing for a 2.0.1 station
 # (passed through as it is), so they are refused there.
 OCPP16_ONLY = frozenset(
@@ -465,12 +431,12 @@ _STATION_MODELS: dict[str, type[BaseModel]] = {
     "iec104": Iec104Station,
 }
 
-                problems.append(
-                    f'stations: {station.id!r} dials in (dial = "in"): set [south] iec104_listen'
-                )
-        seen: set[str] = set()
-        for station in self.stations:
-            if station.id in seen:
+
+class BridgeConfig(_Section):
+    bridge: BridgeSection = BridgeSection()
+    csms: CsmsSection
+    south: SouthSection = SouthSection()
+    stations: list[StationConfig] = Field(default_factory=list)
     # where each key came from (set by `load_config`), for problems found after loading
     _provenance: _Provenance | None = PrivateAttr(None)
 
@@ -480,6 +446,40 @@ _STATION_MODELS: dict[str, type[BaseModel]] = {
         if self._provenance is None:
             return "configuration"
         return self._provenance.where(loc)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BridgeConfig:
+        problems: list[str] = []
+        csms = self.csms
+        secure_scheme = csms.url.startswith("wss://")
+        if csms.security_profile >= 2 and not secure_scheme:
+            problems.append(f"csms.url: security profile {csms.security_profile} needs wss://")
+        if csms.security_profile <= 1 and secure_scheme:
+            problems.append(
+                f"csms.url: wss:// with security profile {csms.security_profile} (use profile 2 or 3)"
+            )
+        if csms.security_profile == 3 and (csms.cert_file is None or csms.key_file is None):
+            problems.append("csms: security profile 3 needs cert_file and key_file")
+        if (csms.cert_file is None) != (csms.key_file is None):
+            problems.append("csms: cert_file and key_file go together")
+        south = self.south
+        if (south.cert_file is None) != (south.key_file is None):
+            problems.append("south: cert_file and key_file go together")
+        if south.require_client_cert and (south.ca_file is None or south.cert_file is None):
+            problems.append("south: require_client_cert needs ca_file, cert_file and key_file")
+        if (south.iec104_cert_file is None) != (south.iec104_key_file is None):
+            problems.append("south: iec104_cert_file and iec104_key_file go together")
+        if south.iec104_require_client_cert and south.iec104_ca_file is None:
+            problems.append("south: iec104_require_client_cert needs iec104_ca_file")
+        for station in self.stations:
+            dials_in = isinstance(station, Iec104Station) and station.dial == "in"
+            if dials_in and not south.iec104_listen:
+                problems.append(
+                    f'stations: {station.id!r} dials in (dial = "in"): set [south] iec104_listen'
+                )
+        seen: set[str] = set()
+        for station in self.stations:
+            if station.id in seen:
                 problems.append(f"stations: id {station.id!r} is used twice")
             seen.add(station.id)
             if csms.security_profile in (1, 2):
@@ -521,6 +521,13 @@ _STATION_MODELS: dict[str, type[BaseModel]] = {
         }
 
 
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "bridge": BridgeSection,
+    "csms": CsmsSection,
+    "south": SouthSection,
+}
+
+
 # --- helpers --------------------------------------------------------------------------------------
 
 
@@ -555,13 +562,6 @@ def load_config(path: Path, environ: Mapping[str, str]) -> BridgeConfig:
     """Read, override from the environment, and validate. Raises ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
-_SECTION_MODELS: dict[str, type[BaseModel]] = {
-    "bridge": BridgeSection,
-    "csms": CsmsSection,
-    "south": SouthSection,
-}
-
-
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError:
@@ -573,52 +573,19 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
     locator = _KeyLocator(text)
     problems: list[str] = []
     problems.extend(_secrets_in_file(path, data, locator))
+    _resolve_paths(data, path.absolute().parent)
     origins = _apply_environment(data, environ, problems)
+    problems.extend(_foreign_keys(path, data, locator, origins))
     try:
         config = BridgeConfig.model_validate(data)
     except ValidationError as exc:
         problems.extend(_describe(path, exc, locator, origins))
     if problems:
         raise ConfigError(problems)
+    config._provenance = _Provenance(path, locator, origins)
     return config
 
 
-def _secrets_in_file(path: Path, data: dict[str, Any], locator: _KeyLocator) -> list[str]:
-    """Refuse secrets written in the file, and drop them so the rest can still be checked."""
-    problems = []
-    csms = data.get("csms")
-    if isinstance(csms, dict) and "password" in csms:
-        del csms["password"]
-        line = locator.line(("csms", "password"))
-        problems.append(
-            f"{_where(path, line)}: csms.password: secrets come from the environment only;"
-            f" set {ENV_PREFIX}CSMS__PASSWORD"
-        )
-    stations = data.get("stations")
-    if isinstance(stations, list):
-        for index, station in enumerate(stations):
-            if not isinstance(station, dict):
-                continue
-            for key in sorted(SECRET_KEYS & station.keys()):
-                del station[key]
-                line = locator.line(("stations", index, key))
-                hint = (
-                    station_env_var(str(station["id"]), key)
-                    if isinstance(station.get("id"), str)
-                    else f"{ENV_PREFIX}STATIONS__<ID>__{key.upper()}"
-                )
-    _resolve_paths(data, path.absolute().parent)
-                problems.append(
-    problems.extend(_foreign_keys(path, data, locator, origins))
-                    f"{_where(path, line)}: stations[{index}].{key}: secrets come from the"
-                    f" environment only; set {hint}"
-                )
-    return problems
-
-
-    config._provenance = _Provenance(path, locator, origins)
-def _apply_environment(
-    data: dict[str, Any], environ: Mapping[str, str], problems: list[str]
 @dataclass(frozen=True)
 class _Provenance:
     path: Path
@@ -676,6 +643,39 @@ def _resolve_paths(data: dict[str, Any], folder: Path) -> None:
             resolve(station, PATH_KEYS["stations"])
 
 
+def _secrets_in_file(path: Path, data: dict[str, Any], locator: _KeyLocator) -> list[str]:
+    """Refuse secrets written in the file, and drop them so the rest can still be checked."""
+    problems = []
+    csms = data.get("csms")
+    if isinstance(csms, dict) and "password" in csms:
+        del csms["password"]
+        line = locator.line(("csms", "password"))
+        problems.append(
+            f"{_where(path, line)}: csms.password: secrets come from the environment only;"
+            f" set {ENV_PREFIX}CSMS__PASSWORD"
+        )
+    stations = data.get("stations")
+    if isinstance(stations, list):
+        for index, station in enumerate(stations):
+            if not isinstance(station, dict):
+                continue
+            for key in sorted(SECRET_KEYS & station.keys()):
+                del station[key]
+                line = locator.line(("stations", index, key))
+                hint = (
+                    station_env_var(str(station["id"]), key)
+                    if isinstance(station.get("id"), str)
+                    else f"{ENV_PREFIX}STATIONS__<ID>__{key.upper()}"
+                )
+                problems.append(
+                    f"{_where(path, line)}: stations[{index}].{key}: secrets come from the"
+                    f" environment only; set {hint}"
+                )
+    return problems
+
+
+def _apply_environment(
+    data: dict[str, Any], environ: Mapping[str, str], problems: list[str]
 ) -> dict[tuple[str | int, ...], _Origin]:
     origins: dict[tuple[str | int, ...], _Origin] = {}
     stations = data.get("stations")
@@ -713,40 +713,6 @@ def _resolve_paths(data: dict[str, Any], folder: Path) -> None:
                 f" {ENV_PREFIX}STATIONS__<ID>__<KEY>"
             )
     return origins
-
-
-def _describe(
-    path: Path,
-    exc: ValidationError,
-    locator: _KeyLocator,
-    origins: dict[tuple[str | int, ...], _Origin],
-) -> list[str]:
-    problems = []
-    for error in exc.errors(include_url=False):
-        # Drop the discriminated union's tag from the location: stations.0.ocpp1.6.host → stations.0.host
-        loc = tuple(part for part in error["loc"] if part not in PROTOCOLS)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif error["type"] == "union_tag_invalid":
-            loc = (*loc, "protocol")
-            message = "must be one of " + ", ".join(repr(p) for p in PROTOCOLS)
-        key = _dotted(loc)
-        origin = origins.get(loc)
-        if origin is not None and origin.env_var is not None:
-            where = f"environment {origin.env_var}"
-        else:
-            where = _where(path, locator.line(loc))
-        if key:
-            problems.append(f"{where}: {key}: {message}")
-            continue
-        # Cross-checks of the whole file, one per line ("csms.url: needs wss://"),
-        # located by the key each part names.
-        for part in message.split("\n"):
-            named, _, _ = part.partition(": ")
-            named_loc = tuple(named.split("."))
-            problems.append(f"{_where(path, locator.line(named_loc))}: {part.strip()}")
-    return problems
 
 
 def _env_value(model: type[BaseModel] | None, key: str, value: str) -> Any:
@@ -802,6 +768,40 @@ def _foreign_keys(
                 f"{where}: stations[{index}].{key}: applies to {' and '.join(others)} stations"
                 f" only (this one is {protocol})"
             )
+    return problems
+
+
+def _describe(
+    path: Path,
+    exc: ValidationError,
+    locator: _KeyLocator,
+    origins: dict[tuple[str | int, ...], _Origin],
+) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        # Drop the discriminated union's tag from the location: stations.0.ocpp1.6.host → stations.0.host
+        loc = tuple(part for part in error["loc"] if part not in PROTOCOLS)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "union_tag_invalid":
+            loc = (*loc, "protocol")
+            message = "must be one of " + ", ".join(repr(p) for p in PROTOCOLS)
+        key = _dotted(loc)
+        origin = origins.get(loc)
+        if origin is not None and origin.env_var is not None:
+            where = f"environment {origin.env_var}"
+        else:
+            where = _where(path, locator.line(loc))
+        if key:
+            problems.append(f"{where}: {key}: {message}")
+            continue
+        # Cross-checks of the whole file, one per line ("csms.url: needs wss://"),
+        # located by the key each part names.
+        for part in message.split("\n"):
+            named, _, _ = part.partition(": ")
+            named_loc = tuple(named.split("."))
+            problems.append(f"{_where(path, locator.line(named_loc))}: {part.strip()}")
     return problems
 
 
