@@ -32,7 +32,12 @@ Rules
   masked in place; a frame whose text holds none of the key names (nor a `\\u` escape that could spell
   one) is not walked at all. A frame that is not JSON is traced as its text, `"raw": true`, with the same
   keys' values masked by a regular expression (and whatever follows a secret setting's name cut off).
-  Subtrees nested deeper than `MAX_DEPTH` are replaced by a marker, so masking never raises.
+  Subtrees nested deeper than `MAX_DEPTH` are replaced by a marker, so masking never raises: the walk
+  is iterative (an explicit stack), never recursive, and a frame that was not walked (nothing to
+  mask) but is nested deeper than the JSON writer goes is cut the same way when it is written.
+- Size: a frame longer than `MAX_FRAME_CHARS` (64 Ki characters) is traced as the masked text of its
+  first `MAX_FRAME_CHARS` characters, `"raw": true, "cut": <its length>` (its `re` link still
+  found), so one line never holds more than that of a peer's frame.
 - Writes never touch the disk on the event loop: a line is built there (parse, mask, serialise: 8–25 µs
   per line measured) and put on a queue; one daemon thread per process wakes every `FLUSH_INTERVAL`
   seconds (0.2), writes what is queued to each file in one call and flushes it (no fsync: a trace is a
@@ -72,6 +77,7 @@ from bridge.effects import Side
 __all__ = [
     "FLUSH_INTERVAL",
     "MAX_DEPTH",
+    "MAX_FRAME_CHARS",
     "MAX_QUEUED_LINES",
     "StationTrace",
     "TraceTarget",
@@ -85,6 +91,7 @@ __all__ = [
 FLUSH_INTERVAL = 0.2  # seconds between the writer thread's batches
 MAX_QUEUED_LINES = 50_000  # lines waiting for the writer before new ones are dropped
 MAX_DEPTH = 64  # JSON nesting traced; OCPP frames are about 8 deep
+MAX_FRAME_CHARS = 64 << 10  # of a frame in a trace line; a longer one is traced as its cut text
 MAX_OPEN_FILES = 64  # trace files the writer keeps open (least recently written closed first)
 _PENDING_CALLS = 4096  # CALLs per station remembered to link their answers ("re")
 
@@ -136,36 +143,51 @@ def _mask_token_value(value: Any, depth: int) -> Any:
     return value
 
 
-def _mask(value: Any, depth: int) -> Any:
+def _mask(value: Any, depth: int, *, masking: bool = True) -> Any:
     """Mask `value` in place (it is freshly parsed: nothing else holds it); returns it, or what
-    replaces it when it is nested too deep."""
-    if isinstance(value, dict):
-        if depth >= MAX_DEPTH:
-            return _DEEP
-        # ChangeConfiguration {"key": "AuthorizationKey", "value": ...}; GetConfiguration.conf's
-        # configurationKey items; SetVariableData {"variable": {"name": "BasicAuthPassword"}, ...}
-        key_name = value.get("key")
-        variable = value.get("variable")
-        variable_name = variable.get("name") if isinstance(variable, dict) else None
-        setting = (isinstance(key_name, str) and key_name in SECRET_SETTINGS) or (
-            isinstance(variable_name, str) and variable_name in SECRET_SETTINGS
-        )
-        for key, item in value.items():  # replacing values of existing keys only
-            if key in TOKEN_KEYS:
-                value[key] = _mask_token_value(item, depth + 1)
-            elif _is_secret_key(key) or (setting and key in ("value", "attributeValue")):
-                value[key] = None if item is None else SECRET_MASK
-            elif isinstance(item, dict | list):
-                value[key] = _mask(item, depth + 1)
+    replaces it when it is nested too deep. Iterative (an explicit stack), so no nesting reaches
+    Python's recursion limit; without `masking` it only cuts what is nested deeper than MAX_DEPTH."""
+    if not isinstance(value, dict | list):
         return value
-    if isinstance(value, list):
-        if depth >= MAX_DEPTH:
-            return _DEEP
-        for index, item in enumerate(value):
-            if isinstance(item, dict | list):
-                value[index] = _mask(item, depth + 1)
-        return value
+    if depth >= MAX_DEPTH:
+        return _DEEP
+    stack: list[tuple[Any, int]] = [(value, depth)]
+    while stack:
+        node, level = stack.pop()
+        deeper = level + 1
+        if isinstance(node, dict):
+            setting = masking and _names_a_secret_setting(node)
+            for key, item in node.items():  # replacing values of existing keys only
+                if masking and key in TOKEN_KEYS:
+                    node[key] = _mask_token_value(item, deeper)
+                elif masking and (
+                    _is_secret_key(key) or (setting and key in ("value", "attributeValue"))
+                ):
+                    node[key] = None if item is None else SECRET_MASK
+                elif isinstance(item, dict | list):
+                    if deeper >= MAX_DEPTH:
+                        node[key] = _DEEP
+                    else:
+                        stack.append((item, deeper))
+        else:
+            for index, item in enumerate(node):
+                if isinstance(item, dict | list):
+                    if deeper >= MAX_DEPTH:
+                        node[index] = _DEEP
+                    else:
+                        stack.append((item, deeper))
     return value
+
+
+def _names_a_secret_setting(value: dict[str, Any]) -> bool:
+    """ChangeConfiguration {"key": "AuthorizationKey", "value": ...}; GetConfiguration.conf's
+    configurationKey items; SetVariableData {"variable": {"name": "BasicAuthPassword"}, ...}"""
+    key_name = value.get("key")
+    variable = value.get("variable")
+    variable_name = variable.get("name") if isinstance(variable, dict) else None
+    return (isinstance(key_name, str) and key_name in SECRET_SETTINGS) or (
+        isinstance(variable_name, str) and variable_name in SECRET_SETTINGS
+    )
 
 
 def mask_frame(frame: Any) -> Any:
@@ -327,14 +349,23 @@ class StationTrace:
         try:
             parsed = orjson.loads(frame)
         except orjson.JSONDecodeError:
-            record["frame"] = _mask_raw(text)
-            record["raw"] = True
-            return orjson.dumps(record) + b"\n"
-        record["frame"] = mask_frame(parsed) if _needs_masking(text) else parsed
+            return _raw_line(record, text)
         answered = self._link(_SIDE_NAMES[side], direction, parsed, corr)
         if answered is not None:
             record["re"] = answered
-        return orjson.dumps(record) + b"\n"
+        if len(text) > MAX_FRAME_CHARS:
+            return _raw_line(record, text)
+        record["frame"] = mask_frame(parsed) if _needs_masking(text) else parsed
+        try:
+            return orjson.dumps(record) + b"\n"
+        except orjson.JSONEncodeError:
+            # nested deeper than orjson writes (unmasked frames are not walked), or a value it
+            # cannot write (an integer past 64 bits): cut to MAX_DEPTH, else traced as its text
+            record["frame"] = _mask(parsed, 0, masking=False)
+            try:
+                return orjson.dumps(record) + b"\n"
+            except orjson.JSONEncodeError:
+                return _raw_line(record, text)
 
     def _link(self, side: str, direction: str, frame: Any, corr: str) -> str | None:
         """Remember a CALL's corr; for an answer, the corr of the CALL it answers (if traced)."""
@@ -351,6 +382,18 @@ class StationTrace:
             other = "out" if direction == "in" else "in"
             return self._calls.pop((side, other, frame[1]), None)
         return None
+
+
+def _raw_line(record: dict[str, Any], text: str) -> bytes:
+    """A frame traced as its text (masked by `_mask_raw`): one that is not JSON, or longer than
+    MAX_FRAME_CHARS (then its first MAX_FRAME_CHARS characters and `"cut"`: its length)."""
+    if len(text) > MAX_FRAME_CHARS:
+        record["frame"] = _mask_raw(text[:MAX_FRAME_CHARS])
+        record["cut"] = len(text)
+    else:
+        record["frame"] = _mask_raw(text)
+    record["raw"] = True
+    return orjson.dumps(record) + b"\n"
 
 
 def _link_event(event: Any) -> dict[str, Any]:
