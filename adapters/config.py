@@ -194,6 +194,23 @@ class CsmsSection(_Section):
         description="offer permessage-deflate (RFC 7692) to the CSMS: less traffic on a metered link,"
         " more memory and CPU per station",
     )
+    max_queued_frames: int = Field(
+        1000,
+        ge=1,
+        description="per station: frames waiting for the CSMS to read them (beyond the socket's"
+        " buffers) before its connection is dropped (1008) as not reading",
+    )
+    max_queued_bytes: int = Field(
+        1 << 20,
+        ge=4096,
+        description="per station: memory those frames may take, bytes (one frame alone always fits)",
+    )
+    write_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="seconds one write may wait for the CSMS to read before its connection is"
+        " dropped (1008) as not reading",
+    )
     message_attempts: int = Field(
         3, ge=1, description="MessageAttemptsTransactionEvent: tries per queued message (E13)"
     )
@@ -248,6 +265,23 @@ class SouthSection(_Section):
         " station",
     )
     max_message_size: int = Field(1 << 20, ge=1024, description="largest frame accepted, bytes")
+    max_queued_frames: int = Field(
+        1000,
+        ge=1,
+        description="per charger: frames waiting for it to read them (beyond the socket's buffers)"
+        " before it is disconnected (1008) as not reading",
+    )
+    max_queued_bytes: int = Field(
+        1 << 20,
+        ge=4096,
+        description="per charger: memory those frames may take, bytes (one frame alone always fits)",
+    )
+    write_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="seconds one write may wait for a charger to read before it is disconnected"
+        " (1008) as not reading",
+    )
     duplicate_connection: Literal["replace", "reject"] = Field(
         "replace",
         description="a second connection for a connected id: replace the old one, or reject (409)",

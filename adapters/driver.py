@@ -19,6 +19,15 @@ Rules
   task woken per frame cost a third of what the bridge added to a relay hop, and a task and a queue per
   connection a few KiB per station.)
 - `Close` effects are carried out by the writer after the frames queued before them.
+- The queue is bounded by the connection's `send_limits` (`adapters.ws_direct.SendLimits`, from
+  `[south]` or `[csms]`): a frame that would take it past `max_frames` frames or `max_bytes` bytes
+  (`sys.getsizeof` of the frames' text; a frame alone always fits), or a write (or close) that waits
+  longer than `write_timeout` for the peer to read, drops the connection: what is queued is discarded
+  at once, the peer is sent a close with 1008 and aborted after the close timeout
+  (`DirectConnection.drop`), the drop is logged (`connection.dropped`, a warning) and counted
+  (`connections_dropped_total{side,reason}`, reason queue_full or write_timeout); nothing more is
+  written to it. So what the bridge holds for a peer never depends on what the peer sends. A queue
+  whose connection has ended is discarded at once too (the next write would fail as well).
 - A run of `Persist` effects is one batch for the store, submitted to its writer thread
   (`Store.submit`, group commit); every later effect, of this input and of the inputs after it, is held
   in order and carried out only once the batch is durable, so nothing is acknowledged to a peer before
@@ -37,6 +46,9 @@ Rules
   re-arming after each input cost a `call_at` and a `cancel` per frame.)
 - A bug in the core (an exception from it) is logged with its traceback and ends the session: both
   connections are closed with 1011, and the core is never fed again (`failed`). It never passes silently.
+- Reports are logged through a `adapters.logs.DiagnosticLimiter` of the driver (per side and kind: a
+  few lines a minute, then one carrying how many were left out; what is left out when a connection
+  ends is logged as `diagnostics.suppressed`). Metrics count every report.
 - With `metrics`, the core's late answers and resends are counted from its reports, and every frame
   read and every `Send` is counted (action and direction, from the frame's head
   only), and each served connection counts as connected (`BridgeMetrics.connected`) for as long as it is
@@ -53,17 +65,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from adapters.logs import log_diagnostic
+from adapters.logs import DiagnosticLimiter, log_diagnostic
 from adapters.metrics import BridgeMetrics
 from adapters.store import Store, StoreError
 from adapters.trace import StationTrace
-from adapters.ws_direct import DirectConnection
+from adapters.ws_direct import DEFAULT_SEND_LIMITS, DirectConnection, SendLimits
 from bridge.effects import Close, Persist, Report, Send, Side, StationCore
+
+# RFC 6455 §7.4.1: the peer broke the bridge's policy (here: it does not read what it is sent)
+CLOSE_POLICY_VIOLATION = 1008
 
 
 class _TraceResume:
@@ -111,6 +127,12 @@ class CoreDriver:
         # always, and an empty deque costs 624 bytes per connection
         self._outboxes: dict[Side, list[Send | Close]] = {}
         self._writers: dict[Side, asyncio.Task[None]] = {}
+        # side -> bytes its queue holds (`sys.getsizeof` of the frames), its connection's bounds
+        self._queued_bytes: dict[Side, int] = {}
+        self._limits: dict[Side, SendLimits] = {}
+        # sides whose connection was dropped for not reading: nothing more is queued for it
+        self._dropped: set[Side] = set()
+        self._diagnostics = DiagnosticLimiter()
         # side -> (transport, high-water mark) of connections that may be written to synchronously
         self._direct: dict[Side, tuple[Any, int]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -130,6 +152,8 @@ class CoreDriver:
             raise RuntimeError(f"{side.value} already has a connection")
         self._connections[side] = connection
         self._outboxes[side] = []
+        self._queued_bytes[side] = 0
+        self._limits[side] = getattr(connection, "send_limits", DEFAULT_SEND_LIMITS)
         transport = getattr(connection, "transport", None)
         if transport is not None and hasattr(transport, "get_write_buffer_limits"):
             self._direct[side] = (transport, transport.get_write_buffer_limits()[1])
@@ -169,6 +193,11 @@ class CoreDriver:
             del self._outboxes[side]
             del self._connections[side]
             self._direct.pop(side, None)
+            self._forget_queued(side)
+            del self._queued_bytes[side], self._limits[side]
+            self._dropped.discard(side)
+            for lost_side, kind, count in self._diagnostics.take_suppressed():
+                self._logs[lost_side].warning("diagnostics.suppressed", kind=kind, count=count)
             if not self._outboxes and not self._persistent:
                 self.stop()
 
@@ -250,9 +279,13 @@ class CoreDriver:
                 pending.append(effect)
                 continue
             if kind is Report:  # a log line: it never splits a run of Persist
-                log_diagnostic(self._logs[effect.side], effect.diagnostic)
+                diagnostic = effect.diagnostic
+                suppressed = self._diagnostics.admit(
+                    effect.side, diagnostic.kind, self._loop.time()
+                )
+                if suppressed is not None:
+                    log_diagnostic(self._logs[effect.side], diagnostic, suppressed)
                 if self._metrics is not None:
-                    diagnostic = effect.diagnostic
                     self._metrics.diagnostic(effect.side, diagnostic.kind, diagnostic.fields)
                 continue
             if kind is _TraceResume:  # nor does a change of input
@@ -356,7 +389,22 @@ class CoreDriver:
         self._feed(self._core.handle_timer)
 
     def _queue(self, side: Side, item: Send | Close) -> None:
-        self._outboxes[side].append(item)
+        if side in self._dropped:
+            return  # the connection is being dropped: it is written nothing more
+        outbox = self._outboxes[side]
+        size = sys.getsizeof(item.frame) if type(item) is Send else 0
+        if outbox:
+            limits = self._limits[side]
+            if len(outbox) >= limits.max_frames or (
+                self._queued_bytes[side] + size > limits.max_bytes
+            ):
+                self._drop(side, "queue_full")
+                return
+        outbox.append(item)
+        if size:
+            self._queued_bytes[side] += size
+            if self._metrics is not None:
+                self._metrics.send_queued(side, size)
         if side not in self._writers:
             writer = asyncio.create_task(self._write(side, self._connections[side]))
             self._writers[side] = writer
@@ -367,18 +415,68 @@ class CoreDriver:
         if self._writers.get(side) is writer:
             del self._writers[side]
 
+    def _forget_queued(self, side: Side) -> None:
+        """Discard `side`'s queue at once (its connection is dropped or has ended)."""
+        outbox = self._outboxes.get(side)
+        if outbox:
+            outbox.clear()
+        size = self._queued_bytes.get(side, 0)
+        if size:
+            self._queued_bytes[side] = 0
+            if self._metrics is not None:
+                self._metrics.send_queued(side, -size)
+
+    def _drop(self, side: Side, reason: str) -> None:
+        """`side`'s peer does not read what is sent to it: discard its queue, close it (1008)."""
+        connection = self._connections[side]
+        limits = self._limits[side]
+        self._logs[side].warning(
+            "connection.dropped",
+            reason=reason,
+            queued_frames=len(self._outboxes[side]),
+            queued_bytes=self._queued_bytes[side],
+            max_frames=limits.max_frames,
+            max_bytes=limits.max_bytes,
+            write_timeout=limits.write_timeout,
+        )
+        if self._metrics is not None:
+            self._metrics.connection_dropped(side, reason)
+        self._dropped.add(side)
+        self._direct.pop(side, None)
+        self._forget_queued(side)
+        text = "not reading: write timeout" if reason == "write_timeout" else "not reading"
+        drop = getattr(connection, "drop", None)
+        if drop is not None:
+            drop(CLOSE_POLICY_VIOLATION, text)
+
     async def _write(self, side: Side, connection: DirectConnection) -> None:
         outbox = self._outboxes[side]
+        timeout = self._limits[side].write_timeout
         try:
             while outbox:
-                item = outbox.pop(0)
+                item = outbox.pop(0)  # at most `max_frames` behind it
                 try:
-                    if isinstance(item, Send):
-                        await connection.send(item.frame)
-                    else:
-                        await connection.close(item.code, item.reason)
+                    async with asyncio.timeout(timeout):
+                        if isinstance(item, Send):
+                            self._unqueued(side, item.frame)
+                            await connection.send(item.frame)
+                        else:
+                            await connection.close(item.code, item.reason)
                 except ConnectionClosed:
-                    pass  # the reader sees the end and reports it to the core
+                    # the reader sees the end and reports it to the core; every later write would
+                    # fail the same way, so the rest goes at once (not one failed write per frame)
+                    self._forget_queued(side)
+                    return
+                except TimeoutError:
+                    if side not in self._dropped and self._connections.get(side) is connection:
+                        self._drop(side, "write_timeout")
+                    return
         finally:
             # At once, not in a done callback: an item queued right after this must start a writer.
             self._forget_writer(side, asyncio.current_task())  # type: ignore[arg-type]
+
+    def _unqueued(self, side: Side, frame: str) -> None:
+        size = sys.getsizeof(frame)
+        self._queued_bytes[side] -= size
+        if self._metrics is not None:
+            self._metrics.send_queued(side, -size)

@@ -51,6 +51,11 @@ Rules
     `adapters.north.FAILURE_KINDS`.
   - `stations_connected{side="south",protocol="iec104"}` counts the 104 links that are up (the same
     `LinkState` keeps both).
+  - `connections_dropped_total{side,reason}`: connections the bridge dropped (1008) because the peer
+    did not read what it was sent (`adapters.driver`): reason queue_full (`max_queued_frames` or
+    `max_queued_bytes` reached) or write_timeout.
+  - `send_queue_bytes{side}` gauge: memory of the frames waiting in the bridge for their peers to read
+    them (beyond the sockets' buffers), all connections of that side together.
   - `store_write_seconds` histogram: from a batch's submission to the store until it is durable
     (`adapters.store.Store.on_written`): what an acknowledgement waited for the disk.
 """
@@ -104,6 +109,7 @@ DIRECTIONS: dict[tuple[Side, bool], str] = {
 }
 
 OTHER = "other"
+DROP_REASONS = ("queue_full", "write_timeout")
 _RESEND_REASONS = frozenset({"reconnect", "callerror", "unanswered", "timeout", "invalid-response"})
 INVALID = "invalid"
 CALLRESULT = "CALLRESULT"
@@ -385,6 +391,27 @@ class BridgeMetrics:
         )
         for reason in FAILURE_KINDS:
             self.csms_connect_failures.labels(reason)
+        self.connections_dropped = Counter(
+            "ocpp_bridge_connections_dropped",
+            "Connections dropped (1008) because the peer did not read what it was sent, by side and"
+            " reason (queue_full, write_timeout)",
+            ["side", "reason"],
+            registry=registry,
+        )
+        self.send_queue_bytes = Gauge(
+            "ocpp_bridge_send_queue_bytes",
+            "Memory of the frames waiting in the bridge for their peers to read them, per side",
+            ["side"],
+            registry=registry,
+        )
+        # side -> bytes queued: plain ints kept on the event loop's thread, read at scrape time
+        self._send_queued: dict[Side, int] = {side: 0 for side in Side}
+        for side in Side:
+            self.send_queue_bytes.labels(side.value).set_function(
+                lambda side=side: float(self._send_queued[side])  # type: ignore[misc]
+            )
+            for reason in DROP_REASONS:
+                self.connections_dropped.labels(side.value, reason)
         self._outbox: OutboxSource = lambda: (0, 0.0)
         self.outbox_depth.set_function(lambda: float(self._outbox()[0]))
         self.outbox_oldest_age.set_function(lambda: float(self._outbox()[1]))
@@ -472,6 +499,18 @@ class BridgeMetrics:
 
     def csms_connect_failed(self, kind: str) -> None:
         self.csms_connect_failures.labels(kind if kind in FAILURE_KINDS else OTHER).inc()
+
+    def send_queued(self, side: Side, delta: int) -> None:
+        """Bytes of frames queued for a peer of `side` (negative: written or discarded)."""
+        self._send_queued[side] += delta
+
+    def send_queue_size(self, side: Side) -> int:
+        return self._send_queued[side]
+
+    def connection_dropped(self, side: Side, reason: str) -> None:
+        self.connections_dropped.labels(
+            side.value, reason if reason in DROP_REASONS else OTHER
+        ).inc()
 
     def iec104_drop(self, reason: str) -> None:
         self.iec104_drops.labels(reason).inc()

@@ -9,7 +9,9 @@ Rules
   the bridge's client certificate. The profile never drops: a wss:// URL is required by the configuration.
 - The CSMS must select `ocpp2.0.1`; otherwise the connection is closed and counts as refused.
 - Connections are `adapters.ws_direct.DirectClientConnection`s: their messages are handed to the
-  station's driver as they arrive.
+  station's driver as they arrive. Each gets `[csms]`'s `max_queued_frames`, `max_queued_bytes` and
+  `write_timeout` as its `send_limits`: a CSMS connection that does not read what it is sent is
+  dropped (1008) by the station's driver once they are reached, and connected again after back-off.
 - Liveness: one `adapters.keepalive.Keepalive` looks after every CSMS connection (pinged after
   `csms.ping_interval` without a message or pong from the CSMS, failed after `csms.ping_timeout` more)
   instead of websockets' task per connection.
@@ -40,7 +42,7 @@ from websockets.uri import parse_uri
 
 from adapters.config import CsmsSection
 from adapters.keepalive import Keepalive, keepalive_options
-from adapters.south import CLOSE_TIMEOUT
+from adapters.south import CLOSE_TIMEOUT, send_limits
 from adapters.ws_direct import DirectClientConnection
 from bridge.backoff import BackoffPolicy, TokenBucket
 from bridge.errors import OcppVersion
@@ -127,6 +129,7 @@ class CsmsConnector:
         self._ssl = ssl_context
         self._pacer = pacer
         self.keepalive = Keepalive(csms.ping_interval, csms.ping_timeout, side="north")
+        self._send_limits = send_limits(csms)
         # called with a failed attempt's kind (`ocpp_bridge_csms_connect_failures_total`)
         self.on_failure: Callable[[str], None] | None = None
         self._proxy: str | bool | None = True  # True: not looked up yet
@@ -197,6 +200,7 @@ class CsmsConnector:
                 kind="subprotocol",
             )
         assert isinstance(connection, DirectClientConnection)
+        connection.send_limits = self._send_limits
         self.keepalive.watch(connection)
         return connection
 

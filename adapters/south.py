@@ -26,7 +26,9 @@ Rules
 - Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
   `require_client_cert`).
 - Connections are `adapters.ws_direct.DirectServerConnection`s: their messages are handed to the
-  station's driver as they arrive.
+  station's driver as they arrive. Each gets `[south]`'s `max_queued_frames`, `max_queued_bytes` and
+  `write_timeout` as its `send_limits`: a charger that does not read what it is sent is disconnected
+  (1008) by its driver once they are reached.
 """
 
 from __future__ import annotations
@@ -45,10 +47,10 @@ from websockets.datastructures import Headers
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
-from adapters.config import BridgeConfig, OcppStation, split_host_port
+from adapters.config import BridgeConfig, CsmsSection, OcppStation, SouthSection, split_host_port
 from adapters.keepalive import Keepalive, keepalive_options
 from adapters.logs import get_logger
-from adapters.ws_direct import DirectServerConnection
+from adapters.ws_direct import DirectServerConnection, SendLimits
 
 StationHandler = Callable[[OcppStation, DirectServerConnection], Awaitable[None]]
 
@@ -113,6 +115,7 @@ class SouthServer:
         self._keepalive = Keepalive(
             self._settings.ping_interval, self._settings.ping_timeout, side="south"
         )
+        self._send_limits = send_limits(self._settings)
 
     @property
     def connected(self) -> dict[str, DirectServerConnection]:
@@ -190,6 +193,7 @@ class SouthServer:
     async def _serve(self, connection: DirectServerConnection) -> None:
         assert connection.request is not None
         self._keepalive.watch(connection)
+        connection.send_limits = self._send_limits
         station = self._stations[station_id_from_path(connection.request.path)]
         log = self._log.bind(station_id=station.id, protocol=station.protocol)
         if connection.subprotocol is None:
@@ -241,6 +245,11 @@ class SouthServer:
                 code=connection.close_code,
                 reason=connection.close_reason,
             )
+
+
+def send_limits(section: SouthSection | CsmsSection) -> SendLimits:
+    """What may wait for one peer of that side to read it (`max_queued_*`, `write_timeout`)."""
+    return SendLimits(section.max_queued_frames, section.max_queued_bytes, section.write_timeout)
 
 
 def _peer(connection: ServerConnection) -> str:

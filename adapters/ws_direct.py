@@ -39,6 +39,13 @@ Rules
   extension and no fragmented send is in progress, and leaves everything else to `broadcast`.
 - Why: per request/response pair through the bridge, websockets' generator-based parser, frame objects
   and its reader task cost more CPU than the bridge's own work on the message (bench/README.md).
+- `send_limits` (`SendLimits`) bound what may wait in the bridge for this peer to read: set by whoever
+  made the connection (`adapters.south` from `[south]`, `adapters.north` from `[csms]`) and enforced
+  by the driver that writes to it (`adapters.driver`).
+- `drop(code, reason)` closes at once without waiting for the peer to read: nothing more is handed
+  over, the close frame goes after what the transport holds (the peer sees it if it ever reads), and
+  the connection is aborted unless the closing handshake ends within the close timeout. (websockets'
+  `close()` first waits, without a deadline, until the peer has read what is buffered.)
 - A closing handshake the peer started is given the close timeout: if the connection has not
   ended by then, it is aborted (websockets enforces this only while a coroutine awaits `recv()` or
   `close()`, which nobody does here).
@@ -56,6 +63,7 @@ import contextlib
 import secrets
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -74,6 +82,22 @@ OnMessage = Callable[[Message], None]
 # Messages kept before `listen`: OCPP-J allows one call in flight per direction, so a well-behaved peer
 # sends at most a few before its session starts.
 BACKLOG = 16
+
+
+@dataclass(frozen=True, slots=True)
+class SendLimits:
+    """What may wait in the bridge for one peer to read it, beyond the transport's own buffer (which
+    holds at most websockets' write limit, 32 KiB, plus one frame): `max_frames` frames taking
+    `max_bytes` bytes of memory (`sys.getsizeof` of their text; a frame alone in the queue always
+    fits), and `write_timeout` seconds one write may wait for the peer to read. Past any of them the
+    peer is dropped (`adapters.driver`)."""
+
+    max_frames: int = 1000
+    max_bytes: int = 1 << 20
+    write_timeout: float = 60.0
+
+
+DEFAULT_SEND_LIMITS = SendLimits()
 
 _DATA = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
 # websockets' parser waits here, between two frames, when it has read every byte it was given
@@ -122,6 +146,7 @@ class _DirectDelivery:
         "_splitting",
         "last_received",
         "ping_sent_at",
+        "send_limits",
     )
 
     # set by __init__ of the websockets class this mixes into
@@ -153,6 +178,7 @@ class _DirectDelivery:
         self.ping_sent_at: float | None = None
         # a client masks the frames it sends (RFC 6455 §5.3), a server does not
         self._peer_masks = self.protocol.side is Side.SERVER
+        self.send_limits = DEFAULT_SEND_LIMITS
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -198,6 +224,18 @@ class _DirectDelivery:
         self.protocol.send_ping(b"")
         self.send_data()  # type: ignore[attr-defined]
         return True
+
+    def drop(self, code: int, reason: str) -> None:
+        """Close now, without waiting for the peer to read what is buffered (see the module rules)."""
+        self._failed = True
+        self._backlog = []
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self.send_data()  # type: ignore[attr-defined]
+        if self.close_deadline is None:  # type: ignore[attr-defined]
+            timeout = self.close_timeout or 0.0  # type: ignore[attr-defined]
+            self.close_deadline = self.loop.time() + timeout  # type: ignore[attr-defined]
+        self._watch_close_deadline()
 
     def write_text(self, text: str) -> None:
         """Write `text` as one text message now; skipped, as by `broadcast`, unless the connection is
