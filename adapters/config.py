@@ -82,6 +82,12 @@ class BridgeSection(_Section):
         description='host:port for GET /health, /ready and /metrics (Prometheus); "" turns it'
         " off. No authentication: keep it on loopback unless a scraper outside must reach it",
     )
+    status_page: bool = Field(
+        False,
+        description="serve a read-only status page of every station on the health address (GET /"
+        " or /status, HTML; /status.json). Same exposure as /metrics: no authentication, idTokens"
+        " masked, but station ids, states and transaction ids are shown; keep it on loopback",
+    )
     log_format: Literal["json", "console"] = Field(
         "json", description="json (production) or console (humans)"
     )

@@ -59,6 +59,9 @@ Rules
 - With `trace` (`adapters.trace`), every input fed to the core opens a fresh correlation id; the frame
   read (if the input is one) and every `Send` queued while handling it are traced under that id, also
   when the `Send` waited for the store behind an earlier input's batch.
+- With `activity` (`adapters.status.StationActivity`, only when the status page is on), every frame
+  read and every `Send`, the 104 link's events and effects, and each connection's start and end are
+  told to it as they happen, for the status page.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ from websockets.exceptions import ConnectionClosed
 
 from adapters.logs import DiagnosticLimiter, log_diagnostic
 from adapters.metrics import BridgeMetrics
+from adapters.status import StationActivity
 from adapters.store import Store, StoreError
 from adapters.trace import StationTrace
 from adapters.ws_direct import DEFAULT_SEND_LIMITS, DirectConnection, SendLimits
@@ -113,8 +117,10 @@ class CoreDriver:
         persistent: bool = False,
         trace: StationTrace | None = None,
         on_effect: Callable[[Any], None] | None = None,
+        activity: StationActivity | None = None,
     ) -> None:
         self._core = core
+        self._activity = activity
         self._trace = trace
         self._on_effect = on_effect
         self._metrics = metrics
@@ -165,6 +171,8 @@ class CoreDriver:
     def feed(self, action: Callable[[float], None], link_events: Any = None) -> None:
         """An input that is no websocket frame (IEC 104 link events): `action(now)` on the core.
         `link_events`, when given, are what the trace records of this input."""
+        if link_events is not None and self._activity is not None:
+            self._activity.link_events(link_events)
         self._feed(action, link_events=link_events)
 
     def start(self) -> None:
@@ -182,10 +190,14 @@ class CoreDriver:
         connection = self._connections[side]
         try:
             with self._counted(side, connection):
+                if self._activity is not None:
+                    self._activity.connected(side)
                 connection.listen(self._receiver(side))
                 await connection.wait_closed()
         finally:
             connection.stop_listening()
+            if self._activity is not None:
+                self._activity.disconnected(side)
             self._feed(self._core.connection_lost, side)
             writer = self._writers.get(side)
             if writer is not None:
@@ -204,6 +216,7 @@ class CoreDriver:
     def _receiver(self, side: Side) -> Callable[[str | bytes], None]:
         """What `side`'s connection calls with each message, on arrival (`adapters.ws_direct`)."""
         count = self._metrics.frame_counter(side, received=True) if self._metrics else None
+        activity = self._activity
         receive = self._core.receive
         feed = self._feed
 
@@ -212,6 +225,8 @@ class CoreDriver:
                 return  # a failed core is never fed again; its connections are being closed
             if count is not None:
                 count(message)
+            if activity is not None:
+                activity.received(side, message)
             feed(receive, side, message, received=(side, message))
 
         return received
@@ -309,12 +324,16 @@ class CoreDriver:
                     self._metrics.frame_counter(side, received=False)(effect.frame)
                 if self._trace is not None:
                     self._trace.sent(side, effect.frame)
+                if self._activity is not None:
+                    self._activity.sent(side, effect.frame)
             elif kind is Close:
                 if effect.side in self._outboxes:
                     self._queue(effect.side, effect)
             elif self._on_effect is not None:
                 if self._trace is not None:
                     self._trace.south_effect(effect)
+                if self._activity is not None:
+                    self._activity.south_effect(effect)
                 self._on_effect(effect)  # an effect of the core's own kind (a 104 command)
         if pending:
             self._persist(pending, [])

@@ -8,6 +8,9 @@ Rules
   do not make the bridge unready: a charger that is off is no reason for an orchestrator to restart
   the bridge serving the others.
 - `GET /metrics`: the Prometheus text format of the runtime's private registry.
+- With a `status` source (`[bridge] status_page = true`): `GET /` and `GET /status` answer the status
+  page (HTML), `GET /status.json` the same snapshot as JSON; the query string (`q`, `problems`,
+  `page`, `limit`) chooses the stations (`adapters.status`). Without one those paths are 404.
 - `HEAD` answers like `GET` without a body; any other method gets 405, any other path 404. A request
   h11 cannot read (not HTTP, raw non-ASCII bytes in its path, no `Host` in HTTP/1.1, a head over
   `MAX_HEAD` bytes) gets the status h11 names for it (400, 431). Every answer has a Content-Length and
@@ -39,11 +42,14 @@ import orjson
 from adapters.config import split_host_port
 from adapters.logs import get_logger
 from adapters.metrics import CONTENT_TYPE, BridgeMetrics
+from adapters.status import render_html
 
 # name -> None when the check passes, else the reason it does not
 Readiness = Callable[[], dict[str, str | None]]
 # station id -> why it cannot be served now (informational)
 StationProblems = Callable[[], dict[str, str]]
+# a URL's query string -> the status page's snapshot (`adapters.status`)
+StatusSource = Callable[[str], dict[str, Any]]
 
 REQUEST_TIMEOUT = 5.0
 MAX_CONNECTIONS = 4096
@@ -59,6 +65,8 @@ _REASONS = {
     503: b"Service Unavailable",
 }
 _TEXT = "text/plain; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+_STATUS_PATHS = frozenset({"/", "/status", "/status.json"})
 
 Answer = tuple[int, str, bytes]
 
@@ -70,11 +78,13 @@ class HealthServer:
         metrics: BridgeMetrics,
         readiness: Readiness,
         station_problems: StationProblems | None = None,
+        status: StatusSource | None = None,
     ) -> None:
         self._host, self._port = split_host_port(address)
         self._metrics = metrics
         self._readiness = readiness
         self._station_problems = station_problems
+        self._status = status
         self._server: asyncio.Server | None = None
         # open connections, oldest first (a dict keeps insertion order)
         self._connections: dict[_Connection, None] = {}
@@ -108,11 +118,18 @@ class HealthServer:
     def _closed(self, connection: _Connection) -> None:
         self._connections.pop(connection, None)
 
-    def answer(self, method: str, path: str) -> Answer:
-        if path not in ("/health", "/ready", "/metrics"):
+    def answer(self, method: str, path: str, query: str = "") -> Answer:
+        status_path = self._status is not None and path in _STATUS_PATHS
+        if path not in ("/health", "/ready", "/metrics") and not status_path:
             return 404, _TEXT, b"not found\n"
         if method not in ("GET", "HEAD"):
             return 405, _TEXT, b"method not allowed\n"
+        if status_path:
+            assert self._status is not None
+            snap = self._status(query)
+            if path == "/status.json":
+                return 200, "application/json", orjson.dumps(snap) + b"\n"
+            return 200, _HTML, render_html(snap)
         if path == "/health":
             return 200, _TEXT, b"ok\n"
         if path == "/metrics":
@@ -176,8 +193,8 @@ class _Connection(asyncio.Protocol):
             return
         if isinstance(event, h11.Request):
             method = event.method.decode("ascii")
-            path = event.target.decode("ascii").split("?", 1)[0]
-            self._respond(method, self._server.answer(method, path))
+            path, _, query = event.target.decode("ascii").partition("?")
+            self._respond(method, self._server.answer(method, path, query))
         elif event is not h11.NEED_DATA:  # the client closed before its request was complete
             self._transport.close()
 

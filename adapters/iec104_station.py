@@ -57,6 +57,7 @@ from adapters.mapping_files import (
 )
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink, owned_defaults
+from adapters.status import StationActivity
 from adapters.store import Store
 from adapters.tls import iec104_client_context
 from adapters.trace import open_trace
@@ -201,8 +202,10 @@ class Iec104Host:
         policy: BackoffPolicy | None = None,
         metrics: BridgeMetrics | None = None,
         dial_out: DialOut | None = None,
+        activity: StationActivity | None = None,
     ) -> None:
         self.station = station
+        self._activity = activity
         self._logs = logs
         self.table = table or load_table(station)
         self._schemas = schemas
@@ -263,6 +266,7 @@ class Iec104Host:
             metrics=self._metrics,
             trace=self._trace,
             on_effect=self._south_effect,
+            activity=self._activity,
         )
         return core, driver
 

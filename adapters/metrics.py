@@ -364,6 +364,8 @@ class BridgeMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=registry,
         )
+        # the newest sample (the status page shows it); None until the first
+        self.event_loop_lag_last: float | None = None
         self.store_write = Histogram(
             "ocpp_bridge_store_write_seconds",
             "From a batch's submission to the store until it is durable (fsync included)",
@@ -528,7 +530,8 @@ class BridgeMetrics:
         while True:
             expected = loop.time() + interval
             await asyncio.sleep(interval)
-            self.event_loop_lag.observe(max(0.0, loop.time() - expected))
+            self.event_loop_lag_last = max(0.0, loop.time() - expected)
+            self.event_loop_lag.observe(self.event_loop_lag_last)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every series (`CONTENT_TYPE`)."""

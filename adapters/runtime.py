@@ -35,6 +35,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,7 @@ from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, CsmsUnavailable, Pacer
 from adapters.schemas import OfficialSchemas
 from adapters.south import SouthServer
+from adapters.status import StationActivity, StatusQuery, snapshot
 from adapters.store import Store, StoreError
 from adapters.tls import csms_client_context, iec104_server_context, south_server_context
 from adapters.trace import open_trace
@@ -184,7 +187,7 @@ class Runtime:
         self._new_message_id = message_id_source()
         self.south_address: tuple[str, int] | None = None
         self.metrics = BridgeMetrics(protocols={station.protocol for station in config.stations})
-        self.metrics.set_outbox_source(self._outbox_stats)
+        self.metrics.set_outbox_source(self.outbox_stats)
         self.metrics.set_iec104_points_source(
             lambda: sum(host.link.received for host in self._iec104_hosts.values())
         )
@@ -196,6 +199,13 @@ class Runtime:
         self.health_address: tuple[str, int] | None = None
         # The durable store, once open (stations that keep state); /ready waits for it.
         self.store: Store | None = None
+        # station id -> what the status page shows beyond the cores' state (none when it is off)
+        self.activities: dict[str, StationActivity] = (
+            {station.id: StationActivity() for station in config.stations}
+            if config.bridge.status_page
+            else {}
+        )
+        self.started_wall: float | None = None
 
     async def start(self) -> None:
         """Start everything. A port that cannot be bound raises ConfigError (one line: which key,
@@ -207,6 +217,7 @@ class Runtime:
             raise
 
     async def _start(self) -> None:
+        self.started_wall = time.time()
         if self._schemas is None:
             self._schemas = await asyncio.to_thread(OfficialSchemas)
         csms = self.config.csms
@@ -239,6 +250,7 @@ class Runtime:
                     new_message_id=self._new_message_id,
                     metrics=self.metrics,
                     table=self._tables.config_table(station.device_model),
+                    activity=self.activities.get(station.id),
                     logs={
                         side: station_logger(station.id, side, station.protocol) for side in Side
                     },
@@ -254,6 +266,7 @@ class Runtime:
                     config=self.config,
                     table=self._tables.mapping_table(station104),
                     metrics=self.metrics,
+                    activity=self.activities.get(station104.id),
                 )
         # Every port is bound before any station starts: one that cannot be is refused with one line,
         # and nothing has been logged or connected by then.
@@ -323,7 +336,13 @@ class Runtime:
         self._iec104_listener = listener
 
     async def _start_health(self, address: str) -> None:
-        health = HealthServer(address, self.metrics, self.readiness, self.iec104_problems)
+        health = HealthServer(
+            address,
+            self.metrics,
+            self.readiness,
+            self.iec104_problems,
+            status=self.status if self.config.bridge.status_page else None,
+        )
         try:
             self.health_address = await health.start()
         except OSError as exc:
@@ -403,7 +422,7 @@ class Runtime:
             return "not open"
         return None
 
-    def _outbox_stats(self) -> tuple[int, float]:
+    def outbox_stats(self) -> tuple[int, float]:
         """(messages queued toward the CSMS across every station, age in seconds of the oldest one).
 
         Translated stations (1.6 and 104) queue; pass-through stations queue nothing. Read at each /metrics scrape, on the event loop's thread.
@@ -442,6 +461,42 @@ class Runtime:
     def connected_stations(self) -> list[str]:
         return sorted(self._south.connected) if self._south is not None else []
 
+    # --- what the status page reads (`adapters.status`) ------------------------------------------
+
+    def status(self, query: str) -> dict[str, object]:
+        """The status page's snapshot for a URL query string (`adapters.status.StatusQuery`)."""
+        return snapshot(self, StatusQuery.parse(query))
+
+    @property
+    def chargers_connected(self) -> Mapping[str, object]:
+        """OCPP stations whose charger is connected now (by id)."""
+        return self._south.connected if self._south is not None else {}
+
+    @property
+    def translated_hosts(self) -> Mapping[str, TranslatedStation]:
+        return self._translated
+
+    @property
+    def iec104_hosts(self) -> Mapping[str, Iec104Host]:
+        return self._iec104_hosts
+
+    def chargers_up(self) -> int:
+        """Chargers connected now: OCPP connections and 104 links that are up."""
+        links = sum(1 for host in self._iec104_hosts.values() if host.link.is_up)
+        return len(self.chargers_connected) + links
+
+    def csms_up(self) -> int:
+        """Stations connected to the CSMS now."""
+        cores = [host.core for host in self._translated.values()]
+        cores += [host.core for host in self._iec104_hosts.values()]
+        up = sum(1 for core in cores if core.north.online)
+        translated = self._translated.keys() | self._iec104_hosts.keys()
+        return up + sum(
+            1
+            for station_id, activity in self.activities.items()
+            if station_id not in translated and Side.NORTH in activity.up
+        )
+
     async def _serve_station(self, station: OcppStation, south: DirectServerConnection) -> None:
         await (
             self._stations_started.wait()
@@ -474,7 +529,11 @@ class Runtime:
             naive_times_as_utc=not self.config.csms.strict_timestamps,
         )
         driver = CoreDriver(
-            core, logs, metrics=self.metrics, trace=open_trace(self.config, station.id)
+            core,
+            logs,
+            metrics=self.metrics,
+            trace=open_trace(self.config, station.id),
+            activity=self.activities.get(station.id),
         )
         driver.attach(Side.SOUTH, south)
         driver.attach(Side.NORTH, north)

@@ -29,6 +29,7 @@ from adapters.device_model_file import load_config_table
 from adapters.driver import CoreDriver
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink, owned_defaults
+from adapters.status import StationActivity
 from adapters.store import Store
 from adapters.trace import open_trace
 from adapters.ws_direct import DirectClientConnection, DirectServerConnection
@@ -87,8 +88,10 @@ class TranslatedStation:
         logs: dict[Side, Any],
         table: ConfigTable | None = None,
         metrics: BridgeMetrics | None = None,
+        activity: StationActivity | None = None,
     ) -> None:
         self.station = station
+        self._activity = activity
         self._logs = logs
         self._settings = station16_settings(
             config, station, table or load_config_table(station.device_model)
@@ -135,6 +138,7 @@ class TranslatedStation:
             persistent=True,
             metrics=self._metrics,
             trace=self._trace,
+            activity=self._activity,
         )
         return core, driver
 

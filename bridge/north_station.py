@@ -201,6 +201,7 @@ class NorthStation:
         self._boot_due: float | None = None
         self._heartbeat_due: float | None = None
         self._rejected = False  # the CSMS's last answer to a BootNotification was Rejected
+        self._boot_answer: str | None = None  # its status, on this connection
         self._status: dict[tuple[int, int], _Status] = {}  # the newest per connector
         self._csms_has: dict[tuple[int, int], str] = {}  # acknowledged on this connection
         self._status_in_flight: _Status | None = None
@@ -214,6 +215,19 @@ class NorthStation:
     @property
     def identity(self) -> dict[str, Any] | None:
         return self._identity
+
+    @property
+    def boot_status(self) -> str:
+        """The registration as the CSMS sees it (for status pages): "offline", "Accepted" (registered on
+        this connection), "sent" (a BootNotification awaits its answer), the CSMS's last other answer
+        ("Pending", "Rejected") or "not sent" (nothing to register with yet)."""
+        if not self.online:
+            return "offline"
+        if self.registered:
+            return "Accepted"
+        if self._boot_in_flight:
+            return "sent"
+        return self._boot_answer or "not sent"
 
     def status_of(self, evse_id: int, connector_id: int = 1) -> str | None:
         entry = self._status.get((evse_id, connector_id))
@@ -244,6 +258,7 @@ class NorthStation:
     def _went_offline(self) -> None:
         self.registered = False
         self._boot_in_flight = False
+        self._boot_answer = None
         self._boot_due = None
         self._heartbeat_due = None
         self.outbox.connection_lost()
@@ -291,6 +306,8 @@ class NorthStation:
         interval = response.get("interval", 0)
         answered: list[OwnerEvent] = [BootAnswered(response)]
         self._rejected = response.get("status") == "Rejected"
+        status = response.get("status")
+        self._boot_answer = status if isinstance(status, str) else None
         if response.get("status") == "Accepted":
             self.heartbeat_interval = interval if interval > 0 else DEFAULT_HEARTBEAT
             self.accepted_once = True
