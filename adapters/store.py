@@ -19,6 +19,14 @@ Rules
   delivery order). Both first wait until every batch submitted before them is written, so they see
   what was submitted, in order.
 - `":memory:"` gives a private in-memory store (tests, the demo); it works the same way.
+- One process per store file: opening one takes an exclusive advisory lock (`flock`) on
+  `<store>.lock` beside it, held until `close` (or the process ends, however it ends: the kernel
+  releases it), and writes the holder's pid into it. A second process gets `StoreError`
+  (`... is in use by another ocpp-bridge process (pid N)`), which `ocpp-bridge run` reports on one line
+  with exit status 2. Why a file of its own: SQLite locks the database with POSIX record locks, which
+  a process loses when it closes any descriptor of the file, and which WAL mode takes only while
+  writing; an `flock` on a separate file interferes with none of SQLite's locking and is held for the
+  whole life of the process, so two bridges never interleave their batches of one station.
 - `close` writes what is still waiting, then stops the thread.
 - `on_written(seconds)`, when set, is called on the writer thread for every batch with the time from
   its `submit` to its answer (what a station's acknowledgement waited for the store).
@@ -28,6 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -68,6 +78,7 @@ class _Batch(NamedTuple):
 class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._lock: int | None = None if self.path == ":memory:" else _take_lock(self.path)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             if self.path != ":memory:":
@@ -75,6 +86,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            self._release_lock()
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
         self._db_lock = threading.Lock()  # the connection: the writer thread's, or a caller's
         self._state = threading.Condition()  # guards the four below
@@ -93,6 +105,12 @@ class Store:
         if writer is not None:
             writer.join()
         self._db.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     def load(self, station: str) -> dict[str, dict[str, Any]]:
         self._wait_written()
@@ -198,6 +216,35 @@ class Store:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise StoreError(f"{self.path}: cannot write: {exc}") from None
+
+
+def _take_lock(path: str) -> int:
+    """The descriptor of `<path>.lock`, exclusively `flock`ed; StoreError when another process holds
+    it (see the module rules)."""
+    lock_path = f"{path}.lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            f"{path}: cannot open the store: {lock_path}: {exc.strerror or exc}"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"{path}: the store is in use by another ocpp-bridge process (pid {holder});"
+            " one bridge per store"
+        ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise StoreError(
+            f"{path}: cannot open the store: cannot lock {lock_path}: {exc.strerror or exc}"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _answer(answers: list[tuple[Done, StoreError | None]]) -> None:

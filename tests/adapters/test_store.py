@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -173,3 +174,41 @@ async def test_each_batch_reports_how_long_it_waited_to_be_durable(tmp_path: Pat
     )
     assert len(waits) == 5 and all(0 <= wait < 30 for wait in waits)
     store.close()
+
+
+def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.db"
+    first = Store(path)
+    with pytest.raises(StoreError, match=r"in use by another ocpp-bridge process \(pid \d+\)"):
+        Store(path)
+    first.close()
+    second = Store(path)  # released with the first
+    second.close()
+
+
+def test_a_second_bridge_process_on_the_same_store_exits_2_with_one_line(tmp_path: Path) -> None:
+    """The lock is the kernel's: held here, it refuses `ocpp-bridge run` in another process before
+    anything listens (issue 17 item 5)."""
+    store = tmp_path / "bridge.db"
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'[bridge]\nstore = "{store}"\nhealth = ""\n'
+        '[csms]\nurl = "ws://127.0.0.1:9/ocpp"\n'
+        '[south]\nlisten = "127.0.0.1:0"\n'
+        '[[stations]]\nid = "CP16"\nprotocol = "ocpp1.6"\n'
+    )
+    held = Store(store)
+    try:
+        completed = subprocess.run(
+            [str(Path(sys.executable).with_name("ocpp-bridge")), "run", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        held.close()
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        f"bridge.store: {store}: the store is in use by another ocpp-bridge process"
+        f" (pid {os.getpid()}); one bridge per store"
+    )
