@@ -42,9 +42,9 @@ Rules
 - `send_limits` (`SendLimits`) bound what may wait in the bridge for this peer to read: set by whoever
   made the connection (`adapters.south` from `[south]`, `adapters.north` from `[csms]`) and enforced
   by the driver that writes to it (`adapters.driver`).
-- `drop(code, reason)` closes at once without waiting for the peer to read: nothing more is handed
-  over, the close frame goes after what the transport holds (the peer sees it if it ever reads), and
-  the connection is aborted unless the closing handshake ends within the close timeout. (websockets'
+- `drop(code, reason)` closes at once without waiting for the peer to read: nothing more is read or
+  handed over, the close frame goes after what the transport holds (the peer sees it if it ever
+  reads), and the connection is aborted at the close timeout (its answer to the close is not read). (websockets'
   `close()` first waits, without a deadline, until the peer has read what is buffered.)
 - A closing handshake the peer started is given the close timeout: if the connection has not
   ended by then, it is aborted (websockets enforces this only while a coroutine awaits `recv()` or
@@ -232,6 +232,10 @@ class _DirectDelivery:
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)
             self.send_data()  # type: ignore[attr-defined]
+        if not self._paused and not self.transport.is_closing():
+            # what it sends from now on is not read: a flood costs the loop nothing more
+            self._paused = True
+            self.transport.pause_reading()
         if self.close_deadline is None:  # type: ignore[attr-defined]
             timeout = self.close_timeout or 0.0  # type: ignore[attr-defined]
             self.close_deadline = self.loop.time() + timeout  # type: ignore[attr-defined]
