@@ -2,6 +2,9 @@
 
 Rules
 - Commands and options are the contract of reference/interface.md; new ones extend it, none is renamed.
+- `check` also warns (stderr, `warning: ...`, exit status still 0) about what `adapters.exposure`
+  finds open to the network: chargers without a password on a non-loopback listener, security
+  profile 0 toward a CSMS on another host.
 - A configuration problem prints one line per problem (file:line: key: reason) on stderr and exits 2,
   before anything starts listening.
 - `run` stops gracefully on SIGTERM and SIGINT and exits 0. It runs on the loop `[bridge] event_loop`
@@ -146,6 +149,10 @@ def check(config: ConfigOption) -> None:
     """Validate a configuration file (and its environment overrides) without starting anything:
     every check `run` makes except binding its ports."""
     loaded, _ = _load(config)
+    from adapters.exposure import exposure_warnings
+
+    for warning in exposure_warnings(loaded):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{config}: valid ({len(loaded.stations)} stations)")
 
 
