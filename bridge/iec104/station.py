@@ -13,6 +13,8 @@ Rules
   the log), the last one saying that later ones are not. An update with the Invalid quality flag makes the
   point unknown. Decoded values (status → bool, measurement → OCPP unit, enum → raw code, counter →
   its unit) feed the derived rules of every connector that reads the point.
+  Points the rules read that still have no value `points_wait` (60 s) after the link came up are
+  reported once by name (`points-missing`): their rules cannot decide, which would otherwise be silent.
 - Connector status: the first status rule that is true; unknown keeps what was sent last. A change
   waits while the connector's transaction events wait (their register, a settlement record), and goes
   right after them: statuses never overtake the transaction events of what happened before them. A
@@ -186,6 +188,7 @@ class Station104Settings:
     link_grace: float = 10.0
     meter_wait: float = 3.0
     command_acceptance: float = 120.0
+    points_wait: float = 60.0  # after the link comes up: rules' points still unknown are reported
     settlement_wait: float = 30.0  # how long an Ended waits for the charger's settlement record
     owned: owned_variables.Defaults = field(default_factory=owned_variables.Defaults)
 
@@ -299,6 +302,8 @@ class Station104:
         self._unavailable_due: float | None = now + self.settings.link_grace
         self._jobs: list[_Job] = []
         self._tariff_replies: list[_TariffReply] = []
+        self._missing_due: float | None = None  # when points the rules read must have arrived
+        self._missing_reported = False
         self._sent: dict[int, _Sent] = {}
         self._next_command = 1
         self._written: dict[int, float] = {}  # setpoint IOA → value last written
@@ -383,6 +388,9 @@ class Station104:
         if self._unavailable_due is not None and now >= self._unavailable_due:
             self._unavailable_due = None
             self._report_unavailable(now)
+        if self._missing_due is not None and now >= self._missing_due:
+            self._missing_due = None
+            self._report_missing()
         for job in [job for job in self._jobs if job.deadline <= now]:
             self._finish(
                 job,
@@ -412,6 +420,7 @@ class Station104:
     def next_deadline(self) -> float | None:
         deadlines = [self.north.next_deadline(), self._unavailable_due, self._profile_due]
         deadlines += [job.deadline for job in self._jobs]
+        deadlines.append(self._missing_due if self._link_up else None)
         deadlines += [reply.deadline for reply in self._tariff_replies]
         for connector in self._connectors.values():
             if connector.in_tx:
@@ -442,6 +451,7 @@ class Station104:
     def link_up(self, now: float) -> None:
         self._link_up = True
         self._unavailable_due = None
+        self._missing_due = now + self.settings.points_wait
         self._written.clear()  # the charger may have restarted: write the limits again
         self._apply_profiles(now)
         self._flush()
@@ -811,6 +821,29 @@ class Station104:
         return sorted(rules, key=lambda r: r.ioa)
 
     # --- link state ------------------------------------------------------------------------------
+
+    def _report_missing(self) -> None:
+        """Points the rules read that never arrived since the link came up (the general
+        interrogation's answer should have brought them all): named once, so a rule that can never
+        fire is not silent."""
+        if self._missing_reported or not self._link_up:
+            return
+        missing = [
+            rule
+            for ioa, rule in sorted(self.table.monitoring.items())
+            if ioa in self.table.readers and ioa not in self._values
+        ]
+        if not missing:
+            return
+        self._missing_reported = True
+        names = ", ".join(f"{rule.key} ({format_ioa(rule.ioa)})" for rule in missing[:20])
+        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+        self._report(
+            "points-missing",
+            f"{len(missing)} point(s) the rules read never arrived since the link came up:"
+            f" {names}{more}; rules that read them cannot decide (check the table's IOAs and"
+            " types against the charger's with `mappings explain`)",
+        )
 
     def _report_unavailable(self, now: float) -> None:
         stamp = self._stamp(None)

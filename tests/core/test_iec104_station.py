@@ -917,3 +917,27 @@ def test_a_point_with_report_becomes_notify_event_on_change(tmp_path: Path) -> N
         },
     )
     assert bench.answer_to(got).payload["getVariableResult"][0]["attributeValue"] == "false"  # type: ignore[union-attr]
+
+
+def test_points_the_rules_read_that_never_arrive_are_named_once() -> None:
+    """A point the table's rules read but the charger never sends (a wrong IOA or type in a vendor
+    table) would keep its rules undecided for good: it is reported by name after `points_wait`."""
+    bench = Bench()
+    bench.connect_csms()
+    everything_but_the_plug = [u for u in idle(1) + idle(2) if u.ioa != PLUG]
+    bench.link_up(*everything_but_the_plug)
+    bench.advance(59.0)
+    assert "points-missing" not in bench.report_kinds()
+    bench.advance(2.0)
+    (report,) = [r for r in bench.reports if r.diagnostic.kind == "points-missing"]
+    assert "plug_connected (0x0021)" in report.diagnostic.message
+    assert "0x0041" not in report.diagnostic.message  # connector 2's plug did arrive
+    bench.advance(600.0)
+    assert bench.report_kinds().count("points-missing") == 1
+
+
+def test_no_missing_points_report_when_every_point_arrived() -> None:
+    bench = Bench()
+    bench.ready()
+    bench.advance(120.0)
+    assert "points-missing" not in bench.report_kinds()
