@@ -6,8 +6,9 @@ Attacks (raw sockets; client frames masked with a zero key, which RFC 6455 allow
 - flood: `count` CALLs whose values may not pass (1e308, -0.0, 1.0, 2^64+1 in integer fields, NUL in an
   identifier), at most `--rate` a second, reading every answer: {"sent", "answers", "codes"}.
 - ping: `count` pings, reading every pong: {"sent", "pongs"}.
-- nonreader: CALLs the bridge answers itself (unknown action, a long name) from a socket with a small
-  receive buffer that is never read: {"sent", "closed"} (closed: the bridge dropped the connection).
+- nonreader: CALLs the bridge answers itself (unknown action, a long name), at most `--rate` a second,
+  from a socket with a small receive buffer that is never read: {"sent", "closed"} (closed: the bridge
+  dropped the connection).
 - slowreader: the same, reading 4 KiB every 50 ms: {"sent", "read", "closed"}.
 - storm: `count` connections, 50 at a time: an unknown station (404), a bare TCP connect and close, a
   handshake to the attack station then close: {"statuses"}.
@@ -172,11 +173,14 @@ async def nonreader(args: argparse.Namespace, slow: bool = False) -> dict[str, A
             await asyncio.sleep(0.05)
 
     reading = asyncio.create_task(slow_read()) if slow else None
+    started = time.monotonic()
     try:
         while sent < args.count and time.monotonic() < deadline:
             writer.write(call * 256)
             sent += 256
             await asyncio.wait_for(writer.drain(), max(0.1, deadline - time.monotonic()))
+            if args.rate:  # at most `rate` frames a second
+                await asyncio.sleep(max(0.0, started + sent / args.rate - time.monotonic()))
     except (ConnectionError, TimeoutError):
         pass
     # closed by the bridge: the socket reports it once what it holds is consumed
@@ -261,7 +265,10 @@ async def main() -> None:
     parser.add_argument("--size", type=int, default=65536)
     parser.add_argument("--hold", type=float, default=3.0)
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="flood: frames a second (0: no limit)"
+        "--rate",
+        type=float,
+        default=0.0,
+        help="flood, nonreader, slowreader: frames a second (0: no limit)",
     )
     args = parser.parse_args()
     attacks = {

@@ -86,12 +86,13 @@ async def test_short(tmp_path: Path, kind: str, count: int, check) -> None:  # t
 
 @pytest.mark.xfail(not _nonreader_closes(), reason=ITEM_1, strict=True)
 async def test_short_a_charger_that_does_not_read_is_closed(tmp_path: Path) -> None:
-    report = await run(tmp_path, "nonreader", "--count", "2000000", "--wait", "15")
+    # paced like the short flood (5,000 frames a second); the long one runs at full speed
+    report = await run(tmp_path, "nonreader", "--count", "100000", "--wait", "15", "--rate", "5000")
     assert report["closed"]
 
 
 async def test_short_a_slow_reader_costs_bounded_memory(tmp_path: Path) -> None:
-    report = await run(tmp_path, "slowreader", "--count", "200000", "--wait", "5")
+    report = await run(tmp_path, "slowreader", "--count", "25000", "--wait", "5", "--rate", "5000")
     assert report["rss"]["after_kib"] - report["rss"]["before_kib"] < 64 * 1024
 
 
