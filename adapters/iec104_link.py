@@ -340,7 +340,8 @@ class Iec104Link:
 
     def send_private(self, effect: Send104Private) -> None:
         if not self.session.send_private(effect, self._loop.time()):
-            self._log.warning("iec104.private_not_sent", purpose=effect.purpose)
+            # the link is down, or the request it answers came on a connection now gone
+            self._log.info("iec104.private_not_sent", purpose=effect.purpose)
             return
         protocol = self._protocol
         if protocol is not None:

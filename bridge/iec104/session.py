@@ -206,6 +206,7 @@ class Session104:
         self._pre = b""  # bytes received while waiting for the registration frame
         self._pre_out = bytearray()  # the registration's answer
         self.registered_id: str | None = None
+        self.connection = 0  # counts the connections: answers go back on the one they belong to
         self.points_received = 0
         self.asdus_received = 0
 
@@ -221,6 +222,7 @@ class Session104:
         self._up = False
         self._pre = b""
         self._pre_out.clear()
+        self.connection += 1
         if link is None:
             link = ApciLink(self.settings.link, now)
             self._link = link
@@ -394,8 +396,8 @@ class Session104:
 
     def send_private(self, effect: Send104Private, now: float) -> bool:
         """A vendor table's private ASDU (false: the link is down or its queue is full)."""
-        if not self._up:
-            return False
+        if not self._up or (effect.connection and effect.connection != self.connection):
+            return False  # its request's connection is gone: the charger asks again on this one
         address = effect.common_address
         asdu = Asdu(
             effect.type_id,
@@ -498,6 +500,7 @@ class Session104:
                     asdu.raw,
                     asdu.negative,
                     asdu.test,
+                    self.connection,
                 )
             )
             if type_id not in self.settings.private_types:

@@ -82,6 +82,7 @@ class RawAsdu(NamedTuple):
     objects: bytes
     negative: bool = False
     test: bool = False
+    connection: int = 0  # which of the session's connections it came on (answers go back there)
 
 
 LinkEvent = PointUpdate | CommandConfirmed | LinkUp | LinkDown | RawAsdu
@@ -128,6 +129,7 @@ class Send104Private:
     objects: bytes
     purpose: str = ""
     common_address: int | None = None  # a connector's own address; None: the station's
+    connection: int = 0  # the connection the request it answers came on; 0: whichever is current
 
 
 SouthEffect = Send104Command | Interrogate104 | Send104Private

@@ -29,6 +29,10 @@ Rules
   acknowledged again and changes nothing. The key is stored (table `meta`, key `settled`) in the same
   commit as the Ended the record produced, and the acknowledgement is an effect after that commit:
   the charger hears "stored" only once the record is durable.
+- An answer goes only on the connection its request came on (`RawAsdu.connection` →
+  `Send104Private.connection`): an acknowledgement held while the store wrote, whose connection
+  dropped meanwhile, is not sent on the charger's next connection (it does not say which record it
+  acknowledges; the charger sends the record again there and gets its own).
 """
 
 from __future__ import annotations
@@ -126,7 +130,8 @@ class VendorAsdus:
     zone: tzinfo
     settled: list[str] = field(default_factory=list)  # durable: meta[SETTLED_KEY]
     _cards: dict[int, _Cards] = field(default_factory=dict)
-    _asked: set[tuple[str, str, int | None, str]] = field(default_factory=set)
+    # requests asked of the CSMS → the connection they came on
+    _asked: dict[tuple[str, str, int | None, str], int] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -174,11 +179,11 @@ class VendorAsdus:
             ]
         meaning = rule.meaning
         if isinstance(meaning, Authorize):
-            return self._authorize(rule, meaning, evse, values)
+            return self._authorize(rule, meaning, evse, values, event.connection)
         if isinstance(meaning, Settlement):
             if evse is None:
                 return [Problem("private-malformed", f"{rule.name}: no connector at 0x{ioa:04X}")]
-            return self._settlement(rule, meaning, evse, ioa, data, values)
+            return self._settlement(rule, meaning, evse, ioa, data, values, event.connection)
         return [Problem("private-unexpected", f"{rule.name} is not sent by the charger")]
 
     def _authorize(
@@ -187,12 +192,13 @@ class VendorAsdus:
         meaning: Authorize,
         evse: int | None,
         values: Mapping[str, FieldValue],
+        connection: int,
     ) -> list[Action]:
         token = _text(values.get(meaning.id_token))
         if not token:
             return [Problem("private-malformed", f"{rule.name}: empty {meaning.id_token}")]
         context = ("card-authorize", rule.name, evse, token)
-        self._asked.add(context)
+        self._asked[context] = connection
         id_token = {"idToken": token[:36], "type": meaning.id_token_type}
         return [AuthorizeAtCsms(evse, id_token, context)]
 
@@ -202,9 +208,9 @@ class VendorAsdus:
     ) -> list[Action]:  # fmt: skip
         """The CSMS's idTokenInfo.status for `context`, or None when it could not answer (the
         table's offline policy decides). Only the first answer for a request counts."""
-        if context not in self._asked:
+        connection = self._asked.pop(context, None)
+        if connection is None:
             return []
-        self._asked.discard(context)
         _, name, evse, token = context
         rule = self.table.private[name]
         meaning = rule.meaning
@@ -215,7 +221,8 @@ class VendorAsdus:
         answer = answer_rule.meaning
         assert isinstance(answer, AuthorizeAnswer)
         data = answer_rule.layout.encode(answer.values(status, answer_rule.layout), self.zone)
-        actions: list[Action] = [Answer(self._effect(answer_rule, evse, data, f"card {status}"))]
+        answer_effect = self._effect(answer_rule, evse, data, f"card {status}", connection)
+        actions: list[Action] = [Answer(answer_effect)]
         if status == "Accepted" and evse is not None:
             id_token = {"idToken": token[:36], "type": meaning.id_token_type}
             cards = self._cards.setdefault(evse, _Cards())
@@ -233,11 +240,12 @@ class VendorAsdus:
         ioa: int,
         data: bytes,
         values: Mapping[str, FieldValue],
+        connection: int,
     ) -> list[Action]:
         key = f"{ioa:X}:{data.hex()}"
         ack_rule = self.table.private[meaning.answer]
         ack_data = ack_rule.layout.encode(meaning.answer_values, self.zone)
-        ack = self._effect(ack_rule, evse, ack_data, "settlement stored")
+        ack = self._effect(ack_rule, evse, ack_data, "settlement stored", connection)
         token = _text(values.get(meaning.id_token))
         record = Record(
             evse=evse,
@@ -306,7 +314,7 @@ class VendorAsdus:
         return token
 
     def _effect(
-        self, rule: PrivateRule, evse: int | None, data: bytes, purpose: str
+        self, rule: PrivateRule, evse: int | None, data: bytes, purpose: str, connection: int
     ) -> Send104Private:
         ioa = rule.ioa_for(evse if rule.per_connector else None)
         return Send104Private(
@@ -315,6 +323,7 @@ class VendorAsdus:
             object_bytes(ioa, data, self.table.link.ioa_size),
             purpose=f"{rule.name}: {purpose}",
             common_address=self.table.connector_addresses.get(evse) if evse else None,
+            connection=connection,
         )
 
 

@@ -26,6 +26,7 @@ from bridge.iec104.southbound import (
     PointUpdate,
     RawAsdu,
     Send104Command,
+    Send104Private,
 )
 from bridge.iec104.vocabulary import TypeId
 
@@ -328,7 +329,7 @@ def test_malformed_asdu_is_a_bad_asdu_notice_and_the_link_stays_up() -> None:
 def test_private_type_130_is_an_unknown_type_notice() -> None:
     charger = up()
     assert charger.send(asdu(130, 3, ioa(0x0001) + b"\xaa\xbb")) == [
-        RawAsdu(130, 3, 1, 1, False, ioa(0x0001) + b"\xaa\xbb")
+        RawAsdu(130, 3, 1, 1, False, ioa(0x0001) + b"\xaa\xbb", connection=1)
     ]
     (notice,) = charger.session.notices()
     assert notice.kind == "unknown-type"
@@ -618,7 +619,8 @@ def test_a_private_type_reaches_the_core_as_a_raw_asdu() -> None:
     payload = asdu(130, 3, ioa(0x7001) + bytes.fromhex("1234567890abcdef"))
     events = charger.send(payload)
     raw = [e for e in events if isinstance(e, RawAsdu)]
-    assert raw == [RawAsdu(130, 3, 1, 1, False, ioa(0x7001) + bytes.fromhex("1234567890abcdef"))]
+    objects = ioa(0x7001) + bytes.fromhex("1234567890abcdef")
+    assert raw == [RawAsdu(130, 3, 1, 1, False, objects, connection=1)]
 
 
 def test_one_common_address_per_connector_on_one_connection() -> None:
@@ -652,3 +654,21 @@ def test_one_common_address_per_connector_on_one_connection() -> None:
         asdu(45, 6, ioa(0x6011) + b"\x01", ca=2),
         asdu(45, 6, SC_ON),
     ]
+
+
+def test_an_answer_goes_only_on_the_connection_its_request_came_on() -> None:
+    """A settlement acknowledgement held while the store wrote must not reach the charger's next
+    connection: it names no record, and the charger resends its record there anyway."""
+    charger = up()
+    (raw,) = charger.send(asdu(132, 3, ioa(0x7101) + b"\x00"))
+    assert isinstance(raw, RawAsdu) and raw.connection == 1
+    answer = Send104Private(133, 7, ioa(0x7101) + b"\x00", connection=raw.connection)
+    charger.session.connection_lost(1.0, "peer closed")
+    again = Charger(charger.session)
+    again.connect()
+    again.read()
+    assert charger.session.send_private(answer, 2.0) is False
+    assert again.read() == []
+    fresh = Send104Private(133, 7, ioa(0x7101) + b"\x00", connection=charger.session.connection)
+    assert charger.session.send_private(fresh, 2.0) is True
+    assert again.read() == [asdu(133, 7, ioa(0x7101) + b"\x00")]
