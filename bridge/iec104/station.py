@@ -23,7 +23,9 @@ Rules
   one, and ends at the first end rule that becomes true (edges, see `bridge.iec104.logic`). The 2.0.1
   transactionId and seqNo come from the ledger; Started and Ended carry the register (Transaction.Begin
   / Transaction.End) after a counter interrogation asked for at that moment, or the last known value
-  after `meter_wait`. Charging-state changes are Updated (ChargingStateChanged); every
+  after `meter_wait`; a wait that runs out while the link is down goes on until the link returns
+  (then `meter_wait` for the counter its return brings) or `link_grace` ends: the interrogation was
+  lost with the link, and the last known value may be older than the counter when charging fell. Charging-state changes are Updated (ChargingStateChanged); every
   `SampledDataCtrlr.TxUpdatedInterval` seconds an Updated carries a meter sample (MeterValuePeriodic).
   Everything goes through the durable outbox.
 - The link. While it is down the point values are unknown; after `link_grace` seconds down the
@@ -401,6 +403,8 @@ class Station104:
         for connector in self._connectors.values():
             for event in connector.pending:
                 if event.waiting_until is not None and event.waiting_until <= now:
+                    if self._register_held(event, now):
+                        continue
                     event.waiting_until = None
                     if event.awaiting_settlement:
                         event.awaiting_settlement = False
@@ -416,6 +420,17 @@ class Station104:
             self._profile_due = None
             self._apply_profiles(now)
         self._flush()
+
+    def _register_held(self, event: Pending, now: float) -> bool:
+        """A register wait that ran out while the link is down keeps waiting, until `link_grace`
+        ends: the counter interrogation asked for was lost with the link, and the last known value
+        may be older than the charger's counter (the link's return brings it: the session
+        interrogates counters at every start)."""
+        due = self._unavailable_due
+        if event.awaiting_settlement or self._link_up or due is None or due <= now:
+            return False
+        event.waiting_until = due
+        return True
 
     def next_deadline(self) -> float | None:
         deadlines = [self.north.next_deadline(), self._unavailable_due, self._profile_due]
@@ -453,6 +468,12 @@ class Station104:
         self._unavailable_due = None
         self._missing_due = now + self.settings.points_wait
         self._written.clear()  # the charger may have restarted: write the limits again
+        wait = now + self.settings.meter_wait
+        for connector in self._connectors.values():
+            for event in connector.pending:  # held while the link was down (`_register_held`)
+                held = event.waiting_until is not None and event.waiting_until > wait
+                if held and not event.awaiting_settlement:
+                    event.waiting_until = wait
         self._apply_profiles(now)
         self._flush()
 

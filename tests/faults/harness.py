@@ -68,6 +68,9 @@ from tests.peers import now_iso as _now_iso
 
 EXECUTABLE = str(Path(sys.executable).with_name("ocpp-bridge"))
 SEED_ENV = "FAULT_SEED"
+# FAULT_TRACE_DIR=<folder>: the bridge writes its per-station traces there ([bridge] trace_dir; read
+# them with `ocpp-bridge trace`); off by default (tracing costs time and so changes a seed's timing).
+TRACE_ENV = "FAULT_TRACE_DIR"
 CHARGER_CALL_TIMEOUT = 10.0
 MESSAGE_ATTEMPTS = 3
 # A message the charger sent this long after an outage began, and whose .conf came before the CSMS was
@@ -146,10 +149,12 @@ def bridge_toml(
     iec104: Iterable[tuple[str, int]] = (),
     iec104_listen: int | None = None,
     cards: Iterable[tuple[str, str]] = (),
+    trace_dir: Path | None = None,
 ) -> str:
     lines = [
         "[bridge]",
         f'store = "{store}"',
+        *([f'trace_dir = "{trace_dir}"'] if trace_dir is not None else []),
         'health = ""',
         'log_format = "json"',
         'log_level = "info"',
@@ -1497,6 +1502,7 @@ async def run_faults(
             iec104=[(c.station_id, c.port) for c in fleet104],
             iec104_listen=listen_port,
             cards=[(c.station_id, c.serial) for c in fleet_cards],
+            trace_dir=Path(os.environ[TRACE_ENV]) if os.environ.get(TRACE_ENV) else None,
         )
     )
     bridge = BridgeProcess(config, tmp_path)
