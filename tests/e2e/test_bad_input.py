@@ -229,7 +229,11 @@ async def test_a_binary_frame_is_refused_with_1003_and_not_answered() -> None:
 
 @pytest.mark.parametrize(
     "request_line",
-    ["GET /ocpp/CS-B\u00e4D HTTP/1.1".encode(), b"GET /ocpp/\xff\xfe HTTP/1.1", b"GET /ocpp/CS BAD HTTP/1.1"],
+    [
+        "GET /ocpp/CS-B\u00e4D HTTP/1.1".encode(),
+        b"GET /ocpp/\xff\xfe HTTP/1.1",
+        b"GET /ocpp/CS BAD HTTP/1.1",
+    ],
 )
 async def test_a_request_path_websockets_cannot_read_gets_400(request_line: bytes) -> None:
     config = bridge_config("ws://127.0.0.1:9/ocpp", [{"id": STATION, "protocol": "ocpp2.0.1"}])
