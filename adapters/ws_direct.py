@@ -39,6 +39,16 @@ Rules
   extension and no fragmented send is in progress, and leaves everything else to `broadcast`.
 - Why: per request/response pair through the bridge, websockets' generator-based parser, frame objects
   and its reader task cost more CPU than the bridge's own work on the message (bench/README.md).
+- Turns (issue 17: no peer can starve the others). One `data_received` may bring 256 KiB, some 1,700
+  small frames, and everything a message causes (the driver, the core, the answer) runs synchronously
+  in the callback. So one callback hands over at most `FRAME_BUDGET` frames or `BYTE_BUDGET` bytes of
+  them on the fast path, and passes at most `PARSER_BUDGET` bytes to websockets' parser; what is left
+  is kept, in order, the connection stops reading from its socket and takes its next turn with
+  `loop.call_soon`, after the callbacks already due (other connections' reads, timers, tasks). Reading
+  resumes when what it kept holds no complete frame any more (unless the backlog or `drop` paused it).
+  Bytes that arrive meanwhile (a TLS transport may still deliver some) wait behind what is kept. At the
+  end of the stream, what is kept is handed over at once, before websockets sees the end. A closed or
+  dropped connection's kept bytes are discarded, as the socket's unread ones are.
 - `send_limits` (`SendLimits`) bound what may wait in the bridge for this peer to read: set by whoever
   made the connection (`adapters.south` from `[south]`, `adapters.north` from `[csms]`) and enforced
   by the driver that writes to it (`adapters.driver`).
@@ -82,6 +92,17 @@ OnMessage = Callable[[Message], None]
 # Messages kept before `listen`: OCPP-J allows one call in flight per direction, so a well-behaved peer
 # sends at most a few before its session starts.
 BACKLOG = 16
+
+# One turn of reading (the module rules): at most this many frames, or this many bytes of frames (the
+# frame that crosses it is the last), on the fast path; at most this many bytes to websockets' parser.
+# ~64 small OCPP frames cost the core a few ms; a read that brings more is finished in later turns.
+FRAME_BUDGET = 64
+BYTE_BUDGET = 64 << 10
+PARSER_BUDGET = 8 << 10
+
+# what `_split` stopped at: an incomplete frame that may be eligible (wait for more bytes); a frame
+# websockets must read; the turn's budget
+_WAIT, _PARSER, _SPENT = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +156,7 @@ class _DirectDelivery:
     __slots__ = (
         "_backlog",
         "_close_timer",
+        "_dropped",
         "_failed",
         "_failing",
         "_fragmented",
@@ -144,6 +166,7 @@ class _DirectDelivery:
         "_peer_masks",
         "_rest",
         "_splitting",
+        "_turn",
         "last_received",
         "ping_sent_at",
         "send_limits",
@@ -166,12 +189,15 @@ class _DirectDelivery:
         self._fragments: list[bytes] = []
         self._fragmented: Opcode | None = None
         self._failed = False
+        self._dropped = False
         self._failing: asyncio.Task[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         # whether this connection splits the incoming bytes into frames itself (else websockets'
         # parser reads them), and the start of a frame it is splitting that is not complete yet
         self._splitting = False
         self._rest: bytearray | None = None
+        # the next turn of reading, while bytes read wait for it in `_rest` (the module rules)
+        self._turn: asyncio.Handle | None = None
         # when the peer last sent a message or a pong (loop time; its own pings do not count: they
         # prove it can send, not that it reads), and when the keepalive pinged and still waits
         self.last_received = 0.0
@@ -190,6 +216,7 @@ class _DirectDelivery:
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
+        self._discard_unread()
         # websockets' `serve` gives the protocol a closure over this connection to select the
         # subprotocol: a reference cycle, so a closed connection waited for the cyclic garbage
         # collector, which the bridge's GC policy runs rarely (adapters/gc_policy). Broken here, a
@@ -208,7 +235,8 @@ class _DirectDelivery:
             self._deliver(message)
         if self._paused:
             self._paused = False
-            self.transport.resume_reading()
+            if self._turn is None:  # else reading resumes at the end of the turns
+                self.transport.resume_reading()
 
     def stop_listening(self) -> None:
         """Keep what arrives from now on (up to `BACKLOG`, then stop reading), as before `listen`."""
@@ -227,8 +255,9 @@ class _DirectDelivery:
 
     def drop(self, code: int, reason: str) -> None:
         """Close now, without waiting for the peer to read what is buffered (see the module rules)."""
-        self._failed = True
+        self._failed = self._dropped = True
         self._backlog = []
+        self._discard_unread()
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)
             self.send_data()  # type: ignore[attr-defined]
@@ -273,35 +302,97 @@ class _DirectDelivery:
             head = b"\x81\xff" + _UNSIGNED_64.pack(length)
         self.transport.write(head + mask + apply_mask(payload, mask))
 
-    # --- reading: the fast path -----------------------------------------------------------------
+    # --- reading: the fast path, in turns ----------------------------------------------------------
+
+    @property
+    def holds_unread(self) -> bool:
+        """Whether bytes read from the socket wait for this connection's next turn (module rules)."""
+        return self._turn is not None
 
     def data_received(self, data: bytes) -> None:
-        if not self._splitting:
-            if not self._at_frame_boundary():
-                self._websockets_reads(data)
-                return
-            self._splitting = True
         rest = self._rest
         if rest is None:
-            buffer: bytes | bytearray = data
-        else:
-            rest += data
-            buffer = rest
-        position, waiting = self._split(buffer)
-        if position == len(buffer):
+            self._read(data)
+            return
+        rest += data
+        if self._turn is None:  # else they wait behind what is kept, for the next turn
             self._rest = None
-        elif buffer is rest:
-            del rest[:position]
-        else:
-            self._rest = bytearray(memoryview(buffer)[position:])
-        if self._rest is not None and not waiting:
-            self._hand_over()
+            self._read(rest)
 
     def eof_received(self) -> bool | None:
+        # what is kept first, in order, then the end of the stream
+        while self._turn is not None:
+            self._turn.cancel()
+            self._turn = None
+            rest, self._rest = self._rest, None
+            if rest is not None:
+                self._read(rest)
         self._hand_over()
         answer = super().eof_received()  # type: ignore[misc]
         self._watch_close_deadline()
         return answer  # type: ignore[no-any-return]
+
+    def _read(self, buffer: bytes | bytearray) -> None:
+        """One turn's reading of `buffer` (what arrived, after what was kept): the fast path while it
+        lasts, else websockets' parser; what the budget leaves is kept for the next turn."""
+        position = 0
+        if self._splitting or self._at_frame_boundary():
+            self._splitting = True
+            position, stop = self._split(buffer)
+            if self._dropped:  # dropped meanwhile: read no more
+                return
+            if stop == _WAIT:
+                if position == len(buffer):  # the usual end of a read: every frame complete
+                    self._rest = None
+                else:
+                    self._keep(buffer, position, turn=False)
+                return
+            if stop == _SPENT:
+                self._keep(buffer, position, turn=True)
+                return
+            self._splitting = False  # websockets' parser reads from this frame on
+            if position == len(buffer):
+                self._rest = None
+                return
+        end = position + PARSER_BUDGET
+        if position == 0 and len(buffer) <= PARSER_BUDGET:
+            self._websockets_reads(buffer if type(buffer) is bytes else bytes(buffer))
+            self._keep(buffer, len(buffer), turn=False)
+            return
+        self._websockets_reads(bytes(memoryview(buffer)[position:end]))
+        if self._dropped:
+            return
+        self._keep(buffer, end, turn=end < len(buffer))
+
+    def _keep(self, buffer: bytes | bytearray, position: int, *, turn: bool) -> None:
+        """Keep `buffer` from `position` on; with `turn`, read it in the next turn, else wait for more."""
+        if position >= len(buffer):
+            self._rest = None
+        elif type(buffer) is bytearray:
+            del buffer[:position]
+            self._rest = buffer
+        else:
+            self._rest = bytearray(memoryview(buffer)[position:])
+        if turn and self._turn is None:
+            self._turn = self.loop.call_soon(self._next_turn)  # type: ignore[attr-defined]
+            self.transport.pause_reading()
+
+    def _next_turn(self) -> None:
+        self._turn = None
+        rest, self._rest = self._rest, None
+        if self.transport.is_closing():
+            return
+        if rest is not None:
+            self._read(rest)
+        if self._turn is None and not self._paused and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _discard_unread(self) -> None:
+        """Closed or dropped: what is kept is not read, as what the socket holds is not."""
+        if self._turn is not None:
+            self._turn.cancel()
+            self._turn = None
+        self._rest = None
 
     def _at_frame_boundary(self) -> bool:
         """Whether every byte from the next one on starts a frame websockets has not seen."""
@@ -315,19 +406,22 @@ class _DirectDelivery:
             waiting = waiting.gi_yieldfrom
         return waiting.gi_code is _AT_EOF  # type: ignore[no-any-return]
 
-    def _split(self, buffer: bytes | bytearray) -> tuple[int, bool]:
-        """Hand over the eligible frames at the start of `buffer`. Returns how many bytes they took,
-        and whether the bytes after them may still begin an eligible frame (then they wait for more;
-        otherwise websockets reads them)."""
+    def _split(self, buffer: bytes | bytearray) -> tuple[int, int]:
+        """Hand over the eligible frames at the start of `buffer`, within one turn's budget. Returns
+        how many bytes they took, and why it stopped: `_WAIT` (the bytes after them may still begin
+        an eligible frame: they wait for more), `_PARSER` (websockets reads them) or `_SPENT`."""
         protocol = self.protocol
         limit = protocol.max_message_size
         masked = self._peer_masks
         end = len(buffer)
         position = 0
+        frames = FRAME_BUDGET
         while True:
             open_ = protocol.state is State.OPEN and not self._failed and self._fragmented is None
             if end - position < 2:
-                return position, open_
+                return position, _WAIT if open_ else _PARSER
+            if not frames or position >= BYTE_BUDGET:
+                return position, _SPENT
             head1, head2 = buffer[position], buffer[position + 1]
             opcode = head1 & 0x0F
             if not (
@@ -336,31 +430,32 @@ class _DirectDelivery:
                 and opcode in (_TEXT, _BINARY)
                 and (head2 & 0x80 == 0x80) == masked
             ):
-                return position, False  # websockets takes it from here, complete or not
+                return position, _PARSER  # websockets takes it from here, complete or not
             length = head2 & 0x7F
             start = position + 2
             if length == 126:
                 if end < start + 2:
-                    return position, True
+                    return position, _WAIT
                 (length,) = _UNSIGNED_16.unpack_from(buffer, start)
                 start += 2
             elif length == 127:
                 if end < start + 8:
-                    return position, True
+                    return position, _WAIT
                 (length,) = _UNSIGNED_64.unpack_from(buffer, start)
                 start += 8
             if limit is not None and length > limit:
-                return position, False  # websockets fails it at once, without its payload
+                return position, _PARSER  # websockets fails it at once, without its payload
             if masked:
                 start += 4
             stop = start + length
             if end < stop:
-                return position, True  # wait for the rest of this frame
+                return position, _WAIT  # wait for the rest of this frame
             if masked:
                 payload = apply_mask(buffer[start:stop], buffer[start - 4 : start])
             else:
                 payload = bytes(buffer[start:stop])
             position = stop
+            frames -= 1
             self._message(Opcode.TEXT if opcode == _TEXT else Opcode.BINARY, payload)
 
     def _hand_over(self) -> None:

@@ -26,7 +26,14 @@ from websockets.protocol import Protocol, Side, State
 from websockets.uri import parse_uri
 from websockets.utils import accept_key
 
-from adapters.ws_direct import BACKLOG, DirectClientConnection, DirectServerConnection
+from adapters.ws_direct import (
+    BACKLOG,
+    BYTE_BUDGET,
+    FRAME_BUDGET,
+    PARSER_BUDGET,
+    DirectClientConnection,
+    DirectServerConnection,
+)
 
 HOST = "127.0.0.1"
 
@@ -109,6 +116,15 @@ def _masked(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
     return Frame(opcode, data, fin).serialize(mask=True)
 
 
+async def _settle(connection: DirectClientConnection | DirectServerConnection) -> None:
+    """Let the connection take the turns it still needs for what it read (module rules: turns)."""
+    for _ in range(100_000):
+        if not connection.holds_unread:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the connection never finished what it read")
+
+
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c for c in cuts if 0 < c < len(data)} | {0, len(data)})
     return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
@@ -176,9 +192,11 @@ async def test_every_message_arrives_whole_and_in_order_however_the_bytes_are_sp
         connection.listen(received.append)
     # the first frames may share the 101's segment
     for chunk in _chunks(response + stream, [len(response) + c for c in cuts]):
-        connection.data_received(chunk)
+        connection.data_received(chunk)  # a chunk may arrive while a turn is pending
+    await _settle(connection)
     if not listen_first:
         connection.listen(received.append)
+    await _settle(connection)
     assert connection.protocol.state is State.OPEN
     assert received == expected
     answered = [f for f in _frames_written(transport.written, by_client=True)]
@@ -315,6 +333,113 @@ async def test_reading_pauses_when_the_backlog_is_full_and_resumes_on_listen() -
     connection.data_received(_unmasked(Opcode.TEXT, b"kept"))
     connection.listen(received.append)
     assert received[-1] == "kept"
+
+
+# --- turns: one connection's read does not hold up the others (issue 17) ---------------------------
+
+
+@pytest.mark.parametrize("size", [10, 3000])
+async def test_a_read_of_many_frames_is_handed_over_a_budget_per_turn_in_order_between_others(
+    size: int,
+) -> None:
+    """Two connections each handed one read of far more frames than a turn's budget: every callback
+    hands over at most the budget, the other connection's turns come in between, every frame arrives
+    in order, and each stops reading from its socket until it has worked through what it read."""
+    log: list[tuple[str, int]] = []
+    peers = []
+    count = FRAME_BUDGET * 10 + 7
+    for name in ("A", "B"):
+        connection, transport, response = _open_client(max_size=2**20)
+        connection.data_received(response)
+
+        def listener(message: Any, name: str = name) -> None:
+            log.append((name, int(message.split()[0])))
+
+        connection.listen(listener)
+        peers.append((name, connection, transport))
+    reads = {
+        name: b"".join(
+            _unmasked(Opcode.TEXT, f"{n} ".encode().ljust(size, b"x")) for n in range(count)
+        )
+        for name, _, _ in peers
+    }
+    for name, connection, transport in peers:
+        connection.data_received(reads[name])  # one callback
+        assert 0 < len([m for m in log if m[0] == name]) <= FRAME_BUDGET
+        assert connection.holds_unread and not transport.reading
+    delivered = len(log)
+    while any(connection.holds_unread for _, connection, _ in peers):
+        await asyncio.sleep(0)  # one loop iteration: at most one turn of each connection
+        assert len(log) - delivered <= 2 * FRAME_BUDGET
+        delivered = len(log)
+    for name, _, transport in peers:
+        assert [n for peer, n in log if peer == name] == list(range(count))
+        assert transport.reading  # resumed once the backlog was done
+    # between any two batches of one connection, the other's turn ran
+    runs = [len(list(group)) for _, group in itertools.groupby(log, key=lambda m: m[0])]
+    per_turn = min(FRAME_BUDGET, BYTE_BUDGET // size + 1)
+    assert max(runs) <= per_turn
+    assert len(runs) >= 2 * (count // per_turn)
+
+
+async def test_frames_websockets_parses_are_fed_to_it_a_budget_of_bytes_per_turn() -> None:
+    connection, transport, response = _open_client()
+    received: list[Any] = []
+    connection.listen(received.append)
+    connection.data_received(response)
+    fed: list[int] = []
+    original = connection.protocol.receive_data
+
+    def spy(data: bytes) -> None:
+        fed.append(len(data))
+        original(data)
+
+    connection.protocol.receive_data = spy  # type: ignore[method-assign]
+    pings = 6000  # a ping flood: websockets answers each, so it parses them all
+    connection.data_received(
+        _unmasked(Opcode.PING, b"p") * pings + _unmasked(Opcode.TEXT, b"after")
+    )
+    assert connection.holds_unread and not transport.reading
+    await _settle(connection)
+    assert max(fed) <= PARSER_BUDGET and len(fed) > 1
+    assert received == ["after"]
+    pongs = [f for f in _frames_written(transport.written, by_client=True)]
+    assert len([f for f in pongs if f.opcode is Opcode.PONG]) == pings
+    assert transport.reading
+
+
+async def test_a_connection_dropped_between_turns_hands_over_nothing_more() -> None:
+    connection, transport, response = _open_client()
+    connection.data_received(response)
+    received: list[Any] = []
+
+    def listener(message: Any) -> None:
+        received.append(message)
+        if len(received) == FRAME_BUDGET + 3:
+            connection.drop(1008, "enough")
+
+    connection.listen(listener)
+    connection.data_received(
+        b"".join(_unmasked(Opcode.TEXT, str(n).encode()) for n in range(FRAME_BUDGET * 4))
+    )
+    await _settle(connection)
+    assert received == [str(n) for n in range(FRAME_BUDGET + 3)]
+    assert not transport.reading  # a dropped connection is read no more
+
+
+async def test_the_end_of_the_stream_comes_after_every_frame_kept_for_later_turns() -> None:
+    connection, _, response = _open_client()
+    received: list[Any] = []
+    connection.listen(received.append)
+    connection.data_received(response)
+    count = FRAME_BUDGET * 3
+    connection.data_received(
+        b"".join(_unmasked(Opcode.TEXT, str(n).encode()) for n in range(count))
+    )
+    assert connection.holds_unread
+    connection.eof_received()
+    assert received == [str(n) for n in range(count)]
+    assert not connection.holds_unread
 
 
 @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 200_000])

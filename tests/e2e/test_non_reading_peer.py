@@ -166,14 +166,24 @@ async def test_a_csms_that_never_reads_is_dropped_with_1008_and_the_other_statio
                     answer = [3, frame[1], {"currentTime": "2026-12-07T10:00:00Z"}]
                     await connection.send(json.dumps(answer))
             return
-        try:
+
+        async def flood() -> None:
             for batch in range(MAX_BATCHES * BATCH // 10):
                 for n in range(10):
                     await connection.send(_call(batch, n))
                 if batch % 10 == 9:
                     batches.set()  # the control charger's next heartbeat
-                if _dropped(bridge_ref[0], "north", "queue_full"):
-                    break
+
+        try:
+            # the flood stops as soon as the bridge dropped it, even in a send waiting for the
+            # bridge to read (it reads a dropped connection no more, nor while it works through
+            # what it read): reading the bridge's close must not wait behind that send
+            sending = asyncio.create_task(flood())
+            while not sending.done() and not _dropped(bridge_ref[0], "north", "queue_full"):
+                await asyncio.sleep(0.001)
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
             flood_close.append(await _drained_close_code(connection))  # type: ignore[arg-type]
         finally:
             flood_done.set()
