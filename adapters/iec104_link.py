@@ -24,6 +24,9 @@ Rules
 - Every link drop is logged (`iec104.link_down`) with its reason and counted by kind through
   `on_drop(kind)`: t1, testfr, sequence, bad_frame, protocol, overflow (the core's `LinkFailed`),
   peer_closed, connection_error, replaced, stopping.
+- Turns: a read is handed to the session at most `READ_BUDGET` (16 KiB, about 70 ASDUs of 22
+  points) at a time; the rest waits, in order, for the following turns of the event loop with the
+  socket's reading paused, so one charger's burst never holds up the other connections.
 - Writes never wait: what the session has to send goes to the transport at once. A peer that does not
   read fills at most the k window of command frames plus acknowledgements; the transport's buffer is
   bounded by `MAX_WRITE_BUFFER`, past which the link is dropped (`overflow`).
@@ -47,6 +50,7 @@ from bridge.iec104.southbound import LinkEvent, Send104Command, Send104Private
 RECONNECT: Final = BackoffPolicy(wait_minimum=1.0, random_range=1.0, repeat_times=5)
 WARN_AFTER: Final = 3
 MAX_WRITE_BUFFER: Final = 256 << 10
+READ_BUDGET: Final = 16 << 10  # bytes of one read handed to the session per event-loop turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +62,16 @@ class DialOut:
 
 
 class _Protocol(asyncio.Protocol):
-    """The asyncio side of one TCP connection: forwards to its link."""
+    """The asyncio side of one TCP connection: forwards to its link, `READ_BUDGET` bytes a turn."""
 
-    __slots__ = ("closed", "link", "reason", "transport")
+    __slots__ = ("_backlog", "closed", "link", "reason", "transport")
 
     def __init__(self, link: Iec104Link) -> None:
         self.link = link
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
         self.reason = "peer closed"
+        self._backlog: bytearray | None = None  # the rest of a large read, for the next turns
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a stream transport, though not an asyncio.Transport subclass under uvloop (the bridge's
@@ -74,12 +79,39 @@ class _Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.link.data_received(self, data)
+        if self._backlog is not None:
+            self._backlog += data  # behind what waits for its turn
+            return
+        if len(data) <= READ_BUDGET:
+            self.link.data_received(self, data)
+            return
+        # one large read must not hold the loop: the rest waits for later turns, unread for now
+        self._backlog = bytearray(data)
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._turn()
+
+    def _turn(self) -> None:
+        backlog = self._backlog
+        transport = self.transport
+        if backlog is None or transport is None or transport.is_closing():
+            self._backlog = None
+            return
+        chunk = bytes(backlog[:READ_BUDGET])
+        del backlog[:READ_BUDGET]
+        self.link.data_received(self, chunk)
+        if backlog and self._backlog is not None:
+            asyncio.get_running_loop().call_soon(self._turn)
+            return
+        self._backlog = None
+        if not transport.is_closing():
+            transport.resume_reading()
 
     def eof_received(self) -> bool:
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._backlog = None  # as unread bytes in the socket would be
         if exc is not None and self.reason == "peer closed":
             self.reason = f"connection error: {exc}"
         self.link.connection_lost(self)

@@ -240,3 +240,65 @@ def test_the_link_works_on_uvloop_the_bridges_default_loop() -> None:
             assert events.confirmations()[0].positive
 
     uvloop.run(scenario())
+
+
+async def test_a_large_read_is_handed_over_a_budget_per_turn_in_order() -> None:
+    """One charger's burst must not hold the event loop: READ_BUDGET bytes a turn, the socket's
+    reading paused meanwhile, every byte delivered in order."""
+    from adapters.iec104_link import READ_BUDGET, _Protocol
+
+    chunks: list[bytes] = []
+    timeline: list[str] = []
+
+    class Link:
+        def data_received(self, protocol: object, data: bytes) -> None:
+            chunks.append(data)
+            timeline.append("chunk")
+
+        def connection_lost(self, protocol: object) -> None:
+            pass
+
+    class Transport:
+        paused = False
+        pauses = 0
+
+        def pause_reading(self) -> None:
+            self.paused = True
+            self.pauses += 1
+
+        def resume_reading(self) -> None:
+            self.paused = False
+
+        def is_closing(self) -> bool:
+            return False
+
+    protocol = _Protocol(Link())  # type: ignore[arg-type]
+    transport = Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    burst = bytes(range(256)) * (5 * READ_BUDGET // 256 + 3)
+    loop = asyncio.get_running_loop()
+    ticks = 0
+
+    def tick() -> None:  # another connection's work, between the turns
+        nonlocal ticks
+        ticks += 1
+        timeline.append("other")
+        if ticks < 20:
+            loop.call_soon(tick)
+
+    loop.call_soon(tick)
+    protocol.data_received(burst)
+    assert transport.paused and len(chunks) == 1
+    protocol.data_received(b"tail")  # arrived before the pause took effect: waits its turn
+    for _ in range(50):
+        if not transport.paused:
+            break
+        await asyncio.sleep(0)
+    assert not transport.paused and transport.pauses == 1
+    assert all(len(chunk) <= READ_BUDGET for chunk in chunks)
+    assert b"".join(chunks) == burst + b"tail"
+    burst_part = "".join("c" if t == "chunk" else "o" for t in timeline)
+    assert "cc" not in burst_part.rstrip("o")  # other work ran between every two turns
+    small = len(chunks)
+    protocol.data_received(b"next")
+    assert chunks[small:] == [b"next"]  # a small read goes at once
