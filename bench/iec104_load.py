@@ -538,6 +538,10 @@ async def measure_104(ws: Any) -> dict[str, Any]:
             "iec104_restart_s": (result.get("restart") or {}).get("iec104_restart_s"),
         }
     )
+    if result["points_per_s_104"] is None and "skipped" not in result:
+        # every step lost points or was held back (the generators could not send the offer: a
+        # loaded machine), so there is no figure; say why rather than print a bare null
+        result["unmeasured"] = "no step without lost or held-back points"
     return result
 
 
