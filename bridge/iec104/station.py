@@ -216,7 +216,6 @@ class _Connector:
     stop_requested: bool = False
     meter_due: float | None = None
     register_wh: float | None = None  # the last known transaction register, kept across link loss
-    unsettled_since: float | None = None  # an Ended went without its settlement record (monotonic)
 
     def accepted_now(self, now: float) -> frozenset[CommandAction]:
         return frozenset(action for action, until in self.accepted.items() if until > now)
@@ -407,8 +406,7 @@ class Station104:
                         continue
                     event.waiting_until = None
                     if event.awaiting_settlement:
-                        event.awaiting_settlement = False
-                        connector.unsettled_since = now  # a late record is reported, not sent
+                        event.awaiting_settlement = False  # goes from the counters
                     event.register_wh = connector.register_wh
             if connector.in_tx and connector.meter_due is not None and connector.meter_due <= now:
                 connector.meter_due = self._meter_due(now)
@@ -791,6 +789,10 @@ class Station104:
                 # in the Ended's commit; the acknowledgement only after it (effects keep order)
                 self._set_meta(SETTLED_KEY, self._vendor.settled_now(record.key))
                 self._effects.append(record.ack)
+            elif self._vendor.expects_settlement(connector.evse):
+                # ended without its record (it did not come in time): a record that comes later,
+                # also after a restart, is this session's, never a session of its own
+                self._set_meta(_unsettled_key(connector.evse), transaction.transaction_id)
             self._effects.extend(self.ledger.end(transaction))
             connector.txn = None
             if not connector.in_tx and _ends_key(connector.evse) in self._meta:
@@ -933,21 +935,24 @@ class Station104:
                 self._fill(event, record)
                 self._send_pending(connector, now)
                 return
-        if connector.in_tx:
-            self._end(connector, record.stop_reason, None, self._stamp(record.ended_at), now)
-            self._fill(connector.pending[-1], record)
-            self._send_pending(connector, now)
-            return
-        if connector.unsettled_since is not None:
-            connector.unsettled_since = None
+        # a session that ended without its record comes first: a record arriving while a new
+        # transaction runs is far more likely that one's, late, than the running one's
+        unsettled = self._meta.get(_unsettled_key(connector.evse))
+        if unsettled is not None:
+            self._set_meta(_unsettled_key(connector.evse), None)
             self._report(
                 "late-settlement",
-                f"EVSE {record.evse}: a settlement record came after the Ended went without it"
-                f" (meter {record.meter_start_wh:g}..{record.meter_stop_wh:g} Wh,"
+                f"EVSE {record.evse}: a settlement record came after the Ended of {unsettled} went"
+                f" without it (meter {record.meter_start_wh:g}..{record.meter_stop_wh:g} Wh,"
                 f" amount {record.amount}); kept here, acknowledged",
             )
             self._set_meta(SETTLED_KEY, self._vendor.settled_now(record.key))
             self._effects.append(record.ack)
+            return
+        if connector.in_tx:
+            self._end(connector, record.stop_reason, None, self._stamp(record.ended_at), now)
+            self._fill(connector.pending[-1], record)
+            self._send_pending(connector, now)
             return
         self._session_from_record(connector, record, now)
 
@@ -1876,6 +1881,10 @@ def _decode(rule: MonitoringRule, raw: bool | int | float | None) -> Value | Non
 
 def _ends_key(evse: int) -> str:
     return f"ends:{evse}"
+
+
+def _unsettled_key(evse: int) -> str:
+    return f"unsettled:{evse}"
 
 
 def _remote_key(evse: int) -> str:

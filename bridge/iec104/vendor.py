@@ -28,7 +28,10 @@ Rules
   the last `SETTLED_KEPT` settled ones is a repeat (the acknowledgement was lost with the link): it is
   acknowledged again and changes nothing. The key is stored (table `meta`, key `settled`) in the same
   commit as the Ended the record produced, and the acknowledgement is an effect after that commit:
-  the charger hears "stored" only once the record is durable.
+  the charger hears "stored" only once the record is durable. An Ended that went without its record
+  (it did not come within `settlement_wait`) leaves a durable mark (meta `unsettled:<evse>`): the
+  record that comes later, also after a restart, is reported as late and acknowledged, never taken
+  for a session of its own.
 - An answer goes only on the connection its request came on (`RawAsdu.connection` →
   `Send104Private.connection`): an acknowledgement held while the store wrote, whose connection
   dropped meanwhile, is not sent on the charger's next connection (it does not say which record it

@@ -105,3 +105,38 @@ def test_a_stop_card_stores_nothing() -> None:
     swipe(bench)  # in a transaction: the card that stops it
     assert len(answers(bench)) == 2
     assert "card:1" not in bench.store["meta"]
+
+
+def settlement(card: str = CARD, start: int = 100_000, stop: int = 100_100) -> RawAsdu:
+    """Settlement record (132, COT 3) on connector 1: card, two CP56 times, meters, amount, reason."""
+    times = bytes.fromhex("0000000a270c1a00001e0a270c1a")
+    numbers = start.to_bytes(4, "little") + stop.to_bytes(4, "little") + bytes(4) + b"\x00"
+    objects = (0x7101).to_bytes(3, "little") + bytes.fromhex(card) + times + numbers
+    return RawAsdu(132, 3, 1, 1, False, objects)
+
+
+def test_a_record_after_its_ended_went_without_it_is_late_also_after_a_restart() -> None:
+    """The fault harness's card charger (1,000-fault seeds): a session's Ended went from the
+    counters; the bridge restarted; then the record came. It belongs to that session: reported as
+    late and acknowledged, never a session of its own (which re-used the transaction and ended it
+    twice) — and the next session still starts."""
+    bench = Bench(table=TABLE)
+    bench.ready()
+    swipe(bench)
+    start_charging(bench)
+    bench.points(it(ENERGY, 100_100), sp(CHARGING, False))
+    bench.advance(31)  # no record within settlement_wait: the Ended goes from the counters
+    assert [e["eventType"] for e in bench.events()] == ["Started", "Ended"]
+    bench.restart()
+    bench.ready()
+    bench.core.handle_link_event(settlement(), bench.now)
+    bench.drain()
+    assert [e["eventType"] for e in bench.events()] == ["Started", "Ended"]
+    assert "late-settlement" in bench.report_kinds()
+    assert [p.type_id for p in bench.privates].count(133) == 1  # acknowledged
+    swipe(bench)
+    bench.points(sp(PLUG, False))
+    bench.points(sp(PLUG, True), sp(CHARGING, True))
+    bench.advance(3.5)
+    kinds = [e["eventType"] for e in bench.events()]
+    assert kinds == ["Started", "Ended", "Started"]
