@@ -35,6 +35,7 @@ from typing import Any, Final
 
 from bridge.backoff import BackoffPolicy
 from bridge.effects import Persist, Report, Side
+from bridge.iec104.vocabulary import MEASURANDS  # the 2.0.1 MeasurandEnumType, from the schemas
 from bridge.north_station import DEFAULT_HEARTBEAT, NorthSettings, NorthStation
 from bridge.rpc import Diagnostic
 
@@ -49,33 +50,6 @@ TX_POINTS: Final = (
     "DataSigned",
     "PowerPathClosed",
     "EnergyTransfer",
-)
-MEASURANDS: Final = (
-    "Current.Export",
-    "Current.Import",
-    "Current.Offered",
-    "Energy.Active.Export.Register",
-    "Energy.Active.Import.Register",
-    "Energy.Reactive.Export.Register",
-    "Energy.Reactive.Import.Register",
-    "Energy.Active.Export.Interval",
-    "Energy.Active.Import.Interval",
-    "Energy.Active.Net",
-    "Energy.Reactive.Export.Interval",
-    "Energy.Reactive.Import.Interval",
-    "Energy.Reactive.Net",
-    "Energy.Apparent.Net",
-    "Energy.Apparent.Import",
-    "Energy.Apparent.Export",
-    "Frequency",
-    "Power.Active.Export",
-    "Power.Active.Import",
-    "Power.Factor",
-    "Power.Offered",
-    "Power.Reactive.Export",
-    "Power.Reactive.Import",
-    "SoC",
-    "Voltage",
 )
 _PASSWORD: Final = re.compile(r"^[\x21-\x7e]{16,40}$")
 _MAX_INT: Final = 2**31 - 1

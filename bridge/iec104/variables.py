@@ -38,7 +38,8 @@ from bridge.iec104.rules import (
     MonitoringRule,
     StatusRule,
 )
-from bridge.owned_variables import MEASURANDS, Owned
+from bridge.iec104.vocabulary import MEASURANDS
+from bridge.owned_variables import Owned
 
 POINT_COMPONENT: Final = "Iec104Point"
 TX_UPDATED_INTERVAL: Final = ("SampledDataCtrlr", "TxUpdatedInterval")
