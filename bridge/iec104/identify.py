@@ -37,10 +37,8 @@ from bridge.iec104.apci import (
 )
 from bridge.iec104.asdu import STANDARD, TYPE_IDS, Asdu, AsduFormat, InfoObject, encode_asdu
 from bridge.iec104.registration import NeedMore, Registered, RegistrationError, RegistrationSpec
+from bridge.iec104.session import COT_ACTIVATION, GLOBAL_ADDRESS, QOI_STATION
 
-GLOBAL_ADDRESS: Final = 0xFFFF
-QOI_STATION: Final = 20
-COT_ACTIVATION: Final = 6
 MAX_ASDUS: Final = 64
 DEFAULT_TIMEOUT: Final = 30.0
 REGISTRATION_WAIT: Final = 5.0
