@@ -738,15 +738,15 @@ def _apply_environment(
             target[key] = _env_value(_SECTION_MODELS[section], key, value)
             origins[(section, key)] = _Origin(name)
         elif len(parts) == 3 and parts[0] == "STATIONS":
-            index = by_env_name.get(parts[1])
-            if index is None:
+            found = by_env_name.get(parts[1])
+            if found is None:
                 problems.append(f"environment {name}: no station's id matches {parts[1]!r}")
                 continue
             key = parts[2].lower()
             assert isinstance(stations, list)
-            model = _STATION_MODELS.get(str(stations[index].get("protocol")))
-            stations[index][key] = _env_value(model, key, value)
-            origins[("stations", index, key)] = _Origin(name)
+            model = _STATION_MODELS.get(str(stations[found].get("protocol")))
+            stations[found][key] = _env_value(model, key, value)
+            origins[("stations", found, key)] = _Origin(name)
         else:
             problems.append(
                 f"environment {name}: not of the form {ENV_PREFIX}<SECTION>__<KEY> or"

@@ -115,7 +115,11 @@ def render_document(text: str, regions: dict[str, Callable[[], str]]) -> str:
         if not pattern.search(text):
             raise MissingRegion(f"no region {name!r}")
         body = render()
-        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
+
+        def between_marks(match: re.Match[str], body: str = body) -> str:
+            return match.group(1) + body + "\n" + match.group(2)
+
+        text = pattern.sub(between_marks, text)
     return text
 
 

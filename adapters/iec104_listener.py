@@ -67,7 +67,7 @@ class _Pending(asyncio.Protocol):
         if len(listener.pending) >= MAX_PENDING:
             self._done = True
             listener.refused("overload", "too many connections waiting to be identified", self)
-            transport.abort()
+            self.transport.abort()
             return
         listener.pending.add(self)
         self.who = Identification(

@@ -93,7 +93,10 @@ class Charger104:
         self.table = table
         self.port = port or free_port()
         self.server = c104.Server(ip=HOST, port=self.port)
-        self.station = self.server.add_station(common_address=table.station.common_address)
+        station = self.server.add_station(common_address=table.station.common_address)
+        if station is None:  # c104 answers None for a common address already taken
+            raise ValueError(f"common address {table.station.common_address} is taken")
+        self.station = station
         self.points: dict[int, Any] = {}
         self.types: dict[int, str] = {}
         self.values: dict[int, Any] = {}
@@ -116,6 +119,8 @@ class Charger104:
         for rule in table.monitoring.values():
             type_name = str(rule.type_id)
             point = self.station.add_point(io_address=rule.ioa, type=getattr(c104.Type, type_name))
+            if point is None:  # c104 answers None for an address already taken
+                raise ValueError(f"IOA {rule.ioa} is taken")
             self.points[rule.ioa] = point
             self.types[rule.ioa] = type_name
             self.set(rule.ioa, initial.get(rule.ioa, 0))
@@ -123,14 +128,16 @@ class Charger104:
             if str(control.type_id) == "C_RP_NA_1":
                 continue  # c104 2.2.1 cannot send it, so the bridge never does
             select = control.mode == "select-execute"
-            point = self.station.add_point(
+            command = self.station.add_point(
                 io_address=control.ioa,
                 type=getattr(c104.Type, str(control.type_id)),
                 command_mode=c104.CommandMode.SELECT_AND_EXECUTE
                 if select
                 else c104.CommandMode.DIRECT,
             )
-            point.on_receive(callable=self._on_command)
+            if command is None:  # c104 answers None for an address already taken
+                raise ValueError(f"IOA {control.ioa} is taken")
+            command.on_receive(callable=self._on_command)
 
     # --- c104's receive thread ----------------------------------------------------------------
 

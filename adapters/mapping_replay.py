@@ -365,7 +365,8 @@ class Replay:
 
     def _answer(self, message_id: str, action: str, payload: dict[str, Any]) -> None:
         stamp = datetime.fromtimestamp(self.wall(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        answer = _ANSWERS.get(action, lambda now: {})(stamp)
+        answering = _ANSWERS.get(action)
+        answer = answering(stamp) if answering is not None else {}
         if action == "Authorize":
             token = payload.get("idToken", {}).get("idToken", "")
             answer = {"idTokenInfo": {"status": self.token_status.get(token, "Accepted")}}

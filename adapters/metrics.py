@@ -484,7 +484,7 @@ class BridgeMetrics:
 
     def iec104_link(self, state: str | None = None) -> LinkState:
         connected = self.stations_connected.labels(Side.SOUTH.value, "iec104")
-        return LinkState(self.iec104_links, state, connected)  # type: ignore[arg-type]
+        return LinkState(self.iec104_links, state, connected)
 
     def diagnostic(self, side: Side, kind: str, fields: dict[str, object]) -> None:
         """Count a core diagnostic that has a series (late answers, resends); others are only logged."""

@@ -430,10 +430,10 @@ class Runtime:
         """
         depth = 0
         oldest: float | None = None
-        cores = [host.core for host in self._translated.values()]
-        cores += [host.core for host in self._iec104_hosts.values()]
-        for core in cores:
-            outbox = core.north.outbox
+        norths = [host.core.north for host in self._translated.values()]
+        norths += [host.core.north for host in self._iec104_hosts.values()]
+        for north in norths:
+            outbox = north.outbox
             depth += len(outbox)
             queued_at = outbox.oldest_queued_at()
             if queued_at is not None and (oldest is None or queued_at < oldest):
@@ -487,9 +487,9 @@ class Runtime:
 
     def csms_up(self) -> int:
         """Stations connected to the CSMS now."""
-        cores = [host.core for host in self._translated.values()]
-        cores += [host.core for host in self._iec104_hosts.values()]
-        up = sum(1 for core in cores if core.north.online)
+        norths = [host.core.north for host in self._translated.values()]
+        norths += [host.core.north for host in self._iec104_hosts.values()]
+        up = sum(1 for north in norths if north.online)
         translated = self._translated.keys() | self._iec104_hosts.keys()
         return up + sum(
             1

@@ -190,7 +190,9 @@ class SouthServer:
 
     # --- connection ---------------------------------------------------------------------------
 
-    async def _serve(self, connection: DirectServerConnection) -> None:
+    async def _serve(self, connection: ServerConnection) -> None:
+        # every connection is one (`create_connection=DirectServerConnection` in `start`)
+        assert isinstance(connection, DirectServerConnection)
         assert connection.request is not None
         self._keepalive.watch(connection)
         connection.send_limits = self._send_limits

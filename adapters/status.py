@@ -48,6 +48,8 @@ from bridge.effects import Side
 
 if TYPE_CHECKING:
     from adapters.runtime import Runtime
+    from bridge.iec104.station import Station104
+    from bridge.v16.core import Station16
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -339,7 +341,7 @@ def _energy(transaction_start_wh: float | None, tracked: _Transaction | None) ->
 
 def _station_row(runtime: Runtime, station: Any, loop_now: float) -> dict[str, Any]:
     activity = runtime.activities.get(station.id)
-    core = None
+    core: Station104 | Station16 | None = None
     charger: dict[str, Any] = {}
     host104 = runtime.iec104_hosts.get(station.id)
     translated = runtime.translated_hosts.get(station.id)

@@ -69,19 +69,22 @@ Rules
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import secrets
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.connection import Connection
+from websockets.asyncio.messages import Assembler
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Side, State
-from websockets.speedups import apply_mask  # type: ignore[attr-defined]
+from websockets.speedups import apply_mask
 from websockets.streams import StreamReader
 
 from adapters.logs import get_logger
@@ -148,7 +151,15 @@ class _NoRecv:
 _NO_RECV = _NoRecv()
 
 
-class _DirectDelivery:
+if TYPE_CHECKING:
+    # what the mixin finds in the websockets class it mixes into (at run time: nothing, so the
+    # mixin's methods come first and call websockets' through `super()`)
+    _WebsocketsConnection = Connection
+else:
+    _WebsocketsConnection = object
+
+
+class _DirectDelivery(_WebsocketsConnection):
     """The read and write sides shared by both connection classes (a mixin before websockets' class)."""
 
     # Slots, not the instance dict: websockets' connection has so many attributes that ten more
@@ -172,16 +183,10 @@ class _DirectDelivery:
         "send_limits",
     )
 
-    # set by __init__ of the websockets class this mixes into
-    protocol: Any
-    transport: Any
-    drain_waiters: Any
-    recv_messages: Any
-
     def _direct_init(self) -> None:
         # a list rather than websockets' deque (600 bytes empty): it holds a waiter only while a
         # write waits for the buffer to drain
-        self.drain_waiters = []
+        self.drain_waiters = cast("collections.deque[asyncio.Future[None]]", [])
         self._on_message: OnMessage | None = None
         self._backlog: list[Message] = []
         self._paused = False
@@ -207,12 +212,12 @@ class _DirectDelivery:
         self.send_limits = DEFAULT_SEND_LIMITS
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
-        self.recv_messages = _NO_RECV
-        self.last_received = self.loop.time()  # type: ignore[attr-defined]
+        super().connection_made(transport)
+        self.recv_messages = cast(Assembler, _NO_RECV)
+        self.last_received = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)  # type: ignore[misc]
+        super().connection_lost(exc)
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
@@ -250,7 +255,7 @@ class _DirectDelivery:
         if self.protocol.state is not State.OPEN:
             return False
         self.protocol.send_ping(b"")
-        self.send_data()  # type: ignore[attr-defined]
+        self.send_data()
         return True
 
     def drop(self, code: int, reason: str) -> None:
@@ -260,14 +265,14 @@ class _DirectDelivery:
         self._discard_unread()
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)
-            self.send_data()  # type: ignore[attr-defined]
+            self.send_data()
         if not self._paused and not self.transport.is_closing():
             # what it sends from now on is not read: a flood costs the loop nothing more
             self._paused = True
             self.transport.pause_reading()
-        if self.close_deadline is None:  # type: ignore[attr-defined]
-            timeout = self.close_timeout or 0.0  # type: ignore[attr-defined]
-            self.close_deadline = self.loop.time() + timeout  # type: ignore[attr-defined]
+        if self.close_deadline is None:
+            timeout = self.close_timeout or 0.0
+            self.close_deadline = self.loop.time() + timeout
         self._watch_close_deadline()
 
     def write_text(self, text: str) -> None:
@@ -278,10 +283,10 @@ class _DirectDelivery:
             protocol.state is not State.OPEN
             or protocol.extensions
             or protocol.expect_continuation_frame
-            or self.send_in_progress is not None  # type: ignore[attr-defined]
+            or self.send_in_progress is not None
             or self.transport.is_closing()
         ):
-            broadcast((self,), text)  # type: ignore[arg-type]
+            broadcast((self,), text)
             return
         payload = text.encode()
         length = len(payload)
@@ -319,7 +324,7 @@ class _DirectDelivery:
             self._rest = None
             self._read(rest)
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         # what is kept first, in order, then the end of the stream
         while self._turn is not None:
             self._turn.cancel()
@@ -328,9 +333,8 @@ class _DirectDelivery:
             if rest is not None:
                 self._read(rest)
         self._hand_over()
-        answer = super().eof_received()  # type: ignore[misc]
+        super().eof_received()
         self._watch_close_deadline()
-        return answer  # type: ignore[no-any-return]
 
     def _read(self, buffer: bytes | bytearray) -> None:
         """One turn's reading of `buffer` (what arrived, after what was kept): the fast path while it
@@ -374,7 +378,7 @@ class _DirectDelivery:
         else:
             self._rest = bytearray(memoryview(buffer)[position:])
         if turn and self._turn is None:
-            self._turn = self.loop.call_soon(self._next_turn)  # type: ignore[attr-defined]
+            self._turn = self.loop.call_soon(self._next_turn)
             self.transport.pause_reading()
 
     def _next_turn(self) -> None:
@@ -401,10 +405,10 @@ class _DirectDelivery:
             return False
         if protocol.reader.buffer:
             return False
-        waiting = protocol.parser
+        waiting: Any = protocol.parser  # a generator: its frames are not typed
         while waiting.gi_yieldfrom is not None:
             waiting = waiting.gi_yieldfrom
-        return waiting.gi_code is _AT_EOF  # type: ignore[no-any-return]
+        return waiting.gi_code is _AT_EOF
 
     def _split(self, buffer: bytes | bytearray) -> tuple[int, int]:
         """Hand over the eligible frames at the start of `buffer`, within one turn's budget. Returns
@@ -466,7 +470,7 @@ class _DirectDelivery:
             self._websockets_reads(bytes(rest))
 
     def _websockets_reads(self, data: bytes) -> None:
-        super().data_received(data)  # type: ignore[misc]
+        super().data_received(data)
         self._watch_close_deadline()
 
     def _watch_close_deadline(self) -> None:
@@ -474,10 +478,10 @@ class _DirectDelivery:
         a coroutine awaiting `recv()` or `close()` enforces it; nobody does here, so a timer does:
         a peer that sends its close frame and then neither reads nor closes the TCP connection would
         otherwise hold the connection (and its station's session) for as long as it likes."""
-        deadline = self.close_deadline  # type: ignore[attr-defined]
+        deadline = self.close_deadline
         if deadline is None or self._close_timer is not None:
             return
-        self._close_timer = self.loop.call_at(deadline, self._close_deadline_passed)  # type: ignore[attr-defined]
+        self._close_timer = self.loop.call_at(deadline, self._close_deadline_passed)
 
     def _close_deadline_passed(self) -> None:
         if self.protocol.state is not State.CLOSED:
@@ -489,8 +493,8 @@ class _DirectDelivery:
         # Handshake events (the Request or the Response) and control frames go to websockets.
         if not isinstance(event, Frame) or event.opcode not in _DATA:
             if isinstance(event, Frame) and event.opcode is Opcode.PONG:
-                self.last_received = self.loop.time()  # type: ignore[attr-defined]
-            super().process_event(event)  # type: ignore[misc]
+                self.last_received = self.loop.time()
+            super().process_event(event)
             return
         if self._failed:
             return
@@ -515,7 +519,7 @@ class _DirectDelivery:
     def _message(self, opcode: Opcode, data: bytes) -> None:
         if self._failed:
             return
-        self.last_received = self.loop.time()  # type: ignore[attr-defined]
+        self.last_received = self.loop.time()
         if opcode is not Opcode.TEXT:
             self._fail(CloseCode.UNSUPPORTED_DATA, "OCPP-J messages are text frames")
             return
@@ -553,7 +557,7 @@ class _DirectDelivery:
         # websockets' own sequence in `recv()` for a message it cannot decode: fail the protocol in
         # its send context, which writes the close frame and enforces the close timeout.
         with contextlib.suppress(ConnectionClosed):
-            async with self.send_context():  # type: ignore[attr-defined]
+            async with self.send_context():
                 self.protocol.fail(code, reason)
 
 

@@ -1,0 +1,3 @@
+from ocpp.charge_point import ChargePoint as _ChargePoint
+
+class ChargePoint(_ChargePoint): ...
