@@ -12,6 +12,7 @@ import pytest
 from adapters.schemas import OfficialSchemas
 from bridge.errors import BridgeMisuse, OcppVersion
 from bridge.schema import PayloadKind
+from bridge.v16 import core
 from bridge.v16.actions import (
     CHARGER_ACTIONS,
     CSMS_ACTIONS,
@@ -71,6 +72,21 @@ def test_every_csms_action_has_a_treatment() -> None:
     all_201 = SCHEMAS.actions(V201)
     assert set(CSMS_ACTIONS) == (all_201 - STATION_INITIATED) | BOTH_WAYS
     assert len(CSMS_ACTIONS) == 40
+
+
+def test_dispatch_tables_are_the_documented_tables() -> None:
+    """The core dispatches on its own handler tables; the docs render `CSMS_ACTIONS` and
+    `CHARGER_ACTIONS`. A CSMS action the table calls translated or emulated must have a handler
+    (else `_csms_call` fails it with a KeyError, reported as a translation failure), and one
+    answered by the bridge or refused must not (it would never be reached); every charger action
+    the table lists has a handler, and no other (a handler missing from the table is undocumented)."""
+    handled = {
+        action
+        for action, entry in CSMS_ACTIONS.items()
+        if entry.treatment in (Treatment.TRANSLATED, Treatment.EMULATED)
+    }
+    assert set(core._CSMS_HANDLERS) == handled
+    assert set(core._CHARGER_HANDLERS) == set(CHARGER_ACTIONS)
 
 
 def test_every_charger_action_has_a_treatment() -> None:
