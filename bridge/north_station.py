@@ -15,7 +15,9 @@ Rules
   (B03.FR.08).
 - The owner may send a BootNotification itself (`boot`, when the charger below rebooted): it goes at once
   and its answer updates the registration like the station's own.
-- Heartbeat (G02): the station's own, every `interval` of the accepted BootNotification while registered.
+- Heartbeat (G02): the station's own, every `heartbeat_interval` while registered (the accepted
+  BootNotification's interval, or the HeartbeatInterval the CSMS set): counted from the last heartbeat, so
+  a changed interval applies at once. `call_timeout` (MessageTimeout) may change too, from the next CALL.
 - Connector status (G01, F06): `report_status` keeps the newest status per (evse, connector). A status
   the CSMS has not acknowledged on this connection (CALLRESULT) is sent, and sent again until it is: a
   CALLERROR is retried like an outbox entry (after `message_attempt_interval` × attempts, at most
@@ -199,7 +201,7 @@ class NorthStation:
         self.heartbeat_interval = DEFAULT_HEARTBEAT
         self._boot_in_flight = False
         self._boot_due: float | None = None
-        self._heartbeat_due: float | None = None
+        self._heartbeat_since: float | None = None  # the interval counts from here
         self._rejected = False  # the CSMS's last answer to a BootNotification was Rejected
         self._boot_answer: str | None = None  # its status, on this connection
         self._status: dict[tuple[int, int], _Status] = {}  # the newest per connector
@@ -207,6 +209,23 @@ class NorthStation:
         self._status_in_flight: _Status | None = None
 
     # --- state ----------------------------------------------------------------------------------
+
+    @property
+    def call_timeout(self) -> float:
+        """Seconds the CSMS has to answer a CALL (MessageTimeout): a change applies from the next
+        CALL sent on."""
+        return self._endpoint.call_timeout
+
+    @call_timeout.setter
+    def call_timeout(self, seconds: float) -> None:
+        self._endpoint.call_timeout = seconds
+
+    @property
+    def _heartbeat_due(self) -> float | None:
+        """The next heartbeat: `heartbeat_interval` after the last one (or the registration), so a
+        changed interval applies at once."""
+        since = self._heartbeat_since
+        return None if since is None else since + self.heartbeat_interval
 
     @property
     def online(self) -> bool:
@@ -260,7 +279,7 @@ class NorthStation:
         self._boot_in_flight = False
         self._boot_answer = None
         self._boot_due = None
-        self._heartbeat_due = None
+        self._heartbeat_since = None
         self.outbox.connection_lost()
         if self._status_in_flight is not None:
             self._status_in_flight.resend_reason = (
@@ -319,7 +338,7 @@ class NorthStation:
 
     def _became_registered(self, now: float, *, reconnect: bool) -> list[OwnerEvent]:
         self.registered = True
-        self._heartbeat_due = now + self.heartbeat_interval
+        self._heartbeat_since = now
         self._tick(now)
         return [Registered(reconnect)]
 
@@ -489,7 +508,7 @@ class NorthStation:
         if not self.registered:
             return
         if self._heartbeat_due is not None and self._heartbeat_due <= now:
-            self._heartbeat_due = now + self.heartbeat_interval
+            self._heartbeat_since = now
             if self._room():  # else skipped: the CSMS has plenty of messages from this station
                 self._endpoint.call("Heartbeat", {}, now, context=_Own("heartbeat"))
         following = self._next_in_order() if self._room() else None

@@ -7,7 +7,8 @@ Rules
   MessageAttempts[TransactionEvent] and MessageAttemptInterval[TransactionEvent] (the outbox's retries),
   RetryBackOffWaitMinimum / RandomRange / RepeatTimes (the reconnection back-off), and
   SecurityCtrlr.BasicAuthPassword (WriteOnly: the password of every later connection, A01). The
-  configuration gives the initial values (`Defaults`); a stored value wins over it.
+  configuration gives the initial values (`Defaults`); a stored value wins over it. Every write applies
+  at once (`apply`), none needs a restart.
 - `OwnedValues.write` checks a value before keeping it: an integer within the variable's bounds, a
   password of 16 to 40 printable ASCII characters without blanks (passwordString); anything else is
   Rejected with a reason code and changes nothing. An accepted write returns the `Persist` that makes
@@ -335,9 +336,9 @@ def write(
     owned: OwnedValues, north: NorthStation, key: str, text: str, effects: list[Any]
 ) -> Written:
     """A CSMS write of an owned variable (B05): kept, made durable (its `Persist` appended to
-    `effects`), applied to the station at once; MessageTimeout answers RebootRequired, since the CSMS
-    connection's call timeout is set when the station starts. A password change is logged without its
-    value (A01.FR.11, A01.FR.12)."""
+    `effects`), applied to the station at once (`apply`: MessageTimeout from the next CALL, the
+    heartbeat counted from the last one, the outbox's next retry). A password change is logged without
+    its value (A01.FR.11, A01.FR.12) and used from the next connection."""
     written = owned.write(key, text)
     if written.persist is None:
         return written
@@ -353,14 +354,14 @@ def write(
                 ),
             )
         )
-    if key == "MessageTimeout":
-        return Written("RebootRequired", persist=written.persist)
     return written
 
 
 def apply(owned: OwnedValues, north: NorthStation) -> None:
-    """The owned values the running station uses: its heartbeat and its outbox's retries."""
+    """The owned values the running station uses: its heartbeat, its call timeout and its outbox's
+    retries (the back-off and the password are read by the adapter before every connection attempt)."""
     north.heartbeat_interval = owned.integer("HeartbeatInterval")
+    north.call_timeout = float(owned.integer("MessageTimeout"))
     north.outbox.message_attempts = owned.integer("MessageAttempts")
     north.outbox.attempt_interval = float(owned.integer("MessageAttemptInterval"))
 

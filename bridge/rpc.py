@@ -200,6 +200,15 @@ class RpcEndpoint:
         return self._outstanding
 
     @property
+    def call_timeout(self) -> float:
+        return self._call_timeout
+
+    @call_timeout.setter
+    def call_timeout(self, seconds: float) -> None:
+        """From the next CALL sent on; the outstanding one keeps its deadline."""
+        self._call_timeout = seconds
+
+    @property
     def queued(self) -> int:
         """Calls waiting behind the outstanding one."""
         return len(self._queue)
