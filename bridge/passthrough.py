@@ -16,6 +16,13 @@ Rules
   answer is forwarded whenever it comes (answering InternalError made the charger resend, and the CSMS
   processed both). When the CSMS has not answered for `late_answer_wait` more seconds, its connection is
   given up: both connections are closed, as when the CSMS connection is lost.
+- The same the other way (CSMS → charger): while the charger's connection is up, a CALL it has not
+  answered within `charger_call_timeout` stays outstanding and its late answer is forwarded to the CSMS
+  whenever it comes (counted as a late answer on the south side). Bounded: one CALL outstanding toward
+  the charger, at most `max_queued` waiting behind it (more are answered GenericError), and after
+  `late_answer_wait` more seconds the CSMS is answered `InternalError` and the next CALL goes; the charger's
+  connection stays (a firmware that never answers one action must not lose its link), and an answer
+  after that is dropped as a late-response.
 - With `naive_times_as_utc`, date-times without a UTC offset from the CSMS are read as UTC and forwarded
   with `Z` (`bridge.naive_times`), instead of failing the charger's call or being refused.
 - Connections follow each other (part 4 §6.3): when the charger's connection goes, the CSMS connection is
@@ -74,6 +81,8 @@ class PassThroughStation:
                 new_message_id,
                 call_timeout=charger_call_timeout,
                 max_queued=max_queued,
+                late_answer_wait=late_answer_wait,
+                late_then_fail=True,
                 peer=Sender.CHARGER,
             ),
             Side.NORTH: RpcEndpoint(

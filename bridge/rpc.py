@@ -13,8 +13,9 @@ Rules
   usual (with a "late-answer" diagnostic), and nothing is resent on this connection. Only when no answer
   came for `late_answer_wait` more seconds is the connection given up: `Unresponsive`, then the endpoint
   goes offline as with `go_offline` (the owner closes the connection; resending is for the next one).
-  Without `late_answer_wait`, the call fails at its timeout (`CallFailed` TIMEOUT) and a later answer is
-  dropped as a "late-response" diagnostic.
+  With `late_then_fail` the connection is kept instead: the call fails then (`CallFailed` TIMEOUT) and
+  the next one is sent. Without `late_answer_wait`, the call fails at its timeout (`CallFailed` TIMEOUT)
+  and a later answer is dropped as a "late-response" diagnostic.
 - Every CALL gets a fresh message id from the injected generator at the moment it is sent, so a retry of the
   same payload never reuses an id (2.0.1 part 4 §4.1.4).
 - A CALLRESULT or CALLERROR is matched to the outstanding CALL by message id only. Anything else (a late
@@ -168,10 +169,12 @@ class RpcEndpoint:
         max_queued: int = 100,
         online: bool = True,
         late_answer_wait: float | None = None,
+        late_then_fail: bool = False,
         naive_times_as_utc: bool = False,
         peer: Sender | None = None,
     ) -> None:
         self.version = version
+        self._late_then_fail = late_then_fail
         self._peer = peer
         self._naive_times_as_utc = naive_times_as_utc
         self._warned_naive = False  # this connection's first offset-less date-time was reported
@@ -441,18 +444,22 @@ class RpcEndpoint:
                 )  # from the call timeout, not when noticed
                 return [CallOverdue(request)]
             waited = self._call_timeout + self._late_answer_wait
+            if self._late_then_fail:
+                return self._time_out(request, now, f"no answer within {waited:g} s")
             given_up: list[RpcEvent] = [
                 Unresponsive(request, f"no answer to {request.action} within {waited:g} s")
             ]
             return given_up + self.go_offline()
+        return self._time_out(request, now, f"no answer within {self._call_timeout:g} s")
+
+    def _time_out(self, request: PendingCall, now: float, detail: str) -> list[RpcEvent]:
+        """The outstanding call failed for want of an answer; a later one is a late-response."""
         self._outstanding = None
         self._timed_out.append(request.message_id)
         if len(self._timed_out) > _REMEMBERED_TIMEOUTS:
             del self._timed_out[0]
         self._send_next(now)
-        return [
-            CallFailed(request, FailureReason.TIMEOUT, f"no answer within {self._call_timeout:g} s")
-        ]
+        return [CallFailed(request, FailureReason.TIMEOUT, detail)]
 
     def go_offline(self) -> list[RpcEvent]:
         """The connection is gone: fail what was sent or queued, forget what we owed."""

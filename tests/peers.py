@@ -306,10 +306,13 @@ class Charger201(ChargePoint):
     def __init__(self, station_id: str, connection: Any) -> None:
         super().__init__(station_id, connection, response_timeout=10)
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.answer_delay = 0.0  # seconds before answering GetVariables: a slow firmware
 
     @on("GetVariables")
     async def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
         self.requests.append(("GetVariables", {"get_variable_data": get_variable_data}))
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return call_result.GetVariables(
             get_variable_result=[
                 {

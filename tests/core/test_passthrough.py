@@ -116,6 +116,71 @@ class TestLateAnswersFromALiveCsms:
         assert station.effects() == []
 
 
+class TestLateAnswersFromALiveCharger:
+    """Issue 16 item 1, CSMS → charger: the bridge answered the CSMS InternalError at the charger's call
+    timeout while the charger's answer was still coming."""
+
+    @pytest.fixture
+    def station(self, schemas: OfficialSchemas, ids: Callable[[], str]) -> PassThroughStation:
+        return PassThroughStation(
+            "CS1",
+            schemas,
+            ids,
+            csms_call_timeout=30.0,
+            charger_call_timeout=20.0,
+            late_answer_wait=90.0,
+            max_queued=2,
+        )
+
+    def test_b06_a_late_charger_answer_is_forwarded_and_the_csms_never_answered_for_it(
+        self, station
+    ) -> None:
+        feed(station, NORTH, [2, "csms-1", "ClearCache", {}])
+        assert sent(station) == [(SOUTH, [2, "b1", "ClearCache", {}])]
+        station.handle_timer(20.0)
+        station.handle_timer(60.0)
+        assert sent(station) == []  # no InternalError for the CSMS, nothing sent again
+        feed(station, SOUTH, [3, "b1", {"status": "Accepted"}], now=60.05)
+        effects = station.effects()
+        frames = [(e.side, orjson.loads(e.frame)) for e in effects if isinstance(e, Send)]
+        assert frames == [(NORTH, [3, "csms-1", {"status": "Accepted"}])]
+        kinds = [(e.side, e.diagnostic.kind) for e in effects if isinstance(e, Report)]
+        assert (SOUTH, "late-answer") in kinds  # what /metrics counts as late_answers_total{south}
+
+    def test_calls_behind_a_late_one_wait_in_order(self, station) -> None:
+        feed(station, NORTH, [2, "csms-1", "ClearCache", {}])
+        feed(station, NORTH, [2, "csms-2", "ClearCache", {}])
+        assert sent(station) == [(SOUTH, [2, "b1", "ClearCache", {}])]
+        station.handle_timer(25.0)
+        assert sent(station) == []
+        feed(station, SOUTH, [3, "b1", {"status": "Accepted"}], now=26.0)
+        frames = sent(station)  # one frame per side; their order across sides means nothing
+        assert sorted(frames, key=lambda f: f[0].value) == [
+            (NORTH, [3, "csms-1", {"status": "Accepted"}]),
+            (SOUTH, [2, "b2", "ClearCache", {}]),
+        ]
+
+    def test_a_charger_that_never_answers_gets_the_csms_internal_error_and_keeps_its_link(
+        self, station
+    ) -> None:
+        feed(station, NORTH, [2, "csms-1", "ClearCache", {}])
+        feed(station, NORTH, [2, "csms-2", "ClearCache", {}])
+        station.effects()
+        station.handle_timer(20.0)
+        assert station.next_deadline() == 110.0  # charger_call_timeout + late_answer_wait
+        station.handle_timer(110.0)
+        effects = station.effects()
+        assert not [e for e in effects if isinstance(e, Close)]
+        frames = {e.side: orjson.loads(e.frame) for e in effects if isinstance(e, Send)}
+        assert frames[NORTH][:3] == [4, "csms-1", "InternalError"]
+        assert "110 s" in frames[NORTH][3]
+        assert frames[SOUTH] == [2, "b2", "ClearCache", {}]  # the next call goes
+        feed(station, SOUTH, [3, "b1", {"status": "Accepted"}], now=111.0)  # too late: dropped
+        effects = station.effects()
+        assert not [e for e in effects if isinstance(e, Send)]
+        assert [e.diagnostic.kind for e in effects if isinstance(e, Report)] == ["late-response"]
+
+
 class TestOffsetLessTimesFromTheCsms:
     """Issue 16 item 10: a CSMS sending date-times without an offset stranded every station."""
 
