@@ -1,8 +1,8 @@
 """Drives one station core: feeds it what its connections receive, carries out the effects it returns.
 
 Rules
-- The adapter loop of architecture.md: feed the core, flush its effects, re-arm one timer. The core is
-  called only from the event loop thread, never concurrently.
+- The adapter loop of docs/architecture.md: feed the core, flush its effects, re-arm one timer. The core
+  is called only from the event loop thread, never concurrently.
 - Connections are attached before any is served, so no effect finds its connection missing; `attach`
   tells the core (`connection_made`), and the end of `serve` tells it the connection is gone.
 - A `persistent` driver serves a core that outlives its connections (translated stations: the charger

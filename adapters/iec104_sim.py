@@ -26,7 +26,7 @@ Rules
   the IOA until c104 gives up after the command timeout, so the next command to that IOA (the stop
   after a start) would wait for it. Tests keep 0, the harshest timing.
 - c104 servers cannot listen on port 0: the port is found by binding a socket first (127.0.0.1 only).
-- Threads (../shared/reference/iec104-and-c104.md): the command callback runs on c104's receive thread.
+- Threads (c104 calls back on its own threads): the command callback runs on c104's receive thread.
   Its whole body is in try/except (an exception escaping it would make c104 drop the callback for good);
   it only records and hands reactions to the loop with `call_soon_threadsafe`, never transmits (that
   deadlocks the connection). Blocking c104 calls (start, stop, transmit) run in threads

@@ -11,7 +11,7 @@ Rules
   interval and of the timeout): each firing handles every connection due by then, so the pings of one
   tick are written together and their pongs come back together.
 - A link that dies is noticed within interval + timeout + 2 ticks plus the close timeout: 45 s with
-  the defaults (20 + 20 + 2 + 3), under the 60 s of reference/targets.md.
+  the defaults (20 + 20 + 2 + 3), under a minute.
 - Why: websockets runs a sleeping task per connection for this, and a ping on its own schedule: at
   10,000 stations, 1,000 pings and pongs a second, each waking the loop on its own, about a third of a
   core on these machines while nothing else happened (bench/, scale step, idle share).

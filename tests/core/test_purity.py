@@ -1,4 +1,4 @@
-"""bridge/ is the I/O-free core: no asyncio, sockets, files, clock or random ids (architecture.md).
+"""bridge/ is the I/O-free core: no asyncio, sockets, files, clock or random ids (docs/architecture.md).
 
 Scans every module's imports and a few calls; a new forbidden dependency fails here, not in review.
 """
