@@ -2,11 +2,12 @@
 
 Rules
 - `GET /health`: 200 while the process serves requests at all (liveness).
-- `GET /ready`: 200 when every readiness check passes, else 503; the body is JSON either way,
-  `{"ready": false, "checks": {"south": "listener not up", "store": "ok", ...}}`, plus `"stations":
-  {"GB104-1": "104 link not up after 3 attempts: ..."}` naming stations that cannot be reached. Those
-  do not make the bridge unready: a charger that is off is no reason for an orchestrator to restart
-  the bridge serving the others.
+- `GET /ready`: 200 when every readiness check of the bridge itself passes, else 503; the body is JSON
+  either way, `{"ready": false, "checks": {"south": "listener not up", "store": "ok", ...}, "stations":
+  {...}}`. `stations` (from the runtime's `stations_report`) counts every station (`total`, `up`,
+  `down`, `charger_side_down`, `csms_side_down`) and lists the first 100 down by id with why on each
+  side (`listed`, then `more`). Stations never make the bridge unready: a charger that is off is no
+  reason for an orchestrator to restart the bridge serving the others.
 - `GET /metrics`: the Prometheus text format of the runtime's private registry.
 - With a `status` source (`[bridge] status_page = true`): `GET /` and `GET /status` answer the status
   page (HTML), `GET /status.json` the same snapshot as JSON; the query string (`q`, `problems`,
@@ -46,8 +47,8 @@ from adapters.status import render_html
 
 # name -> None when the check passes, else the reason it does not
 Readiness = Callable[[], dict[str, str | None]]
-# station id -> why it cannot be served now (informational)
-StationProblems = Callable[[], dict[str, str]]
+# /ready's "stations": counts and the stations that are down, with why (informational)
+StationProblems = Callable[[], dict[str, Any]]
 # a URL's query string -> the status page's snapshot (`adapters.status`)
 StatusSource = Callable[[str], dict[str, Any]]
 
@@ -140,9 +141,8 @@ class HealthServer:
             "ready": ready,
             "checks": {name: reason or "ok" for name, reason in checks.items()},
         }
-        stations = self._station_problems() if self._station_problems is not None else {}
-        if stations:
-            answer["stations"] = stations
+        if self._station_problems is not None:
+            answer["stations"] = self._station_problems()
         body = orjson.dumps(answer)
         return (200 if ready else 503), "application/json", body + b"\n"
 

@@ -133,6 +133,9 @@ class CsmsConnector:
         # called with a failed attempt's kind (`ocpp_bridge_csms_connect_failures_total`)
         self.on_failure: Callable[[str], None] | None = None
         self._proxy: str | bool | None = True  # True: not looked up yet
+        # station id -> why its last attempt failed, until one succeeds (for /ready's detail); the ids
+        # are the configured stations', so this is bounded by the configuration
+        self.last_failure: dict[str, str] = {}
 
     def _proxy_for(self, url: str) -> str | None:
         """The proxy the environment names for the CSMS (websockets' own rule), looked up once: every
@@ -150,11 +153,14 @@ class CsmsConnector:
         """One paced attempt (`password`: the station's BasicAuthPassword set by the CSMS, which wins
         over the configured one). Raises CsmsUnavailable."""
         try:
-            return await self._connect(station_id, password)
+            connection = await self._connect(station_id, password)
         except CsmsUnavailable as exc:
+            self.last_failure[station_id] = exc.reason
             if self.on_failure is not None:
                 self.on_failure(exc.kind)
             raise
+        self.last_failure.pop(station_id, None)
+        return connection
 
     async def _connect(self, station_id: str, password: str | None) -> DirectClientConnection:
         await self._pacer.wait_turn()

@@ -27,6 +27,13 @@ Rules
   starts once the charger-facing listener is up, with a task sampling the event loop's lag; `stop()` turns
   /ready to 503 first (so a load balancer drains), closes the connections, then stops the endpoint. Every
   `CoreDriver` gets `metrics=self.metrics`: it counts frames and connected stations by itself.
+- Readiness: /ready's status is `readiness()` (configuration loaded, charger listener up and not
+  stopping, store open when a station needs one). Its `stations` body is `stations_report()`: every
+  station's charger side (OCPP: connected, else since when and the close code; 104: link up, else the
+  last drop reason or failed attempts) and CSMS side (connected, else the last connect failure;
+  registered: the CSMS's answer to the BootNotification when it is not Accepted), counted over all
+  stations, the first `MAX_LISTED_STATIONS` down listed by id. A pass-through station's registration
+  is known only with the status page on (its frames are read only then).
 """
 
 from __future__ import annotations
@@ -68,6 +75,8 @@ from bridge.passthrough import PassThroughStation
 from bridge.v16.device_model import ConfigTable
 
 SUPPORTED_PROTOCOLS = frozenset({"ocpp2.0.1", "ocpp1.6", "iec104"})
+# /ready lists at most this many stations that are down (the counts cover all of them)
+MAX_LISTED_STATIONS = 100
 
 
 class StationTables:
@@ -157,6 +166,10 @@ def bind_reason(exc: OSError) -> str:
     return str(exc)
 
 
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def _more_lenient(a: LinkParameters, b: LinkParameters) -> LinkParameters:
     """Timers for a dial-in connection before it is known which table applies: the longest of each."""
     return LinkParameters(
@@ -206,6 +219,10 @@ class Runtime:
             else {}
         )
         self.started_wall: float | None = None
+        # OCPP station id -> how its charger's last connection ended (for /ready's detail)
+        self._charger_left: dict[str, str] = {}
+        # pass-through stations whose CSMS connection is open now
+        self._passthrough_north: set[str] = set()
 
     async def start(self) -> None:
         """Start everything. A port that cannot be bound raises ConfigError (one line: which key,
@@ -340,7 +357,7 @@ class Runtime:
             address,
             self.metrics,
             self.readiness,
-            self.iec104_problems,
+            self.stations_report,
             status=self.status if self.config.bridge.status_page else None,
         )
         try:
@@ -457,6 +474,108 @@ class Runtime:
             if host.link.problem is not None
         }
 
+    def station_problems(
+        self, station: Any, chargers: Mapping[str, object]
+    ) -> tuple[str | None, str | None]:
+        """(why the charger side is not up, why the CSMS side is not up) for one station; None where
+        that side is up. `chargers`: the OCPP chargers connected now (`chargers_connected`)."""
+        last_failure = self._connector.last_failure if self._connector is not None else {}
+        host104 = self._iec104_hosts.get(station.id)
+        charger: str | None = None
+        if host104 is not None:
+            link = host104.link
+            if not link.is_up:
+                if link.problem is not None:
+                    charger = link.problem
+                elif link.failed_attempts and link.last_drop is not None:
+                    charger = (
+                        f"104 link not up after {link.failed_attempts} attempt(s): {link.last_drop}"
+                    )
+                elif link.last_drop is not None:
+                    charger = f"104 link down: {link.last_drop}"
+                elif station.dial == "in":
+                    charger = "104 link not up: the charger has not dialled in"
+                else:
+                    charger = "104 link not up yet (connecting)"
+            north = host104.core.north
+        else:
+            if station.id not in chargers:
+                charger = "charger not connected" + (
+                    f" ({left})"
+                    if (left := self._charger_left.get(station.id))
+                    else " since the start"
+                )
+            translated = self._translated.get(station.id)
+            if translated is None:  # pass-through: the CSMS connection follows the charger's
+                if station.id in self._passthrough_north:
+                    activity = self.activities.get(station.id)
+                    boot = activity.boot if activity is not None else None
+                    if boot is not None and boot != "Accepted":
+                        return charger, f"boot not accepted (CSMS answered {boot})"
+                    return charger, None
+                failure = last_failure.get(station.id)
+                if failure is not None:
+                    return charger, f"CSMS not connected: {failure}"
+                return charger, (
+                    "CSMS not connected (opened when the charger connects)"
+                    if charger is not None
+                    else "CSMS not connected yet"
+                )
+            north = translated.core.north
+            if north.identity is None and not north.online:
+                failure = last_failure.get(station.id)
+                return charger, (
+                    f"CSMS not connected: {failure}"
+                    if failure is not None
+                    else "CSMS not connected (opened once the charger has booted)"
+                )
+        if not north.online:
+            failure = last_failure.get(station.id)
+            return charger, "CSMS not connected" + (f": {failure}" if failure is not None else "")
+        boot = north.boot_status
+        if boot != "Accepted":
+            return charger, (
+                "boot not accepted yet (BootNotification sent)"
+                if boot == "sent"
+                else "boot not accepted yet (nothing to register with)"
+                if boot == "not sent"
+                else f"boot not accepted (CSMS answered {boot})"
+            )
+        return charger, None
+
+    def stations_report(self) -> dict[str, Any]:
+        """/ready's `stations`: counts over every station and the first `MAX_LISTED_STATIONS` that
+        are down (by id), each with why on each side. Informational: it never makes /ready 503."""
+        chargers = self.chargers_connected
+        listed: list[dict[str, Any]] = []
+        down = charger_down = csms_down = 0
+        for station in sorted(self.config.stations, key=lambda s: s.id):
+            charger, csms = self.station_problems(station, chargers)
+            if charger is None and csms is None:
+                continue
+            down += 1
+            charger_down += charger is not None
+            csms_down += csms is not None
+            if len(listed) < MAX_LISTED_STATIONS:
+                listed.append(
+                    {
+                        "id": station.id,
+                        "protocol": station.protocol,
+                        "charger": charger,
+                        "csms": csms,
+                    }
+                )
+        total = len(self.config.stations)
+        return {
+            "total": total,
+            "up": total - down,
+            "down": down,
+            "charger_side_down": charger_down,
+            "csms_side_down": csms_down,
+            "listed": listed,
+            "more": down - len(listed),
+        }
+
     @property
     def connected_stations(self) -> list[str]:
         return sorted(self._south.connected) if self._south is not None else []
@@ -502,10 +621,15 @@ class Runtime:
             self._stations_started.wait()
         )  # a charger quicker than the start waits for its station
         host = self._translated.get(station.id)
-        if host is not None:
-            await host.serve_south(south)
-        else:
-            await self._serve_passthrough(station, south)
+        try:
+            if host is not None:
+                await host.serve_south(south)
+            else:
+                await self._serve_passthrough(station, south)
+        finally:
+            self._charger_left[station.id] = (
+                f"disconnected at {_utc_now()}, close code {south.close_code}"
+            )
 
     async def _serve_passthrough(self, station: OcppStation, south: DirectServerConnection) -> None:
         assert self._connector is not None and self._schemas is not None
@@ -519,6 +643,7 @@ class Runtime:
             await south.close(CLOSE_TRY_AGAIN_LATER, "CSMS unavailable")
             return
         logs[Side.NORTH].info("csms.connected")
+        self._passthrough_north.add(station.id)
         core = PassThroughStation(
             station.id,
             self._schemas,
@@ -542,5 +667,6 @@ class Runtime:
                 group.create_task(driver.serve(Side.SOUTH))
                 group.create_task(driver.serve(Side.NORTH))
         finally:
+            self._passthrough_north.discard(station.id)
             await north.close()
             logs[Side.NORTH].info("csms.disconnected", code=north.close_code)

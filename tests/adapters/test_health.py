@@ -154,6 +154,15 @@ async def test_a_booted_charger_shows_in_health_ready_and_metrics() -> None:
                 assert ready.json() == {
                     "ready": True,
                     "checks": {"config": "ok", "south": "ok", "store": "ok"},
+                    "stations": {
+                        "total": 1,
+                        "up": 1,
+                        "down": 0,
+                        "charger_side_down": 0,
+                        "csms_side_down": 0,
+                        "listed": [],
+                        "more": 0,
+                    },
                 }
 
                 samples = await scrape(bridge)
