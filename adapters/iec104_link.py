@@ -17,7 +17,8 @@ Rules
   table's t0 is an attempt failed; attempts are retried after `RECONNECT` back-off (1 s doubling to
   32 s, plus up to 1 s of random jitter) and the count starts over once the link came up. After
   `WARN_AFTER` failed attempts in a row the link logs `iec104.unreachable` (a warning) and `problem`
-  says why, for `/ready`'s detail.
+  says why, for `/ready`'s detail. `stop_dialing` (the bridge stopping) ends a back-off wait or an
+  attempt under way at once: no connection line after `bridge.stopping`.
 - Dial-in: `attach` takes a connection the listener (`adapters.iec104_listener`) identified; a
   connection already attached is closed first (the listener applies the duplicate policy).
 - TLS (both directions) is the `ssl.SSLContext` given; the handshake is part of connecting.
@@ -42,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+from adapters.stopping import Stopped, unless_stopped
 from bridge.backoff import BackoffPolicy
 from bridge.iec104.apci import ApciLink
 from bridge.iec104.session import LinkNotice, Session104
@@ -149,6 +151,7 @@ class Iec104Link:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stopping = False
+        self._no_more_dials = asyncio.Event()  # `stop_dialing`
         self.failed_attempts = 0
         self._came_up = False
         self.problem: str | None = None  # why the link is not up, once that is worth a warning
@@ -185,18 +188,18 @@ class Iec104Link:
                 self._close(protocol, "stopping", "bridge stopping")
             self._cancel_timer()
 
+    def stop_dialing(self) -> None:
+        """Dial-out: no more attempts (the bridge is stopping): a back-off wait or an attempt under
+        way ends at once; a link that is up stays up until `run` is cancelled."""
+        self._no_more_dials.set()
+
     async def _dial_forever(self, dial: DialOut) -> None:
         attempt = 0
-        while True:
+        while not self._no_more_dials.is_set():
             try:
-                async with asyncio.timeout(self._connect_timeout):
-                    _, protocol = await self._loop.create_connection(
-                        lambda: _Protocol(self),
-                        dial.host,
-                        dial.port,
-                        ssl=dial.ssl,
-                        server_hostname=dial.server_hostname if dial.ssl is not None else None,
-                    )
+                _, protocol = await unless_stopped(self._no_more_dials, self._dial(dial))
+            except Stopped:
+                return
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 reason = str(exc) or type(exc).__name__
                 if isinstance(exc, TimeoutError):
@@ -211,7 +214,22 @@ class Iec104Link:
                 if not self._came_up:
                     self._attempt_failed(dial, self.last_drop or "closed before data transfer")
             attempt = 0 if self.failed_attempts == 0 else attempt + 1
-            await asyncio.sleep(RECONNECT.delay(attempt, self._rand()))
+            try:
+                await unless_stopped(
+                    self._no_more_dials, asyncio.sleep(RECONNECT.delay(attempt, self._rand()))
+                )
+            except Stopped:
+                return
+
+    async def _dial(self, dial: DialOut) -> tuple[asyncio.BaseTransport, _Protocol]:
+        async with asyncio.timeout(self._connect_timeout):
+            return await self._loop.create_connection(
+                lambda: _Protocol(self),
+                dial.host,
+                dial.port,
+                ssl=dial.ssl,
+                server_hostname=dial.server_hostname if dial.ssl is not None else None,
+            )
 
     def _attempt_failed(self, dial: DialOut, reason: str) -> None:
         self.failed_attempts += 1

@@ -330,6 +330,12 @@ class Iec104Host:
         finally:
             self._north = None
 
+    def stop_reconnecting(self) -> None:
+        """The bridge is stopping: no more CSMS connection attempts nor 104 dials (what is up stays up
+        until `run` is cancelled)."""
+        self._north_link.stop_reconnecting()
+        self.link.stop_dialing()
+
     async def run(self) -> None:
         """Until cancelled; then the CSMS connection is closed with 1001 first, then the link."""
         self.driver.start()

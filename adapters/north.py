@@ -20,7 +20,9 @@ Rules
 - `NorthLink` keeps one station connected for good: after a failure or a loss it waits
   `BackoffPolicy.delay(attempt, random)` (OCPP-J's randomised doubling back-off; the policy read before
   every wait from `policy_of`, the station's RetryBackOff* variables, when given) and tries again; the
-  attempt count starts over after a successful connection.
+  attempt count starts over after a successful connection. `stop_reconnecting` (the bridge stopping,
+  before anything is closed) ends its waits and attempts at once: no reconnect line after
+  `bridge.stopping`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from websockets.uri import parse_uri
 from adapters.config import CsmsSection
 from adapters.keepalive import Keepalive, keepalive_options
 from adapters.south import CLOSE_TIMEOUT, send_limits
+from adapters.stopping import Stopped, unless_stopped
 from adapters.ws_direct import DirectClientConnection
 from bridge.backoff import BackoffPolicy, TokenBucket
 from bridge.errors import OcppVersion
@@ -212,7 +215,9 @@ class CsmsConnector:
 
 
 class NorthLink:
-    """Keeps one station's CSMS connection up, with back-off between attempts."""
+    """Keeps one station's CSMS connection up, with back-off between attempts, until `stop_reconnecting`
+    (the bridge stopping): then a back-off wait or an attempt under way ends at once and, once the
+    connection (if any) ends, `run` returns without another attempt or log line about one."""
 
     def __init__(
         self,
@@ -233,23 +238,38 @@ class NorthLink:
         self._log = log
         self._rand = rand
         self.connections = 0  # successful connections so far, for tests and metrics
+        self._stopped = asyncio.Event()
+
+    def stop_reconnecting(self) -> None:
+        """No more attempts (the bridge is stopping); a connection that is up stays up until closed."""
+        self._stopped.set()
 
     async def run(self, session: Callable[[DirectClientConnection], Awaitable[None]]) -> None:
-        """Connect, run `session` until the connection ends, repeat; until cancelled."""
+        """Connect, run `session` until the connection ends, repeat; until cancelled or, after
+        `stop_reconnecting`, until the connection that is up (if any) ends."""
         attempt = 0
         first = True
-        while True:
+        while not self._stopped.is_set():
             if not first:
                 policy = self._policy_of() if self._policy_of is not None else self._policy
                 delay = policy.delay(attempt, self._rand())
                 attempt += 1
                 self._log.info("csms.reconnect_wait", delay=round(delay, 3), attempt=attempt)
-                await asyncio.sleep(delay)
+                try:
+                    await unless_stopped(self._stopped, asyncio.sleep(delay))
+                except Stopped:
+                    return
             first = False
             try:
                 password = self._password_of() if self._password_of is not None else None
-                connection = await self._connector.connect(self.station_id, password)
+                connection = await unless_stopped(
+                    self._stopped, self._connector.connect(self.station_id, password)
+                )
+            except Stopped:
+                return
             except CsmsUnavailable as exc:
+                if self._stopped.is_set():
+                    return
                 self._log.warning("csms.connect_failed", reason=exc.reason, status=exc.status)
                 continue
             attempt = 0

@@ -5,7 +5,9 @@ Rules
   charger-facing listener (every port, the 104 and health ones too, is bound before any station starts;
   one that cannot be is a `ConfigError` of one line, what had started is stopped again, and a charger
   connecting meanwhile waits for its station); `stop()` shuts down gracefully: the listener stops, every charger connection is
-  closed with 1001, and with it each station's CSMS connection (1001), within `shutdown_timeout`.
+  closed with 1001, and with it each station's CSMS connection (1001), within `shutdown_timeout`;
+  before anything is closed, every CSMS link and 104 dial-out stops reconnecting (no attempt, wait
+  or line about one after `bridge.stopping`).
 - Per station kind:
   - `ocpp2.0.1`: pass-through (`bridge.passthrough`). When the charger's connection is up the CSMS
     connection is opened (part 4 §6.2); if the CSMS cannot be reached the charger is closed with 1013
@@ -383,6 +385,11 @@ class Runtime:
             return
         self._stopping = True
         self._log.info("bridge.stopping")
+        # first of all, no link reconnects any more: nothing after bridge.stopping is about a new attempt
+        for host in self._translated.values():
+            host.stop_reconnecting()
+        for host104 in self._iec104_hosts.values():
+            host104.stop_reconnecting()
         try:
             await asyncio.wait_for(self._south.close(), self.config.bridge.shutdown_timeout)
         except TimeoutError:

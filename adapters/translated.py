@@ -183,6 +183,10 @@ class TranslatedStation:
         await self._driver.serve(Side.SOUTH)
         self._logs[Side.SOUTH].info("charger.disconnected", code=connection.close_code)
 
+    def stop_reconnecting(self) -> None:
+        """The bridge is stopping: no more CSMS connection attempts (the open one stays until `stop`)."""
+        self._link.stop_reconnecting()
+
     async def stop(self) -> None:
         north = self._north
         if north is not None:
