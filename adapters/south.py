@@ -5,8 +5,11 @@ Rules
   prefix is allowed (`/ocpp/CP1` is station "CP1").
 - Handshake answers, in this order: an unknown id gets HTTP 404 (part 4 §3.2); a station with a configured
   password gets 401 with a `WWW-Authenticate` challenge when the Basic credentials are missing or wrong
-  (username must be the station id, A00.FR.204/207; compared in constant time); a second connection for a
-  connected id gets 409 under the `reject` policy.
+  (username must be the station id, A00.FR.204/207; compared in constant time), logged as
+  `south.unauthorized` with the check that failed (`reason`: no Authorization header, not readable Basic
+  credentials, user name is not the station id, wrong password); a second connection for a
+  connected id gets 409 under the `reject` policy. A client certificate (`require_client_cert`) is
+  checked by the TLS handshake, before any of these.
 - Subprotocol: the station's configured protocol is selected when the charger offers it. Otherwise the
   handshake completes without a subprotocol and the connection is closed at once with 1002 (part 4 §3.2:
   "MUST complete the WebSocket handshake with a response without a Sec-WebSocket-Protocol header and then
@@ -58,6 +61,11 @@ _REALM = 'Basic realm="ocpp-bridge", charset="UTF-8"'
 # Seconds granted to a closing handshake. A dead link never completes it, so this adds to the time a
 # half-open connection takes to be noticed: ping_interval + ping_timeout + 2 s + CLOSE_TIMEOUT (45 s).
 CLOSE_TIMEOUT = 3
+# `south.unauthorized`'s reason: which check failed
+AUTH_NO_HEADER = "no Authorization header"
+AUTH_NOT_BASIC = "Authorization header is not readable Basic credentials"
+AUTH_WRONG_USER = "user name is not the station id"
+AUTH_WRONG_PASSWORD = "wrong password"
 
 
 def station_id_from_path(path: str) -> str:
@@ -160,8 +168,9 @@ class SouthServer:
         if station is None:
             log.warning("south.unknown_station", path=request.path)
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"unknown station {station_id}\n")
-        if station.password is not None and not self._authorized(station, request.headers):
-            log.warning("south.unauthorized")
+        problem = self._auth_problem(station, request.headers)
+        if problem is not None:
+            log.warning("south.unauthorized", reason=problem)
             response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "authentication required\n")
             response.headers["WWW-Authenticate"] = _REALM
             return response
@@ -173,14 +182,21 @@ class SouthServer:
         return None
 
     @staticmethod
-    def _authorized(station: OcppStation, headers: Headers) -> bool:
+    def _auth_problem(station: OcppStation, headers: Headers) -> str | None:
+        """None when the charger may connect; else which check failed (for `south.unauthorized`)."""
+        if station.password is None:
+            return None
+        if "Authorization" not in headers:
+            return AUTH_NO_HEADER
         credentials = basic_credentials(headers)
-        if credentials is None or station.password is None:
-            return False
+        if credentials is None:
+            return AUTH_NOT_BASIC
         username, password = credentials
         expected = station.password.get_secret_value().encode()
         password_ok = hmac.compare_digest(password.encode(), expected)
-        return password_ok and hmac.compare_digest(username.encode(), station.id.encode())
+        if not hmac.compare_digest(username.encode(), station.id.encode()):
+            return AUTH_WRONG_USER
+        return None if password_ok else AUTH_WRONG_PASSWORD
 
     def _select_subprotocol(self, connection: ServerConnection, subprotocols: Any) -> Any:
         station = self._stations.get(station_id_from_path(connection.request.path))  # type: ignore[union-attr]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 from ocpp.v201 import call
+from structlog.testing import capture_logs
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 from websockets.http11 import Request
@@ -42,22 +43,25 @@ async def test_unknown_station_gets_404() -> None:
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "reason"),
     [
-        {},
-        basic(STATION, "wrong-password-123456"),
-        basic("SOMEONE-ELSE", PASSWORD),
-        {"Authorization": "Bearer x"},
+        ({}, "no Authorization header"),
+        (basic(STATION, "wrong-password-123456"), "wrong password"),
+        (basic("SOMEONE-ELSE", PASSWORD), "user name is not the station id"),
+        ({"Authorization": "Bearer x"}, "Authorization header is not readable Basic credentials"),
+        ({"Authorization": "Basic !!!"}, "Authorization header is not readable Basic credentials"),
     ],
-    ids=["missing", "wrong-password", "wrong-username", "not-basic"],
+    ids=["missing", "wrong-password", "wrong-username", "not-basic", "bad-base64"],
 )
-async def test_bad_credentials_get_401_with_a_challenge(headers: dict[str, str]) -> None:
+async def test_bad_credentials_get_401_with_a_challenge(
+    headers: dict[str, str], reason: str
+) -> None:
     async with running_csms() as csms:
         config = bridge_config(
             csms.url, [{"id": STATION, "protocol": "ocpp2.0.1", "password": PASSWORD}]
         )
         async with running_bridge(config) as bridge:
-            with pytest.raises(InvalidStatus) as caught:
+            with capture_logs() as logs, pytest.raises(InvalidStatus) as caught:
                 await connect(
                     f"{south_url(bridge)}/{STATION}",
                     subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
@@ -66,6 +70,10 @@ async def test_bad_credentials_get_401_with_a_challenge(headers: dict[str, str])
             assert caught.value.response.status_code == 401
             assert caught.value.response.headers["WWW-Authenticate"].startswith("Basic ")
             assert csms.history == []
+    # the log line says which check failed (issue 18 item 11), never the password
+    [line] = [e for e in logs if e["event"] == "south.unauthorized"]
+    assert (line["reason"], line["station_id"]) == (reason, STATION)
+    assert PASSWORD not in repr(line) and "wrong-password-123456" not in repr(line)
 
 
 async def test_right_credentials_are_let_in() -> None:
