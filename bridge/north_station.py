@@ -12,7 +12,8 @@ Rules
   after the interval the CSMS gave (`boot_retry_interval` when it gave 0), never earlier (B02.FR.04). Until
   Accepted, nothing but BootNotification is sent (B02, B03); CSMS requests are still handed to the owner,
   except while the CSMS has Rejected the station: then they are answered CALLERROR SecurityError here
-  (B03.FR.08).
+  (B03.FR.08), and a GetVariables, SetVariables or GetReport beyond DeviceDataCtrlr's ItemsPerMessage or
+  BytesPerMessage, answered its CALLERROR here (`bridge.device_data.over_limit`).
 - The owner may send a BootNotification itself (`boot`, when the charger below rebooted): it goes at once
   and its answer updates the registration like the station's own.
 - Heartbeat (G02): the station's own, every `heartbeat_interval` while registered (the accepted
@@ -56,6 +57,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bridge.device_data import over_limit
 from bridge.directions import Sender
 from bridge.effects import CLOSE_GOING_AWAY, Close, Effect, Persist, Report, Send, Side
 from bridge.errors import Fault, OcppVersion, OutboundPayloadInvalid
@@ -548,7 +550,12 @@ class NorthStation:
                     "B03.FR.08: the CSMS rejected this station's BootNotification",
                 )
             elif isinstance(event, CallReceived):
-                out.append(event)
+                call = event.call
+                refused = over_limit(call.message_id, call.action, call.payload)
+                if refused is None:
+                    out.append(event)
+                else:  # B06.FR.16/17, B08.FR.17/18: beyond DeviceDataCtrlr's limits
+                    self._endpoint.reply_error(call.message_id, *refused)
             elif isinstance(event.request.context, _Own):
                 out.extend(self._own_answer(event, event.request.context, now))
             else:

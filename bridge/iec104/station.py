@@ -51,7 +51,8 @@ Rules
   its register finds the record and starts the transaction again, linked).
 - Charging profiles are evaluated here (`bridge.iec104.profiles`) and written to the table's setpoints:
   at once, at every period boundary (`next_deadline`), and again after the link returns.
-- GetVariables, SetVariables and GetBaseReport are served from `bridge.iec104.variables`, the bridge's
+- GetVariables, SetVariables, GetBaseReport and GetReport (filtered and split by `bridge.device_data`,
+  shared with 1.6 stations) are served from `bridge.iec104.variables`, the bridge's
   own variables (heartbeat, retries, back-off, BasicAuthPassword: durable, table `owned`) from
   `bridge.owned_variables`; TriggerMessage (StatusNotification, Heartbeat, MeterValues,
   TransactionEvent), GetTransactionStatus, ClearChargingProfile and GetChargingProfiles (K09: the
@@ -78,7 +79,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
-from bridge import owned_variables
+from bridge import device_data, owned_variables
 from bridge.effects import Effect, Persist, Report, Side
 from bridge.errors import BridgeMisuse, Fault, OutboundPayloadInvalid, QueueFull
 from bridge.iec104.compiled import CompiledTable
@@ -178,7 +179,6 @@ _TWINS: Final[dict[str, str]] = {
     "M_IT_NA_1": "M_IT_TB_1",
 }
 _TWIN_OF: Final = {**_TWINS, **{tagged: plain for plain, tagged in _TWINS.items()}}
-_REPORT_CHUNK: Final = 50
 MAX_POINT_PROBLEMS: Final = 256
 _RATE_UNITS: Final[tuple[RateUnit, ...]] = ("A", "W")
 
@@ -1670,20 +1670,25 @@ class Station104:
             return
         self._refresh_owned()
         data = [v.report_data(self._value_of(v)) for v in self.model if v.in_report(base)]
+        self._send_report(message_id, request["requestId"], data, now)
+
+    def _on_get_report(self, message_id: str, request: Payload, now: float) -> None:
+        """B08: componentVariable and componentCriteria as `bridge.device_data` filters them."""
+        self._refresh_owned()
+        chosen = device_data.custom_report(
+            request, self.model.variables, lambda v: v.key, self._value_of
+        )
+        data = [v.report_data(self._value_of(v)) for v in chosen]
+        self._send_report(message_id, request["requestId"], data, now)
+
+    def _send_report(
+        self, message_id: str, request_id: int, data: list[Payload], now: float
+    ) -> None:
         if not data:
             self._reply(message_id, {"status": "EmptyResultSet"})
             return
         self._reply(message_id, {"status": "Accepted"})
-        generated = self._stamp(None)
-        chunks = [data[i : i + _REPORT_CHUNK] for i in range(0, len(data), _REPORT_CHUNK)]
-        for seq_no, chunk in enumerate(chunks):
-            payload = {
-                "requestId": request["requestId"],
-                "generatedAt": generated,
-                "seqNo": seq_no,
-                "tbc": seq_no < len(chunks) - 1,
-                "reportData": chunk,
-            }
+        for payload in device_data.notify_report_parts(data, request_id, self._stamp(None)):
             if not self.north.call("NotifyReport", payload, now, ("report",), asked_for=True):
                 self.north.enqueue("NotifyReport", payload, now)  # delivered once there is room
 
@@ -1972,6 +1977,7 @@ _CSMS_HANDLERS: Final[dict[str, _Handler]] = {
     "GetVariables": Station104._on_get_variables,
     "SetVariables": Station104._on_set_variables,
     "GetBaseReport": Station104._on_get_base_report,
+    "GetReport": Station104._on_get_report,
     "GetChargingProfiles": Station104._on_get_profiles,
     "TriggerMessage": Station104._on_trigger,
     "GetTransactionStatus": Station104._on_transaction_status,

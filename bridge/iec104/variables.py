@@ -20,7 +20,8 @@ Rules
   (the bridge's own, `bridge.owned_variables`: settable ones are written there).
 - List-typed variables (OptionList, MemberList) carry their valuesList.
 - Reports: FullInventory lists every variable, ConfigurationInventory the writable ones,
-  SummaryInventory the availability states.
+  SummaryInventory the availability states; GetReport the ones its componentVariable and
+  componentCriteria select (`bridge.device_data.custom_report`, keyed by `Variable.key`).
 """
 
 from __future__ import annotations

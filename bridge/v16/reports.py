@@ -15,12 +15,11 @@ Rules
   (an attribute that is ReadWrite or WriteOnly); SummaryInventory = the bridge variables flagged `summary`
   (the availability of the station, its EVSEs and connectors: 1.6 configuration says nothing about
   them; the core serves it without asking the charger, `configuration` = {}).
-- GetReport (B08): `componentVariable` keeps entries whose component (name, and instance and evse when
-  given) and, when given, variable (name, and instance when given) match; `componentCriteria` keeps
-  components that have a variable named after one of the criteria (Active, Available, Enabled, Problem)
-  whose value is "true". Nothing left → EmptyResultSet and no NotifyReport.
-- Parts: at most `max_items` reportData each; seqNo from 0; tbc true on every part but the last; all with
-  the request's requestId and the caller's `generated_at`.
+- GetReport (B08): `componentVariable` and `componentCriteria` filter as `bridge.device_data` says (shared
+  with IEC 104 stations). Nothing left → EmptyResultSet and no NotifyReport.
+- Parts (`bridge.device_data.notify_report_parts`): at most `max_items` (ItemsPerMessage) reportData
+  each; seqNo from 0; tbc true on every part but the last; all with the request's requestId and the
+  caller's `generated_at`.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bridge import device_data
 from bridge.v16.device_model import (
     ATTRIBUTE_TYPES,
     BridgeVariable,
@@ -40,7 +40,7 @@ from bridge.v16.device_model import (
 )
 from bridge.v16.outcome import Forward, Payload
 
-DEFAULT_MAX_ITEMS = 50
+DEFAULT_MAX_ITEMS = device_data.ITEMS_PER_MESSAGE
 
 
 def get_configuration_for_report(request: Payload) -> Forward:
@@ -140,20 +140,9 @@ def _parts(
 ) -> ReportOutcome:
     if not entries:
         return ReportOutcome({"status": "EmptyResultSet"}, [])
-    size = max(1, max_items)
-    chunks = [entries[i : i + size] for i in range(0, len(entries), size)]
-    reports = []
-    for seq_no, chunk in enumerate(chunks):
-        report: Payload = {
-            "requestId": request_id,
-            "generatedAt": generated_at,
-            "seqNo": seq_no,
-            "reportData": [entry.report_data() for entry in chunk],
-        }
-        if seq_no < len(chunks) - 1:
-            report["tbc"] = True
-        reports.append(report)
-    return ReportOutcome({"status": "Accepted"}, reports)
+    data = [entry.report_data() for entry in entries]
+    parts = device_data.notify_report_parts(data, request_id, generated_at, max_items)
+    return ReportOutcome({"status": "Accepted"}, parts)
 
 
 _UNABLE = ReportOutcome({"status": "Rejected"}, [])
@@ -193,39 +182,17 @@ def custom_report(
     if configuration is None:
         return _UNABLE
     entries = collect_entries(configuration, table, bridge_variables)
-    wanted = request.get("componentVariable")
-    if wanted:
-        entries = [entry for entry in entries if any(_selects(w, entry.ref) for w in wanted)]
-    criteria = request.get("componentCriteria")
-    if criteria:
-        qualifying = {
-            _component_of(entry.ref)
-            for entry in collect_entries(configuration, table, bridge_variables)
-            if entry.ref.variable in criteria and entry.actual() == "true"
-        }
-        entries = [entry for entry in entries if _component_of(entry.ref) in qualifying]
+    entries = device_data.custom_report(request, entries, _identity, ReportEntry.actual)
     return _parts(entries, request["requestId"], generated_at, max_items)
 
 
-def _component_of(ref: VariableRef) -> tuple[str, str | None, int | None, int | None]:
-    return (ref.component, ref.component_instance, ref.evse_id, ref.connector_id)
-
-
-def _selects(selector: Payload, ref: VariableRef) -> bool:
-    component = selector["component"]
-    if component["name"] != ref.component:
-        return False
-    if "instance" in component and component["instance"] != ref.component_instance:
-        return False
-    evse = component.get("evse")
-    if evse is not None and (
-        evse["id"] != ref.evse_id
-        or ("connectorId" in evse and evse["connectorId"] != ref.connector_id)
-    ):
-        return False
-    variable = selector.get("variable")
-    if variable is None:
-        return True
-    if variable["name"] != ref.variable:
-        return False
-    return "instance" not in variable or variable["instance"] == ref.variable_instance
+def _identity(entry: ReportEntry) -> device_data.Identity:
+    ref = entry.ref
+    return (
+        ref.component,
+        ref.component_instance,
+        ref.evse_id,
+        ref.connector_id,
+        ref.variable,
+        ref.variable_instance,
+    )

@@ -777,7 +777,7 @@ class TestB06B07B08DeviceModel:
         assert bench.answer_to(message_id).payload == {"status": "Accepted"}  # type: ignore[union-attr]
         reports = bench.calls("NotifyReport")
         assert [r["seqNo"] for r in reports] == list(range(len(reports)))
-        assert reports[-1]["tbc"] is False and all(r["tbc"] for r in reports[:-1])
+        assert not reports[-1].get("tbc") and all(r["tbc"] for r in reports[:-1])
         names = {
             (d["component"]["name"], d["variable"]["name"])
             for r in reports

@@ -1,0 +1,122 @@
+"""What the device model of a translated station (1.6J and IEC 104) shares: DeviceDataCtrlr's limits,
+GetReport's filters and the NotifyReport parts (B05-B08).
+
+Rules
+- Limits (DeviceDataCtrlr, instances GetReport, GetVariables, SetVariables): at most `ITEMS_PER_MESSAGE`
+  items (getVariableData, setVariableData, componentVariable) and `BYTES_PER_MESSAGE` bytes (the CALL
+  frame as compact JSON) in one request. More items → CALLERROR OccurrenceConstraintViolation (B06.FR.16,
+  B08.FR.17, and the same for SetVariables, whose CSMS B05.FR.11 forbids it), more bytes → CALLERROR
+  FormatViolation (B06.FR.17, B08.FR.18); the items are checked first. `NorthStation` applies them before
+  the station's core sees the request. Pass-through stations have the charger's device model and limits.
+- A variable is identified by (component, component instance, EVSE id, connector id, variable, variable
+  instance): `Identity`, as each core keys its variables.
+- GetReport (B08): `componentVariable` keeps the variables one selector matches: its component name, and
+  its instance and EVSE id and connector id when given (B08.FR.22-25), and, when a variable is given,
+  its name and its instance when given (B08.FR.20, B08.FR.21); `componentCriteria` (Active, Available,
+  Enabled, Problem) keeps the components having a variable so named whose Actual value is "true" (B08.FR.13:
+  any of them); both given → both apply (B08.FR.05). Nothing left → EmptyResultSet (B08.FR.15).
+- NotifyReport parts: at most `ITEMS_PER_MESSAGE` reportData each (the limit the station declares), seqNo
+  from 0 (B07.FR.10, B08.FR.14), tbc true on every part but the last, each with the request's requestId and
+  one generatedAt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+
+import orjson
+
+from bridge.errors import Fault
+
+ITEMS_PER_MESSAGE: Final = 50
+BYTES_PER_MESSAGE: Final = 65536
+LIMITED: Final = {
+    "GetVariables": "getVariableData",
+    "SetVariables": "setVariableData",
+    "GetReport": "componentVariable",
+}
+
+Identity = tuple[str, str | None, int | None, int | None, str, str | None]
+Payload = dict[str, Any]
+T = TypeVar("T")
+
+
+def over_limit(message_id: str, action: str, payload: Payload) -> tuple[Fault, str] | None:
+    """The CALLERROR a request beyond DeviceDataCtrlr's limits gets, or None."""
+    field = LIMITED.get(action)
+    if field is None:
+        return None
+    items = payload.get(field) or ()
+    if len(items) > ITEMS_PER_MESSAGE:
+        return (
+            Fault.OCCURRENCE,
+            f"{len(items)} {field} items; ItemsPerMessage[{action}] is {ITEMS_PER_MESSAGE}",
+        )
+    size = len(orjson.dumps([2, message_id, action, payload]))
+    if size > BYTES_PER_MESSAGE:
+        return Fault.FORMAT, f"{size} bytes; BytesPerMessage[{action}] is {BYTES_PER_MESSAGE}"
+    return None
+
+
+def selects(selector: Payload, identity: Identity) -> bool:
+    """Whether one componentVariable of a GetReportRequest names this variable."""
+    component = selector["component"]
+    if component["name"] != identity[0]:
+        return False
+    if "instance" in component and component["instance"] != identity[1]:
+        return False
+    evse = component.get("evse")
+    if evse is not None and (
+        evse["id"] != identity[2] or ("connectorId" in evse and evse["connectorId"] != identity[3])
+    ):
+        return False
+    variable = selector.get("variable")
+    if variable is None:
+        return True
+    if variable["name"] != identity[4]:
+        return False
+    return "instance" not in variable or variable["instance"] == identity[5]
+
+
+def custom_report(
+    request: Payload,
+    variables: Sequence[T],
+    identity: Callable[[T], Identity],
+    actual: Callable[[T], str | None],
+) -> list[T]:
+    """B08: the variables a GetReportRequest asks for, in their order."""
+    found = list(variables)
+    wanted = request.get("componentVariable")
+    if wanted:
+        found = [v for v in found if any(selects(w, identity(v)) for w in wanted)]
+    criteria = request.get("componentCriteria")
+    if criteria:
+        qualifying = {
+            identity(v)[:4] for v in variables if identity(v)[4] in criteria and actual(v) == "true"
+        }
+        found = [v for v in found if identity(v)[:4] in qualifying]
+    return found
+
+
+def notify_report_parts(
+    report_data: Sequence[Payload],
+    request_id: int,
+    generated_at: str,
+    max_items: int = ITEMS_PER_MESSAGE,
+) -> list[Payload]:
+    """The NotifyReportRequest payloads carrying `report_data` (none when it is empty)."""
+    size = max(1, max_items)
+    chunks = [report_data[i : i + size] for i in range(0, len(report_data), size)]
+    parts = []
+    for seq_no, chunk in enumerate(chunks):
+        part: Payload = {
+            "requestId": request_id,
+            "generatedAt": generated_at,
+            "seqNo": seq_no,
+            "reportData": list(chunk),
+        }
+        if seq_no < len(chunks) - 1:
+            part["tbc"] = True
+        parts.append(part)
+    return parts

@@ -1,0 +1,145 @@
+"""Issue 16 item 6: DeviceDataCtrlr's limits are enforced and GetReport (B08) is served by 104 stations.
+
+B06.FR.16/17, B08.FR.17/18 (and the same for SetVariables): a request beyond ItemsPerMessage or
+BytesPerMessage gets CALLERROR OccurrenceConstraintViolation or FormatViolation, on 1.6 and 104 stations,
+before the charger is asked. B08: GetReport with componentVariable and componentCriteria on a 104 station,
+filtered like the 1.6 station's (one shared `bridge.device_data`). Whole station cores, frames validated
+against the official schemas by the harnesses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bridge.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
+from bridge.effects import Side
+from tests.core.station_harness import only
+from tests.core.test_issue16_device_model import answer104, item, ready104, registered16
+
+N, S = Side.NORTH, Side.SOUTH
+WANTED = item("OCPPCommCtrlr", "HeartbeatInterval")
+BIG = {"vendorId": "org.example", "blob": "x" * BYTES_PER_MESSAGE}  # customData: any properties
+
+
+def too_many(action: str) -> dict[str, Any]:
+    many = ITEMS_PER_MESSAGE + 1
+    if action == "GetVariables":
+        return {"getVariableData": [WANTED] * many}
+    if action == "SetVariables":
+        return {"setVariableData": [{**WANTED, "attributeValue": "60"}] * many}
+    return {"requestId": 1, "componentVariable": [WANTED] * many}
+
+
+def just_enough(action: str) -> dict[str, Any]:
+    if action == "GetVariables":
+        return {"getVariableData": [WANTED] * ITEMS_PER_MESSAGE}
+    if action == "SetVariables":
+        return {"setVariableData": [{**WANTED, "attributeValue": "60"}] * ITEMS_PER_MESSAGE}
+    return {"requestId": 1, "componentVariable": [WANTED] * ITEMS_PER_MESSAGE}
+
+
+def one(action: str) -> dict[str, Any]:
+    if action == "GetVariables":
+        return {"getVariableData": [WANTED]}
+    if action == "SetVariables":
+        return {"setVariableData": [{**WANTED, "attributeValue": "60"}]}
+    return {"requestId": 1, "componentVariable": [WANTED]}
+
+
+ACTIONS = ["GetVariables", "SetVariables", "GetReport"]
+
+
+def error16(action: str, payload: dict[str, Any]) -> tuple[int, str]:
+    bench = registered16()
+    bench.csms(action, payload, message_id="q1")
+    frame = only([f for f in bench.frames(N) if f.message_id == "q1"])
+    assert not bench.frames(S, "GetConfiguration") and not bench.frames(S, "ChangeConfiguration")
+    return frame.kind, frame.code if frame.kind == 4 else ""
+
+
+def error104(action: str, payload: dict[str, Any]) -> tuple[int, str]:
+    bench = ready104()
+    frame = bench.answer_to(bench.csms(action, payload))
+    assert frame is not None
+    return frame.kind, frame.payload["code"] if frame.kind == 4 else ""
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("station", [error16, error104], ids=["ocpp16", "iec104"])
+class TestLimits:
+    def test_b06_fr_16_more_items_than_items_per_message(self, station: Any, action: str) -> None:
+        assert station(action, too_many(action)) == (4, "OccurrenceConstraintViolation")
+
+    def test_b06_fr_17_more_bytes_than_bytes_per_message(self, station: Any, action: str) -> None:
+        assert station(action, {**one(action), "customData": BIG}) == (4, "FormatViolation")
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_b06_items_per_message_items_are_served(action: str) -> None:
+    bench = ready104()
+    frame = bench.answer_to(bench.csms(action, just_enough(action)))
+    assert frame is not None and frame.kind == 3
+
+
+# --- GetReport on a 104 station (B08) --------------------------------------------------------------
+
+
+def report104(request: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    bench = ready104()
+    answer = answer104(bench, "GetReport", {"requestId": 7, **request})
+    parts = bench.calls("NotifyReport")
+    assert [p["seqNo"] for p in parts] == list(range(len(parts)))
+    assert all(p["requestId"] == 7 and len(p["reportData"]) <= ITEMS_PER_MESSAGE for p in parts)
+    assert [bool(p.get("tbc")) for p in parts] == [True] * (len(parts) - 1) + [False] * bool(parts)
+    return answer, [d for p in parts for d in p["reportData"]]
+
+
+def names(data: list[dict[str, Any]]) -> set[tuple[str, str, int | None]]:
+    return {
+        (d["component"]["name"], d["variable"]["name"], d["component"].get("evse", {}).get("id"))
+        for d in data
+    }
+
+
+class TestGetReport104:
+    def test_b08_fr_11_component_variable_selects_one_variable(self) -> None:
+        answer, data = report104({"componentVariable": [item("EVSE", "AvailabilityState", evse=1)]})
+        assert answer == {"status": "Accepted"}
+        assert names(data) == {("EVSE", "AvailabilityState", 1)}
+        assert data[0]["variableAttribute"][0]["value"] == "Available"
+        assert "variableCharacteristics" in data[0]  # B08.FR.12
+
+    def test_b08_fr_20_a_component_without_variable_reports_all_its_variables(self) -> None:
+        _, data = report104({"componentVariable": [{"component": {"name": "DeviceDataCtrlr"}}]})
+        assert len(data) == 6 and {d["component"]["name"] for d in data} == {"DeviceDataCtrlr"}
+
+    def test_b08_fr_23_a_component_without_evse_reports_every_evse(self) -> None:
+        _, data = report104({"componentVariable": [{"component": {"name": "EVSE"}}]})
+        assert {evse for _, _, evse in names(data)} == {1, 2}
+
+    def test_b08_fr_09_component_criteria_enabled(self) -> None:
+        _, data = report104({"componentCriteria": ["Enabled"]})
+        assert {d["component"]["name"] for d in data} == {"SmartChargingCtrlr"}
+
+    def test_b08_fr_05_criteria_and_component_variable_both_apply(self) -> None:
+        wanted = {"componentVariable": [item("EVSE", "AvailabilityState", evse=1)]}
+        answer, data = report104({**wanted, "componentCriteria": ["Available"]})
+        assert answer == {"status": "Accepted"}
+        assert names(data) == {("EVSE", "AvailabilityState", 1)}
+        empty, none = report104({**wanted, "componentCriteria": ["Problem"]})
+        assert (empty, none) == ({"status": "EmptyResultSet"}, [])  # B08.FR.15
+
+    def test_b08_fr_15_nothing_selected_is_an_empty_result_set(self) -> None:
+        answer, data = report104({"componentVariable": [{"component": {"name": "NoSuchCtrlr"}}]})
+        assert (answer, data) == ({"status": "EmptyResultSet"}, [])
+
+    def test_b07_full_inventory_parts_respect_items_per_message(self) -> None:
+        bench = ready104()
+        answer104(bench, "GetBaseReport", {"requestId": 3, "reportBase": "FullInventory"})
+        parts = bench.calls("NotifyReport")
+        assert sum(len(p["reportData"]) for p in parts) > ITEMS_PER_MESSAGE  # more than one part
+        assert all(len(p["reportData"]) <= ITEMS_PER_MESSAGE for p in parts)
+        assert [p["seqNo"] for p in parts] == list(range(len(parts)))
+        assert [bool(p.get("tbc")) for p in parts] == [True] * (len(parts) - 1) + [False]
