@@ -17,6 +17,7 @@ Rules
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import signal
 import sys
@@ -156,6 +157,13 @@ def check(config: ConfigOption) -> None:
     print(f"{config}: valid ({len(loaded.stations)} stations)")
 
 
+class DemoLogLevel(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 @app.command()
 def demo(
     duration: Annotated[
@@ -164,11 +172,15 @@ def demo(
             help="Exit after this many seconds with a summary (exit status 0 on success)."
         ),
     ] = None,
+    log_level: Annotated[
+        DemoLogLevel,
+        typer.Option(help="The bridge's log lines shown (above the live table, never in it)."),
+    ] = DemoLogLevel.warning,
 ) -> None:
     """Run simulated chargers and a small CSMS through the real bridge, on loopback only."""
     from adapters.demo import run_demo
 
-    ok = asyncio.run(run_demo(duration))
+    ok = asyncio.run(run_demo(duration, log_level.value))
     raise typer.Exit(0 if ok else 1)
 
 

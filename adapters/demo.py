@@ -22,6 +22,9 @@ Rules
   demo exits after that many seconds and prints a summary line per station; it succeeds (exit 0)
   when the CSMS saw every station boot and at least one complete transaction per station, and every
   DEMO-CARD transaction was Started and Ended once each with the card's idToken.
+- Log lines: the bridge's, at `--log-level` (warning by default) and above, readable (not JSON), on
+  stderr; while the live view shows they are printed above it (through rich's stderr proxy), never
+  into it.
 - Every wait is bounded; every server, task and thread the demo starts is stopped before it returns.
 """
 
@@ -29,6 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -651,8 +657,34 @@ async def _read_variables(csms: DemoCsms, view: StationView) -> None:
         view.variables[result["variable"]["name"]] = value or f"({result['attribute_status']})"
 
 
-async def run_demo(duration: float | None) -> bool:
-    configure_logging("console", "warning")
+class _StderrNow(io.TextIOBase):
+    """sys.stderr as it is when a line is written: during the live view rich's proxy, which prints
+    the line above the table instead of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def configure_demo_logging(level: str) -> None:
+    """The bridge's log lines at `level` and above, readable, on stderr as it is when each is written
+    (above the live table while it shows)."""
+    configure_logging("console", level)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(_StderrNow())
+    # the simulated chargers' and CSMS's `ocpp` package logs every frame at info: only from debug
+    numeric = logging.getLevelName(level.upper())
+    logging.getLogger("ocpp").setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
+
+
+async def run_demo(duration: float | None, log_level: str = "warning") -> bool:
+    configure_demo_logging(log_level)
     console = Console()
     views = {sid: StationView(sid, protocol) for sid, protocol in CHARGERS.items()}
     sessions: dict[str, DemoCsms] = {}

@@ -57,3 +57,32 @@ def test_demo_runs_a_session_through_the_bridge_and_summarises(tmp_path: Path) -
     table = output[output.index("What the CSMS sees") : output.index("summary ")]
     assert max(len(line) for line in table.splitlines()) <= 80
     assert "DEMO-CARD" in table
+
+
+def test_demo_log_lines_go_above_the_live_table_at_its_level() -> None:
+    """Issue 18 item 11: the demo honours its log level, and its log lines never spill into the live
+    table: written while the table shows, a line goes through rich's stderr proxy (printed above the
+    table by the console), not to the terminal behind rich's back."""
+    import io
+    import logging
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from adapters.demo import configure_demo_logging
+    from adapters.logs import get_logger
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    try:
+        configure_demo_logging("warning")
+        log = get_logger().bind(station_id="DEMO-104")
+        with Live("LIVE-TABLE", console=console, transient=True):
+            log.info("demo.not_shown")
+            log.warning("demo.shown_above", detail="x")
+        output = screen.getvalue()
+        assert "demo.shown_above" in output  # through the console, above the table
+        assert "demo.not_shown" not in output
+        assert '{"' not in output  # readable lines, not JSON
+    finally:
+        logging.getLogger().handlers.clear()
