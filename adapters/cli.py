@@ -155,6 +155,15 @@ def check(config: ConfigOption) -> None:
     for warning in exposure_warnings(loaded):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{config}: valid ({len(loaded.stations)} stations)")
+    from adapters.preflight import needs_store
+    from adapters.store_api import StoreError, is_postgresql, probe
+
+    if needs_store(loaded) and is_postgresql(loaded.bridge.store):
+        try:
+            print(f"store: {probe(loaded.bridge.store)}")
+        except StoreError as exc:  # gone since the preflight's look
+            print(f"{loaded.where(('bridge', 'store'))}: bridge.store: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
 
 
 class DemoLogLevel(enum.StrEnum):

@@ -49,6 +49,7 @@ from pydantic import (
 )
 
 from adapters.event_loop import uvloop_available
+from adapters.store_api import is_postgresql, store_url_problem
 from bridge.v16.id_token import ID_TOKEN_TYPES
 
 ENV_PREFIX = "OCPP_BRIDGE_"
@@ -73,9 +74,12 @@ class _Section(BaseModel):
 class BridgeSection(_Section):
     store: str = Field(
         "bridge.db",
-        description="SQLite file: transaction ids and queued messages of translated stations"
-        ' (OCPP 2.0.1 pass-through keeps no state); ":memory:" keeps them in memory only. The'
-        " default, bridge.db, is in the working directory (in the container: the store volume)",
+        description="where transaction ids and queued messages of translated stations are kept"
+        " (OCPP 2.0.1 pass-through keeps no state): a SQLite file, the default, bridge.db, in the"
+        ' working directory (in the container: the store volume); ":memory:" in memory only; or a'
+        " PostgreSQL database, postgresql://USER@HOST:PORT/DATABASE (several bridges may share"
+        " it), its password in PGPASSWORD or a PGPASSFILE, TLS in libpq's URL parameters"
+        " (?sslmode=verify-full&sslrootcert=...); docs/operating.md, PostgreSQL store",
     )
     health: str = Field(
         "127.0.0.1:8409",
@@ -132,6 +136,14 @@ class BridgeSection(_Section):
                 " loop now (no worker processes, no c104 in the bridge); delete the key"
             )
         return data
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, store: str) -> str:
+        problem = store_url_problem(store)
+        if problem is not None:
+            raise ValueError(problem)
+        return store
 
     @field_validator("health")
     @classmethod
@@ -670,6 +682,8 @@ def _resolve_paths(data: dict[str, Any], folder: Path) -> None:
         for key in keys & table.keys():
             value = table[key]
             if not isinstance(value, str) or value in _NOT_PATHS or Path(value).is_absolute():
+                continue
+            if is_postgresql(value):  # a URL, not a path
                 continue
             if key == "mapping" and "/" not in value and not value.endswith((".yaml", ".yml")):
                 continue

@@ -77,7 +77,7 @@ from websockets.exceptions import ConnectionClosed
 from adapters.logs import DiagnosticLimiter, log_diagnostic
 from adapters.metrics import BridgeMetrics
 from adapters.status import StationActivity
-from adapters.store import Store, StoreError
+from adapters.store_api import StateStore, StoreError
 from adapters.trace import StationTrace
 from adapters.ws_direct import DEFAULT_SEND_LIMITS, DirectConnection, SendLimits
 from bridge.effects import Close, Persist, Report, Send, Side, StationCore
@@ -112,7 +112,7 @@ class CoreDriver:
         logs: dict[Side, Any],
         *,
         station_id: str = "",
-        store: Store | None = None,
+        store: StateStore | None = None,
         metrics: BridgeMetrics | None = None,
         persistent: bool = False,
         trace: StationTrace | None = None,

@@ -58,7 +58,7 @@ from adapters.mapping_files import (
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink, owned_defaults
 from adapters.status import StationActivity
-from adapters.store import Store
+from adapters.store_api import StateStore
 from adapters.tls import iec104_client_context
 from adapters.trace import open_trace
 from adapters.ws_direct import DirectClientConnection
@@ -193,7 +193,7 @@ class Iec104Host:
         *,
         connector: CsmsConnector,
         schemas: SchemaRegistry,
-        store: Store,
+        store: StateStore,
         new_message_id: MessageIdSource,
         logs: dict[Side, Any],
         config: BridgeConfig | None = None,

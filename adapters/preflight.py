@@ -7,7 +7,8 @@ Rules
   not created, only its folder is looked at.
 - The checks: what this version can run and every station's table (`runtime.check_supported`); at least
   one station; every certificate, key and CA file loads (the TLS contexts `run` builds); the store's
-  folder exists and is writable when a station keeps state; every listening address's host resolves; the
+  folder exists and is writable when a station keeps state (a PostgreSQL store: the server accepts a
+  session and its schema is not newer than this bridge's; read only); every listening address's host resolves; the
   charger, IEC 104 and health addresses do not share a port.
 - What only binding can tell (a port in use, an address not on this machine) is left to `run`, which
   refuses it with one line and exit status 2 as well.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from adapters.config import BridgeConfig, ConfigError, Iec104Station, split_host_port
 from adapters.runtime import StationTables, check_supported
+from adapters.store_api import StoreError, is_postgresql, probe
 from adapters.tls import (
     csms_client_context,
     iec104_client_context,
@@ -74,14 +76,24 @@ def _tls_problems(config: BridgeConfig) -> list[str]:
     return problems
 
 
+def needs_store(config: BridgeConfig) -> bool:
+    """Whether a station keeps state (OCPP 2.0.1 pass-through keeps none)."""
+    return any(station.protocol != "ocpp2.0.1" for station in config.stations)
+
+
 def _store_problems(config: BridgeConfig) -> list[str]:
     store = config.bridge.store
-    needs_store = any(station.protocol != "ocpp2.0.1" for station in config.stations)
-    if not needs_store or store == ":memory:":
+    if not needs_store(config) or store == ":memory:":
+        return []
+    where = config.where(("bridge", "store"))
+    if is_postgresql(store):
+        try:
+            probe(store)
+        except StoreError as exc:
+            return [f"{where}: bridge.store: {exc}"]
         return []
     path = Path(store)
     folder = path.parent
-    where = config.where(("bridge", "store"))
     if path.is_dir():
         return [f"{where}: bridge.store: {path} is a folder, not a file"]
     if not folder.is_dir():

@@ -64,7 +64,7 @@ from adapters.north import CsmsConnector, CsmsUnavailable, Pacer
 from adapters.schemas import OfficialSchemas
 from adapters.south import SouthServer
 from adapters.status import StationActivity, StatusQuery, snapshot
-from adapters.store import Store, StoreError
+from adapters.store_api import StateStore, StoreError, open_store
 from adapters.tls import csms_client_context, iec104_server_context, south_server_context
 from adapters.trace import open_trace
 from adapters.translated import TranslatedStation
@@ -213,7 +213,7 @@ class Runtime:
         self._stations_started = asyncio.Event()
         self.health_address: tuple[str, int] | None = None
         # The durable store, once open (stations that keep state); /ready waits for it.
-        self.store: Store | None = None
+        self.store: StateStore | None = None
         # station id -> what the status page shows beyond the cores' state (none when it is off)
         self.activities: dict[str, StationActivity] = (
             {station.id: StationActivity() for station in config.stations}
@@ -255,7 +255,7 @@ class Runtime:
         iec104 = [s for s in self.config.stations if isinstance(s, Iec104Station)]
         if translated or iec104:
             try:
-                self.store = Store(self.config.bridge.store)
+                self.store = open_store(self.config.bridge.store)
             except StoreError as exc:
                 raise ConfigError([f"bridge.store: {exc}"]) from None
             self.store.on_written = self.metrics.store_write.observe

@@ -1,4 +1,6 @@
-"""The durable store: one SQLite file (`[bridge] store`) holding every station's state.
+"""The durable store: one SQLite file (`[bridge] store`) holding every station's state, and the
+group-commit writer both back ends share (adapters/store_api.py: the interface and how a back end is
+chosen; adapters/store_pg.py: PostgreSQL).
 
 Rules
 - One table, `state(station, tbl, key, value)`: each station core owns its rows and decides what they
@@ -28,6 +30,10 @@ Rules
   writing; an `flock` on a separate file interferes with none of SQLite's locking and is held for the
   whole life of the process, so two bridges never interleave their batches of one station.
 - `close` writes what is still waiting, then stops the thread.
+- `GroupCommitStore` is everything above but the database: the writer thread, the waiting list, the
+  one-failing-batch rule, `load`/`apply` ordering. A back end gives `_transaction` (write batches in one
+  transaction, durable when it returns), `_rows` (a station's rows as (table, key, JSON bytes or text))
+  and `_close_db`; `Store` is SQLite's, `adapters.store_pg.PgStore` PostgreSQL's.
 - `on_written(seconds)`, when set, is called on the writer thread for every batch with the time from
   its `submit` to its answer (what a station's acknowledgement waited for the store).
 """
@@ -47,7 +53,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from adapters.store_api import Done, StoreError
 from bridge.effects import Persist
+
+__all__ = ["Done", "GroupCommitStore", "Store", "StoreError"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (
@@ -60,13 +69,6 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
-class StoreError(Exception):
-    """The store cannot be opened or written."""
-
-
-Done = Callable[[StoreError | None], None]
-
-
 class _Batch(NamedTuple):
     station: str
     changes: list[Persist]
@@ -75,19 +77,11 @@ class _Batch(NamedTuple):
     submitted: float  # time.monotonic() at `submit`
 
 
-class Store:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._lock: int | None = None if self.path == ":memory:" else _take_lock(self.path)
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            self._release_lock()
-            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+class GroupCommitStore:
+    """The writer thread and its rules (module docstring); a back end fills in the database."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # names the store in messages (never with a password)
         self._db_lock = threading.Lock()  # the connection: the writer thread's, or a caller's
         self._state = threading.Condition()  # guards the four below
         self._waiting: list[_Batch] = []
@@ -97,6 +91,23 @@ class Store:
         self.commits = 0  # transactions the writer thread committed (diagnostics, tests)
         self.on_written: Callable[[float], None] | None = None
 
+    # --- the back end's part ------------------------------------------------------------------------
+
+    def _transaction(self, batches: list[tuple[str, list[Persist]]]) -> None:
+        """Write `batches` in one transaction, durable when this returns (the caller holds the
+        connection). Raises StoreError; any failure rolls the whole transaction back."""
+        raise NotImplementedError
+
+    def _rows(self, station: str) -> Iterable[tuple[str, str, bytes | str]]:
+        """The station's rows, (table, key, JSON), in table and key order (the caller holds the
+        connection). Raises StoreError."""
+        raise NotImplementedError
+
+    def _close_db(self) -> None:
+        raise NotImplementedError
+
+    # --- shared -------------------------------------------------------------------------------------
+
     def close(self) -> None:
         with self._state:
             self._closing = True
@@ -104,21 +115,13 @@ class Store:
             writer = self._writer
         if writer is not None:
             writer.join()
-        self._db.close()
-        self._release_lock()
-
-    def _release_lock(self) -> None:
-        if self._lock is not None:
-            os.close(self._lock)  # closing the descriptor releases the flock
-            self._lock = None
+        self._close_db()
 
     def load(self, station: str) -> dict[str, dict[str, Any]]:
         self._wait_written()
         state: dict[str, dict[str, Any]] = {}
         with self._db_lock:
-            rows = self._db.execute(
-                "SELECT tbl, key, value FROM state WHERE station = ? ORDER BY tbl, key", (station,)
-            ).fetchall()
+            rows = list(self._rows(station))
         for table, key, value in rows:
             state.setdefault(table, {})[key] = orjson.loads(value)
         return state
@@ -191,6 +194,38 @@ class Store:
                 except StoreError as exc:
                     errors.append(exc)
             return errors
+
+
+class Store(GroupCommitStore):
+    """SQLite (module rules)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(str(path))
+        self._lock: int | None = None if self.path == ":memory:" else _take_lock(self.path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._release_lock()
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+
+    def _close_db(self) -> None:
+        self._db.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
+
+    def _rows(self, station: str) -> Iterable[tuple[str, str, bytes | str]]:
+        rows: list[tuple[str, str, bytes]] = self._db.execute(
+            "SELECT tbl, key, value FROM state WHERE station = ? ORDER BY tbl, key", (station,)
+        ).fetchall()
+        return rows
 
     def _transaction(self, batches: list[tuple[str, list[Persist]]]) -> None:
         """Write `batches` in one transaction (the caller holds the connection). Raises StoreError;

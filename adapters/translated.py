@@ -30,7 +30,7 @@ from adapters.driver import CoreDriver
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink, owned_defaults
 from adapters.status import StationActivity
-from adapters.store import Store
+from adapters.store_api import StateStore
 from adapters.trace import open_trace
 from adapters.ws_direct import DirectClientConnection, DirectServerConnection
 from bridge.backoff import BackoffPolicy
@@ -82,7 +82,7 @@ class TranslatedStation:
         station: OcppStation,
         *,
         schemas: SchemaRegistry,
-        store: Store,
+        store: StateStore,
         connector: CsmsConnector,
         new_message_id: MessageIdSource,
         logs: dict[Side, Any],

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from adapters.schemas import OfficialSchemas
+from tests.pg import PgServer, require_server_bin
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,3 +40,21 @@ def ids() -> Callable[[], str]:
     """A deterministic message-id source: b1, b2, ..."""
     counter = itertools.count(1)
     return lambda: f"b{next(counter)}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL server for the whole session (tests/pg.py); skipped without PostgreSQL,
+    failed in CI."""
+    server = PgServer(require_server_bin())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return pg_server.database()

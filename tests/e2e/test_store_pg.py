@@ -1,0 +1,71 @@
+"""A bridge on a PostgreSQL store (a real server, tests/pg.py), end to end: what one bridge process
+acknowledged, the next one started on the same database continues, with the same transaction ids and
+nothing lost or sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+from ocpp.v16 import call as call16
+
+from tests.e2e.conftest import running_bridge, south_url
+from tests.e2e.test_v16 import STATION, assert_clean, boot, config16, events
+from tests.peers import connected_charger16, now_iso, running_csms
+
+
+async def test_e01_e04_e06_a_restarted_bridge_delivers_what_the_first_queued_in_postgresql(
+    pg_url: str,
+) -> None:
+    async with running_csms() as csms:
+        async with (
+            running_bridge(config16(csms, pg_url)) as bridge,
+            connected_charger16(south_url(bridge), STATION) as (charger, _, oracle),
+        ):
+            await boot(charger)
+            start = await charger.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag="TAG-3", meter_start=100, timestamp=now_iso()
+                )
+            )
+            await csms.wait_for(lambda: len(events(csms, "Started")) == 1)
+            port = csms.port
+            await csms.stop()  # the CSMS goes away: the stop is queued, in PostgreSQL
+            await csms.wait_for(lambda: csms.sessions[STATION].closed.is_set())
+            stopped = await charger.call(
+                call16.StopTransaction(
+                    transaction_id=start.transaction_id, meter_stop=900, timestamp=now_iso()
+                )
+            )
+            assert stopped.id_tag_info is None or stopped.id_tag_info["status"] == "Accepted"
+            assert_clean(csms, oracle)
+        # the first bridge is gone; its queue is rows of the shared database
+        assert _queued(pg_url) >= 1
+        await csms.start(port=port)
+        async with (
+            running_bridge(config16(csms, pg_url)) as bridge,
+            connected_charger16(south_url(bridge), STATION) as (charger, _, oracle),
+        ):
+            await csms.wait_for(lambda: len(events(csms, "Ended")) == 1, timeout=20)
+            started, ended = events(csms, "Started"), events(csms, "Ended")
+            assert len(started) == 1 and len(ended) == 1  # nothing lost, nothing twice
+            assert (
+                ended[0]["transaction_info"]["transaction_id"]
+                == started[0]["transaction_info"]["transaction_id"]
+            )
+            assert [started[0]["seq_no"], ended[0]["seq_no"]] == [0, 1]
+            assert ended[0]["offline"] is True
+            # the CSMS's answer removes the entry from the queue in the database
+            async with asyncio.timeout(20):
+                while _queued(pg_url) != 0:
+                    await asyncio.sleep(0.05)
+            assert_clean(csms, oracle)
+
+
+def _queued(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM state WHERE station = %s AND tbl = 'outbox'", (STATION,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
