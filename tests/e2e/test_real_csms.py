@@ -5,22 +5,30 @@ against the official schemas and against the ids that peer sent on that connecti
 Acceptance of issue 16 items 1-5 and 10: no (transactionId, seqNo) reaches the CSMS twice, no frame
 answers a connection that did not ask, statuses never overtake the transaction events before them, the
 latest status reaches the CSMS after its restart, and offset-less times register the station.
-`RealCsms` is meant to grow: the password rotation and the device-model walk of the same issue belong
-here as further scenarios against it.
+The same CSMS rotates a 104 station's password (A01: stored durably, used on the next connection, also
+after a bridge restart) and walks its device model (B07 FullInventory, then B06 GetVariables of every
+variable the report lists and every variable the appendices require, in requests no larger than the
+station's ItemsPerMessage[GetVariables]; B08 GetReport); the 1.6 versions are in test_device_model.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+from pathlib import Path
 from typing import Any
 
 from ocpp.routing import on
 from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
 from ocpp.v201 import call_result
 from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request
 
+from tests.core.test_issue16_device_model import REQUIRED
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
 from tests.e2e.iec104_charger import idle_charger, station_entry
+from tests.e2e.test_device_model import wire
 from tests.peers import (
     Csms,
     CsmsChargePoint,
@@ -64,8 +72,8 @@ class RealCsmsChargePoint(CsmsChargePoint):
 
 
 class RealCsms(Csms):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.late_events = 0
 
     async def _handler(self, connection: ServerConnection) -> None:
@@ -235,3 +243,153 @@ async def test_e04_a_104_stations_available_never_overtakes_its_ended() -> None:
     csms = await _run_104_scenario()
     order = csms.order()
     assert order.index("TransactionEvent:Ended") < len(order) - 1, order
+
+
+# --- A 104 station: password rotation (A01) and the device-model walk (B06-B08) ---------------------
+
+OLD_PASSWORD, NEW_PASSWORD = "initial-Password-0104", "rotated-Password-0104"
+
+
+def _basic(station: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{station}:{password}".encode()).decode()
+
+
+def _key(data: dict[str, Any]) -> tuple[str, str, str | None, int | None, int | None]:
+    evse = data["component"].get("evse", {})
+    return (
+        data["component"]["name"],
+        data["variable"]["name"],
+        data["variable"].get("instance"),
+        evse.get("id"),
+        evse.get("connector_id"),
+    )
+
+
+async def _report(csms: RealCsms, cp: Any, request: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Ask for a report; its status and every reportData of its NotifyReport parts."""
+    answer = await cp.call(request)
+    if answer.status != "Accepted":
+        return answer.status, []
+    rid = request.request_id
+    await csms.wait_for(
+        lambda: any(
+            p["request_id"] == rid and not p.get("tbc") for p in cp.payloads("NotifyReport")
+        )
+    )
+    parts = [p for p in cp.payloads("NotifyReport") if p["request_id"] == rid]
+    assert [p["seq_no"] for p in parts] == list(range(len(parts)))
+    return answer.status, [d for p in parts for d in p["report_data"]]
+
+
+async def _get_all(cp: Any, entries: list[Any], per_message: int) -> list[dict[str, Any]]:
+    """GetVariables of `entries`, in requests of at most `per_message` items, as a CSMS must (B06.FR.05)."""
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(entries), per_message):
+        chunk = [wire(entry) for entry in entries[start : start + per_message]]
+        got = await cp.call(call201.GetVariables(get_variable_data=chunk))
+        results += got.get_variable_result
+    return results
+
+
+async def test_a01_b06_b07_b08_a_104_station_rotates_its_password_and_walks_its_device_model(
+    tmp_path: Path,
+) -> None:
+    seen: list[str] = []
+
+    def check(request: Request) -> int | None:
+        header = request.headers.get("Authorization", "")
+        seen.append(header)
+        allowed = {_basic(STATION104, OLD_PASSWORD), _basic(STATION104, NEW_PASSWORD)}
+        return None if header in allowed else 401
+
+    csms = RealCsms(check_request=check)
+    await csms.start()
+    try:
+        async with idle_charger() as charger:
+            entry = {**station_entry(STATION104, charger.port), "csms_password": OLD_PASSWORD}
+            config = bridge_config(
+                csms.url,
+                [entry],
+                bridge={"store": str(tmp_path / "bridge.db")},
+                csms={
+                    "security_profile": 1,
+                    "retry_backoff_wait_minimum": 0.05,
+                    "retry_backoff_random_range": 0.05,
+                    "retry_backoff_repeat_times": 0,
+                },
+            )
+            async with running_bridge(config):
+                await csms.wait_for(lambda: "Available" in _statuses(csms), 15)
+                cp = (await csms.session(STATION104)).charge_point
+
+                # B07: the full inventory, then every variable it lists and every required one
+                status, full = await _report(
+                    csms, cp, call201.GetBaseReport(request_id=1, report_base="FullInventory")
+                )
+                assert status == "Accepted"
+                listed = {_key(d): d for d in full}
+                assert [e for e in REQUIRED if e not in listed] == []
+                per_message = int(
+                    listed[("DeviceDataCtrlr", "ItemsPerMessage", "GetVariables", None, None)][
+                        "variable_attribute"
+                    ][0]["value"]
+                )
+                readable = [
+                    key
+                    for key, d in listed.items()
+                    if d["variable_attribute"][0]["mutability"] != "WriteOnly"
+                ]
+                assert len(readable) > per_message  # the walk needs several requests
+                results = await _get_all(cp, readable + REQUIRED, per_message)
+                refused = [
+                    (r["component"], r["variable"], r["attribute_status"])
+                    for r in results
+                    if r["attribute_status"] != "Accepted"
+                ]
+                assert refused == []  # nothing UnknownComponent / UnknownVariable
+
+                # B08: a custom report, selected as the CSMS asks
+                status, evse = await _report(
+                    csms,
+                    cp,
+                    call201.GetReport(
+                        request_id=2,
+                        component_criteria=["Available"],
+                        component_variable=[
+                            {
+                                "component": {"name": "EVSE", "evse": {"id": 1}},
+                                "variable": {"name": "AvailabilityState"},
+                            }
+                        ],
+                    ),
+                )
+                assert status == "Accepted"
+                assert [_key(d) for d in evse] == [("EVSE", "AvailabilityState", None, 1, None)]
+
+                # A01: the CSMS rotates the password; the next connection uses it
+                changed = await cp.call(
+                    call201.SetVariables(
+                        set_variable_data=[
+                            {
+                                "component": {"name": "SecurityCtrlr"},
+                                "variable": {"name": "BasicAuthPassword"},
+                                "attribute_value": NEW_PASSWORD,
+                            }
+                        ]
+                    )
+                )
+                assert changed.set_variable_result[0]["attribute_status"] == "Accepted"
+                assert seen == [_basic(STATION104, OLD_PASSWORD)]
+                await csms.sessions[STATION104].connection.close()
+                await csms.wait_for(lambda: len(csms.history) >= 2, 15)
+                assert seen[-1] == _basic(STATION104, NEW_PASSWORD)
+            # A bridge restart: the stored password, not the configuration's, opens the connection
+            del csms.sessions[STATION104]
+            async with running_bridge(config):
+                await csms.wait_for(lambda: len(csms.history) >= 3, 15)
+                cp = (await csms.session(STATION104)).charge_point
+                await csms.wait_for(lambda: "BootNotification" in cp.actions(), 15)
+            assert seen[2:] and set(seen[2:]) == {_basic(STATION104, NEW_PASSWORD)}
+    finally:
+        await csms.stop()
+    assert csms.problems() == []
