@@ -740,6 +740,20 @@ class Station104:
             self._report_status(connector, self._stamp(None), now)  # held back for them
 
     def _send_event(self, connector: _Connector, event: Pending, now: float) -> None:
+        """One transaction event: the ledger, the outbox and the meta keys it changes are one
+        commit. The driver commits a run of Persists as one store batch and carries out any other
+        effect only after it, so an effect among them (the settlement acknowledgement, a tx
+        profile's setpoint) would cut the commit in two: a crash in between kept an Ended queued
+        for the CSMS with its transaction still open in the ledger, which then ended it again
+        (fault harness seed 1606201). The Persists this event made go ahead of its other effects."""
+        mark = len(self._effects)
+        self._record_event(connector, event, now)
+        made = self._effects[mark:]
+        durable = [effect for effect in made if isinstance(effect, Persist)]
+        if len(durable) != len(made):
+            self._effects[mark:] = durable + [e for e in made if not isinstance(e, Persist)]
+
+    def _record_event(self, connector: _Connector, event: Pending, now: float) -> None:
         if event.register_context is not None and event.register_wh is not None:
             register = register_value(
                 self._register_rule(connector),
@@ -786,9 +800,8 @@ class Station104:
         if event.event_type == "Ended":
             record = event.settlement
             if isinstance(record, Record):
-                # in the Ended's commit; the acknowledgement only after it (effects keep order)
+                # in the Ended's commit; the acknowledgement only after it (`_send_event`)
                 self._set_meta(SETTLED_KEY, self._vendor.settled_now(record.key))
-                self._effects.append(record.ack)
             elif self._vendor.expects_settlement(connector.evse):
                 # ended without its record (it did not come in time): a record that comes later,
                 # also after a restart, is this session's, never a session of its own
@@ -797,6 +810,8 @@ class Station104:
             connector.txn = None
             if not connector.in_tx and _ends_key(connector.evse) in self._meta:
                 self._set_meta(_ends_key(connector.evse), None)  # in the Ended's commit
+            if isinstance(record, Record):
+                self._effects.append(record.ack)  # the charger hears "stored" after the commit
             self._transaction_over(connector, transaction, now)
 
     def _transaction_over(
