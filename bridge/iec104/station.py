@@ -43,7 +43,11 @@ Rules
   the charger confirms (ACT_CON), or after `answer_timeout` (4 s) with the response's failure status
   and a statusInfo saying why; with the link down at once. A request the table has no command for is
   answered CALLERROR NotSupported. A positive confirmation counts for `command_accepted` rules for
-  `command_acceptance` seconds, until a transaction consumes it. An accepted RequestStartTransaction
+  `command_acceptance` seconds, until a transaction consumes it; for RequestStartTransaction only
+  when the CSMS was told Accepted and no transaction runs on the connector: a confirmation after
+  the CSMS got NoConfirmation (reported, `late-confirmation`) or one finding the vehicle charging
+  already counts for nothing (it would start a transaction the charger never had, on the plug still
+  in after the session or at the next plug-in, under that request's id). An accepted RequestStartTransaction
   (its remoteStartId, idToken, chargingProfile and how long its acceptance lasts, in wall-clock time)
   is stored (`meta` key `remote:<evse>`) before the CSMS is told Accepted, so a restart in between
   still links the Started to it (F01.FR.17: remoteStartId) and keeps `command_accepted` true; it is
@@ -1171,9 +1175,15 @@ class Station104:
             return
         remote = {"remoteStartId": request["remoteStartId"], "idToken": request["idToken"]}
         profile = request.get("chargingProfile")
+        answered_accepted = False
 
         def started(positive: bool, at: float) -> None:
-            if not positive:
+            # Only a start the CSMS was told Accepted counts, and only with no transaction on the
+            # connector: a confirmation after the CSMS got its rejection (NoConfirmation), or one
+            # that finds the vehicle charging already, would stay an acceptance for
+            # `command_acceptance` and start a transaction the charger never had (the plug still
+            # in after the session, or the next vehicle's plug-in) under this request's id.
+            if not positive or not answered_accepted or connector.in_tx:
                 return
             connector.accepted["RequestStartTransaction"] = at + self.settings.command_acceptance
             connector.remote = remote
@@ -1181,6 +1191,10 @@ class Station104:
             self._evaluate(connector, at, self._stamp(None))
 
         def keep() -> None:
+            nonlocal answered_accepted
+            answered_accepted = True
+            if connector.in_tx:  # charging began before the confirmation: nothing to start
+                return
             until = self._wall() + self.settings.command_acceptance
             record = {"remote": remote, "profile": profile, "until": until}
             self._set_meta(_remote_key(connector.evse), record)

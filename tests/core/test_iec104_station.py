@@ -268,8 +268,54 @@ class TestE02RemoteStartedTransaction:
         answer = bench.answer_to(message_id)
         assert answer is not None and answer.payload["status"] == "Rejected"
         assert answer.payload["statusInfo"]["reasonCode"] == "NoConfirmation"
-        bench.confirm()  # late: counts for the start rule, reported
+        bench.confirm()  # late: reported, and the CSMS was told Rejected: it starts nothing
         assert "late-confirmation" in bench.report_kinds()
+        bench.advance(5)
+        assert bench.events() == []
+        bench.points(sp(CHARGING, True), it(ENERGY, 100_000))  # the charger charges after all
+        (started,) = bench.events()
+        assert started["triggerReason"] == "ChargingStateChanged"
+        assert "remoteStartId" not in started["transactionInfo"]
+
+    def test_a_late_confirmation_after_the_session_makes_no_phantom_transaction(self) -> None:
+        """Fault harness (issue 16): a start the CSMS was told Rejected (NoConfirmation), confirmed
+        after the vehicle had charged by itself and stopped, made a Started (RemoteStart, the
+        rejected remoteStartId) for a session the charger never had: the plug was still in and
+        the late confirmation counted as an acceptance for `command_acceptance` (120 s)."""
+        bench = Bench()
+        bench.ready()
+        bench.points(sp(PLUG, True))
+        remote_start(bench)
+        bench.advance(4.1)  # answered Rejected, NoConfirmation
+        bench.points(it(ENERGY, 100_000), sp(CHARGING, True))
+        bench.points(sp(CHARGING, False), it(ENERGY, 100_300))
+        assert [e["eventType"] for e in bench.events()] == ["Started", "Ended"]
+        bench.confirm()  # the start command's confirmation, at last
+        bench.advance(5)
+        bench.points(sp(PLUG, False))
+        bench.points(sp(PLUG, True))  # the next vehicle, within command_acceptance
+        bench.advance(5)
+        assert [e["eventType"] for e in bench.events()] == ["Started", "Ended"]
+
+    def test_a_start_confirmed_during_a_transaction_arms_nothing_for_the_next_vehicle(
+        self,
+    ) -> None:
+        """F01: the charger began charging by itself before it confirmed the start command: the
+        confirmation finds the transaction running. It must not stay an acceptance for 120 s,
+        which started a transaction for the next vehicle as soon as it was plugged in, with this
+        request's remoteStartId, whether it charged or not."""
+        bench = Bench()
+        bench.ready()
+        bench.points(sp(PLUG, True))
+        message_id = remote_start(bench)
+        bench.points(it(ENERGY, 100_000), sp(CHARGING, True))
+        bench.confirm()
+        assert bench.answer_to(message_id).payload == {"status": "Accepted"}  # type: ignore[union-attr]
+        bench.points(sp(CHARGING, False), it(ENERGY, 100_300))
+        bench.points(sp(PLUG, False))
+        bench.points(sp(PLUG, True))  # the next vehicle, within command_acceptance
+        bench.advance(5)
+        assert [e["eventType"] for e in bench.events()] == ["Started", "Ended"]
 
     def test_start_while_the_link_is_down_is_rejected_at_once(self) -> None:
         bench = Bench()
@@ -365,7 +411,7 @@ class TestE02RemoteStartWaitingForPower:
 
     def finish(self, bench: Bench, tx: str) -> None:
         bench.points(it(ENERGY, 100_100), sp(CHARGING, True))
-        bench.points(it(ENERGY, 100_300), sp(CHARGING, False))
+        bench.points(sp(CHARGING, False), it(ENERGY, 100_300))
         bench.advance(3.5)
         events = bench.events()
         assert [e["eventType"] for e in events] == ["Started", "Updated", "Ended"]
@@ -420,7 +466,7 @@ class TestE02RemoteStartWaitingForPower:
         events = bench.events()
         assert [e["eventType"] for e in events] == ["Started", "Updated"]
         assert events[-1]["transactionInfo"]["chargingState"] == "Charging"
-        bench.points(it(ENERGY, 100_300), sp(CHARGING, False))
+        bench.points(sp(CHARGING, False), it(ENERGY, 100_300))
         bench.advance(3.5)
         assert [e["eventType"] for e in bench.events()] == ["Started", "Updated", "Ended"]
         assert {e["transactionInfo"]["transactionId"] for e in bench.events()} == {tx}
