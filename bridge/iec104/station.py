@@ -955,9 +955,10 @@ class Station104:
                 self._send_pending(connector, now)
                 return
         # a session that ended without its record comes first: a record arriving while a new
-        # transaction runs is far more likely that one's, late, than the running one's
+        # transaction runs is far more likely that one's, late, than the running one's — unless
+        # it names the running one (its Begin register and card)
         unsettled = self._meta.get(_unsettled_key(connector.evse))
-        if unsettled is not None:
+        if unsettled is not None and not _names_running(connector, record):
             self._set_meta(_unsettled_key(connector.evse), None)
             self._report(
                 "late-settlement",
@@ -1915,6 +1916,20 @@ def _decode(rule: MonitoringRule, raw: bool | int | float | None) -> Value | Non
 
 def _ends_key(evse: int) -> str:
     return f"ends:{evse}"
+
+
+def _names_running(connector: _Connector, record: Record) -> bool:
+    """The record is of the transaction running on its connector: its meter start is that
+    transaction's Begin register (and its card, when both have one, the transaction's idToken)."""
+    transaction = connector.txn
+    if not connector.in_tx or transaction is None or transaction.meter_start_wh is None:
+        return False
+    if abs(transaction.meter_start_wh - record.meter_start_wh) >= 1.0:
+        return False
+    token = transaction.id_token
+    if record.id_token is None or not isinstance(token, dict):
+        return True
+    return token.get("idToken") == record.id_token.get("idToken")
 
 
 def _unsettled_key(evse: int) -> str:

@@ -31,7 +31,12 @@ Rules
   the charger hears "stored" only once the record is durable. An Ended that went without its record
   (it did not come within `settlement_wait`) leaves a durable mark (meta `unsettled:<evse>`): the
   record that comes later, also after a restart, is reported as late and acknowledged, never taken
-  for a session of its own.
+  for a session of its own — unless it names the transaction running on the connector (its meter
+  start is that transaction's Begin register, its card the transaction's idToken): then it is that
+  one's and ends it, and the mark waits on.
+- The Ended a record makes is one commit (ledger, outbox, `settled`) and the acknowledgement follows
+  it (`Station104._send_event`): a crash in between never leaves the Ended queued for the CSMS with
+  its transaction still open.
 - An answer goes only on the connection its request came on (`RawAsdu.connection` →
   `Send104Private.connection`): an acknowledgement held while the store wrote, whose connection
   dropped meanwhile, is not sent on the charger's next connection (it does not say which record it

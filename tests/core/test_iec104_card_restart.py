@@ -140,3 +140,33 @@ def test_a_record_after_its_ended_went_without_it_is_late_also_after_a_restart()
     bench.advance(3.5)
     kinds = [e["eventType"] for e in bench.events()]
     assert kinds == ["Started", "Ended", "Started"]
+
+
+def test_a_record_naming_the_running_transaction_is_its_own_not_the_late_one() -> None:
+    """A session's Ended went from the counters and its record never came (the unsettled mark
+    stays); the next session's record arrives before the bridge saw its charging fall. Its meter
+    start is the running transaction's Begin register and its card the transaction's idToken: it
+    ends that transaction, it is not taken for the earlier session's late record (whose Ended
+    then went from the counters again, without the record)."""
+    bench = Bench(table=TABLE)
+    bench.ready()
+    swipe(bench)
+    start_charging(bench)
+    bench.points(it(ENERGY, 100_100), sp(CHARGING, False))
+    bench.advance(31)  # no record: the Ended goes from the counters, marked unsettled
+    assert "unsettled:1" in bench.store["meta"]
+    following = "1234567890123458"
+    swipe(bench, following)
+    bench.points(sp(PLUG, False))
+    bench.points(sp(PLUG, True), sp(CHARGING, True))
+    bench.advance(3.5)
+    begin = [e for e in bench.events() if e["eventType"] == "Started"][-1]
+    assert begin["meterValue"][0]["sampledValue"][0]["value"] == 1_001_000
+    bench.core.handle_link_event(settlement(following, 100_100, 100_250), bench.now)
+    bench.drain()
+    assert "late-settlement" not in bench.report_kinds()
+    ended = bench.events()[-1]
+    assert ended["eventType"] == "Ended"
+    assert ended["transactionInfo"]["transactionId"] == begin["transactionInfo"]["transactionId"]
+    assert ended["customData"]["settlement"]["meterStopWh"] == 1_002_500
+    assert "unsettled:1" in bench.store["meta"]  # still waiting for the earlier session's record
