@@ -3,28 +3,31 @@
 Rules
 - The adapter loop of docs/architecture.md: feed the core, flush its effects, re-arm one timer. The core
   is called only from the event loop thread, never concurrently.
+- Connections are `adapters.connection.Connection`s (WebSocket ones from `adapters.ws_direct`,
+  `MemoryConnection` in tests); the driver knows nothing else of them.
 - Connections are attached before any is served, so no effect finds its connection missing; `attach`
   tells the core (`connection_made`), and the end of `serve` tells it the connection is gone.
 - A `persistent` driver serves a core that outlives its connections (translated stations: the charger
   and the CSMS connect, drop and reconnect independently); its timer keeps running without any.
 - Each connection is served by one `serve`, which has the connection hand every message to the core
-  the moment it arrives (`adapters.ws_direct`: no task is woken per message) until it closes. Effects
+  the moment it arrives (`Connection.listen`: no task is woken per message) until it closes. Effects
   are drained synchronously right after each input, so frames leave in exactly the order the core
   produced them.
-- A `Send` is written at once (`write_text` of `adapters.ws_direct`, synchronous like websockets'
-  `broadcast`) when nothing waits in that connection's queue and its transport's write buffer is below
-  the high-water mark. Otherwise it joins the queue, which a writer task empties with `await send`
-  (back-pressure); the task exists only while the queue holds something. Order is the same either way: `send` writes its frame
-  before it waits, and nothing is written at once past a queued item. (Measured with bench/: a writer
+- A `Send` is written at once (`Connection.write_text`, synchronous like websockets' `broadcast`)
+  when nothing waits in that connection's queue and its write buffer is below the high-water mark
+  (`write_buffer_size()`, `write_high_water`). Otherwise it joins the queue, which a writer task
+  empties with `await send_text` (back-pressure); the task exists only while the queue holds
+  something. Order is the same either way: `send_text` writes its frame before it waits, and nothing
+  is written at once past a queued item. (Measured with bench/: a writer
   task woken per frame cost a third of what the bridge added to a relay hop, and a task and a queue per
   connection a few KiB per station.)
 - `Close` effects are carried out by the writer after the frames queued before them.
-- The queue is bounded by the connection's `send_limits` (`adapters.ws_direct.SendLimits`, from
+- The queue is bounded by the connection's `send_limits` (`adapters.connection.SendLimits`, from
   `[south]` or `[csms]`): a frame that would take it past `max_frames` frames or `max_bytes` bytes
   (`sys.getsizeof` of the frames' text; a frame alone always fits), or a write (or close) that waits
   longer than `write_timeout` for the peer to read, drops the connection: what is queued is discarded
   at once, the peer is sent a close with 1008 and aborted after the close timeout
-  (`DirectConnection.drop`), the drop is logged (`connection.dropped`, a warning) and counted
+  (`Connection.drop`), the drop is logged (`connection.dropped`, a warning) and counted
   (`connections_dropped_total{side,reason}`, reason queue_full or write_timeout); nothing more is
   written to it. So what the bridge holds for a peer never depends on what the peer sends. A queue
   whose connection has ended is discarded at once too (the next write would fail as well).
@@ -72,14 +75,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
-
+from adapters.connection import Connection, ConnectionEnded, SendLimits
 from adapters.logs import DiagnosticLimiter, log_diagnostic
 from adapters.metrics import BridgeMetrics
 from adapters.status import StationActivity
 from adapters.store_api import StateStore, StoreError
 from adapters.trace import StationTrace
-from adapters.ws_direct import DEFAULT_SEND_LIMITS, DirectConnection, SendLimits
 from bridge.effects import Close, Persist, Report, Send, Side, StationCore
 
 # RFC 6455 §7.4.1: the peer broke the bridge's policy (here: it does not read what it is sent)
@@ -100,7 +101,7 @@ class _Bound:
 
     __slots__ = ("connection", "effect")
 
-    def __init__(self, effect: Send | Close, connection: DirectConnection | None) -> None:
+    def __init__(self, effect: Send | Close, connection: Connection | None) -> None:
         self.effect = effect
         self.connection = connection
 
@@ -128,7 +129,7 @@ class CoreDriver:
         self._store = store
         self._logs = logs
         self._loop = asyncio.get_running_loop()
-        self._connections: dict[Side, DirectConnection] = {}
+        self._connections: dict[Side, Connection] = {}
         # side -> frames and closes waiting for the writer; a list, not a deque: it is empty almost
         # always, and an empty deque costs 624 bytes per connection
         self._outboxes: dict[Side, list[Send | Close]] = {}
@@ -139,8 +140,9 @@ class CoreDriver:
         # sides whose connection was dropped for not reading: nothing more is queued for it
         self._dropped: set[Side] = set()
         self._diagnostics = DiagnosticLimiter()
-        # side -> (transport, high-water mark) of connections that may be written to synchronously
-        self._direct: dict[Side, tuple[Any, int]] = {}
+        # side -> (connection, its write buffer's high-water mark) of connections that may be
+        # written to synchronously
+        self._direct: dict[Side, tuple[Connection, int]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
         self._persistent = persistent
@@ -148,7 +150,7 @@ class CoreDriver:
         self._held: list[Any] | None = None
         self.failed = False
 
-    def attach(self, side: Side, connection: DirectConnection) -> None:
+    def attach(self, side: Side, connection: Connection) -> None:
         """Register `side`'s connection, so effects for it are kept from now on.
 
         Attach every connection before serving any: a frame read on one side can produce a frame for
@@ -159,10 +161,8 @@ class CoreDriver:
         self._connections[side] = connection
         self._outboxes[side] = []
         self._queued_bytes[side] = 0
-        self._limits[side] = getattr(connection, "send_limits", DEFAULT_SEND_LIMITS)
-        transport = getattr(connection, "transport", None)
-        if transport is not None and hasattr(transport, "get_write_buffer_limits"):
-            self._direct[side] = (transport, transport.get_write_buffer_limits()[1])
+        self._limits[side] = connection.send_limits
+        self._direct[side] = (connection, connection.write_high_water)
         self._feed(self._core.connection_made, side)
 
     def connected(self, side: Side) -> bool:
@@ -213,14 +213,14 @@ class CoreDriver:
             if not self._outboxes and not self._persistent:
                 self.stop()
 
-    def _receiver(self, side: Side) -> Callable[[str | bytes], None]:
-        """What `side`'s connection calls with each message, on arrival (`adapters.ws_direct`)."""
+    def _receiver(self, side: Side) -> Callable[[str], None]:
+        """What `side`'s connection calls with each message, on arrival (`Connection.listen`)."""
         count = self._metrics.frame_counter(side, received=True) if self._metrics else None
         activity = self._activity
         receive = self._core.receive
         feed = self._feed
 
-        def received(message: str | bytes) -> None:
+        def received(message: str) -> None:
             if self.failed:
                 return  # a failed core is never fed again; its connections are being closed
             if count is not None:
@@ -232,7 +232,7 @@ class CoreDriver:
         return received
 
     def _counted(
-        self, side: Side, connection: DirectConnection
+        self, side: Side, connection: Connection
     ) -> contextlib.AbstractContextManager[None]:
         if self._metrics is None:
             return contextlib.nullcontext()
@@ -343,12 +343,12 @@ class CoreDriver:
         direct = self._direct.get(side)
         if direct is None:
             return False
-        transport, high_water = direct
-        if transport.get_write_buffer_size() > high_water:
+        connection, high_water = direct
+        if connection.write_buffer_size() > high_water:
             return False
-        # Skips a connection that is closing, as `send` would raise ConnectionClosed: the connection
-        # ends and `serve` reports it to the core either way.
-        self._connections[side].write_text(frame)
+        # Skips a connection that is closing, as `send_text` would raise ConnectionEnded: the
+        # connection ends and `serve` reports it to the core either way.
+        connection.write_text(frame)
         return True
 
     def _persist(self, changes: list[Persist], after: list[Any]) -> None:
@@ -464,11 +464,9 @@ class CoreDriver:
         self._direct.pop(side, None)
         self._forget_queued(side)
         text = "not reading: write timeout" if reason == "write_timeout" else "not reading"
-        drop = getattr(connection, "drop", None)
-        if drop is not None:
-            drop(CLOSE_POLICY_VIOLATION, text)
+        connection.drop(CLOSE_POLICY_VIOLATION, text)
 
-    async def _write(self, side: Side, connection: DirectConnection) -> None:
+    async def _write(self, side: Side, connection: Connection) -> None:
         outbox = self._outboxes[side]
         timeout = self._limits[side].write_timeout
         try:
@@ -478,10 +476,10 @@ class CoreDriver:
                     async with asyncio.timeout(timeout):
                         if isinstance(item, Send):
                             self._unqueued(side, item.frame)
-                            await connection.send(item.frame)
+                            await connection.send_text(item.frame)
                         else:
                             await connection.close(item.code, item.reason)
-                except ConnectionClosed:
+                except ConnectionEnded:
                     # the reader sees the end and reports it to the core; every later write would
                     # fail the same way, so the rest goes at once (not one failed write per frame)
                     self._forget_queued(side)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.config import BridgeConfig, Iec104Station
+from adapters.connection import Connection
 from adapters.driver import CoreDriver
 from adapters.iec104_link import DialOut, Iec104Link
 from adapters.mapping_files import (
@@ -61,7 +62,6 @@ from adapters.status import StationActivity
 from adapters.store_api import StateStore
 from adapters.tls import iec104_client_context
 from adapters.trace import open_trace
-from adapters.ws_direct import DirectClientConnection
 from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, Side
 from bridge.iec104 import CompiledTable
@@ -235,7 +235,7 @@ class Iec104Host:
             policy_of=lambda: self.core.owned.backoff(),
             password_of=lambda: self.core.owned.password,
         )
-        self._north: DirectClientConnection | None = None
+        self._north: Connection | None = None
         self._link_state = metrics.iec104_link("down") if metrics is not None else None
 
     def _notice(self, notice: LinkNotice) -> None:
@@ -321,7 +321,7 @@ class Iec104Host:
         else:
             self._logs[Side.SOUTH].error("iec104.unknown_effect", effect=repr(effect))
 
-    async def _north_session(self, connection: DirectClientConnection) -> None:
+    async def _north_session(self, connection: Connection) -> None:
         self._north = connection
         try:
             self._revive()

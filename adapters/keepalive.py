@@ -1,9 +1,9 @@
 """WebSocket keepalive for every connection of one side: pings for links that have gone quiet.
 
 Rules
-- A watched connection (`adapters.ws_direct`, which notes when its peer last sent a message or a pong)
-  whose peer has sent neither for `interval` seconds is pinged; if neither has come `timeout` seconds
-  after that ping, it is failed with 1011 "keepalive ping timeout" (the closing handshake then gets its
+- A watched connection (`adapters.connection.Connection`, whose `last_received` notes when its peer
+  last sent a message or a pong) whose peer has sent neither for `interval` seconds is pinged; if
+  neither has come `timeout` seconds after that ping, it is failed with 1011 "keepalive ping timeout" (the closing handshake then gets its
   own close timeout). A station that talks more often than `interval` is never pinged. The peer's own
   pings do not count: a peer that still pings but no longer reads is a dead link too. `timeout` None:
   a ping, but no failure.
@@ -33,14 +33,12 @@ import math
 import weakref
 from typing import Any
 
-from websockets.frames import CloseCode
-from websockets.protocol import State
-
+from adapters.connection import Connection
 from adapters.logs import get_logger
-from adapters.ws_direct import DirectConnection
 
 MAX_TICK = 1.0
 PER_TURN = 256  # connections looked at per turn of the event loop
+CLOSE_INTERNAL_ERROR = 1011  # RFC 6455 §7.4.1
 
 
 class Keepalive:
@@ -50,14 +48,14 @@ class Keepalive:
         self.tick = min(MAX_TICK, interval / 4, timeout / 4 if timeout is not None else MAX_TICK)
         self._log = get_logger().bind(side=side)
         # (due, tie-breaker, connection): when each watched connection is looked at next
-        self._due: list[tuple[float, int, weakref.ref[DirectConnection]]] = []
+        self._due: list[tuple[float, int, weakref.ref[Connection]]] = []
         self._order = itertools.count()
         self._timer: asyncio.Handle | None = None
         self._timer_at: float | None = None
         self._failing: set[asyncio.Task[None]] = set()
         self.pings = 0  # sent so far, for tests and diagnostics
 
-    def watch(self, connection: DirectConnection) -> None:
+    def watch(self, connection: Connection) -> None:
         """Keep `connection` alive (and check it is) from now until it closes."""
         self._schedule(connection, connection.last_received + self.interval)
 
@@ -75,7 +73,7 @@ class Keepalive:
         for task in self._failing:
             task.cancel()
 
-    def _schedule(self, connection: DirectConnection, due: float) -> None:
+    def _schedule(self, connection: Connection, due: float) -> None:
         heapq.heappush(self._due, (due, next(self._order), weakref.ref(connection)))
         self._arm(due)
 
@@ -94,7 +92,7 @@ class Keepalive:
         loop = asyncio.get_running_loop()
         now = loop.time()
         due_list = self._due
-        later: list[tuple[DirectConnection, float]] = []
+        later: list[tuple[Connection, float]] = []
         looked_at = 0
         while due_list and due_list[0][0] <= now:
             if looked_at == PER_TURN:
@@ -105,7 +103,7 @@ class Keepalive:
             looked_at += 1
             _, _, ref = heapq.heappop(due_list)
             connection = ref()
-            if connection is None or connection.protocol.state is not State.OPEN:
+            if connection is None or not connection.is_open:
                 continue  # closed (or closing): forgotten
             next_due = self._look_at(connection, now)
             if next_due is not None:
@@ -115,7 +113,7 @@ class Keepalive:
         if due_list and self._timer is None:
             self._arm(due_list[0][0])
 
-    def _look_at(self, connection: DirectConnection, now: float) -> float | None:
+    def _look_at(self, connection: Connection, now: float) -> float | None:
         """Ping, fail or leave `connection`; when to look at it next (None: never)."""
         sent = connection.ping_sent_at
         if sent is not None:
@@ -135,10 +133,10 @@ class Keepalive:
         connection.ping_sent_at = now
         return now + (self.timeout if self.timeout is not None else self.interval)
 
-    def _fail(self, connection: DirectConnection) -> None:
+    def _fail(self, connection: Connection) -> None:
         self._log.info("keepalive.timeout", timeout=self.timeout)
         task = asyncio.get_running_loop().create_task(
-            connection.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            connection.close(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
         )
         self._failing.add(task)
         task.add_done_callback(self._failing.discard)

@@ -43,6 +43,7 @@ from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
 from adapters.config import CsmsSection
+from adapters.connection import Connection
 from adapters.keepalive import Keepalive, keepalive_options
 from adapters.south import CLOSE_TIMEOUT, send_limits
 from adapters.stopping import Stopped, unless_stopped
@@ -244,7 +245,7 @@ class NorthLink:
         """No more attempts (the bridge is stopping); a connection that is up stays up until closed."""
         self._stopped.set()
 
-    async def run(self, session: Callable[[DirectClientConnection], Awaitable[None]]) -> None:
+    async def run(self, session: Callable[[Connection], Awaitable[None]]) -> None:
         """Connect, run `session` until the connection ends, repeat; until cancelled or, after
         `stop_reconnecting`, until the connection that is up (if any) ends."""
         attempt = 0

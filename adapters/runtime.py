@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.config import BridgeConfig, ConfigError, Iec104Station, OcppStation
+from adapters.connection import Connection
 from adapters.device_model_file import DeviceModelFileError, load_config_table
 from adapters.driver import CoreDriver
 from adapters.health import HealthServer
@@ -68,7 +69,6 @@ from adapters.store_api import StateStore, StoreError, open_store
 from adapters.tls import csms_client_context, iec104_server_context, south_server_context
 from adapters.trace import open_trace
 from adapters.translated import TranslatedStation
-from adapters.ws_direct import DirectServerConnection
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
 from bridge.iec104 import CompiledTable
 from bridge.iec104.apci import LinkParameters
@@ -623,7 +623,7 @@ class Runtime:
             if station_id not in translated and Side.NORTH in activity.up
         )
 
-    async def _serve_station(self, station: OcppStation, south: DirectServerConnection) -> None:
+    async def _serve_station(self, station: OcppStation, south: Connection) -> None:
         await (
             self._stations_started.wait()
         )  # a charger quicker than the start waits for its station
@@ -638,7 +638,7 @@ class Runtime:
                 f"disconnected at {_utc_now()}, close code {south.close_code}"
             )
 
-    async def _serve_passthrough(self, station: OcppStation, south: DirectServerConnection) -> None:
+    async def _serve_passthrough(self, station: OcppStation, south: Connection) -> None:
         assert self._connector is not None and self._schemas is not None
         logs: dict[Side, Any] = {
             side: station_logger(station.id, side, station.protocol) for side in Side

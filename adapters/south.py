@@ -51,11 +51,12 @@ from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
 from adapters.config import BridgeConfig, CsmsSection, OcppStation, SouthSection, split_host_port
+from adapters.connection import Connection
 from adapters.keepalive import Keepalive, keepalive_options
 from adapters.logs import get_logger
 from adapters.ws_direct import DirectServerConnection, SendLimits
 
-StationHandler = Callable[[OcppStation, DirectServerConnection], Awaitable[None]]
+StationHandler = Callable[[OcppStation, Connection], Awaitable[None]]
 
 _REALM = 'Basic realm="ocpp-bridge", charset="UTF-8"'
 # Seconds granted to a closing handshake. A dead link never completes it, so this adds to the time a
@@ -98,7 +99,7 @@ def basic_credentials(headers: Headers) -> tuple[str, str] | None:
 class _Live:
     """One connected charger."""
 
-    def __init__(self, connection: DirectServerConnection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         # a future rather than an Event (whose deque of waiters costs 600 bytes per station)
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -126,7 +127,7 @@ class SouthServer:
         self._send_limits = send_limits(self._settings)
 
     @property
-    def connected(self) -> dict[str, DirectServerConnection]:
+    def connected(self) -> dict[str, Connection]:
         return {station_id: live.connection for station_id, live in self._live.items()}
 
     async def start(self) -> tuple[str, int]:
@@ -270,7 +271,7 @@ def send_limits(section: SouthSection | CsmsSection) -> SendLimits:
     return SendLimits(section.max_queued_frames, section.max_queued_bytes, section.write_timeout)
 
 
-def _peer(connection: ServerConnection) -> str:
+def _peer(connection: Connection | ServerConnection) -> str:
     address = connection.remote_address
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"

@@ -25,6 +25,7 @@ import uuid
 from typing import Any
 
 from adapters.config import BridgeConfig, OcppStation
+from adapters.connection import Connection
 from adapters.device_model_file import load_config_table
 from adapters.driver import CoreDriver
 from adapters.metrics import BridgeMetrics
@@ -32,7 +33,6 @@ from adapters.north import CsmsConnector, NorthLink, owned_defaults
 from adapters.status import StationActivity
 from adapters.store_api import StateStore
 from adapters.trace import open_trace
-from adapters.ws_direct import DirectClientConnection, DirectServerConnection
 from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, Side
 from bridge.north_station import NorthSettings
@@ -116,7 +116,7 @@ class TranslatedStation:
             password_of=lambda: self.core.owned.password,
         )
         self._north_task: asyncio.Task[None] | None = None
-        self._north: DirectClientConnection | None = None
+        self._north: Connection | None = None
 
     def _build(self) -> tuple[Station16, CoreDriver]:
         """The core and its driver, from what the store holds for this station."""
@@ -166,7 +166,7 @@ class TranslatedStation:
                 self._link.run(self._north_session), name=f"north:{self.station.id}"
             )
 
-    async def _north_session(self, connection: DirectClientConnection) -> None:
+    async def _north_session(self, connection: Connection) -> None:
         self._north = connection
         try:
             self._revive()
@@ -175,7 +175,7 @@ class TranslatedStation:
         finally:
             self._north = None
 
-    async def serve_south(self, connection: DirectServerConnection) -> None:
+    async def serve_south(self, connection: Connection) -> None:
         self._ensure_north()
         self._logs[Side.SOUTH].info("charger.connected")
         self._revive()

@@ -1,6 +1,8 @@
 """WebSocket connections that hand every incoming message to a callback the moment it arrives.
 
 Rules
+- Both implement `adapters.connection.Connection`, the interface the driver, the keepalive and the hosts
+  use (`send_text` is websockets' `send` with its `ConnectionClosed` translated to `ConnectionEnded`).
 - `DirectServerConnection` and `DirectClientConnection` are websockets' own asyncio connections, made
   through the public `create_connection` hook of `serve` and `connect`: the handshake, pings and pongs,
   the closing handshake, size limits, compression and every protocol error are websockets'. What differs:
@@ -49,7 +51,7 @@ Rules
   Bytes that arrive meanwhile (a TLS transport may still deliver some) wait behind what is kept. At the
   end of the stream, what is kept is handed over at once, before websockets sees the end. A closed or
   dropped connection's kept bytes are discarded, as the socket's unread ones are.
-- `send_limits` (`SendLimits`) bound what may wait in the bridge for this peer to read: set by whoever
+- `send_limits` (`adapters.connection.SendLimits`) bound what may wait in the bridge for this peer to read: set by whoever
   made the connection (`adapters.south` from `[south]`, `adapters.north` from `[csms]`) and enforced
   by the driver that writes to it (`adapters.driver`).
 - `drop(code, reason)` closes at once without waiting for the peer to read: nothing more is read or
@@ -73,12 +75,10 @@ import collections
 import contextlib
 import secrets
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.connection import Connection
+from websockets.asyncio.connection import Connection as WebsocketsConnection
 from websockets.asyncio.messages import Assembler
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed, InvalidMessage
@@ -87,10 +87,16 @@ from websockets.protocol import Side, State
 from websockets.speedups import apply_mask
 from websockets.streams import StreamReader
 
+from adapters.connection import DEFAULT_SEND_LIMITS, ConnectionEnded, OnMessage, SendLimits
 from adapters.logs import get_logger
 
-Message = str | bytes
-OnMessage = Callable[[Message], None]
+__all__ = [
+    "DEFAULT_SEND_LIMITS",
+    "DirectClientConnection",
+    "DirectConnection",
+    "DirectServerConnection",
+    "SendLimits",
+]
 
 # Messages kept before `listen`: OCPP-J allows one call in flight per direction, so a well-behaved peer
 # sends at most a few before its session starts.
@@ -107,21 +113,6 @@ PARSER_BUDGET = 8 << 10
 # websockets must read; the turn's budget
 _WAIT, _PARSER, _SPENT = 0, 1, 2
 
-
-@dataclass(frozen=True, slots=True)
-class SendLimits:
-    """What may wait in the bridge for one peer to read it, beyond the transport's own buffer (which
-    holds at most websockets' write limit, 32 KiB, plus one frame): `max_frames` frames taking
-    `max_bytes` bytes of memory (`sys.getsizeof` of their text; a frame alone in the queue always
-    fits), and `write_timeout` seconds one write may wait for the peer to read. Past any of them the
-    peer is dropped (`adapters.driver`)."""
-
-    max_frames: int = 1000
-    max_bytes: int = 1 << 20
-    write_timeout: float = 60.0
-
-
-DEFAULT_SEND_LIMITS = SendLimits()
 
 _DATA = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
 # websockets' parser waits here, between two frames, when it has read every byte it was given
@@ -154,7 +145,7 @@ _NO_RECV = _NoRecv()
 if TYPE_CHECKING:
     # what the mixin finds in the websockets class it mixes into (at run time: nothing, so the
     # mixin's methods come first and call websockets' through `super()`)
-    _WebsocketsConnection = Connection
+    _WebsocketsConnection = WebsocketsConnection
 else:
     _WebsocketsConnection = object
 
@@ -188,7 +179,7 @@ class _DirectDelivery(_WebsocketsConnection):
         # write waits for the buffer to drain
         self.drain_waiters = cast("collections.deque[asyncio.Future[None]]", [])
         self._on_message: OnMessage | None = None
-        self._backlog: list[Message] = []
+        self._backlog: list[str] = []
         self._paused = False
         # a fragmented message being received: its opcode and its fragments so far
         self._fragments: list[bytes] = []
@@ -246,6 +237,26 @@ class _DirectDelivery(_WebsocketsConnection):
     def stop_listening(self) -> None:
         """Keep what arrives from now on (up to `BACKLOG`, then stop reading), as before `listen`."""
         self._on_message = None
+
+    # --- the rest of `adapters.connection.Connection` -----------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.state is State.OPEN
+
+    @property
+    def write_high_water(self) -> int:
+        return self.transport.get_write_buffer_limits()[1]
+
+    def write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    async def send_text(self, text: str) -> None:
+        """websockets' `send`, its `ConnectionClosed` translated to `ConnectionEnded`."""
+        try:
+            await self.send(text)
+        except ConnectionClosed as exc:
+            raise ConnectionEnded(str(exc)) from exc
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -524,7 +535,7 @@ class _DirectDelivery(_WebsocketsConnection):
             self._fail(CloseCode.UNSUPPORTED_DATA, "OCPP-J messages are text frames")
             return
         try:
-            message: Message = data.decode()
+            message = data.decode()
         except UnicodeDecodeError as exc:
             self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
             return
@@ -536,7 +547,7 @@ class _DirectDelivery(_WebsocketsConnection):
             return
         self._deliver(message)
 
-    def _deliver(self, message: Message) -> None:
+    def _deliver(self, message: str) -> None:
         if self._failed:
             return
         assert self._on_message is not None

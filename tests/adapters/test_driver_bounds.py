@@ -7,47 +7,18 @@ import asyncio
 import sys
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import Close as CloseFrame
-
+from adapters.connection import MemoryConnection, SendLimits
 from adapters.driver import CoreDriver
 from adapters.metrics import BridgeMetrics
-from adapters.ws_direct import SendLimits
 from bridge.effects import Close, Effect, Send, Side
 
 
-class _Stuck:
-    """A peer that does not read: every `send` waits until the test lets it (or the connection ends)."""
-
-    subprotocol = "ocpp2.0.1"
-
-    def __init__(self, limits: SendLimits) -> None:
-        self.send_limits = limits
-        self.sends = 0
-        self.dropped: tuple[int, str] | None = None
-        self.closed = False
-        self.release = asyncio.Event()
-        self.ended = asyncio.Event()
-
-    def listen(self, receiver: Any) -> None: ...
-
-    def stop_listening(self) -> None: ...
-
-    async def wait_closed(self) -> None:
-        await self.ended.wait()
-
-    async def send(self, frame: str) -> None:
-        self.sends += 1
-        if self.closed:
-            raise ConnectionClosed(CloseFrame(1006, ""), None)
-        await self.release.wait()
-        if self.closed:
-            raise ConnectionClosed(CloseFrame(1006, ""), None)
-
-    async def close(self, code: int, reason: str) -> None: ...
-
-    def drop(self, code: int, reason: str) -> None:
-        self.dropped = (code, reason)
+def _stuck(limits: SendLimits) -> MemoryConnection:
+    """A peer that does not read, whose write buffer is already full: every frame goes through the
+    driver's queue, and every `send_text` waits until the connection ends."""
+    connection = MemoryConnection(send_limits=limits, write_high_water=-1)
+    connection.reading = False
+    return connection
 
 
 class _Core:
@@ -87,11 +58,11 @@ async def _settle() -> None:
 
 def _setup(
     limits: SendLimits,
-) -> tuple[CoreDriver, _Core, _Stuck, dict[Side, _Log], BridgeMetrics]:
-    core, connection, metrics = _Core(), _Stuck(limits), BridgeMetrics()
+) -> tuple[CoreDriver, _Core, MemoryConnection, dict[Side, _Log], BridgeMetrics]:
+    core, connection, metrics = _Core(), _stuck(limits), BridgeMetrics()
     logs = {side: _Log() for side in Side}
     driver = CoreDriver(core, logs, station_id="CP", metrics=metrics)  # type: ignore[arg-type]
-    driver.attach(Side.SOUTH, connection)  # type: ignore[arg-type]
+    driver.attach(Side.SOUTH, connection)
     return driver, core, connection, logs, metrics
 
 
@@ -126,12 +97,10 @@ async def test_the_frame_past_max_frames_drops_the_connection_and_discards_the_q
     driver.feed(lambda now: None)
     assert metrics.send_queue_size(Side.SOUTH) == 0
     serving = asyncio.create_task(driver.serve(Side.SOUTH))
-    connection.closed = True
-    connection.release.set()
-    connection.ended.set()
+    connection.end()
     async with asyncio.timeout(5):
         await serving
-    assert connection.sends == 1
+    assert connection.sent == ["frame 0"]
     assert core.lost == 1
 
 
@@ -173,12 +142,10 @@ async def test_a_queue_whose_connection_ended_is_discarded_at_once() -> None:
     driver.feed(lambda now: None)
     await _settle()
     serving = asyncio.create_task(driver.serve(Side.SOUTH))
-    connection.closed = True  # the peer went away
-    connection.release.set()
-    connection.ended.set()
+    connection.end()  # the peer went away
     async with asyncio.timeout(5):
         await serving
-    assert connection.sends == 1  # the one in flight; the 4,999 behind it were never tried
+    assert connection.sent == ["frame 0"]  # the one in flight; the 4,999 behind it were never tried
     assert connection.dropped is None
     assert metrics.send_queue_size(Side.SOUTH) == 0
     assert _dropped(metrics, "queue_full") == 0

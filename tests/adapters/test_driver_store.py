@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver
 from adapters.store import StoreError
 from adapters.trace import StationTrace, TraceTarget
@@ -24,30 +25,6 @@ class _HeldStore:
     def submit(self, station: str, changes: list[Persist], done: Any) -> None:
         self.batches.append(list(changes))
         self.answers.append(done)
-
-
-class _Connection:
-    """What the driver writes, in order (no transport: every write goes through its writer task)."""
-
-    subprotocol = "ocpp1.6"
-
-    def __init__(self) -> None:
-        self.written: list[str] = []
-        self.closed: tuple[int, str] | None = None
-        self.ended = asyncio.Event()
-
-    def listen(self, receiver: Any) -> None: ...
-
-    def stop_listening(self) -> None: ...
-
-    async def wait_closed(self) -> None:
-        await self.ended.wait()
-
-    async def send(self, frame: str) -> None:
-        self.written.append(frame)
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
 
 
 class _Core:
@@ -95,11 +72,11 @@ class _TraceLines:
 
 async def _driver(
     trace: StationTrace | None = None,
-) -> tuple[CoreDriver, _Core, _HeldStore, _Connection, dict[Side, _Log]]:
-    core, store, connection = _Core(), _HeldStore(), _Connection()
+) -> tuple[CoreDriver, _Core, _HeldStore, MemoryConnection, dict[Side, _Log]]:
+    core, store, connection = _Core(), _HeldStore(), MemoryConnection("ocpp1.6")
     logs = {side: _Log() for side in Side}
     driver = CoreDriver(core, logs, station_id="CP", store=store, persistent=True, trace=trace)  # type: ignore[arg-type]
-    driver.attach(Side.SOUTH, connection)  # type: ignore[arg-type]
+    driver.attach(Side.SOUTH, connection)
     return driver, core, store, connection, logs
 
 
@@ -110,11 +87,11 @@ async def test_nothing_after_a_batch_leaves_before_the_batch_is_durable_and_orde
     core.pending = [Send(Side.SOUTH, "ack2")]  # a later input, while the batch is in flight
     driver.feed(lambda now: None)
     await _settle()
-    assert connection.written == ["before"]
+    assert connection.sent == ["before"]
     assert [[p.key for p in batch] for batch in store.batches] == [["1"]]
     store.answers.pop(0)(None)
     await _settle()
-    assert connection.written == ["before", "ack1", "ack2"]
+    assert connection.sent == ["before", "ack1", "ack2"]
 
 
 async def test_a_second_batch_in_what_was_held_waits_for_its_own_answer() -> None:
@@ -125,11 +102,11 @@ async def test_a_second_batch_in_what_was_held_waits_for_its_own_answer() -> Non
     driver.feed(lambda now: None)
     store.answers.pop(0)(None)
     await _settle()
-    assert connection.written == ["a"]
+    assert connection.sent == ["a"]
     assert [[p.key for p in batch] for batch in store.batches] == [["1"], ["2"]]
     store.answers.pop(0)(None)
     await _settle()
-    assert connection.written == ["a", "b"]
+    assert connection.sent == ["a", "b"]
 
 
 async def test_a_batch_that_cannot_be_written_ends_the_session_and_drops_what_was_held() -> None:
@@ -139,7 +116,7 @@ async def test_a_batch_that_cannot_be_written_ends_the_session_and_drops_what_wa
     store.answers.pop(0)(StoreError("b.db: cannot write: disk full"))
     await _settle()
     assert driver.failed
-    assert connection.written == []  # never acknowledged
+    assert connection.sent == []  # never acknowledged
     assert connection.closed == (1011, "internal error")
     assert "core.failed" in logs[Side.SOUTH].lines
 
@@ -150,12 +127,12 @@ async def test_a_held_send_for_a_connection_that_ended_meanwhile_is_dropped_quie
     driver.feed(lambda now: None)
     serving = asyncio.ensure_future(driver.serve(Side.SOUTH))
     await _settle()
-    connection.ended.set()  # the connection ends before the store answers
+    connection.end()  # the connection ends before the store answers
     await asyncio.wait_for(serving, 5)
     assert not driver.connected(Side.SOUTH)
     store.answers.pop(0)(None)
     await _settle()
-    assert connection.written == [] and not driver.failed
+    assert connection.sent == [] and not driver.failed
     assert "driver.send_without_connection" not in logs[Side.SOUTH].lines
 
 
@@ -174,7 +151,7 @@ async def test_what_waited_for_the_store_is_traced_under_the_input_that_caused_i
     corr = {line["frame"][1]: line["corr"] for line in lines.lines}
     assert set(corr) == {"a", "b", "c"}
     assert len(set(corr.values())) == 3  # each under its own input's id
-    assert connection.written == ['[3,"a",{}]', '[3,"b",{}]', '[3,"c",{}]']
+    assert connection.sent == ['[3,"a",{}]', '[3,"b",{}]', '[3,"c",{}]']
 
 
 async def test_a_held_answer_never_goes_to_the_next_connection_of_its_side() -> None:
@@ -185,13 +162,13 @@ async def test_a_held_answer_never_goes_to_the_next_connection_of_its_side() -> 
     driver.feed(lambda now: None)
     serving = asyncio.ensure_future(driver.serve(Side.SOUTH))
     await _settle()
-    connection.ended.set()  # the charger's connection ends while the store writes
+    connection.end()  # the charger's connection ends while the store writes
     await asyncio.wait_for(serving, 5)
-    reconnected = _Connection()
-    driver.attach(Side.SOUTH, reconnected)  # type: ignore[arg-type]
+    reconnected = MemoryConnection("ocpp1.6")
+    driver.attach(Side.SOUTH, reconnected)
     core.pending = [Send(Side.SOUTH, '[3,"new-1",{}]')]  # the new connection's own answer
     driver.feed(lambda now: None)
     store.answers.pop(0)(None)
     await _settle()
-    assert connection.written == [] and reconnected.written == ['[3,"new-1",{}]']
+    assert connection.sent == [] and reconnected.sent == ['[3,"new-1",{}]']
     assert not driver.failed and "driver.send_without_connection" not in logs[Side.SOUTH].lines

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.protocol import State
 
+from adapters.connection import MemoryConnection
 from adapters.keepalive import PER_TURN, Keepalive, keepalive_options
 from adapters.ws_direct import DirectClientConnection, DirectServerConnection
 
@@ -165,21 +165,18 @@ async def test_charger_connections_are_pinged_and_a_websockets_client_answers() 
     keepalive.close()
 
 
-class _QuietLink:
-    """Stands for a connection that has been quiet for a while; notes the loop turn of its ping."""
-
-    class protocol:  # the attribute Keepalive reads
-        state = State.OPEN
+class _QuietLink(MemoryConnection):
+    """A connection that has been quiet for a while; notes the loop turn of its ping."""
 
     def __init__(self, quiet_since: float, turns: list[int]) -> None:
+        super().__init__()
         self.last_received = quiet_since
-        self.ping_sent_at: float | None = None
         self.pinged_on_turn: int | None = None
         self._turns = turns
 
     def ping_now(self) -> bool:
         self.pinged_on_turn = self._turns[0]
-        return True
+        return super().ping_now()
 
 
 async def test_links_that_went_quiet_together_are_pinged_a_few_hundred_per_loop_turn() -> None:
@@ -194,7 +191,7 @@ async def test_links_that_went_quiet_together_are_pinged_a_few_hundred_per_loop_
     keepalive = Keepalive(0.05, 10.0, side="south")
     links = [_QuietLink(loop.time() - 1.0, turns) for _ in range(3 * PER_TURN + 10)]
     for link in links:
-        keepalive.watch(link)  # type: ignore[arg-type]
+        keepalive.watch(link)
     loop.call_soon(count_turns)
     try:
         async with asyncio.timeout(5):

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
+from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver
 from adapters.logs import (
     DIAGNOSTIC_BURST,
@@ -95,20 +96,6 @@ def test_the_limiter_lets_a_burst_through_then_reports_what_it_left_out() -> Non
     assert limiter.take_suppressed() == []
 
 
-class _Connection:
-    subprotocol = "ocpp2.0.1"
-
-    def __init__(self) -> None:
-        self.ended = asyncio.Event()
-
-    def listen(self, receiver: Any) -> None: ...
-
-    def stop_listening(self) -> None: ...
-
-    async def wait_closed(self) -> None:
-        await self.ended.wait()
-
-
 class _Core:
     def __init__(self) -> None:
         self.pending: list[Effect] = []
@@ -138,10 +125,10 @@ class _Log:
 
 
 async def test_the_driver_logs_a_burst_counts_all_and_sums_up_at_the_end() -> None:
-    core, connection, metrics = _Core(), _Connection(), BridgeMetrics()
+    core, connection, metrics = _Core(), MemoryConnection(), BridgeMetrics()
     logs = {side: _Log() for side in Side}
     driver = CoreDriver(core, logs, station_id="CP", metrics=metrics)
-    driver.attach(Side.NORTH, connection)  # type: ignore[arg-type]
+    driver.attach(Side.NORTH, connection)
     serving = asyncio.create_task(driver.serve(Side.NORTH))
     for n in range(100):
         core.pending = [Report(Side.NORTH, Diagnostic("late-answer", "late", message_id=str(n)))]
@@ -150,7 +137,7 @@ async def test_the_driver_logs_a_burst_counts_all_and_sums_up_at_the_end() -> No
     assert [event for event, _ in lines] == ["late-answer"] * DIAGNOSTIC_BURST
     late = metrics.registry.get_sample_value("ocpp_bridge_late_answers_total", {"side": "north"})
     assert late == 100  # every one counted, logged or not
-    connection.ended.set()
+    connection.end()
     async with asyncio.timeout(5):
         await serving
     assert lines[-1] == (

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from adapters.cli import app
 from adapters.cli_trace import TraceFormatter, follow_lines, last_lines
 from adapters.config import BridgeConfig
+from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver
 from adapters.logs import get_logger
 from adapters.trace import (
@@ -268,36 +269,6 @@ def test_every_input_opens_a_correlation_and_answers_point_to_their_call() -> No
     assert line["t"].endswith("Z") and "T" in line["t"]
 
 
-class _FakeConnection:
-    """The driver's view of a connection (`adapters.ws_direct`): messages are handed to a listener."""
-
-    subprotocol = "ocpp1.6"
-
-    def __init__(self) -> None:
-        self.listener: Any = None
-        self.closed = asyncio.Event()
-        self.sent: list[str] = []
-
-    def listen(self, on_message: Any) -> None:
-        self.listener = on_message
-
-    def stop_listening(self) -> None:
-        self.listener = None
-
-    def deliver(self, message: str) -> None:
-        assert self.listener is not None, "nobody listens yet"
-        self.listener(message)
-
-    async def wait_closed(self) -> None:
-        await self.closed.wait()
-
-    async def send(self, frame: str) -> None:
-        self.sent.append(frame)
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.closed.set()
-
-
 class _RelayCore:
     """Greets the CSMS when it connects, relays every frame to the other side, and once a frame has
     arrived sends one more from its timer."""
@@ -336,9 +307,9 @@ async def test_the_driver_traces_inputs_sends_and_timers_each_under_its_own_id()
     core = _RelayCore()
     logs = {side: get_logger() for side in Side}
     driver = CoreDriver(core, logs, trace=station_trace(writer))
-    south, north = _FakeConnection(), _FakeConnection()
-    driver.attach(Side.SOUTH, south)  # type: ignore[arg-type]
-    driver.attach(Side.NORTH, north)  # type: ignore[arg-type]
+    south, north = MemoryConnection("ocpp1.6"), MemoryConnection("ocpp1.6")
+    driver.attach(Side.SOUTH, south)
+    driver.attach(Side.NORTH, north)
     tasks = [asyncio.create_task(driver.serve(side)) for side in Side]
     await asyncio.sleep(0)  # the driver listens
     south.deliver(f'[2,"c1","Authorize",{{"idTag":"{TAG}"}}]')
