@@ -75,6 +75,11 @@ class _Batch(NamedTuple):
     done: Done
     loop: asyncio.AbstractEventLoop  # where `done` is called
     submitted: float  # time.monotonic() at `submit`
+    fence: int | None  # the station's lease epoch at `submit` (`_fence`), written with the batch
+
+
+# (station, changes, lease epoch or None): what a back end's `_transaction` writes
+Written = tuple[str, list[Persist], int | None]
 
 
 class GroupCommitStore:
@@ -93,10 +98,15 @@ class GroupCommitStore:
 
     # --- the back end's part ------------------------------------------------------------------------
 
-    def _transaction(self, batches: list[tuple[str, list[Persist]]]) -> None:
+    def _transaction(self, batches: list[Written]) -> None:
         """Write `batches` in one transaction, durable when this returns (the caller holds the
         connection). Raises StoreError; any failure rolls the whole transaction back."""
         raise NotImplementedError
+
+    def _fence(self, station: str) -> int | None:
+        """The lease epoch a batch of `station` carries, taken when it is submitted (None: none;
+        adapters/store_pg.py fences writes with it)."""
+        return None
 
     def _rows(self, station: str) -> Iterable[tuple[str, str, bytes | str]]:
         """The station's rows, (table, key, JSON), in table and key order (the caller holds the
@@ -130,7 +140,7 @@ class GroupCommitStore:
         """Write a batch atomically and durably, now. Raises StoreError."""
         self._wait_written()
         with self._db_lock:
-            self._transaction([(station, list(changes))])
+            self._transaction([(station, list(changes), self._fence(station))])
 
     def submit(self, station: str, changes: Iterable[Persist], done: Done) -> None:
         """Have the writer thread write a batch; `done(None)` once it is durable, `done(error)` if it
@@ -139,7 +149,9 @@ class GroupCommitStore:
         with self._state:
             if self._closing:
                 raise StoreError(f"{self.path}: the store is closed")
-            self._waiting.append(_Batch(station, list(changes), done, loop, time.monotonic()))
+            self._waiting.append(
+                _Batch(station, list(changes), done, loop, time.monotonic(), self._fence(station))
+            )
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._write_waiting, name="ocpp-bridge-store", daemon=True
@@ -180,7 +192,7 @@ class GroupCommitStore:
     def _write_group(self, group: list[_Batch]) -> list[StoreError | None]:
         with self._db_lock:
             try:
-                self._transaction([(batch.station, batch.changes) for batch in group])
+                self._transaction([(batch.station, batch.changes, batch.fence) for batch in group])
                 return [None] * len(group)
             except StoreError as exc:
                 if len(group) == 1:
@@ -189,7 +201,7 @@ class GroupCommitStore:
             errors: list[StoreError | None] = []
             for batch in group:
                 try:
-                    self._transaction([(batch.station, batch.changes)])
+                    self._transaction([(batch.station, batch.changes, batch.fence)])
                     errors.append(None)
                 except StoreError as exc:
                     errors.append(exc)
@@ -227,12 +239,12 @@ class Store(GroupCommitStore):
         ).fetchall()
         return rows
 
-    def _transaction(self, batches: list[tuple[str, list[Persist]]]) -> None:
+    def _transaction(self, batches: list[Written]) -> None:
         """Write `batches` in one transaction (the caller holds the connection). Raises StoreError;
-        any failure rolls the whole transaction back."""
+        any failure rolls the whole transaction back. SQLite has no leases: the epoch is unused."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            for station, changes in batches:
+            for station, changes, _ in batches:
                 for change in changes:
                     if change.value is None:
                         self._db.execute(

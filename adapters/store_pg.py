@@ -27,20 +27,61 @@ Rules
   write) is written again, once, on a new session: nothing of it was written.
 - The password is libpq's: `PGPASSWORD` or a password file (`PGPASSFILE`, ~/.pgpass); TLS: libpq's URL
   parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) or environment (`PGSSLMODE`, ...).
+
+Station leases and fencing (issue 20 item 2)
+- A replica serves a station only while it holds the station's lease: a row `leases(station, owner,
+  epoch, expires)`. `owner` names this store (host/pid/random: unique per process run); `epoch` grows by
+  one each time the lease changes owner.
+- `take_lease(station, force)`: the lease row, locked (`FOR UPDATE`), is created at epoch 1, kept (this
+  owner already holds it: its expiry pushed back), or taken over at epoch + 1: always with `force` (a
+  charger connected here, so its previous replica lost it), otherwise only when it has expired. Returns
+  the epoch held, or None (another owner holds a live lease and `force` is off).
+- `renew_leases()`: every lease this store holds in one statement (`UPDATE ... FROM unnest(stations,
+  epochs)`, matched on owner and epoch); those that did not match were taken over and are lost. Call it
+  every `lease_seconds / 3` (`keep_leases`). `release_lease(station)` deletes this owner's row after the
+  station's submitted batches are written (`release_leases()` every one, at close).
+- Fencing: a batch carries its station's epoch from `submit` (or `apply`); the write's transaction first
+  reads the lease rows of its stations `FOR SHARE` and refuses the whole transaction when a row's owner
+  or epoch is not the batch's (another replica took the station over since). The shared row lock makes
+  a takeover wait for a write that passed the check, and a write wait for a takeover under way: a
+  successor's `load` after its `take_lease` sees every write that was allowed, and no write of the
+  predecessor lands after it. A refusal fails only that station's batch (the group is written again
+  batch by batch), counts in `fencing_refusals`, drops the lease here and reports it lost.
+- A store's sessions end on the server when idle inside a transaction for `lease_seconds`
+  (`idle_in_transaction_session_timeout`): a replica paused in the middle of a write (SIGSTOP, a
+  stalled VM) cannot hold the lease rows' locks, and so a takeover, for longer than a lease lasts.
+- With `require_leases` set, a station written without a lease held is refused too (a replica must not
+  write a station it does not serve); off, such writes are not fenced (one bridge, or bridges sharded by
+  station, as before leases).
+- `on_lease_lost(station)`, when set, is called (on the writer or renewal thread) for every lease lost:
+  by renewal or by a refused write. Counters: `lease_takeovers` (taken from a previous owner),
+  `fencing_refusals`, `leases_lost`; `leases_held()`.
+- Why rows and not advisory locks: an advisory lock lives as long as the session that took it, so a
+  network blip between a replica and the server drops every lease of that replica at once, and while
+  the replica reconnects it cannot tell which ones another replica has taken meanwhile; a lock carries
+  no epoch, so a write made on another session (or after reconnecting) cannot be checked against the
+  current holder, which is the whole point of fencing; and session locks do not survive a transaction
+  pooler (PgBouncer in transaction mode). A row survives reconnects, carries the epoch every write is
+  checked against in the same transaction, has an expiry that one statement renews for thousands of
+  stations, and can be read with SQL (`SELECT owner, count(*) FROM leases GROUP BY owner`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from adapters.store import GroupCommitStore
+from adapters.store import GroupCommitStore, Written
 from adapters.store_api import StoreError, describe
-from bridge.effects import Persist
 
 # Each migration runs once, in order, in the transaction that records it in schema_version.
 MIGRATIONS: tuple[str, ...] = (
@@ -54,7 +95,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (station, tbl, key)
     )
     """,
+    # 2: station leases (module rules)
+    """
+    CREATE TABLE leases (
+        station text COLLATE "C" PRIMARY KEY,
+        owner   text NOT NULL,
+        epoch   bigint NOT NULL,
+        expires timestamptz NOT NULL
+    )
+    """,
 )
+
+LEASE_SECONDS = 15.0  # a lease not renewed for this long may be taken by another replica
 
 # pg_advisory_xact_lock key of the migrations: "ocppbrdg" as a 64-bit number
 _MIGRATION_LOCK = int.from_bytes(b"ocppbrdg", "big")
@@ -81,7 +133,9 @@ def _one_line(exc: BaseException) -> str:
     return "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
 
 
-def connect(url: str, timeout: float = 10.0) -> psycopg.Connection[Any]:
+def connect(
+    url: str, timeout: float = 10.0, idle_timeout: float | None = None
+) -> psycopg.Connection[Any]:
     """A session on `url` with the store's settings. Raises StoreError."""
     extra: dict[str, Any] = {}
     try:
@@ -97,6 +151,11 @@ def connect(url: str, timeout: float = 10.0) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(url, autocommit=True, **extra)
         conn.execute("SET synchronous_commit TO on")
+        if idle_timeout is not None:
+            conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{max(1, round(idle_timeout * 1000))}ms",),
+            )
     except psycopg.Error as exc:
         raise StoreError(f"{describe(url)}: cannot connect: {_one_line(exc)}") from None
     return conn
@@ -130,10 +189,21 @@ def migrate(conn: psycopg.Connection[Any], name: str) -> int:
 class PgStore(GroupCommitStore):
     """PostgreSQL (module rules)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, lease_seconds: float = LEASE_SECONDS, require_leases: bool = False
+    ) -> None:
         super().__init__(describe(url))
         self._url = url
-        self._conn = connect(url)
+        self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.require_leases = require_leases
+        self._held: dict[str, int] = {}  # station -> epoch; changed under _held_lock
+        self._held_lock = threading.Lock()
+        self.lease_takeovers = 0
+        self.fencing_refusals = 0
+        self.leases_lost = 0
+        self.on_lease_lost: Callable[[str], None] | None = None
+        self._conn = connect(url, idle_timeout=lease_seconds)
         try:
             self.schema_version = migrate(self._conn, self.path)
         except StoreError:
@@ -143,11 +213,161 @@ class PgStore(GroupCommitStore):
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn.closed or self._conn.broken:
             self._conn.close()
-            self._conn = connect(self._url)
+            self._conn = connect(self._url, idle_timeout=self.lease_seconds)
         return self._conn
 
     def _close_db(self) -> None:
-        self._conn.close()
+        with self._db_lock:
+            with contextlib.suppress(StoreError):  # the server is gone: the leases expire
+                self._release([*self._held])
+            self._conn.close()
+
+    # --- leases (module rules) ---------------------------------------------------------------------
+
+    def _fence(self, station: str) -> int | None:
+        with self._held_lock:
+            return self._held.get(station)
+
+    def leases_held(self) -> int:
+        with self._held_lock:
+            return len(self._held)
+
+    def take_lease(self, station: str, *, force: bool = True) -> int | None:
+        """This store's epoch of `station`'s lease, taken if need be; None when another owner holds a
+        live lease and `force` is off. Raises StoreError."""
+        with self._db_lock:
+            try:
+                conn = self._connection()
+                with conn.transaction():
+                    row = self._lease_row(conn, station)
+                    if row is None:
+                        conn.execute(
+                            "INSERT INTO leases (station, owner, epoch, expires)"
+                            " VALUES (%s, %s, 0, now()) ON CONFLICT (station) DO NOTHING",
+                            (station, self.owner),
+                        )
+                        row = self._lease_row(conn, station)  # ours at epoch 0, or a racer's
+                        assert row is not None
+                    owner, epoch, live = row
+                    if epoch == 0:  # the row just inserted: nobody held the lease before
+                        owner, live = None, False
+                    if owner == self.owner:
+                        pass  # held already: renewed below
+                    elif live and not force:
+                        return None
+                    else:
+                        epoch += 1
+                    conn.execute(
+                        "UPDATE leases SET owner = %s, epoch = %s,"
+                        " expires = now() + make_interval(secs => %s) WHERE station = %s",
+                        (self.owner, epoch, self.lease_seconds, station),
+                    )
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"{self.path}: cannot take the lease of {station}: {_one_line(exc)}"
+                ) from None
+            with self._held_lock:
+                self._held[station] = epoch
+            if owner is not None and owner != self.owner:
+                self.lease_takeovers += 1
+            return epoch
+
+    @staticmethod
+    def _lease_row(
+        conn: psycopg.Connection[Any], station: str
+    ) -> tuple[str | None, int, bool] | None:
+        row = conn.execute(
+            "SELECT owner, epoch, expires > now() FROM leases WHERE station = %s FOR UPDATE",
+            (station,),
+        ).fetchone()
+        return None if row is None else (row[0], int(row[1]), bool(row[2]))
+
+    def renew_leases(self) -> list[str]:
+        """Push back the expiry of every lease held, in one statement; the stations whose lease was
+        taken over (now lost). Raises StoreError."""
+        with self._db_lock:
+            with self._held_lock:
+                held = dict(self._held)
+            if not held:
+                return []
+            try:
+                rows = (
+                    self._connection()
+                    .execute(
+                        "UPDATE leases l SET expires = now() + make_interval(secs => %s)"
+                        " FROM unnest(%s::text[], %s::bigint[]) AS h(station, epoch)"
+                        " WHERE l.station = h.station AND l.epoch = h.epoch AND l.owner = %s"
+                        " RETURNING l.station",
+                        (self.lease_seconds, list(held), list(held.values()), self.owner),
+                    )
+                    .fetchall()
+                )
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"{self.path}: cannot renew the leases: {_one_line(exc)}"
+                ) from None
+        kept = {row[0] for row in rows}
+        lost = [station for station in held if station not in kept]
+        for station in lost:
+            self._lost(station, held[station])
+        return lost
+
+    def release_lease(self, station: str) -> None:
+        """Give `station`'s lease up, once its submitted batches are written. Raises StoreError."""
+        self._wait_written()
+        with self._db_lock:
+            self._release([station])
+
+    def _release(self, stations: list[str]) -> None:
+        with self._held_lock:
+            held = {
+                station: self._held.pop(station) for station in stations if station in self._held
+            }
+        if not held:
+            return
+        try:
+            self._connection().execute(
+                "DELETE FROM leases l USING unnest(%s::text[], %s::bigint[]) AS h(station, epoch)"
+                " WHERE l.station = h.station AND l.epoch = h.epoch AND l.owner = %s",
+                (list(held), list(held.values()), self.owner),
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.path}: cannot release leases: {_one_line(exc)}") from None
+
+    def _lost(self, station: str, epoch: int) -> None:
+        with self._held_lock:
+            if self._held.get(station) != epoch:
+                return  # already dropped, or taken again since
+            del self._held[station]
+        self.leases_lost += 1
+        if self.on_lease_lost is not None:
+            self.on_lease_lost(station)
+
+    def _check_fences(self, conn: psycopg.Connection[Any], batches: list[Written]) -> None:
+        """In the write's transaction: refuse it when a station's lease is not the batch's."""
+        wanted = {station: epoch for station, _, epoch in batches if epoch is not None}
+        unleased = sorted({station for station, _, epoch in batches if epoch is None})
+        if unleased and self.require_leases:
+            raise StoreError(f"{self.path}: {unleased[0]}: no lease held for this station: fenced")
+        if not wanted:
+            return
+        rows = conn.execute(
+            "SELECT station, owner, epoch FROM leases WHERE station = ANY(%s) FOR SHARE",
+            (list(wanted),),
+        ).fetchall()
+        current = {row[0]: (row[1], int(row[2])) for row in rows}
+        for station, epoch in wanted.items():
+            owner, now_epoch = current.get(station, (None, 0))
+            if owner == self.owner and now_epoch == epoch:
+                continue
+            if len(batches) == 1:  # counted once, when the batch is written on its own
+                self.fencing_refusals += 1
+                self._lost(station, epoch)
+            holder = "nobody" if owner is None else f"{owner} at epoch {now_epoch}"
+            raise StoreError(
+                f"{self.path}: {station}: fenced: its lease is held by {holder},"
+                f" this write carries epoch {epoch}"
+            )
 
     def _rows(self, station: str) -> Iterable[tuple[str, str, bytes | str]]:
         for attempt in (1, 2):
@@ -165,10 +385,10 @@ class PgStore(GroupCommitStore):
                 raise StoreError(f"{self.path}: cannot read: {_one_line(exc)}") from None
         raise AssertionError("unreachable")
 
-    def _transaction(self, batches: list[tuple[str, list[Persist]]]) -> None:
+    def _transaction(self, batches: list[Written]) -> None:
         try:
             latest: dict[tuple[str, str, str], str | None] = {}
-            for station, changes in batches:
+            for station, changes, _ in batches:
                 for change in changes:
                     latest[(station, change.table, change.key)] = (
                         None if change.value is None else orjson.dumps(change.value).decode()
@@ -180,6 +400,7 @@ class PgStore(GroupCommitStore):
                 committing = False
                 try:
                     with conn.transaction():
+                        self._check_fences(conn, batches)
                         if deleted:
                             conn.execute(_DELETE, _columns(deleted))
                         if written:
