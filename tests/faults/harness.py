@@ -59,7 +59,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from adapters.store import Store
+from adapters.store_api import open_store
 from tests.faults.card104 import MAPPING_NAME as CARD_MAPPING
 from tests.faults.card104 import CardSession, FaultCardCharger, workload_card
 from tests.faults.charger104 import MAPPING, FaultCharger104, Session104, workload104
@@ -140,7 +140,7 @@ class Taps:
 
 def bridge_toml(
     *,
-    store: Path,
+    store: Path | str,
     csms_url: str,
     south_port: int,
     stations: Iterable[str],
@@ -1397,8 +1397,8 @@ def log_problems(records: list[dict[str, Any]]) -> tuple[list[str], Counter[str]
     return problems, kinds
 
 
-def stored_outboxes(store: Path, stations: Iterable[str]) -> dict[str, int]:
-    opened = Store(store)
+def stored_outboxes(store: Path | str, stations: Iterable[str]) -> dict[str, int]:
+    opened = open_store(str(store))
     try:
         return {s: len(opened.load(s).get("outbox", {})) for s in stations}
     finally:
@@ -1466,19 +1466,20 @@ async def run_faults(
     transactions_card: int | None = None,
     settle_timeout: float = 60.0,
     progress: Callable[[int], None] | None = None,
+    store_url: str | None = None,
 ) -> FaultRun:
     """Chargers run their transactions (`chargers` 1.6J chargers, `iec104` 104 chargers with
     `transactions104` sessions each, `cards` dial-in card chargers with `transactions_card` card
     sessions each) while `faults` faults strike; then everything is let settle and checked.
     `transactions=None` (`transactions104=None`, `transactions_card=None`): they go on until the last
-    fault."""
+    fault. `store_url`: a PostgreSQL store (tests/pg.py) instead of a SQLite file in `tmp_path`."""
     started = time.monotonic()
     rng = random.Random(seed)
     taps = Taps()
     csms = FaultCsms(taps)
     await csms.start(port=free_port())
     south_port = free_port()
-    store = tmp_path / "bridge.db"
+    store: Path | str = store_url or tmp_path / "bridge.db"
     config = tmp_path / "bridge.toml"
     fleet = [
         QueuedCharger(n, f"ws://127.0.0.1:{south_port}/ocpp", random.Random(rng.random()), taps)

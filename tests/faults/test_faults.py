@@ -100,3 +100,26 @@ async def test_long_run_regression_seed(tmp_path: Path, seed: int, cards: int) -
     )
     print(run.describe())
     assert run.problems == [], run.describe()
+
+
+async def test_short_run_on_a_postgresql_store(tmp_path: Path, pg_url: str) -> None:
+    """The short run with the store in PostgreSQL (a real server, tests/pg.py; issue 20): the bridge
+    is SIGKILLed and restarted on the same database; nothing lost, nothing duplicated, transaction ids
+    unchanged (the oracles of `check`), the queue empty at the end."""
+    seed = seed_from_env()
+    print(f"fault seed {seed}")
+    run = await run_faults(
+        tmp_path,
+        seed=seed,
+        chargers=2,
+        transactions=8,
+        iec104=1,
+        transactions104=4,
+        faults=12,
+        store_url=pg_url,
+    )
+    print(run.describe())
+    assert run.problems == [], run.describe()
+    assert run.faults.counts["kill"] >= 1, run.describe()
+    assert run.stats["transactions"] == 16, run.describe()
+    assert run.stats["104-sessions"] == 4, run.describe()
