@@ -5,8 +5,10 @@ Rules
   behaviour toward the CSMS. OCPPCommCtrlr.HeartbeatInterval (its heartbeat; an accepted
   BootNotification's interval is kept too, B01), MessageTimeout[Default] (the CSMS call timeout),
   MessageAttempts[TransactionEvent] and MessageAttemptInterval[TransactionEvent] (the outbox's retries),
-  RetryBackOffWaitMinimum / RandomRange / RepeatTimes (the reconnection back-off), and
-  SecurityCtrlr.BasicAuthPassword (WriteOnly: the password of every later connection, A01). The
+  RetryBackOffWaitMinimum / RandomRange / RepeatTimes (the reconnection back-off),
+  NetworkProfileConnectionAttempts (kept; with one network profile, the configuration's, there is
+  nothing to switch to), and SecurityCtrlr.BasicAuthPassword (WriteOnly: the password of every later
+  connection, A01). The
   configuration gives the initial values (`Defaults`); a stored value wins over it. Every write applies
   at once (`apply`), none needs a restart.
 - `OwnedValues.write` checks a value before keeping it: an integer within the variable's bounds, a
@@ -20,8 +22,8 @@ Rules
   SecurityCtrlr SecurityProfile (toward the CSMS) and Identity (the station id), TxCtrlr
   TxStartPoint/TxStopPoint, SampledDataCtrlr TxStartedMeasurands/TxEndedInterval, and the
   availability of the ChargingStation, each EVSE and its Connector (AvailabilityState, Available,
-  SupplyPhases without value: unknown, ConnectorType Unknown). Availability states are part of a
-  SummaryInventory.
+  SupplyPhases without value: unknown, ConnectorType Unknown), and each EVSE's Power (W, the live
+  value when the core knows one). Availability states are part of a SummaryInventory.
 - Descriptions are kind-neutral (`Owned`); each core turns them into its own device-model entries, and
   `extra_104` lists the ones a 1.6 charger answers itself but a 104 charger cannot.
 """
@@ -51,6 +53,9 @@ TX_POINTS: Final = (
     "PowerPathClosed",
     "EnergyTransfer",
 )
+NETWORK_PROFILE_ATTEMPTS: Final = 3
+PERIODS_PER_SCHEDULE: Final = 1024  # what the 2.0.1 schema allows in one ChargingSchedule
+FILE_TRANSFER_PROTOCOLS: Final = ("FTP", "FTPS", "HTTP", "HTTPS", "SFTP")
 _PASSWORD: Final = re.compile(r"^[\x21-\x7e]{16,40}$")
 _MAX_INT: Final = 2**31 - 1
 
@@ -94,6 +99,9 @@ SETTABLE: Final = (
     _Settable("RetryBackOffWaitMinimum", "OCPPCommCtrlr", "RetryBackOffWaitMinimum", unit="s"),
     _Settable("RetryBackOffRandomRange", "OCPPCommCtrlr", "RetryBackOffRandomRange", unit="s"),
     _Settable("RetryBackOffRepeatTimes", "OCPPCommCtrlr", "RetryBackOffRepeatTimes"),
+    _Settable(
+        "NetworkProfileConnectionAttempts", "OCPPCommCtrlr", "NetworkProfileConnectionAttempts"
+    ),
     _Settable("BasicAuthPassword", "SecurityCtrlr", "BasicAuthPassword", password=True),
 )
 _BY_IDENTITY: Final = {(s.component, s.variable, s.instance): s for s in SETTABLE}
@@ -136,6 +144,7 @@ class OwnedValues:
             "RetryBackOffWaitMinimum": math.ceil(backoff.wait_minimum),
             "RetryBackOffRandomRange": math.ceil(backoff.random_range),
             "RetryBackOffRepeatTimes": backoff.repeat_times,
+            "NetworkProfileConnectionAttempts": NETWORK_PROFILE_ATTEMPTS,
         }
         for key, value in state.get(TABLE, {}).items():
             if key in self._values or key == "BasicAuthPassword":
@@ -218,6 +227,7 @@ class StationFacts:
     now_iso: str
     station_state: str  # the ChargingStation's AvailabilityState
     evses: Mapping[int, str | None]  # EVSE id → the status the CSMS last got (None: not yet)
+    evse_power: Mapping[int, str | None] = field(default_factory=dict)  # EVSE id → W now, if known
 
 
 def facts(known: StationFacts) -> list[Owned]:
@@ -288,6 +298,16 @@ def facts(known: StationFacts) -> list[Owned]:
     for evse, status in sorted(known.evses.items()):
         found += _availability("EVSE", status, evse, None)
         found += _availability("Connector", status, evse, 1)
+        found.append(
+            Owned(
+                "EVSE",
+                "Power",
+                known.evse_power.get(evse),
+                evse=evse,
+                data_type="decimal",
+                unit="W",
+            )
+        )
         found.append(Owned("Connector", "ConnectorType", "Unknown", evse=evse, connector=1))
     return found
 
@@ -311,9 +331,37 @@ def _availability(
     ]
 
 
-def extra_104() -> list[Owned]:
-    """Required variables a 1.6 charger answers from its configuration and a 104 charger cannot."""
+def extra_104(installed_profiles: int = 0) -> list[Owned]:
+    """Required variables a 1.6 charger answers from its configuration and a 104 charger cannot:
+    authorization and transaction settings the bridge does not change, no file transfer and no
+    certificates (no GetLog, UpdateFirmware or certificate use cases), fixed cables, and the smart
+    charging the bridge evaluates itself (`installed_profiles`: the profiles it keeps)."""
     return [
+        Owned("OCPPCommCtrlr", "UnlockOnEVSideDisconnect", "false", data_type="boolean"),
+        Owned(
+            "OCPPCommCtrlr",
+            "FileTransferProtocols",
+            "",
+            data_type="MemberList",
+            values_list=FILE_TRANSFER_PROTOCOLS,
+        ),
+        Owned("SecurityCtrlr", "CertificateEntries", "0", data_type="integer"),
+        Owned("SecurityCtrlr", "OrganizationName", None),
+        Owned(
+            "SmartChargingCtrlr",
+            "Entries",
+            str(installed_profiles),
+            variable_instance="ChargingProfiles",
+            data_type="integer",
+        ),
+        Owned(
+            "SmartChargingCtrlr",
+            "PeriodsPerSchedule",
+            str(PERIODS_PER_SCHEDULE),
+            data_type="integer",
+        ),
+        Owned("SmartChargingCtrlr", "ProfileStackLevel", str(_MAX_INT), data_type="integer"),
+        Owned("SmartChargingCtrlr", "LimitChangeSignificance", "0", data_type="decimal"),
         Owned("AuthCtrlr", "AuthorizeRemoteStart", "false", data_type="boolean"),
         Owned("AuthCtrlr", "LocalAuthorizeOffline", "false", data_type="boolean"),
         Owned("AuthCtrlr", "LocalPreAuthorize", "false", data_type="boolean"),

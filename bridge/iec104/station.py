@@ -137,6 +137,7 @@ from bridge.iec104.variables import (
     Key,
     Variable,
     build_device_model,
+    power_of,
     request_key,
     tariff_source,
     text_of,
@@ -1519,8 +1520,12 @@ class Station104:
             now_iso=self._stamp(None),
             station_state="Available" if self._link_up else "Unavailable",
             evses={evse: c.reported for evse, c in self._connectors.items()},
+            evse_power={
+                evse: power_of(c.meter_rules, self._values) for evse, c in self._connectors.items()
+            },
         )
-        return self.owned.variables() + owned_variables.facts(facts) + owned_variables.extra_104()
+        extra = owned_variables.extra_104(installed_profiles=len(self._profiles))
+        return self.owned.variables() + owned_variables.facts(facts) + extra
 
     @property
     def model(self) -> DeviceModel:

@@ -5,7 +5,7 @@ The charger has no device model; the bridge serves one made of the table and the
 | component (evse)                 | variable                       | value, mutability                      |
 |----------------------------------|--------------------------------|----------------------------------------|
 | ChargingStation                  | VendorName, Model, SerialNumber, FirmwareVersion | the table's identity, ReadOnly |
-| the bridge's own (`bridge.owned_variables`): OCPPCommCtrlr, SecurityCtrlr, DeviceDataCtrlr, ClockCtrlr, TxCtrlr, AuthCtrlr, availability of ChargingStation, EVSE (n), Connector (n, 1) | | the core's, source "owned" |
+| the bridge's own (`bridge.owned_variables`): OCPPCommCtrlr, SecurityCtrlr, DeviceDataCtrlr, ClockCtrlr, TxCtrlr, AuthCtrlr, SmartChargingCtrlr limits and Entries[ChargingProfiles], availability of ChargingStation, EVSE (n, with Power from its Power.Active.Import point), Connector (n, 1) | | the core's, source "owned" |
 | SampledDataCtrlr                 | TxUpdatedInterval              | seconds between meter values, ReadWrite |
 | SampledDataCtrlr                 | TxUpdatedMeasurands            | the measurands the table maps          |
 | SmartChargingCtrlr               | Enabled, RateUnit              | true; the units the table has setpoints for |
@@ -14,7 +14,8 @@ The charger has no device model; the bridge serves one made of the table and the
 
 Rules
 - A variable is identified by (component name, component instance, EVSE id, connector id, variable
-  name, variable instance), as in a GetVariables request; only the Actual attribute exists.
+  name, variable instance), as in a GetVariables request; only the Actual attribute exists. GetVariables
+  of a WriteOnly variable is Rejected (B06.FR.09); a variable without a value answers "" (B06.FR.13).
 - `source` says where the core finds the value: "identity:<field>", "status", "station-status",
   "tx-updated-interval", "tx-updated-measurands", "enabled", "rate-units", "point:<ioa>", "owned"
   (the bridge's own, `bridge.owned_variables`: settable ones are written there).
@@ -26,7 +27,7 @@ Rules
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -168,10 +169,13 @@ class DeviceModel:
         if attribute_type != "Actual":
             result["attributeStatus"] = "NotSupportedAttributeType"
             return result
+        if found.mutability == "WriteOnly":  # B06.FR.09
+            result["attributeStatus"] = "Rejected"
+            result["attributeStatusInfo"] = {"reasonCode": "WriteOnly"}
+            return result
         value = value_of(found)
         result["attributeStatus"] = "Accepted"
-        if value is not None:
-            result["attributeValue"] = value[:2500]
+        result["attributeValue"] = (value or "")[:2500]  # B06.FR.13: no value is an empty string
         return result
 
 
@@ -311,3 +315,25 @@ def text_of(value: bool | int | float | str | None) -> str | None:
             return str(int(value))
         return f"{value:.6g}" if abs(value) < 1e6 else str(round(value, 3))
     return str(value)
+
+
+_W_PER_UNIT: Final = {"W": 1.0, "kW": 1000.0}
+
+
+def power_of(
+    rules: Sequence[MonitoringRule], values: Mapping[int, bool | int | float]
+) -> str | None:
+    """EVSE.Power's Actual value: the connector's total Power.Active.Import point in W, if it has one
+    and its value is known."""
+    for rule in rules:
+        if (
+            isinstance(rule, MeasurementRule)
+            and rule.measurand == "Power.Active.Import"
+            and rule.phase is None
+            and rule.unit in _W_PER_UNIT
+        ):
+            value = values.get(rule.ioa)
+            if value is None or isinstance(value, bool):
+                return None
+            return text_of(float(value) * _W_PER_UNIT[rule.unit or ""])
+    return None

@@ -15,6 +15,7 @@ import pytest
 
 from bridge.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
 from bridge.effects import Side
+from tests.core.iec104_bench import POWER, fl
 from tests.core.station_harness import only
 from tests.core.test_issue16_device_model import answer104, item, ready104, registered16
 
@@ -143,3 +144,51 @@ class TestGetReport104:
         assert all(len(p["reportData"]) <= ITEMS_PER_MESSAGE for p in parts)
         assert [p["seqNo"] for p in parts] == list(range(len(parts)))
         assert [bool(p.get("tbc")) for p in parts] == [True] * (len(parts) - 1) + [False]
+
+
+# --- Required variables with live values on a 104 station -------------------------------------------
+
+
+def values104(bench: Any, *entries: tuple[Any, ...]) -> list[str | None]:
+    wanted = [item(*entry) for entry in entries]
+    response = answer104(bench, "GetVariables", {"getVariableData": wanted})
+    assert {r["attributeStatus"] for r in response["getVariableResult"]} == {"Accepted"}
+    return [r.get("attributeValue") for r in response["getVariableResult"]]
+
+
+def test_b06_evse_power_is_the_live_power_in_watts_104() -> None:
+    bench = ready104()
+    power = ("EVSE", "Power", None, 1)
+    assert values104(bench, power) == [""]  # not yet known: empty (B06.FR.13)
+    bench.points(fl(POWER, 7.5))  # the table's output_power is in kW
+    assert values104(bench, power) == ["7500"]
+
+
+def test_b06_smart_charging_entries_count_the_installed_profiles_104() -> None:
+    bench = ready104()
+    entries = ("SmartChargingCtrlr", "Entries", "ChargingProfiles")
+    assert values104(bench, entries) == ["0"]
+    profile = {
+        "id": 3,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": [
+            {
+                "id": 1,
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}],
+            }
+        ],
+    }
+    bench.csms("SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
+    bench.confirm()
+    assert values104(bench, entries) == ["1"]
+
+
+def test_b06_fr_09_a_write_only_variable_is_rejected_and_never_shown_104() -> None:
+    bench = ready104()
+    wanted = [item("SecurityCtrlr", "BasicAuthPassword")]
+    response = answer104(bench, "GetVariables", {"getVariableData": wanted})
+    [result] = response["getVariableResult"]
+    assert result["attributeStatus"] == "Rejected" and "attributeValue" not in result
