@@ -18,6 +18,8 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import pytest
+from ocpp.exceptions import OccurrenceConstraintViolationError
 from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
@@ -347,6 +349,14 @@ async def test_a01_b06_b07_b08_a_104_station_rotates_its_password_and_walks_its_
                     if r["attribute_status"] != "Accepted"
                 ]
                 assert refused == []  # nothing UnknownComponent / UnknownVariable
+                # B06.FR.16: one item more than ItemsPerMessage is refused, not half served
+                with pytest.raises(OccurrenceConstraintViolationError):
+                    await cp.call(
+                        call201.GetVariables(
+                            get_variable_data=[wire(e) for e in readable[: per_message + 1]]
+                        ),
+                        suppress=False,
+                    )
 
                 # B08: a custom report, selected as the CSMS asks
                 status, evse = await _report(
