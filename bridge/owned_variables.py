@@ -24,8 +24,9 @@ Rules
   availability of the ChargingStation, each EVSE and its Connector (AvailabilityState, Available,
   SupplyPhases without value: unknown, ConnectorType Unknown), and each EVSE's Power (W, the live
   value when the core knows one). Availability states are part of a SummaryInventory.
-- Descriptions are kind-neutral (`Owned`); each core turns them into its own device-model entries, and
-  `extra_104` lists the ones a 1.6 charger answers itself but a 104 charger cannot.
+- Descriptions are kind-neutral (`Owned`); each core turns them into its own device-model entries,
+  `extra_104` lists the ones a 1.6 charger answers itself but a 104 charger cannot, and `fallbacks_16`
+  the ones a 1.6 charger answers only when its configuration has the key (shown without value else).
 """
 
 from __future__ import annotations
@@ -328,6 +329,23 @@ def _availability(
         ),
         Owned(component, "Available", "true", evse=evse, connector=connector, data_type="boolean"),
         Owned(component, "SupplyPhases", None, evse=evse, connector=connector, data_type="integer"),
+    ]
+
+
+def fallbacks_16() -> list[Owned]:
+    """Required variables a 1.6 charger gives from configuration keys it may lack
+    (SupportedFileTransferProtocols, UnlockConnectorOnEVSideDisconnect, CpoName): without value
+    (unknown) when its configuration does not have the key, instead of UnknownVariable."""
+    return [
+        Owned(
+            "OCPPCommCtrlr",
+            "FileTransferProtocols",
+            None,
+            data_type="MemberList",
+            values_list=FILE_TRANSFER_PROTOCOLS,
+        ),
+        Owned("OCPPCommCtrlr", "UnlockOnEVSideDisconnect", None, data_type="boolean"),
+        Owned("SecurityCtrlr", "OrganizationName", None),
     ]
 
 

@@ -1431,7 +1431,8 @@ class Station16:
             station_state=self._station_state(),
             evses={evse: self.north.status_of(evse) for evse in self._evses()},
         )
-        for variable in self.owned.variables() + owned_variables.facts(facts):
+        fallbacks = owned_variables.fallbacks_16()
+        for variable in self.owned.variables() + owned_variables.facts(facts) + fallbacks:
             owned.append(
                 BridgeVariable(
                     VariableRef(
@@ -1447,6 +1448,7 @@ class Station16:
                     unit=variable.unit,
                     values_list=variable.values_list,
                     summary=variable.summary,
+                    fallback=variable in fallbacks,
                 )
             )
         return owned

@@ -158,6 +158,7 @@ class BridgeVariable:
     values_list: tuple[str, ...] | None = None
     max_limit: float | int | None = None
     summary: bool = False  # part of a SummaryInventory report (availability, problems)
+    fallback: bool = False  # only when the charger's configuration does not have the variable
 
 
 @dataclass(frozen=True, slots=True)

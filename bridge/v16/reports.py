@@ -10,7 +10,8 @@ Rules
   `variableCharacteristics.maxLimit`. A variable known only by its maximum still reports its Actual
   attribute, without value (B07.FR.11: supported attribute types are reported even when unset).
   Characteristics: dataType, unit and valuesList from the table, supportsMonitoring false (1.6 has no
-  monitoring); a legacy key whose value is "true"/"false" is typed boolean. Bridge-owned variables (passed in) are added and win over a table entry of the same identity.
+  monitoring); a legacy key whose value is "true"/"false" is typed boolean. Bridge-owned variables (passed in) are added and win over a table entry of the same identity; a fallback one
+  (`BridgeVariable.fallback`) is added only when the charger's configuration did not give it.
 - GetBaseReport (B07): FullInventory = everything; ConfigurationInventory = variables the operator can set
   (an attribute that is ReadWrite or WriteOnly); SummaryInventory = the bridge variables flagged `summary`
   (the availability of the station, its EVSEs and connectors: 1.6 configuration says nothing about
@@ -111,7 +112,8 @@ def collect_entries(
             attribute["value"] = value_up(value, data_type_of(mapping, value))
         entry.attributes[mapping.target] = attribute
     for variable in bridge_variables:
-        entries[variable.ref] = _bridge_entry(variable)
+        if not variable.fallback or variable.ref not in entries:
+            entries[variable.ref] = _bridge_entry(variable)
     return list(entries.values())
 
 

@@ -12,6 +12,10 @@ Rules
     is Rejected: it exists, 1.6 cannot read it;
   - the component is known (a table component, the legacy component, or a bridge component) →
     UnknownVariable; otherwise UnknownComponent.
+- A fallback bridge variable (`BridgeVariable.fallback`: a variable 2.0.1 requires that the charger's
+  configuration may lack, e.g. OCPPCommCtrlr.FileTransferProtocols) answers only when the charger does
+  not have the key: GetVariables Accepted with its value instead of UnknownVariable, SetVariables
+  Rejected (ReadOnly) instead of UnknownVariable.
 - A legacy key (no row) whose value is a boolean ("true"/"false", any case) is a boolean
   (`device_model.data_type_of`): its value is normalized as one.
 - GetVariables: the keys asked are deduplicated and split into GetConfiguration calls of at most
@@ -50,10 +54,28 @@ class _Item:
     mapping: KeyMapping | None = None
     bridge: BridgeVariable | None = None
     value: str | None = None  # SetVariables: the value to send
+    fallback: BridgeVariable | None = None  # answers when the charger does not have the key
 
 
-def _bridge_index(bridge_variables: Sequence[BridgeVariable]) -> dict[VariableRef, BridgeVariable]:
-    return {variable.ref: variable for variable in bridge_variables}
+@dataclass(frozen=True, slots=True)
+class _Bridge:
+    """The bridge's variables by identity: the ones that win over the table, and the fallbacks."""
+
+    own: dict[VariableRef, BridgeVariable]
+    fallback: dict[VariableRef, BridgeVariable]
+
+    def knows_component(self, ref: VariableRef) -> bool:
+        return any(
+            other.component == ref.component and other.evse_id == ref.evse_id
+            for other in (*self.own, *self.fallback)
+        )
+
+
+def _bridge_index(bridge_variables: Sequence[BridgeVariable]) -> _Bridge:
+    bridge = _Bridge({}, {})
+    for variable in bridge_variables:
+        (bridge.fallback if variable.fallback else bridge.own)[variable.ref] = variable
+    return bridge
 
 
 def _result(request: Payload, status: str, reason: str | None = None, why: str = "") -> Payload:
@@ -69,24 +91,20 @@ def _result(request: Payload, status: str, reason: str | None = None, why: str =
     return result
 
 
-def _resolve(
-    index: int,
-    request: Payload,
-    table: ConfigTable,
-    bridge: Mapping[VariableRef, BridgeVariable],
-) -> _Item:
+def _resolve(index: int, request: Payload, table: ConfigTable, bridge: _Bridge) -> _Item:
     ref = VariableRef.of(request["component"], request["variable"])
     attribute = request.get("attributeType", "Actual")
-    owned = bridge.get(ref)
+    attributes = table.mappings_for(ref)
+    owned = bridge.own.get(ref)
+    fallback = bridge.fallback.get(ref)
+    if owned is None and attributes is None:
+        owned = fallback  # the table does not map it: the bridge answers
     if owned is not None:
         if attribute != "Actual":
             return _Item(index, request, _result(request, "NotSupportedAttributeType"))
         return _Item(index, request, bridge=owned)
-    attributes = table.mappings_for(ref)
     if attributes is None:
-        component_known = table.knows_component(ref) or any(
-            other.component == ref.component and other.evse_id == ref.evse_id for other in bridge
-        )
+        component_known = table.knows_component(ref) or bridge.knows_component(ref)
         status = "UnknownVariable" if component_known else "UnknownComponent"
         return _Item(index, request, _result(request, status))
     mapping = attributes.get(attribute)
@@ -100,7 +118,9 @@ def _resolve(
                 ),
             )
         return _Item(index, request, _result(request, "NotSupportedAttributeType"))
-    return _Item(index, request, mapping=mapping)
+    return _Item(
+        index, request, mapping=mapping, fallback=fallback if attribute == "Actual" else None
+    )
 
 
 # --- GetVariables -------------------------------------------------------------------------------------
@@ -151,7 +171,10 @@ def get_variables_response(plan: GetVariablesPlan, answers: Sequence[Payload | N
         elif item.bridge is not None:
             results.append(_bridge_value(item.request, item.bridge))
         elif item.mapping is not None:
-            results.append(_charger_value(item.request, item.mapping, values, unanswered))
+            result = _charger_value(item.request, item.mapping, values, unanswered)
+            if result["attributeStatus"] == "UnknownVariable" and item.fallback is not None:
+                result = _bridge_value(item.request, item.fallback)
+            results.append(result)
     return {"getVariableResult": results}
 
 
@@ -228,7 +251,7 @@ def _settable(item: _Item, request: Payload, mapping: KeyMapping, value: str) ->
     if converted is None:
         why = f"not a valid {mapping.data_type} for OCPP 1.6 key {mapping.key}"
         return _Item(item.index, request, _result(request, "Rejected", reason, why))
-    return _Item(item.index, request, mapping=mapping, value=converted)
+    return _Item(item.index, request, mapping=mapping, value=converted, fallback=item.fallback)
 
 
 def set_variables_response(
@@ -259,5 +282,8 @@ def set_variables_response(
                 )
             else:
                 status = CONFIGURATION_STATUS_UP.get(answer.get("status", ""), "Rejected")
-                results.append(_result(item.request, status))
+                if status == "UnknownVariable" and item.fallback is not None:
+                    results.append(_result(item.request, "Rejected", "ReadOnly"))  # the bridge's
+                else:
+                    results.append(_result(item.request, status))
     return {"setVariableResult": results}

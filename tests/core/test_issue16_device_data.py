@@ -17,7 +17,13 @@ from bridge.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
 from bridge.effects import Side
 from tests.core.iec104_bench import POWER, fl
 from tests.core.station_harness import only
-from tests.core.test_issue16_device_model import answer104, item, ready104, registered16
+from tests.core.test_issue16_device_model import (
+    CONFIGURATION_16,
+    answer104,
+    item,
+    ready104,
+    registered16,
+)
 
 N, S = Side.NORTH, Side.SOUTH
 WANTED = item("OCPPCommCtrlr", "HeartbeatInterval")
@@ -192,3 +198,84 @@ def test_b06_fr_09_a_write_only_variable_is_rejected_and_never_shown_104() -> No
     response = answer104(bench, "GetVariables", {"getVariableData": wanted})
     [result] = response["getVariableResult"]
     assert result["attributeStatus"] == "Rejected" and "attributeValue" not in result
+
+
+# --- A 1.6 charger without the optional keys behind required variables ------------------------------
+
+OPTIONAL_16 = ("SupportedFileTransferProtocols", "UnlockConnectorOnEVSideDisconnect", "CpoName")
+BEHIND = [
+    ("OCPPCommCtrlr", "FileTransferProtocols"),
+    ("OCPPCommCtrlr", "UnlockOnEVSideDisconnect"),
+    ("SecurityCtrlr", "OrganizationName"),
+]
+
+
+def ask16_with(bench: Any, configuration: dict[str, Any], action: str, payload: Any) -> Any:
+    """A CSMS request to the 1.6 station whose charger has `configuration` (ChangeConfiguration of a
+    key it lacks: NotSupported, as a 1.6 charger answers)."""
+    bench.csms(action, payload, message_id="q9")
+    keys = {entry["key"] for entry in configuration["configurationKey"]}
+    while (call := bench.outstanding(S)) is not None:
+        if call.action == "GetConfiguration":
+            asked = call.payload.get("key") or sorted(keys)
+            known = [e for e in configuration["configurationKey"] if e["key"] in asked]
+            unknown = [k for k in asked if k not in keys]
+            answer: dict[str, Any] = {"configurationKey": known}
+            if unknown:
+                answer["unknownKey"] = unknown
+            bench.answer(S, answer)
+        else:
+            bench.answer(
+                S, {"status": "Accepted" if call.payload["key"] in keys else "NotSupported"}
+            )
+    bench.answer_all(N)
+    return only([f for f in bench.frames(N) if f.message_id == "q9"], kind=3).payload
+
+
+def without_optional() -> dict[str, Any]:
+    return {
+        "configurationKey": [
+            e for e in CONFIGURATION_16["configurationKey"] if e["key"] not in OPTIONAL_16
+        ]
+    }
+
+
+def test_b06_required_variables_a_16_charger_lacks_are_present_without_value() -> None:
+    bench = registered16()
+    wanted = [item(c, v) for c, v in BEHIND]
+    response = ask16_with(bench, without_optional(), "GetVariables", {"getVariableData": wanted})
+    assert [(r["attributeStatus"], r["attributeValue"]) for r in response["getVariableResult"]] == [
+        ("Accepted", "")
+    ] * 3
+
+
+def test_b06_the_16_chargers_own_keys_win_over_the_fallback() -> None:
+    bench = registered16()
+    wanted = [item(c, v) for c, v in BEHIND]
+    response = ask16_with(bench, CONFIGURATION_16, "GetVariables", {"getVariableData": wanted})
+    assert [r["attributeValue"] for r in response["getVariableResult"]] == [
+        "FTP,HTTP,HTTPS",
+        "true",
+        "Example CPO",
+    ]
+
+
+def test_b07_full_inventory_lists_them_once_either_way() -> None:
+    for configuration in (without_optional(), CONFIGURATION_16):
+        bench = registered16()
+        request = {"requestId": 5, "reportBase": "FullInventory"}
+        assert ask16_with(bench, configuration, "GetBaseReport", request) == {"status": "Accepted"}
+        data = [d for f in bench.frames(N, "NotifyReport", 2) for d in f.payload["reportData"]]
+        listed = [(d["component"]["name"], d["variable"]["name"]) for d in data]
+        assert all(listed.count(entry) == 1 for entry in BEHIND), listed
+
+
+def test_b05_writing_a_fallback_the_16_charger_lacks_is_rejected_read_only() -> None:
+    bench = registered16()
+    write = item("SecurityCtrlr", "OrganizationName", attributeValue="Other CPO")
+    response = ask16_with(bench, without_optional(), "SetVariables", {"setVariableData": [write]})
+    [result] = response["setVariableResult"]
+    assert (result["attributeStatus"], result["attributeStatusInfo"]["reasonCode"]) == (
+        "Rejected",
+        "ReadOnly",
+    )
