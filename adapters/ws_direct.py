@@ -28,15 +28,21 @@ Rules
   closes without an answer, which a client sees as a network failure.
 - `on_message` must not raise. If it does anyway, the error is logged and the connection is failed with
   1011: an exception must neither escape into the transport nor pass silently.
-- The frame fast path. While the connection is open, uses no extension (no compression) and websockets'
-  parser waits at a frame boundary with nothing buffered, the connection splits the incoming bytes into
-  frames itself. A complete frame that websockets would turn into exactly one message and nothing else
-  (FIN set, text or binary, reserved bits clear, masked as the side requires, within `max_size`, no
-  fragmented message in progress) is unmasked and handed over here. The first frame that is anything
-  else (a control frame, a fragment, a frame with an error, or one not yet complete and not
-  eligible) is passed to websockets with every byte after it, which parses and answers it as usual; the
-  fast path resumes at the next `data_received` that finds websockets' parser at a boundary again. So
-  websockets sees every frame that has any effect besides a message, in order, and errors are its own.
+- The frame fast path. websockets' parser is only ever given whole frames once the connection is
+  open, so it always waits at a frame boundary, known by construction (no look into its state):
+  during the opening handshake it is given the HTTP head and nothing after it (a client's 101 and
+  the server's first frames often share a segment), and from then on the connection splits the
+  incoming bytes into frames itself. A complete frame that websockets would turn into exactly one
+  message and nothing else (FIN set, text or binary, reserved bits clear, no fragmented message in
+  progress) is unmasked and handed over here; any other complete frame (a control frame, a
+  fragment, reserved bits set) is given to websockets' parser alone, through its public
+  `receive_data`, which answers or fails it as usual. A frame websockets fails at its first two
+  bytes (an unknown opcode, masked wrongly for the side, longer than `max_size`) is given to it at
+  once with every byte after it, as is everything once the connection is no longer open, has
+  failed, or uses an extension (compression), and everything a client sent before the handshake
+  was answered (RFC 6455 §4.1 says it must wait): the fast path is then off for good on that
+  connection. So websockets sees every frame that has any effect besides a message, in order,
+  and errors are its own.
   Likewise `write_text` builds an unfragmented text frame itself when the connection is open, uses no
   extension and no fragmented send is in progress, and leaves everything else to `broadcast`.
 - Why: per request/response pair through the bridge, websockets' generator-based parser, frame objects
@@ -44,15 +50,16 @@ Rules
 - Turns (issue 17: no peer can starve the others). One `data_received` may bring 256 KiB, some 1,700
   small frames, and everything a message causes (the driver, the core, the answer) runs synchronously
   in the callback. So one callback hands over at most `FRAME_BUDGET` frames or `BYTE_BUDGET` bytes of
-  them on the fast path, and passes at most `PARSER_BUDGET` bytes to websockets' parser; what is left
+  them (those given to websockets' parser count too) on the fast path, or passes at most
+  `PARSER_BUDGET` bytes to websockets' parser once the fast path is off; what is left
   is kept, in order, the connection stops reading from its socket and takes its next turn with
   `loop.call_soon`, after the callbacks already due (other connections' reads, timers, tasks). Reading
   resumes when what it kept holds no complete frame any more (unless the backlog or `drop` paused it).
   Bytes that arrive meanwhile (a TLS transport may still deliver some) wait behind what is kept. At the
   end of the stream, what is kept is handed over at once, before websockets sees the end. A closed or
   dropped connection's kept bytes are discarded, as the socket's unread ones are.
-- `send_limits` (`adapters.connection.SendLimits`) bound what may wait in the bridge for this peer to read: set by whoever
-  made the connection (`adapters.south` from `[south]`, `adapters.north` from `[csms]`) and enforced
+- `send_limits` (`adapters.connection.SendLimits`) bound what may wait in the bridge for this peer
+  to read: set by whoever made the connection (`adapters.south` from `[south]`, `adapters.north` from `[csms]`) and enforced
   by the driver that writes to it (`adapters.driver`).
 - `drop(code, reason)` closes at once without waiting for the peer to read: nothing more is read or
   handed over, the close frame goes after what the transport holds (the peer sees it if it ever
@@ -85,7 +92,6 @@ from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Side, State
 from websockets.speedups import apply_mask
-from websockets.streams import StreamReader
 
 from adapters.connection import DEFAULT_SEND_LIMITS, ConnectionEnded, OnMessage, SendLimits
 from adapters.logs import get_logger
@@ -115,8 +121,11 @@ _WAIT, _PARSER, _SPENT = 0, 1, 2
 
 
 _DATA = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
-# websockets' parser waits here, between two frames, when it has read every byte it was given
-_AT_EOF = StreamReader.at_eof.__code__
+# the opcodes of RFC 6455 §5.2 (websockets' parser fails any other at the frame's first byte)
+_OPCODES = frozenset(int(opcode) for opcode in Opcode)
+_CONT = int(Opcode.CONT)
+# the end of an HTTP head (RFC 9112 §2.1; websockets reads lines ending in CRLF only)
+_HEAD_END = b"\r\n\r\n"
 _TEXT, _BINARY = int(Opcode.TEXT), int(Opcode.BINARY)
 _UNSIGNED_16 = struct.Struct("!H")
 _UNSIGNED_64 = struct.Struct("!Q")
@@ -163,6 +172,8 @@ class _DirectDelivery(_WebsocketsConnection):
         "_failing",
         "_fragmented",
         "_fragments",
+        "_head",
+        "_in_step",
         "_on_message",
         "_paused",
         "_peer_masks",
@@ -192,6 +203,11 @@ class _DirectDelivery(_WebsocketsConnection):
         # parser reads them), and the start of a frame it is splitting that is not complete yet
         self._splitting = False
         self._rest: bytearray | None = None
+        # websockets' parser is known to wait at a frame boundary (it has been given the HTTP head
+        # and whole frames only); else the fast path stays off for good
+        self._in_step = True
+        # while the HTTP head is being read: its last 3 bytes so far (None: the head has ended)
+        self._head: bytes | None = b""
         # the next turn of reading, while bytes read wait for it in `_rest` (the module rules)
         self._turn: asyncio.Handle | None = None
         # when the peer last sent a message or a pong (loop time; its own pings do not count: they
@@ -350,8 +366,18 @@ class _DirectDelivery(_WebsocketsConnection):
     def _read(self, buffer: bytes | bytearray) -> None:
         """One turn's reading of `buffer` (what arrived, after what was kept): the fast path while it
         lasts, else websockets' parser; what the budget leaves is kept for the next turn."""
+        if self._head is not None:
+            taken = self._read_head(buffer)
+            if taken == len(buffer):
+                return
+            buffer = buffer[taken:]
+            if self.protocol.state is not State.OPEN:
+                # frames before the handshake completed (a client that did not wait for the
+                # server's answer), or what follows a refusal: websockets reads them, and from now
+                # on everything else
+                self._in_step = False
         position = 0
-        if self._splitting or self._at_frame_boundary():
+        if self._splitting or self._may_split():
             self._splitting = True
             position, stop = self._split(buffer)
             if self._dropped:  # dropped meanwhile: read no more
@@ -365,7 +391,8 @@ class _DirectDelivery(_WebsocketsConnection):
             if stop == _SPENT:
                 self._keep(buffer, position, turn=True)
                 return
-            self._splitting = False  # websockets' parser reads from this frame on
+            # websockets' parser reads every byte from this frame on, for good
+            self._splitting = self._in_step = False
             if position == len(buffer):
                 self._rest = None
                 return
@@ -378,6 +405,20 @@ class _DirectDelivery(_WebsocketsConnection):
         if self._dropped:
             return
         self._keep(buffer, end, turn=end < len(buffer))
+
+    def _read_head(self, buffer: bytes | bytearray) -> int:
+        """The opening handshake: websockets reads the HTTP head and nothing after it, so its parser
+        waits at a frame boundary once the connection is open. Returns the bytes of `buffer` taken."""
+        tail = self._head or b""
+        index = (tail + bytes(buffer)).find(_HEAD_END)
+        if index < 0:
+            self._head = (tail + bytes(buffer[-3:]))[-3:]
+            self._websockets_reads(bytes(buffer))
+            return len(buffer)
+        self._head = None
+        end = index + len(_HEAD_END) - len(tail)
+        self._websockets_reads(bytes(buffer[:end]))
+        return end
 
     def _keep(self, buffer: bytes | bytearray, position: int, *, turn: bool) -> None:
         """Keep `buffer` from `position` on; with `turn`, read it in the next turn, else wait for more."""
@@ -409,22 +450,24 @@ class _DirectDelivery(_WebsocketsConnection):
             self._turn = None
         self._rest = None
 
-    def _at_frame_boundary(self) -> bool:
-        """Whether every byte from the next one on starts a frame websockets has not seen."""
+    def _may_split(self) -> bool:
+        """Whether this connection may split the incoming bytes into frames itself: websockets'
+        parser waits at a frame boundary, the connection is open, uses no extension and has not
+        failed."""
         protocol = self.protocol
-        if protocol.state is not State.OPEN or protocol.extensions or self._failed:
-            return False
-        if protocol.reader.buffer:
-            return False
-        waiting: Any = protocol.parser  # a generator: its frames are not typed
-        while waiting.gi_yieldfrom is not None:
-            waiting = waiting.gi_yieldfrom
-        return waiting.gi_code is _AT_EOF
+        return (
+            self._in_step
+            and protocol.state is State.OPEN
+            and not protocol.extensions
+            and not self._failed
+        )
 
     def _split(self, buffer: bytes | bytearray) -> tuple[int, int]:
-        """Hand over the eligible frames at the start of `buffer`, within one turn's budget. Returns
-        how many bytes they took, and why it stopped: `_WAIT` (the bytes after them may still begin
-        an eligible frame: they wait for more), `_PARSER` (websockets reads them) or `_SPENT`."""
+        """Read the frames at the start of `buffer`, within one turn's budget: an eligible one is
+        handed over here, any other whole frame is given to websockets' parser alone. Returns how
+        many bytes they took, and why it stopped: `_WAIT` (the bytes after them begin a frame that is
+        not complete yet: they wait for more), `_PARSER` (websockets reads them, and every byte after
+        them, for good) or `_SPENT`."""
         protocol = self.protocol
         limit = protocol.max_message_size
         masked = self._peer_masks
@@ -432,20 +475,16 @@ class _DirectDelivery(_WebsocketsConnection):
         position = 0
         frames = FRAME_BUDGET
         while True:
-            open_ = protocol.state is State.OPEN and not self._failed and self._fragmented is None
+            if protocol.state is not State.OPEN or self._failed:
+                return position, _PARSER  # closing or failed: websockets reads what follows
             if end - position < 2:
-                return position, _WAIT if open_ else _PARSER
+                return position, _WAIT
             if not frames or position >= BYTE_BUDGET:
                 return position, _SPENT
             head1, head2 = buffer[position], buffer[position + 1]
             opcode = head1 & 0x0F
-            if not (
-                open_
-                and head1 & 0xF0 == 0x80  # FIN, no reserved bit
-                and opcode in (_TEXT, _BINARY)
-                and (head2 & 0x80 == 0x80) == masked
-            ):
-                return position, _PARSER  # websockets takes it from here, complete or not
+            if opcode not in _OPCODES or (head2 & 0x80 == 0x80) != masked:
+                return position, _PARSER  # websockets fails it at its first two bytes
             length = head2 & 0x7F
             start = position + 2
             if length == 126:
@@ -458,25 +497,40 @@ class _DirectDelivery(_WebsocketsConnection):
                     return position, _WAIT
                 (length,) = _UNSIGNED_64.unpack_from(buffer, start)
                 start += 8
-            if limit is not None and length > limit:
-                return position, _PARSER  # websockets fails it at once, without its payload
+            if limit is not None:
+                room = limit
+                if opcode == _CONT:
+                    room -= sum(map(len, self._fragments))
+                if length > room:
+                    return position, _PARSER  # websockets fails it at once, without its payload
             if masked:
                 start += 4
             stop = start + length
             if end < stop:
                 return position, _WAIT  # wait for the rest of this frame
-            if masked:
-                payload = apply_mask(buffer[start:stop], buffer[start - 4 : start])
-            else:
-                payload = bytes(buffer[start:stop])
-            position = stop
             frames -= 1
-            self._message(Opcode.TEXT if opcode == _TEXT else Opcode.BINARY, payload)
+            if (
+                head1 & 0xF0 == 0x80  # FIN, no reserved bit
+                and opcode in (_TEXT, _BINARY)
+                and self._fragmented is None
+            ):
+                if masked:
+                    payload = apply_mask(buffer[start:stop], buffer[start - 4 : start])
+                else:
+                    payload = bytes(buffer[start:stop])
+                position = stop
+                self._message(Opcode.TEXT if opcode == _TEXT else Opcode.BINARY, payload)
+            else:
+                # a control frame, a fragment, a frame with reserved bits: websockets reads it, and
+                # answers or fails it as usual; its parser is at the next frame's start again
+                frame = bytes(buffer[position:stop])
+                position = stop
+                self._websockets_reads(frame)
 
     def _hand_over(self) -> None:
         """From here websockets' parser reads every byte, starting with those this connection holds."""
         rest, self._rest = self._rest, None
-        self._splitting = False
+        self._splitting = self._in_step = False
         if rest:
             self._websockets_reads(bytes(rest))
 

@@ -221,7 +221,8 @@ async def test_unfragmented_messages_bypass_websockets_parser_and_a_ping_still_r
     assert received == [f'[3,"m{n}",{{}}]' for n in range(10)]
     assert fed == []  # the fast path handed every one over
     connection.data_received(_unmasked(Opcode.PING, b"p") + _unmasked(Opcode.TEXT, b"after"))
-    assert fed == [_unmasked(Opcode.PING, b"p") + _unmasked(Opcode.TEXT, b"after")]
+    # websockets' parser is given the ping frame alone: the frame after it stays on the fast path
+    assert fed == [_unmasked(Opcode.PING, b"p")]
     assert received[-1] == "after"
     assert [f.opcode for f in _frames_written(transport.written, by_client=True)] == [Opcode.PONG]
     connection.data_received(_unmasked(Opcode.TEXT, b"fast again"))
@@ -570,6 +571,56 @@ async def test_masked_frames_from_a_raw_client_arrive_however_the_segments_fall(
         assert [f.data for f in frames if f.opcode is Opcode.PONG] == [b"hb"]
         assert [f.data for f in frames if f.opcode is Opcode.TEXT] == [b"echo!"]  # unmasked
         await client.close()
+
+
+async def test_frames_sent_before_the_handshake_answer_reach_the_listener_through_websockets() -> (
+    None
+):
+    """A client that does not wait for the 101 (RFC 6455 §4.1 says it must): its frames came with the
+    request, so websockets' parser reads them, and everything after them (the fast path stays off
+    for that connection, which still works)."""
+    recorder = Recorder()
+    async with await _server(recorder) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        reader, writer = await asyncio.open_connection(HOST, port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET /ocpp/CP HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+            + _masked(Opcode.TEXT, b"early")
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        client = RawClient(reader, writer)
+        await client.send_split(_masked(Opcode.TEXT, b"later") + _masked(Opcode.TEXT, b"echo?"), 3)
+        assert [f.data for f in await client.frames(until=Opcode.TEXT)] == [b"echo!"]
+        assert recorder.messages == ["early", "later", "echo?"]
+        await client.close()
+
+
+async def test_websockets_reads_the_handshake_answer_alone_and_the_frames_after_it_go_fast() -> (
+    None
+):
+    connection, _, response = _open_client()
+    received: list[Any] = []
+    connection.listen(received.append)
+    fed: list[bytes] = []
+    original = connection.protocol.receive_data
+
+    def spy(data: bytes) -> None:
+        fed.append(data)
+        original(data)
+
+    connection.protocol.receive_data = spy  # type: ignore[method-assign]
+    first = _unmasked(Opcode.TEXT, b"first")
+    # the answer arrives in two segments, the second with the first frame
+    connection.data_received(response[:-2])
+    connection.data_received(response[-2:] + first + _unmasked(Opcode.TEXT, b"second"))
+    assert fed == [response[:-2], response[-2:]]
+    assert received == ["first", "second"]
+    assert connection.protocol.state is State.OPEN
 
 
 @pytest.mark.parametrize("fragmented", [False, True])
