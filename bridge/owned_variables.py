@@ -334,7 +334,8 @@ def _availability(
 
 def fallbacks_16() -> list[Owned]:
     """Required variables a 1.6 charger gives from configuration keys it may lack
-    (SupportedFileTransferProtocols, UnlockConnectorOnEVSideDisconnect, CpoName): without value
+    (SupportedFileTransferProtocols, UnlockConnectorOnEVSideDisconnect, CpoName,
+    CertificateStoreMaxLength): without value
     (unknown) when its configuration does not have the key, instead of UnknownVariable."""
     return [
         Owned(
@@ -346,6 +347,7 @@ def fallbacks_16() -> list[Owned]:
         ),
         Owned("OCPPCommCtrlr", "UnlockOnEVSideDisconnect", None, data_type="boolean"),
         Owned("SecurityCtrlr", "OrganizationName", None),
+        Owned("SecurityCtrlr", "CertificateEntries", None, data_type="integer"),
     ]
 
 

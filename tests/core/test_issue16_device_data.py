@@ -202,7 +202,12 @@ def test_b06_fr_09_a_write_only_variable_is_rejected_and_never_shown_104() -> No
 
 # --- A 1.6 charger without the optional keys behind required variables ------------------------------
 
-OPTIONAL_16 = ("SupportedFileTransferProtocols", "UnlockConnectorOnEVSideDisconnect", "CpoName")
+OPTIONAL_16 = (
+    "SupportedFileTransferProtocols",
+    "UnlockConnectorOnEVSideDisconnect",
+    "CpoName",
+    "CertificateStoreMaxLength",
+)
 BEHIND = [
     ("OCPPCommCtrlr", "FileTransferProtocols"),
     ("OCPPCommCtrlr", "UnlockOnEVSideDisconnect"),
@@ -267,7 +272,8 @@ def test_b07_full_inventory_lists_them_once_either_way() -> None:
         assert ask16_with(bench, configuration, "GetBaseReport", request) == {"status": "Accepted"}
         data = [d for f in bench.frames(N, "NotifyReport", 2) for d in f.payload["reportData"]]
         listed = [(d["component"]["name"], d["variable"]["name"]) for d in data]
-        assert all(listed.count(entry) == 1 for entry in BEHIND), listed
+        expected = [*BEHIND, ("SecurityCtrlr", "CertificateEntries")]
+        assert all(listed.count(entry) == 1 for entry in expected), listed
 
 
 def test_b05_writing_a_fallback_the_16_charger_lacks_is_rejected_read_only() -> None:

@@ -102,6 +102,7 @@ CONFIGURATION_16 = {
         {"key": "UnlockConnectorOnEVSideDisconnect", "readonly": False, "value": "true"},
         {"key": "SupportedFileTransferProtocols", "readonly": True, "value": "FTP,HTTP,HTTPS"},
         {"key": "CpoName", "readonly": False, "value": "Example CPO"},
+        {"key": "CertificateStoreMaxLength", "readonly": True, "value": "10"},
         {"key": "Cst_BackendUrl", "readonly": False, "value": "ws://bridge:8180/ocpp"},
         {"key": "Cst_ChargeBoxId", "readonly": False, "value": "CP-1"},
         {"key": "Cst_FreeVend", "readonly": False, "value": "FALSE"},
