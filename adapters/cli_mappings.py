@@ -242,8 +242,8 @@ def schema() -> None:
 
 def json_schema() -> dict[str, Any]:
     """The language's JSON Schema. A table with `extends` is checked against the partial variant of
-    every definition (`Partial…`: no key required, every mapping value may be `null` to remove the
-    key, a union's branches tried in turn), because it overrides a base key by key; lists are replaced
+    every definition (`Partial…`: no key required, a mapping may be empty, every mapping value may be
+    `null` to remove the key, a union's branches tried in turn), because it overrides a base key by key; lists are replaced
     whole, so their items keep the full definitions."""
     from bridge.iec104 import MappingTable
 
@@ -271,8 +271,8 @@ def json_schema() -> dict[str, Any]:
                 out[key] = {name: _nullable(convert(item)) for name, item in value.items()}
             elif key == "additionalProperties" and isinstance(value, dict):
                 out[key] = _nullable(convert(value))
-            elif key in ("required", "discriminator"):
-                continue
+            elif key in ("required", "discriminator", "minProperties"):
+                continue  # an override may leave out or empty what the base has
             elif key == "oneOf":
                 out["anyOf"] = convert(value)
             else:
