@@ -81,6 +81,19 @@ class BridgeSection(_Section):
         " it), its password in PGPASSWORD or a PGPASSFILE, TLS in libpq's URL parameters"
         " (?sslmode=verify-full&sslrootcert=...); docs/operating.md, PostgreSQL store",
     )
+    leases: bool = Field(
+        False,
+        description="replicas: serve a station only while this bridge holds its lease in the"
+        " PostgreSQL store, taken when its charger connects here (several bridges with the same"
+        " stations behind one load balancer); OCPP 1.6 stations only so far; docs/operating.md,"
+        " PostgreSQL store",
+    )
+    lease_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="a lease not renewed for this long may be taken by another bridge; each bridge"
+        " renews its leases every third of it",
+    )
     health: str = Field(
         "127.0.0.1:8409",
         description='host:port for GET /health, /ready and /metrics (Prometheus); "" turns it'
@@ -528,6 +541,17 @@ class BridgeConfig(_Section):
             if dials_in and not south.iec104_listen:
                 problems.append(
                     f'stations: {station.id!r} dials in (dial = "in"): set [south] iec104_listen'
+                )
+        if self.bridge.leases:
+            if not is_postgresql(self.bridge.store):
+                problems.append(
+                    'bridge.leases: needs a PostgreSQL store (bridge.store = "postgresql://...")'
+                )
+            served = [s.id for s in self.stations if isinstance(s, Iec104Station)]
+            if served:
+                problems.append(
+                    f"bridge.leases: IEC 104 stations are not served under leases yet"
+                    f" ({served[0]!r}); give them a bridge of their own without leases"
                 )
         seen: set[str] = set()
         for station in self.stations:

@@ -81,7 +81,7 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -293,6 +293,43 @@ class _Iec104Notices(Collector):
         yield CounterMetricFamily("ocpp_bridge_iec104_notices", "", labels=["kind"])
 
 
+LeaseFigures = tuple[int, int, int, int]  # held, takeovers, fencing refusals, lost
+
+
+class _Leases(Collector):
+    """Station leases (`[bridge] leases`, adapters/leases.py); all 0 without leases."""
+
+    def __init__(self, source: Callable[[], LeaseFigures]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        held, takeovers, refusals, lost = self._source()
+        yield GaugeMetricFamily(
+            "ocpp_bridge_leases_held", "station leases this bridge holds", value=held
+        )
+        yield CounterMetricFamily(
+            "ocpp_bridge_lease_takeovers",
+            "station leases this bridge took over from another bridge",
+            value=takeovers,
+        )
+        yield CounterMetricFamily(
+            "ocpp_bridge_fencing_refusals",
+            "writes of a station refused because another bridge holds its lease",
+            value=refusals,
+        )
+        yield CounterMetricFamily(
+            "ocpp_bridge_leases_lost",
+            "station leases this bridge lost (taken over, or a write refused)",
+            value=lost,
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("ocpp_bridge_leases_held", "", value=0)
+        yield CounterMetricFamily("ocpp_bridge_lease_takeovers", "", value=0)
+        yield CounterMetricFamily("ocpp_bridge_fencing_refusals", "", value=0)
+        yield CounterMetricFamily("ocpp_bridge_leases_lost", "", value=0)
+
+
 class BridgeMetrics:
     def __init__(self, protocols: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry()
@@ -310,6 +347,8 @@ class BridgeMetrics:
         registry.register(_FrameCounts(self._messages, self._callerrors))
         self._iec104_points: Callable[[], int] = lambda: 0
         registry.register(_Iec104Points(lambda: self._iec104_points()))
+        self._leases: Callable[[], LeaseFigures] = lambda: (0, 0, 0, 0)
+        registry.register(_Leases(lambda: self._leases()))
         self.outbox_depth = Gauge(
             "ocpp_bridge_outbox_depth",
             "Messages queued toward the CSMS, all stations together",
@@ -477,6 +516,10 @@ class BridgeMetrics:
         """`source()` → (messages queued toward the CSMS, age in seconds of the oldest; 0 when none).
         Called from the event loop's thread at every scrape."""
         self._outbox = source
+
+    def set_leases_source(self, source: Callable[[], LeaseFigures]) -> None:
+        """`source()` → (leases held, takeovers, fencing refusals, leases lost) at every scrape."""
+        self._leases = source
 
     def set_iec104_points_source(self, source: Callable[[], int]) -> None:
         """`source()` → point updates received by every 104 link so far (at every scrape)."""

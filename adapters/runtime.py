@@ -58,6 +58,7 @@ from adapters.ids import message_id_source
 from adapters.iec104_link import Iec104Link
 from adapters.iec104_listener import Iec104Listener
 from adapters.iec104_station import Iec104Host, common_address_of, link_parameters, load_table
+from adapters.leases import LeaseKeeper
 from adapters.logs import get_logger, station_logger
 from adapters.mapping_files import MappingFileError
 from adapters.metrics import BridgeMetrics
@@ -66,6 +67,7 @@ from adapters.schemas import OfficialSchemas
 from adapters.south import SouthServer
 from adapters.status import StationActivity, StatusQuery, snapshot
 from adapters.store_api import StateStore, StoreError, open_store
+from adapters.store_pg import PgStore
 from adapters.tls import csms_client_context, iec104_server_context, south_server_context
 from adapters.trace import open_trace
 from adapters.translated import TranslatedStation
@@ -214,6 +216,9 @@ class Runtime:
         self.health_address: tuple[str, int] | None = None
         # The durable store, once open (stations that keep state); /ready waits for it.
         self.store: StateStore | None = None
+        # station leases (`[bridge] leases`, PostgreSQL store): held, renewed, lost
+        self.leases: LeaseKeeper | None = None
+        self._lease_renewal: asyncio.Task[None] | None = None
         # station id -> what the status page shows beyond the cores' state (none when it is off)
         self.activities: dict[str, StationActivity] = (
             {station.id: StationActivity() for station in config.stations}
@@ -255,10 +260,19 @@ class Runtime:
         iec104 = [s for s in self.config.stations if isinstance(s, Iec104Station)]
         if translated or iec104:
             try:
-                self.store = open_store(self.config.bridge.store)
+                self.store = open_store(
+                    self.config.bridge.store,
+                    lease_seconds=self.config.bridge.lease_seconds,
+                    require_leases=self.config.bridge.leases,
+                )
             except StoreError as exc:
                 raise ConfigError([f"bridge.store: {exc}"]) from None
             self.store.on_written = self.metrics.store_write.observe
+            if self.config.bridge.leases:  # replicas (issue 20): adapters/leases.py
+                assert isinstance(self.store, PgStore)  # the configuration checked it
+                self.leases = LeaseKeeper(self.store, self._log)
+                self.metrics.set_leases_source(self.leases.figures)
+                self._lease_renewal = asyncio.create_task(self.leases.run(), name="leases")
             for station in translated:
                 self._translated[station.id] = TranslatedStation(
                     self.config,
@@ -273,6 +287,7 @@ class Runtime:
                     logs={
                         side: station_logger(station.id, side, station.protocol) for side in Side
                     },
+                    leases=self.leases,
                 )
             for station104 in iec104:
                 self._iec104_hosts[station104.id] = Iec104Host(
@@ -412,8 +427,13 @@ class Runtime:
                 await task
         self._iec104.clear()
         self._iec104_hosts.clear()
+        if self._lease_renewal is not None:
+            self._lease_renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_renewal
+            self._lease_renewal = None
         if self.store is not None:
-            self.store.close()
+            self.store.close()  # a PostgreSQL store releases its leases
             self.store = None
         if self._connector is not None:
             self._connector.keepalive.close()
@@ -581,6 +601,8 @@ class Runtime:
             "csms_side_down": csms_down,
             "listed": listed,
             "more": down - len(listed),
+            # `[bridge] leases`: the stations this replica serves (the others' show as down here)
+            **({"leases_held": self.leases.held()} if self.leases is not None else {}),
         }
 
     @property

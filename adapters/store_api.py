@@ -97,12 +97,13 @@ def store_url_problem(value: str) -> str | None:
     return None
 
 
-def open_store(value: str) -> StateStore:
-    """The back end `value` names (module rules). Raises StoreError."""
+def open_store(value: str, **leases: Any) -> StateStore:
+    """The back end `value` names (module rules); `leases` (`lease_seconds`, `require_leases`) go to
+    a PostgreSQL store (SQLite has none). Raises StoreError."""
     if is_postgresql(value):
         from adapters.store_pg import PgStore
 
-        return PgStore(value)
+        return PgStore(value, **leases)
     from adapters.store import Store
 
     return Store(value)

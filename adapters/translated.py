@@ -14,6 +14,13 @@ Rules
   connection on either side is served by a core rebuilt from the store (`core.rebuilt` in the log).
 - `stop()` closes the CSMS connection with 1001 and stops the timer; the store already holds everything
   (each change was committed before it was acknowledged).
+- Under leases (`[bridge] leases`, adapters/leases.py) the station is served only while this bridge
+  holds its lease: a charger that connects takes it (force: it left its previous bridge), and a core
+  whose epoch is not the lease's is rebuilt from the store first (the previous owner wrote since);
+  the CSMS link starts with the lease, not at start-up, except for a station whose queued messages
+  nobody serves (its lease free or expired: taken without force). When the lease is lost (a renewal
+  found it taken over, or a write was refused), the CSMS link stops and both connections close (1013,
+  "station served elsewhere").
 """
 
 from __future__ import annotations
@@ -28,13 +35,14 @@ from adapters.config import BridgeConfig, OcppStation
 from adapters.connection import Connection
 from adapters.device_model_file import load_config_table
 from adapters.driver import CoreDriver
+from adapters.leases import LeaseKeeper
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink, owned_defaults
 from adapters.status import StationActivity
-from adapters.store_api import StateStore
+from adapters.store_api import StateStore, StoreError
 from adapters.trace import open_trace
 from bridge.backoff import BackoffPolicy
-from bridge.effects import CLOSE_GOING_AWAY, Side
+from bridge.effects import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Side
 from bridge.north_station import NorthSettings
 from bridge.rpc import MessageIdSource
 from bridge.schema import SchemaRegistry
@@ -89,8 +97,13 @@ class TranslatedStation:
         table: ConfigTable | None = None,
         metrics: BridgeMetrics | None = None,
         activity: StationActivity | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self.station = station
+        self._leases = leases
+        self._epoch: int | None = None  # the lease epoch the core was built under (leases only)
+        self._south: Connection | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # closes under way after a lease was lost
         self._activity = activity
         self._logs = logs
         self._settings = station16_settings(
@@ -157,8 +170,47 @@ class TranslatedStation:
 
     async def start(self) -> None:
         self._driver.start()
+        if self._leases is not None:
+            self._leases.watch(self.station.id, self._lease_lost)
+            if len(self.core.north.outbox) == 0:
+                return  # served where its charger connects
+            try:
+                if not await self._take_lease(force=False):
+                    return  # another bridge serves it
+            except StoreError as exc:
+                self._logs[Side.NORTH].warning("lease.unavailable", reason=str(exc))
+                return
         if self.core.north.identity is not None or len(self.core.north.outbox) > 0:
             self._ensure_north()
+
+    async def _take_lease(self, *, force: bool) -> bool:
+        """Hold the station's lease (module rules); the core rebuilt when its epoch is not the
+        lease's. False: another bridge holds it. Raises StoreError."""
+        assert self._leases is not None
+        epoch = await self._leases.take(self.station.id, force=force)
+        if epoch is None:
+            return False
+        if epoch != self._epoch:
+            self._driver.stop()
+            self.core, self._driver = self._build()
+            self._driver.start()
+            self._epoch = epoch
+        return True
+
+    def _lease_lost(self) -> None:
+        """Another bridge serves the station now: stop the CSMS link, close both connections."""
+        self._epoch = None
+        task, self._north_task = self._north_task, None
+        if task is not None:
+            task.cancel()
+        self._driver.stop()  # its timers: what it would write now is refused anyway
+        for connection in (self._north, self._south):
+            if connection is not None:
+                closing = asyncio.create_task(
+                    connection.close(CLOSE_TRY_AGAIN_LATER, "station served elsewhere")
+                )
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
 
     def _ensure_north(self) -> None:
         if self._north_task is None:
@@ -176,11 +228,22 @@ class TranslatedStation:
             self._north = None
 
     async def serve_south(self, connection: Connection) -> None:
+        if self._leases is not None:
+            try:
+                await self._take_lease(force=True)
+            except StoreError as exc:
+                self._logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
+                await connection.close(CLOSE_TRY_AGAIN_LATER, "store unavailable")
+                return
         self._ensure_north()
         self._logs[Side.SOUTH].info("charger.connected")
         self._revive()
         self._driver.attach(Side.SOUTH, connection)
-        await self._driver.serve(Side.SOUTH)
+        self._south = connection
+        try:
+            await self._driver.serve(Side.SOUTH)
+        finally:
+            self._south = None
         self._logs[Side.SOUTH].info("charger.disconnected", code=connection.close_code)
 
     def stop_reconnecting(self) -> None:

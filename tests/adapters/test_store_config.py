@@ -86,3 +86,23 @@ def test_a_store_url_is_not_a_path_relative_to_the_file(tmp_path: Path) -> None:
         load_config(_config(tmp_path, url), override).bridge.store
         == override["OCPP_BRIDGE_BRIDGE__STORE"]
     )
+
+
+def test_leases_need_a_postgresql_store_and_no_iec104_station(tmp_path: Path) -> None:
+    config = _config(tmp_path, str(tmp_path / "bridge.db"))
+    config.write_text(config.read_text().replace("[bridge]\n", "[bridge]\nleases = true\n"))
+    completed = _cli("check", "--config", str(config))
+    assert completed.returncode == 2
+    assert "bridge.leases: needs a PostgreSQL store" in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+    url = f"postgresql://bridge@127.0.0.1:{_closed_port()}/bridge"
+    config.write_text(
+        config.read_text().replace(str(tmp_path / "bridge.db"), url)
+        + '[[stations]]\nid = "CP104"\nprotocol = "iec104"\nhost = "127.0.0.1"\n'
+        'mapping = "gb-dc-charger"\n'
+    )
+    completed = _cli("check", "--config", str(config))
+    assert completed.returncode == 2
+    assert "bridge.leases: IEC 104 stations are not served under leases yet ('CP104')" in (
+        completed.stderr
+    )

@@ -5,12 +5,14 @@ nothing lost or sent twice."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import psycopg
 from ocpp.v16 import call as call16
 
-from tests.e2e.conftest import running_bridge, south_url
-from tests.e2e.test_v16 import STATION, assert_clean, boot, config16, events
+from bridge.effects import CLOSE_TRY_AGAIN_LATER
+from tests.e2e.conftest import bridge_config, running_bridge, south_url
+from tests.e2e.test_v16 import FAST_RECONNECT, STATION, assert_clean, boot, config16, events
 from tests.peers import connected_charger16, now_iso, running_csms
 
 
@@ -69,3 +71,59 @@ def _queued(url: str) -> int:
         ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _replica_config(csms_url: str, url: str) -> Any:
+    return bridge_config(
+        csms_url,
+        [{"id": STATION, "protocol": "ocpp1.6"}],
+        bridge={"store": url, "leases": True, "lease_seconds": 1.0},
+        csms=FAST_RECONNECT,
+    )
+
+
+async def test_e01_e06_a_charger_that_moves_to_another_replica_takes_its_station_along(
+    pg_url: str,
+) -> None:
+    """Two replicas (issue 20 item 2): the charger starts a transaction through A, then connects to B
+    (its load balancer sent it there). B takes the lease over and rebuilds the station from the store;
+    A loses the lease at its next renewal and closes the charger's old connection (1013) and its CSMS
+    link; the transaction ends through B with the same transaction id and the next seqNo."""
+    async with running_csms() as csms:
+        config = _replica_config(csms.url, pg_url)
+        async with running_bridge(config) as first, running_bridge(config) as second:
+            assert first.leases is not None and second.leases is not None
+            async with connected_charger16(south_url(first), STATION) as (charger, old, oracle):
+                await boot(charger)
+                start = await charger.call(
+                    call16.StartTransaction(
+                        connector_id=1, id_tag="TAG-7", meter_start=100, timestamp=now_iso()
+                    )
+                )
+                await csms.wait_for(lambda: len(events(csms, "Started")) == 1)
+                assert (first.leases.held(), second.leases.held()) == (1, 0)
+                async with connected_charger16(south_url(second), STATION) as (moved, _, oracle2):
+                    async with asyncio.timeout(10):
+                        await old.wait_closed()  # A let go at its next renewal
+                    assert old.close_code == CLOSE_TRY_AGAIN_LATER
+                    await moved.call(
+                        call16.StopTransaction(
+                            transaction_id=start.transaction_id,
+                            meter_stop=900,
+                            timestamp=now_iso(),
+                        )
+                    )
+                    await csms.wait_for(lambda: len(events(csms, "Ended")) == 1, timeout=20)
+                    assert (first.leases.held(), second.leases.held()) == (0, 1)
+                    assert second.stations_report()["leases_held"] == 1  # /ready
+                    assert first.stations_report()["leases_held"] == 0
+                    assert second.leases.takeovers() == 1 and first.leases.lost() == 1
+                    assert_clean(csms, oracle2)
+            started, ended = events(csms, "Started"), events(csms, "Ended")
+            assert len(started) == 1 and len(ended) == 1
+            assert (
+                ended[0]["transaction_info"]["transaction_id"]
+                == started[0]["transaction_info"]["transaction_id"]
+            )
+            assert [started[0]["seq_no"], ended[0]["seq_no"]] == [0, 1]
+            assert oracle.problems == []

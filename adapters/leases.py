@@ -1,0 +1,80 @@
+"""Station leases on the event loop (`[bridge] leases = true`): the asyncio side of the lease rows and
+fencing in adapters/store_pg.py (its docstring: the rules, and why rows rather than advisory locks).
+
+Rules
+- `LeaseKeeper.take(station, force)` takes (or keeps) a station's lease off the event loop (a thread:
+  one round trip to the server) and returns its epoch, or None when another bridge holds a live lease
+  and `force` is off. A station host takes it with `force` when its charger connects here (the charger
+  left its previous bridge, which therefore lost it), without `force` at start-up to deliver what the
+  store queued for a station nobody serves.
+- `watch(station, lost)`: `lost()` is called on the event loop when this bridge loses the station's
+  lease: a renewal found it taken over, or a write of the station was refused (fenced). The host then
+  closes the station's connections, charger and CSMS; a charger that comes back here takes it again.
+- `run()` renews every lease held every `lease_seconds / 3`, in one statement; a renewal that fails
+  (the server unreachable) is logged and tried again at the next tick, and the leases run out on their
+  own if the server stays away longer than `lease_seconds` (another bridge may then take them, and
+  this bridge's writes are refused).
+- `held()`, `takeovers()`, `refusals()`, `lost()`: the store's counters (/ready, /metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from adapters.store_api import StoreError
+from adapters.store_pg import PgStore
+
+
+class LeaseKeeper:
+    def __init__(self, store: PgStore, log: Any) -> None:
+        self._store = store
+        self._log = log
+        self._watchers: dict[str, Callable[[], None]] = {}
+        self._loop = asyncio.get_running_loop()
+        store.on_lease_lost = self._lost_in_thread
+
+    async def take(self, station: str, *, force: bool) -> int | None:
+        """The epoch of `station`'s lease, held by this bridge now; None (see the module rules).
+        Raises StoreError."""
+        return await asyncio.to_thread(self._store.take_lease, station, force=force)
+
+    def watch(self, station: str, lost: Callable[[], None]) -> None:
+        self._watchers[station] = lost
+
+    def _lost_in_thread(self, station: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+            self._loop.call_soon_threadsafe(self._lost, station)
+
+    def _lost(self, station: str) -> None:
+        self._log.warning("lease.lost", station_id=station)
+        watcher = self._watchers.get(station)
+        if watcher is not None:
+            watcher()
+
+    async def run(self) -> None:
+        interval = self._store.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self._store.renew_leases)
+            except StoreError as exc:
+                self._log.warning("lease.renewal_failed", reason=str(exc))
+
+    def figures(self) -> tuple[int, int, int, int]:
+        """(held, takeovers, fencing refusals, lost): /metrics."""
+        return self.held(), self.takeovers(), self.refusals(), self.lost()
+
+    def held(self) -> int:
+        return self._store.leases_held()
+
+    def takeovers(self) -> int:
+        return self._store.lease_takeovers
+
+    def refusals(self) -> int:
+        return self._store.fencing_refusals
+
+    def lost(self) -> int:
+        return self._store.leases_lost
