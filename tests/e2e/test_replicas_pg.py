@@ -1,0 +1,96 @@
+"""Two bridge processes (`ocpp-bridge run`) with the same station under leases on one PostgreSQL (a real
+server, tests/pg.py; issue 20 item 2): the charger starts a transaction through replica A; A is paused
+(SIGSTOP) or killed (SIGKILL); the charger connects to replica B, which takes the station over and ends
+the transaction with the same id and the next seqNo. A paused A, resumed, learns at its next renewal
+that it lost the station and closes the charger's old connection (1013) without writing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+import pytest
+from ocpp.v16 import call as call16
+
+from bridge.effects import CLOSE_TRY_AGAIN_LATER
+from tests.e2e.test_v16 import STATION, boot, events
+from tests.faults.harness import BridgeProcess, bridge_toml, free_port
+from tests.peers import connected_charger16, now_iso, running_csms
+
+
+def _config(folder: Path, store: str, csms_url: str) -> tuple[Path, int]:
+    folder.mkdir()
+    port = free_port()
+    text = bridge_toml(store=store, csms_url=csms_url, south_port=port, stations=[STATION])
+    config = folder / "bridge.toml"
+    config.write_text(
+        text.replace("[bridge]\n", "[bridge]\nleases = true\nlease_seconds = 1.0\n", 1)
+    )
+    return config, port
+
+
+@pytest.mark.parametrize("fault", [signal.SIGSTOP, signal.SIGKILL], ids=["paused", "killed"])
+async def test_e01_e06_a_replica_paused_or_killed_its_charger_ends_the_transaction_through_another(
+    tmp_path: Path, pg_url: str, fault: signal.Signals
+) -> None:
+    async with running_csms() as csms:
+        config_a, port_a = _config(tmp_path / "a", pg_url, csms.url)
+        config_b, port_b = _config(tmp_path / "b", pg_url, csms.url)
+        replica_a = BridgeProcess(config_a, tmp_path / "a")
+        replica_b = BridgeProcess(config_b, tmp_path / "b")
+        try:
+            await replica_a.start()
+            await replica_b.start()
+            async with connected_charger16(f"ws://127.0.0.1:{port_a}/ocpp", STATION) as (
+                charger,
+                old,
+                _,
+            ):
+                await boot(charger)
+                start = await charger.call(
+                    call16.StartTransaction(
+                        connector_id=1, id_tag="TAG-8", meter_start=100, timestamp=now_iso()
+                    )
+                )
+                await csms.wait_for(lambda: len(events(csms, "Started")) == 1)
+                assert replica_a.process is not None
+                replica_a.process.send_signal(fault)
+                async with connected_charger16(f"ws://127.0.0.1:{port_b}/ocpp", STATION) as (
+                    moved,
+                    _,
+                    _,
+                ):
+                    await moved.call(
+                        call16.StopTransaction(
+                            transaction_id=start.transaction_id,
+                            meter_stop=900,
+                            timestamp=now_iso(),
+                        )
+                    )
+                    await csms.wait_for(lambda: len(events(csms, "Ended")) == 1, timeout=30)
+                    if fault == signal.SIGSTOP:
+                        replica_a.process.send_signal(signal.SIGCONT)
+                        async with asyncio.timeout(20):
+                            await old.wait_closed()  # A let go at its next renewal
+                        assert old.close_code == CLOSE_TRY_AGAIN_LATER
+                    await asyncio.sleep(1.5)  # A's renewal ticks: nothing more reaches the CSMS
+            started, ended = events(csms, "Started"), events(csms, "Ended")
+            assert len(started) == 1 and len(ended) == 1, (started, ended)
+            assert (
+                ended[0]["transaction_info"]["transaction_id"]
+                == started[0]["transaction_info"]["transaction_id"]
+            )
+            assert [started[0]["seq_no"], ended[0]["seq_no"]] == [0, 1]
+            assert csms.problems() == []
+        finally:
+            if replica_a.process is not None and replica_a.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    replica_a.process.send_signal(signal.SIGCONT)
+            await replica_a.stop()
+            await replica_b.stop()
+        lost = [r for r in replica_a.records() if r.get("event") == "lease.lost"]
+        assert len(lost) == (1 if fault == signal.SIGSTOP else 0)
+        assert not [r for r in replica_a.records() if r.get("level") == "error"]
+        assert not [r for r in replica_b.records() if r.get("level") == "error"]
