@@ -279,6 +279,11 @@ class Outstation:
                 peer = writer.get_extra_info("peername")
                 self._tell(f"bridge connected from {peer[0]}:{peer[1]}" if peer else "connected")
                 await self._connection(reader, writer)
+            except asyncio.CancelledError:
+                # stop(): ends quietly. A connection callback's task that ends cancelled makes
+                # asyncio (3.11) log "Exception in callback ... CancelledError" with a traceback.
+                if not self._closing:
+                    raise
             finally:
                 if task is not None:
                     self._tasks.discard(task)

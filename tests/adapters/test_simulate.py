@@ -343,3 +343,24 @@ async def test_an_unacknowledged_settlement_is_sent_again_after_the_reconnect() 
         assert kinds.count("Started") == 1 and kinds.count("Ended") == 1
         assert len(sim.acknowledged) == 1
         assert csms.problems() == []
+
+
+async def test_a_listening_simulator_stops_without_a_traceback() -> None:
+    """Found in the operator walk-through (issue 18): `simulate iec104 --listen` ending its script
+    while the bridge was connected printed asyncio's "Exception in callback ... CancelledError"."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        sim = Outstation(table("gb-dc-charger"))
+        host, port = await sim.listen("127.0.0.1", 0)
+        _, writer = await asyncio.open_connection(host, port)
+        await wait_until(lambda: sim._conn is not None)
+        await sim.stop()
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+        await asyncio.sleep(0.1)  # the server's callbacks run
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []
