@@ -62,6 +62,15 @@ Rules
 - With `trace` (`adapters.trace`), every input fed to the core opens a fresh correlation id; the frame
   read (if the input is one) and every `Send` queued while handling it are traced under that id, also
   when the `Send` waited for the store behind an earlier input's batch.
+- With `metrics`, the time the bridge adds to a forwarded message is measured
+  (`added_latency_seconds{direction,protocol}`, `adapters.metrics`): each input from a peer (a frame,
+  or the 104 link's events) takes `time.monotonic()` on arrival (an `_Origin`; the core itself stays
+  clock-free, the loop's `now` is not used: uvloop's clock has millisecond steps), and the first `Send`
+  that input produces for the other side is observed when its frame is handed to that connection's
+  transport: written at once, or taken from the queue by the writer (the `_Timed` wrapper); for a 104
+  station the first effect for the link (a command) is observed when handed to `on_effect`. Effects
+  held behind a store batch carry their input's `_Origin` as a marker in the held list, so the wait
+  for the disk is in the figure. Several frames for the other side count once; none, not at all.
 - With `activity` (`adapters.status.StationActivity`, only when the status page is on), every frame
   read and every `Send`, the 104 link's events and effects, and each connection's start and end are
   told to it as they happen, for the status page.
@@ -72,6 +81,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -94,6 +104,32 @@ class _TraceResume:
 
     def __init__(self, corr: str) -> None:
         self.corr = corr
+
+
+class _Origin:
+    """An input from `side`'s peer that arrived at `t0` (`time.monotonic()`); `done` once the first
+    frame it produced for the other side was handed over (and observed)."""
+
+    __slots__ = ("done", "side", "t0")
+
+    def __init__(self, side: Side | None, t0: float, done: bool = False) -> None:
+        self.side = side
+        self.t0 = t0
+        self.done = done
+
+
+# in held effects: the effects that follow came from an input that is not timed (a timer, no metrics)
+_UNTIMED = _Origin(None, 0.0, done=True)
+
+
+class _Timed:
+    """A queued Send whose handing to the transport is observed as its input's added latency."""
+
+    __slots__ = ("origin", "send")
+
+    def __init__(self, send: Send, origin: _Origin) -> None:
+        self.send = send
+        self.origin = origin
 
 
 class _Bound:
@@ -119,6 +155,7 @@ class CoreDriver:
         trace: StationTrace | None = None,
         on_effect: Callable[[Any], None] | None = None,
         activity: StationActivity | None = None,
+        protocol: str = "ocpp2.0.1",
     ) -> None:
         self._core = core
         self._activity = activity
@@ -132,7 +169,7 @@ class CoreDriver:
         self._connections: dict[Side, Connection] = {}
         # side -> frames and closes waiting for the writer; a list, not a deque: it is empty almost
         # always, and an empty deque costs 624 bytes per connection
-        self._outboxes: dict[Side, list[Send | Close]] = {}
+        self._outboxes: dict[Side, list[Send | Close | _Timed]] = {}
         self._writers: dict[Side, asyncio.Task[None]] = {}
         # side -> bytes its queue holds (`sys.getsizeof` of the frames), its connection's bounds
         self._queued_bytes: dict[Side, int] = {}
@@ -149,6 +186,12 @@ class CoreDriver:
         # effects waiting for a batch in the store's writer (None: no batch in flight), in order
         self._held: list[Any] | None = None
         self.failed = False
+        # destination side -> observe(seconds) of `added_latency_seconds` (None: not measured);
+        # `_origin`: the input being fed, while it is fed, when it came from a peer
+        self._latency: dict[Side, Callable[[float], None]] | None = None
+        if metrics is not None:
+            self._latency = {side: metrics.added_latency(side, protocol) for side in Side}
+        self._origin: _Origin | None = None
 
     def attach(self, side: Side, connection: Connection) -> None:
         """Register `side`'s connection, so effects for it are kept from now on.
@@ -173,7 +216,12 @@ class CoreDriver:
         `link_events`, when given, are what the trace records of this input."""
         if link_events is not None and self._activity is not None:
             self._activity.link_events(link_events)
-        self._feed(action, link_events=link_events)
+        if link_events is not None and self._latency is not None:
+            self._origin = _Origin(Side.SOUTH, time.monotonic())
+        try:
+            self._feed(action, link_events=link_events)
+        finally:
+            self._origin = None
 
     def start(self) -> None:
         """Arm the timer of a persistent core that has work before any connection (a restart)."""
@@ -219,15 +267,22 @@ class CoreDriver:
         activity = self._activity
         receive = self._core.receive
         feed = self._feed
+        timed = self._latency is not None
+        monotonic = time.monotonic
 
         def received(message: str) -> None:
             if self.failed:
                 return  # a failed core is never fed again; its connections are being closed
+            if timed:
+                self._origin = _Origin(side, monotonic())
             if count is not None:
                 count(message)
             if activity is not None:
                 activity.received(side, message)
-            feed(receive, side, message, received=(side, message))
+            try:
+                feed(receive, side, message, received=(side, message))
+            finally:
+                self._origin = None
 
         return received
 
@@ -277,14 +332,20 @@ class CoreDriver:
             # behind a batch the store has not written yet
             if self._trace is not None:
                 self._held.append(_TraceResume(self._trace.correlation()))
+            if self._latency is not None:
+                self._held.append(self._origin or _UNTIMED)
             self._held.extend(self._bind(effects))
             return
         pending: list[Persist] = []
+        origin = self._origin
         for index, effect in enumerate(effects):
             kind = type(effect)
+            if kind is _Origin:  # held effects: those that follow came from this input
+                origin = effect
+                continue
             if kind is _Bound:
                 if pending:
-                    self._persist(pending, effects[index:])
+                    self._persist(pending, effects[index:], origin)
                     return
                 if self._connections.get(effect.effect.side) is not effect.connection:
                     continue  # its connection ended while the store wrote: never to another one
@@ -308,7 +369,7 @@ class CoreDriver:
                 self._trace.resume(effect.corr)
                 continue
             if pending:
-                self._persist(pending, effects[index:])
+                self._persist(pending, effects[index:], origin)
                 return
             if kind is Send:
                 side = effect.side
@@ -318,8 +379,15 @@ class CoreDriver:
                         # The core sent on a side it knows is down: a core bug worth seeing.
                         self._logs[side].error("driver.send_without_connection")
                     continue
+                timed = origin is not None and not origin.done and side is not origin.side
+                if timed:
+                    assert origin is not None
+                    origin.done = True  # the first frame for the other peer: this one
                 if outbox or not self._write_now(side, effect.frame):
-                    self._queue(side, effect)
+                    self._queue(side, effect, origin if timed else None)
+                elif timed:
+                    assert origin is not None and self._latency is not None
+                    self._latency[side](time.monotonic() - origin.t0)
                 if self._metrics is not None:
                     self._metrics.frame_counter(side, received=False)(effect.frame)
                 if self._trace is not None:
@@ -335,8 +403,12 @@ class CoreDriver:
                 if self._activity is not None:
                     self._activity.south_effect(effect)
                 self._on_effect(effect)  # an effect of the core's own kind (a 104 command)
+                if origin is not None and not origin.done and origin.side is Side.NORTH:
+                    origin.done = True  # handed to the 104 link: the first frame for the charger
+                    assert self._latency is not None
+                    self._latency[Side.SOUTH](time.monotonic() - origin.t0)
         if pending:
-            self._persist(pending, [])
+            self._persist(pending, [], origin)
 
     def _write_now(self, side: Side, frame: str) -> bool:
         """Write `frame` synchronously when the connection allows it; False: queue it instead."""
@@ -351,11 +423,15 @@ class CoreDriver:
         connection.write_text(frame)
         return True
 
-    def _persist(self, changes: list[Persist], after: list[Any]) -> None:
+    def _persist(
+        self, changes: list[Persist], after: list[Any], origin: _Origin | None = None
+    ) -> None:
         """Submit `changes`; `after` (and every later effect) waits until they are durable."""
         if self._store is None:
             raise RuntimeError("this station core persists state but has no store")
         held: list[Any] = [] if self._trace is None else [_TraceResume(self._trace.correlation())]
+        if self._latency is not None:
+            held.append(origin or _UNTIMED)
         held.extend(self._bind(after))
         self._held = held  # first: a store may answer within `submit`
         self._store.submit(self._station_id, changes, self._written)
@@ -407,7 +483,7 @@ class CoreDriver:
             return
         self._feed(self._core.handle_timer)
 
-    def _queue(self, side: Side, item: Send | Close) -> None:
+    def _queue(self, side: Side, item: Send | Close, origin: _Origin | None = None) -> None:
         if side in self._dropped:
             return  # the connection is being dropped: it is written nothing more
         outbox = self._outboxes[side]
@@ -419,7 +495,7 @@ class CoreDriver:
             ):
                 self._drop(side, "queue_full")
                 return
-        outbox.append(item)
+        outbox.append(item if origin is None else _Timed(item, origin))  # type: ignore[arg-type]
         if size:
             self._queued_bytes[side] += size
             if self._metrics is not None:
@@ -472,6 +548,11 @@ class CoreDriver:
         try:
             while outbox:
                 item = outbox.pop(0)  # at most `max_frames` behind it
+                if type(item) is _Timed:
+                    origin = item.origin
+                    item = item.send
+                    assert self._latency is not None
+                    self._latency[side](time.monotonic() - origin.t0)  # `send` writes it first
                 try:
                     async with asyncio.timeout(timeout):
                         if isinstance(item, Send):

@@ -267,6 +267,7 @@ class Iec104Host:
             trace=self._trace,
             on_effect=self._south_effect,
             activity=self._activity,
+            protocol="iec104",
         )
         return core, driver
 

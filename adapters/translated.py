@@ -152,6 +152,7 @@ class TranslatedStation:
             metrics=self._metrics,
             trace=self._trace,
             activity=self._activity,
+            protocol="ocpp1.6",
         )
         return core, driver
 
