@@ -64,12 +64,13 @@ Rules
   when the `Send` waited for the store behind an earlier input's batch.
 - With `metrics`, the time the bridge adds to a forwarded message is measured
   (`added_latency_seconds{direction,protocol}`, `adapters.metrics`): each input from a peer (a frame,
-  or the 104 link's events) takes `time.monotonic()` on arrival (an `_Origin`; the core itself stays
-  clock-free, the loop's `now` is not used: uvloop's clock has millisecond steps), and the first `Send`
+  or the 104 link's events) takes `time.monotonic()` on arrival (the driver's one `_Origin`, reused:
+  no allocation per frame; the core itself stays clock-free, and the loop's `now` is not used:
+  uvloop's clock has millisecond steps), and the first `Send`
   that input produces for the other side is observed when its frame is handed to that connection's
   transport: written at once, or taken from the queue by the writer (the `_Timed` wrapper); for a 104
   station the first effect for the link (a command) is observed when handed to `on_effect`. Effects
-  held behind a store batch carry their input's `_Origin` as a marker in the held list, so the wait
+  held behind a store batch carry a copy of their input's `_Origin` as a marker in the held list, so the wait
   for the disk is in the figure. Several frames for the other side count once; none, not at all.
 - With `activity` (`adapters.status.StationActivity`, only when the status page is on), every frame
   read and every `Send`, the 104 link's events and effects, and each connection's start and end are
@@ -122,14 +123,20 @@ class _Origin:
 _UNTIMED = _Origin(None, 0.0, done=True)
 
 
+def _snapshot(origin: _Origin) -> _Origin:
+    """The marker for held effects: a copy of the driver's live origin (which the next input reuses)."""
+    return _UNTIMED if origin.done else _Origin(origin.side, origin.t0)
+
+
 class _Timed:
-    """A queued Send whose handing to the transport is observed as its input's added latency."""
+    """A queued Send whose handing to the transport is observed as the added latency of its input,
+    which arrived at `t0`."""
 
-    __slots__ = ("origin", "send")
+    __slots__ = ("send", "t0")
 
-    def __init__(self, send: Send, origin: _Origin) -> None:
+    def __init__(self, send: Send, t0: float) -> None:
         self.send = send
-        self.origin = origin
+        self.t0 = t0
 
 
 class _Bound:
@@ -187,11 +194,11 @@ class CoreDriver:
         self._held: list[Any] | None = None
         self.failed = False
         # destination side -> observe(seconds) of `added_latency_seconds` (None: not measured);
-        # `_origin`: the input being fed, while it is fed, when it came from a peer
+        # `_live`: the input being fed, while it is fed, when it came from a peer (else done)
         self._latency: dict[Side, Callable[[float], None]] | None = None
         if metrics is not None:
             self._latency = {side: metrics.added_latency(side, protocol) for side in Side}
-        self._origin: _Origin | None = None
+        self._live = _Origin(None, 0.0, done=True)
 
     def attach(self, side: Side, connection: Connection) -> None:
         """Register `side`'s connection, so effects for it are kept from now on.
@@ -216,12 +223,13 @@ class CoreDriver:
         `link_events`, when given, are what the trace records of this input."""
         if link_events is not None and self._activity is not None:
             self._activity.link_events(link_events)
+        live = self._live
         if link_events is not None and self._latency is not None:
-            self._origin = _Origin(Side.SOUTH, time.monotonic())
+            live.side, live.t0, live.done = Side.SOUTH, time.monotonic(), False
         try:
             self._feed(action, link_events=link_events)
         finally:
-            self._origin = None
+            live.done = True
 
     def start(self) -> None:
         """Arm the timer of a persistent core that has work before any connection (a restart)."""
@@ -269,12 +277,13 @@ class CoreDriver:
         feed = self._feed
         timed = self._latency is not None
         monotonic = time.monotonic
+        live = self._live
 
         def received(message: str) -> None:
             if self.failed:
                 return  # a failed core is never fed again; its connections are being closed
             if timed:
-                self._origin = _Origin(side, monotonic())
+                live.side, live.t0, live.done = side, monotonic(), False
             if count is not None:
                 count(message)
             if activity is not None:
@@ -282,7 +291,7 @@ class CoreDriver:
             try:
                 feed(receive, side, message, received=(side, message))
             finally:
-                self._origin = None
+                live.done = True
 
         return received
 
@@ -333,11 +342,11 @@ class CoreDriver:
             if self._trace is not None:
                 self._held.append(_TraceResume(self._trace.correlation()))
             if self._latency is not None:
-                self._held.append(self._origin or _UNTIMED)
+                self._held.append(_snapshot(self._live))
             self._held.extend(self._bind(effects))
             return
         pending: list[Persist] = []
-        origin = self._origin
+        origin = self._live
         for index, effect in enumerate(effects):
             kind = type(effect)
             if kind is _Origin:  # held effects: those that follow came from this input
@@ -379,14 +388,13 @@ class CoreDriver:
                         # The core sent on a side it knows is down: a core bug worth seeing.
                         self._logs[side].error("driver.send_without_connection")
                     continue
-                timed = origin is not None and not origin.done and side is not origin.side
+                timed = not origin.done and side is not origin.side
                 if timed:
-                    assert origin is not None
                     origin.done = True  # the first frame for the other peer: this one
                 if outbox or not self._write_now(side, effect.frame):
-                    self._queue(side, effect, origin if timed else None)
+                    self._queue(side, effect, origin.t0 if timed else None)
                 elif timed:
-                    assert origin is not None and self._latency is not None
+                    assert self._latency is not None
                     self._latency[side](time.monotonic() - origin.t0)
                 if self._metrics is not None:
                     self._metrics.frame_counter(side, received=False)(effect.frame)
@@ -403,7 +411,7 @@ class CoreDriver:
                 if self._activity is not None:
                     self._activity.south_effect(effect)
                 self._on_effect(effect)  # an effect of the core's own kind (a 104 command)
-                if origin is not None and not origin.done and origin.side is Side.NORTH:
+                if not origin.done and origin.side is Side.NORTH:
                     origin.done = True  # handed to the 104 link: the first frame for the charger
                     assert self._latency is not None
                     self._latency[Side.SOUTH](time.monotonic() - origin.t0)
@@ -423,15 +431,13 @@ class CoreDriver:
         connection.write_text(frame)
         return True
 
-    def _persist(
-        self, changes: list[Persist], after: list[Any], origin: _Origin | None = None
-    ) -> None:
+    def _persist(self, changes: list[Persist], after: list[Any], origin: _Origin) -> None:
         """Submit `changes`; `after` (and every later effect) waits until they are durable."""
         if self._store is None:
             raise RuntimeError("this station core persists state but has no store")
         held: list[Any] = [] if self._trace is None else [_TraceResume(self._trace.correlation())]
         if self._latency is not None:
-            held.append(origin or _UNTIMED)
+            held.append(_snapshot(origin))
         held.extend(self._bind(after))
         self._held = held  # first: a store may answer within `submit`
         self._store.submit(self._station_id, changes, self._written)
@@ -483,7 +489,7 @@ class CoreDriver:
             return
         self._feed(self._core.handle_timer)
 
-    def _queue(self, side: Side, item: Send | Close, origin: _Origin | None = None) -> None:
+    def _queue(self, side: Side, item: Send | Close, t0: float | None = None) -> None:
         if side in self._dropped:
             return  # the connection is being dropped: it is written nothing more
         outbox = self._outboxes[side]
@@ -495,7 +501,7 @@ class CoreDriver:
             ):
                 self._drop(side, "queue_full")
                 return
-        outbox.append(item if origin is None else _Timed(item, origin))  # type: ignore[arg-type]
+        outbox.append(item if t0 is None else _Timed(item, t0))  # type: ignore[arg-type]
         if size:
             self._queued_bytes[side] += size
             if self._metrics is not None:
@@ -549,10 +555,9 @@ class CoreDriver:
             while outbox:
                 item = outbox.pop(0)  # at most `max_frames` behind it
                 if type(item) is _Timed:
-                    origin = item.origin
-                    item = item.send
                     assert self._latency is not None
-                    self._latency[side](time.monotonic() - origin.t0)  # `send` writes it first
+                    self._latency[side](time.monotonic() - item.t0)  # `send` writes it first
+                    item = item.send
                 try:
                     async with asyncio.timeout(timeout):
                         if isinstance(item, Send):

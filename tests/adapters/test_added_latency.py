@@ -165,7 +165,9 @@ async def test_a_forwarded_frame_is_timed_once_per_direction_and_the_buckets_add
     assert 0 < _sum(rig.metrics, "charger_to_csms") < 1.0
 
 
-async def test_one_frame_that_becomes_several_counts_once_and_one_answered_by_the_bridge_not() -> None:
+async def test_one_frame_that_becomes_several_counts_once_and_one_answered_by_the_bridge_not() -> (
+    None
+):
     def script(side: Side, frame: str) -> list[Effect]:
         if frame == "split":  # a translated charger message that becomes two for the CSMS
             return [Send(Side.SOUTH, "ack"), Send(Side.NORTH, "first"), Send(Side.NORTH, "second")]
