@@ -186,7 +186,8 @@ def demo(
         typer.Option(help="The bridge's log lines shown (above the live table, never in it)."),
     ] = DemoLogLevel.warning,
 ) -> None:
-    """Run simulated chargers and a small CSMS through the real bridge, on loopback only."""
+    """Run simulated chargers and a small CSMS through the real bridge, on loopback only (the
+    bridge's status page on too: its URL is printed)."""
     from adapters.demo import run_demo
 
     ok = asyncio.run(run_demo(duration, log_level.value))

@@ -25,6 +25,8 @@ Rules
 - Log lines: the bridge's, at `--log-level` (warning by default) and above, readable (not JSON), on
   stderr; while the live view shows they are printed above it (through rich's stderr proxy), never
   into it.
+- The bridge's status page (`[bridge] status_page`) is on, on a free loopback port; its URL is printed
+  with the others, so an operator can watch the stations in a browser while the demo runs.
 - Every wait is bounded; every server, task and thread the demo starts is stopped before it returns.
 """
 
@@ -748,7 +750,12 @@ async def run_demo(duration: float | None, log_level: str = "warning") -> bool:
 
         config = BridgeConfig.model_validate(
             {
-                "bridge": {"store": str(Path(workdir) / "bridge.db"), "health": ""},
+                # the status page on a free loopback port, its URL printed below
+                "bridge": {
+                    "store": str(Path(workdir) / "bridge.db"),
+                    "health": "127.0.0.1:0",
+                    "status_page": True,
+                },
                 "csms": {"url": f"ws://127.0.0.1:{csms_port}/ocpp"},
                 "south": {"listen": "127.0.0.1:0", "iec104_listen": "127.0.0.1:0"},
                 "stations": [
@@ -768,6 +775,9 @@ async def run_demo(duration: float | None, log_level: str = "warning") -> bool:
         bridge_url = f"ws://127.0.0.1:{runtime.south_address[1]}"
         console.print(f"CSMS      ws://127.0.0.1:{csms_port}/ocpp (the `ocpp` package)")
         console.print(f"bridge    {bridge_url} (the OCPP chargers connect to it)")
+        if runtime.health_address is not None:
+            health = f"http://127.0.0.1:{runtime.health_address[1]}"
+            console.print(f"status    {health}/status (open it in a browser; {health}/metrics)")
         console.print(f"{DEMO_16:<9} OCPP 1.6J charger → bridge (translated) → CSMS")
         console.print(f"{DEMO_201:<9} OCPP 2.0.1 charger → bridge (passed through) → CSMS")
         console.print(

@@ -7,9 +7,12 @@ session under way at the deadline is completed first).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 EXECUTABLE = str(Path(sys.executable).with_name("ocpp-bridge"))
@@ -86,3 +89,40 @@ def test_demo_log_lines_go_above_the_live_table_at_its_level() -> None:
         assert '{"' not in output  # readable lines, not JSON
     finally:
         logging.getLogger().handlers.clear()
+
+
+def test_the_demo_serves_the_status_page_at_the_url_it_prints(tmp_path: Path) -> None:
+    """An operator watches the demo's stations in a browser: the URL printed at the start serves the
+    status page (and /status.json) with the four stations while the demo runs."""
+    process = subprocess.Popen(
+        [EXECUTABLE, "demo", "--duration", "6"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        url = None
+        for _ in range(20):  # the header's lines come first
+            line = process.stdout.readline()
+            found = re.match(r"status +(http://127\.0\.0\.1:\d+)/status ", line)
+            if found:
+                url = found[1]
+                break
+        assert url is not None
+        with urllib.request.urlopen(f"{url}/status.json", timeout=10) as answer:
+            page = json.loads(answer.read())
+        with urllib.request.urlopen(f"{url}/status", timeout=10) as answer:
+            assert answer.headers["Content-Type"].startswith("text/html")
+            html = answer.read().decode()
+        out, err = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, out + err
+    ids = {station["id"] for station in page["stations"]}
+    assert ids == {"DEMO-201", "DEMO-16", "DEMO-104", "DEMO-CARD"}
+    assert all(station_id in html for station_id in ids)
