@@ -80,15 +80,16 @@ Rules
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import sys
-import time
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 from adapters.connection import Connection, ConnectionEnded, SendLimits
 from adapters.logs import DiagnosticLimiter, log_diagnostic
-from adapters.metrics import BridgeMetrics
+from adapters.metrics import LATENCY_BUCKETS, BridgeMetrics
 from adapters.status import StationActivity
 from adapters.store_api import StateStore, StoreError
 from adapters.trace import StationTrace
@@ -121,6 +122,15 @@ class _Origin:
 
 # in held effects: the effects that follow came from an input that is not timed (a timer, no metrics)
 _UNTIMED = _Origin(None, 0.0, done=True)
+
+
+_bucket = bisect.bisect_left  # le: the first bound >= the value
+
+
+def _observe(counts: list[float], seconds: float) -> None:
+    """One sample into a histogram of `BridgeMetrics.added_latency`."""
+    counts[_bucket(LATENCY_BUCKETS, seconds)] += 1
+    counts[-1] += seconds
 
 
 def _snapshot(origin: _Origin) -> _Origin:
@@ -195,7 +205,7 @@ class CoreDriver:
         self.failed = False
         # destination side -> observe(seconds) of `added_latency_seconds` (None: not measured);
         # `_live`: the input being fed, while it is fed, when it came from a peer (else done)
-        self._latency: dict[Side, Callable[[float], None]] | None = None
+        self._latency: dict[Side, list[float]] | None = None
         if metrics is not None:
             self._latency = {side: metrics.added_latency(side, protocol) for side in Side}
         self._live = _Origin(None, 0.0, done=True)
@@ -225,7 +235,7 @@ class CoreDriver:
             self._activity.link_events(link_events)
         live = self._live
         if link_events is not None and self._latency is not None:
-            live.side, live.t0, live.done = Side.SOUTH, time.monotonic(), False
+            live.side, live.t0, live.done = Side.SOUTH, monotonic(), False
         try:
             self._feed(action, link_events=link_events)
         finally:
@@ -276,7 +286,6 @@ class CoreDriver:
         receive = self._core.receive
         feed = self._feed
         timed = self._latency is not None
-        monotonic = time.monotonic
         live = self._live
 
         def received(message: str) -> None:
@@ -288,10 +297,8 @@ class CoreDriver:
                 count(message)
             if activity is not None:
                 activity.received(side, message)
-            try:
-                feed(receive, side, message, received=(side, message))
-            finally:
-                live.done = True
+            feed(receive, side, message, received=(side, message))  # catches what the core raises
+            live.done = True
 
         return received
 
@@ -395,7 +402,10 @@ class CoreDriver:
                     self._queue(side, effect, origin.t0 if timed else None)
                 elif timed:
                     assert self._latency is not None
-                    self._latency[side](time.monotonic() - origin.t0)
+                    elapsed = monotonic() - origin.t0  # `_observe`, inlined: every forwarded frame
+                    counts = self._latency[side]
+                    counts[_bucket(LATENCY_BUCKETS, elapsed)] += 1
+                    counts[-1] += elapsed
                 if self._metrics is not None:
                     self._metrics.frame_counter(side, received=False)(effect.frame)
                 if self._trace is not None:
@@ -414,7 +424,7 @@ class CoreDriver:
                 if not origin.done and origin.side is Side.NORTH:
                     origin.done = True  # handed to the 104 link: the first frame for the charger
                     assert self._latency is not None
-                    self._latency[Side.SOUTH](time.monotonic() - origin.t0)
+                    _observe(self._latency[Side.SOUTH], monotonic() - origin.t0)
         if pending:
             self._persist(pending, [], origin)
 
@@ -556,7 +566,7 @@ class CoreDriver:
                 item = outbox.pop(0)  # at most `max_frames` behind it
                 if type(item) is _Timed:
                     assert self._latency is not None
-                    self._latency[side](time.monotonic() - item.t0)  # `send` writes it first
+                    _observe(self._latency[side], monotonic() - item.t0)  # `send` writes it first
                     item = item.send
                 try:
                     async with asyncio.timeout(timeout):

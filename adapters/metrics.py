@@ -74,7 +74,6 @@ Rules
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import functools
 import importlib.resources
@@ -368,20 +367,12 @@ class _AddedLatency(Collector):
         # (direction, protocol) -> [count per bucket (not cumulative)..., count above the last, sum]
         self.series: dict[tuple[str, str], list[float]] = {}
 
-    def observer(self, direction: str, protocol: str) -> Callable[[float], None]:
+    def counts(self, direction: str, protocol: str) -> list[float]:
         key = (direction, protocol)
         counts = self.series.get(key)
         if counts is None:
             counts = self.series[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        total = len(LATENCY_BUCKETS) + 1
-        bounds = LATENCY_BUCKETS
-        index_of = bisect.bisect_left
-
-        def observe(seconds: float) -> None:
-            counts[index_of(bounds, seconds)] += 1  # le: the first bound >= seconds
-            counts[total] += seconds
-
-        return observe
+        return counts
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(
@@ -591,12 +582,15 @@ class BridgeMetrics:
 
         return count
 
-    def added_latency(self, to: Side, protocol: str) -> Callable[[float], None]:
-        """`observe(seconds)` for `added_latency_seconds` of frames forwarded to `to`'s peer by a
-        station whose chargers speak `protocol` (one of LATENCY_PROTOCOLS, else "other")."""
+    def added_latency(self, to: Side, protocol: str) -> list[float]:
+        """The histogram of `added_latency_seconds` of frames forwarded to `to`'s peer by a station
+        whose chargers speak `protocol` (one of LATENCY_PROTOCOLS, else "other"), as the plain list its
+        owner updates on the event loop's thread (it is on every forwarded frame's path, so no call):
+        a sample of `s` seconds adds 1 at `bisect_left(LATENCY_BUCKETS, s)` (the +Inf slot after the
+        last bound) and `s` at -1 (the sum)."""
         if protocol not in LATENCY_PROTOCOLS:
             protocol = OTHER
-        return self._added_latency.observer(LATENCY_DIRECTIONS[to], protocol)
+        return self._added_latency.counts(LATENCY_DIRECTIONS[to], protocol)
 
     def set_outbox_source(self, source: OutboxSource) -> None:
         """`source()` → (messages queued toward the CSMS, age in seconds of the oldest; 0 when none).
