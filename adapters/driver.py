@@ -66,12 +66,13 @@ Rules
   (`added_latency_seconds{direction,protocol}`, `adapters.metrics`): each input from a peer (a frame,
   or the 104 link's events) takes `time.monotonic()` on arrival (the driver's one `_Origin`, reused:
   no allocation per frame; the core itself stays clock-free, and the loop's `now` is not used:
-  uvloop's clock has millisecond steps), and the first `Send`
-  that input produces for the other side is observed when its frame is handed to that connection's
-  transport: written at once, or taken from the queue by the writer (the `_Timed` wrapper); for a 104
-  station the first effect for the link (a command) is observed when handed to `on_effect`. Effects
-  held behind a store batch carry a copy of their input's `_Origin` as a marker in the held list, so the wait
-  for the disk is in the figure. Several frames for the other side count once; none, not at all.
+  uvloop's clock has millisecond steps), and the first `Send` that input produces for the other side
+  is observed when its frame is handed to that connection's transport: written at once, or taken
+  from the queue by the writer (the `_Timed` wrapper); for a 104 station the first effect for the
+  link (a command) is observed when handed to `on_effect`. Effects held behind a store batch carry a
+  copy of their input's `_Origin` as a marker in the held list, so the wait for the disk is in the
+  figure. Several frames for the other side count once; none, not at all. The histogram is a plain
+  list the driver updates itself (`_observe`, inlined on the frame path).
 - With `activity` (`adapters.status.StationActivity`, only when the status page is on), every frame
   read and every `Send`, the 104 link's events and effects, and each connection's start and end are
   told to it as they happen, for the status page.
@@ -564,7 +565,7 @@ class CoreDriver:
         try:
             while outbox:
                 item = outbox.pop(0)  # at most `max_frames` behind it
-                if type(item) is _Timed:
+                if isinstance(item, _Timed):
                     assert self._latency is not None
                     _observe(self._latency[side], monotonic() - item.t0)  # `send` writes it first
                     item = item.send

@@ -8,6 +8,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver
 from adapters.metrics import LATENCY_BUCKETS, BridgeMetrics
 from bridge.effects import Effect, Persist, Send, Side
@@ -19,30 +22,6 @@ class _HeldStore:
 
     def submit(self, station: str, changes: list[Persist], done: Any) -> None:
         self.answers.append(done)
-
-
-class _Connection:
-    """No transport: every frame goes through the driver's queue and writer task."""
-
-    subprotocol = "ocpp2.0.1"
-
-    def __init__(self) -> None:
-        self.written: list[str] = []
-        self.receiver: Callable[[str | bytes], None] | None = None
-        self.ended = asyncio.Event()
-
-    def listen(self, receiver: Callable[[str | bytes], None]) -> None:
-        self.receiver = receiver
-
-    def stop_listening(self) -> None: ...
-
-    async def wait_closed(self) -> None:
-        await self.ended.wait()
-
-    async def send(self, frame: str) -> None:
-        self.written.append(frame)
-
-    async def close(self, code: int, reason: str) -> None: ...
 
 
 class _Core:
@@ -100,11 +79,15 @@ class _Rig:
         script: Callable[[Side, str], list[Effect]],
         protocol: str = "ocpp2.0.1",
         on_effect: Callable[[Any], None] | None = None,
+        write_high_water: int = 64 << 10,
     ) -> None:
         self.metrics = BridgeMetrics(protocols=[protocol])
         self.core = _Core(script)
         self.store = _HeldStore()
-        self.connections = {side: _Connection() for side in Side}
+        # -1: nothing is written at once, every frame goes through the driver's queue and writer
+        self.connections = {
+            side: MemoryConnection(write_high_water=write_high_water) for side in Side
+        }
         self.driver = CoreDriver(
             self.core,  # type: ignore[arg-type]
             {side: _Log() for side in Side},
@@ -126,28 +109,29 @@ class _Rig:
 
     async def __aexit__(self, *_: object) -> None:
         for connection in self.connections.values():
-            connection.ended.set()
+            connection.end()
         await asyncio.gather(*self.tasks)
         self.driver.stop()
 
     def frame(self, side: Side, frame: str) -> None:
-        receiver = self.connections[side].receiver
-        assert receiver is not None
-        receiver(frame)
+        self.connections[side].deliver(frame)
 
 
-async def test_a_forwarded_frame_is_timed_once_per_direction_and_the_buckets_add_up() -> None:
+@pytest.mark.parametrize("write_high_water", [64 << 10, -1], ids=["written_at_once", "queued"])
+async def test_a_forwarded_frame_is_timed_once_per_direction_and_the_buckets_add_up(
+    write_high_water: int,
+) -> None:
     def script(side: Side, frame: str) -> list[Effect]:
         other = Side.NORTH if side is Side.SOUTH else Side.SOUTH
         return [Send(other, frame)]
 
-    async with _Rig(script) as rig:
+    async with _Rig(script, write_high_water=write_high_water) as rig:
         for n in range(3):
             rig.frame(Side.SOUTH, f"call{n}")
         rig.frame(Side.NORTH, "answer")
         await _settle()
-        assert rig.connections[Side.NORTH].written == ["call0", "call1", "call2"]
-        assert rig.connections[Side.SOUTH].written == ["answer"]
+        assert rig.connections[Side.NORTH].sent == ["call0", "call1", "call2"]
+        assert rig.connections[Side.SOUTH].sent == ["answer"]
     assert _count(rig.metrics, "charger_to_csms") == 3
     assert _count(rig.metrics, "csms_to_charger") == 1
     labels = {"direction": "charger_to_csms", "protocol": "ocpp2.0.1"}
@@ -177,7 +161,7 @@ async def test_one_frame_that_becomes_several_counts_once_and_one_answered_by_th
         rig.frame(Side.SOUTH, "split")
         rig.frame(Side.SOUTH, "heartbeat")
         await _settle()
-        assert rig.connections[Side.NORTH].written == ["first", "second"]
+        assert rig.connections[Side.NORTH].sent == ["first", "second"]
     assert _count(rig.metrics, "charger_to_csms", "ocpp1.6") == 1
     assert _count(rig.metrics, "csms_to_charger", "ocpp1.6") == 0
 
@@ -186,17 +170,17 @@ async def test_the_wait_for_the_store_is_in_the_added_latency() -> None:
     def script(side: Side, frame: str) -> list[Effect]:
         return [Persist("tx", frame, {}), Send(Side.NORTH, frame)]
 
-    async with _Rig(script, protocol="ocpp1.6") as rig:
+    async with _Rig(script, protocol="ocpp1.6", write_high_water=-1) as rig:
         rig.frame(Side.SOUTH, "started")
         rig.frame(Side.SOUTH, "updated")  # behind the first batch
         await asyncio.sleep(0.05)  # the disk is slow
-        assert rig.connections[Side.NORTH].written == []
+        assert rig.connections[Side.NORTH].sent == []
         assert _count(rig.metrics, "charger_to_csms", "ocpp1.6") == 0
         rig.store.answers.pop(0)(None)
         await _settle()
         rig.store.answers.pop(0)(None)
         await _settle()
-        assert rig.connections[Side.NORTH].written == ["started", "updated"]
+        assert rig.connections[Side.NORTH].sent == ["started", "updated"]
     assert _count(rig.metrics, "charger_to_csms", "ocpp1.6") == 2
     assert _sum(rig.metrics, "charger_to_csms", "ocpp1.6") >= 2 * 0.05
 
@@ -206,7 +190,7 @@ async def test_frames_the_bridge_sends_of_its_own_accord_are_not_timed() -> None
         rig.core.pending = [Send(Side.NORTH, "resend"), Send(Side.SOUTH, "heartbeat")]
         rig.driver.feed(lambda now: None)  # a timer's input, not a peer's
         await _settle()
-        assert rig.connections[Side.NORTH].written == ["resend"]
+        assert rig.connections[Side.NORTH].sent == ["resend"]
     assert _count(rig.metrics, "charger_to_csms") == 0
     assert _count(rig.metrics, "csms_to_charger") == 0
 
@@ -222,7 +206,7 @@ async def test_iec104_link_events_and_commands_are_timed() -> None:
         rig.driver.feed(lambda now: None, link_events=["point update"])
         rig.frame(Side.NORTH, "RequestStartTransaction")
         await _settle()
-        assert rig.connections[Side.NORTH].written == ["status", "result"]
+        assert rig.connections[Side.NORTH].sent == ["status", "result"]
     assert commands == ["command"]
     assert _count(rig.metrics, "charger_to_csms", "iec104") == 1
     assert _count(rig.metrics, "csms_to_charger", "iec104") == 1
