@@ -376,6 +376,22 @@ async def test_a01_b06_b07_b08_a_104_station_rotates_its_password_and_walks_its_
                 assert status == "Accepted"
                 assert [_key(d) for d in evse] == [("EVSE", "AvailabilityState", None, 1, None)]
 
+                # B05: owned values apply at once: a 1 s HeartbeatInterval (the boot said 300 s)
+                beats = len(cp.payloads("Heartbeat"))
+                changed = await cp.call(
+                    call201.SetVariables(
+                        set_variable_data=[
+                            {
+                                "component": {"name": "OCPPCommCtrlr"},
+                                "variable": {"name": "HeartbeatInterval"},
+                                "attribute_value": "1",
+                            }
+                        ]
+                    )
+                )
+                assert changed.set_variable_result[0]["attribute_status"] == "Accepted"
+                await csms.wait_for(lambda: len(cp.payloads("Heartbeat")) >= beats + 2, 15)
+
                 # A01: the CSMS rotates the password; the next connection uses it
                 changed = await cp.call(
                     call201.SetVariables(
