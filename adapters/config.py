@@ -204,7 +204,9 @@ class CsmsSection(_Section):
         ge=0,
         description="seconds a late call stays outstanding after call_timeout: its late answer is"
         " its answer and nothing is resent on a live connection; then the connection is closed and"
-        " what the CSMS did not confirm goes again on the next one",
+        " what the CSMS did not confirm goes again on the next one. Pass-through: also how long a"
+        " charger's late answer to the CSMS is waited for after [south] call_timeout (then the"
+        " CSMS gets InternalError)",
     )
     strict_timestamps: bool = Field(
         False,
