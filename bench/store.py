@@ -13,7 +13,10 @@ Figures, for each back end
    the previous one is answered (as the drivers do), for `--seconds`: batches made durable per second,
    the submit → answer latency (what a charger's acknowledgement waits for), and batches per commit
    (the group commit's grouping).
-`ratio`: PostgreSQL / SQLite for each figure. Both back ends run on the same 2-core machine, so the
+3. `postgresql_leases`: PostgreSQL again, every station's lease taken first and writes fenced
+   (`require_leases`: each transaction reads its stations' lease rows FOR SHARE): the cost of fencing.
+`ratio`: PostgreSQL / SQLite for each figure. Each PostgreSQL run starts after a CHECKPOINT (when the
+user may make one), so both pay the same full-page writes. Both back ends run on the same 2-core machine, so the
 PostgreSQL server's CPU competes with the bridge's here; on a separate database host the round trip
 grows and the CPU competition goes away.
 """
@@ -30,7 +33,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from adapters.store_api import StateStore, StoreError, open_store
+from adapters.store_pg import PgStore
 from bench.reliability import summary
 from bridge.effects import Persist
 
@@ -64,16 +70,18 @@ def batch(n: int) -> list[Persist]:
     return [Persist("tx", "t", {**ROW, "next_seq_no": n}), Persist("outbox", f"{n:016d}", EVENT)]
 
 
-def bench_commit(store: StateStore, batches: int) -> dict[str, Any]:
+def bench_commit(store: StateStore, batches: int, prefix: str) -> dict[str, Any]:
     samples = []
     for n in range(batches):
         started = time.perf_counter()
-        store.apply("COMMIT-1", batch(n))
+        store.apply(f"{prefix}COMMIT-1", batch(n))
         samples.append(time.perf_counter() - started)
     return summary(samples)
 
 
-async def bench_throughput(store: StateStore, stations: int, seconds: float) -> dict[str, Any]:
+async def bench_throughput(
+    store: StateStore, stations: int, seconds: float, prefix: str
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     waits: list[float] = []
     errors: list[StoreError] = []
@@ -81,7 +89,7 @@ async def bench_throughput(store: StateStore, stations: int, seconds: float) -> 
     commits_before = store.commits
 
     async def station(index: int) -> int:
-        name = f"TP-{index}"
+        name = f"{prefix}TP-{index}"
         n = 0
         while loop.time() < deadline:
             answered: asyncio.Future[StoreError | None] = loop.create_future()
@@ -127,11 +135,23 @@ def postgresql(url: str | None) -> Iterator[str]:
         server.stop()
 
 
-def run_one(where: str, args: argparse.Namespace) -> dict[str, Any]:
-    store = open_store(where)
+def run_one(where: str, args: argparse.Namespace, leases: bool = False) -> dict[str, Any]:
+    """Each run writes stations of its own (a prefix), so every run inserts rows as the first did."""
+    prefix = "L-" if leases else ""
+    store = open_store(where, require_leases=True) if leases else open_store(where)
+    if isinstance(store, PgStore):
+        # each PostgreSQL run starts right after a checkpoint, so each pays the same full-page
+        # writes (the first change of every page after a checkpoint logs the whole page)
+        with contextlib.suppress(Exception), psycopg.connect(where, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
     try:
-        commit = bench_commit(store, args.batches)
-        throughput = asyncio.run(bench_throughput(store, args.stations, args.seconds))
+        if leases:
+            assert isinstance(store, PgStore)
+            for n in range(args.stations):
+                store.take_lease(f"{prefix}TP-{n}")
+            store.take_lease(f"{prefix}COMMIT-1")
+        commit = bench_commit(store, args.batches, prefix)
+        throughput = asyncio.run(bench_throughput(store, args.stations, args.seconds, prefix))
     finally:
         store.close()
     return {"commit": commit, "throughput": throughput}
@@ -149,6 +169,7 @@ def main() -> None:
         results["sqlite"] = run_one(str(Path(folder) / "bench.db"), args)
     with postgresql(args.url) as url:
         results["postgresql"] = run_one(url, args)
+        results["postgresql_leases"] = run_one(url, args, leases=True)
     sqlite, pg = results["sqlite"], results["postgresql"]
     results["ratio"] = {
         "commit_p50": round(pg["commit"]["p50_ms"] / sqlite["commit"]["p50_ms"], 2),
@@ -160,10 +181,15 @@ def main() -> None:
             pg["throughput"]["latency"]["p99_ms"] / sqlite["throughput"]["latency"]["p99_ms"], 2
         ),
     }
-    for name in ("sqlite", "postgresql"):
+    results["ratio"]["fenced_throughput"] = round(
+        results["postgresql_leases"]["throughput"]["batches_per_s"]
+        / pg["throughput"]["batches_per_s"],
+        2,
+    )
+    for name in ("sqlite", "postgresql", "postgresql_leases"):
         figures = results[name]
         print(
-            f"{name:10} commit p50 {figures['commit']['p50_ms']} ms p99 {figures['commit']['p99_ms']}"
+            f"{name:17} commit p50 {figures['commit']['p50_ms']} ms p99 {figures['commit']['p99_ms']}"
             f" ms | {args.stations} stations: {figures['throughput']['batches_per_s']} batches/s,"
             f" submit→durable p50 {figures['throughput']['latency']['p50_ms']} ms"
             f" p99 {figures['throughput']['latency']['p99_ms']} ms,"
