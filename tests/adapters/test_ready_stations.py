@@ -9,20 +9,24 @@ read over HTTP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+from ocpp.routing import on
 from ocpp.v16 import call as call16
-from ocpp.v201 import call
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call, call_result
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request
 
 from adapters.runtime import MAX_LISTED_STATIONS, Runtime
 from tests.adapters.test_health import http_get
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
 from tests.e2e.iec104_charger import idle_charger, station_entry
-from tests.peers import connected_charger, connected_charger16, running_csms
+from tests.peers import connected_charger, connected_charger16, now_iso, running_csms
 
 BOOT = call.BootNotification(
     charging_station={"model": "Wallbox X", "vendor_name": "Acme"}, reason="PowerUp"
@@ -154,3 +158,45 @@ async def test_the_ready_body_is_bounded_at_10000_stations() -> None:
         assert report["more"] == 10_000 - MAX_LISTED_STATIONS
         assert report["listed"][0]["id"] == "CP-00000"  # by id
         assert len(orjson.dumps(body)) < 20_000
+
+
+class PendingCsms(ChargePoint201):
+    """A CSMS (the `ocpp` package) that answers every BootNotification Pending."""
+
+    @on("BootNotification")
+    async def on_boot(self, **_: Any) -> Any:
+        return call_result.BootNotification(current_time=now_iso(), interval=30, status="Pending")
+
+    @on("StatusNotification")
+    async def on_status(self, **_: Any) -> Any:
+        return call_result.StatusNotification()
+
+
+async def test_ready_says_when_the_csms_has_not_accepted_the_boot() -> None:
+    async def handler(connection: ServerConnection) -> None:
+        assert connection.request is not None
+        with contextlib.suppress(Exception):
+            await PendingCsms(connection.request.path.rsplit("/", 1)[-1], connection).start()
+
+    async with (
+        serve(handler, "127.0.0.1", 0, subprotocols=["ocpp2.0.1"]) as server,  # type: ignore[list-item]
+        idle_charger() as charger104,
+    ):
+        port = next(iter(server.sockets)).getsockname()[1]
+        config = bridge_config(
+            f"ws://127.0.0.1:{port}/ocpp",
+            [station_entry("P-104", charger104.port)],
+            bridge={"health": "127.0.0.1:0"},
+        )
+        async with running_bridge(config) as bridge:
+            north = bridge.iec104_hosts["P-104"].core.north
+            await until(lambda: north.boot_status == "Pending")
+            await until(lambda: bridge.iec104_hosts["P-104"].link.is_up)
+            status, body = await ready(bridge)
+    assert status == 200
+    assert listed(body)["P-104"] == {
+        "id": "P-104",
+        "protocol": "iec104",
+        "charger": None,
+        "csms": "boot not accepted (CSMS answered Pending)",
+    }
