@@ -230,6 +230,7 @@ class Runtime:
         self._charger_left: dict[str, str] = {}
         # pass-through stations whose CSMS connection is open now
         self._passthrough_north: set[str] = set()
+        self._stations_by_id = sorted(config.stations, key=lambda station: station.id)  # /ready
 
     async def start(self) -> None:
         """Start everything. A port that cannot be bound raises ConfigError (one line: which key,
@@ -576,7 +577,7 @@ class Runtime:
         chargers = self.chargers_connected
         listed: list[dict[str, Any]] = []
         down = charger_down = csms_down = 0
-        for station in sorted(self.config.stations, key=lambda s: s.id):
+        for station in self._stations_by_id:
             charger, csms = self.station_problems(station, chargers)
             if charger is None and csms is None:
                 continue
