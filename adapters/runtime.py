@@ -494,14 +494,6 @@ class Runtime:
                 counts[kind] = counts.get(kind, 0) + count
         return counts
 
-    def iec104_problems(self) -> dict[str, str]:
-        """104 stations whose link has not come up after a few attempts: station id → why."""
-        return {
-            station_id: host.link.problem
-            for station_id, host in self._iec104_hosts.items()
-            if host.link.problem is not None
-        }
-
     def station_problems(
         self, station: Any, chargers: Mapping[str, object]
     ) -> tuple[str | None, str | None]:
