@@ -51,10 +51,10 @@ from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
 from adapters.config import BridgeConfig, CsmsSection, OcppStation, SouthSection, split_host_port
-from adapters.connection import Connection
+from adapters.connection import Connection, SendLimits
 from adapters.keepalive import Keepalive, keepalive_options
 from adapters.logs import get_logger
-from adapters.ws_direct import DirectServerConnection, SendLimits
+from adapters.ws_direct import DirectServerConnection
 
 StationHandler = Callable[[OcppStation, Connection], Awaitable[None]]
 
