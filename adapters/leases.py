@@ -7,13 +7,17 @@ Rules
   and `force` is off. A station host takes it with `force` when its charger connects here (the charger
   left its previous bridge, which therefore lost it), without `force` at start-up to deliver what the
   store queued for a station nobody serves.
-- `watch(station, lost)`: `lost()` is called on the event loop when this bridge loses the station's
-  lease: a renewal found it taken over, or a write of the station was refused (fenced). The host then
-  closes the station's connections, charger and CSMS; a charger that comes back here takes it again.
-- `run()` renews every lease held every `lease_seconds / 3`, in one statement; a renewal that fails
-  (the server unreachable) is logged and tried again at the next tick, and the leases run out on their
-  own if the server stays away longer than `lease_seconds` (another bridge may then take them, and
-  this bridge's writes are refused).
+- `watch(station, lost, adopt)`: `lost()` is called on the event loop when this bridge loses the
+  station's lease: a renewal found it taken over, or a write of the station was refused (fenced). The
+  host then closes the station's connections, charger and CSMS; a charger that comes back here takes it
+  again. `adopt()` is awaited when the sweep finds the station orphaned (below).
+- `run()`, every `lease_seconds / 3`: renews every lease held, in one statement; then sweeps: the
+  stations watched here and not held that have queued messages in the store and whose lease is free
+  or expired (`PgStore.orphans`, one query) are adopted, each host taking the lease without force. So
+  when a bridge dies, the survivors deliver its stations' queues within about `lease_seconds * 4/3`,
+  without waiting for the chargers to reconnect. A tick that fails (the server unreachable) is logged
+  and tried again at the next one; the leases run out on their own if the server stays away longer
+  than `lease_seconds` (another bridge may then take them, and this bridge's writes are refused).
 - `held()`, `takeovers()`, `refusals()`, `lost()`: the store's counters (/ready, /metrics).
 """
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.store_api import StoreError
@@ -33,6 +37,7 @@ class LeaseKeeper:
         self._store = store
         self._log = log
         self._watchers: dict[str, Callable[[], None]] = {}
+        self._adopters: dict[str, Callable[[], Awaitable[None]]] = {}
         self._loop = asyncio.get_running_loop()
         store.on_lease_lost = self._lost_in_thread
 
@@ -41,8 +46,11 @@ class LeaseKeeper:
         Raises StoreError."""
         return await asyncio.to_thread(self._store.take_lease, station, force=force)
 
-    def watch(self, station: str, lost: Callable[[], None]) -> None:
+    def watch(
+        self, station: str, lost: Callable[[], None], adopt: Callable[[], Awaitable[None]]
+    ) -> None:
         self._watchers[station] = lost
+        self._adopters[station] = adopt
 
     def _lost_in_thread(self, station: str) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
@@ -60,8 +68,13 @@ class LeaseKeeper:
             await asyncio.sleep(interval)
             try:
                 await asyncio.to_thread(self._store.renew_leases)
+                orphans = await asyncio.to_thread(self._store.orphans, list(self._adopters))
             except StoreError as exc:
                 self._log.warning("lease.renewal_failed", reason=str(exc))
+                continue
+            for station in orphans:
+                self._log.info("lease.adopting", station_id=station)
+                await self._adopters[station]()
 
     def figures(self) -> tuple[int, int, int, int]:
         """(held, takeovers, fencing refusals, lost): /metrics."""

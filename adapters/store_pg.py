@@ -38,7 +38,8 @@ Station leases and fencing (issue 20 item 2)
   the epoch held, or None (another owner holds a live lease and `force` is off).
 - `renew_leases()`: every lease this store holds in one statement (`UPDATE ... FROM unnest(stations,
   epochs)`, matched on owner and epoch); those that did not match were taken over and are lost. Call it
-  every `lease_seconds / 3` (`keep_leases`). `release_lease(station)` deletes this owner's row after the
+  every `lease_seconds / 3` (adapters/leases.py). `orphans(stations)`: those with queued messages
+  whose lease is free or expired (nobody delivers them). `release_lease(station)` deletes this owner's row after the
   station's submitted batches are written (`release_leases()` every one, at close).
 - Fencing: a batch carries its station's epoch from `submit` (or `apply`); the write's transaction first
   reads the lease rows of its stations `FOR SHARE` and refuses the whole transaction when a row's owner
@@ -311,6 +312,31 @@ class PgStore(GroupCommitStore):
         for station in lost:
             self._lost(station, held[station])
         return lost
+
+    def orphans(self, stations: list[str]) -> list[str]:
+        """Of `stations`, those not held here that have queued messages (an `outbox` row) and whose
+        lease is free or expired: nobody delivers their queue. Raises StoreError."""
+        with self._held_lock:
+            candidates = [station for station in stations if station not in self._held]
+        if not candidates:
+            return []
+        with self._db_lock:
+            try:
+                rows = (
+                    self._connection()
+                    .execute(
+                        "SELECT DISTINCT s.station FROM state s"
+                        " LEFT JOIN leases l ON l.station = s.station"
+                        " WHERE s.station = ANY(%s) AND s.tbl = 'outbox'"
+                        " AND (l.station IS NULL OR l.expires < now())"
+                        " ORDER BY s.station",
+                        (candidates,),
+                    )
+                    .fetchall()
+                )
+            except psycopg.Error as exc:
+                raise StoreError(f"{self.path}: cannot find orphans: {_one_line(exc)}") from None
+        return [row[0] for row in rows]
 
     def release_lease(self, station: str) -> None:
         """Give `station`'s lease up, once its submitted batches are written. Raises StoreError."""

@@ -17,8 +17,9 @@ Rules
 - Under leases (`[bridge] leases`, adapters/leases.py) the station is served only while this bridge
   holds its lease: a charger that connects takes it (force: it left its previous bridge), and a core
   whose epoch is not the lease's is rebuilt from the store first (the previous owner wrote since);
-  the CSMS link starts with the lease, not at start-up, except for a station whose queued messages
-  nobody serves (its lease free or expired: taken without force). When the lease is lost (a renewal
+  the CSMS link starts with the lease, not at start-up. A station with queued messages that nobody
+  serves (its lease free or expired: the bridge that held it died or lost the database) is adopted
+  without force, at start-up and by the lease keeper's sweep, and its queue delivered from here. When the lease is lost (a renewal
   found it taken over, or a write was refused), the CSMS link stops and both connections close (1013,
   "station served elsewhere").
 """
@@ -170,19 +171,23 @@ class TranslatedStation:
         self._driver.start()
 
     async def start(self) -> None:
-        self._driver.start()
         if self._leases is not None:
-            self._leases.watch(self.station.id, self._lease_lost)
-            if len(self.core.north.outbox) == 0:
-                return  # served where its charger connects
-            try:
-                if not await self._take_lease(force=False):
-                    return  # another bridge serves it
-            except StoreError as exc:
-                self._logs[Side.NORTH].warning("lease.unavailable", reason=str(exc))
-                return
+            self._leases.watch(self.station.id, self._lease_lost, self._adopt)
+            if len(self.core.north.outbox) > 0:
+                await self._adopt()
+            return  # otherwise served where its charger connects (its core idle here until then)
+        self._driver.start()
         if self.core.north.identity is not None or len(self.core.north.outbox) > 0:
             self._ensure_north()
+
+    async def _adopt(self) -> None:
+        """Serve the station if nobody does (its lease free or expired): its queued messages go to
+        the CSMS from here (at start-up, and when the bridge that held it stopped renewing)."""
+        try:
+            if await self._take_lease(force=False):
+                self._ensure_north()
+        except StoreError as exc:
+            self._logs[Side.NORTH].warning("lease.unavailable", reason=str(exc))
 
     async def _take_lease(self, *, force: bool) -> bool:
         """Hold the station's lease (module rules); the core rebuilt when its epoch is not the

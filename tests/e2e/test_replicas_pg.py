@@ -94,3 +94,55 @@ async def test_e01_e06_a_replica_paused_or_killed_its_charger_ends_the_transacti
         assert len(lost) == (1 if fault == signal.SIGSTOP else 0)
         assert not [r for r in replica_a.records() if r.get("level") == "error"]
         assert not [r for r in replica_b.records() if r.get("level") == "error"]
+
+
+async def test_e04_a_killed_replicas_queue_is_delivered_by_another_without_its_charger(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Replica A queues an Ended while the CSMS is down and is SIGKILLed; the charger never comes
+    back. Replica B finds the station orphaned once A's lease expires (its sweep) and delivers the
+    queue: the same transaction id, seqNo 1, once (issue 20 item 3)."""
+    async with running_csms() as csms:
+        config_a, port_a = _config(tmp_path / "a", pg_url, csms.url)
+        config_b, _ = _config(tmp_path / "b", pg_url, csms.url)
+        replica_a = BridgeProcess(config_a, tmp_path / "a")
+        replica_b = BridgeProcess(config_b, tmp_path / "b")
+        try:
+            await replica_a.start()
+            await replica_b.start()
+            async with connected_charger16(f"ws://127.0.0.1:{port_a}/ocpp", STATION) as (
+                charger,
+                _,
+                _,
+            ):
+                await boot(charger)
+                start = await charger.call(
+                    call16.StartTransaction(
+                        connector_id=1, id_tag="TAG-9", meter_start=100, timestamp=now_iso()
+                    )
+                )
+                await csms.wait_for(lambda: len(events(csms, "Started")) == 1)
+                port = csms.port
+                await csms.stop()
+                await charger.call(
+                    call16.StopTransaction(
+                        transaction_id=start.transaction_id, meter_stop=900, timestamp=now_iso()
+                    )
+                )  # answered: the Ended is in the store
+                await replica_a.kill()
+            await csms.start(port=port)
+            await csms.wait_for(lambda: len(events(csms, "Ended")) == 1, timeout=30)
+            await asyncio.sleep(1.0)  # nothing more arrives
+        finally:
+            await replica_a.stop()
+            await replica_b.stop()
+        started, ended = events(csms, "Started"), events(csms, "Ended")
+        assert len(started) == 1 and len(ended) == 1, (started, ended)
+        assert (
+            ended[0]["transaction_info"]["transaction_id"]
+            == started[0]["transaction_info"]["transaction_id"]
+        )
+        assert ended[0]["seq_no"] == 1 and ended[0]["offline"] is True
+        adopted = [r for r in replica_b.records() if r.get("event") == "lease.adopting"]
+        assert [r["station_id"] for r in adopted] == [STATION]
+        assert not [r for r in replica_b.records() if r.get("level") == "error"]
