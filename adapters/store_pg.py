@@ -291,22 +291,14 @@ class PgStore(GroupCommitStore):
                 held = dict(self._held)
             if not held:
                 return []
-            try:
-                rows = (
-                    self._connection()
-                    .execute(
-                        "UPDATE leases l SET expires = now() + make_interval(secs => %s)"
-                        " FROM unnest(%s::text[], %s::bigint[]) AS h(station, epoch)"
-                        " WHERE l.station = h.station AND l.epoch = h.epoch AND l.owner = %s"
-                        " RETURNING l.station",
-                        (self.lease_seconds, list(held), list(held.values()), self.owner),
-                    )
-                    .fetchall()
-                )
-            except psycopg.Error as exc:
-                raise StoreError(
-                    f"{self.path}: cannot renew the leases: {_one_line(exc)}"
-                ) from None
+            rows = self._again(
+                "cannot renew the leases",
+                "UPDATE leases l SET expires = now() + make_interval(secs => %s)"
+                " FROM unnest(%s::text[], %s::bigint[]) AS h(station, epoch)"
+                " WHERE l.station = h.station AND l.epoch = h.epoch AND l.owner = %s"
+                " RETURNING l.station",
+                (self.lease_seconds, list(held), list(held.values()), self.owner),
+            )
         kept = {row[0] for row in rows}
         lost = [station for station in held if station not in kept]
         for station in lost:
@@ -321,21 +313,15 @@ class PgStore(GroupCommitStore):
         if not candidates:
             return []
         with self._db_lock:
-            try:
-                rows = (
-                    self._connection()
-                    .execute(
-                        "SELECT DISTINCT s.station FROM state s"
-                        " LEFT JOIN leases l ON l.station = s.station"
-                        " WHERE s.station = ANY(%s) AND s.tbl = 'outbox'"
-                        " AND (l.station IS NULL OR l.expires < now())"
-                        " ORDER BY s.station",
-                        (candidates,),
-                    )
-                    .fetchall()
-                )
-            except psycopg.Error as exc:
-                raise StoreError(f"{self.path}: cannot find orphans: {_one_line(exc)}") from None
+            rows = self._again(
+                "cannot find orphans",
+                "SELECT DISTINCT s.station FROM state s"
+                " LEFT JOIN leases l ON l.station = s.station"
+                " WHERE s.station = ANY(%s) AND s.tbl = 'outbox'"
+                " AND (l.station IS NULL OR l.expires < now())"
+                " ORDER BY s.station",
+                (candidates,),
+            )
         return [row[0] for row in rows]
 
     def release_lease(self, station: str) -> None:
@@ -396,19 +382,25 @@ class PgStore(GroupCommitStore):
             )
 
     def _rows(self, station: str) -> Iterable[tuple[str, str, bytes | str]]:
+        return self._again(
+            "cannot read",
+            "SELECT tbl, key, value::text FROM state WHERE station = %s ORDER BY tbl, key",
+            (station,),
+        )
+
+    def _again(self, doing: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of one statement that is safe to make twice (a read, a renewal), made once more
+        on a new session when the server ended the old one (the caller holds the connection).
+        Raises StoreError."""
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                rows: list[tuple[str, str, str]] = conn.execute(
-                    "SELECT tbl, key, value::text FROM state WHERE station = %s ORDER BY tbl, key",
-                    (station,),
-                ).fetchall()
-                return rows
+                return conn.execute(sql, params).fetchall()
             except psycopg.OperationalError as exc:
-                if not conn.broken or attempt == 2:  # a read is safe to make again on a new session
-                    raise StoreError(f"{self.path}: cannot read: {_one_line(exc)}") from None
+                if not conn.broken or attempt == 2:
+                    raise StoreError(f"{self.path}: {doing}: {_one_line(exc)}") from None
             except psycopg.Error as exc:
-                raise StoreError(f"{self.path}: cannot read: {_one_line(exc)}") from None
+                raise StoreError(f"{self.path}: {doing}: {_one_line(exc)}") from None
         raise AssertionError("unreachable")
 
     def _transaction(self, batches: list[Written]) -> None:

@@ -14,6 +14,7 @@ from bridge.effects import CLOSE_TRY_AGAIN_LATER
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
 from tests.e2e.test_v16 import FAST_RECONNECT, STATION, assert_clean, boot, config16, events
 from tests.peers import connected_charger16, now_iso, running_csms
+from tests.pg import PgServer
 
 
 async def test_e01_e04_e06_a_restarted_bridge_delivers_what_the_first_queued_in_postgresql(
@@ -127,3 +128,39 @@ async def test_e01_e06_a_charger_that_moves_to_another_replica_takes_its_station
             )
             assert [started[0]["seq_no"], ended[0]["seq_no"]] == [0, 1]
             assert oracle.problems == []
+
+
+async def test_e01_e06_a_replica_keeps_serving_across_a_postgresql_restart(
+    pg_server: PgServer,
+) -> None:
+    """PostgreSQL restarts under a replica holding a lease (issue 20 item 4's store restart): the
+    store opens a new session, the lease row survived, and the transaction goes on through the same
+    bridge with nothing lost."""
+    url = pg_server.database()
+    async with running_csms() as csms, running_bridge(_replica_config(csms.url, url)) as bridge:
+        assert bridge.leases is not None
+        async with connected_charger16(south_url(bridge), STATION) as (charger, _, oracle):
+            await boot(charger)
+            start = await charger.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag="TAG-4", meter_start=100, timestamp=now_iso()
+                )
+            )
+            await csms.wait_for(lambda: len(events(csms, "Started")) == 1)
+            await asyncio.to_thread(pg_server.restart)
+            await asyncio.sleep(1.0)  # a renewal tick or more on the new server
+            await charger.call(
+                call16.StopTransaction(
+                    transaction_id=start.transaction_id, meter_stop=900, timestamp=now_iso()
+                )
+            )
+            await csms.wait_for(lambda: len(events(csms, "Ended")) == 1, timeout=20)
+            assert bridge.leases.held() == 1 and bridge.leases.lost() == 0
+            assert bridge.leases.refusals() == 0
+            started, ended = events(csms, "Started"), events(csms, "Ended")
+            assert (
+                ended[0]["transaction_info"]["transaction_id"]
+                == started[0]["transaction_info"]["transaction_id"]
+            )
+            assert ended[0]["seq_no"] == 1
+            assert_clean(csms, oracle)
