@@ -57,6 +57,7 @@ from rich.live import Live
 from rich.table import Table
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from adapters.config import BridgeConfig
 from adapters.iec104_outstation import Outstation
@@ -718,7 +719,9 @@ async def run_demo(duration: float | None, log_level: str = "warning") -> bool:
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ocpp-bridge-demo-"))
         # a real file even if the package were zipped (the configuration takes a path)
         mapping = stack.enter_context(resources.as_file(shipped_table(TABLE_104)))
-        csms_server = await serve(csms_handler, "127.0.0.1", 0, subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
+        csms_server = await serve(
+            csms_handler, "127.0.0.1", 0, subprotocols=[Subprotocol("ocpp2.0.1")]
+        )
         stack.push_async_callback(_close_csms, csms_server, csms_sessions)
         csms_port = next(iter(csms_server.sockets)).getsockname()[1]
 
@@ -798,7 +801,7 @@ async def run_demo(duration: float | None, log_level: str = "warning") -> bool:
                 drive = Demo104Session(charger104, sessions, views[sid]).drive
             else:
                 ws = await stack.enter_async_context(
-                    connect(f"{bridge_url}/{sid}", subprotocols=[protocol])  # type: ignore[list-item]
+                    connect(f"{bridge_url}/{sid}", subprotocols=[Subprotocol(protocol)])
                 )
                 charger_class = DemoCharger16 if protocol == "ocpp1.6" else DemoCharger201
                 charger = charger_class(sid, ws)

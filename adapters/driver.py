@@ -512,7 +512,7 @@ class CoreDriver:
             ):
                 self._drop(side, "queue_full")
                 return
-        outbox.append(item if t0 is None else _Timed(item, t0))  # type: ignore[arg-type]
+        outbox.append(_Timed(item, t0) if t0 is not None and type(item) is Send else item)
         if size:
             self._queued_bytes[side] += size
             if self._metrics is not None:
@@ -587,7 +587,9 @@ class CoreDriver:
                     return
         finally:
             # At once, not in a done callback: an item queued right after this must start a writer.
-            self._forget_writer(side, asyncio.current_task())  # type: ignore[arg-type]
+            writer = asyncio.current_task()
+            assert writer is not None  # this coroutine runs as the writer task
+            self._forget_writer(side, writer)
 
     def _unqueued(self, side: Side, frame: str) -> None:
         size = sys.getsizeof(frame)

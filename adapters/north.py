@@ -40,6 +40,7 @@ from pydantic import SecretStr
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.proxy import get_proxy
+from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from adapters.config import CsmsSection
@@ -183,7 +184,7 @@ class CsmsConnector:
             connection = await connect(
                 url,
                 proxy=self._proxy_for(url),
-                subprotocols=[OcppVersion.V201.subprotocol],  # type: ignore[list-item]
+                subprotocols=[Subprotocol(OcppVersion.V201.subprotocol)],
                 additional_headers=headers,
                 compression="deflate" if self._csms.compression else None,
                 open_timeout=self._csms.connect_timeout,

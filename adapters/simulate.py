@@ -257,6 +257,7 @@ class OcppSim:
 
     async def start(self) -> None:
         from websockets.asyncio.client import connect
+        from websockets.typing import Subprotocol
 
         from adapters.demo import DemoCharger16, DemoCharger201
 
@@ -267,7 +268,7 @@ class OcppSim:
         ws = await self._stack.enter_async_context(
             connect(
                 self.url,
-                subprotocols=[self.version],  # type: ignore[list-item]
+                subprotocols=[Subprotocol(self.version)],
                 additional_headers=headers,
                 open_timeout=15,
             )

@@ -41,7 +41,7 @@ import base64
 import binascii
 import hmac
 import http
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -49,6 +49,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from adapters.config import BridgeConfig, CsmsSection, OcppStation, SouthSection, split_host_port
 from adapters.connection import Connection, SendLimits
@@ -199,10 +200,15 @@ class SouthServer:
             return AUTH_WRONG_USER
         return None if password_ok else AUTH_WRONG_PASSWORD
 
-    def _select_subprotocol(self, connection: ServerConnection, subprotocols: Any) -> Any:
-        station = self._stations.get(station_id_from_path(connection.request.path))  # type: ignore[union-attr]
+    def _select_subprotocol(
+        self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        request = connection.request  # read before websockets selects (never None here)
+        if request is None:
+            return None
+        station = self._stations.get(station_id_from_path(request.path))
         if station is not None and station.protocol in subprotocols:
-            return station.protocol
+            return Subprotocol(station.protocol)
         return None
 
     # --- connection ---------------------------------------------------------------------------

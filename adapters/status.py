@@ -158,11 +158,12 @@ class StationActivity:
         if action == "BootNotification":
             self._await(message_id, "boot")
         elif action == "StatusNotification":
-            key = (payload.get("evseId"), payload.get("connectorId"))
+            evse, connector = payload.get("evseId"), payload.get("connectorId")
             status = payload.get("connectorStatus")
-            known = key in self.connectors or len(self.connectors) < MAX_CONNECTORS
-            if all(isinstance(k, int) for k in key) and isinstance(status, str) and known:
-                self.connectors[key] = status  # type: ignore[index]
+            if isinstance(evse, int) and isinstance(connector, int) and isinstance(status, str):
+                key = (evse, connector)
+                if key in self.connectors or len(self.connectors) < MAX_CONNECTORS:
+                    self.connectors[key] = status
         else:
             self._transaction_event(message_id, payload)
 
