@@ -52,6 +52,29 @@ def main(argv: list[str] | None = None) -> int:
         help="station counts of the scale step (default: the preset's)",
     )
     parser.add_argument(
+        "--iec104-links", type=int, metavar="N", help="104 links of the throughput step (quick 100)"
+    )
+    parser.add_argument(
+        "--iec104-rates",
+        nargs="*",
+        type=float,
+        metavar="R",
+        help="offered points/s at 22 per ASDU (none: skip those steps)",
+    )
+    parser.add_argument(
+        "--iec104-single-rates",
+        nargs="*",
+        type=float,
+        metavar="R",
+        help="offered points/s at 1 per ASDU (none: skip those steps)",
+    )
+    parser.add_argument(
+        "--iec104-memory-links",
+        type=int,
+        metavar="N",
+        help="links of the 104 memory step (0: skip it)",
+    )
+    parser.add_argument(
         "--bridge-flag",
         action="append",
         default=[],
@@ -66,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.only = tuple(args.only)
     if args.scale_sizes:
         settings.scale_sizes = list(args.scale_sizes)
+    if args.iec104_links is not None:
+        settings.iec104_links = args.iec104_links
+    if args.iec104_rates is not None:
+        settings.iec104_rates = tuple(args.iec104_rates)
+    if args.iec104_single_rates is not None:
+        settings.iec104_single_rates = tuple(args.iec104_single_rates)
+    if args.iec104_memory_links is not None:
+        settings.iec104_memory_links = args.iec104_memory_links
     if args.no_profile:
         settings.profile = False
     out: Path = args.out or RESULTS / args.preset
