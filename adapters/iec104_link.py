@@ -324,14 +324,14 @@ class Iec104Link:
                 self._close(protocol, "overflow", "the charger does not read what the bridge sends")
                 self._deliver(events)
                 return
-        if session.is_up and not self._came_up:
+        if not self._came_up and session.is_up:
             self._came_up = True
             if self.problem is not None:
                 self._log.info("iec104.reachable", after_attempts=self.failed_attempts)
             self.failed_attempts = 0
             self.problem = None
         self._deliver(events)
-        if self._on_notice is not None:
+        if self._on_notice is not None and session.has_notices:
             for notice in session.notices():
                 self._on_notice(notice)
         failure = session.failure

@@ -38,10 +38,17 @@ import pstats
 import struct
 import tempfile
 import time
+from itertools import starmap
 from pathlib import Path
 from typing import Any
 
 APCI = struct.Struct("<BBHH")
+
+
+def _deliver(protocol: Any, wire: bytes) -> None:
+    protocol.data_received(wire)
+
+
 BATCH = 64  # frames between loop turns
 
 
@@ -181,8 +188,9 @@ async def main(args: argparse.Namespace) -> None:
                     link.sent = (link.sent + 1) % 32768
                     link.pending_acks = 0
                 t0 = time.process_time()
-                for protocol, wire in wires:
-                    protocol.data_received(wire)
+                # through itertools.starmap: what callgrind counts (--toggle-collect=starmap_next)
+                for _ in starmap(_deliver, wires):
+                    pass
                 spent += time.process_time() - t0
                 await asyncio.sleep(0)
                 await asyncio.sleep(0)

@@ -66,6 +66,7 @@ _U_FRAMES: Final = {code: bytes((_START, 4, code, 0, 0, 0)) for code in _U_NAMES
 _HEADER = struct.Struct("<BBHH")
 _S_FRAME = struct.Struct("<BBHH")
 _CONTROL = struct.Struct("<HH")
+_new = tuple.__new__  # a NamedTuple without its Python-level argument handling
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,21 +298,21 @@ class ApciLink:
         """When `handle_timer` must next be called; None when nothing is timed (or the link failed)."""
         if self._failed is not None:
             return None
+        # asked after every read: written out rather than as a min over a list
         t1 = self._t1
-        deadlines = []
+        testfr = self._testfr_sent
+        best = self._last_received + self._p.t3 if testfr is None else testfr + t1
         if self._sent_at:
-            deadlines.append(self._sent_at[0] + t1)
-        if self._startdt_sent is not None:
-            deadlines.append(self._startdt_sent + t1)
-        if self._stopdt_sent is not None:
-            deadlines.append(self._stopdt_sent + t1)
-        if self._testfr_sent is not None:
-            deadlines.append(self._testfr_sent + t1)
-        else:
-            deadlines.append(self._last_received + self._p.t3)
-        if self._oldest_received is not None:
-            deadlines.append(self._oldest_received + self._p.t2)
-        return min(deadlines)
+            due = self._sent_at[0] + t1
+            if due < best:
+                best = due
+        if self._startdt_sent is not None and self._startdt_sent + t1 < best:
+            best = self._startdt_sent + t1
+        if self._stopdt_sent is not None and self._stopdt_sent + t1 < best:
+            best = self._stopdt_sent + t1
+        if self._oldest_received is not None and self._oldest_received + self._p.t2 < best:
+            best = self._oldest_received + self._p.t2
+        return best
 
     def handle_timer(self, now: float) -> list[LinkEvent]:
         """Act on every timer due at `now`: fail on t1, acknowledge on t2, test the link on t3."""
@@ -395,7 +396,7 @@ class ApciLink:
                     break
                 self._vr = (ns + 1) & _MASK
                 self.frames_received += 1
-                append(AsduReceived(data[pos + 6 : end]))
+                append(_new(AsduReceived, (data[pos + 6 : end],)))
                 if not self._unacked_received:
                     self._oldest_received = now
                 self._unacked_received += 1

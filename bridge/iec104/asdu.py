@@ -49,6 +49,7 @@ __all__ = [
     "cp56_to_epoch",
     "decode_asdu",
     "encode_asdu",
+    "single_point_reader",
 ]
 
 
@@ -443,6 +444,58 @@ def decode_asdu(data: bytes, fmt: AsduFormat = STANDARD) -> Asdu | AsduError:
         Asdu,
         (type_id, cot & 0x3F, ca, objects, sq, cot & 0x40 == 0x40, cot > 127, originator, b"", 0),
     )
+
+
+# ------------------------------------------------------------------- one point without a time tag
+
+# Monitoring types without a time tag whose single object the session reads without building an
+# `Asdu`: (value, quality) from the payload fields, exactly as `decode_asdu`'s shapes do.
+_SINGLE_SHAPES: Final = frozenset({_SP, _DP, _VQ, _NQ, _IT})
+
+
+def single_point_reader(
+    fmt: AsduFormat = STANDARD,
+) -> Callable[[bytes], tuple[int, int, int, bool | int | float, int] | None]:
+    """A reader for the commonest spontaneous ASDU, one monitoring object without a time tag (SQ=0,
+    VSQ 1): `read(data)` → (type id, common address, IOA, value, quality), equal to what
+    `decode_asdu` gives for it (its one object's value and quality); None for anything else, which
+    `decode_asdu` then reads (or refuses). Never raises."""
+    layout = _layout_of(fmt)
+    cot_size, ca_size, ioa_size = fmt
+    head = f"<{2 + cot_size}x" + ("H" if ca_size == 2 else "B") + _IOA_FMT[ioa_size]
+    table: dict[int, tuple[int, Callable[[bytes], tuple[Any, ...]], int]] = {}
+    for type_id, (name, shape, payload, time_size) in _TYPES.items():
+        if name.startswith("M_") and time_size == 0 and shape in _SINGLE_SHAPES:
+            reader = struct.Struct(head + payload)
+            table[type_id] = (reader.size, reader.unpack, shape)
+    assert layout.dui + ioa_size == struct.calcsize(head)
+    wide = ioa_size == 3
+    get = table.get
+
+    def read(data: bytes) -> tuple[int, int, int, bool | int | float, int] | None:
+        spec = get(data[0]) if data else None
+        if spec is None or len(data) != spec[0] or data[1] != 1:
+            return None
+        fields = spec[1](data)
+        ca = fields[0]
+        if wide:
+            ioa = fields[1] | fields[2] << 16
+            value = fields[3]
+            quality = fields[4] if len(fields) > 4 else 0
+        else:
+            ioa = fields[1]
+            value = fields[2]
+            quality = fields[3] if len(fields) > 3 else 0
+        shape = spec[2]
+        if shape == _VQ:
+            return (data[0], ca, ioa, value, quality)
+        if shape == _NQ:
+            return (data[0], ca, ioa, value / 32768, quality)
+        if shape == _IT:
+            return (data[0], ca, ioa, value, quality & 0xE0)
+        return (data[0], ca, ioa, (value & 1 == 1) if shape == _SP else value & 3, value & 0xF0)
+
+    return read
 
 
 # ---------------------------------------------------------------------------------------- encoding

@@ -79,6 +79,7 @@ from bridge.iec104.asdu import (
     cp56_to_epoch,
     decode_asdu,
     encode_asdu,
+    single_point_reader,
 )
 from bridge.iec104.registration import (
     NeedMore,
@@ -134,6 +135,7 @@ _QUALITY_BITS: Final = ((0x80, "Invalid"), (0x40, "NonTopical"), (0x20, "Substit
                         (0x10, "Blocked"), (0x01, "Overflow"))  # fmt: skip
 _COUNTER_BITS: Final = ((0x80, "Invalid"), (0x40, "Adjusted"), (0x20, "Carry"))
 NOTICE_INTERVAL: Final = 60.0
+_new = tuple.__new__  # a NamedTuple without its Python-level argument handling
 
 
 class LinkNotice(NamedTuple):
@@ -209,6 +211,7 @@ class Session104:
         self.connection = 0  # counts the connections: answers go back on the one they belong to
         self.points_received = 0
         self.asdus_received = 0
+        self._read_single = single_point_reader(settings.asdu_format)
 
     # --- connection lifecycle ----------------------------------------------------------------------
 
@@ -346,15 +349,20 @@ class Session104:
             self._link.start(now)
 
     def next_deadline(self) -> float | None:
+        # asked after every read: written out rather than as a min over a list
         found: float | None = self._registration_deadline
         if self._link is not None and self._failure is None and not self._registering:
             found = self._link.next_deadline()
-        for flight in self._flights.values():
-            if found is None or flight.deadline < found:
-                found = flight.deadline
-        for deadline in (self._next_gi, self._next_ci):
-            if deadline is not None and (found is None or deadline < found):
-                found = deadline
+        if self._flights:
+            for flight in self._flights.values():
+                if found is None or flight.deadline < found:
+                    found = flight.deadline
+        deadline = self._next_gi
+        if deadline is not None and (found is None or deadline < found):
+            found = deadline
+        deadline = self._next_ci
+        if deadline is not None and (found is None or deadline < found):
+            found = deadline
         return found
 
     def handle_timer(self, now: float, wall: float) -> list[LinkEvent]:
@@ -381,6 +389,11 @@ class Session104:
     def notices(self) -> list[LinkNotice]:
         notices, self._notices = self._notices, []
         return notices
+
+    @property
+    def has_notices(self) -> bool:
+        """Whether `notices()` has any (asked after every read: no list is made for none)."""
+        return bool(self._notices)
 
     # --- what the core asks ----------------------------------------------------------------------------
 
@@ -470,6 +483,18 @@ class Session104:
 
     def _asdu(self, data: bytes, now: float) -> None:
         self.asdus_received += 1
+        single = self._read_single(data)
+        if single is not None:
+            # the commonest: one spontaneous object without a time tag, read without an `Asdu`
+            type_id, address, ioa, value, quality = single
+            settings = self.settings
+            if address == settings.common_address or address in settings.other_addresses:
+                flags = _QUALITY_CACHE[quality, type_id in _COUNTER_TYPES]
+                update = (ioa, TYPE_NAMES[type_id], value, flags, None)
+                self._events.append(_new(PointUpdate, update))
+                self.points_received += 1
+                return
+            # from a foreign address: the generic path says so
         asdu = decode_asdu(data, self.settings.asdu_format)
         if type(asdu) is AsduError:
             self._notice("bad-asdu", f"{asdu.what} (at byte {asdu.offset} of the ASDU)", now)

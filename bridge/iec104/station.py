@@ -436,16 +436,30 @@ class Station104:
         return True
 
     def next_deadline(self) -> float | None:
-        deadlines = [self.north.next_deadline(), self._unavailable_due, self._profile_due]
-        deadlines += [job.deadline for job in self._jobs]
-        deadlines.append(self._missing_due if self._link_up else None)
-        deadlines += [reply.deadline for reply in self._tariff_replies]
+        # Asked after every input (every 104 read): written out rather than as a min over a list.
+        best = self.north.next_deadline()
+        for due in (
+            self._unavailable_due,
+            self._profile_due,
+            self._missing_due if self._link_up else None,
+        ):
+            if due is not None and (best is None or due < best):
+                best = due
+        for job in self._jobs:
+            if job.deadline is not None and (best is None or job.deadline < best):
+                best = job.deadline
+        for reply in self._tariff_replies:
+            if reply.deadline is not None and (best is None or reply.deadline < best):
+                best = reply.deadline
         for connector in self._connectors.values():
-            if connector.in_tx:
-                deadlines.append(connector.meter_due)
-            deadlines += [event.waiting_until for event in connector.pending]
-        found = [d for d in deadlines if d is not None]
-        return min(found) if found else None
+            due = connector.meter_due if connector.in_tx else None
+            if due is not None and (best is None or due < best):
+                best = due
+            for event in connector.pending:
+                due = event.waiting_until
+                if due is not None and (best is None or due < best):
+                    best = due
+        return best
 
     def effects(self) -> list[Effect | SouthEffect]:
         effects: list[Effect | SouthEffect] = self._effects[:]
