@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final
 
 import orjson
@@ -66,7 +66,25 @@ class Transaction:
     last_meter_values: str | None = None  # request_digest of the newest MeterValues taken
 
     def record(self) -> dict[str, Any]:
-        return asdict(self)
+        """A snapshot (nested dicts and lists copied), as `dataclasses.asdict` makes it: made for
+        every transaction event (its seqNo), where asdict's generic walk cost a fifth of the CPU
+        of a periodic 104 TransactionEvent."""
+        return {name: _snapshot(getattr(self, name)) for name in _TRANSACTION_FIELDS}
+
+
+_TRANSACTION_FIELDS: Final = tuple(f.name for f in fields(Transaction))
+_IMMUTABLE: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _snapshot(value: Any) -> Any:
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        return {_snapshot(k): _snapshot(v) for k, v in value.items()}
+    if kind is list:
+        return [_snapshot(v) for v in value]
+    return asdict(Transaction("", 0, extra={"": value}))["extra"][""]  # anything else: as asdict
 
 
 class TransactionLedger:

@@ -6,6 +6,7 @@ rebuilt from that store must agree with the live one (a crash between any two ch
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from typing import Any
@@ -21,6 +22,7 @@ from bridge.ledger import (
     MAX_TRANSACTION_ID_LENGTH,
     META,
     TABLE,
+    Transaction,
     TransactionLedger,
 )
 
@@ -195,6 +197,38 @@ def test_e04_persisted_record_is_a_snapshot_not_a_live_view() -> None:
     _, persist = ledger.take_seq_no(transaction)
     ledger.take_seq_no(transaction)
     assert isinstance(persist.value, dict) and persist.value["next_seq_no"] == 1
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(
+    id_token=st.none() | st.dictionaries(st.text(max_size=5), json_values, max_size=3),
+    extra=st.dictionaries(st.text(max_size=5), json_values, max_size=3),
+    seq=st.integers(0, 1000),
+    state=st.none() | st.text(max_size=10),
+)
+def test_e04_record_is_what_asdict_makes_and_shares_nothing_mutable(
+    id_token: dict[str, Any] | None, extra: dict[str, Any], seq: int, state: str | None
+) -> None:
+    transaction = Transaction(
+        "tx-1", 2, local_id=7, next_seq_no=seq, id_token=id_token, charging_state=state, extra=extra
+    )
+    record = transaction.record()
+    assert record == dataclasses.asdict(transaction)
+    assert list(record) == [f.name for f in dataclasses.fields(Transaction)]
+    if id_token is not None:
+        assert record["id_token"] is not id_token
+    assert record["extra"] is not extra
+    for key, value in extra.items():
+        if isinstance(value, dict | list):
+            assert record["extra"][key] is not value
 
 
 # --- ending and pruning -------------------------------------------------------------------------------
