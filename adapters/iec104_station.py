@@ -289,12 +289,11 @@ class Iec104Host:
     def _link_events(self, events: list[LinkEvent]) -> None:
         self._revive()
         core = self.core
-        log = self._logs[Side.SOUTH]
         for event in events:
             kind = type(event)
             if kind is CommandConfirmed:
                 assert isinstance(event, CommandConfirmed)
-                log.info(
+                self._logs[Side.SOUTH].info(
                     "iec104.command",
                     command=event.command_id,
                     ioa=f"0x{event.ioa:04X}",

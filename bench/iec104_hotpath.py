@@ -138,6 +138,9 @@ async def main(args: argparse.Namespace) -> None:
             protocol = host.link._protocol  # the bridge's side of the connection
             assert protocol is not None and charger.link is not None
             pairs.append((host, charger, charger.link, protocol))
+        if args.no_core:
+            for host, *_ in pairs:
+                host.link._consumer = lambda events: None  # the link's and the session's share
         measurements = gen.layout.measurements
         per_asdu = args.per_asdu
         width = len(measurements)
@@ -218,7 +221,7 @@ async def main(args: argparse.Namespace) -> None:
             )
             if profiler is not None:
                 out = io.StringIO()
-                pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(
+                pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(
                     args.profile_lines
                 )
                 print(out.getvalue())
@@ -241,7 +244,7 @@ async def main(args: argparse.Namespace) -> None:
             profiler.disable()
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out)
-            stats.sort_stats("tottime").print_stats(args.profile_lines)
+            stats.sort_stats(args.sort).print_stats(args.profile_lines)
             print(out.getvalue())
         print(f"points received: {received()}")
     finally:
@@ -263,6 +266,12 @@ def cli() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="rounds (the best is reported)")
     parser.add_argument("--idle", type=float, default=0.0, help="s of idle CPU first")
     parser.add_argument("--profile", action="store_true", help="cProfile one more round")
+    parser.add_argument(
+        "--no-core",
+        action="store_true",
+        help="experiment: the link's events are not handed to the core (the link's share alone)",
+    )
+    parser.add_argument("--sort", default="tottime", help="cProfile order (tottime, cumtime)")
     parser.add_argument("--profile-lines", type=int, default=40)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args()

@@ -184,6 +184,14 @@ _QUALITY_CACHE: dict[tuple[int, bool], frozenset[str]] = {
     for bits in range(256)
     for counter in (False, True)
 }
+# monitoring type id → its name and its quality names by quality byte (the single-point fast path)
+_POINT_NAMES: Final[dict[int, tuple[str, tuple[frozenset[str], ...]]]] = {
+    type_id: (
+        TYPE_NAMES[type_id],
+        tuple(_QUALITY_CACHE[bits, type_id in _COUNTER_TYPES] for bits in range(256)),
+    )
+    for type_id in _MONITORING
+}
 
 
 class Session104:
@@ -489,9 +497,8 @@ class Session104:
             type_id, address, ioa, value, quality = single
             settings = self.settings
             if address == settings.common_address or address in settings.other_addresses:
-                flags = _QUALITY_CACHE[quality, type_id in _COUNTER_TYPES]
-                update = (ioa, TYPE_NAMES[type_id], value, flags, None)
-                self._events.append(_new(PointUpdate, update))
+                name, flags = _POINT_NAMES[type_id]
+                self._events.append(_new(PointUpdate, (ioa, name, value, flags[quality], None)))
                 self.points_received += 1
                 return
             # from a foreign address: the generic path says so
