@@ -39,8 +39,8 @@ Station leases and fencing (issue 20 item 2)
 - `renew_leases()`: every lease this store holds in one statement (`UPDATE ... FROM unnest(stations,
   epochs)`, matched on owner and epoch); those that did not match were taken over and are lost. Call it
   every `lease_seconds / 3` (adapters/leases.py). `orphans(stations)`: those with queued messages
-  whose lease is free or expired (nobody delivers them). `release_lease(station)` deletes this owner's row after the
-  station's submitted batches are written (`release_leases()` every one, at close).
+  whose lease is free or expired (nobody delivers them). `release_lease(station)` deletes this owner's
+  row after the station's submitted batches are written; `close` releases every lease held.
 - Fencing: a batch carries its station's epoch from `submit` (or `apply`); the write's transaction first
   reads the lease rows of its stations `FOR SHARE` and refuses the whole transaction when a row's owner
   or epoch is not the batch's (another replica took the station over since). The shared row lock makes
