@@ -7,9 +7,10 @@ Attacks (raw sockets; client frames masked with a zero key, which RFC 6455 allow
   identifier), at most `--rate` a second, reading every answer: {"sent", "answers", "codes"}.
 - ping: `count` pings, reading every pong: {"sent", "pongs"}.
 - nonreader: CALLs the bridge answers itself (unknown action, a long name), at most `--rate` a second,
-  from a socket with a small receive buffer that is never read: {"sent", "closed"} (closed: the bridge
-  dropped the connection).
-- slowreader: the same, reading 4 KiB every 50 ms: {"sent", "read", "closed"}.
+  from a socket with a small receive buffer that is never read: {"sent", "closed", "connections",
+  "closes"} (closed: the bridge dropped the last connection). With --reconnect a dropped connection
+  is followed by a new one until `count` frames were sent (the bridge closes one after ~28,000).
+- slowreader: the same, reading 4 KiB every 50 ms: {"sent", "read", "closed", ...}.
 - storm: `count` connections, 50 at a time: an unknown station (404), a bare TCP connect and close, a
   handshake to the attack station then close: {"statuses"}.
 - oversized: `count` connections each sending one frame over the size limit: {"close_codes"}.
@@ -155,13 +156,34 @@ async def ping(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def nonreader(args: argparse.Namespace, slow: bool = False) -> dict[str, Any]:
+    """With --reconnect, a connection the bridge closed is followed by a new one until `count` frames
+    were sent (or `wait` ran out): one charger that keeps coming back."""
+    deadline = time.monotonic() + args.wait
+    started = time.monotonic()
+    totals = {"sent": 0, "read": 0, "connections": 0, "closes": 0}
+    closed = False
+    while True:
+        totals["connections"] += 1
+        sent, read, closed = await _nonreader_once(args, slow, deadline, started, totals["sent"])
+        totals["sent"] += sent
+        totals["read"] += read
+        totals["closes"] += int(closed)
+        if not (args.reconnect and closed) or totals["sent"] >= args.count:
+            break
+        if time.monotonic() >= deadline:
+            break
+    return {**totals, "closed": closed}
+
+
+async def _nonreader_once(
+    args: argparse.Namespace, slow: bool, deadline: float, started: float, before: int
+) -> tuple[int, int, bool]:
     # a small receive buffer and a small reader limit: what the bridge writes waits on its side
     status, reader, writer = await handshake(args.port, args.station, rcvbuf=4096, limit=4096)
     assert status == 101, status
     call = text('[2,"n","' + "MakeCoffee" * 20 + '",{}]')
     sent = read = 0
     closed = False
-    deadline = time.monotonic() + args.wait
 
     async def slow_read() -> None:
         nonlocal read
@@ -173,14 +195,15 @@ async def nonreader(args: argparse.Namespace, slow: bool = False) -> dict[str, A
             await asyncio.sleep(0.05)
 
     reading = asyncio.create_task(slow_read()) if slow else None
-    started = time.monotonic()
     try:
-        while sent < args.count and time.monotonic() < deadline:
+        while before + sent < args.count and time.monotonic() < deadline:
             writer.write(call * 256)
             sent += 256
             await asyncio.wait_for(writer.drain(), max(0.1, deadline - time.monotonic()))
             if args.rate:  # at most `rate` frames a second
-                await asyncio.sleep(max(0.0, started + sent / args.rate - time.monotonic()))
+                await asyncio.sleep(
+                    max(0.0, started + (before + sent) / args.rate - time.monotonic())
+                )
     except (ConnectionError, TimeoutError):
         pass
     # closed by the bridge: the socket reports it once what it holds is consumed
@@ -195,7 +218,7 @@ async def nonreader(args: argparse.Namespace, slow: bool = False) -> dict[str, A
     if reading is not None:
         reading.cancel()
     writer.close()
-    return {"sent": sent, "read": read, "closed": closed}
+    return sent, read, closed
 
 
 async def storm(args: argparse.Namespace) -> dict[str, Any]:
@@ -264,6 +287,11 @@ async def main() -> None:
     parser.add_argument("--wait", type=float, default=30.0)
     parser.add_argument("--size", type=int, default=65536)
     parser.add_argument("--hold", type=float, default=3.0)
+    parser.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="nonreader, slowreader: connect again after the bridge closed, until --count are sent",
+    )
     parser.add_argument(
         "--rate",
         type=float,
