@@ -13,7 +13,9 @@ Attacks (raw sockets; client frames masked with a zero key, which RFC 6455 allow
 - slowreader: the same, reading 4 KiB every 50 ms: {"sent", "read", "closed", ...}.
 - storm: `count` connections, 50 at a time: an unknown station (404), a bare TCP connect and close, a
   handshake to the attack station then close: {"statuses"}.
-- oversized: `count` connections each sending one frame over the size limit: {"close_codes"}.
+- oversized: `count` connections, 50 at a time (each of the 50 on its own station, ATTACK-00 to
+  ATTACK-49, one after the other), each sending one frame over the size limit (every other one with
+  its payload, the others with a 2^62 length alone): {"close_codes"}.
 - idle: `count` TCP connections to the health port that send nothing, held `--hold` seconds: {"opened"}.
 """
 
@@ -30,6 +32,8 @@ from collections import Counter
 from typing import Any
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+# oversized: connections at once, each to its own station (rig.ATTACK_POOL: ATTACK-00 ... ATTACK-49)
+PARALLEL = 50
 BAD_VALUES = ["1e308", "-0.0", "1.0", "18446744073709551617", "2147483648"]
 
 
@@ -241,17 +245,22 @@ async def storm(args: argparse.Namespace) -> dict[str, Any]:
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 statuses[type(exc).__name__] += 1
 
-    await asyncio.gather(*(one(n) for n in range(args.count)))
+    # in rounds, so a million connections are not a million tasks at once
+    for start in range(0, args.count, 10_000):
+        await asyncio.gather(*(one(n) for n in range(start, min(args.count, start + 10_000))))
     return {"statuses": dict(statuses)}
 
 
 async def oversized(args: argparse.Namespace) -> dict[str, Any]:
     codes: Counter[str] = Counter()
-    for n in range(args.count):
-        status, reader, writer = await handshake(args.port, args.station)
+    workers = min(PARALLEL, args.count)
+
+    async def one(n: int, station: str) -> None:
+        status, reader, writer = await handshake(args.port, station)
         assert status == 101, status
         payload = b"x" * (args.size + 1) if n % 2 else b""
-        head = bytes((0x81, 0x80 | 127)) + struct.pack("!Q", args.size + 1 if n % 2 else 1 << 62)
+        length = args.size + 1 if n % 2 else 1 << 62
+        head = bytes((0x81, 0x80 | 127)) + struct.pack("!Q", length)
         try:
             writer.write(head + b"\0\0\0\0" + payload)
             async with asyncio.timeout(10):
@@ -263,6 +272,15 @@ async def oversized(args: argparse.Namespace) -> dict[str, Any]:
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError) as exc:
             codes[type(exc).__name__] += 1
         writer.close()
+
+    async def worker(w: int) -> None:
+        # one station per worker, one connection at a time on it: a second connection of a
+        # station would replace the first (closed 1000), which is not what is measured
+        station = f"{args.station}-{w:02d}" if workers > 1 else args.station
+        for n in range(w, args.count, workers):
+            await one(n, station)
+
+    await asyncio.gather(*(worker(w) for w in range(workers)))
     return {"close_codes": dict(codes)}
 
 

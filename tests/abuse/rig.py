@@ -28,6 +28,8 @@ from tests.peers import Csms, connected_charger, now_iso
 
 HEARTBEAT_BOUND = 1.0
 CONTROL, ATTACK = "CONTROL", "ATTACK"
+# the oversized attack's stations, one per parallel connection (tests/abuse/attack.py PARALLEL)
+ATTACK_POOL = tuple(f"{ATTACK}-{n:02d}" for n in range(50))
 MAX_MESSAGE_SIZE = 65536
 
 
@@ -91,7 +93,10 @@ def bridge_toml(store: Path, csms_url: str, south_port: int, health_port: int) -
                 "[south]",
                 f'listen = "127.0.0.1:{south_port}"',
                 f"max_message_size = {MAX_MESSAGE_SIZE}",
-                *(f'[[stations]]\nid = "{s}"\nprotocol = "ocpp2.0.1"' for s in (CONTROL, ATTACK)),
+                *(
+                    f'[[stations]]\nid = "{s}"\nprotocol = "ocpp2.0.1"'
+                    for s in (CONTROL, ATTACK, *ATTACK_POOL)
+                ),
             ]
         )
         + "\n"
