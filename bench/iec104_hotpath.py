@@ -1,30 +1,39 @@
-"""The IEC 104 hot path in one process: CPU (or instructions) per point, 1 or 22 points per ASDU.
+"""The IEC 104 read path in one process: CPU (or instructions) per point, 1 or 22 points per ASDU.
 
-    python -m bench.iec104_hotpath [--frames 20000] [--per-asdu 1] [--repeat 5] [--profile]
-    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p python -m bench.iec104_hotpath --frames N
+    python -m bench.iec104_hotpath [--links 100] [--frames 20000] [--per-asdu 1] [--repeat 5]
+    python -m bench.iec104_hotpath --links 100 --frames 0 --idle 5 --profile --sort cumtime
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect=starmap_next \
+        --callgrind-out-file=/dev/null python -m bench.iec104_hotpath --links 10 --frames 4000 --repeat 1
 
 The bench step (`bench/iec104_load.py`) measures the bridge's whole process on loopback, with the
 load generators sharing the machine's two cores: its figures move by tens of per cent from run to
-run. This harness repeats its path deterministically, to compare code changes by.
+run. This harness repeats its read path in one process, to compare code changes by.
 
 Rules
-- One process: the bench's CSMS sink (`bench.sink.Sink`, served on loopback), one charger of
-  `bench.iec104_outstation` (its `Generator`, listening on loopback) and the bridge's `Runtime` with
-  one dialled-out 104 station of the shipped default table, configured by `bench.load.bridge_toml`
-  as the bench configures it (logging at `warning`, health and metrics on), with the garbage
-  collection and allocator policies of `ocpp-bridge run`. The link comes up, is
-  interrogated, the charger starts charging (a transaction is open: `meter_interval` 1 s), as in
-  the bench's throughput step.
-- Then `--frames` I-frames of M_ME_NC_1 (spontaneous, `--per-asdu` 1: the 22 measurement IOAs in
-  turn; 22: all of them in one ASDU, as the bench sends), every update a new value, are handed to the
-  bridge's connection protocol (`adapters.iec104_link._Protocol.data_received`) one frame per read,
-  as the bench's paced load arrives (a read holds one frame at these rates). Their N(S)/N(R) are the
-  charger's, so the bridge's S-frames go back over the real socket to the charger, which reads them
-  between batches of 64 frames (loop turns: the bridge's writes, timers and CSMS traffic run then).
-- The figure is CPU seconds (user + system of this process, `time.process_time`) over the frames ÷
-  points: the best of `--repeat` rounds. Under callgrind, run twice with different `--frames` and
-  divide the difference of the totals by the difference of the points: start-up cancels out.
-- `--profile` prints the top functions (cProfile, own time) of one more round.
+- One process: the bench's CSMS sink (`bench.sink.Sink`, served on loopback), one generator of
+  `bench.iec104_outstation` with `--links` chargers (listening on loopback) and the bridge's
+  `Runtime` with one dialled-out 104 station per charger, the bench's table (the shipped default,
+  `meter_interval` 1 s), configured by `bench.load.bridge_toml` as the bench configures it (logging
+  at `warning`, health and metrics on), with the garbage collection and allocator policies of
+  `ocpp-bridge run`. Every link comes up, is interrogated, and every charger starts charging (a
+  transaction is open), as in the bench's throughput step.
+- `--idle S` first: the CPU over S seconds with no load (the periodic TransactionEvents and the
+  loop's turns; the in-process sink's share included), per TransactionEvent.
+- Then rounds of `--frames` I-frames of M_ME_NC_1 (spontaneous, `--per-asdu` 1: the 22 measurement
+  IOAs in turn; 22: all of them in one ASDU, as the bench sends), every update a new value, links in
+  turn, are handed to the bridge's connection protocol (`adapters.iec104_link._Protocol.
+  data_received`) one frame per read, as the bench's paced load arrives (a read holds one frame at
+  these rates). Their N(S)/N(R) are the charger's, so the bridge's S-frames go back over the real
+  socket to the charger, which reads them between batches of 64 frames (loop turns: the bridge's
+  writes, timers and CSMS traffic run then, uncounted).
+- The figure is CPU seconds (user + system of this process, `time.process_time`) inside the
+  frames' delivery ÷ points: the best of `--repeat` rounds, after a warm-up round of up to 2,000
+  frames. The delivery goes through `itertools.starmap`, so callgrind with
+  `--toggle-collect=starmap_next` counts exactly it: its total ÷ (warm-up + rounds' frames) is the
+  instructions per frame, which the machine's load does not move.
+- `--profile` prints the top functions (cProfile, `--sort` order) of the idle window and of one more
+  round; `--no-core` (experiment) hands the link's events to nobody: the link's and the session's
+  share alone.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Rules
 - Speed: one struct pass over the objects per field group (IOAs, payload, time tags) and one list
   comprehension per ASDU; no function call per element. Objects are built with `tuple.__new__`,
   which is what a NamedTuple's constructor does, without its Python-level argument handling.
+- `single_point_reader(fmt)` reads the commonest spontaneous ASDU, one monitoring object without a
+  time tag, in one struct call and without an `Asdu` (the session's hot path): the same type id,
+  common address, IOA, value and quality as `decode_asdu`, or None for anything else.
 """
 
 from __future__ import annotations
