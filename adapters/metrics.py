@@ -67,8 +67,11 @@ Rules
     csms_to_charger; protocol the station's charger protocol (ocpp2.0.1, ocpp1.6, iec104). An input
     that produces several frames for the other peer counts once (its first); one that produces none
     (answered by the bridge itself, refused, or only stored) is not counted; frames the bridge sends
-    of its own accord (timers, resends, periodic meter values) are not. Kept as plain integers on the
-    event loop's thread (about 0.3 µs per observation), turned into the series at scrape time.
+    of its own accord (timers, resends, periodic meter values) are not. Kept as plain counts on the
+    event loop's thread, turned into the series at scrape time. Cost (two clock reads and one bucket
+    per forwarded input): +1.1 µs per request/response pair in process, and under callgrind
+    (`bench.run --only hop_ir`) 239.9 -> 248.3 kIr per 2.0.1 pass-through pair (+3.5%), 305.7 ->
+    314.3 per 1.6J pair (+2.8%).
 """
 
 from __future__ import annotations
