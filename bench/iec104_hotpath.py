@@ -77,12 +77,13 @@ async def main(args: argparse.Namespace) -> None:
     from adapters.logs import configure_logging
     from adapters.malloc_policy import fix_mmap_threshold
     from adapters.runtime import Runtime
-    from bench.common import HOST
+    from bench.common import HOST, raise_nofile_limit
     from bench.iec104_load import station_104
     from bench.iec104_outstation import FLOAT, Generator
     from bench.load import bridge_toml
     from bench.sink import Sink
 
+    raise_nofile_limit()  # 4 sockets per link: charger, bridge's 104 side, CSMS both sides
     sink = Sink()
     server = await serve(
         sink.handler,
