@@ -209,7 +209,12 @@ class Iec104Link:
                     self._on_drop("connection_error")
             else:
                 self._came_up = False
-                self._started(protocol)
+                if protocol.closed.done():
+                    # lost before this task resumed (a charger that closes at once): there is no
+                    # connection to start; writing to it raises under uvloop
+                    self.last_drop = protocol.reason
+                else:
+                    self._started(protocol)
                 await protocol.closed
                 if not self._came_up:
                     self._attempt_failed(dial, self.last_drop or "closed before data transfer")
@@ -318,7 +323,8 @@ class Iec104Link:
         session = self.session
         out = session.data_to_send()
         transport = protocol.transport
-        if out and transport is not None:
+        if out and transport is not None and not transport.is_closing():
+            # (a closing transport: its connection_lost reports the drop; uvloop raises on a write)
             transport.write(out)
             if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
                 self._close(protocol, "overflow", "the charger does not read what the bridge sends")

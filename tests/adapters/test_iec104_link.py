@@ -302,3 +302,47 @@ async def test_a_large_read_is_handed_over_a_budget_per_turn_in_order() -> None:
     small = len(chunks)
     protocol.data_received(b"next")
     assert chunks[small:] == [b"next"]  # a small read goes at once
+
+
+def test_a_connection_lost_before_the_link_starts_is_a_failed_attempt_on_uvloop() -> None:
+    """uvloop raises on a write to a transport whose connection_lost has run (asyncio ignores it).
+    A charger that closes at once can be lost before the dialling task resumes: starting the link
+    on it wrote the STARTDT and raised out of the link's task (found by the 104 fuzz run: the bridge
+    exited 1 on SIGTERM with 'the handler is closed'). It must count as a failed attempt."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        async def close_at_once(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.transport.abort()
+
+        server = await asyncio.start_server(close_at_once, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        link = Iec104Link(
+            "L",
+            Session104(session_settings(station(), TABLE), now=asyncio.get_running_loop().time()),
+            consumer=Events(),
+            log=structlog.get_logger(),
+            dial_out=DialOut("127.0.0.1", port),
+        )
+        dial = link._dial  # widens the window the race needs, deterministically
+
+        async def dial_then_lose(target: DialOut) -> Any:
+            transport, protocol = await dial(target)
+            await protocol.closed  # the peer's close is delivered before the link starts
+            return transport, protocol
+
+        setattr(link, "_dial", dial_then_lose)  # noqa: B010 - replaces the bound method
+        task = asyncio.create_task(link.run())
+        async with asyncio.timeout(10):
+            while link.failed_attempts < 1 and not task.done():
+                await asyncio.sleep(0.01)
+        assert not task.done(), task.exception()
+        assert link.failed_attempts >= 1 and not link.connected
+        link.stop_dialing()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        server.close()
+        await server.wait_closed()
+
+    uvloop.run(scenario())
