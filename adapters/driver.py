@@ -41,7 +41,9 @@ Rules
   run: the Persists of one input that are separated only by reports are one atomic batch, so a crash
   never keeps half of what one charger message changed (e.g. a transaction without its Started
   event). A store that cannot write fails the session (both connections closed with 1011) rather than
-  acknowledge what it lost; what was held is dropped. A held `Send` whose connection ended meanwhile
+  acknowledge what it lost; what was held is dropped. A write refused by fencing (`FencedError`:
+  another replica holds the station's lease) is a warning `store.fenced`, and both connections close
+  with 1013 ("station served elsewhere"), as when the lease is lost. A held `Send` whose connection ended meanwhile
   is dropped as if written just before the end (the core has been told of the end).
 - One `loop.call_at` handle per core, re-armed only when the core's next deadline comes before it: a
   deadline that moves later or goes away leaves the timer as it is, and when it fires for nothing due,
@@ -92,9 +94,9 @@ from adapters.connection import Connection, ConnectionEnded, SendLimits
 from adapters.logs import DiagnosticLimiter, log_diagnostic
 from adapters.metrics import LATENCY_BUCKETS, BridgeMetrics
 from adapters.status import StationActivity
-from adapters.store_api import StateStore, StoreError
+from adapters.store_api import FencedError, StateStore, StoreError
 from adapters.trace import StationTrace
-from bridge.effects import Close, Persist, Report, Send, Side, StationCore
+from bridge.effects import CLOSE_TRY_AGAIN_LATER, Close, Persist, Report, Send, Side, StationCore
 
 # RFC 6455 §7.4.1: the peer broke the bridge's policy (here: it does not read what it is sent)
 CLOSE_POLICY_VIOLATION = 1008
@@ -340,6 +342,12 @@ class CoreDriver:
     def _fail(self, error: BaseException) -> None:
         self.failed = True
         self._held = None
+        if isinstance(error, FencedError):
+            # another replica holds the station's lease (leases): expected during a failover
+            self._logs[Side.SOUTH].warning("store.fenced", reason=str(error))
+            for side in self._outboxes:
+                self._queue(side, Close(side, CLOSE_TRY_AGAIN_LATER, "station served elsewhere"))
+            return
         self._logs[Side.SOUTH].error("core.failed", exc_info=error)
         for side in self._outboxes:
             self._queue(side, Close(side, 1011, "internal error"))

@@ -37,6 +37,11 @@ class StoreError(Exception):
     """The store cannot be opened or written."""
 
 
+class FencedError(StoreError):
+    """A write of a station refused because this bridge does not hold its lease (another replica
+    serves it: expected during a failover, adapters/store_pg.py)."""
+
+
 Done = Callable[[StoreError | None], None]
 
 

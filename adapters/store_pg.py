@@ -82,7 +82,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from adapters.store import GroupCommitStore, Written
-from adapters.store_api import StoreError, describe
+from adapters.store_api import FencedError, StoreError, describe
 
 # Each migration runs once, in order, in the transaction that records it in schema_version.
 MIGRATIONS: tuple[str, ...] = (
@@ -360,7 +360,9 @@ class PgStore(GroupCommitStore):
         wanted = {station: epoch for station, _, epoch in batches if epoch is not None}
         unleased = sorted({station for station, _, epoch in batches if epoch is None})
         if unleased and self.require_leases:
-            raise StoreError(f"{self.path}: {unleased[0]}: no lease held for this station: fenced")
+            if len(batches) == 1:  # counted once, when the batch is written on its own
+                self.fencing_refusals += 1
+            raise FencedError(f"{self.path}: {unleased[0]}: no lease held for this station: fenced")
         if not wanted:
             return
         rows = conn.execute(
@@ -376,7 +378,7 @@ class PgStore(GroupCommitStore):
                 self.fencing_refusals += 1
                 self._lost(station, epoch)
             holder = "nobody" if owner is None else f"{owner} at epoch {now_epoch}"
-            raise StoreError(
+            raise FencedError(
                 f"{self.path}: {station}: fenced: its lease is held by {holder},"
                 f" this write carries epoch {epoch}"
             )

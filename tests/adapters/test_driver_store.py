@@ -11,6 +11,7 @@ from typing import Any
 from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver
 from adapters.store import StoreError
+from adapters.store_api import FencedError
 from adapters.trace import StationTrace, TraceTarget
 from bridge.effects import Close, Effect, Persist, Send, Side
 
@@ -119,6 +120,20 @@ async def test_a_batch_that_cannot_be_written_ends_the_session_and_drops_what_wa
     assert connection.sent == []  # never acknowledged
     assert connection.closed == (1011, "internal error")
     assert "core.failed" in logs[Side.SOUTH].lines
+
+
+async def test_a_fenced_batch_is_a_warning_and_closes_with_1013_not_a_failure_logged() -> None:
+    """Another replica holds the station's lease (issue 20): expected during a failover, so no
+    `core.failed` error; the session ends as a lost lease does, nothing acknowledged."""
+    driver, core, store, connection, logs = await _driver()
+    core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, "ack")]
+    driver.feed(lambda now: None)
+    store.answers.pop(0)(FencedError("pg: CP1: fenced: its lease is held by b at epoch 2"))
+    await _settle()
+    assert driver.failed
+    assert connection.sent == []
+    assert connection.closed == (1013, "station served elsewhere")
+    assert logs[Side.SOUTH].lines == ["store.fenced"]
 
 
 async def test_a_held_send_for_a_connection_that_ended_meanwhile_is_dropped_quietly() -> None:

@@ -86,3 +86,26 @@ def test_iec104_links_that_are_up_are_connected_stations() -> None:
     link.set("up")
     link.close()
     assert connected() == 0
+
+
+def test_lease_counters_are_exposed_with_their_documented_names() -> None:
+    """docs/operating.md names `ocpp_bridge_fencing_refusals_total` and the other lease counters
+    (issue 20): a scrape has them, with the keeper's figures (held, takeovers, refusals, lost)."""
+    metrics = BridgeMetrics()
+    metrics.set_leases_source(lambda: (4, 3, 2, 1))
+    samples = parse_metrics(metrics.exposition().decode())
+    figures = {
+        name: value(samples, name)
+        for name in (
+            "ocpp_bridge_leases_held",
+            "ocpp_bridge_lease_takeovers_total",
+            "ocpp_bridge_fencing_refusals_total",
+            "ocpp_bridge_leases_lost_total",
+        )
+    }
+    assert figures == {
+        "ocpp_bridge_leases_held": 4,
+        "ocpp_bridge_lease_takeovers_total": 3,
+        "ocpp_bridge_fencing_refusals_total": 2,
+        "ocpp_bridge_leases_lost_total": 1,
+    }

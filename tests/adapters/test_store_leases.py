@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from adapters.store_api import StoreError
+from adapters.store_api import FencedError, StoreError
 from adapters.store_pg import PgStore
 from bridge.effects import Persist
 
@@ -85,7 +85,7 @@ def test_a_write_after_a_takeover_is_refused_and_leaves_the_successors_state(
     second.apply("CP1", [Persist("tx", "1", {"by": "second"})])
     lost: list[str] = []
     first.on_lease_lost = lost.append
-    with pytest.raises(StoreError, match=r"CP1: fenced: its lease is held by .* at epoch 2"):
+    with pytest.raises(FencedError, match=r"CP1: fenced: its lease is held by .* at epoch 2"):
         first.apply("CP1", [Persist("tx", "1", {"by": "first, too late"})])
     assert first.fencing_refusals == 1 and lost == ["CP1"] and first.leases_held() == 0
     assert second.load("CP1") == {"tx": {"1": {"by": "second"}}}
@@ -116,8 +116,9 @@ def test_with_leases_required_a_station_without_one_is_not_written(
     replicas: Callable[..., PgStore],
 ) -> None:
     store = replicas(require_leases=True)
-    with pytest.raises(StoreError, match="CP1: no lease held for this station: fenced"):
+    with pytest.raises(FencedError, match="CP1: no lease held for this station: fenced"):
         store.apply("CP1", [Persist("t", "k", 1)])
+    assert store.fencing_refusals == 1
     store.take_lease("CP1")
     store.apply("CP1", [Persist("t", "k", 1)])
     assert store.load("CP1") == {"t": {"k": 1}}
@@ -135,7 +136,7 @@ def test_closing_releases_the_leases(pg_url: str, replicas: Callable[..., PgStor
 
 _PAUSED_REPLICA = """
 import sys
-from adapters.store_api import StoreError
+from adapters.store_api import FencedError, StoreError
 from adapters.store_pg import PgStore
 from bridge.effects import Persist
 store = PgStore(sys.argv[1], lease_seconds=2)
