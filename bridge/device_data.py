@@ -12,9 +12,10 @@ Rules
   instance): `Identity`, as each core keys its variables.
 - GetReport (B08): `componentVariable` keeps the variables one selector matches: its component name, and
   its instance and EVSE id and connector id when given (B08.FR.22-25), and, when a variable is given,
-  its name and its instance when given (B08.FR.20, B08.FR.21); `componentCriteria` (Active, Available,
-  Enabled, Problem) keeps the components having a variable so named whose Actual value is "true" (B08.FR.13:
-  any of them); both given → both apply (B08.FR.05). Nothing left → EmptyResultSet (B08.FR.15).
+  its name and its instance when given (B08.FR.20, B08.FR.21); `componentCriteria` keeps the components
+  meeting any of them (B08.FR.13): Active, Available or Enabled, a component whose variable so named
+  (without instance) has the Actual value "true", or that has no such variable (B08.FR.07-09); Problem, a
+  component whose Problem is "true" (B08.FR.10: a component without Problem has none); both given → both apply (B08.FR.05). Nothing left → EmptyResultSet (B08.FR.15).
 - NotifyReport parts: at most `ITEMS_PER_MESSAGE` reportData each (the limit the station declares), seqNo
   from 0 (B07.FR.10, B08.FR.14), tbc true on every part but the last, each with the request's requestId and
   one generatedAt.
@@ -37,6 +38,7 @@ LIMITED: Final = {
     "GetReport": "componentVariable",
 }
 
+CRITERIA: Final = ("Active", "Available", "Enabled", "Problem")  # ComponentCriterionEnumType
 Identity = tuple[str, str | None, int | None, int | None, str, str | None]
 Payload = dict[str, Any]
 T = TypeVar("T")
@@ -92,11 +94,31 @@ def custom_report(
         found = [v for v in found if any(selects(w, identity(v)) for w in wanted)]
     criteria = request.get("componentCriteria")
     if criteria:
-        qualifying = {
-            identity(v)[:4] for v in variables if identity(v)[4] in criteria and actual(v) == "true"
-        }
+        qualifying = meeting(criteria, variables, identity, actual)
         found = [v for v in found if identity(v)[:4] in qualifying]
     return found
+
+
+def meeting(
+    criteria: Sequence[str],
+    variables: Sequence[T],
+    identity: Callable[[T], Identity],
+    actual: Callable[[T], str | None],
+) -> set[tuple[str, str | None, int | None, int | None]]:
+    """The components meeting any of `criteria` (B08.FR.13): for Active, Available and Enabled, a
+    component whose variable so named (without instance) is "true" or that has no such variable
+    (B08.FR.07-09); for Problem, only one whose Problem is "true" (B08.FR.10)."""
+    states: dict[tuple[str, str | None, int | None, int | None], dict[str, bool]] = {}
+    for variable in variables:
+        key = identity(variable)
+        known = states.setdefault(key[:4], {})
+        if key[4] in CRITERIA and key[5] is None:
+            known[key[4]] = (actual(variable) or "").strip().lower() == "true"
+    return {
+        component
+        for component, known in states.items()
+        if any(known.get(c, c != "Problem") for c in criteria)
+    }
 
 
 def notify_report_parts(

@@ -126,9 +126,21 @@ class TestGetReport104:
         _, data = report104({"componentVariable": [{"component": {"name": "EVSE"}}]})
         assert {evse for _, _, evse in names(data)} == {1, 2}
 
-    def test_b08_fr_09_component_criteria_enabled(self) -> None:
+    def test_b08_fr_09_component_criteria_enabled_counts_components_without_enabled(self) -> None:
         _, data = report104({"componentCriteria": ["Enabled"]})
-        assert {d["component"]["name"] for d in data} == {"SmartChargingCtrlr"}
+        _, everything = report104({})
+        assert len(everything) > ITEMS_PER_MESSAGE
+        # SmartChargingCtrlr has Enabled true; no other component has Enabled: all of them count
+        assert {d["component"]["name"] for d in data} >= {
+            "SmartChargingCtrlr",
+            "OCPPCommCtrlr",
+            "DeviceDataCtrlr",
+            "EVSE",
+        }
+        assert len(data) == len(everything)
+
+    def test_b08_fr_10_component_criteria_problem_needs_problem_true(self) -> None:
+        assert report104({"componentCriteria": ["Problem"]}) == ({"status": "EmptyResultSet"}, [])
 
     def test_b08_fr_05_criteria_and_component_variable_both_apply(self) -> None:
         wanted = {"componentVariable": [item("EVSE", "AvailabilityState", evse=1)]}
@@ -285,3 +297,52 @@ def test_b05_writing_a_fallback_the_16_charger_lacks_is_rejected_read_only() -> 
         "Rejected",
         "ReadOnly",
     )
+
+
+# --- componentCriteria (B08.FR.07-10, B08.FR.13), the shared filter --------------------------------
+
+CRITERIA_MODEL: list[tuple[tuple[str, None, int | None, None, str, None], str | None]] = [
+    (("On", None, None, None, "Enabled", None), "true"),
+    (("Off", None, None, None, "Enabled", None), "false"),
+    (("Off", None, None, None, "Problem", None), "true"),
+    (("Unknown", None, None, None, "Enabled", None), None),
+    (("Plain", None, None, None, "Interval", None), "5"),
+    (("EVSE", None, 1, None, "Available", None), "true"),
+    (("EVSE", None, 2, None, "Available", None), "false"),
+    (("EVSE", None, 2, None, "Active", None), "True"),
+]
+
+
+def chosen_components(criteria: list[str]) -> set[tuple[str, int | None]]:
+    from bridge.device_data import custom_report
+
+    found = custom_report(
+        {"requestId": 1, "componentCriteria": criteria},
+        CRITERIA_MODEL,
+        lambda v: v[0],
+        lambda v: v[1],
+    )
+    return {(v[0][0], v[0][2]) for v in found}
+
+
+ALL = {("On", None), ("Off", None), ("Unknown", None), ("Plain", None), ("EVSE", 1), ("EVSE", 2)}
+
+
+@pytest.mark.parametrize(
+    ("criteria", "expected"),
+    [
+        # B08.FR.09: Enabled true, or no Enabled variable at all; false or unknown do not count
+        (["Enabled"], ALL - {("Off", None), ("Unknown", None)}),
+        # B08.FR.08
+        (["Available"], ALL - {("EVSE", 2)}),
+        # B08.FR.07: values are booleans, "True" is true
+        (["Active"], ALL),
+        # B08.FR.10: only a component whose Problem is true
+        (["Problem"], {("Off", None)}),
+        # B08.FR.13: any of them (logical OR)
+        (["Problem", "Available"], ALL - {("EVSE", 2)}),
+        (["Enabled", "Problem"], ALL - {("Unknown", None)}),
+    ],
+)
+def test_b08_component_criteria(criteria: list[str], expected: set[Any]) -> None:
+    assert chosen_components(criteria) == expected

@@ -176,10 +176,36 @@ class TestB08GetReport:
         assert [d["variable"]["name"] for d in data] == ["EVConnectionTimeOut", "Available"]
 
     def test_by_criteria(self) -> None:
+        """B08.FR.07-09: a component counts when its criterion variable is true or when it has none;
+        B08.FR.10: Problem only when true."""
+        every = {d["component"]["name"] for d in self.report()}
+        assert {"EVSE", "LocalAuthListCtrlr", "SmartChargingCtrlr"} <= every
         data = self.report(componentCriteria=["Available"])
-        assert {d["component"]["name"] for d in data} == {"EVSE"}
+        assert {d["component"]["name"] for d in data} == every
         enabled = self.report(componentCriteria=["Enabled"])
-        assert {d["component"]["name"] for d in enabled} == {"LocalAuthListCtrlr"}
+        assert {d["component"]["name"] for d in enabled} == every
+        outcome = custom_report(
+            {"requestId": 3, "componentCriteria": ["Enabled"]},
+            {
+                "configurationKey": [
+                    {**e, "value": "false"} if e["key"] == "LocalAuthListEnabled" else e
+                    for e in CONFIGURATION["configurationKey"]
+                ]
+            },
+            TABLE,
+            generated_at=NOW,
+            bridge_variables=BRIDGE,
+        )
+        disabled = {d["component"]["name"] for d in check_reports(outcome, "GetReport")}
+        assert disabled == every - {"LocalAuthListCtrlr"}
+        problem = custom_report(
+            {"requestId": 3, "componentCriteria": ["Problem"]},
+            CONFIGURATION,
+            TABLE,
+            generated_at=NOW,
+            bridge_variables=BRIDGE,
+        )
+        assert problem.response == {"status": "EmptyResultSet"}
 
     def test_empty_result(self) -> None:
         request = {
