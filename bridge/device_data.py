@@ -4,7 +4,8 @@ GetReport's filters and the NotifyReport parts (B05-B08).
 Rules
 - Limits (DeviceDataCtrlr, instances GetReport, GetVariables, SetVariables): at most `ITEMS_PER_MESSAGE`
   items (getVariableData, setVariableData, componentVariable) and `BYTES_PER_MESSAGE` bytes (the CALL
-  frame as compact JSON) in one request. More items → CALLERROR OccurrenceConstraintViolation (B06.FR.16,
+  frame as received: its length on the wire, `frame_bytes`, which `NorthStation.receive` is given) in one
+  request. More items → CALLERROR OccurrenceConstraintViolation (B06.FR.16,
   B08.FR.17, and the same for SetVariables, whose CSMS B05.FR.11 forbids it), more bytes → CALLERROR
   FormatViolation (B06.FR.17, B08.FR.18); the items are checked first. `NorthStation` applies them before
   the station's core sees the request. Pass-through stations have the charger's device model and limits.
@@ -16,7 +17,8 @@ Rules
   meeting any of them (B08.FR.13): Active, Available or Enabled, a component whose variable so named
   (without instance) has the Actual value "true", or that has no such variable (B08.FR.07-09); Problem, a
   component whose Problem is "true" (B08.FR.10: a component without Problem has none); both given → both apply (B08.FR.05). Nothing left → EmptyResultSet (B08.FR.15).
-- NotifyReport parts: at most `ITEMS_PER_MESSAGE` reportData each (the limit the station declares), seqNo
+- NotifyReport parts: at most `ITEMS_PER_MESSAGE` reportData and `BYTES_PER_MESSAGE` bytes (as a CALL
+  frame) each: the limits the station declares for GetReport, seqNo
   from 0 (B07.FR.10, B08.FR.14), tbc true on every part but the last, each with the request's requestId and
   one generatedAt.
 """
@@ -42,10 +44,22 @@ CRITERIA: Final = ("Active", "Available", "Enabled", "Problem")  # ComponentCrit
 Identity = tuple[str, str | None, int | None, int | None, str, str | None]
 Payload = dict[str, Any]
 T = TypeVar("T")
+_FRAME_OVERHEAD: Final = (
+    len('[2,"","NotifyReport",]') + 36
+)  # a message id has at most 36 characters
 
 
-def over_limit(message_id: str, action: str, payload: Payload) -> tuple[Fault, str] | None:
-    """The CALLERROR a request beyond DeviceDataCtrlr's limits gets, or None."""
+def frame_bytes(data: str | bytes) -> int:
+    """The length in bytes of a received frame (a text frame's UTF-8 bytes, as on the wire)."""
+    if isinstance(data, bytes):
+        return len(data)
+    if data.isascii():
+        return len(data)
+    return len(data.encode("utf-8", "surrogatepass"))
+
+
+def over_limit(action: str, payload: Payload, received: str | bytes) -> tuple[Fault, str] | None:
+    """The CALLERROR a request (`received`: its frame) beyond DeviceDataCtrlr's limits gets, or None."""
     field = LIMITED.get(action)
     if field is None:
         return None
@@ -55,7 +69,7 @@ def over_limit(message_id: str, action: str, payload: Payload) -> tuple[Fault, s
             Fault.OCCURRENCE,
             f"{len(items)} {field} items; ItemsPerMessage[{action}] is {ITEMS_PER_MESSAGE}",
         )
-    size = len(orjson.dumps([2, message_id, action, payload]))
+    size = frame_bytes(received)
     if size > BYTES_PER_MESSAGE:
         return Fault.FORMAT, f"{size} bytes; BytesPerMessage[{action}] is {BYTES_PER_MESSAGE}"
     return None
@@ -126,17 +140,40 @@ def notify_report_parts(
     request_id: int,
     generated_at: str,
     max_items: int = ITEMS_PER_MESSAGE,
+    max_bytes: int = BYTES_PER_MESSAGE,
 ) -> list[Payload]:
-    """The NotifyReportRequest payloads carrying `report_data` (none when it is empty)."""
+    """The NotifyReportRequest payloads carrying `report_data` (none when it is empty): each at most
+    `max_items` reportData and, as a CALL frame (compact JSON, any message id up to 36 characters), at
+    most `max_bytes` bytes, unless one reportData alone is larger (it then goes alone)."""
     size = max(1, max_items)
-    chunks = [report_data[i : i + size] for i in range(0, len(report_data), size)]
+    header = _FRAME_OVERHEAD + len(
+        orjson.dumps(
+            {
+                "requestId": request_id,
+                "generatedAt": generated_at,
+                "seqNo": 2**31 - 1,
+                "tbc": True,
+                "reportData": [],
+            }
+        )
+    )
+    chunks: list[list[Payload]] = []
+    used = max_bytes + 1
+    for data in report_data:
+        cost = len(orjson.dumps(data)) + 1  # the item and its comma
+        if chunks and len(chunks[-1]) < size and used + cost <= max_bytes:
+            chunks[-1].append(data)
+            used += cost
+        else:
+            chunks.append([data])
+            used = header + cost
     parts = []
     for seq_no, chunk in enumerate(chunks):
         part: Payload = {
             "requestId": request_id,
             "generatedAt": generated_at,
             "seqNo": seq_no,
-            "reportData": list(chunk),
+            "reportData": chunk,
         }
         if seq_no < len(chunks) - 1:
             part["tbc"] = True

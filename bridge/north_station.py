@@ -13,7 +13,7 @@ Rules
   Accepted, nothing but BootNotification is sent (B02, B03); CSMS requests are still handed to the owner,
   except while the CSMS has Rejected the station: then they are answered CALLERROR SecurityError here
   (B03.FR.08), and a GetVariables, SetVariables or GetReport beyond DeviceDataCtrlr's ItemsPerMessage or
-  BytesPerMessage, answered its CALLERROR here (`bridge.device_data.over_limit`).
+  BytesPerMessage (the frame's bytes as received), answered its CALLERROR here (`bridge.device_data.over_limit`).
 - The owner may send a BootNotification itself (`boot`, when the charger below rebooted): it goes at once
   and its answer updates the registration like the station's own.
 - Heartbeat (G02): the station's own, every `heartbeat_interval` while registered (the accepted
@@ -465,7 +465,7 @@ class NorthStation:
     def receive(self, data: str | bytes, now: float) -> list[OwnerEvent]:
         if not self.online:
             return []
-        events = self._owner_events(self._endpoint.receive(data, now), now)
+        events = self._owner_events(self._endpoint.receive(data, now), now, data)
         self._tick(now)
         return events
 
@@ -531,7 +531,10 @@ class NorthStation:
     def _room(self) -> bool:
         return self._endpoint.queued < self.settings.max_queued_calls
 
-    def _owner_events(self, events: list[RpcEvent], now: float) -> list[OwnerEvent]:
+    def _owner_events(
+        self, events: list[RpcEvent], now: float, received: str | bytes = b""
+    ) -> list[OwnerEvent]:
+        """The owner's share of `events`; `received` is the frame they came from, if any."""
         out: list[OwnerEvent] = []
         for event in events:
             if isinstance(event, Diagnostic):
@@ -551,7 +554,7 @@ class NorthStation:
                 )
             elif isinstance(event, CallReceived):
                 call = event.call
-                refused = over_limit(call.message_id, call.action, call.payload)
+                refused = over_limit(call.action, call.payload, received)
                 if refused is None:
                     out.append(event)
                 else:  # B06.FR.16/17, B08.FR.17/18: beyond DeviceDataCtrlr's limits

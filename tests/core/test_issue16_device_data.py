@@ -9,8 +9,11 @@ against the official schemas by the harnesses.
 
 from __future__ import annotations
 
+import itertools
+import json
 from typing import Any
 
+import orjson
 import pytest
 
 from bridge.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
@@ -346,3 +349,83 @@ ALL = {("On", None), ("Off", None), ("Unknown", None), ("Plain", None), ("EVSE",
 )
 def test_b08_component_criteria(criteria: list[str], expected: set[Any]) -> None:
     assert chosen_components(criteria) == expected
+
+
+# --- BytesPerMessage: the frame as received, and NotifyReport parts within it ----------------------
+
+
+def padded(action: str, message_id: str) -> str:
+    """One small request whose frame, with blanks a JSON writer may put in, is over BytesPerMessage
+    (its compact JSON is far below it)."""
+    frame = json.dumps([2, message_id, action, one(action)], indent=BYTES_PER_MESSAGE // 8)
+    assert (
+        len(frame) > BYTES_PER_MESSAGE > 4 * len(json.dumps([2, message_id, action, one(action)]))
+    )
+    return frame
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_b06_fr_17_bytes_per_message_counts_the_frame_as_received_104(action: str) -> None:
+    bench = ready104()
+    bench.waiting["big"] = action
+    bench.core.receive(N, padded(action, "big"), bench.now)
+    bench.drain()
+    frame = bench.answer_to("big")
+    assert frame is not None and (frame.kind, frame.payload["code"]) == (4, "FormatViolation")
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_b06_fr_17_bytes_per_message_counts_the_frame_as_received_16(action: str) -> None:
+    bench = registered16()
+    bench.waiting[N]["big"] = action
+    bench.core.receive(N, padded(action, "big"), bench.now)
+    bench.drain()
+    frame = only([f for f in bench.frames(N) if f.message_id == "big"])
+    assert (frame.kind, frame.code) == (4, "FormatViolation")
+    assert not bench.frames(S, "GetConfiguration") and not bench.frames(S, "ChangeConfiguration")
+
+
+def test_b06_a_multibyte_frame_counts_its_utf8_bytes() -> None:
+    from bridge.device_data import frame_bytes, over_limit
+
+    text = json.dumps(
+        [
+            2,
+            "m",
+            "GetVariables",
+            {
+                **one("GetVariables"),
+                "customData": {"vendorId": "org.example", "note": "é" * (BYTES_PER_MESSAGE // 2)},
+            },
+        ],
+        ensure_ascii=False,
+    )
+    assert len(text) < BYTES_PER_MESSAGE < frame_bytes(text) == len(text.encode())
+    assert over_limit("GetVariables", json.loads(text)[3], text) is not None
+    assert over_limit("GetVariables", json.loads(text)[3], text.encode()) is not None
+
+
+def test_b08_notify_report_parts_keep_within_bytes_per_message() -> None:
+    from bridge.device_data import notify_report_parts
+
+    data = [
+        {
+            "component": {"name": "VendorCtrlr"},
+            "variable": {"name": f"Key{i}"},
+            "variableAttribute": [{"type": "Actual", "value": "v" * 2500}],
+            "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False},
+        }
+        for i in range(ITEMS_PER_MESSAGE)
+    ]
+    parts = notify_report_parts(data, 4, "2026-12-07T10:00:00Z")
+    assert len(parts) > 1
+    longest_id = "x" * 36
+    for part in parts:
+        assert len(orjson.dumps([2, longest_id, "NotifyReport", part])) <= BYTES_PER_MESSAGE
+    assert [d for p in parts for d in p["reportData"]] == data
+    assert [p["seqNo"] for p in parts] == list(range(len(parts)))
+    assert [bool(p.get("tbc")) for p in parts] == [True] * (len(parts) - 1) + [False]
+    # the parts are as full as the limit allows: the next item would not have fitted
+    for part, following in itertools.pairwise(parts):
+        fuller = {**part, "reportData": [*part["reportData"], following["reportData"][0]]}
+        assert len(orjson.dumps([2, longest_id, "NotifyReport", fuller])) > BYTES_PER_MESSAGE
