@@ -8,11 +8,17 @@ Rules
   RetryBackOffWaitMinimum / RandomRange / RepeatTimes (the reconnection back-off),
   NetworkProfileConnectionAttempts (kept; with one network profile, the configuration's, there is
   nothing to switch to), and SecurityCtrlr.BasicAuthPassword (WriteOnly: the password of every later
-  connection, A01). The
+  connection, A01). On 104 stations also (part 2 has them ReadWrite; a 1.6 charger has its own keys):
+  SecurityCtrlr.OrganizationName (the O of a client certificate's subject; a 104 station makes no
+  certificate signing request, so it is kept and reported for the CSMS, used by nothing) and
+  SmartChargingCtrlr.LimitChangeSignificance (percent, 0-100: below it a station may skip telling the
+  CSMS of a limit change; a 104 station sends no NotifyChargingLimit nor ChargingRateChanged event, so
+  every value is honoured trivially). The
   configuration gives the initial values (`Defaults`); a stored value wins over it. Every write applies
   at once (`apply`), none needs a restart.
 - `OwnedValues.write` checks a value before keeping it: an integer within the variable's bounds, a
-  password of 16 to 40 printable ASCII characters without blanks (passwordString); anything else is
+  password of 16 to 40 printable ASCII characters without blanks (passwordString), an OrganizationName
+  of 1 to 64 printable characters (X.509's bound), a decimal within bounds; anything else is
   Rejected with a reason code and changes nothing. An accepted write returns the `Persist` that makes
   it durable; the core emits it before it answers, and applies the value at once.
 - Facts (ReadOnly, computed when asked): DeviceDataCtrlr ItemsPerMessage/BytesPerMessage for GetReport,
@@ -88,6 +94,8 @@ class _Settable:
     minimum: int = 0
     maximum: int = _MAX_INT
     password: bool = False
+    kind: str = "integer"  # integer, string (printable, 1 to `maximum` characters) or decimal
+    iec104: bool = False  # owned only on 104 stations (a 1.6 charger has its own key for it)
 
 
 SETTABLE: Final = (
@@ -104,8 +112,28 @@ SETTABLE: Final = (
         "NetworkProfileConnectionAttempts", "OCPPCommCtrlr", "NetworkProfileConnectionAttempts"
     ),
     _Settable("BasicAuthPassword", "SecurityCtrlr", "BasicAuthPassword", password=True),
+    # X.509's upper bound of an organizationName (RFC 5280 ub-organization-name)
+    _Settable(
+        "OrganizationName",
+        "SecurityCtrlr",
+        "OrganizationName",
+        maximum=64,
+        kind="string",
+        iec104=True,
+    ),
+    _Settable(
+        "LimitChangeSignificance",
+        "SmartChargingCtrlr",
+        "LimitChangeSignificance",
+        unit="Percent",
+        maximum=100,
+        kind="decimal",
+        iec104=True,
+    ),
 )
+_KEYS: Final = frozenset(s.key for s in SETTABLE)
 _BY_IDENTITY: Final = {(s.component, s.variable, s.instance): s for s in SETTABLE}
+_DECIMAL: Final = re.compile(r"^\d{1,10}(\.\d{1,6})?$")
 
 
 def settable_key(component: str, variable: str, instance: str | None) -> str | None:
@@ -146,9 +174,10 @@ class OwnedValues:
             "RetryBackOffRandomRange": math.ceil(backoff.random_range),
             "RetryBackOffRepeatTimes": backoff.repeat_times,
             "NetworkProfileConnectionAttempts": NETWORK_PROFILE_ATTEMPTS,
+            "LimitChangeSignificance": "0",
         }
         for key, value in state.get(TABLE, {}).items():
-            if key in self._values or key == "BasicAuthPassword":
+            if key in _KEYS:
                 self._values[key] = value
         self._base = north
 
@@ -186,6 +215,20 @@ class OwnedValues:
                 return Written("Rejected", "InvalidValue")
             self._values[key] = text
             return Written("Accepted", persist=Persist(TABLE, key, text))
+        if spec.kind == "string":
+            if not text.isprintable() or not text.strip():
+                return Written("Rejected", "InvalidValue")
+            if len(text) > spec.maximum:
+                return Written("Rejected", "TooLargeElement")
+            self._values[key] = text
+            return Written("Accepted", persist=Persist(TABLE, key, text))
+        if spec.kind == "decimal":
+            if not _DECIMAL.match(text.strip()):
+                return Written("Rejected", "InvalidValue")
+            if not spec.minimum <= float(text) <= spec.maximum:
+                return Written("Rejected", "ValueOutOfRange")
+            self._values[key] = text.strip()
+            return Written("Accepted", persist=Persist(TABLE, key, text.strip()))
         if not re.fullmatch(r"-?\d{1,10}", text.strip()):
             return Written("Rejected", "InvalidValue")
         number = int(text)
@@ -201,17 +244,20 @@ class OwnedValues:
         self._values[key] = value
         return Persist(TABLE, key, value)
 
-    def variables(self) -> list[Owned]:
+    def variables(self, iec104: bool = False) -> list[Owned]:
+        """The owned settable variables of a 1.6 station, or of a 104 station (`iec104`)."""
         found = []
         for spec in SETTABLE:
+            if spec.iec104 and not iec104:
+                continue
             value = self._values.get(spec.key)
             found.append(
                 Owned(
                     spec.component,
                     spec.variable,
-                    None if spec.password else str(value),
+                    None if spec.password or value is None else str(value),
                     variable_instance=spec.instance,
-                    data_type="string" if spec.password else "integer",
+                    data_type="string" if spec.password else spec.kind,
                     unit=spec.unit,
                     mutability="WriteOnly" if spec.password else "ReadWrite",
                 )
@@ -366,7 +412,6 @@ def extra_104(installed_profiles: int = 0) -> list[Owned]:
             values_list=FILE_TRANSFER_PROTOCOLS,
         ),
         Owned("SecurityCtrlr", "CertificateEntries", "0", data_type="integer"),
-        Owned("SecurityCtrlr", "OrganizationName", None),
         Owned(
             "SmartChargingCtrlr",
             "Entries",
@@ -381,7 +426,6 @@ def extra_104(installed_profiles: int = 0) -> list[Owned]:
             data_type="integer",
         ),
         Owned("SmartChargingCtrlr", "ProfileStackLevel", str(_MAX_INT), data_type="integer"),
-        Owned("SmartChargingCtrlr", "LimitChangeSignificance", "0", data_type="decimal"),
         Owned("AuthCtrlr", "AuthorizeRemoteStart", "false", data_type="boolean"),
         Owned("AuthCtrlr", "LocalAuthorizeOffline", "false", data_type="boolean"),
         Owned("AuthCtrlr", "LocalPreAuthorize", "false", data_type="boolean"),

@@ -1539,7 +1539,7 @@ class Station104:
             },
         )
         extra = owned_variables.extra_104(installed_profiles=len(self._profiles))
-        return self.owned.variables() + owned_variables.facts(facts) + extra
+        return self.owned.variables(iec104=True) + owned_variables.facts(facts) + extra
 
     @property
     def model(self) -> DeviceModel:

@@ -429,3 +429,67 @@ def test_b08_notify_report_parts_keep_within_bytes_per_message() -> None:
     for part, following in itertools.pairwise(parts):
         fuller = {**part, "reportData": [*part["reportData"], following["reportData"][0]]}
         assert len(orjson.dumps([2, longest_id, "NotifyReport", fuller])) > BYTES_PER_MESSAGE
+
+
+# --- Mutability per part 2 (SecurityCtrlr.OrganizationName, SmartChargingCtrlr.LimitChangeSignificance)
+
+
+def report_entry104(bench: Any, component: str, variable: str) -> dict[str, Any]:
+    request = {"requestId": 8, "componentVariable": [item(component, variable)]}
+    assert answer104(bench, "GetReport", request) == {"status": "Accepted"}
+    [data] = [
+        d for p in bench.calls("NotifyReport") if p["requestId"] == 8 for d in p["reportData"]
+    ]
+    return data  # type: ignore[no-any-return]
+
+
+READ_WRITE_104 = [
+    ("SecurityCtrlr", "OrganizationName", "Example Charging Services Ltd", "string"),
+    ("SmartChargingCtrlr", "LimitChangeSignificance", "12.5", "decimal"),
+]
+
+
+@pytest.mark.parametrize(("component", "variable", "value", "data_type"), READ_WRITE_104)
+def test_b05_read_write_variables_are_settable_and_durable_104(
+    component: str, variable: str, value: str, data_type: str
+) -> None:
+    bench = ready104()
+    entry = report_entry104(bench, component, variable)
+    assert entry["variableAttribute"][0]["mutability"] == "ReadWrite"
+    assert entry["variableCharacteristics"]["dataType"] == data_type
+    write = item(component, variable, attributeValue=value)
+    response = answer104(bench, "SetVariables", {"setVariableData": [write]})
+    assert response["setVariableResult"][0]["attributeStatus"] == "Accepted"
+    bench.restart()
+    bench.ready()
+    response = answer104(bench, "GetVariables", {"getVariableData": [item(component, variable)]})
+    assert [(r["attributeStatus"], r["attributeValue"]) for r in response["getVariableResult"]] == [
+        ("Accepted", value)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("component", "variable", "value", "reason"),
+    [
+        ("SecurityCtrlr", "OrganizationName", "x" * 65, "TooLargeElement"),
+        ("SecurityCtrlr", "OrganizationName", "line\nbreak", "InvalidValue"),
+        ("SecurityCtrlr", "OrganizationName", "  ", "InvalidValue"),
+        ("SmartChargingCtrlr", "LimitChangeSignificance", "-1", "InvalidValue"),
+        ("SmartChargingCtrlr", "LimitChangeSignificance", "ten", "InvalidValue"),
+        ("SmartChargingCtrlr", "LimitChangeSignificance", "100.5", "ValueOutOfRange"),
+    ],
+)
+def test_b05_bad_values_are_rejected_and_change_nothing_104(
+    component: str, variable: str, value: str, reason: str
+) -> None:
+    bench = ready104()
+    before = answer104(bench, "GetVariables", {"getVariableData": [item(component, variable)]})
+    write = item(component, variable, attributeValue=value)
+    response = answer104(bench, "SetVariables", {"setVariableData": [write]})
+    [result] = response["setVariableResult"]
+    assert (result["attributeStatus"], result["attributeStatusInfo"]["reasonCode"]) == (
+        "Rejected",
+        reason,
+    )
+    after = answer104(bench, "GetVariables", {"getVariableData": [item(component, variable)]})
+    assert after == before
