@@ -62,6 +62,11 @@ TX_POINTS: Final = (
 )
 NETWORK_PROFILE_ATTEMPTS: Final = 3
 PERIODS_PER_SCHEDULE: Final = 1024  # what the 2.0.1 schema allows in one ChargingSchedule
+# The highest stackLevel a 104 station takes (SmartChargingCtrlr.ProfileStackLevel): a higher one is
+# Rejected InvalidStackLevel. The bridge's evaluator has no limit of its own; this one bounds how many
+# profiles of one purpose can be valid on one EVSE at a time (9, with K01.FR.06) and is the value 1.6
+# chargers commonly declare as ChargeProfileMaxStackLevel.
+PROFILE_STACK_LEVEL: Final = 8
 FILE_TRANSFER_PROTOCOLS: Final = ("FTP", "FTPS", "HTTP", "HTTPS", "SFTP")
 _PASSWORD: Final = re.compile(r"^[\x21-\x7e]{16,40}$")
 _MAX_INT: Final = 2**31 - 1
@@ -425,7 +430,9 @@ def extra_104(installed_profiles: int = 0) -> list[Owned]:
             str(PERIODS_PER_SCHEDULE),
             data_type="integer",
         ),
-        Owned("SmartChargingCtrlr", "ProfileStackLevel", str(_MAX_INT), data_type="integer"),
+        Owned(
+            "SmartChargingCtrlr", "ProfileStackLevel", str(PROFILE_STACK_LEVEL), data_type="integer"
+        ),
         Owned("AuthCtrlr", "AuthorizeRemoteStart", "false", data_type="boolean"),
         Owned("AuthCtrlr", "LocalAuthorizeOffline", "false", data_type="boolean"),
         Owned("AuthCtrlr", "LocalPreAuthorize", "false", data_type="boolean"),

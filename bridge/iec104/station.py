@@ -54,10 +54,13 @@ Rules
   removed in the commit that records the Started it became (a restart while that Started waits for
   its register finds the record and starts the transaction again, linked).
 - Charging profiles are evaluated here (`bridge.iec104.profiles`) and written to the table's setpoints:
-  at once, at every period boundary (`next_deadline`), and again after the link returns.
+  at once, at every period boundary (`next_deadline`), and again after the link returns. A profile
+  whose stackLevel is above ProfileStackLevel (`owned_variables.PROFILE_STACK_LEVEL`, 8) is Rejected
+  InvalidStackLevel.
 - GetVariables, SetVariables, GetBaseReport and GetReport (filtered and split by `bridge.device_data`,
   shared with 1.6 stations) are served from `bridge.iec104.variables`, the bridge's
-  own variables (heartbeat, retries, back-off, BasicAuthPassword: durable, table `owned`) from
+  own variables (heartbeat, retries, back-off, BasicAuthPassword, OrganizationName,
+  LimitChangeSignificance: durable, table `owned`) from
   `bridge.owned_variables`; TriggerMessage (StatusNotification, Heartbeat, MeterValues,
   TransactionEvent), GetTransactionStatus, ClearChargingProfile and GetChargingProfiles (K09: the
   stored profiles, reported with ReportChargingProfiles) from bridge state. Every other CSMS request is
@@ -1397,6 +1400,12 @@ class Station104:
                 return "TxNotFound", f"transaction {wanted} is not running on EVSE {evse}"
         if purpose not in (*TX_PURPOSES, *STATION_PURPOSES):
             return "UnsupportedPurpose", f"{purpose} is not evaluated by the bridge"
+        if profile["stackLevel"] > owned_variables.PROFILE_STACK_LEVEL:
+            return (
+                "InvalidStackLevel",
+                f"stackLevel {profile['stackLevel']} is above ProfileStackLevel"
+                f" ({owned_variables.PROFILE_STACK_LEVEL})",
+            )
         if profile["chargingProfileKind"] == "Recurring" and "recurrencyKind" not in profile:
             return "InvalidSchedule", "a Recurring profile needs recurrencyKind"
         unit: RateUnit = profile["chargingSchedule"][0]["chargingRateUnit"]

@@ -493,3 +493,42 @@ def test_b05_bad_values_are_rejected_and_change_nothing_104(
     )
     after = answer104(bench, "GetVariables", {"getVariableData": [item(component, variable)]})
     assert after == before
+
+
+# --- ProfileStackLevel: the limit a 104 station declares is the one it enforces (K01) --------------
+
+
+def tx_default(stack_level: int, profile_id: int = 3) -> dict[str, Any]:
+    return {
+        "id": profile_id,
+        "stackLevel": stack_level,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": [
+            {
+                "id": 1,
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}],
+            }
+        ],
+    }
+
+
+def test_k01_profile_stack_level_is_declared_and_enforced_104() -> None:
+    bench = ready104()
+    [declared] = values104(bench, ("SmartChargingCtrlr", "ProfileStackLevel"))
+    assert declared is not None and 0 < int(declared) < 2**31 - 1
+    limit = int(declared)
+    entries = ("SmartChargingCtrlr", "Entries", "ChargingProfiles")
+    commands = len(bench.commands)
+    over = bench.csms("SetChargingProfile", {"evseId": 1, "chargingProfile": tx_default(limit + 1)})
+    answer = bench.answer_to(over)
+    assert answer is not None and answer.kind == 3
+    assert answer.payload["status"] == "Rejected"
+    assert answer.payload["statusInfo"]["reasonCode"] == "InvalidStackLevel"
+    assert len(bench.commands) == commands and values104(bench, entries) == ["0"]
+    at = bench.csms("SetChargingProfile", {"evseId": 1, "chargingProfile": tx_default(limit, 4)})
+    bench.confirm()
+    answer = bench.answer_to(at)
+    assert answer is not None and answer.payload["status"] == "Accepted"
+    assert values104(bench, entries) == ["1"]
