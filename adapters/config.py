@@ -544,17 +544,10 @@ class BridgeConfig(_Section):
                 problems.append(
                     f'stations: {station.id!r} dials in (dial = "in"): set [south] iec104_listen'
                 )
-        if self.bridge.leases:
-            if not is_postgresql(self.bridge.store):
-                problems.append(
-                    'bridge.leases: needs a PostgreSQL store (bridge.store = "postgresql://...")'
-                )
-            served = [s.id for s in self.stations if isinstance(s, Iec104Station)]
-            if served:
-                problems.append(
-                    f"bridge.leases: IEC 104 stations are not served under leases yet"
-                    f" ({served[0]!r}); give them a bridge of their own without leases"
-                )
+        if self.bridge.leases and not is_postgresql(self.bridge.store):
+            problems.append(
+                'bridge.leases: needs a PostgreSQL store (bridge.store = "postgresql://...")'
+            )
         seen: set[str] = set()
         for station in self.stations:
             if station.id in seen:

@@ -24,6 +24,10 @@ Rules
   connections wait for identification at once; more are closed at once (a connection storm cannot pin
   memory).
 - Every refusal is counted through `on_refused(kind)`.
+- Under leases (`admit`, adapters/iec104_station.py): an identified charger's connection is handed over
+  only once `admit(station_id)` is true (the station's lease taken here: the replica a charger dials
+  into serves it); its reading is paused meanwhile. Refused (the store unreachable): logged
+  `iec104.refused` with kind `lease` and closed.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
 from adapters.config import split_host_port
@@ -141,6 +145,7 @@ class Iec104Listener:
         timeout: float = 30.0,
         backlog: int = 4096,
         on_refused: Callable[[str], None] | None = None,
+        admit: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._host, self._port = split_host_port(address)
         self._links = links
@@ -153,6 +158,8 @@ class Iec104Listener:
         self.timeout = timeout
         self._backlog = backlog
         self._on_refused = on_refused
+        self._admit = admit
+        self._admitting: set[asyncio.Task[None]] = set()
         self.pending: set[_Pending] = set()
         self._server: asyncio.Server | None = None
 
@@ -175,6 +182,8 @@ class Iec104Listener:
         if self._server is None:
             return
         self._server.close()
+        for task in list(self._admitting):
+            task.cancel()
         for pending in list(self.pending):
             if pending.transport is not None:
                 pending.transport.abort()
@@ -205,13 +214,17 @@ class Iec104Listener:
             )
             transport.close()
             return
-        self._log.info(
-            "iec104.identified",
-            station_id=link.station_id,
-            common_address=common_address,
-            peer=_peer(transport),
-        )
-        link.attach(transport, who.link, who.asdus, b"")
+
+        def attach() -> None:
+            self._log.info(
+                "iec104.identified",
+                station_id=link.station_id,
+                common_address=common_address,
+                peer=_peer(transport),
+            )
+            link.attach(transport, who.link, who.asdus, b"")
+
+        self._hand_over(link, pending, attach)
 
     def registered(self, found: RegisteredCharger, pending: _Pending) -> None:
         transport, who = pending.transport, pending.who
@@ -236,17 +249,51 @@ class Iec104Listener:
                 )
             transport.close()
             return
-        transport.write(found.spec.accepted)
-        now = asyncio.get_running_loop().time()
-        who.start_link(now)
-        transport.write(who.data_to_send())
-        self._log.info(
-            "iec104.identified",
-            station_id=link.station_id,
-            registration_id=found.registration_id,
-            peer=_peer(transport),
-        )
-        link.attach(transport, who.link, [], found.rest)
+
+        def attach() -> None:
+            transport.write(found.spec.accepted)
+            now = asyncio.get_running_loop().time()
+            who.start_link(now)
+            transport.write(who.data_to_send())
+            self._log.info(
+                "iec104.identified",
+                station_id=link.station_id,
+                registration_id=found.registration_id,
+                peer=_peer(transport),
+            )
+            link.attach(transport, who.link, [], found.rest)
+
+        self._hand_over(link, pending, attach)
+
+    def _hand_over(self, link: Iec104Link, pending: _Pending, attach: Callable[[], None]) -> None:
+        """`attach()` now, or under leases once the station is admitted here (module rules)."""
+        if self._admit is None:
+            attach()
+            return
+        transport = pending.transport
+        assert transport is not None
+        transport.pause_reading()
+        task = asyncio.create_task(self._admitted(link, pending, attach))
+        self._admitting.add(task)
+        task.add_done_callback(self._admitting.discard)
+
+    async def _admitted(
+        self, link: Iec104Link, pending: _Pending, attach: Callable[[], None]
+    ) -> None:
+        transport = pending.transport
+        assert transport is not None and self._admit is not None
+        try:
+            admitted = await self._admit(link.station_id)
+        except Exception:  # noqa: BLE001 - the host logs why; the charger tries again
+            admitted = False
+        if transport.is_closing():
+            return  # the charger left meanwhile
+        if not admitted:
+            self.refused("lease", f"station {link.station_id} cannot be served here now", pending)
+            transport.close()
+            return
+        attach()
+        transport.resume_reading()
 
     def refused(
         self, kind: str, reason: str, pending: _Pending, *, common_address: int | None = None

@@ -30,6 +30,16 @@ Rules
   every notice (foreign common address, unreadable or unmapped ASDU) in
   `ocpp_bridge_iec104_notices_total{kind}`; the runtime reads `link.received` and the core's outbox at
   scrape time.
+- Under leases (`[bridge] leases`, adapters/leases.py) the station is served (its core driven, its
+  104 link dialled or attached, its CSMS link up) only while this bridge holds its lease. Dial-in: the
+  listener hands a charger's connection over once `admit()` took the lease (force: the charger left
+  its previous bridge). Dial-out: the lease keeper spreads the stations over the live replicas
+  (`claim()` takes a free lease and dials; `give_up()` closes both connections with 1001 and releases
+  the lease). A dial-in station with queued messages nobody serves is adopted as translated stations
+  are (its CSMS link only, until its charger dials in). A core whose epoch is not the lease's is
+  rebuilt from the store first (the previous owner wrote since). The lease lost (a renewal found it
+  taken over, or a write was refused): the CSMS connection closes with 1013 ("station served
+  elsewhere"), the 104 connection closes, dialling stops.
 - Cancelling `Iec104Host.run` stops the station: the CSMS connection is closed with 1001, the 104
   connection closed, the timers cancelled; everything the core acknowledged is already in the store.
 """
@@ -48,6 +58,7 @@ from adapters.config import BridgeConfig, Iec104Station
 from adapters.connection import Connection
 from adapters.driver import CoreDriver
 from adapters.iec104_link import DialOut, Iec104Link
+from adapters.leases import LeaseKeeper
 from adapters.mapping_files import (
     SUFFIXES,
     MappingFileError,
@@ -59,11 +70,11 @@ from adapters.mapping_files import (
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, NorthLink, owned_defaults
 from adapters.status import StationActivity
-from adapters.store_api import StateStore
+from adapters.store_api import StateStore, StoreError
 from adapters.tls import iec104_client_context
 from adapters.trace import open_trace
 from bridge.backoff import BackoffPolicy
-from bridge.effects import CLOSE_GOING_AWAY, Side
+from bridge.effects import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Side
 from bridge.iec104 import CompiledTable
 from bridge.iec104.apci import LinkParameters
 from bridge.iec104.compiled import asdu_format
@@ -203,9 +214,14 @@ class Iec104Host:
         metrics: BridgeMetrics | None = None,
         dial_out: DialOut | None = None,
         activity: StationActivity | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self.station = station
         self._activity = activity
+        self._leases = leases
+        self._epoch: int | None = None  # the lease epoch the core was built under (leases only)
+        self._serving: list[asyncio.Task[None]] = []  # link and CSMS link while served (leases)
+        self._closing: set[asyncio.Task[None]] = set()  # closes under way after a lease was lost
         self._logs = logs
         self.table = table or load_table(station)
         self._schemas = schemas
@@ -237,6 +253,12 @@ class Iec104Host:
         )
         self._north: Connection | None = None
         self._link_state = metrics.iec104_link("down") if metrics is not None else None
+        if leases is not None:
+            if self.link.dial_out is None:
+                leases.watch(station.id, self._lease_lost, self._adopt)
+            else:
+                leases.watch(station.id, self._lease_lost)
+                leases.dial_out(station.id, self.claim, self.give_up)
 
     def _notice(self, notice: LinkNotice) -> None:
         self._logs[Side.SOUTH].warning(
@@ -336,8 +358,109 @@ class Iec104Host:
         self._north_link.stop_reconnecting()
         self.link.stop_dialing()
 
+    # --- leases (module rules) -----------------------------------------------------------------------
+
+    async def _take(self, *, force: bool) -> bool:
+        """Hold the station's lease; the core rebuilt when its epoch is not the lease's. False:
+        another bridge holds it. Raises StoreError."""
+        assert self._leases is not None
+        epoch = await self._leases.take(self.station.id, force=force)
+        if epoch is None:
+            return False
+        if epoch != self._epoch:
+            self.driver.stop()
+            self.core, self.driver = self._build()
+            self.driver.start()
+            self._epoch = epoch
+            if self.link.is_up:
+                self.driver.feed(self.core.link_up)
+                self.link.interrogate(False)
+        return True
+
+    async def admit(self) -> bool:
+        """Dial-in: the charger dialled into this bridge, which therefore serves it (force)."""
+        try:
+            taken = await self._take(force=True)
+        except StoreError as exc:
+            self._logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
+            return False
+        if taken:
+            self._serve()
+        return taken
+
+    async def claim(self) -> bool:
+        """Dial-out: serve the station if nobody does (its lease free or expired)."""
+        try:
+            taken = await self._take(force=False)
+        except StoreError as exc:
+            self._logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
+            return False
+        if taken:
+            self._serve()
+        return taken
+
+    async def _adopt(self) -> None:
+        await self.claim()
+
+    async def give_up(self) -> None:
+        """Dial-out: leave the station to another replica (more than this bridge's share)."""
+        assert self._leases is not None
+        await self._unserve(CLOSE_GOING_AWAY, "station moved to another bridge")
+        self.driver.stop()
+        self._epoch = None
+        try:
+            await self._leases.release(self.station.id)
+        except StoreError as exc:  # the lease runs out on its own
+            self._logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
+
+    def _lease_lost(self) -> None:
+        """Another bridge serves the station now: both connections close, no more dialling."""
+        self._epoch = None
+        self.driver.stop()  # its timers: what it would write now is refused anyway
+        closing = asyncio.create_task(
+            self._unserve(CLOSE_TRY_AGAIN_LATER, "station served elsewhere")
+        )
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
+    def _serve(self) -> None:
+        if self._serving:
+            return
+        self._serving = [
+            asyncio.create_task(self.link.run(), name=f"iec104:{self.station.id}"),
+            asyncio.create_task(
+                self._north_link.run(self._north_session), name=f"north:{self.station.id}"
+            ),
+        ]
+
+    async def _unserve(self, code: int, reason: str) -> None:
+        """The CSMS connection closed with `code`, then the 104 link (its run's end closes it)."""
+        tasks, self._serving = self._serving, []
+        north = self._north
+        if north is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(north.close(code, reason))
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _run_leased(self) -> None:
+        """Under leases: served while the lease is held (above); until cancelled."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self._unserve(CLOSE_GOING_AWAY, "bridge shutting down")
+            self.driver.stop()
+            if self._link_state is not None:
+                self._link_state.close()
+
     async def run(self) -> None:
         """Until cancelled; then the CSMS connection is closed with 1001 first, then the link."""
+        if self._leases is not None:
+            await self._run_leased()
+            return
         self.driver.start()
         tasks = [
             asyncio.create_task(self.link.run(), name=f"iec104:{self.station.id}"),

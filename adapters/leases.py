@@ -18,6 +18,15 @@ Rules
   without waiting for the chargers to reconnect. A tick that fails (the server unreachable) is logged
   and tried again at the next one; the leases run out on their own if the server stays away longer
   than `lease_seconds` (another bridge may then take them, and this bridge's writes are refused).
+- Dial-out IEC 104 stations (`dial_out(station, claim, give_up)`) are spread over the live replicas:
+  at every tick (and at once after `kick()`, at start-up) this bridge records itself as live
+  (`PgStore.heartbeat`, which counts the live replicas), its fair share is ceil(dial-out stations /
+  live replicas); holding fewer, it claims free or expired ones (`claim()` takes the lease without
+  force and dials the charger; False: another bridge was faster) until it holds its share; holding
+  more (a replica came up), it gives the extra ones up (`give_up()`: the station's connections closed
+  and its lease released), for the new replica to claim at its next tick. A killed replica's dial-out
+  stations are claimed by the others once its leases expire, within about `lease_seconds * 4/3`.
+  Every replica has the same configuration (the same dial-out stations).
 - `held()`, `takeovers()`, `refusals()`, `lost()`: the store's counters (/ready, /metrics).
 """
 
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +48,11 @@ class LeaseKeeper:
         self._log = log
         self._watchers: dict[str, Callable[[], None]] = {}
         self._adopters: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._dial_out: dict[
+            str, tuple[Callable[[], Awaitable[bool]], Callable[[], Awaitable[None]]]
+        ] = {}
+        self._kick = asyncio.Event()
+        self.live_replicas = 1
         self._loop = asyncio.get_running_loop()
         store.on_lease_lost = self._lost_in_thread
 
@@ -46,11 +61,32 @@ class LeaseKeeper:
         Raises StoreError."""
         return await asyncio.to_thread(self._store.take_lease, station, force=force)
 
+    async def release(self, station: str) -> None:
+        """Give `station`'s lease up (its submitted writes written first). Raises StoreError."""
+        await asyncio.to_thread(self._store.release_lease, station)
+
     def watch(
-        self, station: str, lost: Callable[[], None], adopt: Callable[[], Awaitable[None]]
+        self,
+        station: str,
+        lost: Callable[[], None],
+        adopt: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._watchers[station] = lost
-        self._adopters[station] = adopt
+        if adopt is not None:
+            self._adopters[station] = adopt
+
+    def dial_out(
+        self,
+        station: str,
+        claim: Callable[[], Awaitable[bool]],
+        give_up: Callable[[], Awaitable[None]],
+    ) -> None:
+        """A dial-out 104 station, spread over the live replicas (module rules)."""
+        self._dial_out[station] = (claim, give_up)
+
+    def kick(self) -> None:
+        """A tick now rather than at the next interval (start-up: claim dial-out stations at once)."""
+        self._kick.set()
 
     def _lost_in_thread(self, station: str) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
@@ -65,16 +101,52 @@ class LeaseKeeper:
     async def run(self) -> None:
         interval = self._store.lease_seconds / 3
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._kick.wait()
+            self._kick.clear()
             try:
                 await asyncio.to_thread(self._store.renew_leases)
                 orphans = await asyncio.to_thread(self._store.orphans, list(self._adopters))
+                self.live_replicas = await asyncio.to_thread(self._store.heartbeat)
             except StoreError as exc:
                 self._log.warning("lease.renewal_failed", reason=str(exc))
                 continue
             for station in orphans:
                 self._log.info("lease.adopting", station_id=station)
                 await self._adopters[station]()
+            try:
+                await self._balance()
+            except StoreError as exc:
+                self._log.warning("lease.renewal_failed", reason=str(exc))
+
+    def fair_share(self) -> int:
+        """ceil(dial-out stations / live replicas): the dial-out stations this bridge serves."""
+        return -(-len(self._dial_out) // max(1, self.live_replicas))
+
+    async def _balance(self) -> None:
+        """Claim free dial-out stations up to the fair share, or give extra ones up (module rules)."""
+        if not self._dial_out:
+            return
+        share = self.fair_share()
+        stations = sorted(self._dial_out)
+        held = [station for station in stations if self._store.holds(station)]
+        if len(held) > share:
+            for station in held[share:]:
+                self._log.info("lease.giving_up", station_id=station, share=share)
+                await self._dial_out[station][1]()
+            return
+        if len(held) == share:
+            return
+        free = await asyncio.to_thread(self._store.free, stations)
+        random.shuffle(free)  # replicas starting together do not all race for the same ones
+        wanted = share - len(held)
+        for station in free:
+            if wanted == 0:
+                break
+            self._log.info("lease.claiming", station_id=station, share=share)
+            if await self._dial_out[station][0]():
+                wanted -= 1
 
     def figures(self) -> tuple[int, int, int, int]:
         """(held, takeovers, fencing refusals, lost): /metrics."""

@@ -302,6 +302,7 @@ class Runtime:
                     table=self._tables.mapping_table(station104),
                     metrics=self.metrics,
                     activity=self.activities.get(station104.id),
+                    leases=self.leases,
                 )
         # Every port is bound before any station starts: one that cannot be is refused with one line,
         # and nothing has been logged or connected by then.
@@ -326,6 +327,8 @@ class Runtime:
             self._iec104[station_id] = asyncio.create_task(
                 host104.run(), name=f"iec104:{station_id}"
             )
+        if self.leases is not None:
+            self.leases.kick()  # dial-out 104 stations claimed at once, not a renewal later
         self._stations_started.set()
         self._log.info(
             "south.listening",
@@ -333,6 +336,10 @@ class Runtime:
             port=self.south_address[1],
             stations=len(self.config.stations),
         )
+
+    async def _admit_iec104(self, station_id: str) -> bool:
+        """Under leases: a dial-in charger is served by the bridge it dialled into."""
+        return await self._iec104_hosts[station_id].admit()
 
     async def _start_iec104_listener(self, stations: list[Iec104Station]) -> None:
         south = self.config.south
@@ -361,6 +368,7 @@ class Runtime:
             parameters=lenient,
             backlog=south.listen_backlog,
             on_refused=self.metrics.iec104_refusal,
+            admit=self._admit_iec104 if self.leases is not None else None,
         )
         try:
             self.iec104_address = await listener.start()

@@ -48,6 +48,10 @@ Station leases and fencing (issue 20 item 2)
   successor's `load` after its `take_lease` sees every write that was allowed, and no write of the
   predecessor lands after it. A refusal fails only that station's batch (the group is written again
   batch by batch), counts in `fencing_refusals`, drops the lease here and reports it lost.
+- Live replicas: `heartbeat()` keeps a row `replicas(owner, expires)` of this store, pushed back by
+  `lease_seconds` at each renewal tick, and counts the rows not expired (this one included); `close`
+  deletes it. `free(stations)`: those whose lease is free or expired. The lease keeper spreads dial-out
+  104 stations with them (adapters/leases.py).
 - A store's sessions end on the server when idle inside a transaction for `lease_seconds`
   (`idle_in_transaction_session_timeout`): a replica paused in the middle of a write (SIGSTOP, a
   stalled VM) cannot hold the lease rows' locks, and so a takeover, for longer than a lease lasts.
@@ -102,6 +106,13 @@ MIGRATIONS: tuple[str, ...] = (
         station text COLLATE "C" PRIMARY KEY,
         owner   text NOT NULL,
         epoch   bigint NOT NULL,
+        expires timestamptz NOT NULL
+    )
+    """,
+    # 3: live replicas, for spreading dial-out 104 stations (module rules)
+    """
+    CREATE TABLE replicas (
+        owner   text COLLATE "C" PRIMARY KEY,
         expires timestamptz NOT NULL
     )
     """,
@@ -221,6 +232,8 @@ class PgStore(GroupCommitStore):
         with self._db_lock:
             with contextlib.suppress(StoreError):  # the server is gone: the leases expire
                 self._release([*self._held])
+            with contextlib.suppress(psycopg.Error, StoreError):  # the others' share grows now
+                self._connection().execute("DELETE FROM replicas WHERE owner = %s", (self.owner,))
             self._conn.close()
 
     # --- leases (module rules) ---------------------------------------------------------------------
@@ -323,6 +336,41 @@ class PgStore(GroupCommitStore):
                 (candidates,),
             )
         return [row[0] for row in rows]
+
+    def heartbeat(self) -> int:
+        """This replica's `replicas` row pushed back by `lease_seconds`; the number of live
+        replicas, this one included (rows not expired). Raises StoreError."""
+        with self._db_lock:
+            rows = self._again(
+                "cannot record this replica",
+                "WITH beat AS ("
+                " INSERT INTO replicas (owner, expires)"
+                " VALUES (%s, now() + make_interval(secs => %s))"
+                " ON CONFLICT (owner) DO UPDATE SET expires = EXCLUDED.expires RETURNING owner)"
+                " SELECT count(*) FROM replicas WHERE owner <> %s AND expires > now()",
+                (self.owner, self.lease_seconds, self.owner),
+            )
+        return int(rows[0][0]) + 1
+
+    def free(self, stations: list[str]) -> list[str]:
+        """Of `stations`, those not held here whose lease is free or expired. Raises StoreError."""
+        with self._held_lock:
+            candidates = [station for station in stations if station not in self._held]
+        if not candidates:
+            return []
+        with self._db_lock:
+            rows = self._again(
+                "cannot find free leases",
+                "SELECT c.station FROM unnest(%s::text[]) AS c(station)"
+                " LEFT JOIN leases l ON l.station = c.station"
+                " WHERE l.station IS NULL OR l.expires < now() ORDER BY c.station",
+                (candidates,),
+            )
+        return [row[0] for row in rows]
+
+    def holds(self, station: str) -> bool:
+        with self._held_lock:
+            return station in self._held
 
     def release_lease(self, station: str) -> None:
         """Give `station`'s lease up, once its submitted batches are written. Raises StoreError."""
