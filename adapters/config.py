@@ -85,8 +85,8 @@ class BridgeSection(_Section):
         False,
         description="replicas: serve a station only while this bridge holds its lease in the"
         " PostgreSQL store, taken when its charger connects here (several bridges with the same"
-        " stations behind one load balancer); OCPP 1.6 stations only so far; docs/operating.md,"
-        " PostgreSQL store",
+        " stations behind one load balancer); dial-out IEC 104 stations are spread over the live"
+        " bridges; docs/operating.md, Replicas: station leases",
     )
     lease_seconds: float = Field(
         15.0,
