@@ -30,6 +30,19 @@ Rules
   availability of the ChargingStation, each EVSE and its Connector (AvailabilityState, Available,
   SupplyPhases without value: unknown, ConnectorType Unknown), and each EVSE's Power (W, the live
   value when the core knows one). Availability states are part of a SummaryInventory.
+- Mutability against part 2 (its "Referenced Components and Variables"; checked by a one-off script,
+  pinned in tests/core/test_issue16_device_data.py). Part 2 has these ReadWrite; here they are fixed
+  facts, and a write is Rejected ReadOnly, because the behaviour behind them is fixed or not built:
+  ClockCtrlr.TimeSource (the host's clock; the bridge cannot switch to NTP or GPS),
+  OCPPCommCtrlr.NetworkConfigurationPriority (one network profile, the configuration's, and no
+  SetNetworkProfile), OCPPCommCtrlr.OfflineThreshold (no threshold is kept: after every reconnect every
+  connector's status is sent, as 0 says), SampledDataCtrlr.TxStartedMeasurands, and on
+  104 stations TxEndedMeasurands and TxUpdatedMeasurands (the measurands the mapping table maps),
+  TxCtrlr.EVConnectionTimeOut and StopTxOnInvalidId,
+  OCPPCommCtrlr.ResetRetries and UnlockOnEVSideDisconnect, SmartChargingCtrlr.Enabled (the station's
+  rules and the mapping table decide them; making them settable means building what they control).
+  OCPPCommCtrlr.MessageTimeout[Default] is ReadWrite although part 2 has it ReadOnly: the CSMS sets the
+  bridge's call timeout through it (issue 16 item 7).
 - Descriptions are kind-neutral (`Owned`); each core turns them into its own device-model entries,
   `extra_104` lists the ones a 1.6 charger answers itself but a 104 charger cannot, and `fallbacks_16`
   the ones a 1.6 charger answers only when its configuration has the key (shown without value else).

@@ -532,3 +532,85 @@ def test_k01_profile_stack_level_is_declared_and_enforced_104() -> None:
     answer = bench.answer_to(at)
     assert answer is not None and answer.payload["status"] == "Accepted"
     assert values104(bench, entries) == ["1"]
+
+
+# --- Mutability: what part 2 ("Referenced Components and Variables") says, and the stated exceptions
+
+
+READ_WRITE = "ReadWrite"
+READ_ONLY = "ReadOnly"
+# Part 2's mutability of the variables translated stations report (either: the station's choice).
+PART2 = {
+    ("ClockCtrlr", "DateTime"): READ_ONLY,
+    ("ClockCtrlr", "TimeSource"): READ_WRITE,
+    ("DeviceDataCtrlr", "BytesPerMessage"): READ_ONLY,
+    ("DeviceDataCtrlr", "ItemsPerMessage"): READ_ONLY,
+    ("ChargingStation", "AvailabilityState"): READ_ONLY,
+    ("EVSE", "AvailabilityState"): READ_ONLY,
+    ("Connector", "AvailabilityState"): READ_ONLY,
+    ("OCPPCommCtrlr", "FileTransferProtocols"): READ_ONLY,
+    ("OCPPCommCtrlr", "HeartbeatInterval"): READ_WRITE,
+    ("OCPPCommCtrlr", "MessageAttemptInterval"): READ_WRITE,
+    ("OCPPCommCtrlr", "MessageAttempts"): READ_WRITE,
+    ("OCPPCommCtrlr", "MessageTimeout"): READ_ONLY,
+    ("OCPPCommCtrlr", "NetworkConfigurationPriority"): READ_WRITE,
+    ("OCPPCommCtrlr", "NetworkProfileConnectionAttempts"): READ_WRITE,
+    ("OCPPCommCtrlr", "OfflineThreshold"): READ_WRITE,
+    ("OCPPCommCtrlr", "ResetRetries"): READ_WRITE,
+    ("OCPPCommCtrlr", "UnlockOnEVSideDisconnect"): "either",
+    ("SampledDataCtrlr", "TxEndedMeasurands"): READ_WRITE,
+    ("SampledDataCtrlr", "TxStartedMeasurands"): READ_WRITE,
+    ("SampledDataCtrlr", "TxUpdatedInterval"): READ_WRITE,
+    ("SampledDataCtrlr", "TxUpdatedMeasurands"): READ_WRITE,
+    ("SecurityCtrlr", "BasicAuthPassword"): "WriteOnly",
+    ("SecurityCtrlr", "CertificateEntries"): READ_ONLY,
+    ("SecurityCtrlr", "Identity"): "either",
+    ("SecurityCtrlr", "OrganizationName"): READ_WRITE,
+    ("SecurityCtrlr", "SecurityProfile"): READ_ONLY,
+    ("SmartChargingCtrlr", "Enabled"): READ_WRITE,
+    ("SmartChargingCtrlr", "Entries"): READ_ONLY,
+    ("SmartChargingCtrlr", "LimitChangeSignificance"): READ_WRITE,
+    ("SmartChargingCtrlr", "PeriodsPerSchedule"): READ_ONLY,
+    ("SmartChargingCtrlr", "ProfileStackLevel"): READ_ONLY,
+    ("TxCtrlr", "EVConnectionTimeOut"): READ_WRITE,
+    ("TxCtrlr", "StopTxOnEVSideDisconnect"): "either",
+    ("TxCtrlr", "StopTxOnInvalidId"): READ_WRITE,
+    ("TxCtrlr", "TxStartPoint"): "either",
+    ("TxCtrlr", "TxStopPoint"): "either",
+    ("AuthCtrlr", "AuthorizeRemoteStart"): "either",
+}
+# Where a 104 station differs, each with its reason in bridge/owned_variables.py.
+EXCEPTIONS_104 = {
+    ("ClockCtrlr", "TimeSource"): READ_ONLY,
+    ("OCPPCommCtrlr", "MessageTimeout"): READ_WRITE,
+    ("OCPPCommCtrlr", "NetworkConfigurationPriority"): READ_ONLY,
+    ("OCPPCommCtrlr", "OfflineThreshold"): READ_ONLY,
+    ("OCPPCommCtrlr", "ResetRetries"): READ_ONLY,
+    ("SampledDataCtrlr", "TxEndedMeasurands"): READ_ONLY,
+    ("SampledDataCtrlr", "TxStartedMeasurands"): READ_ONLY,
+    ("SampledDataCtrlr", "TxUpdatedMeasurands"): READ_ONLY,
+    ("SmartChargingCtrlr", "Enabled"): READ_ONLY,
+    ("TxCtrlr", "EVConnectionTimeOut"): READ_ONLY,
+    ("TxCtrlr", "StopTxOnInvalidId"): READ_ONLY,
+}
+
+
+def test_b07_mutability_is_part2s_or_a_stated_exception_104() -> None:
+    bench = ready104()
+    answer104(bench, "GetBaseReport", {"requestId": 2, "reportBase": "FullInventory"})
+    reported: dict[tuple[str, str], set[str]] = {}
+    for part in bench.calls("NotifyReport"):
+        for data in part["reportData"]:
+            key = (data["component"]["name"], data["variable"]["name"])
+            reported.setdefault(key, set()).update(
+                a.get("mutability", READ_WRITE) for a in data["variableAttribute"]
+            )
+    assert set(EXCEPTIONS_104) <= set(PART2) and set(PART2) <= set(reported)
+    wrong = {
+        key: sorted(found)
+        for key, found in reported.items()
+        if key in PART2
+        and EXCEPTIONS_104.get(key, PART2[key]) != "either"
+        and found != {EXCEPTIONS_104.get(key, PART2[key])}
+    }
+    assert wrong == {}
