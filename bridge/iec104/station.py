@@ -75,6 +75,8 @@ Rules
   `ends:<evse>`, `remote:<evse>`, `card:<evse>` (an accepted card waiting for the connector's next
   transaction: stored before the charger hears Accepted, removed in the commit of the Started that
   took it), `settled` (the last settlement records acknowledged).
+  What one input writes is one commit: `effects` puts its Persists ahead of its other effects (the
+  driver commits a run of Persists as one batch and holds the rest until it is durable).
 - Pure: time comes in as `now` (monotonic seconds) and from the injected wall clock; ids are injected.
 """
 
@@ -465,8 +467,22 @@ class Station104:
         return best
 
     def effects(self) -> list[Effect | SouthEffect]:
+        """One input's effects, its store writes (Persists) ahead of everything else: the driver
+        commits a run of Persists as one batch and carries out any other effect only after it, so
+        a write after a frame or a command would be a second commit, and a crash between the two
+        would keep half of what the input decided (a Started durable without the end rules'
+        memory its step wrote after it: an end already true was lost at the restart)."""
         effects: list[Effect | SouthEffect] = self._effects[:]
         self._effects.clear()
+        if len(effects) > 1:
+            seen_other = False
+            for effect in effects:
+                if type(effect) is Persist:
+                    if seen_other:
+                        durable = [e for e in effects if type(e) is Persist]
+                        return durable + [e for e in effects if type(e) is not Persist]
+                elif type(effect) is not Report:
+                    seen_other = True
         return effects
 
     # --- the 104 side ---------------------------------------------------------------------------
