@@ -74,7 +74,9 @@ Rules
   `vars` (TxUpdatedInterval, `tariff:<name>`) and `meta` keys `deferred_reset`, `event_id`,
   `ends:<evse>`, `remote:<evse>`, `card:<evse>` (an accepted card waiting for the connector's next
   transaction: stored before the charger hears Accepted, removed in the commit of the Started that
-  took it), `settled` (the last settlement records acknowledged).
+  took it), `settled` (the last settlement records acknowledged), `ending:<evse>` (an Ended that
+  waits for its settlement record: a restart meanwhile keeps that transaction ended, and charging it
+  sees is a new transaction queued behind the Ended; removed in the Ended's commit).
   What one input writes is one commit: `effects` puts its Persists ahead of its other effects (the
   driver commits a run of Persists as one batch and holds the rest until it is durable).
 - Pure: time comes in as `now` (monotonic seconds) and from the injected wall clock; ids are injected.
@@ -325,7 +327,10 @@ class Station104:
             connector = _Connector(evse, table.logic_for(evse), self._meter_rules(evse))
             self._connectors[evse] = connector
             transaction = self.ledger.active_on(evse)
-            if transaction is not None:  # the bridge restarted during a transaction
+            ending = self._meta.get(_ending_key(evse))
+            if transaction is not None and _ends_it(ending, transaction):
+                self._restore_ending(connector, transaction, ending, now)
+            elif transaction is not None:  # the bridge restarted during a transaction
                 connector.in_tx = True
                 connector.txn = transaction
                 connector.starts_prev = True
@@ -337,6 +342,8 @@ class Station104:
                 connector.meter_due = self._meter_due(now)
             elif _ends_key(evse) in self._meta:
                 self._set_meta(_ends_key(evse), None)  # of a transaction that never got recorded
+            if ending is not None and not connector.pending:
+                self._set_meta(_ending_key(evse), None)  # of a transaction no longer open
             self._restore_remote(connector, now)
             self._restore_card(connector, now)
         self._register_of: dict[int, list[_Connector]] = {}  # register IOA → its connectors
@@ -347,6 +354,38 @@ class Station104:
         self._model: DeviceModel | None = None  # built when the CSMS first asks (`model`)
         self._owned_now: dict[Key, str | None] = {}
         self.north.set_identity(self._identity(), now)
+
+    def _restore_ending(
+        self, connector: _Connector, transaction: Transaction, saved: Any, now: float
+    ) -> None:
+        """A transaction whose end the bridge had seen, its Ended waiting for the settlement record
+        when it stopped: ended, not running. Its Ended waits again for what is left of
+        `settlement_wait` (wall-clock time), then goes from the counters; charging seen now is a
+        transaction of its own, queued behind that Ended."""
+        connector.txn = transaction
+        connector.starts_prev = bool(saved.get("starts"))
+        connector.started_wall = epoch(transaction.started_at)
+        state = saved.get("state")
+        connector.charging_state = state if isinstance(state, str) else None
+        if _ends_key(connector.evse) in self._meta:
+            self._set_meta(_ends_key(connector.evse), None)  # the ended transaction's memory
+        token = saved.get("idToken")
+        register = saved.get("register_wh")
+        left = max(0.0, float(saved.get("until", 0.0)) - self._wall())
+        connector.pending.append(
+            Pending(
+                "Ended",
+                str(saved.get("trigger")),
+                str(saved.get("timestamp")),
+                state if isinstance(state, str) else None,
+                stopped_reason=str(saved.get("reason")),
+                register_context="Transaction.End",
+                register_wh=float(register) if isinstance(register, int | float) else None,
+                id_token=token if isinstance(token, dict) else None,
+                awaiting_settlement=True,
+                waiting_until=now + left,
+            )
+        )
 
     def _restore_remote(self, connector: _Connector, now: float) -> None:
         """An accepted remote start the bridge stored before it stopped: still accepted while its
@@ -664,6 +703,7 @@ class Station104:
                 reason = _end_edge(ends, connector.ends_prev, transaction.ends)
                 if reason is not None:
                     self._end(connector, reason, state, stamp, now)
+                    self._keep_ending(connector, starts, now)
                 elif state is not None and state != connector.charging_state:
                     self._queue(
                         connector, Pending("Updated", "ChargingStateChanged", stamp, state), now
@@ -746,6 +786,31 @@ class Station104:
             wait = now + self.settings.settlement_wait
             event.waiting_until = max(event.waiting_until or wait, wait)
         self._queue(connector, event, now)
+
+    def _keep_ending(self, connector: _Connector, starts: bool, now: float) -> None:
+        """An Ended that waits for the settlement record is durable (`meta` `ending:<evse>`, in
+        the commit of the step that saw the end, removed in the Ended's): a restart meanwhile
+        knows the transaction ended, and charging it then sees is a new transaction, not the old
+        one running on (which the late record then ended; the new session reached the CSMS only
+        at its end, from its record)."""
+        event = connector.pending[-1] if connector.pending else None
+        transaction = connector.txn
+        if event is None or not event.awaiting_settlement or transaction is None:
+            return
+        self._set_meta(
+            _ending_key(connector.evse),
+            {
+                "transaction": transaction.transaction_id,
+                "trigger": event.trigger,
+                "timestamp": event.timestamp,
+                "state": event.charging_state,
+                "reason": event.stopped_reason,
+                "register_wh": event.register_wh,
+                "idToken": event.id_token,
+                "starts": starts,
+                "until": self._wall() + max(0.0, (event.waiting_until or now) - now),
+            },
+        )
 
     def _wait_for_register(
         self, connector: _Connector, event: Pending, now: float, why: str
@@ -848,6 +913,8 @@ class Station104:
             connector.txn = None
             if not connector.in_tx and _ends_key(connector.evse) in self._meta:
                 self._set_meta(_ends_key(connector.evse), None)  # in the Ended's commit
+            if _ending_key(connector.evse) in self._meta:
+                self._set_meta(_ending_key(connector.evse), None)  # in the Ended's commit
             if isinstance(record, Record):
                 self._effects.append(record.ack)  # the charger hears "stored" after the commit
             self._transaction_over(connector, transaction, now)
@@ -1974,6 +2041,14 @@ def _names_running(connector: _Connector, record: Record) -> bool:
     if record.id_token is None or not isinstance(token, dict):
         return True
     return token.get("idToken") == record.id_token.get("idToken")
+
+
+def _ending_key(evse: int) -> str:
+    return f"ending:{evse}"
+
+
+def _ends_it(saved: Any, transaction: Transaction) -> bool:
+    return isinstance(saved, dict) and saved.get("transaction") == transaction.transaction_id
 
 
 def _unsettled_key(evse: int) -> str:

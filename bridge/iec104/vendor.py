@@ -33,7 +33,9 @@ Rules
   record that comes later, also after a restart, is reported as late and acknowledged, never taken
   for a session of its own — unless it names the transaction running on the connector (its meter
   start is that transaction's Begin register, its card the transaction's idToken): then it is that
-  one's and ends it, and the mark waits on.
+  one's and ends it, and the mark waits on. An Ended that waits for its record is durable too (meta
+  `ending:<evse>`, `Station104._keep_ending`): a bridge restarted meanwhile keeps that transaction
+  ended, waits on for the record, and takes charging it then sees for a new transaction.
 - The Ended a record makes is one commit (ledger, outbox, `settled`) and the acknowledgement follows
   it (`Station104._send_event`): a crash in between never leaves the Ended queued for the CSMS with
   its transaction still open.

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from adapters.mapping_files import load_reference
 from bridge.effects import Persist, Side
-from bridge.iec104.southbound import RawAsdu, Send104Private
-from tests.core.iec104_bench import CHARGING, ENERGY, HOLSTERED, PLUG, Bench, it, sp
+from bridge.iec104.southbound import PointUpdate, RawAsdu, Send104Private
+from tests.core.iec104_bench import CHARGING, ENERGY, HOLSTERED, PLUG, Bench, idle, it, sp
 
 TABLE = load_reference("example-dialin-card").compile(2)
 CARD = "1234567890123456"
@@ -170,3 +170,64 @@ def test_a_record_naming_the_running_transaction_is_its_own_not_the_late_one() -
     assert ended["transactionInfo"]["transactionId"] == begin["transactionInfo"]["transactionId"]
     assert ended["customData"]["settlement"]["meterStopWh"] == 1_002_500
     assert "unsettled:1" in bench.store["meta"]  # still waiting for the earlier session's record
+
+
+def charging_again() -> list[PointUpdate]:
+    """A general interrogation's answer with connector 1's next vehicle plugged in and charging."""
+    now = {PLUG: True, HOLSTERED: False, CHARGING: True}
+    return [sp(u.ioa, now[u.ioa]) if u.ioa in now else u for u in idle(1)]
+
+
+def test_a_restart_while_the_ended_waits_for_its_record_keeps_that_session_ended() -> None:
+    """The bridge saw the session's charging fall; its Ended waits for the record (settlement_wait);
+    the bridge restarts; the charger's next session is charging by then. The restarted bridge
+    knows the transaction ended (meta `ending:<evse>`): the next charging is a transaction of its
+    own, started at once behind the Ended, and the late record settles the first one. Failed
+    before: the next charging was taken for the still-open transaction, the record ended it, and
+    the next session reached the CSMS only at its end, as a Started and Ended from its record."""
+    bench = Bench(table=TABLE)
+    bench.ready()
+    swipe(bench)
+    first = start_charging(bench)["transactionInfo"]["transactionId"]
+    bench.points(it(ENERGY, 100_100), sp(CHARGING, False))
+    bench.advance(5)  # the Ended waits for the record
+    assert [e["eventType"] for e in bench.events()] == ["Started"]
+    bench.restart()
+    bench.connect_csms()
+    bench.link_up(*charging_again(), it(ENERGY, 100_110))
+    bench.advance(3.5)
+    bench.core.handle_link_event(settlement(), bench.now)  # the first session's record
+    bench.drain()
+    events = [(e["eventType"], e["transactionInfo"]["transactionId"]) for e in bench.events()]
+    assert events[:3] == [("Started", first), ("Ended", first), ("Started", events[2][1])]
+    assert events[2][1] != first
+    ended = bench.events()[1]
+    assert ended["customData"]["settlement"]["meterStopWh"] == 1_001_000
+    assert ended["transactionInfo"]["stoppedReason"] == "Local"
+    assert "late-settlement" not in bench.report_kinds()
+    assert [p.type_id for p in bench.privates].count(133) == 1
+    assert "ending:1" not in bench.store["meta"]  # gone in the Ended's commit
+    # the second session ends by its own record
+    bench.points(it(ENERGY, 100_250), sp(CHARGING, False))
+    bench.core.handle_link_event(settlement(CARD, 100_100, 100_250), bench.now)
+    bench.drain()
+    events = [(e["eventType"], e["transactionInfo"]["transactionId"]) for e in bench.events()]
+    assert events[3:] == [("Ended", events[2][1])]
+
+
+def test_a_restart_while_the_ended_waits_and_no_record_comes_ends_it_from_the_counters() -> None:
+    bench = Bench(table=TABLE)
+    bench.ready()
+    swipe(bench)
+    first = start_charging(bench)["transactionInfo"]["transactionId"]
+    bench.points(it(ENERGY, 100_100), sp(CHARGING, False))
+    bench.advance(20)
+    bench.restart()
+    bench.connect_csms()
+    bench.link_up(*charging_again(), it(ENERGY, 100_110))
+    bench.advance(12)  # settlement_wait ran out (30 s since the end, in wall-clock time)
+    events = [(e["eventType"], e["transactionInfo"]["transactionId"]) for e in bench.events()]
+    assert events[:2] == [("Started", first), ("Ended", first)]
+    assert events[2][0] == "Started" and events[2][1] != first
+    assert "unsettled:1" in bench.store["meta"]
+    assert "ending:1" not in bench.store["meta"]
