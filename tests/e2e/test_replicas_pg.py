@@ -13,17 +13,19 @@ from pathlib import Path
 
 import pytest
 from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
 
 from bridge.effects import CLOSE_TRY_AGAIN_LATER
+from tests.e2e.test_passthrough import BOOT
 from tests.e2e.test_v16 import STATION, boot, events
 from tests.faults.harness import BridgeProcess, bridge_toml, free_port
-from tests.peers import connected_charger16, now_iso, running_csms
+from tests.peers import connected_charger, connected_charger16, now_iso, running_csms
 
 
-def _config(folder: Path, store: str, csms_url: str) -> tuple[Path, int]:
+def _config(folder: Path, store: str, csms_url: str, extra: str = "") -> tuple[Path, int]:
     folder.mkdir()
     port = free_port()
-    text = bridge_toml(store=store, csms_url=csms_url, south_port=port, stations=[STATION])
+    text = bridge_toml(store=store, csms_url=csms_url, south_port=port, stations=[STATION]) + extra
     config = folder / "bridge.toml"
     config.write_text(
         text.replace("[bridge]\n", "[bridge]\nleases = true\nlease_seconds = 1.0\n", 1)
@@ -146,3 +148,39 @@ async def test_e04_a_killed_replicas_queue_is_delivered_by_another_without_its_c
         adopted = [r for r in replica_b.records() if r.get("event") == "lease.adopting"]
         assert [r["station_id"] for r in adopted] == [STATION]
         assert not [r for r in replica_b.records() if r.get("level") == "error"]
+
+
+async def test_b01_a_pass_through_station_is_served_by_whichever_replica_its_charger_reaches(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """OCPP 2.0.1 pass-through keeps no state in the store, so it takes no lease under leases: the
+    replica its charger connects to serves it, one after the other, with nothing in the leases
+    table and no lease events."""
+    extra = '[[stations]]\nid = "CP201"\nprotocol = "ocpp2.0.1"\n'
+    async with running_csms() as csms:
+        config_a, port_a = _config(tmp_path / "a", pg_url, csms.url, extra)
+        config_b, port_b = _config(tmp_path / "b", pg_url, csms.url, extra)
+        replica_a = BridgeProcess(config_a, tmp_path / "a")
+        replica_b = BridgeProcess(config_b, tmp_path / "b")
+        try:
+            await replica_a.start()
+            await replica_b.start()
+            for port in (port_a, port_b):
+                async with connected_charger(f"ws://127.0.0.1:{port}/ocpp", "CP201") as (
+                    charger,
+                    _,
+                    _,
+                ):
+                    assert (await charger.call(BOOT)).status == "Accepted"
+                    await charger.call(call201.Heartbeat())
+            boots = [p for s in csms.history for p in s.charge_point.payloads("BootNotification")]
+            assert len(boots) == 2
+            assert [s.station_id for s in csms.history] == ["CP201", "CP201"]
+            assert csms.problems() == []
+        finally:
+            await replica_a.stop()
+            await replica_b.stop()
+        for replica in (replica_a, replica_b):
+            records = replica.records()
+            assert not [r for r in records if str(r.get("event", "")).startswith("lease.")]
+            assert not [r for r in records if r.get("level") == "error"]
