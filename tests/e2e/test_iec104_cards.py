@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from ocpp.v201 import call as call201
 
 from adapters.runtime import Runtime
-from tests.e2e.conftest import running_bridge
+from tests.e2e.conftest import bridge_config, running_bridge
 from tests.e2e.test_iec104_dial_in import (
     CHARGING,
     ENERGY,
@@ -280,4 +281,64 @@ async def test_b06_set_variables_on_the_tables_tariff_component_sends_its_asdu(
                 )
             )
             assert got.get_variable_result[0]["attribute_value"] == "1.2345"
+        assert csms.problems() == []
+
+
+async def test_e02_a_restart_while_the_ended_waits_for_its_record_starts_the_next_session(
+    tmp_path: Path,
+) -> None:
+    """The bridge saw charging fall, and stops while the Ended waits for the settlement record;
+    when it is back, the charger's next session is charging (the general interrogation says so).
+    That is a new transaction, and the record the charger sends then settles the first one."""
+    station = {
+        "id": STATION,
+        "protocol": "iec104",
+        "dial": "in",
+        "registration_id": SERIAL.decode(),
+        "connectors": 1,
+        "mapping": "example-dialin-card",
+    }
+    async with running_csms() as csms:
+        config = bridge_config(
+            csms.url,
+            [station],
+            south={"iec104_listen": "127.0.0.1:0"},
+            bridge={"health": "127.0.0.1:0", "store": str(tmp_path / "bridge.db")},
+        )
+        async with running_bridge(config) as runtime, registered(runtime) as charger:
+            await csms.wait_for(lambda: "Available" in statuses(csms, STATION))
+            charger.swipe(GOOD_CARD)
+            await charger.wait_for(lambda: len(charger.answers(CARD_ANSWER)) == 1)
+            charger.update(HOLSTERED, False)
+            charger.update(PLUG, True)
+            charger.update(CHARGING, True)
+            charger.update(WORK_STATUS, 3.0)
+            await csms.wait_for(lambda: len(events(csms)) >= 1)
+            charger.counters[ENERGY] = 100_150
+            charger.update(CHARGING, False)
+            charger.update(WORK_STATUS, 4.0)
+            await asyncio.sleep(0.5)  # the Ended waits for the record; the bridge stops
+            assert [e["event_type"] for e in events(csms)] == ["Started"]
+        async with running_bridge(config) as runtime:
+            again = CardCharger()
+            for address, value in ((HOLSTERED, False), (PLUG, True), (CHARGING, True)):
+                again.points[address] = (again.points[address][0], value)
+            again.points[WORK_STATUS] = (again.points[WORK_STATUS][0], 3.0)
+            again.counters[ENERGY] = 100_160  # the next session charges already
+            assert await again.register(listen_port(runtime)) == ACCEPTED
+            try:
+                await again.wait_for(lambda: again.of_type(100) != [])  # its GI
+                await asyncio.sleep(0.3)
+                again.send(settlement_record())  # the first session's record, late
+                await again.wait_for(lambda: again.answers(SETTLEMENT_ACK) == [b"\x00"])
+                await csms.wait_for(lambda: len(events(csms)) >= 3)
+                await asyncio.sleep(0.3)
+            finally:
+                await again.close()
+        found = [(e["event_type"], e["transaction_info"]["transaction_id"]) for e in events(csms)]
+        first = found[0][1]
+        assert found[:2] == [("Started", first), ("Ended", first)]
+        assert found[2][0] == "Started" and found[2][1] != first
+        assert len(found) == 3
+        assert events(csms)[1]["custom_data"]["settlement"]["meter_stop_wh"] == 1_001_500
         assert csms.problems() == []
