@@ -39,7 +39,7 @@ Rules
   connector's status is sent, as 0 says), SampledDataCtrlr.TxStartedMeasurands, and on
   104 stations TxEndedMeasurands and TxUpdatedMeasurands (the measurands the mapping table maps),
   TxCtrlr.EVConnectionTimeOut and StopTxOnInvalidId,
-  OCPPCommCtrlr.ResetRetries and UnlockOnEVSideDisconnect, SmartChargingCtrlr.Enabled (the station's
+  OCPPCommCtrlr.ResetRetries, SmartChargingCtrlr.Enabled (the station's
   rules and the mapping table decide them; making them settable means building what they control).
   OCPPCommCtrlr.MessageTimeout[Default] is ReadWrite although part 2 has it ReadOnly: the CSMS sets the
   bridge's call timeout through it (issue 16 item 7).
