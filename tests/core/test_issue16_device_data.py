@@ -614,3 +614,35 @@ def test_b07_mutability_is_part2s_or_a_stated_exception_104() -> None:
         and found != {EXCEPTIONS_104.get(key, PART2[key])}
     }
     assert wrong == {}
+
+
+# Where a 1.6 station differs (the rest is the charger's: its keys' readonly flags).
+EXCEPTIONS_16 = {
+    ("ClockCtrlr", "TimeSource"): READ_ONLY,
+    ("OCPPCommCtrlr", "MessageTimeout"): READ_WRITE,
+    ("OCPPCommCtrlr", "NetworkConfigurationPriority"): READ_ONLY,
+    ("OCPPCommCtrlr", "OfflineThreshold"): READ_ONLY,
+    ("SampledDataCtrlr", "TxStartedMeasurands"): READ_ONLY,
+}
+
+
+def test_b07_mutability_is_part2s_or_a_stated_exception_16() -> None:
+    bench = registered16()
+    request = {"requestId": 2, "reportBase": "FullInventory"}
+    assert ask16_with(bench, CONFIGURATION_16, "GetBaseReport", request) == {"status": "Accepted"}
+    reported: dict[tuple[str, str], set[str]] = {}
+    for frame in bench.frames(N, "NotifyReport", 2):
+        for data in frame.payload["reportData"]:
+            key = (data["component"]["name"], data["variable"]["name"])
+            reported.setdefault(key, set()).update(
+                a.get("mutability", READ_WRITE) for a in data["variableAttribute"]
+            )
+    assert set(EXCEPTIONS_16) <= set(reported)
+    wrong = {
+        key: sorted(found)
+        for key, found in reported.items()
+        if key in PART2
+        and EXCEPTIONS_16.get(key, PART2[key]) != "either"
+        and found != {EXCEPTIONS_16.get(key, PART2[key])}
+    }
+    assert wrong == {}
