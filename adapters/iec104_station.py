@@ -222,6 +222,7 @@ class Iec104Host:
         self._epoch: int | None = None  # the lease epoch the core was built under (leases only)
         self._serving: list[asyncio.Task[None]] = []  # link and CSMS link while served (leases)
         self._closing: set[asyncio.Task[None]] = set()  # closes under way after a lease was lost
+        self._stopped = False  # `run` ended: nothing is served any more
         self._logs = logs
         self.table = table or load_table(station)
         self._schemas = schemas
@@ -424,8 +425,8 @@ class Iec104Host:
         closing.add_done_callback(self._closing.discard)
 
     def _serve(self) -> None:
-        if self._serving:
-            return
+        if self._serving or self._stopped:
+            return  # served already, or `run` ended (a claim that finished after the stop)
         self._serving = [
             asyncio.create_task(self.link.run(), name=f"iec104:{self.station.id}"),
             asyncio.create_task(
@@ -451,6 +452,7 @@ class Iec104Host:
         try:
             await asyncio.Event().wait()
         finally:
+            self._stopped = True
             await self._unserve(CLOSE_GOING_AWAY, "bridge shutting down")
             self.driver.stop()
             if self._link_state is not None:

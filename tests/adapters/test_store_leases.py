@@ -193,3 +193,34 @@ def test_a_paused_replica_never_writes_over_its_successor(pg_url: str) -> None:
             paused.communicate(timeout=30)
         if successor is not None:
             successor.close()
+
+
+def test_live_replicas_are_counted_from_their_heartbeats_and_a_closed_one_leaves_at_once(
+    replicas: Callable[..., PgStore],
+) -> None:
+    """The dial-out spreading's inputs (adapters/leases.py): how many replicas are live, and which
+    stations' leases are free or expired."""
+    first, second = replicas(lease_seconds=0.3), replicas()
+    assert first.heartbeat() == 1  # alone so far
+    assert second.heartbeat() == 2
+    deadline = time.monotonic() + 10
+    while second.heartbeat() != 1:  # first stopped beating: its row expires
+        assert time.monotonic() < deadline, "a replica that stopped beating stayed live"
+        time.sleep(0.05)
+    assert first.heartbeat() == 2
+    first.close()
+    assert second.heartbeat() == 1  # a bridge that stops deletes its row
+
+
+def test_free_leases_are_those_nobody_holds_or_that_expired(
+    replicas: Callable[..., PgStore],
+) -> None:
+    first, second = replicas(lease_seconds=0.3), replicas()
+    first.take_lease("CP1")
+    second.take_lease("CP2")
+    assert second.free(["CP1", "CP2", "CP3"]) == ["CP3"]  # its own is not listed either
+    deadline = time.monotonic() + 10
+    while second.free(["CP1", "CP2", "CP3"]) != ["CP1", "CP3"]:  # first stopped renewing
+        assert time.monotonic() < deadline, "the lease never expired"
+        time.sleep(0.05)
+    assert second.holds("CP2") and not second.holds("CP1")
