@@ -68,9 +68,13 @@ Rules
 - A closing handshake the peer started is given the close timeout: if the connection has not
   ended by then, it is aborted (websockets enforces this only while a coroutine awaits `recv()` or
   `close()`, which nobody does here).
-- A closed connection holds no reference cycle (websockets' server makes one, broken at
-  `connection_lost`): it is freed by reference counting, not left to the rare full collections of
-  `adapters.gc_policy`.
+- A closed connection holds no reference cycle: it is freed by reference counting, not left to the
+  rare full collections of `adapters.gc_policy`. websockets makes three, broken at `connection_lost`:
+  `serve`'s subprotocol closure; its parser generator, left suspended, whose frame holds the
+  protocol; the exception that ended the parser or the handshake, whose traceback holds that frame
+  (every connection that ends without a closing handshake: a bare TCP connect, a vanished charger).
+  Measured (issue 17's connection storm, 200,000 connections, the bridge process): RSS +39 MB and
+  rising before, +11 MB and flat after.
 - Everything else (close codes, `wait_closed()`, `subprotocol`, `request`, `remote_address`) is the
   websockets connection's, unchanged.
 """
@@ -82,6 +86,7 @@ import collections
 import contextlib
 import secrets
 import struct
+import traceback
 from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.client import ClientConnection
@@ -129,6 +134,20 @@ _HEAD_END = b"\r\n\r\n"
 _TEXT, _BINARY = int(Opcode.TEXT), int(Opcode.BINARY)
 _UNSIGNED_16 = struct.Struct("!H")
 _UNSIGNED_64 = struct.Struct("!Q")
+
+
+def _clear_frames(*errors: BaseException | None) -> None:
+    """Drop the local variables of the frames in these exceptions' tracebacks, and in those of
+    their causes and contexts (`traceback.clear_frames`; a frame still running is left alone)."""
+    seen: set[int] = set()
+    pending = list(errors)
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        pending += (error.__cause__, error.__context__)
 
 
 class _NoRecv:
@@ -234,6 +253,17 @@ class _DirectDelivery(_WebsocketsConnection):
         # collector, which the bridge's GC policy runs rarely (adapters/gc_policy). Broken here, a
         # closed connection is freed at once.
         vars(self.protocol).pop("select_subprotocol", None)
+        # websockets keeps the exception that ended its parser or the handshake (`parser_exc`,
+        # `handshake_exc`, and what caused them); their tracebacks hold the frame of the protocol's
+        # parser, whose locals hold the protocol: another cycle, made by every connection that ends
+        # without a closing handshake (a bare TCP connect, a charger that vanishes). The frames'
+        # locals are dropped; the tracebacks' lines stay.
+        _clear_frames(self.protocol.parser_exc, self.protocol.handshake_exc)
+        # and its parser, a generator suspended at its last `yield` (or, when the connection was
+        # closed before the peer's end of stream was read, waiting for it): its frame holds the
+        # protocol, which holds it. Nothing feeds the protocol once the connection is lost
+        # (websockets' `connection_lost` has given it the end of the stream).
+        self.protocol.parser.close()
 
     # --- the listener -------------------------------------------------------------------------
 
