@@ -745,3 +745,64 @@ async def test_a_peer_that_sends_its_close_and_goes_silent_is_cut_off_after_the_
             await recorder.closed.wait()
         assert recorder.connections[0].protocol.state is State.CLOSED
         await client.close()
+
+
+class _Tracked(DirectServerConnection):
+    made: list[weakref.ref[Any]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _Tracked.made.append(weakref.ref(self.protocol))
+
+
+@pytest.mark.parametrize("ending", ["bare TCP", "refused 404", "vanished after 101"])
+async def test_a_connection_that_ends_without_a_closing_handshake_leaves_no_cyclic_garbage(
+    ending: str,
+) -> None:
+    """Issue 17's connection storm: websockets' protocol keeps its parser generator suspended and
+    the exception that ended it (its traceback holds the parser's frame, which holds the protocol):
+    under the bridge's GC policy such cycles piled up until the next full collection (RSS +39 MB
+    per 200,000 connections). Every connection's protocol is freed by reference counting alone."""
+    _Tracked.made = []
+
+    def refuse(connection: ServerConnection, request: Any) -> Any:
+        return connection.respond(404, "unknown\n") if ending == "refused 404" else None
+
+    async def handler(connection: ServerConnection) -> None:
+        assert isinstance(connection, _Tracked)
+        connection.listen(lambda message: None)
+        await connection.wait_closed()
+
+    server = await serve(
+        handler,
+        HOST,
+        0,
+        create_connection=_Tracked,
+        process_request=refuse,
+        ping_interval=None,
+    )
+    async with server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(5):
+                if ending == "vanished after 101":
+                    client = await RawClient.open(port)
+                    await client.close()  # no close frame
+                    continue
+                reader, writer = await asyncio.open_connection(HOST, port)
+                if ending == "refused 404":
+                    writer.write(
+                        f"GET /ocpp/X HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+                    )
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                    assert head.startswith(b"HTTP/1.1 404"), head
+                writer.close()
+            async with asyncio.timeout(5):
+                while len(_Tracked.made) < 5 or any(ref() is not None for ref in _Tracked.made):
+                    await asyncio.sleep(0.05)
+        finally:
+            gc.enable()
