@@ -24,7 +24,9 @@ Rules
 - TLS (both directions) is the `ssl.SSLContext` given; the handshake is part of connecting.
 - Every link drop is logged (`iec104.link_down`) with its reason and counted by kind through
   `on_drop(kind)`: t1, testfr, sequence, bad_frame, protocol, overflow (the core's `LinkFailed`),
-  peer_closed, connection_error, replaced, stopping.
+  peer_closed, connection_error, replaced, stopping; under leases (adapters/leases.py) a link closed
+  because another bridge serves the station now is `lease_lost` ("lease lost") or `given_up` ("given
+  up": this bridge's fair share of dial-out stations), as its host said through `closing_for`.
 - Turns: a read is handed to the session at most `READ_BUDGET` (16 KiB, about 70 ASDUs of 22
   points) at a time; the rest waits, in order, for the following turns of the event loop with the
   socket's reading paused, so one charger's burst never holds up the other connections.
@@ -53,6 +55,8 @@ RECONNECT: Final = BackoffPolicy(wait_minimum=1.0, random_range=1.0, repeat_time
 WARN_AFTER: Final = 3
 MAX_WRITE_BUFFER: Final = 256 << 10
 READ_BUDGET: Final = 16 << 10  # bytes of one read handed to the session per event-loop turn
+# drops logged at info: the bridge closed the link on purpose (stopping, or another bridge serves it)
+_QUIET_KINDS: Final = frozenset({"stopping", "lease_lost", "given_up"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,9 @@ class Iec104Link:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stopping = False
+        self._close_for: tuple[str, str] | None = (
+            None  # `closing_for`: (kind, reason) of the next close
+        )
         self._no_more_dials = asyncio.Event()  # `stop_dialing`
         self.failed_attempts = 0
         self._came_up = False
@@ -184,9 +191,16 @@ class Iec104Link:
         finally:
             self._stopping = True
             protocol = self._protocol
+            kind, reason = self._close_for or ("stopping", "bridge stopping")
+            self._close_for = None
             if protocol is not None:
-                self._close(protocol, "stopping", "bridge stopping")
+                self._close(protocol, kind, reason)
             self._cancel_timer()
+
+    def closing_for(self, kind: str, reason: str) -> None:
+        """The end of the current `run` (its cancellation) closes the connection with this kind and
+        reason rather than "bridge stopping": `lease_lost` / `given_up` (module rules)."""
+        self._close_for = (kind, reason)
 
     def stop_dialing(self) -> None:
         """Dial-out: no more attempts (the bridge is stopping): a back-off wait or an attempt under
@@ -312,7 +326,7 @@ class Iec104Link:
         events = self.session.connection_lost(self._loop.time(), reason)
         self.last_drop = reason
         if was_up or kind not in ("peer_closed", "connection_error", "stopping"):
-            log = self._log.info if kind == "stopping" else self._log.warning
+            log = self._log.info if kind in _QUIET_KINDS else self._log.warning
             log("iec104.link_down", reason=reason, kind=kind)
         if self._on_drop is not None and kind != "stopping":
             self._on_drop(kind)

@@ -25,8 +25,9 @@ Rules
 - A core that failed (its driver closed the CSMS connection with 1011) is never fed again; the next link
   event or CSMS connection is served by a core rebuilt from the store (`core.rebuilt` in the log).
 - With a configuration, message traces follow its `[bridge] trace_*` settings (`adapters.trace`).
-- With `metrics`, the link's state is `ocpp_bridge_iec104_links{state="up"|"down"}` from start to stop
-  (down until the first LinkUp), every drop counts in `ocpp_bridge_iec104_link_drops_total{reason}` and
+- With `metrics`, the link's state is `ocpp_bridge_iec104_links{state="up"|"down"|"elsewhere"}` from
+  start to stop (down until the first LinkUp; `elsewhere` under leases while another bridge holds the
+  station's lease: neither up nor down here, so "104 link down" alerts only where it is served), every drop counts in `ocpp_bridge_iec104_link_drops_total{reason}` and
   every notice (foreign common address, unreadable or unmapped ASDU) in
   `ocpp_bridge_iec104_notices_total{kind}`; the runtime reads `link.received` and the core's outbox at
   scrape time.
@@ -39,7 +40,11 @@ Rules
   are (its CSMS link only, until its charger dials in). A core whose epoch is not the lease's is
   rebuilt from the store first (the previous owner wrote since). The lease lost (a renewal found it
   taken over, or a write was refused): the CSMS connection closes with 1013 ("station served
-  elsewhere"), the 104 connection closes, dialling stops.
+  elsewhere"), the 104 connection closes (kind `lease_lost`; given up: `given_up`), dialling stops.
+- A hand-over is no outage: once the station is no longer served here (given up, lease lost) its link
+  events reach no core, so the 104 link closed by the hand-over queues no "Unavailable"
+  StatusNotification for the next owner to send; the next owner's core, rebuilt from the store,
+  reports what its own link finds.
 - Cancelling `Iec104Host.run` stops the station: the CSMS connection is closed with 1001, the 104
   connection closed, the timers cancelled; everything the core acknowledged is already in the store.
 """
@@ -223,6 +228,7 @@ class Iec104Host:
         self._serving: list[asyncio.Task[None]] = []  # link and CSMS link while served (leases)
         self._closing: set[asyncio.Task[None]] = set()  # closes under way after a lease was lost
         self._stopped = False  # `run` ended: nothing is served any more
+        self._elsewhere = False  # leases: another bridge holds the lease (the keeper's last look)
         self._logs = logs
         self.table = table or load_table(station)
         self._schemas = schemas
@@ -256,9 +262,9 @@ class Iec104Host:
         self._link_state = metrics.iec104_link("down") if metrics is not None else None
         if leases is not None:
             if self.link.dial_out is None:
-                leases.watch(station.id, self._lease_lost, self._adopt)
+                leases.watch(station.id, self._lease_lost, self._adopt, self._held_elsewhere)
             else:
-                leases.watch(station.id, self._lease_lost)
+                leases.watch(station.id, self._lease_lost, elsewhere=self._held_elsewhere)
                 leases.dial_out(station.id, self.claim, self.give_up)
 
     def _notice(self, notice: LinkNotice) -> None:
@@ -309,7 +315,35 @@ class Iec104Host:
             self.driver.feed(self.core.link_up)
             self.link.interrogate(False)  # the new core knows no values yet
 
+    @property
+    def served_here(self) -> bool:
+        """Without leases always; under leases while this bridge holds the station's lease."""
+        return self._leases is None or bool(self._serving)
+
+    @property
+    def elsewhere(self) -> bool:
+        """Under leases: another bridge serves the station (neither up nor down here)."""
+        return not self.served_here and self._elsewhere
+
+    def _held_elsewhere(self, elsewhere: bool) -> None:
+        """The lease keeper's look at the lease: held by another bridge, or not."""
+        self._elsewhere = elsewhere
+        self._show_state()
+
+    def _show_state(self) -> None:
+        if self._link_state is None or self._stopped:
+            return
+        if not self.served_here:
+            self._link_state.set("elsewhere" if self._elsewhere else "down")
+        else:
+            self._link_state.set("up" if self.link.is_up else "down")
+
     def _link_events(self, events: list[LinkEvent]) -> None:
+        if not self.served_here:
+            # the link closed by a hand-over (given up, lease lost): not the charger's status, and
+            # the next owner reports what its own link finds (module rules)
+            self._show_state()
+            return
         self._revive()
         core = self.core
         for event in events:
@@ -323,10 +357,8 @@ class Iec104Host:
                     positive=event.positive,
                     detail=event.detail,
                 )
-            elif self._link_state is not None and kind is LinkUp:
-                self._link_state.set("up")
-            elif self._link_state is not None and kind is LinkDown:
-                self._link_state.set("down")
+            elif kind is LinkUp or kind is LinkDown:
+                self._show_state()
 
         def feed(now: float) -> None:
             for event in events:
@@ -406,7 +438,8 @@ class Iec104Host:
     async def give_up(self) -> None:
         """Dial-out: leave the station to another replica (more than this bridge's share)."""
         assert self._leases is not None
-        await self._unserve(CLOSE_GOING_AWAY, "station moved to another bridge")
+        self._elsewhere = True  # the replica that made this bridge give it up claims it
+        await self._unserve(CLOSE_GOING_AWAY, "station moved to another bridge", "given_up")
         self.driver.stop()
         self._epoch = None
         try:
@@ -417,9 +450,10 @@ class Iec104Host:
     def _lease_lost(self) -> None:
         """Another bridge serves the station now: both connections close, no more dialling."""
         self._epoch = None
+        self._elsewhere = True
         self.driver.stop()  # its timers: what it would write now is refused anyway
         closing = asyncio.create_task(
-            self._unserve(CLOSE_TRY_AGAIN_LATER, "station served elsewhere")
+            self._unserve(CLOSE_TRY_AGAIN_LATER, "station served elsewhere", "lease_lost")
         )
         self._closing.add(closing)
         closing.add_done_callback(self._closing.discard)
@@ -433,10 +467,17 @@ class Iec104Host:
                 self._north_link.run(self._north_session), name=f"north:{self.station.id}"
             ),
         ]
+        self._show_state()
 
-    async def _unserve(self, code: int, reason: str) -> None:
-        """The CSMS connection closed with `code`, then the 104 link (its run's end closes it)."""
+    async def _unserve(self, code: int, reason: str, kind: str | None = None) -> None:
+        """The CSMS connection closed with `code`, then the 104 link (its run's end closes it, with
+        the link drop `kind`: lease_lost, given_up; None: the bridge stopping)."""
         tasks, self._serving = self._serving, []
+        if not tasks:
+            return
+        if kind is not None:
+            self.link.closing_for(kind, kind.replace("_", " "))
+        self._show_state()
         north = self._north
         if north is not None:
             with contextlib.suppress(Exception):

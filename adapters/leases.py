@@ -27,6 +27,12 @@ Rules
   and its lease released), for the new replica to claim at its next tick. A killed replica's dial-out
   stations are claimed by the others once its leases expire, within about `lease_seconds * 4/3`.
   Every replica has the same configuration (the same dial-out stations).
+- Served elsewhere: after every tick the stations watched here and not held here whose lease another
+  bridge holds (live) are "elsewhere" (`is_elsewhere`; the `elsewhere(flag)` given to `watch` is told
+  of every change): neither up nor down on this replica (the 104 link gauge, /ready, the status page),
+  so a station is reported down only where it is served, or everywhere when nobody serves it (its
+  lease free: a dial-in charger that dialled in nowhere). A lease taken here clears it at once; a
+  lease lost here sets it at once.
 - `held()`, `takeovers()`, `refusals()`, `lost()`: the store's counters (/ready, /metrics).
 """
 
@@ -51,6 +57,8 @@ class LeaseKeeper:
         self._dial_out: dict[
             str, tuple[Callable[[], Awaitable[bool]], Callable[[], Awaitable[None]]]
         ] = {}
+        self._on_elsewhere: dict[str, Callable[[bool], None]] = {}
+        self._elsewhere: set[str] = set()
         self._kick = asyncio.Event()
         self.live_replicas = 1
         self._loop = asyncio.get_running_loop()
@@ -59,7 +67,10 @@ class LeaseKeeper:
     async def take(self, station: str, *, force: bool) -> int | None:
         """The epoch of `station`'s lease, held by this bridge now; None (see the module rules).
         Raises StoreError."""
-        return await asyncio.to_thread(self._store.take_lease, station, force=force)
+        epoch = await asyncio.to_thread(self._store.take_lease, station, force=force)
+        if epoch is not None:
+            self._mark(station, False)
+        return epoch
 
     async def release(self, station: str) -> None:
         """Give `station`'s lease up (its submitted writes written first). Raises StoreError."""
@@ -70,10 +81,35 @@ class LeaseKeeper:
         station: str,
         lost: Callable[[], None],
         adopt: Callable[[], Awaitable[None]] | None = None,
+        elsewhere: Callable[[bool], None] | None = None,
     ) -> None:
         self._watchers[station] = lost
         if adopt is not None:
             self._adopters[station] = adopt
+        if elsewhere is not None:
+            self._on_elsewhere[station] = elsewhere
+
+    def is_elsewhere(self, station: str) -> bool:
+        """Another bridge held `station`'s lease at the last look (module rules)."""
+        return station in self._elsewhere
+
+    def _mark(self, station: str, elsewhere: bool) -> None:
+        if (station in self._elsewhere) == elsewhere:
+            return
+        if elsewhere:
+            self._elsewhere.add(station)
+        else:
+            self._elsewhere.discard(station)
+        tell = self._on_elsewhere.get(station)
+        if tell is not None:
+            tell(elsewhere)
+
+    async def _look_elsewhere(self) -> None:
+        """Which watched stations another bridge serves now (one query). Raises StoreError."""
+        watched = list(self._watchers)
+        free = set(await asyncio.to_thread(self._store.free, watched))
+        for station in watched:
+            self._mark(station, station not in free and not self._store.holds(station))
 
     def dial_out(
         self,
@@ -94,6 +130,7 @@ class LeaseKeeper:
 
     def _lost(self, station: str) -> None:
         self._log.warning("lease.lost", station_id=station)
+        self._mark(station, True)
         watcher = self._watchers.get(station)
         if watcher is not None:
             watcher()
@@ -117,6 +154,7 @@ class LeaseKeeper:
                 await self._adopters[station]()
             try:
                 await self._balance()
+                await self._look_elsewhere()
             except StoreError as exc:
                 self._log.warning("lease.renewal_failed", reason=str(exc))
 
@@ -134,6 +172,7 @@ class LeaseKeeper:
         if len(held) > share:
             for station in held[share:]:
                 self._log.info("lease.giving_up", station_id=station, share=share)
+                self._mark(station, True)  # the replica that made this one give it up claims it
                 await self._dial_out[station][1]()
             return
         if len(held) == share:

@@ -25,12 +25,14 @@ Rules
     `set_outbox_source` (0 until one is given).
   - `reconnects_total{side}`: connections of a station id that had been connected on that side before
     (since the process started).
-  - `iec104_links{state}` gauge: IEC 104 links per state, kept by the `LinkState` of each link.
+  - `iec104_links{state}` gauge: IEC 104 links per state (up, down; under leases `elsewhere`: the
+    station's lease is held by another replica, so it is neither up nor down here), kept by the
+    `LinkState` of each link.
   - `iec104_point_updates_total`: point updates the 104 links handed to the station cores, read at
     scrape time from the callback given to `set_iec104_points_source` (each link counts its own).
   - `iec104_link_drops_total{reason}`: IEC 104 connections lost or attempts failed, by reason: t1,
     testfr, sequence, bad_frame, protocol, overflow (the link core's), peer_closed, connection_error,
-    replaced.
+    replaced; under leases lease_lost and given_up (another replica serves the station now).
   - `iec104_notices_total{kind}`: ASDUs not applied: foreign-ca, bad-asdu, unknown-type,
     unexpected-confirmation, registration-missing; every one, also those the rate-limited log leaves
     out (read at scrape time from the callback given to `set_iec104_notices_source`).

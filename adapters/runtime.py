@@ -34,7 +34,8 @@ Rules
   station's charger side (OCPP: connected, else since when and the close code; 104: link up, else the
   last drop reason or failed attempts) and CSMS side (connected, else the last connect failure;
   registered: the CSMS's answer to the BootNotification when it is not Accepted), counted over all
-  stations, the first `MAX_LISTED_STATIONS` down listed by id. A pass-through station's registration
+  stations, the first `MAX_LISTED_STATIONS` down listed by id. Under leases a station another replica
+  serves (`served_elsewhere`) is neither up nor down here: counted as `elsewhere`. A pass-through station's registration
   is known only with the status page on (its frames are read only then).
 """
 
@@ -576,8 +577,11 @@ class Runtime:
         are down (by id), each with why on each side. Informational: it never makes /ready 503."""
         chargers = self.chargers_connected
         listed: list[dict[str, Any]] = []
-        down = charger_down = csms_down = 0
+        down = charger_down = csms_down = elsewhere = 0
         for station in self._stations_by_id:
+            if self.served_elsewhere(station.id):
+                elsewhere += 1
+                continue
             charger, csms = self.station_problems(station, chargers)
             if charger is None and csms is None:
                 continue
@@ -596,15 +600,29 @@ class Runtime:
         total = len(self.config.stations)
         return {
             "total": total,
-            "up": total - down,
+            "up": total - down - elsewhere,
             "down": down,
             "charger_side_down": charger_down,
             "csms_side_down": csms_down,
             "listed": listed,
             "more": down - len(listed),
-            # `[bridge] leases`: the stations this replica serves (the others' show as down here)
-            **({"leases_held": self.leases.held()} if self.leases is not None else {}),
+            # `[bridge] leases`: the stations this replica serves, and those another one serves
+            **(
+                {"leases_held": self.leases.held(), "elsewhere": elsewhere}
+                if self.leases is not None
+                else {}
+            ),
         }
+
+    def served_elsewhere(self, station_id: str) -> bool:
+        """Under leases: another replica holds the station's lease and this one does not serve it
+        (neither up nor down here)."""
+        if self.leases is None:
+            return False
+        host104 = self._iec104_hosts.get(station_id)
+        if host104 is not None:
+            return host104.elsewhere
+        return station_id not in self.chargers_connected and self.leases.is_elsewhere(station_id)
 
     @property
     def connected_stations(self) -> list[str]:

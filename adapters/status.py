@@ -351,7 +351,8 @@ def _station_row(runtime: Runtime, station: Any, loop_now: float) -> dict[str, A
         link = host104.link
         charger = {
             "connected": link.is_up,
-            "link": "up" if link.is_up else "down",
+            # under leases, a station another replica serves is neither up nor down here
+            "link": "elsewhere" if host104.elsewhere else "up" if link.is_up else "down",
             "dial": station.dial,
             "last_drop": link.last_drop,
             "problem": link.problem,
@@ -427,6 +428,8 @@ def _station_row(runtime: Runtime, station: Any, loop_now: float) -> dict[str, A
 
 
 def _has_problem(runtime: Runtime, station: Any) -> bool:
+    if runtime.served_elsewhere(station.id):
+        return False  # another replica serves it (leases): its problems show there
     host104 = runtime.iec104_hosts.get(station.id)
     if host104 is not None:
         north = host104.core.north
@@ -535,7 +538,10 @@ _NONE = '<span class="dim">none</span>'
 
 def _row_html(row: dict[str, Any]) -> str:
     charger = row["charger"]
-    if "link" in charger:
+    if charger.get("link") == "elsewhere":
+        south = '<span class="dim">served by another replica</span>'
+        south += f' <span class="dim">dial-{_e(charger["dial"])}</span>'
+    elif "link" in charger:
         south = _flag(charger["connected"], "link up", "link down")
         south += f' <span class="dim">dial-{_e(charger["dial"])}</span>'
         if charger.get("last_drop"):
