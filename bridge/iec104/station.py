@@ -456,6 +456,8 @@ class Station104:
                     event.waiting_until = None
                     if event.awaiting_settlement:
                         event.awaiting_settlement = False  # goes from the counters
+                        if connector.in_tx:
+                            continue  # the register is the next session's: keep its own
                     event.register_wh = connector.register_wh
             if connector.in_tx and connector.meter_due is not None and connector.meter_due <= now:
                 connector.meter_due = self._meter_due(now)
@@ -677,10 +679,14 @@ class Station104:
                 self._send_pending(connector, now)
 
     def _register_arrived(self, connector: _Connector, wh: float) -> bool:
-        """A fresh register: events waiting for it may go."""
+        """A fresh register: events waiting for it may go. An Ended waiting for its settlement
+        record takes readings only until the next session starts (from then on they are that
+        session's: the Ended that goes from the counters keeps the register of its own end)."""
         arrived = False
         for event in connector.pending:
             if event.waiting_until is not None:
+                if event.awaiting_settlement and connector.in_tx:
+                    continue
                 event.register_wh = wh
                 if not event.awaiting_settlement:
                     event.waiting_until = None

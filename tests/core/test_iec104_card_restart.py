@@ -231,3 +231,31 @@ def test_a_restart_while_the_ended_waits_and_no_record_comes_ends_it_from_the_co
     assert events[2][0] == "Started" and events[2][1] != first
     assert "unsettled:1" in bench.store["meta"]
     assert "ending:1" not in bench.store["meta"]
+
+
+def test_an_ended_waiting_for_its_record_keeps_its_own_register_when_the_next_session_charges() -> (
+    None
+):
+    """The Ended waits for the record (settlement_wait) while the charger's next session already
+    charges and the register climbs; the record never comes. The Ended goes from the counters with
+    the register as it stood at its own end, not the next session's (it took every reading that
+    came during the wait, then the newest at its deadline)."""
+    bench = Bench(table=TABLE)
+    bench.ready()
+    swipe(bench)
+    start_charging(bench)
+    bench.points(it(ENERGY, 100_100), sp(CHARGING, False))
+    bench.advance(5)  # the Ended waits for the record
+    swipe(bench, "1234567890123458")
+    bench.points(sp(PLUG, False))
+    bench.points(sp(PLUG, True), sp(CHARGING, True))
+    bench.points(it(ENERGY, 100_150))
+    bench.advance(10)
+    bench.points(it(ENERGY, 100_200))
+    bench.advance(20)  # settlement_wait ran out: the Ended goes from the counters
+    ended = [e for e in bench.events() if e["eventType"] == "Ended"]
+    assert len(ended) == 1
+    (sample,) = ended[0]["meterValue"]
+    assert sample["sampledValue"][0]["value"] == 1_001_000
+    begin = [e for e in bench.events() if e["eventType"] == "Started"][-1]
+    assert begin["transactionInfo"]["transactionId"] != ended[0]["transactionInfo"]["transactionId"]
