@@ -26,7 +26,10 @@ Rules
   more (a replica came up), it gives the extra ones up (`give_up()`: the station's connections closed
   and its lease released), for the new replica to claim at its next tick. A killed replica's dial-out
   stations are claimed by the others once its leases expire, within about `lease_seconds * 4/3`.
-  Every replica has the same configuration (the same dial-out stations).
+  Every replica has the same configuration (the same dial-out stations): each records a hash of its
+  station list (`station_list_hash`: id, protocol, dial, host, port of every station) in its
+  `replicas` row at every tick; a replica that sees live replicas with another hash logs a warning
+  `lease.config_differs` once per (replica, hash) and lists them in `config_differs` (/ready).
 - Served elsewhere: after every tick the stations watched here and not held here whose lease another
   bridge holds (live) are "elsewhere" (`is_elsewhere`; the `elsewhere(flag)` given to `watch` is told
   of every change): neither up nor down on this replica (the 104 link gauge, /ready, the status page),
@@ -40,18 +43,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from adapters.store_api import StoreError
 from adapters.store_pg import PgStore
 
 
+def station_list_hash(stations: Iterable[Any]) -> str:
+    """A short hash of the station list (what the replicas must agree on; module rules)."""
+    fields = ("id", "protocol", "dial", "host", "port")
+    listed = sorted([getattr(station, name, None) for name in fields] for station in stations)
+    return hashlib.sha256(json.dumps(listed, default=str).encode()).hexdigest()[:16]
+
+
 class LeaseKeeper:
-    def __init__(self, store: PgStore, log: Any) -> None:
+    def __init__(self, store: PgStore, log: Any, config_hash: str = "") -> None:
         self._store = store
         self._log = log
+        self._config_hash = config_hash
+        self._warned: set[tuple[str, str]] = set()  # (replica, hash) already logged
+        self.config_differs: list[str] = []  # live replicas whose station list is another one
         self._watchers: dict[str, Callable[[], None]] = {}
         self._adopters: dict[str, Callable[[], Awaitable[None]]] = {}
         self._dial_out: dict[
@@ -145,10 +160,13 @@ class LeaseKeeper:
             try:
                 await asyncio.to_thread(self._store.renew_leases)
                 orphans = await asyncio.to_thread(self._store.orphans, list(self._adopters))
-                self.live_replicas = await asyncio.to_thread(self._store.heartbeat)
+                self.live_replicas = await asyncio.to_thread(
+                    self._store.heartbeat, self._config_hash
+                )
             except StoreError as exc:
                 self._log.warning("lease.renewal_failed", reason=str(exc))
                 continue
+            self._compare_configs()
             for station in orphans:
                 self._log.info("lease.adopting", station_id=station)
                 await self._adopters[station]()
@@ -157,6 +175,20 @@ class LeaseKeeper:
                 await self._look_elsewhere()
             except StoreError as exc:
                 self._log.warning("lease.renewal_failed", reason=str(exc))
+
+    def _compare_configs(self) -> None:
+        others = dict(self._store.other_configs)
+        self.config_differs = sorted(others)
+        new = set(others.items()) - self._warned
+        if new:
+            self._warned |= new
+            self._log.warning(
+                "lease.config_differs",
+                replicas=sorted(owner for owner, _ in new),
+                theirs=sorted({digest for _, digest in new}),
+                ours=self._config_hash,
+                detail="replicas of one configuration must have the same stations",
+            )
 
     def fair_share(self) -> int:
         """ceil(dial-out stations / live replicas): the dial-out stations this bridge serves."""

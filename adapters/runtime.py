@@ -35,7 +35,8 @@ Rules
   last drop reason or failed attempts) and CSMS side (connected, else the last connect failure;
   registered: the CSMS's answer to the BootNotification when it is not Accepted), counted over all
   stations, the first `MAX_LISTED_STATIONS` down listed by id. Under leases a station another replica
-  serves (`served_elsewhere`) is neither up nor down here: counted as `elsewhere`. A pass-through station's registration
+  serves (`served_elsewhere`) is neither up nor down here: counted as `elsewhere`; with leases,
+  `replicas_config_differs` lists the live replicas whose station list differs. A pass-through station's registration
   is known only with the status page on (its frames are read only then).
 """
 
@@ -59,7 +60,7 @@ from adapters.ids import message_id_source
 from adapters.iec104_link import Iec104Link
 from adapters.iec104_listener import Iec104Listener
 from adapters.iec104_station import Iec104Host, common_address_of, link_parameters, load_table
-from adapters.leases import LeaseKeeper
+from adapters.leases import LeaseKeeper, station_list_hash
 from adapters.logs import get_logger, station_logger
 from adapters.mapping_files import MappingFileError
 from adapters.metrics import BridgeMetrics
@@ -272,7 +273,9 @@ class Runtime:
             self.store.on_written = self.metrics.store_write.observe
             if self.config.bridge.leases:  # replicas (issue 20): adapters/leases.py
                 assert isinstance(self.store, PgStore)  # the configuration checked it
-                self.leases = LeaseKeeper(self.store, self._log)
+                self.leases = LeaseKeeper(
+                    self.store, self._log, station_list_hash(self.config.stations)
+                )
                 self.metrics.set_leases_source(self.leases.figures)
                 self._lease_renewal = asyncio.create_task(self.leases.run(), name="leases")
             for station in translated:
@@ -608,7 +611,12 @@ class Runtime:
             "more": down - len(listed),
             # `[bridge] leases`: the stations this replica serves, and those another one serves
             **(
-                {"leases_held": self.leases.held(), "elsewhere": elsewhere}
+                {
+                    "leases_held": self.leases.held(),
+                    "elsewhere": elsewhere,
+                    # live replicas whose station list is not this one's (lease.config_differs)
+                    "replicas_config_differs": self.leases.config_differs,
+                }
                 if self.leases is not None
                 else {}
             ),

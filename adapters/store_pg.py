@@ -50,7 +50,9 @@ Station leases and fencing (issue 20 item 2)
   batch by batch), counts in `fencing_refusals`, drops the lease here and reports it lost.
 - Live replicas: `heartbeat()` keeps a row `replicas(owner, expires)` of this store, pushed back by
   `lease_seconds` at each renewal tick, and counts the rows not expired (this one included); `close`
-  deletes it. `free(stations)`: those whose lease is free or expired. The lease keeper spreads dial-out
+  deletes it. `heartbeat(config)` also records this replica's configuration hash in its row (`config`,
+  migration 4) and leaves in `other_configs` the live replicas whose hash is another one (owner →
+  hash; replicas of one configuration must have the same stations). `free(stations)`: those whose lease is free or expired. The lease keeper spreads dial-out
   104 stations with them (adapters/leases.py).
 - A store's sessions end on the server when idle inside a transaction for `lease_seconds`
   (`idle_in_transaction_session_timeout`): a replica paused in the middle of a write (SIGSTOP, a
@@ -116,6 +118,8 @@ MIGRATIONS: tuple[str, ...] = (
         expires timestamptz NOT NULL
     )
     """,
+    # 4: each replica's configuration hash, to tell replicas of different configurations (module rules)
+    "ALTER TABLE replicas ADD COLUMN config text NOT NULL DEFAULT ''",
 )
 
 LEASE_SECONDS = 15.0  # a lease not renewed for this long may be taken by another replica
@@ -214,6 +218,7 @@ class PgStore(GroupCommitStore):
         self.lease_takeovers = 0
         self.fencing_refusals = 0
         self.leases_lost = 0
+        self.other_configs: dict[str, str] = {}  # `heartbeat`: live replicas of another config
         self.on_lease_lost: Callable[[str], None] | None = None
         self._conn = connect(url, idle_timeout=lease_seconds)
         try:
@@ -337,20 +342,23 @@ class PgStore(GroupCommitStore):
             )
         return [row[0] for row in rows]
 
-    def heartbeat(self) -> int:
-        """This replica's `replicas` row pushed back by `lease_seconds`; the number of live
-        replicas, this one included (rows not expired). Raises StoreError."""
+    def heartbeat(self, config: str = "") -> int:
+        """This replica's `replicas` row pushed back by `lease_seconds`, with its configuration
+        hash; the number of live replicas, this one included (rows not expired); `other_configs`
+        set. Raises StoreError."""
         with self._db_lock:
             rows = self._again(
                 "cannot record this replica",
                 "WITH beat AS ("
-                " INSERT INTO replicas (owner, expires)"
-                " VALUES (%s, now() + make_interval(secs => %s))"
-                " ON CONFLICT (owner) DO UPDATE SET expires = EXCLUDED.expires RETURNING owner)"
-                " SELECT count(*) FROM replicas WHERE owner <> %s AND expires > now()",
-                (self.owner, self.lease_seconds, self.owner),
+                " INSERT INTO replicas (owner, expires, config)"
+                " VALUES (%s, now() + make_interval(secs => %s), %s)"
+                " ON CONFLICT (owner) DO UPDATE SET expires = EXCLUDED.expires,"
+                " config = EXCLUDED.config RETURNING owner)"
+                " SELECT owner, config FROM replicas WHERE owner <> %s AND expires > now()",
+                (self.owner, self.lease_seconds, config, self.owner),
             )
-        return int(rows[0][0]) + 1
+        self.other_configs = {str(row[0]): str(row[1]) for row in rows if row[1] != config}
+        return len(rows) + 1
 
     def free(self, stations: list[str]) -> list[str]:
         """Of `stations`, those not held here whose lease is free or expired. Raises StoreError."""

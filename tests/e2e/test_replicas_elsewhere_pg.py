@@ -182,3 +182,70 @@ async def test_a_lost_lease_closes_the_104_link_as_lease_lost_and_reports_no_una
                 assert host_a.elsewhere and not host_b.elsewhere
     assert "Unavailable" not in _statuses(csms, station.id)
     assert csms.problems() == []
+
+
+class _Log:
+    """A logger that keeps what it was told (event, fields)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.records.append((event, fields))
+
+    info = warning
+
+
+async def test_replicas_of_different_station_lists_see_it_once_in_the_log_and_in_ready(
+    pg_url: str,
+) -> None:
+    one = [{"id": "CP1", "protocol": "ocpp1.6"}]
+    two = [*one, {"id": "CP2", "protocol": "ocpp1.6"}]
+    leased = {"store": pg_url, "leases": True, "lease_seconds": 1.0, "health": "127.0.0.1:0"}
+    async with running_csms() as csms:
+        same = bridge_config(csms.url, one, bridge=leased)
+        other = bridge_config(csms.url, two, bridge=leased)
+        async with running_bridge(same) as a, running_bridge(same) as b:
+            assert a.leases is not None and b.leases is not None
+            await asyncio.sleep(1.0)  # a few ticks: each saw the other, of the same stations
+            for replica in (a, b):
+                ready = (await _get(replica, "/ready")).json()["stations"]
+                assert ready["replicas_config_differs"] == [], ready
+            async with running_bridge(other) as c:
+                assert c.leases is not None and isinstance(c.store, PgStore)
+                owner_c = c.store.owner
+                await _until(lambda: a.leases is not None and a.leases.config_differs != [])
+                ready = (await _get(a, "/ready")).json()["stations"]
+                assert ready["replicas_config_differs"] == [owner_c], ready
+                ready = (await _get(c, "/ready")).json()["stations"]
+                assert len(ready["replicas_config_differs"]) == 2, ready
+    # the keeper's log: once per (replica, hash), however many ticks saw it
+    store_x = PgStore(pg_url, lease_seconds=1.0)
+    store_y = PgStore(pg_url, lease_seconds=1.0)
+    try:
+        log = _Log()
+        keeper = LeaseKeeper(store_x, log, "x" * 16)
+        store_y.heartbeat("y" * 16)
+        task = asyncio.create_task(keeper.run())
+        try:
+            for _ in range(3):
+                keeper.kick()
+                await asyncio.sleep(0.2)
+                store_y.heartbeat("y" * 16)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        warned = [fields for event, fields in log.records if event == "lease.config_differs"]
+        assert warned == [
+            {
+                "replicas": [store_y.owner],
+                "theirs": ["y" * 16],
+                "ours": "x" * 16,
+                "detail": "replicas of one configuration must have the same stations",
+            }
+        ]
+        assert keeper.config_differs == [store_y.owner]
+    finally:
+        store_x.close()
+        store_y.close()
