@@ -59,7 +59,7 @@ Rules
   only), and each served connection counts as connected (`BridgeMetrics.connected`) for as long as it is
   served, labelled with its WebSocket subprotocol.
 - Cores with inputs and effects beyond websocket frames (IEC 104 stations): `feed(action)` runs
-  `action(now)` like any input, and effects other than Send/Close/Report/Persist go to `on_effect`, in
+  `action(now, wall)` like any input, and effects other than Send/Close/Report/Persist go to `on_effect`, in
   order, after the Persist runs before them are committed.
 - With `trace` (`adapters.trace`), every input fed to the core opens a fresh correlation id; the frame
   read (if the input is one) and every `Send` queued while handling it are traced under that id, also
@@ -87,7 +87,7 @@ import bisect
 import contextlib
 import sys
 from collections.abc import Callable
-from time import monotonic
+from time import monotonic, time
 from typing import Any
 
 from adapters.connection import Connection, ConnectionEnded, SendLimits
@@ -231,8 +231,8 @@ class CoreDriver:
     def connected(self, side: Side) -> bool:
         return side in self._connections
 
-    def feed(self, action: Callable[[float], None], link_events: Any = None) -> None:
-        """An input that is no websocket frame (IEC 104 link events): `action(now)` on the core.
+    def feed(self, action: Callable[[float, float], None], link_events: Any = None) -> None:
+        """An input that is no websocket frame (IEC 104 link events): `action(now, wall)` on the core.
         `link_events`, when given, are what the trace records of this input."""
         if link_events is not None and self._activity is not None:
             self._activity.link_events(link_events)
@@ -322,7 +322,8 @@ class CoreDriver:
         received: tuple[Side, str | bytes] | None = None,
         link_events: Any = None,
     ) -> None:
-        """One input: `action(*args, now)` on the core, then its effects, then the timer."""
+        """One input: `action(*args, now, wall)` on the core (the loop's monotonic clock and the wall
+        clock, read here together), then its effects, then the timer."""
         if self.failed:
             return  # a failed core is never fed again (its owner may rebuild it from the store)
         if self._trace is not None:
@@ -330,7 +331,7 @@ class CoreDriver:
             if link_events is not None:
                 self._trace.link_events(link_events)
         try:
-            action(*args, self._loop.time())
+            action(*args, self._loop.time(), time())
             effects = self._core.effects()
             if effects:
                 self._apply(effects)

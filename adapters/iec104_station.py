@@ -280,9 +280,9 @@ class Iec104Host:
             self._schemas,
             self._new_message_id,
             new_transaction_id,
-            time.time,
             self._store.load(self.station.id),
             now=asyncio.get_running_loop().time(),
+            wall=time.time(),
             settings=self._settings,
             zone=zoneinfo.ZoneInfo(self.table.station.time_zone),
         )
@@ -360,9 +360,9 @@ class Iec104Host:
             elif kind is LinkUp or kind is LinkDown:
                 self._show_state()
 
-        def feed(now: float) -> None:
+        def feed(now: float, wall: float) -> None:
             for event in events:
-                core.handle_link_event(event, now)
+                core.handle_link_event(event, now, wall)
 
         self.driver.feed(feed, link_events=events)
 

@@ -219,13 +219,13 @@ class Replay:
             schemas,
             lambda: f"r{next(ids)}",
             lambda: f"TX-{next(tx_ids):04d}",
-            self.wall,
             {},
             now=0.0,
+            wall=self.wall(),
             settings=settings,
             zone=self.zone,
         )
-        self.core.connection_made(Side.NORTH, 0.0)
+        self.core.connection_made(Side.NORTH, 0.0, self.wall())
         self._drain()
 
     def wall(self) -> float:
@@ -236,7 +236,7 @@ class Replay:
             self.advance_to(event.at)
             try:
                 if event.link is not None:
-                    self.core.handle_link_event(event.link, self.now)
+                    self.core.handle_link_event(event.link, self.now, self.wall())
                 elif event.registration is not None:
                     self._registration(event.registration, event.line)
                 elif event.private is not None:
@@ -248,7 +248,7 @@ class Replay:
                     message_id = f"csms-{next(self._csms_ids)}"
                     self._csms_calls[message_id] = action
                     frame = json.dumps([2, message_id, action, payload])
-                    self.core.receive(Side.NORTH, frame, self.now)
+                    self.core.receive(Side.NORTH, frame, self.now, self.wall())
             except OutboundPayloadInvalid as exc:  # a frame the core would have refused to send
                 self.invalid += 1
                 self.on_note(self.now, f"INVALID (line {event.line}): {exc}")
@@ -261,7 +261,7 @@ class Replay:
             if deadline is None or deadline > target:
                 break
             self.now = max(self.now, deadline)
-            self.core.handle_timer(self.now)
+            self.core.handle_timer(self.now, self.wall())
             self._drain()
         self.now = max(self.now, target)
 
@@ -296,7 +296,7 @@ class Replay:
                 return
             confirmations, self._confirmations = self._confirmations, []
             for confirmation in confirmations:
-                self.core.handle_link_event(confirmation, self.now)
+                self.core.handle_link_event(confirmation, self.now, self.wall())
         raise RuntimeError("the core keeps producing effects")  # pragma: no cover
 
     def _frame(self, raw: str) -> None:
@@ -349,7 +349,7 @@ class Replay:
         objects = object_bytes(ioa, data, self.table.link.ioa_size)
         address = self.table.station.common_address
         self.core.handle_link_event(
-            RawAsdu(rule.type_id, rule.cot, address, 1, False, objects), self.now
+            RawAsdu(rule.type_id, rule.cot, address, 1, False, objects), self.now, self.wall()
         )
 
     def _private_note(self, effect: Send104Private) -> str:
@@ -370,7 +370,7 @@ class Replay:
         if action == "Authorize":
             token = payload.get("idToken", {}).get("idToken", "")
             answer = {"idTokenInfo": {"status": self.token_status.get(token, "Accepted")}}
-        self.core.receive(Side.NORTH, json.dumps([3, message_id, answer]), self.now)
+        self.core.receive(Side.NORTH, json.dumps([3, message_id, answer]), self.now, self.wall())
 
 
 def replay_file(

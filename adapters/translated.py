@@ -139,9 +139,9 @@ class TranslatedStation:
             self._schemas,
             self._new_message_id,
             new_transaction_id,
-            time.time,
             self._store.load(self.station.id),
             now=asyncio.get_running_loop().time(),
+            wall=time.time(),
             settings=self._settings,
         )
         driver = CoreDriver(

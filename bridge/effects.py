@@ -78,21 +78,26 @@ Effect = Send | Close | Report | Persist
 
 
 class StationCore(Protocol):
-    """What the adapters' driver needs from a station core (sans-I/O, in the spirit of aioquic)."""
+    """What the adapters' driver needs from a station core (sans-I/O, in the spirit of aioquic).
 
-    def connection_made(self, side: Side, now: float) -> None:
+    Every input carries the time it happened twice: `now` (monotonic seconds, for deadlines) and
+    `wall` (seconds since the epoch, UTC, for timestamps and wall-clock validity). The adapter reads
+    both clocks at the same place; the core reads neither.
+    """
+
+    def connection_made(self, side: Side, now: float, wall: float) -> None:
         """`side`'s connection is up (the driver calls it before serving the connection)."""
         ...
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None:
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None:
         """A message arrived on `side`. Never raises on peer input."""
         ...
 
-    def connection_lost(self, side: Side, now: float) -> None:
+    def connection_lost(self, side: Side, now: float, wall: float) -> None:
         """`side`'s connection ended."""
         ...
 
-    def handle_timer(self, now: float) -> None:
+    def handle_timer(self, now: float, wall: float) -> None:
         """Called at (or after) `next_deadline()`."""
         ...
 

@@ -102,10 +102,10 @@ class PassThroughStation:
 
     # --- the adapter's interface -----------------------------------------------------------------
 
-    def connection_made(self, side: Side, now: float) -> None:
+    def connection_made(self, side: Side, now: float, wall: float) -> None:
         """Both connections are up when the core is made: the CSMS one follows the charger's."""
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None:
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None:
         endpoint = self._endpoints[side]
         if not endpoint.online:
             return
@@ -113,7 +113,7 @@ class PassThroughStation:
             self._route(side, event, now)
         self._collect_frames()
 
-    def handle_timer(self, now: float) -> None:
+    def handle_timer(self, now: float, wall: float) -> None:
         for side, endpoint in self._endpoints.items():
             given_up = False
             for event in endpoint.handle_timer(now):
@@ -130,7 +130,7 @@ class PassThroughStation:
             return north
         return south
 
-    def connection_lost(self, side: Side, now: float) -> None:
+    def connection_lost(self, side: Side, now: float, wall: float) -> None:
         """`side`'s connection is gone: fail its calls and close the other side."""
         endpoint = self._endpoints[side]
         if not endpoint.online:

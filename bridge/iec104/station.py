@@ -79,7 +79,8 @@ Rules
   sees is a new transaction queued behind the Ended; removed in the Ended's commit).
   What one input writes is one commit: `effects` puts its Persists ahead of its other effects (the
   driver commits a run of Persists as one batch and holds the rest until it is durable).
-- Pure: time comes in as `now` (monotonic seconds) and from the injected wall clock; ids are injected.
+- Pure: time comes in with every input as `now` (monotonic seconds) and `wall` (seconds since the
+  epoch, UTC); ids are injected.
 """
 
 from __future__ import annotations
@@ -178,7 +179,6 @@ from bridge.v16.timestamps import format_utc
 META: Final = "meta"
 PROFILES: Final = "profiles"
 VARS: Final = "vars"
-WallClock = Callable[[], float]  # seconds since the epoch, UTC
 Payload = dict[str, Any]
 
 # A type id and its time-tagged twin carry the same information.
@@ -273,17 +273,19 @@ class Station104:
         schemas: SchemaRegistry,
         new_message_id: MessageIdSource,
         new_transaction_id: TransactionIdSource,
-        wall_clock: WallClock,
         state: dict[str, dict[str, Any]],
         *,
         now: float,
+        wall: float,
         settings: Station104Settings | None = None,
         zone: tzinfo | None = None,
     ) -> None:
         self.station_id = station_id
         self.table = table
         self.settings = settings or Station104Settings()
-        self._wall = wall_clock
+        # Wall time (seconds since the epoch, UTC) of the input being handled: an argument of every
+        # entry point, like `now`; the core reads no clock.
+        self._wall = wall
         # Effects of both sides in order; typed Any so NorthStation (which appends `Effect`s) shares it.
         self._effects: list[Any] = []
         self.owned = owned_variables.OwnedValues(state, self.settings.owned, self.settings.north)
@@ -371,7 +373,7 @@ class Station104:
             self._set_meta(_ends_key(connector.evse), None)  # the ended transaction's memory
         token = saved.get("idToken")
         register = saved.get("register_wh")
-        left = max(0.0, float(saved.get("until", 0.0)) - self._wall())
+        left = max(0.0, float(saved.get("until", 0.0)) - self._wall)
         connector.pending.append(
             Pending(
                 "Ended",
@@ -394,7 +396,7 @@ class Station104:
         saved = self._meta.get(key)
         if not isinstance(saved, dict):
             return
-        left = float(saved.get("until", 0.0)) - self._wall()
+        left = float(saved.get("until", 0.0)) - self._wall
         if connector.in_tx or left <= 0:
             self._set_meta(key, None)
             return
@@ -409,7 +411,7 @@ class Station104:
         saved = self._meta.get(key)
         if not isinstance(saved, dict):
             return
-        left = float(saved.get("until", 0.0)) - self._wall()
+        left = float(saved.get("until", 0.0)) - self._wall
         token = saved.get("idToken")
         if connector.in_tx or left <= 0 or not isinstance(token, dict):
             self._set_meta(key, None)
@@ -418,22 +420,26 @@ class Station104:
 
     # --- the StationCore interface (north side) ------------------------------------------------
 
-    def connection_made(self, side: Side, now: float) -> None:
+    def connection_made(self, side: Side, now: float, wall: float) -> None:
+        self._wall = wall
         if side is Side.NORTH:
             self._north_events(self.north.connection_made(now), now)
         self._flush()
 
-    def connection_lost(self, side: Side, now: float) -> None:
+    def connection_lost(self, side: Side, now: float, wall: float) -> None:
+        self._wall = wall
         if side is Side.NORTH:
             self._north_events(self.north.connection_lost(now), now)
         self._flush()
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None:
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None:
+        self._wall = wall
         if side is Side.NORTH:
             self._north_events(self.north.receive(data, now), now)
         self._flush()
 
-    def handle_timer(self, now: float) -> None:
+    def handle_timer(self, now: float, wall: float) -> None:
+        self._wall = wall
         self._north_events(self.north.handle_timer(now), now)
         if self._unavailable_due is not None and now >= self._unavailable_due:
             self._unavailable_due = None
@@ -528,19 +534,21 @@ class Station104:
 
     # --- the 104 side ---------------------------------------------------------------------------
 
-    def handle_link_event(self, event: LinkEvent, now: float) -> None:
+    def handle_link_event(self, event: LinkEvent, now: float, wall: float) -> None:
+        self._wall = wall
         if isinstance(event, PointUpdate):
-            self.point_updated(event, now)
+            self.point_updated(event, now, wall)
         elif isinstance(event, CommandConfirmed):
             self.command_confirmed(event.command_id, event.positive, now, event.detail)
         elif isinstance(event, LinkUp):
-            self.link_up(now)
+            self.link_up(now, wall)
         elif isinstance(event, LinkDown):
             self.link_down(now, event.reason)
         elif isinstance(event, RawAsdu):
             self._private(event, now)
 
-    def link_up(self, now: float) -> None:
+    def link_up(self, now: float, wall: float) -> None:
+        self._wall = wall
         self._link_up = True
         self._unavailable_due = None
         self._missing_due = now + self.settings.points_wait
@@ -567,9 +575,10 @@ class Station104:
     def link_is_up(self) -> bool:
         return self._link_up
 
-    def point_updated(self, update: PointUpdate, now: float) -> None:
+    def point_updated(self, update: PointUpdate, now: float, wall: float) -> None:
+        self._wall = wall
         if not self._link_up:  # data flows: the link is up, whatever the order of the news
-            self.link_up(now)
+            self.link_up(now, wall)
         rule = self.table.monitoring.get(update.ioa)
         if rule is None:
             self._point_problem(update, "unknown-ioa")
@@ -747,7 +756,7 @@ class Station104:
         connector.remote = None  # its stored record goes when the Started is recorded
         connector.in_tx = True
         connector.stop_requested = False
-        connector.started_wall = self._wall()
+        connector.started_wall = self._wall
         connector.meter_due = self._meter_due(now)
         card = None if remote is not None else self._vendor.card_for_start(connector.evse, now)
         event = Pending(
@@ -814,7 +823,7 @@ class Station104:
                 "register_wh": event.register_wh,
                 "idToken": event.id_token,
                 "starts": starts,
-                "until": self._wall() + max(0.0, (event.waiting_until or now) - now),
+                "until": self._wall + max(0.0, (event.waiting_until or now) - now),
             },
         )
 
@@ -1044,7 +1053,7 @@ class Station104:
             # durable before the charger hears Accepted: a restart still starts with the card
             token, until = card
             left = max(0.0, until - now)
-            self._set_meta(_card_key(evse), {"idToken": token, "until": self._wall() + left})
+            self._set_meta(_card_key(evse), {"idToken": token, "until": self._wall + left})
         self._act(actions, now)
 
     def _settle(self, record: Record, repeat: bool, now: float) -> None:
@@ -1303,7 +1312,7 @@ class Station104:
             answered_accepted = True
             if connector.in_tx:  # charging began before the confirmation: nothing to start
                 return
-            until = self._wall() + self.settings.command_acceptance
+            until = self._wall + self.settings.command_acceptance
             record = {"remote": remote, "profile": profile, "until": until}
             self._set_meta(_remote_key(connector.evse), record)
 
@@ -1457,7 +1466,7 @@ class Station104:
         if not self._link_up:
             self._reply(message_id, failure("ChargerOffline", "the charger's 104 link is down"))
             return
-        self._install(Installed(evse, profile, self._wall()))
+        self._install(Installed(evse, profile, self._wall))
         job = _Job(
             message_id,
             "SetChargingProfile",
@@ -1531,7 +1540,7 @@ class Station104:
                 f"RequestStartTransaction.chargingProfile on EVSE {connector.evse} cannot be applied",
             )
             return
-        self._install(Installed(connector.evse, profile, self._wall()))
+        self._install(Installed(connector.evse, profile, self._wall))
         self._apply_profiles(now)
 
     def _on_clear_profile(self, message_id: str, request: Payload, now: float) -> None:
@@ -1558,7 +1567,7 @@ class Station104:
 
     def _apply_profiles(self, now: float, job: _Job | None = None) -> list[int]:
         """Write the limits in force now to the setpoints; returns the commands sent."""
-        wall = self._wall()
+        wall = self._wall
         boundaries: list[float] = []
         station_limit, boundary = in_force(
             self._profiles.values(), evse_id=0, purposes=STATION_PURPOSES, t=wall, tx=None
@@ -2007,7 +2016,7 @@ class Station104:
         self._effects.append(Persist(META, key, value))
 
     def _stamp(self, timestamp: float | None) -> str:
-        moment = timestamp if timestamp is not None else self._wall()
+        moment = timestamp if timestamp is not None else self._wall
         return format_utc(datetime.fromtimestamp(moment, UTC))
 
     def _report(self, kind: str, message: str, *, side: Side = Side.SOUTH) -> None:

@@ -100,7 +100,6 @@ from bridge.v16.timestamps import (
 )
 
 META: Final = "meta"
-WallClock = Callable[[], float]  # seconds since the epoch, UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,16 +163,18 @@ class Station16:
         schemas: SchemaRegistry,
         new_message_id: MessageIdSource,
         new_transaction_id: TransactionIdSource,
-        wall_clock: WallClock,
         state: dict[str, dict[str, Any]],
         *,
         now: float,
+        wall: float,
         settings: Station16Settings,
     ) -> None:
         self.station_id = station_id
         self.settings = settings
         self._schemas = schemas
-        self._wall = wall_clock
+        # Wall time (seconds since the epoch, UTC) of the input being handled: an argument of every
+        # entry point, like `now`; the core reads no clock.
+        self._wall = wall
         self._effects: list[Effect] = []
         self._south = RpcEndpoint(
             OcppVersion.V16,
@@ -227,7 +228,8 @@ class Station16:
 
     # --- the StationCore interface ----------------------------------------------------------
 
-    def connection_made(self, side: Side, now: float) -> None:
+    def connection_made(self, side: Side, now: float, wall: float) -> None:
+        self._wall = wall
         if side is Side.NORTH:
             self._north_events(self.north.connection_made(now), now)
         else:
@@ -237,7 +239,8 @@ class Station16:
             self._asked_statuses = False
         self._flush()
 
-    def connection_lost(self, side: Side, now: float) -> None:
+    def connection_lost(self, side: Side, now: float, wall: float) -> None:
+        self._wall = wall
         if side is Side.NORTH:
             self._north_events(self.north.connection_lost(now), now)
             self._release_starts(now, all_of_them=True)
@@ -246,14 +249,16 @@ class Station16:
             self._unavailable_due = now + self.settings.offline_grace
         self._flush()
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None:
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None:
+        self._wall = wall
         if side is Side.NORTH:
             self._north_events(self.north.receive(data, now), now)
         elif self._south.online:
             self._south_events(self._south.receive(data, now), now)
         self._flush()
 
-    def handle_timer(self, now: float) -> None:
+    def handle_timer(self, now: float, wall: float) -> None:
+        self._wall = wall
         self._south_events(self._south.handle_timer(now), now)
         self._north_events(self.north.handle_timer(now), now)
         if self._unavailable_due is not None and now >= self._unavailable_due:
@@ -300,7 +305,7 @@ class Station16:
                 self._effects.append(Send(Side.SOUTH, frame))
 
     def _iso(self) -> str:
-        return format_utc(datetime.fromtimestamp(self._wall(), UTC))
+        return format_utc(datetime.fromtimestamp(self._wall, UTC))
 
     def _persist(self, table: str, key: str, value: Any) -> None:
         self._effects.append(Persist(table, key, value))
@@ -1316,10 +1321,10 @@ class Station16:
         if not expiries:
             self._reservation_due = None
             return
-        self._reservation_due = now + max(0.0, min(expiries) - self._wall())
+        self._reservation_due = now + max(0.0, min(expiries) - self._wall)
 
     def _expire_reservations(self, now: float) -> None:
-        wall = self._wall()
+        wall = self._wall
         for reservation_id, record in list(self._reservations.items()):
             if record.get("expiry") and record["expiry"] <= wall:
                 self._forget_reservation(reservation_id)

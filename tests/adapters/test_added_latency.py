@@ -31,15 +31,15 @@ class _Core:
         self.script = script
         self.pending: list[Effect] = []
 
-    def connection_made(self, side: Side, now: float) -> None: ...
+    def connection_made(self, side: Side, now: float, wall: float) -> None: ...
 
-    def connection_lost(self, side: Side, now: float) -> None: ...
+    def connection_lost(self, side: Side, now: float, wall: float) -> None: ...
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None:
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None:
         assert isinstance(data, str)
         self.pending.extend(self.script(side, data))
 
-    def handle_timer(self, now: float) -> None: ...
+    def handle_timer(self, now: float, wall: float) -> None: ...
 
     def next_deadline(self) -> float | None:
         return None
@@ -188,7 +188,7 @@ async def test_the_wait_for_the_store_is_in_the_added_latency() -> None:
 async def test_frames_the_bridge_sends_of_its_own_accord_are_not_timed() -> None:
     async with _Rig(lambda side, frame: []) as rig:
         rig.core.pending = [Send(Side.NORTH, "resend"), Send(Side.SOUTH, "heartbeat")]
-        rig.driver.feed(lambda now: None)  # a timer's input, not a peer's
+        rig.driver.feed(lambda now, wall: None)  # a timer's input, not a peer's
         await _settle()
         assert rig.connections[Side.NORTH].sent == ["resend"]
     assert _count(rig.metrics, "charger_to_csms") == 0
@@ -203,7 +203,7 @@ async def test_iec104_link_events_and_commands_are_timed() -> None:
 
     async with _Rig(script, protocol="iec104", on_effect=commands.append) as rig:
         rig.core.pending = [Send(Side.NORTH, "status")]
-        rig.driver.feed(lambda now: None, link_events=["point update"])
+        rig.driver.feed(lambda now, wall: None, link_events=["point update"])
         rig.frame(Side.NORTH, "RequestStartTransaction")
         await _settle()
         assert rig.connections[Side.NORTH].sent == ["status", "result"]

@@ -26,14 +26,14 @@ class _Core:
         self.pending: list[Effect] = []
         self.lost = 0
 
-    def connection_made(self, side: Side, now: float) -> None: ...
+    def connection_made(self, side: Side, now: float, wall: float) -> None: ...
 
-    def connection_lost(self, side: Side, now: float) -> None:
+    def connection_lost(self, side: Side, now: float, wall: float) -> None:
         self.lost += 1
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None: ...
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None: ...
 
-    def handle_timer(self, now: float) -> None: ...
+    def handle_timer(self, now: float, wall: float) -> None: ...
 
     def next_deadline(self) -> float | None:
         return None
@@ -75,16 +75,16 @@ def _dropped(metrics: BridgeMetrics, reason: str) -> float | None:
 async def test_the_frame_past_max_frames_drops_the_connection_and_discards_the_queue() -> None:
     driver, core, connection, logs, metrics = _setup(SendLimits(max_frames=10, max_bytes=1 << 20))
     core.pending = [Send(Side.SOUTH, f"frame {n}") for n in range(10)]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     await _settle()  # the writer takes the first and waits in its send; 9 stay queued
     assert metrics.send_queue_size(Side.SOUTH) == sum(
         sys.getsizeof(f"frame {n}") for n in range(1, 10)
     )
     core.pending = [Send(Side.SOUTH, "frame 10")]  # the 10th queued: fits
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     assert connection.dropped is None
     core.pending = [Send(Side.SOUTH, "frame 11"), Close(Side.SOUTH, 1000, "bye")]  # the 11th: not
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     assert connection.dropped == (1008, "not reading")
     assert metrics.send_queue_size(Side.SOUTH) == 0
     assert _dropped(metrics, "queue_full") == 1
@@ -94,7 +94,7 @@ async def test_the_frame_past_max_frames_drops_the_connection_and_discards_the_q
     assert fields["queued_frames"] == 10
     # nothing more is queued for it; the writer ends with the connection
     core.pending = [Send(Side.SOUTH, "frame 12")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     assert metrics.send_queue_size(Side.SOUTH) == 0
     serving = asyncio.create_task(driver.serve(Side.SOUTH))
     connection.end()
@@ -108,14 +108,14 @@ async def test_max_bytes_bounds_the_queue_but_a_frame_alone_always_fits() -> Non
     big = "x" * 5000
     driver, core, connection, _, metrics = _setup(SendLimits(max_frames=100, max_bytes=4096))
     core.pending = [Send(Side.SOUTH, "first")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     await _settle()  # the writer waits in its send of "first": the queue is empty
     core.pending = [Send(Side.SOUTH, big)]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     assert connection.dropped is None  # alone in the queue, bigger than max_bytes
     assert metrics.send_queue_size(Side.SOUTH) == sys.getsizeof(big)
     core.pending = [Send(Side.SOUTH, "one more")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     assert connection.dropped == (1008, "not reading")
     assert _dropped(metrics, "queue_full") == 1
 
@@ -124,7 +124,7 @@ async def test_a_write_waiting_past_write_timeout_drops_the_connection() -> None
     limits = SendLimits(max_frames=100, max_bytes=1 << 20, write_timeout=0.01)
     driver, core, connection, logs, metrics = _setup(limits)
     core.pending = [Send(Side.SOUTH, "a"), Send(Side.SOUTH, "b")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     async with asyncio.timeout(5):
         while connection.dropped is None:
             await asyncio.sleep(0.01)
@@ -139,7 +139,7 @@ async def test_a_queue_whose_connection_ended_is_discarded_at_once() -> None:
     write failing at once without yielding. Now the first failure discards the rest."""
     driver, core, connection, _, metrics = _setup(SendLimits(max_frames=5000, max_bytes=1 << 30))
     core.pending = [Send(Side.SOUTH, f"frame {n}") for n in range(5000)]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     await _settle()
     serving = asyncio.create_task(driver.serve(Side.SOUTH))
     connection.end()  # the peer went away

@@ -32,13 +32,13 @@ class _Core:
     def __init__(self) -> None:
         self.pending: list[Effect] = []
 
-    def connection_made(self, side: Side, now: float) -> None: ...
+    def connection_made(self, side: Side, now: float, wall: float) -> None: ...
 
-    def connection_lost(self, side: Side, now: float) -> None: ...
+    def connection_lost(self, side: Side, now: float, wall: float) -> None: ...
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None: ...
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None: ...
 
-    def handle_timer(self, now: float) -> None: ...
+    def handle_timer(self, now: float, wall: float) -> None: ...
 
     def next_deadline(self) -> float | None:
         return None
@@ -84,9 +84,9 @@ async def _driver(
 async def test_nothing_after_a_batch_leaves_before_the_batch_is_durable_and_order_is_kept() -> None:
     driver, core, store, connection, _ = await _driver()
     core.pending = [Send(Side.SOUTH, "before"), Persist("tx", "1", {}), Send(Side.SOUTH, "ack1")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     core.pending = [Send(Side.SOUTH, "ack2")]  # a later input, while the batch is in flight
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     await _settle()
     assert connection.sent == ["before"]
     assert [[p.key for p in batch] for batch in store.batches] == [["1"]]
@@ -98,9 +98,9 @@ async def test_nothing_after_a_batch_leaves_before_the_batch_is_durable_and_orde
 async def test_a_second_batch_in_what_was_held_waits_for_its_own_answer() -> None:
     driver, core, store, connection, _ = await _driver()
     core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, "a")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     core.pending = [Persist("tx", "2", {}), Send(Side.SOUTH, "b")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     store.answers.pop(0)(None)
     await _settle()
     assert connection.sent == ["a"]
@@ -113,7 +113,7 @@ async def test_a_second_batch_in_what_was_held_waits_for_its_own_answer() -> Non
 async def test_a_batch_that_cannot_be_written_ends_the_session_and_drops_what_was_held() -> None:
     driver, core, store, connection, logs = await _driver()
     core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, "ack")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     store.answers.pop(0)(StoreError("b.db: cannot write: disk full"))
     await _settle()
     assert driver.failed
@@ -127,7 +127,7 @@ async def test_a_fenced_batch_is_a_warning_and_closes_with_1013_not_a_failure_lo
     `core.failed` error; the session ends as a lost lease does, nothing acknowledged."""
     driver, core, store, connection, logs = await _driver()
     core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, "ack")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     store.answers.pop(0)(FencedError("pg: CP1: fenced: its lease is held by b at epoch 2"))
     await _settle()
     assert driver.failed
@@ -139,7 +139,7 @@ async def test_a_fenced_batch_is_a_warning_and_closes_with_1013_not_a_failure_lo
 async def test_a_held_send_for_a_connection_that_ended_meanwhile_is_dropped_quietly() -> None:
     driver, core, store, connection, logs = await _driver()
     core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, "ack"), Close(Side.SOUTH, 1000, "")]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     serving = asyncio.ensure_future(driver.serve(Side.SOUTH))
     await _settle()
     connection.end()  # the connection ends before the store answers
@@ -156,12 +156,12 @@ async def test_what_waited_for_the_store_is_traced_under_the_input_that_caused_i
     trace = StationTrace("CP", TraceTarget(Path("unused.jsonl"), 1 << 20, 1), writer=lines)  # type: ignore[arg-type]
     driver, core, store, connection, _ = await _driver(trace)
     core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, '[3,"a",{}]')]
-    driver.feed(lambda now: None)  # input A
+    driver.feed(lambda now, wall: None)  # input A
     core.pending = [Send(Side.SOUTH, '[3,"b",{}]')]
-    driver.feed(lambda now: None)  # input B, while A's batch is in flight
+    driver.feed(lambda now, wall: None)  # input B, while A's batch is in flight
     store.answers.pop(0)(None)
     core.pending = [Send(Side.SOUTH, '[3,"c",{}]')]
-    driver.feed(lambda now: None)  # input C, after
+    driver.feed(lambda now, wall: None)  # input C, after
     await _settle()
     corr = {line["frame"][1]: line["corr"] for line in lines.lines}
     assert set(corr) == {"a", "b", "c"}
@@ -174,7 +174,7 @@ async def test_a_held_answer_never_goes_to_the_next_connection_of_its_side() -> 
     charger's new connection, which had never sent that message id."""
     driver, core, store, connection, logs = await _driver()
     core.pending = [Persist("tx", "1", {}), Send(Side.SOUTH, '[3,"old-1",{"transactionId":1123}]')]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     serving = asyncio.ensure_future(driver.serve(Side.SOUTH))
     await _settle()
     connection.end()  # the charger's connection ends while the store writes
@@ -182,7 +182,7 @@ async def test_a_held_answer_never_goes_to_the_next_connection_of_its_side() -> 
     reconnected = MemoryConnection("ocpp1.6")
     driver.attach(Side.SOUTH, reconnected)
     core.pending = [Send(Side.SOUTH, '[3,"new-1",{}]')]  # the new connection's own answer
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     store.answers.pop(0)(None)
     await _settle()
     assert connection.sent == [] and reconnected.sent == ['[3,"new-1",{}]']

@@ -100,13 +100,13 @@ class _Core:
     def __init__(self) -> None:
         self.pending: list[Effect] = []
 
-    def connection_made(self, side: Side, now: float) -> None: ...
+    def connection_made(self, side: Side, now: float, wall: float) -> None: ...
 
-    def connection_lost(self, side: Side, now: float) -> None: ...
+    def connection_lost(self, side: Side, now: float, wall: float) -> None: ...
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None: ...
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None: ...
 
-    def handle_timer(self, now: float) -> None: ...
+    def handle_timer(self, now: float, wall: float) -> None: ...
 
     def next_deadline(self) -> float | None:
         return None
@@ -132,7 +132,7 @@ async def test_the_driver_logs_a_burst_counts_all_and_sums_up_at_the_end() -> No
     serving = asyncio.create_task(driver.serve(Side.NORTH))
     for n in range(100):
         core.pending = [Report(Side.NORTH, Diagnostic("late-answer", "late", message_id=str(n)))]
-        driver.feed(lambda now: None)
+        driver.feed(lambda now, wall: None)
     lines = logs[Side.NORTH].lines
     assert [event for event, _ in lines] == ["late-answer"] * DIAGNOSTIC_BURST
     late = metrics.registry.get_sample_value("ocpp_bridge_late_answers_total", {"side": "north"})

@@ -278,18 +278,18 @@ class _RelayCore:
         self._deadline: float | None = None
         self.timer_fired = asyncio.Event()
 
-    def connection_made(self, side: Side, now: float) -> None:
+    def connection_made(self, side: Side, now: float, wall: float) -> None:
         if side is Side.NORTH:
             self._effects.append(Send(Side.NORTH, '[2,"n1","BootNotification",{}]'))
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None:
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None:
         self._effects.append(Send(side.other, data if isinstance(data, str) else data.decode()))
         self._deadline = now
 
-    def connection_lost(self, side: Side, now: float) -> None:
+    def connection_lost(self, side: Side, now: float, wall: float) -> None:
         pass
 
-    def handle_timer(self, now: float) -> None:
+    def handle_timer(self, now: float, wall: float) -> None:
         self._deadline = None
         self._effects.append(Send(Side.SOUTH, '[2,"s1","TriggerMessage",{}]'))
         self.timer_fired.set()

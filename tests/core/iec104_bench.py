@@ -104,9 +104,9 @@ class Bench:
             SCHEMAS,
             lambda: f"m{next(self._ids)}",
             lambda: f"TX-{next(self._tx_ids):04d}",
-            self.wall,
             json.loads(json.dumps(self.store)),
             now=self.now,
+            wall=self.wall(),
             settings=self.settings,
         )
 
@@ -182,24 +182,26 @@ class Bench:
                 answer = {"currentTime": iso(self.wall())}
             elif frame.action == "Authorize":
                 answer = {"idTokenInfo": {"status": "Accepted"}}
-            self.core.receive(Side.NORTH, json.dumps([3, message_id, answer]), self.now)
+            self.core.receive(
+                Side.NORTH, json.dumps([3, message_id, answer]), self.now, self.wall()
+            )
 
     # --- inputs ------------------------------------------------------------------------------
 
     def connect_csms(self) -> None:
         self.csms_online = True
-        self.core.connection_made(Side.NORTH, self.now)
+        self.core.connection_made(Side.NORTH, self.now, self.wall())
         self.drain()
 
     def disconnect_csms(self) -> None:
-        self.core.connection_lost(Side.NORTH, self.now)
+        self.core.connection_lost(Side.NORTH, self.now, self.wall())
         self.drain()
         self.csms_online = False
         self.pending.clear()
         self.waiting.clear()
 
     def link_up(self, *updates: PointUpdate) -> None:
-        self.core.link_up(self.now)
+        self.core.link_up(self.now, self.wall())
         self.drain()
         self.points(*updates)
 
@@ -209,7 +211,7 @@ class Bench:
 
     def points(self, *updates: PointUpdate) -> None:
         for update in updates:
-            self.core.point_updated(update, self.now)
+            self.core.point_updated(update, self.now, self.wall())
             self.drain()
 
     def confirm(self, command: Send104Command | None = None, positive: bool = True) -> None:
@@ -220,7 +222,9 @@ class Bench:
     def csms(self, action: str, payload: Payload) -> str:
         message_id = f"s{next(self._csms_ids)}"
         self.waiting[message_id] = action
-        self.core.receive(Side.NORTH, json.dumps([2, message_id, action, payload]), self.now)
+        self.core.receive(
+            Side.NORTH, json.dumps([2, message_id, action, payload]), self.now, self.wall()
+        )
         self.drain()
         return message_id
 
@@ -231,10 +235,10 @@ class Bench:
             if deadline is None or deadline > target:
                 break
             self.now = max(self.now, deadline)
-            self.core.handle_timer(self.now)
+            self.core.handle_timer(self.now, self.wall())
             self.drain()
         self.now = target
-        self.core.handle_timer(self.now)
+        self.core.handle_timer(self.now, self.wall())
         self.drain()
 
     # --- reading what happened ----------------------------------------------------------------

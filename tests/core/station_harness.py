@@ -229,9 +229,9 @@ class Bench:
             SCHEMAS,
             lambda: f"m{next(self._message_ids)}",
             lambda: f"TX-{next(self._transaction_ids):04d}",
-            self.wall,
             self.store.load(),
             now=self.now,
+            wall=self.wall(),
             settings=self.settings,
         )
 
@@ -309,11 +309,11 @@ class Bench:
 
     def connect(self, side: Side) -> list[Frame]:
         self.online[side] = True
-        self.core.connection_made(side, self.now)
+        self.core.connection_made(side, self.now, self.wall())
         return self.drain()
 
     def disconnect(self, side: Side) -> list[Frame]:
-        self.core.connection_lost(side, self.now)
+        self.core.connection_lost(side, self.now, self.wall())
         frames = self.drain()
         self.online[side] = False
         self.waiting[side].clear()
@@ -329,12 +329,12 @@ class Bench:
             if deadline is None or deadline > target:
                 break
             self.now = max(self.now, deadline)
-            self.core.handle_timer(self.now)
+            self.core.handle_timer(self.now, self.wall())
             frames += self.drain()
         else:  # pragma: no cover - a core that never stops asking for the timer
             raise AssertionError("the core's deadline does not move")
         self.now = target
-        self.core.handle_timer(self.now)
+        self.core.handle_timer(self.now, self.wall())
         return frames + self.drain()
 
     # --- the peers --------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ class Bench:
         """The peer on `side` sends a CALL."""
         message_id = message_id or self._peer_id("c" if side is Side.SOUTH else "s")
         self.waiting[side][message_id] = action
-        self.core.receive(side, json.dumps([2, message_id, action, payload]), self.now)
+        self.core.receive(side, json.dumps([2, message_id, action, payload]), self.now, self.wall())
         return self.drain(crash_after)
 
     def charger(self, action: str, payload: Payload, **kwargs: Any) -> list[Frame]:
@@ -383,7 +383,7 @@ class Bench:
             else:
                 payload = CHARGER_DEFAULT_ANSWERS.get(frame.action, {})
         del self.pending[side][frame.message_id]
-        self.core.receive(side, json.dumps([3, frame.message_id, payload]), self.now)
+        self.core.receive(side, json.dumps([3, frame.message_id, payload]), self.now, self.wall())
         return self.drain(crash_after)
 
     def error(
@@ -392,7 +392,9 @@ class Bench:
         frame = self.pending[side][message_id] if message_id else self.outstanding(side)
         assert frame is not None
         del self.pending[side][frame.message_id]
-        self.core.receive(side, json.dumps([4, frame.message_id, code, "", {}]), self.now)
+        self.core.receive(
+            side, json.dumps([4, frame.message_id, code, "", {}]), self.now, self.wall()
+        )
         return self.drain()
 
     def answer_all(self, side: Side, limit: int = 100) -> list[Frame]:

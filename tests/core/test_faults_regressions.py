@@ -82,16 +82,16 @@ class _Core:
         self.pending: list[Effect] = []
         self.inputs = 0
 
-    def connection_made(self, side: Side, now: float) -> None:
+    def connection_made(self, side: Side, now: float, wall: float) -> None:
         self.inputs += 1
 
-    def connection_lost(self, side: Side, now: float) -> None:
+    def connection_lost(self, side: Side, now: float, wall: float) -> None:
         self.inputs += 1
 
-    def receive(self, side: Side, data: str | bytes, now: float) -> None:
+    def receive(self, side: Side, data: str | bytes, now: float, wall: float) -> None:
         self.inputs += 1
 
-    def handle_timer(self, now: float) -> None:
+    def handle_timer(self, now: float, wall: float) -> None:
         self.inputs += 1
 
     def next_deadline(self) -> float | None:
@@ -128,7 +128,7 @@ async def test_reports_do_not_split_the_persist_batch_of_one_input() -> None:
     driver = CoreDriver(core, logs, station_id="CP", store=store, persistent=True)  # type: ignore[arg-type]
     report = Report(Side.SOUTH, Diagnostic("unsynchronised-clock", "1970"))
     core.pending = [Persist("tx", "a", 1), report, Persist("outbox", "1", 2), report]
-    driver.feed(lambda now: None)
+    driver.feed(lambda now, wall: None)
     assert [[p.key for p in batch] for batch in store.batches] == [["a", "1"]]
     assert len(logs[Side.SOUTH].lines) == 2
 
@@ -138,13 +138,13 @@ async def test_a_failed_core_is_never_fed_again() -> None:
     logs = {side: _Log() for side in Side}
     driver = CoreDriver(core, logs, station_id="CP", store=store, persistent=True)  # type: ignore[arg-type]
 
-    def boom(now: float) -> None:
+    def boom(now: float, wall: float) -> None:
         raise RuntimeError("a core bug")
 
     driver.feed(boom)
     assert driver.failed
     assert [event for event, _ in logs[Side.SOUTH].lines] == ["core.failed"]
-    driver.feed(lambda now: core.receive(Side.SOUTH, "[]", now))
+    driver.feed(lambda now, wall: core.receive(Side.SOUTH, "[]", now, wall))
     assert core.inputs == 0  # nothing reaches the failed core any more
 
 
@@ -159,9 +159,9 @@ def _station(schemas: OfficialSchemas, state: dict[str, dict[str, Any]]) -> Stat
         schemas,
         lambda: f"m{next(counter)}",
         lambda: f"tx-{next(transactions)}",
-        lambda: WALL,
         state,
         now=0.0,
+        wall=WALL,
         settings=Station16Settings(config_table=TABLE),
     )
 
@@ -199,9 +199,13 @@ async def test_a_start_with_an_unsynchronised_clock_is_one_commit_with_its_start
     core = _station(schemas, {})
     logs = {side: _Log() for side in Side}
     driver = CoreDriver(core, logs, station_id="CP16", store=store, persistent=True)  # type: ignore[arg-type]
-    driver.feed(lambda now: core.connection_made(Side.SOUTH, now))
+    driver.feed(lambda now, wall: core.connection_made(Side.SOUTH, now, wall))
     before = len(store.batches)
-    driver.feed(lambda now: core.receive(Side.SOUTH, _call("s1", "StartTransaction", START), now))
+    driver.feed(
+        lambda now, wall: core.receive(
+            Side.SOUTH, _call("s1", "StartTransaction", START), now, wall
+        )
+    )
     assert not driver.failed
     batches = store.batches[before:]
     assert len(batches) == 1  # the ledger row and the Started event: one atomic commit
@@ -214,21 +218,21 @@ async def test_a_start_with_an_unsynchronised_clock_is_one_commit_with_its_start
 def test_a_resent_meter_values_is_not_a_second_updated_event(schemas: OfficialSchemas) -> None:
     store = _Store()
     core = _station(schemas, {})
-    core.connection_made(Side.SOUTH, 0.0)
-    core.receive(Side.SOUTH, _call("s1", "StartTransaction", START), 1.0)
-    core.receive(Side.SOUTH, _call("v1", "MeterValues", METER), 2.0)
+    core.connection_made(Side.SOUTH, 0.0, WALL)
+    core.receive(Side.SOUTH, _call("s1", "StartTransaction", START), 1.0, WALL)
+    core.receive(Side.SOUTH, _call("v1", "MeterValues", METER), 2.0, WALL)
     for effect in core.effects():
         if isinstance(effect, Persist):
             store.apply("CP16", [effect])
     # The .conf of v1 is lost (link drop, or the bridge is killed after the commit): the charger
     # resends it unchanged, to this core and to one rebuilt from the store.
-    core.receive(Side.SOUTH, _call("v2", "MeterValues", METER), 3.0)
+    core.receive(Side.SOUTH, _call("v2", "MeterValues", METER), 3.0, WALL)
     effects = core.effects()
     assert not any(isinstance(e, Persist) and e.table == "outbox" for e in effects)
     assert [json.loads(e.frame)[:2] for e in effects if isinstance(e, Send)] == [[3, "v2"]]
     rebuilt = _station(schemas, store.load())
-    rebuilt.connection_made(Side.SOUTH, 4.0)
-    rebuilt.receive(Side.SOUTH, _call("v3", "MeterValues", METER), 5.0)
+    rebuilt.connection_made(Side.SOUTH, 4.0, WALL)
+    rebuilt.receive(Side.SOUTH, _call("v3", "MeterValues", METER), 5.0, WALL)
     assert not any(isinstance(e, Persist) and e.table == "outbox" for e in rebuilt.effects())
     assert [p["eventType"] for p in _queued(store)] == ["Started", "Updated"]
     # a new sample is still a new event
@@ -236,7 +240,7 @@ def test_a_resent_meter_values_is_not_a_second_updated_event(schemas: OfficialSc
         **METER,
         "meterValue": [{**METER["meterValue"][0], "timestamp": "2026-01-01T00:01:10Z"}],
     }
-    rebuilt.receive(Side.SOUTH, _call("v4", "MeterValues", newer), 6.0)
+    rebuilt.receive(Side.SOUTH, _call("v4", "MeterValues", newer), 6.0, WALL)
     queued = [e for e in rebuilt.effects() if isinstance(e, Persist) and e.table == "outbox"]
     assert [cast(dict[str, Any], e.value)["payload"]["seqNo"] for e in queued] == [2]
 

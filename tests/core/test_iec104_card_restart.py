@@ -23,7 +23,7 @@ TOKEN = {"idToken": CARD, "type": "Local"}
 def swipe(bench: Bench, card: str = CARD) -> None:
     """Card authorization request (130, COT 3) on connector 1: IOA 0x7001, the card in packed BCD."""
     objects = (0x7001).to_bytes(3, "little") + bytes.fromhex(card)
-    bench.core.handle_link_event(RawAsdu(130, 3, 1, 1, False, objects), bench.now)
+    bench.core.handle_link_event(RawAsdu(130, 3, 1, 1, False, objects), bench.now, bench.wall())
     bench.drain()
 
 
@@ -60,7 +60,7 @@ def test_the_card_is_durable_before_the_charger_hears_accepted() -> None:
     (message_id,) = [m for m, f in bench.pending.items() if f.action == "Authorize"]
     del bench.pending[message_id]
     answer = f'[3, "{message_id}", {{"idTokenInfo": {{"status": "Accepted"}}}}]'
-    bench.core.receive(Side.NORTH, answer, bench.now)
+    bench.core.receive(Side.NORTH, answer, bench.now, bench.wall())
     effects = bench.core.effects()
     stored = next(
         i for i, e in enumerate(effects) if isinstance(e, Persist) and e.key == "card:1" and e.value
@@ -129,7 +129,7 @@ def test_a_record_after_its_ended_went_without_it_is_late_also_after_a_restart()
     assert [e["eventType"] for e in bench.events()] == ["Started", "Ended"]
     bench.restart()
     bench.ready()
-    bench.core.handle_link_event(settlement(), bench.now)
+    bench.core.handle_link_event(settlement(), bench.now, bench.wall())
     bench.drain()
     assert [e["eventType"] for e in bench.events()] == ["Started", "Ended"]
     assert "late-settlement" in bench.report_kinds()
@@ -162,7 +162,7 @@ def test_a_record_naming_the_running_transaction_is_its_own_not_the_late_one() -
     bench.advance(3.5)
     begin = [e for e in bench.events() if e["eventType"] == "Started"][-1]
     assert begin["meterValue"][0]["sampledValue"][0]["value"] == 1_001_000
-    bench.core.handle_link_event(settlement(following, 100_100, 100_250), bench.now)
+    bench.core.handle_link_event(settlement(following, 100_100, 100_250), bench.now, bench.wall())
     bench.drain()
     assert "late-settlement" not in bench.report_kinds()
     ended = bench.events()[-1]
@@ -196,7 +196,9 @@ def test_a_restart_while_the_ended_waits_for_its_record_keeps_that_session_ended
     bench.connect_csms()
     bench.link_up(*charging_again(), it(ENERGY, 100_110))
     bench.advance(3.5)
-    bench.core.handle_link_event(settlement(), bench.now)  # the first session's record
+    bench.core.handle_link_event(
+        settlement(), bench.now, bench.wall()
+    )  # the first session's record
     bench.drain()
     events = [(e["eventType"], e["transactionInfo"]["transactionId"]) for e in bench.events()]
     assert events[:3] == [("Started", first), ("Ended", first), ("Started", events[2][1])]
@@ -209,7 +211,7 @@ def test_a_restart_while_the_ended_waits_for_its_record_keeps_that_session_ended
     assert "ending:1" not in bench.store["meta"]  # gone in the Ended's commit
     # the second session ends by its own record
     bench.points(it(ENERGY, 100_250), sp(CHARGING, False))
-    bench.core.handle_link_event(settlement(CARD, 100_100, 100_250), bench.now)
+    bench.core.handle_link_event(settlement(CARD, 100_100, 100_250), bench.now, bench.wall())
     bench.drain()
     events = [(e["eventType"], e["transactionInfo"]["transactionId"]) for e in bench.events()]
     assert events[3:] == [("Ended", events[2][1])]

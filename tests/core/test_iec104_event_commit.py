@@ -142,15 +142,19 @@ def test_c_card_start_stop_and_records_are_one_commit_each(settings: str) -> Non
     bench.advance(3.5)
     swipe(bench)  # the stop card
     bench.points(it(ENERGY, 100_100), sp(CHARGING, False))
-    bench.core.handle_link_event(settlement(), bench.now)  # the record ends it
+    bench.core.handle_link_event(settlement(), bench.now, bench.wall())  # the record ends it
     bench.drain()
     # a record of a session the bridge never saw: its Started and Ended from the record
-    bench.core.handle_link_event(settlement("1234567890123457", 100_100, 100_200), bench.now)
+    bench.core.handle_link_event(
+        settlement("1234567890123457", 100_100, 100_200), bench.now, bench.wall()
+    )
     bench.drain()
     # a record while the transaction runs ends it (no fall of charging seen)
     bench.points(sp(CHARGING, True))
     bench.advance(3.5)
-    bench.core.handle_link_event(settlement("1234567890123458", 100_200, 100_300), bench.now)
+    bench.core.handle_link_event(
+        settlement("1234567890123458", 100_200, 100_300), bench.now, bench.wall()
+    )
     bench.drain()
     assert check_one_commit(bench) == [
         "Started",
@@ -190,7 +194,7 @@ def started_in_its_step(table: CompiledTable) -> tuple[Bench, list[Any]]:
     bench.csms("RequestStartTransaction", REMOTE_START)
     bench.confirm()
     bench.points(sp(HOLSTERED, False))
-    bench.core.point_updated(sp(PLUG, True), bench.now)
+    bench.core.point_updated(sp(PLUG, True), bench.now, bench.wall())
     return bench, bench.core.effects()
 
 

@@ -68,7 +68,7 @@ def session_ended_by_its_record() -> tuple[Bench, list[Any]]:
     swipe(bench)
     start_charging(bench)
     bench.points(it(ENERGY, 100_100), sp(CHARGING, False))
-    bench.core.handle_link_event(settlement(), bench.now)
+    bench.core.handle_link_event(settlement(), bench.now, bench.wall())
     return bench, bench.core.effects()
 
 
@@ -110,7 +110,7 @@ def crash_after(committed: int) -> None:
     bench.connect_csms()
     bench.link_up(*idle(1), *idle(2), it(ENERGY, 100_100), it(ENERGY + 0x10, 5))
     if not acked:  # the charger keeps its record until acknowledged: again on the new link
-        bench.core.handle_link_event(settlement(), bench.now)
+        bench.core.handle_link_event(settlement(), bench.now, bench.wall())
         bench.drain()
     bench.advance(35)  # past settlement_wait: an Ended waiting for a record goes by now
     where = f"crash after {committed} batch(es)"
@@ -156,7 +156,9 @@ def test_f01_a_remote_started_transaction_with_a_tx_profile_starts_in_one_commit
     bench.confirm()
     bench.points(sp(HOLSTERED, False), sp(PLUG, True), sp(CHARGING, True))
     commands = len(bench.commands)
-    bench.core.point_updated(it(ENERGY, 100_050), bench.now)  # the register: the Started goes
+    bench.core.point_updated(
+        it(ENERGY, 100_050), bench.now, bench.wall()
+    )  # the register: the Started goes
     batches = driver_batches(bench.core.effects())
     (with_started,) = [
         persists

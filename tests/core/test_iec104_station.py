@@ -838,13 +838,13 @@ class TestB06B07B08DeviceModel:
 def test_handle_link_event_dispatches_every_kind() -> None:
     bench = Bench()
     bench.connect_csms()
-    bench.core.handle_link_event(LinkUp(), bench.now)
+    bench.core.handle_link_event(LinkUp(), bench.now, bench.wall())
     for update in idle(1):
-        bench.core.handle_link_event(update, bench.now)
+        bench.core.handle_link_event(update, bench.now, bench.wall())
     bench.drain()
     assert bench.statuses() == ["Available"]
-    bench.core.handle_link_event(CommandConfirmed(99, START_STOP, True), bench.now)
-    bench.core.handle_link_event(LinkDown("x"), bench.now)
+    bench.core.handle_link_event(CommandConfirmed(99, START_STOP, True), bench.now, bench.wall())
+    bench.core.handle_link_event(LinkDown("x"), bench.now, bench.wall())
     bench.drain()
     assert "unknown-command" in bench.report_kinds()
     assert not bench.core.link_is_up

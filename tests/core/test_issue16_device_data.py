@@ -368,7 +368,7 @@ def padded(action: str, message_id: str) -> str:
 def test_b06_fr_17_bytes_per_message_counts_the_frame_as_received_104(action: str) -> None:
     bench = ready104()
     bench.waiting["big"] = action
-    bench.core.receive(N, padded(action, "big"), bench.now)
+    bench.core.receive(N, padded(action, "big"), bench.now, bench.wall())
     bench.drain()
     frame = bench.answer_to("big")
     assert frame is not None and (frame.kind, frame.payload["code"]) == (4, "FormatViolation")
@@ -378,7 +378,7 @@ def test_b06_fr_17_bytes_per_message_counts_the_frame_as_received_104(action: st
 def test_b06_fr_17_bytes_per_message_counts_the_frame_as_received_16(action: str) -> None:
     bench = registered16()
     bench.waiting[N]["big"] = action
-    bench.core.receive(N, padded(action, "big"), bench.now)
+    bench.core.receive(N, padded(action, "big"), bench.now, bench.wall())
     bench.drain()
     frame = only([f for f in bench.frames(N) if f.message_id == "big"])
     assert (frame.kind, frame.code) == (4, "FormatViolation")

@@ -16,6 +16,9 @@ BOOT = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"
 BOOT_RESULT = {"currentTime": "2026-11-22T10:00:00Z", "interval": 300, "status": "Accepted"}
 
 
+WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the wall time passed with each input (unused here)
+
+
 @pytest.fixture
 def station(schemas: OfficialSchemas, ids: Callable[[], str]) -> PassThroughStation:
     return PassThroughStation(
@@ -28,7 +31,7 @@ def sent(station: PassThroughStation) -> list[tuple[Side, list[object]]]:
 
 
 def feed(station: PassThroughStation, side: Side, frame: list[object], now: float = 0.0) -> None:
-    station.receive(side, orjson.dumps(frame), now)
+    station.receive(side, orjson.dumps(frame), now, WALL + now)
 
 
 class TestB01BootThroughTheBridge:
@@ -91,8 +94,8 @@ class TestLateAnswersFromALiveCsms:
         }
         feed(station, SOUTH, [2, "cs-1", "TransactionEvent", event])
         assert sent(station) == [(NORTH, [2, "b1", "TransactionEvent", event])]
-        station.handle_timer(30.0)
-        station.handle_timer(60.0)
+        station.handle_timer(30.0, WALL)
+        station.handle_timer(60.0, WALL)
         assert sent(station) == []  # no InternalError for the charger, nothing sent again
         feed(station, NORTH, [3, "b1", {}], now=60.054)
         assert sent(station) == [(SOUTH, [3, "cs-1", {}])]
@@ -100,9 +103,9 @@ class TestLateAnswersFromALiveCsms:
     def test_a_csms_that_never_answers_has_both_connections_closed(self, station) -> None:
         feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}])
         station.effects()
-        station.handle_timer(30.0)
+        station.handle_timer(30.0, WALL)
         assert station.next_deadline() == 120.0
-        station.handle_timer(120.0)
+        station.handle_timer(120.0, WALL)
         effects = station.effects()
         assert [(e.side, e.code) for e in effects if isinstance(e, Close)] == [
             (NORTH, 1001),
@@ -111,8 +114,8 @@ class TestLateAnswersFromALiveCsms:
         assert not [e for e in effects if isinstance(e, Send)]  # not answered for the CSMS
         kinds = [e.diagnostic.kind for e in effects if isinstance(e, Report)]
         assert "peer-unresponsive" in kinds
-        station.connection_lost(NORTH, 121.0)  # the adapter reports the ends: nothing more
-        station.connection_lost(SOUTH, 121.0)
+        station.connection_lost(NORTH, 121.0, WALL)  # the adapter reports the ends: nothing more
+        station.connection_lost(SOUTH, 121.0, WALL)
         assert station.effects() == []
 
 
@@ -137,8 +140,8 @@ class TestLateAnswersFromALiveCharger:
     ) -> None:
         feed(station, NORTH, [2, "csms-1", "ClearCache", {}])
         assert sent(station) == [(SOUTH, [2, "b1", "ClearCache", {}])]
-        station.handle_timer(20.0)
-        station.handle_timer(60.0)
+        station.handle_timer(20.0, WALL)
+        station.handle_timer(60.0, WALL)
         assert sent(station) == []  # no InternalError for the CSMS, nothing sent again
         feed(station, SOUTH, [3, "b1", {"status": "Accepted"}], now=60.05)
         effects = station.effects()
@@ -151,7 +154,7 @@ class TestLateAnswersFromALiveCharger:
         feed(station, NORTH, [2, "csms-1", "ClearCache", {}])
         feed(station, NORTH, [2, "csms-2", "ClearCache", {}])
         assert sent(station) == [(SOUTH, [2, "b1", "ClearCache", {}])]
-        station.handle_timer(25.0)
+        station.handle_timer(25.0, WALL)
         assert sent(station) == []
         feed(station, SOUTH, [3, "b1", {"status": "Accepted"}], now=26.0)
         frames = sent(station)  # one frame per side; their order across sides means nothing
@@ -166,9 +169,9 @@ class TestLateAnswersFromALiveCharger:
         feed(station, NORTH, [2, "csms-1", "ClearCache", {}])
         feed(station, NORTH, [2, "csms-2", "ClearCache", {}])
         station.effects()
-        station.handle_timer(20.0)
+        station.handle_timer(20.0, WALL)
         assert station.next_deadline() == 110.0  # charger_call_timeout + late_answer_wait
-        station.handle_timer(110.0)
+        station.handle_timer(110.0, WALL)
         effects = station.effects()
         assert not [e for e in effects if isinstance(e, Close)]
         frames = {e.side: orjson.loads(e.frame) for e in effects if isinstance(e, Send)}
@@ -247,7 +250,7 @@ class TestErrorsTravelTruthfully:
         feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}], now=0.0)
         station.effects()
         assert station.next_deadline() == 30.0
-        station.handle_timer(30.0)
+        station.handle_timer(30.0, WALL)
         effects = station.effects()
         frames = [orjson.loads(e.frame) for e in effects if isinstance(e, Send)]
         assert frames[0][:3] == [4, "cs-1", "InternalError"]
@@ -299,26 +302,26 @@ class TestConnectionsFollowEachOther:
     def test_charger_gone_closes_the_csms_connection(self, station) -> None:
         feed(station, NORTH, [2, "c", "ClearCache", {}])
         station.effects()
-        station.connection_lost(SOUTH, 1.0)
+        station.connection_lost(SOUTH, 1.0, WALL)
         effects = station.effects()
         assert Close(NORTH, 1001, "charging station disconnected") in effects
         assert not [e for e in effects if isinstance(e, Send)]
 
     def test_csms_gone_closes_the_charger_connection(self, station) -> None:
-        station.connection_lost(NORTH, 1.0)
+        station.connection_lost(NORTH, 1.0, WALL)
         assert station.effects() == [Close(SOUTH, 1013, "CSMS connection lost")]
 
     def test_answer_after_the_asker_left_is_dropped(self, station) -> None:
         feed(station, SOUTH, [2, "cs-1", "Heartbeat", {}])
         station.effects()
-        station.connection_lost(SOUTH, 1.0)
+        station.connection_lost(SOUTH, 1.0, WALL)
         station.effects()
         feed(station, NORTH, [3, "b1", {"currentTime": "2026-01-01T00:00:00Z"}])
         assert [e for e in station.effects() if isinstance(e, Send)] == []
 
     def test_second_loss_report_is_harmless(self, station) -> None:
-        station.connection_lost(SOUTH, 1.0)
+        station.connection_lost(SOUTH, 1.0, WALL)
         station.effects()
-        station.connection_lost(NORTH, 1.0)
-        station.connection_lost(SOUTH, 1.0)
+        station.connection_lost(NORTH, 1.0, WALL)
+        station.connection_lost(SOUTH, 1.0, WALL)
         assert station.effects() == []

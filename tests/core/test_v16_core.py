@@ -1223,7 +1223,7 @@ def _crash_points(bad_clock: bool) -> list[tuple[int, int]]:
             bench.charger(action, payload)
         action, payload = _scenario(bench, bad_clock)[index]
         bench.waiting[S]["x"] = action
-        bench.core.receive(S, json.dumps([2, "x", action, payload]), bench.now)
+        bench.core.receive(S, json.dumps([2, "x", action, payload]), bench.now, bench.wall())
         units = count_units(bench.core.effects())
         points += [(index, k) for k in range(units + 1)]
     return points
