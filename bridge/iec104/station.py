@@ -539,11 +539,11 @@ class Station104:
         if isinstance(event, PointUpdate):
             self.point_updated(event, now, wall)
         elif isinstance(event, CommandConfirmed):
-            self.command_confirmed(event.command_id, event.positive, now, event.detail)
+            self.command_confirmed(event.command_id, event.positive, now, wall, event.detail)
         elif isinstance(event, LinkUp):
             self.link_up(now, wall)
         elif isinstance(event, LinkDown):
-            self.link_down(now, event.reason)
+            self.link_down(now, wall, event.reason)
         elif isinstance(event, RawAsdu):
             self._private(event, now)
 
@@ -562,7 +562,8 @@ class Station104:
         self._apply_profiles(now)
         self._flush()
 
-    def link_down(self, now: float, reason: str = "") -> None:
+    def link_down(self, now: float, wall: float, reason: str = "") -> None:
+        self._wall = wall
         if not self._link_up and self._unavailable_due is not None:
             return
         self._link_up = False
@@ -589,8 +590,9 @@ class Station104:
         self._flush()
 
     def command_confirmed(
-        self, command_id: int, positive: bool, now: float, detail: str = ""
+        self, command_id: int, positive: bool, now: float, wall: float, detail: str = ""
     ) -> None:
+        self._wall = wall
         sent = self._sent.pop(command_id, None)
         if sent is None:
             self._report(

@@ -206,7 +206,7 @@ class Bench:
         self.points(*updates)
 
     def link_down(self) -> None:
-        self.core.link_down(self.now, "test")
+        self.core.link_down(self.now, self.wall(), "test")
         self.drain()
 
     def points(self, *updates: PointUpdate) -> None:
@@ -216,7 +216,7 @@ class Bench:
 
     def confirm(self, command: Send104Command | None = None, positive: bool = True) -> None:
         command = command or self.commands[-1]
-        self.core.command_confirmed(command.command_id, positive, self.now, "test")
+        self.core.command_confirmed(command.command_id, positive, self.now, self.wall(), "test")
         self.drain()
 
     def csms(self, action: str, payload: Payload) -> str:
