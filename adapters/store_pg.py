@@ -22,9 +22,15 @@ Rules
   (an older bridge must not write a newer schema).
 - No file lock: several bridge processes may share one PostgreSQL store (that is what it is for).
 - The connection is the writer thread's (with `load` and `apply` taking turns under the store's lock);
-  a broken one is opened again at the next use; if that fails, the batch fails (`StoreError`). A group
-  whose session turns out broken before its COMMIT was sent (the server restarted since the last
-  write) is written again, once, on a new session: nothing of it was written.
+  a broken one is opened again at the next use. A group whose write fails for a reason of the server or
+  the network (a restart, "the database system is shutting down", a refused connection, a session
+  ended before or during its COMMIT) is written again on a new session, with a back-off from 50 ms to
+  0.5 s, for up to `WRITE_RETRY_SECONDS`; only then does the batch fail (`StoreError`: the station's
+  connections close, the station is rebuilt from the store). Why: a failed batch that recorded the
+  CSMS's answer to a queued TransactionEvent left it queued, and the rebuilt station sent it again
+  (the replica fault runs, PostgreSQL restarts). Writing a group twice is safe: it is the latest value
+  of each key and its deletions, the writer thread writes one group at a time, and the fences are
+  checked again (a lease lost meanwhile refuses it).
 - The password is libpq's: `PGPASSWORD` or a password file (`PGPASSFILE`, ~/.pgpass); TLS: libpq's URL
   parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) or environment (`PGSSLMODE`, ...).
 
@@ -79,6 +85,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -202,6 +209,10 @@ def migrate(conn: psycopg.Connection[Any], name: str) -> int:
     return len(MIGRATIONS)
 
 
+# How long a group's write is tried again while the server restarts or cannot be reached (module rules).
+WRITE_RETRY_SECONDS = 10.0
+
+
 class PgStore(GroupCommitStore):
     """PostgreSQL (module rules)."""
 
@@ -212,6 +223,7 @@ class PgStore(GroupCommitStore):
         self._url = url
         self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
+        self._gave_up_at = float("-inf")  # when a write last ran out of WRITE_RETRY_SECONDS
         self.require_leases = require_leases
         self._held: dict[str, int] = {}  # station -> epoch; changed under _held_lock
         self._held_lock = threading.Lock()
@@ -471,23 +483,33 @@ class PgStore(GroupCommitStore):
                     )
             deleted = [where for where, value in latest.items() if value is None]
             written = [(*where, value) for where, value in latest.items() if value is not None]
-            for attempt in (1, 2):
-                conn = self._connection()
-                committing = False
+            started = time.monotonic()
+            # just given up on the server: the batches that follow (the group's, one by one) fail at
+            # once instead of each waiting as long again
+            recent = started - self._gave_up_at < WRITE_RETRY_SECONDS
+            give_up = started if recent else started + WRITE_RETRY_SECONDS
+            pause = 0.05
+            while True:
                 try:
+                    conn = self._connection()
                     with conn.transaction():
                         self._check_fences(conn, batches)
                         if deleted:
                             conn.execute(_DELETE, _columns(deleted))
                         if written:
                             conn.execute(_UPSERT, _columns(written))
-                        committing = True
                     break
-                except psycopg.OperationalError:
-                    # a session the server ended (a restart, a failover): when COMMIT was not sent yet,
-                    # nothing was written, so the group is written once more on a new session
-                    if committing or not conn.broken or attempt == 2:
+                except FencedError:
+                    raise
+                except (psycopg.OperationalError, StoreError):
+                    # the server restarting or unreachable for a moment: written again on a new
+                    # session (the group is the latest value of each key and its deletions, so
+                    # writing it twice is writing it once; the fences are checked again)
+                    if time.monotonic() + pause > give_up:
+                        self._gave_up_at = time.monotonic()
                         raise
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.5)
             self.commits += 1
         except StoreError:
             raise

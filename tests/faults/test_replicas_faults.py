@@ -460,16 +460,10 @@ async def test_short_run_three_replicas_killed_paused_and_cut_from_the_store(
     await _short_run(tmp_path, ("replica-kill", "replica-stop", "partition"))
 
 
-# A known product failure (issue 20 item 4, found by this run; seeds 1 and 5 showed it): a store write
-# that fails because PostgreSQL is restarting (or unreachable) fails the station's session
-# (`core.failed`, 1011) after the CSMS had answered a TransactionEvent whose acknowledgement the write
-# was to record; the same process rebuilds the station from the store and sends that event again: a
-# duplicate (transactionId, seqNo) from one process, which the oracle rightly reports. Not strict:
-# most runs pass; the invariant is not weakened.
-@pytest.mark.xfail(
-    reason="a failed store write during a PostgreSQL restart resends an answered event",
-    strict=False,
-)
+# PostgreSQL restarts: found that a store write failing while the server restarted failed the station's
+# session after the CSMS had answered a TransactionEvent whose acknowledgement the write was to record;
+# the rebuilt station sent that event again, a duplicate from one process (seeds 1, 5, 2125704151).
+# The store now writes such a group again on a new session (adapters/store_pg.py, WRITE_RETRY_SECONDS).
 async def test_short_run_three_replicas_every_fault_with_postgresql_restarts(
     tmp_path: Path,
 ) -> None:
