@@ -412,19 +412,15 @@ class Iec104Host:
 
     async def admit(self) -> bool:
         """Dial-in: the charger dialled into this bridge, which therefore serves it (force)."""
-        try:
-            taken = await self._take(force=True)
-        except StoreError as exc:
-            self._logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
-            return False
-        if taken:
-            self._serve()
-        return taken
+        return await self._take_and_serve(force=True)
 
     async def claim(self) -> bool:
         """Dial-out: serve the station if nobody does (its lease free or expired)."""
+        return await self._take_and_serve(force=False)
+
+    async def _take_and_serve(self, force: bool) -> bool:
         try:
-            taken = await self._take(force=False)
+            taken = await self._take(force=force)
         except StoreError as exc:
             self._logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
             return False
