@@ -185,12 +185,33 @@ def demo(
         DemoLogLevel,
         typer.Option(help="The bridge's log lines shown (above the live table, never in it)."),
     ] = DemoLogLevel.warning,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=5,
+            help="Run this many bridge replicas (processes) under leases on one local PostgreSQL"
+            " (started for the demo: its server binaries must be installed), kill one (SIGKILL)"
+            " mid-session and check that the others serve its stations with nothing lost or"
+            " duplicated. Give --duration 30 or more.",
+        ),
+    ] = 1,
 ) -> None:
     """Run simulated chargers and a small CSMS through the real bridge, on loopback only (the
     bridge's status page on too: its URL is printed)."""
-    from adapters.demo import run_demo
+    if replicas == 1:
+        from adapters.demo import run_demo
 
-    ok = asyncio.run(run_demo(duration, log_level.value))
+        ok = asyncio.run(run_demo(duration, log_level.value))
+        raise typer.Exit(0 if ok else 1)
+    from adapters.demo_replicas import run_replicas_demo
+    from adapters.local_pg import PostgresMissing
+
+    try:
+        ok = asyncio.run(run_replicas_demo(duration, log_level.value, replicas))
+    except PostgresMissing as exc:
+        print(f"demo --replicas {replicas}: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
     raise typer.Exit(0 if ok else 1)
 
 

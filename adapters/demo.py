@@ -28,6 +28,8 @@ Rules
 - The bridge's status page (`[bridge] status_page`) is on, on a free loopback port; its URL is printed
   with the others, so an operator can watch the stations in a browser while the demo runs.
 - Every wait is bounded; every server, task and thread the demo starts is stopped before it returns.
+- `--replicas N` (N ≥ 2): the same chargers and CSMS through N bridge processes on a local PostgreSQL,
+  one killed mid-session: adapters.demo_replicas (this module's sessions with longer waits).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import sys
 import tempfile
@@ -57,6 +60,7 @@ from rich.live import Live
 from rich.table import Table
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from adapters.config import BridgeConfig
@@ -110,6 +114,9 @@ class StationView:
     delivered_wh: float = 0.0  # over the transactions that ended
     # transaction id → the Started/Ended events that carried an idToken, with that token
     tokens: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # every TransactionEvent as the CSMS got it: (transaction id, seqNo, eventType, the whole request)
+    events: list[tuple[str, int, str, str]] = field(default_factory=list)
+    served_by: str = ""  # with replicas: the replica holding the station's lease ("" unknown)
 
     def card_sessions(self, card: str) -> int | None:
         """Transactions Started and Ended once each with `card`; None when one was not."""
@@ -149,7 +156,8 @@ class DemoCsms(OcppChargePoint):
     """The CSMS side of one station connection (the `ocpp` package's ChargePoint, acting as server)."""
 
     def __init__(self, station_id: str, connection: Any, view: StationView) -> None:
-        super().__init__(station_id, connection)
+        # a station that answers nothing within 10 s is gone (with replicas: moving to another one)
+        super().__init__(station_id, connection, response_timeout=10)
         self.view = view
 
     @on("BootNotification")
@@ -182,6 +190,18 @@ class DemoCsms(OcppChargePoint):
         self, event_type: str, transaction_info: dict[str, Any], **kwargs: Any
     ) -> Any:
         self.view.messages += 1
+        self.view.events.append(
+            (
+                transaction_info["transaction_id"],
+                int(kwargs.get("seq_no", -1)),
+                event_type,
+                json.dumps(
+                    {"event_type": event_type, "transaction_info": transaction_info, **kwargs},
+                    sort_keys=True,
+                    default=str,
+                ),
+            )
+        )
         register: float | None = None
         for meter_value in kwargs.get("meter_value") or []:
             for sample in meter_value.get("sampled_value", []):
@@ -512,48 +532,82 @@ class Demo104Session:
     """
 
     def __init__(
-        self, charger: Charger104, sessions: dict[str, DemoCsms], view: StationView
+        self,
+        charger: Charger104,
+        sessions: dict[str, DemoCsms],
+        view: StationView,
+        patience: float = 1.0,
     ) -> None:
         self.charger = charger
         self.sessions = sessions
         self.view = view
+        # > 1 with replicas: every wait that long times more, and a CSMS request that finds the
+        # station moving to another replica is sent again once it is back (bounded)
+        self.patience = patience
+
+    async def _csms_call(self, request: Any) -> Any:
+        """`request` from the CSMS to the station, on its current connection."""
+        view, loop = self.view, asyncio.get_running_loop()
+        deadline = loop.time() + 10 * self.patience
+        while True:
+            csms = self.sessions.get(view.station_id)
+            if csms is not None:
+                try:
+                    return await csms.call(request)
+                except (ConnectionClosed, TimeoutError):
+                    if self.patience <= 1:
+                        raise
+            if loop.time() >= deadline:
+                raise DemoFailed(f"{view.station_id} unreachable from the CSMS")
+            await asyncio.sleep(0.25)
 
     async def drive(self, stop: asyncio.Event) -> None:
-        view = self.view
-        csms: DemoCsms = await _wait_until(
+        view, patience = self.view, self.patience
+        await _wait_until(
             lambda: view.booted and view.variables and self.sessions.get(view.station_id),
-            15,
+            15 * patience,
             f"{view.station_id} registered with the CSMS",
         )
         await _wait_until(
-            lambda: view.connectors.get(1) == "Available", 10, f"{view.station_id} Available"
+            lambda: view.connectors.get(1) == "Available",
+            10 * patience,
+            f"{view.station_id} Available",
         )
         session = 0
         while not stop.is_set():
             session += 1
             await self.charger.plug_in(1)
-            await _wait_until(lambda: view.connectors.get(1) == "Occupied", 5, "plugged in")
-            started = await csms.call(
+            await _wait_until(
+                lambda: view.connectors.get(1) == "Occupied", 5 * patience, "plugged in"
+            )
+            started = await self._csms_call(
                 call.RequestStartTransaction(
                     id_token={"id_token": f"APP{session:05d}", "type": "Central"},
                     remote_start_id=session,
                     evse_id=1,
                 )
             )
-            if started.status != "Accepted":
+            # sent again after a failover: the first may have started it
+            if started.status != "Accepted" and not view.transaction:
                 raise DemoFailed(f"RequestStartTransaction: {started.status}")
-            transaction_id = await _wait_until(lambda: view.transaction, 8, "transaction started")
+            transaction_id = await _wait_until(
+                lambda: view.transaction, 8 * patience, "transaction started"
+            )
             for _ in range(4):
                 await _sleep_or_stop(stop, 0.5)
                 await self.charger.deliver(1, 1_250.0, power_kw=90.0)  # 2.5 kWh/s, time-lapsed
-            stopped = await csms.call(call.RequestStopTransaction(transaction_id=transaction_id))
-            if stopped.status != "Accepted":
+            stopped = await self._csms_call(
+                call.RequestStopTransaction(transaction_id=transaction_id)
+            )
+            if stopped.status != "Accepted" and view.transaction == transaction_id:
                 raise DemoFailed(f"RequestStopTransaction: {stopped.status}")
             # Ended waits for the counter interrogation that reads the final register
-            await _wait_until(lambda: view.transaction is None, 8, "transaction ended")
+            await _wait_until(lambda: view.transaction is None, 8 * patience, "transaction ended")
             await asyncio.sleep(0.2)
             await self.charger.unplug(1)
-            await _wait_until(lambda: view.connectors.get(1) == "Available", 5, "unplugged")
+            await _wait_until(
+                lambda: view.connectors.get(1) == "Available", 5 * patience, "unplugged"
+            )
             await _sleep_or_stop(stop, 1.0)
 
 
@@ -564,34 +618,47 @@ class DemoCardSession:
     stops when the same card is accepted again, then sends its settlement record; this driver plays
     the driver of the car (plug, card, unplug) and the meter."""
 
-    def __init__(self, outstation: Outstation, view: StationView) -> None:
+    def __init__(self, outstation: Outstation, view: StationView, patience: float = 1.0) -> None:
         self.outstation = outstation
         self.view = view
+        self.patience = patience  # as Demo104Session's
+
+    async def _swipe(self, charging: bool, what: str) -> None:
+        """The card, until the connector is `charging` (with replicas a swipe may find the outstation
+        between two replicas: no answer; presented again, bounded)."""
+        sim = self.outstation
+        for _ in range(3 if self.patience > 1 else 1):
+            status = await sim.swipe(DEMO_CARD_TOKEN, within=15.0 if self.patience <= 1 else 5.0)
+            if status == "Accepted" or sim.connectors[1].charging == charging:
+                return
+        raise DemoFailed(f"card to {what}: {status}")
 
     async def drive(self, stop: asyncio.Event) -> None:
-        view, sim = self.view, self.outstation
-        await _wait_until(lambda: view.booted and view.variables, 15, f"{DEMO_CARD} registered")
-        await sim.wait_ready(10)
+        view, sim, patience = self.view, self.outstation, self.patience
         await _wait_until(
-            lambda: view.connectors.get(1) == "Available", 10, f"{DEMO_CARD} Available"
+            lambda: view.booted and view.variables, 15 * patience, f"{DEMO_CARD} registered"
+        )
+        await sim.wait_ready(10 * patience)
+        await _wait_until(
+            lambda: view.connectors.get(1) == "Available", 10 * patience, f"{DEMO_CARD} Available"
         )
         while not stop.is_set():
             await sim.plug_in(1)
-            await _wait_until(lambda: view.connectors.get(1) == "Occupied", 5, "plugged in")
-            status = await sim.swipe(DEMO_CARD_TOKEN)
-            if status != "Accepted":
-                raise DemoFailed(f"card to start: {status}")
-            await _wait_until(lambda: view.transaction, 8, "transaction started")
+            await _wait_until(
+                lambda: view.connectors.get(1) == "Occupied", 5 * patience, "plugged in"
+            )
+            await self._swipe(True, "start")
+            await _wait_until(lambda: view.transaction, 8 * patience, "transaction started")
             for _ in range(4):
                 await _sleep_or_stop(stop, 0.5)
                 await sim.deliver(1, 1_000.0, power_kw=72.0)  # 2 kWh/s, time-lapsed
-            status = await sim.swipe(DEMO_CARD_TOKEN)
-            if status != "Accepted":
-                raise DemoFailed(f"card to stop: {status}")
-            await sim.wait_settled(10)
-            await _wait_until(lambda: view.transaction is None, 8, "transaction ended")
+            await self._swipe(False, "stop")
+            await sim.wait_settled(10 * patience)
+            await _wait_until(lambda: view.transaction is None, 8 * patience, "transaction ended")
             await sim.unplug(1)
-            await _wait_until(lambda: view.connectors.get(1) == "Available", 5, "unplugged")
+            await _wait_until(
+                lambda: view.connectors.get(1) == "Available", 5 * patience, "unplugged"
+            )
             await _sleep_or_stop(stop, 1.0)
 
 
@@ -621,6 +688,9 @@ def _table(views: dict[str, StationView]) -> Table:
     table.add_column("kWh", justify="right", no_wrap=True)
     table.add_column("done", justify="right", no_wrap=True)
     table.add_column("msgs", justify="right", no_wrap=True)
+    replicas = any(view.served_by for view in views.values())
+    if replicas:
+        table.add_column("by", no_wrap=True)
     for view in views.values():
         connectors = sorted(view.connectors.items())
         if len(connectors) == 1:
@@ -636,6 +706,7 @@ def _table(views: dict[str, StationView]) -> Table:
             f"{view.energy_wh / 1000:.2f}",
             str(view.ended),
             str(view.messages),
+            *([view.served_by or "-"] if replicas else []),
         )
     return table
 

@@ -248,12 +248,19 @@ class Outstation:
 
     # --- connections ------------------------------------------------------------------------------
 
-    async def dial_in(self, host: str, port: int, retry: float = 1.0) -> None:
-        """Connect to the bridge's iec104_listen (again after every drop) until `stop`."""
-        self._spawn(self._dial_loop(host, port, retry))
+    async def dial_in(
+        self, host: str, port: int, retry: float = 1.0, others: tuple[tuple[str, int], ...] = ()
+    ) -> None:
+        """Connect to the bridge's iec104_listen (again after every drop) until `stop`. With `others`
+        (every replica's address, as a charger behind no load balancer is given), each new attempt
+        after a drop or a refused connection goes to the next address in turn."""
+        self._spawn(self._dial_loop([(host, port), *others], retry))
 
-    async def _dial_loop(self, host: str, port: int, retry: float) -> None:
+    async def _dial_loop(self, addresses: list[tuple[str, int]], retry: float) -> None:
+        turn = 0
         while not self._closing and not self.refused:
+            host, port = addresses[turn % len(addresses)]
+            turn += 1
             try:
                 reader, writer = await asyncio.open_connection(host, port)
             except OSError as exc:
