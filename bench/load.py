@@ -967,6 +967,10 @@ async def run_suite(settings: Settings, root: Path, log: Any = print) -> dict[st
     from bench.iec104_load import measure_104
 
     steps.append((("iec104",), "iec104", lambda: measure_104(ws)))
+    if settings.name == "full" or "replicas" in settings.only:
+        from bench.replicas import measure_replicas
+
+        steps.append((("replicas",), "replicas on PostgreSQL", lambda: measure_replicas(ws)))
     if settings.hop_ir or "hop_ir" in settings.only:
         steps.append(
             (("hop_ir",), "hop cost in instructions", lambda: measure_hop_instructions(ws))
@@ -981,6 +985,7 @@ async def run_suite(settings: Settings, root: Path, log: Any = print) -> dict[st
     report["hop"] = report["storm"] = report["iec104"] = skipped("not run (--only)")
     report["storm_tls"] = skipped("not run (full preset only, or --only)")
     report["hop_ir"] = skipped("not run (full preset, or --only hop_ir)")
+    report["replicas"] = skipped("not run (full preset, or --only replicas)")
     scale: dict[int, dict[str, Any]] = {}
     for (where, _, _), value in zip(steps, values, strict=True):
         if where[0] == "scale":
@@ -1052,7 +1057,25 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "storm_all_back_s": _get(report, "storm", "all_back_s"),
         "storm_tls_all_back_s": _get(report, "storm_tls", "all_back_s"),
         "v16_supported": report.get("v16_supported"),
+        **{
+            key: value
+            for key, value in (_get(report, "replicas", "headline") or {}).items()
+            if key in REPLICAS_HEADLINE
+        },
     }
+
+
+# bench/replicas.py's figures in the suite's headline (its results hold the rest)
+REPLICAS_HEADLINE = (
+    "replicas_sqlite_x1_cpu_us_per_message",
+    "replicas_postgresql_x1_cpu_us_per_message",
+    "replicas_postgresql_x2_cpu_us_per_message",
+    "replicas_postgresql_x3_cpu_us_per_message",
+    "replicas_sqlite_x1_added_p99_ms",
+    "replicas_postgresql_x3_added_p99_ms",
+    "replicas_takeover_stations",
+    "replicas_takeover_s",
+)
 
 
 def headline_step(key: str) -> str | None:
@@ -1060,6 +1083,7 @@ def headline_step(key: str) -> str | None:
     if "104" in key:
         return "iec104"
     for prefix, step in (
+        ("replicas", "replicas"),
         ("hop_ir", "hop_ir"),
         ("hop", "hop"),
         ("kib_per_station", "memory"),

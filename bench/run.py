@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["hop", "hop_ir", "memory", "scale", "storm", "storm_tls", "iec104"],
+        choices=["hop", "hop_ir", "memory", "scale", "storm", "storm_tls", "iec104", "replicas"],
         help="run only these measurements",
     )
     parser.add_argument(
