@@ -211,7 +211,12 @@ class Csms:
         ssl: Any = None,
         check_request: Callable[[Request], int | None] | None = None,
         subprotocols: tuple[str, ...] = ("ocpp2.0.1",),
+        keep_closed: int | None = None,
     ) -> None:
+        """`keep_closed`: at most this many ended sessions stay in `history` (their frames' problems
+        are kept); None keeps every one. A run of a million connections (tests/abuse) needs a bound."""
+        self._keep_closed = keep_closed
+        self._problems_of_forgotten: list[str] = []
         self._ssl = ssl
         self._check_request = check_request
         self._subprotocols = subprotocols
@@ -272,6 +277,16 @@ class Csms:
         finally:
             session.closed.set()
             self.changed.set()
+            self._forget_closed()
+
+    def _forget_closed(self) -> None:
+        # pruned when twice the bound is reached: each session's end costs O(1) on average
+        if self._keep_closed is None or len(self.history) < 2 * self._keep_closed + 1:
+            return
+        closed = [s for s in self.history if s.closed.is_set()]
+        for session in closed[: max(0, len(closed) - self._keep_closed)]:
+            self.history.remove(session)
+            self._problems_of_forgotten += session.oracle.problems
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
@@ -284,7 +299,7 @@ class Csms:
         return self.sessions[station_id]
 
     def problems(self) -> list[str]:
-        return [p for s in self.history for p in s.oracle.problems]
+        return self._problems_of_forgotten + [p for s in self.history for p in s.oracle.problems]
 
 
 @contextlib.asynccontextmanager

@@ -105,7 +105,8 @@ def bridge_toml(store: Path, csms_url: str, south_port: int, health_port: int) -
 
 @contextlib.asynccontextmanager
 async def running_rig(tmp: Path) -> AsyncIterator[Rig]:
-    csms = Csms()
+    # a million attack connections are a million CSMS sessions: only the last ones are kept
+    csms = Csms(keep_closed=1000)
     await csms.start()
     south_port, health_port = free_port(), free_port()
     config = tmp / "bridge.toml"

@@ -15,15 +15,6 @@ import pytest
 
 from tests.abuse.rig import ATTACK, MAX_MESSAGE_SIZE, check_control, running_rig, under_attack
 
-ITEM_1 = "issue 17 item 1 (a charger that does not read is closed at its bound) has not landed"
-
-
-def _nonreader_closes() -> bool:
-    """Whether the bridge in this tree closes a peer that does not read (item 1's SendLimits)."""
-    from adapters import ws_direct
-
-    return hasattr(ws_direct, "SendLimits")
-
 
 async def run(tmp_path: Path, kind: str, *args: str, timeout: float = 60.0) -> dict:
     async with running_rig(tmp_path) as rig:
@@ -86,7 +77,6 @@ async def test_short(tmp_path: Path, kind: str, count: int, check) -> None:  # t
     check(report, count)
 
 
-@pytest.mark.xfail(not _nonreader_closes(), reason=ITEM_1, strict=True)
 async def test_short_a_charger_that_does_not_read_is_closed(tmp_path: Path) -> None:
     # paced like the short flood (5,000 frames a second); the long one runs at full speed
     report = await run(tmp_path, "nonreader", "--count", "100000", "--wait", "15", "--rate", "5000")
@@ -124,7 +114,6 @@ async def test_long(tmp_path: Path, kind: str, count: int, check) -> None:  # ty
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-@pytest.mark.xfail(not _nonreader_closes(), reason=ITEM_1, strict=True)
 async def test_long_a_charger_that_does_not_read_is_closed(tmp_path: Path) -> None:
     # full speed (--rate 0); the bridge closes the connection at its bound (~28,000 frames), the
     # charger comes back at once, until 1,000,000 frames were sent
