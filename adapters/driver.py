@@ -59,7 +59,8 @@ Rules
   only), and each served connection counts as connected (`BridgeMetrics.connected`) for as long as it is
   served, labelled with its WebSocket subprotocol.
 - Cores with inputs and effects beyond websocket frames (IEC 104 stations): `feed(action)` runs
-  `action(now, wall)` like any input, and effects other than Send/Close/Report/Persist go to `on_effect`, in
+  `action(now, wall)` like any input, and a kind's own effects (`bridge.effects.KindEffect`) go to
+  `on_effect` (`adapters.translated.StationKind.handle`), in
   order, after the Persist runs before them are committed.
 - With `trace` (`adapters.trace`), every input fed to the core opens a fresh correlation id; the frame
   read (if the input is one) and every `Send` queued while handling it are traced under that id, also
@@ -96,7 +97,16 @@ from adapters.metrics import LATENCY_BUCKETS, BridgeMetrics
 from adapters.status import StationActivity
 from adapters.store_api import FencedError, StateStore, StoreError
 from adapters.trace import StationTrace
-from bridge.effects import CLOSE_TRY_AGAIN_LATER, Close, Persist, Report, Send, Side, StationCore
+from bridge.effects import (
+    CLOSE_TRY_AGAIN_LATER,
+    Close,
+    KindEffect,
+    Persist,
+    Report,
+    Send,
+    Side,
+    StationCore,
+)
 
 # RFC 6455 §7.4.1: the peer broke the bridge's policy (here: it does not read what it is sent)
 CLOSE_POLICY_VIOLATION = 1008
@@ -173,7 +183,7 @@ class CoreDriver:
         metrics: BridgeMetrics | None = None,
         persistent: bool = False,
         trace: StationTrace | None = None,
-        on_effect: Callable[[Any], None] | None = None,
+        on_effect: Callable[[KindEffect], None] | None = None,
         activity: StationActivity | None = None,
         protocol: str = "ocpp2.0.1",
     ) -> None:

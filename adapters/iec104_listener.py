@@ -24,7 +24,7 @@ Rules
   connections wait for identification at once; more are closed at once (a connection storm cannot pin
   memory).
 - Every refusal is counted through `on_refused(kind)`.
-- Under leases (`admit`, adapters/iec104_station.py): an identified charger's connection is handed over
+- Under leases (`admit`: `TranslatedHost.admit`, adapters/translated.py): an identified charger's connection is handed over
   only once `admit(station_id)` is true (the station's lease taken here: the replica a charger dials
   into serves it); its reading is paused meanwhile. Refused (the store unreachable): logged
   `iec104.refused` with kind `lease` and closed.

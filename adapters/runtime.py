@@ -12,14 +12,15 @@ Rules
   - `ocpp2.0.1`: pass-through (`bridge.passthrough`). When the charger's connection is up the CSMS
     connection is opened (part 4 §6.2); if the CSMS cannot be reached the charger is closed with 1013
     ("try again later") and retries with its own back-off, queueing as it would with a direct link.
-  - `ocpp1.6`: translated (`adapters.translated`, `bridge.v16.core`): one long-lived station per
-    configured id, its state in the store (`[bridge] store`, opened at start, closed at stop), its own
-    CSMS connection kept up independently of the charger's.
-  - `iec104`: translated (`adapters.iec104_station`, `bridge.iec104.station`): one long-lived task per
-    configured station running `Iec104Host.run` (its c104 link to the charger and its own CSMS
-    connection), its state in the store; its mapping table is compiled at start-up and a broken one is
-    refused with `PATH:LINE:COLUMN: message`. `stop()` cancels those tasks (CSMS connections closed with
-    1001) before the store is closed.
+  - translated (`TRANSLATED`, a registry: protocol → how the station's host is made): one long-lived
+    `adapters.translated.TranslatedHost` per configured station, its state in the store (`[bridge]
+    store`, opened at start, closed at stop), its own CSMS connection kept up independently of the
+    charger's; its kind is `ocpp1.6` (`adapters.ocpp16_station`: the charger connects to the OCPP
+    server, which hands the connection to the host) or `iec104` (`adapters.iec104_station`: the host
+    runs the station's 104 link; its mapping table is compiled at start-up and a broken one is refused
+    with `PATH:LINE:COLUMN: message`; dial-in links are attached by the one 104 listener). The runtime
+    builds, starts, admits (leases) and stops every host the same way; `stop()` stops them (CSMS
+    connections closed with 1001) before the store is closed.
 - Tables are loaded once per file (`StationTables`): a 1.6 configuration-key table and a compiled 104
   mapping table are immutable, so every station naming the same file (and, for 104, the same connector
   count) shares one. (Parsed per station, the shipped configuration-key table alone cost 34 KiB of every
@@ -47,7 +48,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,19 @@ from adapters.health import HealthServer
 from adapters.ids import message_id_source
 from adapters.iec104_link import Iec104Link
 from adapters.iec104_listener import Iec104Listener
-from adapters.iec104_station import Iec104Host, common_address_of, link_parameters, load_table
+from adapters.iec104_station import (
+    Iec104Kind,
+    common_address_of,
+    iec104_host,
+    link_parameters,
+    load_table,
+)
 from adapters.leases import LeaseKeeper, station_list_hash
 from adapters.logs import get_logger, station_logger
 from adapters.mapping_files import MappingFileError
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, CsmsUnavailable, Pacer
+from adapters.ocpp16_station import ocpp16_host
 from adapters.schemas import OfficialSchemas
 from adapters.south import SouthServer
 from adapters.status import StationActivity, StatusQuery, snapshot
@@ -72,7 +80,7 @@ from adapters.store_api import StateStore, StoreError, open_store
 from adapters.store_pg import PgStore
 from adapters.tls import csms_client_context, iec104_server_context, south_server_context
 from adapters.trace import open_trace
-from adapters.translated import TranslatedStation
+from adapters.translated import TranslatedHost
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
 from bridge.iec104 import CompiledTable
 from bridge.iec104.apci import LinkParameters
@@ -184,6 +192,25 @@ def _more_lenient(a: LinkParameters, b: LinkParameters) -> LinkParameters:
     )  # fmt: skip
 
 
+def _ocpp16_host(runtime: Runtime, station: Any) -> TranslatedHost[Any]:
+    assert isinstance(station, OcppStation)
+    table = runtime.tables.config_table(station.device_model)
+    return ocpp16_host(runtime.config, station, table=table, **runtime.host_parts(station))
+
+
+def _iec104_host(runtime: Runtime, station: Any) -> TranslatedHost[Any]:
+    assert isinstance(station, Iec104Station)
+    table = runtime.tables.mapping_table(station)
+    return iec104_host(station, config=runtime.config, table=table, **runtime.host_parts(station))
+
+
+# protocol -> how a translated station's host is made (stations of other protocols are passed through)
+TRANSLATED: dict[str, Callable[[Runtime, Any], TranslatedHost[Any]]] = {
+    "ocpp1.6": _ocpp16_host,
+    "iec104": _iec104_host,
+}
+
+
 class Runtime:
     def __init__(
         self,
@@ -192,15 +219,14 @@ class Runtime:
         schemas: OfficialSchemas | None = None,
         tables: StationTables | None = None,
     ) -> None:
-        self._tables = tables if tables is not None else check_supported(config)
+        self.tables = tables if tables is not None else check_supported(config)
         self.config = config
         self._schemas = schemas
         self._log = get_logger()
         self._south: SouthServer | None = None
         self._connector: CsmsConnector | None = None
-        self._translated: dict[str, TranslatedStation] = {}
-        self._iec104: dict[str, asyncio.Task[None]] = {}
-        self._iec104_hosts: dict[str, Iec104Host] = {}
+        self._hosts: dict[str, TranslatedHost[Any]] = {}  # translated stations by id
+        self._links: dict[str, Iec104Kind] = {}  # 104 stations by id: the listener's, and reports
         self._iec104_listener: Iec104Listener | None = None
         self.iec104_address: tuple[str, int] | None = None
         self._new_message_id = message_id_source()
@@ -208,7 +234,7 @@ class Runtime:
         self.metrics = BridgeMetrics(protocols={station.protocol for station in config.stations})
         self.metrics.set_outbox_source(self.outbox_stats)
         self.metrics.set_iec104_points_source(
-            lambda: sum(host.link.received for host in self._iec104_hosts.values())
+            lambda: sum(kind.link.received for kind in self._links.values())
         )
         self.metrics.set_iec104_notices_source(self._iec104_notice_counts)
         self._health: HealthServer | None = None
@@ -255,13 +281,8 @@ class Runtime:
             Pacer(csms.connect_rate, csms.connect_burst),
         )
         self._connector.on_failure = self.metrics.csms_connect_failed
-        translated = [
-            s
-            for s in self.config.stations
-            if isinstance(s, OcppStation) and s.protocol == "ocpp1.6"
-        ]
-        iec104 = [s for s in self.config.stations if isinstance(s, Iec104Station)]
-        if translated or iec104:
+        translated = [s for s in self.config.stations if s.protocol in TRANSLATED]
+        if translated:
             try:
                 self.store = open_store(
                     self.config.bridge.store,
@@ -279,38 +300,12 @@ class Runtime:
                 self.metrics.set_leases_source(self.leases.figures)
                 self._lease_renewal = asyncio.create_task(self.leases.run(), name="leases")
             for station in translated:
-                self._translated[station.id] = TranslatedStation(
-                    self.config,
-                    station,
-                    schemas=self._schemas,
-                    store=self.store,
-                    connector=self._connector,
-                    new_message_id=self._new_message_id,
-                    metrics=self.metrics,
-                    table=self._tables.config_table(station.device_model),
-                    activity=self.activities.get(station.id),
-                    logs={
-                        side: station_logger(station.id, side, station.protocol) for side in Side
-                    },
-                    leases=self.leases,
-                )
-            for station104 in iec104:
-                self._iec104_hosts[station104.id] = Iec104Host(
-                    station104,
-                    connector=self._connector,
-                    schemas=self._schemas,
-                    store=self.store,
-                    new_message_id=self._new_message_id,
-                    logs={side: station_logger(station104.id, side, "iec104") for side in Side},
-                    config=self.config,
-                    table=self._tables.mapping_table(station104),
-                    metrics=self.metrics,
-                    activity=self.activities.get(station104.id),
-                    leases=self.leases,
-                )
+                host = self._hosts[station.id] = TRANSLATED[station.protocol](self, station)
+                if isinstance(host.kind, Iec104Kind):
+                    self._links[station.id] = host.kind
         # Every port is bound before any station starts: one that cannot be is refused with one line,
         # and nothing has been logged or connected by then.
-        dial_in = [s for s in iec104 if s.dial == "in"]
+        dial_in = [kind for kind in self._links.values() if not kind.dials_out]
         if dial_in and self.config.south.iec104_listen:
             await self._start_iec104_listener(dial_in)
         south = SouthServer(
@@ -325,12 +320,8 @@ class Runtime:
         self._south = south
         if self.config.bridge.health:
             await self._start_health(self.config.bridge.health)
-        for host in self._translated.values():
+        for host in self._hosts.values():
             await host.start()
-        for station_id, host104 in self._iec104_hosts.items():
-            self._iec104[station_id] = asyncio.create_task(
-                host104.run(), name=f"iec104:{station_id}"
-            )
         if self.leases is not None:
             self.leases.kick()  # dial-out 104 stations claimed at once, not a renewal later
         self._stations_started.set()
@@ -341,26 +332,40 @@ class Runtime:
             stations=len(self.config.stations),
         )
 
-    async def _admit_iec104(self, station_id: str) -> bool:
-        """Under leases: a dial-in charger is served by the bridge it dialled into."""
-        return await self._iec104_hosts[station_id].admit()
+    def host_parts(self, station: Any) -> dict[str, Any]:
+        """What every translated station's host gets from the runtime (`TRANSLATED`)."""
+        assert self.store is not None and self._connector is not None and self._schemas is not None
+        return {
+            "schemas": self._schemas,
+            "store": self.store,
+            "connector": self._connector,
+            "new_message_id": self._new_message_id,
+            "logs": {side: station_logger(station.id, side, station.protocol) for side in Side},
+            "metrics": self.metrics,
+            "activity": self.activities.get(station.id),
+            "leases": self.leases,
+        }
 
-    async def _start_iec104_listener(self, stations: list[Iec104Station]) -> None:
+    async def _admit(self, station_id: str) -> bool:
+        """Under leases: a charger is served by the bridge it came to."""
+        return await self._hosts[station_id].admit()
+
+    async def _start_iec104_listener(self, stations: list[Iec104Kind]) -> None:
         south = self.config.south
         links: dict[int, Iec104Link] = {}
         registered_links: dict[str, Iec104Link] = {}
         registrations: list[RegistrationSpec] = []
         lenient = LinkParameters()
-        for station in stations:
-            host = self._iec104_hosts[station.id]
+        for kind in stations:
+            station = kind.station
             if station.registration_id is not None:
-                registered_links[station.registration_id] = host.link
+                registered_links[station.registration_id] = kind.link
             else:
-                links[common_address_of(station, host.table)] = host.link
-            spec = host.table.registration
+                links[common_address_of(station, kind.table)] = kind.link
+            spec = kind.table.registration
             if spec is not None and spec not in registrations:
                 registrations.append(spec)
-            lenient = _more_lenient(lenient, link_parameters(host.table))
+            lenient = _more_lenient(lenient, link_parameters(kind.table))
         listener = Iec104Listener(
             south.iec104_listen,
             links,
@@ -372,7 +377,7 @@ class Runtime:
             parameters=lenient,
             backlog=south.listen_backlog,
             on_refused=self.metrics.iec104_refusal,
-            admit=self._admit_iec104 if self.leases is not None else None,
+            admit=self._admit if self.leases is not None else None,
         )
         try:
             self.iec104_address = await listener.start()
@@ -414,10 +419,8 @@ class Runtime:
         self._stopping = True
         self._log.info("bridge.stopping")
         # first of all, no link reconnects any more: nothing after bridge.stopping is about a new attempt
-        for host in self._translated.values():
+        for host in self._hosts.values():
             host.stop_reconnecting()
-        for host104 in self._iec104_hosts.values():
-            host104.stop_reconnecting()
         try:
             await asyncio.wait_for(self._south.close(), self.config.bridge.shutdown_timeout)
         except TimeoutError:
@@ -427,19 +430,12 @@ class Runtime:
         self._log.info("bridge.stopped")
 
     async def _stop_stations(self) -> None:
-        for host in self._translated.values():
-            await host.stop()
-        self._translated.clear()
         if self._iec104_listener is not None:
             await self._iec104_listener.close()
             self._iec104_listener = None
-        for task in self._iec104.values():
-            task.cancel()
-        for task in self._iec104.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._iec104.clear()
-        self._iec104_hosts.clear()
+        await asyncio.gather(*(host.stop() for host in self._hosts.values()))
+        self._hosts.clear()
+        self._links.clear()
         if self._lease_renewal is not None:
             self._lease_renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -487,12 +483,9 @@ class Runtime:
         """
         depth = 0
         oldest: float | None = None
-        norths = [host.core.north for host in self._translated.values()]
-        norths += [host.core.north for host in self._iec104_hosts.values()]
-        for north in norths:
-            outbox = north.outbox
-            depth += len(outbox)
-            queued_at = outbox.oldest_queued_at()
+        for host in self._hosts.values():
+            queued, queued_at = host.queued()
+            depth += queued
             if queued_at is not None and (oldest is None or queued_at < oldest):
                 oldest = queued_at
         if oldest is None:
@@ -501,8 +494,8 @@ class Runtime:
 
     def _iec104_notice_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for host in self._iec104_hosts.values():
-            for kind, count in host.session.notice_counts.items():
+        for link in self._links.values():
+            for kind, count in link.session.notice_counts.items():
                 counts[kind] = counts.get(kind, 0) + count
         return counts
 
@@ -512,10 +505,11 @@ class Runtime:
         """(why the charger side is not up, why the CSMS side is not up) for one station; None where
         that side is up. `chargers`: the OCPP chargers connected now (`chargers_connected`)."""
         last_failure = self._connector.last_failure if self._connector is not None else {}
-        host104 = self._iec104_hosts.get(station.id)
+        link104 = self._links.get(station.id)
+        host = self._hosts.get(station.id)
         charger: str | None = None
-        if host104 is not None:
-            link = host104.link
+        if link104 is not None:
+            link = link104.link
             if not link.is_up:
                 if link.problem is not None:
                     charger = link.problem
@@ -529,7 +523,6 @@ class Runtime:
                     charger = "104 link not up: the charger has not dialled in"
                 else:
                     charger = "104 link not up yet (connecting)"
-            north = host104.core.north
         else:
             if station.id not in chargers:
                 charger = "charger not connected" + (
@@ -537,8 +530,7 @@ class Runtime:
                     if (left := self._charger_left.get(station.id))
                     else " since the start"
                 )
-            translated = self._translated.get(station.id)
-            if translated is None:  # pass-through: the CSMS connection follows the charger's
+            if host is None:  # pass-through: the CSMS connection follows the charger's
                 if station.id in self._passthrough_north:
                     activity = self.activities.get(station.id)
                     boot = activity.boot if activity is not None else None
@@ -553,14 +545,15 @@ class Runtime:
                     if charger is not None
                     else "CSMS not connected yet"
                 )
-            north = translated.core.north
-            if north.identity is None and not north.online:
-                failure = last_failure.get(station.id)
-                return charger, (
-                    f"CSMS not connected: {failure}"
-                    if failure is not None
-                    else "CSMS not connected (opened once the charger has booted)"
-                )
+        assert host is not None  # a translated station (1.6 or 104)
+        north = host.core.north
+        if north.identity is None and not north.online:
+            failure = last_failure.get(station.id)
+            return charger, (
+                f"CSMS not connected: {failure}"
+                if failure is not None
+                else "CSMS not connected (opened once the charger has booted)"
+            )
         if not north.online:
             failure = last_failure.get(station.id)
             return charger, "CSMS not connected" + (f": {failure}" if failure is not None else "")
@@ -625,12 +618,8 @@ class Runtime:
     def served_elsewhere(self, station_id: str) -> bool:
         """Under leases: another replica holds the station's lease and this one does not serve it
         (neither up nor down here)."""
-        if self.leases is None:
-            return False
-        host104 = self._iec104_hosts.get(station_id)
-        if host104 is not None:
-            return host104.elsewhere
-        return station_id not in self.chargers_connected and self.leases.is_elsewhere(station_id)
+        host = self._hosts.get(station_id)
+        return host is not None and host.elsewhere and station_id not in self.chargers_connected
 
     @property
     def connected_stations(self) -> list[str]:
@@ -648,35 +637,34 @@ class Runtime:
         return self._south.connected if self._south is not None else {}
 
     @property
-    def translated_hosts(self) -> Mapping[str, TranslatedStation]:
-        return self._translated
+    def translated_hosts(self) -> Mapping[str, TranslatedHost[Any]]:
+        """Every translated station's host (1.6 and 104), by id."""
+        return self._hosts
 
     @property
-    def iec104_hosts(self) -> Mapping[str, Iec104Host]:
-        return self._iec104_hosts
+    def iec104_links(self) -> Mapping[str, Iec104Kind]:
+        """The 104 part of every 104 station's host (its link, session, table), by id."""
+        return self._links
 
     def chargers_up(self) -> int:
         """Chargers connected now: OCPP connections and 104 links that are up."""
-        links = sum(1 for host in self._iec104_hosts.values() if host.link.is_up)
+        links = sum(1 for kind in self._links.values() if kind.link.is_up)
         return len(self.chargers_connected) + links
 
     def csms_up(self) -> int:
         """Stations connected to the CSMS now."""
-        norths = [host.core.north for host in self._translated.values()]
-        norths += [host.core.north for host in self._iec104_hosts.values()]
-        up = sum(1 for north in norths if north.online)
-        translated = self._translated.keys() | self._iec104_hosts.keys()
+        up = sum(1 for host in self._hosts.values() if host.csms_online)
         return up + sum(
             1
             for station_id, activity in self.activities.items()
-            if station_id not in translated and Side.NORTH in activity.up
+            if station_id not in self._hosts and Side.NORTH in activity.up
         )
 
     async def _serve_station(self, station: OcppStation, south: Connection) -> None:
         await (
             self._stations_started.wait()
         )  # a charger quicker than the start waits for its station
-        host = self._translated.get(station.id)
+        host = self._hosts.get(station.id)
         try:
             if host is not None:
                 await host.serve_south(south)

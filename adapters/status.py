@@ -344,15 +344,15 @@ def _station_row(runtime: Runtime, station: Any, loop_now: float) -> dict[str, A
     activity = runtime.activities.get(station.id)
     core: Station104 | Station16 | None = None
     charger: dict[str, Any] = {}
-    host104 = runtime.iec104_hosts.get(station.id)
+    kind104 = runtime.iec104_links.get(station.id)
     translated = runtime.translated_hosts.get(station.id)
-    if host104 is not None:
-        core = host104.core
-        link = host104.link
+    if kind104 is not None and translated is not None:
+        core = translated.core
+        link = kind104.link
         charger = {
             "connected": link.is_up,
             # under leases, a station another replica serves is neither up nor down here
-            "link": "elsewhere" if host104.elsewhere else "up" if link.is_up else "down",
+            "link": "elsewhere" if translated.elsewhere else "up" if link.is_up else "down",
             "dial": station.dial,
             "last_drop": link.last_drop,
             "problem": link.problem,
@@ -430,11 +430,11 @@ def _station_row(runtime: Runtime, station: Any, loop_now: float) -> dict[str, A
 def _has_problem(runtime: Runtime, station: Any) -> bool:
     if runtime.served_elsewhere(station.id):
         return False  # another replica serves it (leases): its problems show there
-    host104 = runtime.iec104_hosts.get(station.id)
-    if host104 is not None:
-        north = host104.core.north
-        return not host104.link.is_up or not north.online or len(north.outbox) > 0
+    kind104 = runtime.iec104_links.get(station.id)
     translated = runtime.translated_hosts.get(station.id)
+    if kind104 is not None and translated is not None:
+        north = translated.core.north
+        return not kind104.link.is_up or not north.online or len(north.outbox) > 0
     if station.id not in runtime.chargers_connected:
         return True
     if translated is not None:

@@ -1,27 +1,60 @@
-"""Hosts one translated station (an OCPP 1.6J charger shown as 2.0.1) for the bridge's whole run.
+"""Hosts one translated station (a 1.6J or IEC 104 charger shown to the CSMS as a 2.0.1 station) for the
+bridge's whole run.
+
+```python
+host = TranslatedHost(station_id, kind, store=..., connector=..., policy=..., logs=...)
+await host.start()                   # its CSMS link up when there is something to say (below)
+await host.serve_south(connection)   # a kind whose charger connects over OCPP-J (1.6)
+await host.stop()                    # CSMS connection closed with 1001; or `await host.run()`
+```
+
+What every translated station shares is here, once; what differs is its `StationKind`, a small declared
+interface each kind implements in its own module: `adapters.ocpp16_station.Ocpp16Kind` (the core
+`bridge.v16.core.Station16`; its charger connects over the OCPP server, `adapters.south`) and
+`adapters.iec104_station.Iec104Kind` (the core `bridge.iec104.station.Station104`; its charger's link,
+dialled out or attached by the 104 listener). The runtime builds a host per configured station from a
+registry by protocol (`adapters.runtime`), and knows nothing else of the kinds.
 
 Rules
-- One `Station16` core and one persistent `CoreDriver` per configured 1.6 station, created at start-up
-  from the station's durable state in the store.
-- The CSMS connection is the station's own, kept up by a `NorthLink` (back-off, paced across stations)
-  from the moment there is something to say: at start-up when the store knows the station (its identity
-  or queued messages), otherwise when the charger first connects. It stays up when the charger drops:
-  queued transaction events still drain, and the CSMS sees the connectors go Unavailable after the
-  station's grace period, not a vanished station.
-- Charger connections come and go through `serve_south`; a second one waits for the first to be gone
-  (the south server enforces the duplicate policy).
-- A core that failed (its driver closed both connections with 1011) is never fed again; the next
-  connection on either side is served by a core rebuilt from the store (`core.rebuilt` in the log).
-- `stop()` closes the CSMS connection with 1001 and stops the timer; the store already holds everything
-  (each change was committed before it was acknowledged).
-- Under leases (`[bridge] leases`, adapters/leases.py) the station is served only while this bridge
-  holds its lease: a charger that connects takes it (force: it left its previous bridge), and a core
-  whose epoch is not the lease's is rebuilt from the store first (the previous owner wrote since);
-  the CSMS link starts with the lease, not at start-up. A station with queued messages that nobody
+- One core and one persistent `CoreDriver` per station, built by the kind from the station's durable
+  state in the store. Effects of the kind's own (`bridge.effects.KindEffect`, e.g. a 104 command) go
+  to `StationKind.handle`, in order, after the store committed what came before them.
+- The CSMS connection is the station's own, kept up by a `NorthLink` (OCPP-J back-off, the CSMS's
+  `RetryBackOff*` variables once set, paced across stations) from the moment there is something to
+  say: at start-up when the core has an identity (a 104 table's; a 1.6 station's once its charger
+  booted) or queued messages, otherwise when the charger first connects. It stays up when the charger
+  drops: queued transaction events still drain, and the CSMS sees the connectors go Unavailable after
+  the station's grace period, not a vanished station. While the station is served here, whatever the
+  kind runs besides (`StationKind.serving`: a 104 link) runs beside it; either may be down while the
+  other is up.
+- Charger connections over OCPP-J come and go through `serve_south`; a second one waits for the first
+  to be gone (the south server enforces the duplicate policy).
+- A core that failed (its driver closed its connections with 1011) is never fed again; the next
+  connection on either side, or the next input of the kind's own (`feed`), is served by a core rebuilt
+  from the store (`core.rebuilt` in the log), as a restart of the bridge would do, and the kind tells
+  it at once what it knows (`StationKind.rebuilt`: a 104 link that is up).
+- Under leases (`[bridge] leases`, adapters/leases.py) the station is served (its core driven, its
+  CSMS link up, what the kind serves running) only while this bridge holds its lease. A charger that
+  came to this bridge takes it with force (`admit`: it left its previous bridge; an OCPP-J one through
+  `serve_south`, a dial-in 104 one through the listener). A station with queued messages that nobody
   serves (its lease free or expired: the bridge that held it died or lost the database) is adopted
-  without force, at start-up and by the lease keeper's sweep, and its queue delivered from here. When the lease is lost (a renewal
-  found it taken over, or a write was refused), the CSMS link stops and both connections close (1013,
-  "station served elsewhere").
+  without force, at start-up and by the lease keeper's sweep, and its queue delivered from here. A
+  kind that dials its charger (`StationKind.dials_out`) is spread over the live replicas instead:
+  `claim()` takes a free lease and serves, `give_up()` closes both connections with 1001 and releases
+  the lease. A core whose epoch is not the lease's is rebuilt from the store first (the previous owner
+  wrote since). The lease lost (a renewal found it taken over, or a write was refused): the CSMS
+  connection and the charger's close with 1013 ("station served elsewhere"), the kind is told why
+  (`leaving("lease_lost")`; given up: `"given_up"`), and nothing reconnects.
+- `elsewhere`: under leases, another bridge serves the station (the lease keeper's last look) and this
+  one does not: neither up nor down here (/ready, the status page, the 104 link gauge).
+- A hand-over is no outage: once the station is no longer served here, inputs of the kind's own reach
+  no core (a 104 link closed by the hand-over queues no "Unavailable" for the next owner to send).
+- `stop()` (or cancelling `run()`): the CSMS connection closes with 1001, then what the kind serves,
+  and the timers stop; the store already holds everything (each change was committed before it was
+  acknowledged). `stop_reconnecting()` first, when the whole bridge stops: no CSMS attempt nor dial
+  after it.
+- A task of what the station serves that ends by itself with an error is a bug: logged
+  (`station.task_failed`, with its traceback), never silent.
 """
 
 from __future__ import annotations
@@ -30,238 +63,391 @@ import asyncio
 import contextlib
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar
 
-from adapters.config import BridgeConfig, OcppStation
+from adapters.config import BridgeConfig
 from adapters.connection import Connection
-from adapters.device_model_file import load_config_table
 from adapters.driver import CoreDriver
 from adapters.leases import LeaseKeeper
 from adapters.metrics import BridgeMetrics
-from adapters.north import CsmsConnector, NorthLink, owned_defaults
+from adapters.north import CsmsConnector, NorthLink
 from adapters.status import StationActivity
 from adapters.store_api import StateStore, StoreError
-from adapters.trace import open_trace
+from adapters.trace import StationTrace
 from bridge.backoff import BackoffPolicy
-from bridge.effects import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Side
-from bridge.north_station import NorthSettings
-from bridge.rpc import MessageIdSource
-from bridge.schema import SchemaRegistry
-from bridge.v16.core import Station16, Station16Settings
-from bridge.v16.device_model import ConfigTable
-from bridge.v16.id_token import DEFAULT_RULE, IdTokenTypeRule
-from bridge.v16.timestamps import TimestampPolicy
+from bridge.effects import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, KindEffect, Side, StationCore
+from bridge.north_station import NorthSettings, NorthStation
+from bridge.owned_variables import OwnedValues
 
 
 def new_transaction_id() -> str:
     return str(uuid.uuid4())
 
 
-def station16_settings(
-    config: BridgeConfig, station: OcppStation, table: ConfigTable
-) -> Station16Settings:
-    rule = (
-        IdTokenTypeRule(fixed=station.id_token_type)
-        if station.id_token_type is not None
-        else DEFAULT_RULE
-    )
-    return Station16Settings(
-        config_table=table,
-        id_rule=rule,
-        timestamps=TimestampPolicy(assumed_offset_minutes=station.timestamp_offset_minutes),
-        charger_call_timeout=config.south.call_timeout,
-        north=NorthSettings(
-            call_timeout=config.csms.call_timeout,
-            late_answer_wait=config.csms.late_answer_wait,
-            naive_times_as_utc=not config.csms.strict_timestamps,
-            message_attempts=config.csms.message_attempts,
-            message_attempt_interval=config.csms.message_attempt_interval,
-            outbox_max_bytes=config.bridge.outbox_max_bytes,
-        ),
-        offline_grace=station.offline_grace,
-        offline_authorize=station.offline_authorize,
-        owned=owned_defaults(config.csms),
+def north_settings(config: BridgeConfig) -> NorthSettings:
+    """What every translated station's 2.0.1 side takes from the configuration."""
+    return NorthSettings(
+        call_timeout=config.csms.call_timeout,
+        late_answer_wait=config.csms.late_answer_wait,
+        naive_times_as_utc=not config.csms.strict_timestamps,
+        message_attempts=config.csms.message_attempts,
+        message_attempt_interval=config.csms.message_attempt_interval,
+        outbox_max_bytes=config.bridge.outbox_max_bytes,
     )
 
 
-class TranslatedStation:
+def backoff_policy(config: BridgeConfig | None) -> BackoffPolicy:
+    """The CSMS link's back-off until the CSMS sets its own (`RetryBackOff*`)."""
+    if config is None:
+        return BackoffPolicy()
+    return BackoffPolicy(
+        config.csms.retry_backoff_wait_minimum,
+        config.csms.retry_backoff_random_range,
+        config.csms.retry_backoff_repeat_times,
+    )
+
+
+class TranslatedCore(StationCore, Protocol):
+    """A translated station's core, as its host sees it: a `StationCore` with the 2.0.1 station the
+    CSMS sees (`north`) and the variables the bridge owns (`owned`: the CSMS link's back-off and
+    password)."""
+
+    north: NorthStation
+    owned: OwnedValues
+
+
+C = TypeVar("C", bound=TranslatedCore)
+
+
+class StationKind(Generic[C]):
+    """What one kind of translated station adds to `TranslatedHost` (module rules). The defaults fit a
+    kind whose charger connects over OCPP-J (`TranslatedHost.serve_south`) and which has no effects of
+    its own; a kind overrides what it needs."""
+
+    protocol: str = ""  # the station's protocol, in logs and metrics ("ocpp1.6", "iec104")
+    dials_out = False  # the bridge reaches the charger: under leases, spread over the replicas
+
+    def bind(self, host: TranslatedHost[C]) -> None:
+        """The host this kind serves (called once, before anything else)."""
+        self.host = host
+
+    def build(self, state: dict[str, dict[str, Any]], now: float, wall: float) -> C:
+        """A core from the station's durable state (`state`: what the store holds)."""
+        raise NotImplementedError
+
+    def rebuilt(self) -> None:
+        """A new core drives the station (rebuilt from the store): tell it what the kind knows."""
+
+    def handle(self, effect: KindEffect) -> None:
+        """Carry out an effect of the kind's own (after the store committed what came before it)."""
+        self.host.logs[Side.SOUTH].error("station.unknown_effect", effect=repr(effect))
+
+    def serving(self) -> list[Coroutine[Any, Any, None]]:
+        """What runs while the station is served here, beside its CSMS link (cancelled when not)."""
+        return []
+
+    def leaving(self, why: str) -> None:
+        """The station is no longer served here (`lease_lost`, `given_up`)."""
+
+    def show(self) -> None:
+        """Whether the station is served here, or elsewhere, changed (for a kind's own gauges)."""
+
+    def stop_reconnecting(self) -> None:
+        """The bridge is stopping: no more attempts to reach the charger."""
+
+    def close(self) -> None:
+        """The station has stopped."""
+
+
+class TranslatedHost(Generic[C]):
+    """One translated station: its core and driver, its CSMS link, its lease; the rest is its kind's."""
+
     def __init__(
         self,
-        config: BridgeConfig,
-        station: OcppStation,
+        station_id: str,
+        kind: StationKind[C],
         *,
-        schemas: SchemaRegistry,
         store: StateStore,
         connector: CsmsConnector,
-        new_message_id: MessageIdSource,
+        policy: BackoffPolicy,
         logs: dict[Side, Any],
-        table: ConfigTable | None = None,
         metrics: BridgeMetrics | None = None,
         activity: StationActivity | None = None,
         leases: LeaseKeeper | None = None,
+        trace: StationTrace | None = None,
     ) -> None:
-        self.station = station
-        self._leases = leases
-        self._epoch: int | None = None  # the lease epoch the core was built under (leases only)
-        self._south: Connection | None = None
-        self._closing: set[asyncio.Task[None]] = set()  # closes under way after a lease was lost
-        self._activity = activity
-        self._logs = logs
-        self._settings = station16_settings(
-            config, station, table or load_config_table(station.device_model)
-        )
-        self._schemas = schemas
+        self.station_id = station_id
+        self.kind = kind
+        self.logs = logs
         self._store = store
-        self._new_message_id = new_message_id
         self._metrics = metrics
-        self._trace = open_trace(config, station.id)
-        self.core, self._driver = self._build()
-        policy = BackoffPolicy(
-            config.csms.retry_backoff_wait_minimum,
-            config.csms.retry_backoff_random_range,
-            config.csms.retry_backoff_repeat_times,
-        )
-        self._link = NorthLink(
-            station.id,
+        self._activity = activity
+        self._leases = leases
+        self._trace = trace
+        self._epoch: int | None = None  # the lease epoch the core was built under (leases only)
+        self._serving: list[asyncio.Task[None]] = []  # CSMS link and the kind's tasks while served
+        self._closing: set[asyncio.Task[None]] = set()  # closes under way after a lease was lost
+        self._stopped = False  # `stop` was called: nothing is served any more
+        self._elsewhere = False  # leases: another bridge holds the lease (the keeper's last look)
+        self._north: Connection | None = None
+        self._south: Connection | None = None
+        kind.bind(self)
+        self.core, self.driver = self._build()
+        self._north_link = NorthLink(
+            station_id,
             connector,
             policy,
             logs[Side.NORTH],
             policy_of=lambda: self.core.owned.backoff(),
             password_of=lambda: self.core.owned.password,
         )
-        self._north_task: asyncio.Task[None] | None = None
-        self._north: Connection | None = None
 
-    def _build(self) -> tuple[Station16, CoreDriver]:
+    def _build(self) -> tuple[C, CoreDriver]:
         """The core and its driver, from what the store holds for this station."""
-        core = Station16(
-            self.station.id,
-            self._schemas,
-            self._new_message_id,
-            new_transaction_id,
-            self._store.load(self.station.id),
-            now=asyncio.get_running_loop().time(),
-            wall=time.time(),
-            settings=self._settings,
-        )
+        loop = asyncio.get_running_loop()
+        core = self.kind.build(self._store.load(self.station_id), loop.time(), time.time())
         driver = CoreDriver(
             core,
-            self._logs,
-            station_id=self.station.id,
+            self.logs,
+            station_id=self.station_id,
             store=self._store,
             persistent=True,
             metrics=self._metrics,
             trace=self._trace,
+            on_effect=self.kind.handle,
             activity=self._activity,
-            protocol="ocpp1.6",
+            protocol=self.kind.protocol,
         )
         return core, driver
 
+    def _rebuild(self) -> None:
+        self.driver.stop()
+        self.core, self.driver = self._build()
+        self.driver.start()
+        self.kind.rebuilt()
+
     def _revive(self) -> None:
-        """A core that failed (a bug, a store that could not write) is rebuilt from the store before the
-        next connection is served, as a restart of the bridge would do: the store holds everything
+        """A core that failed (a bug, a store that could not write) is rebuilt from the store before
+        the next input is served, as a restart of the bridge would do: the store holds everything
         that was acknowledged, and nothing else of the failed core is trusted."""
-        if not self._driver.failed:
+        if not self.driver.failed:
             return
-        self._driver.stop()
-        self._logs[Side.SOUTH].warning(
+        self.logs[Side.SOUTH].warning(
             "core.rebuilt", detail="station state reloaded from the store"
         )
-        self.core, self._driver = self._build()
-        self._driver.start()
+        self._rebuild()
+
+    # --- what the runtime and the kind use ------------------------------------------------------
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    @property
+    def served_here(self) -> bool:
+        """Without leases always; under leases while this bridge holds the station's lease."""
+        return self._leases is None or bool(self._serving)
+
+    @property
+    def elsewhere(self) -> bool:
+        """Under leases: another bridge serves the station (neither up nor down here)."""
+        return not self.served_here and self._elsewhere
+
+    @property
+    def csms_online(self) -> bool:
+        return self.core.north.online
+
+    def queued(self) -> tuple[int, float | None]:
+        """(messages queued toward the CSMS, when the oldest was queued: the loop's time, or None)."""
+        outbox = self.core.north.outbox
+        return len(outbox), outbox.oldest_queued_at()
+
+    def feed(self, action: Callable[[C, float, float], None], link_events: Any = None) -> None:
+        """An input of the kind's own (a 104 link's events): `action(core, now, wall)`, the core
+        rebuilt first if it failed."""
+        self._revive()
+        core = self.core
+
+        def fed(now: float, wall: float) -> None:
+            action(core, now, wall)
+
+        self.driver.feed(fed, link_events=link_events)
 
     async def start(self) -> None:
         if self._leases is not None:
-            self._leases.watch(self.station.id, self._lease_lost, self._adopt)
+            if self.kind.dials_out:
+                self._leases.watch(
+                    self.station_id, self._lease_lost, elsewhere=self._held_elsewhere
+                )
+                self._leases.dial_out(self.station_id, self.claim, self.give_up)
+                return
+            self._leases.watch(self.station_id, self._lease_lost, self._adopt, self._held_elsewhere)
             if len(self.core.north.outbox) > 0:
                 await self._adopt()
             return  # otherwise served where its charger connects (its core idle here until then)
-        self._driver.start()
+        self.driver.start()
         if self.core.north.identity is not None or len(self.core.north.outbox) > 0:
-            self._ensure_north()
+            self._serve()
 
-    async def _adopt(self) -> None:
-        """Serve the station if nobody does (its lease free or expired): its queued messages go to
-        the CSMS from here (at start-up, and when the bridge that held it stopped renewing)."""
+    async def serve_south(self, connection: Connection) -> None:
+        """A charger's OCPP-J connection, served until it ends."""
+        if self._leases is None:
+            self._serve()
+        elif not await self.admit():
+            await connection.close(CLOSE_TRY_AGAIN_LATER, "store unavailable")
+            return
+        self.logs[Side.SOUTH].info("charger.connected")
+        self._revive()
+        self.driver.attach(Side.SOUTH, connection)
+        self._south = connection
         try:
-            if await self._take_lease(force=False):
-                self._ensure_north()
-        except StoreError as exc:
-            self._logs[Side.NORTH].warning("lease.unavailable", reason=str(exc))
+            await self.driver.serve(Side.SOUTH)
+        finally:
+            self._south = None
+        self.logs[Side.SOUTH].info("charger.disconnected", code=connection.close_code)
 
-    async def _take_lease(self, *, force: bool) -> bool:
-        """Hold the station's lease (module rules); the core rebuilt when its epoch is not the
-        lease's. False: another bridge holds it. Raises StoreError."""
-        assert self._leases is not None
-        epoch = await self._leases.take(self.station.id, force=force)
-        if epoch is None:
-            return False
-        if epoch != self._epoch:
-            self._driver.stop()
-            self.core, self._driver = self._build()
-            self._driver.start()
-            self._epoch = epoch
-        return True
+    def stop_reconnecting(self) -> None:
+        """The bridge is stopping: no more CSMS connection attempts nor dials (what is up stays up
+        until `stop`)."""
+        self._north_link.stop_reconnecting()
+        self.kind.stop_reconnecting()
 
-    def _lease_lost(self) -> None:
-        """Another bridge serves the station now: stop the CSMS link, close both connections."""
-        self._epoch = None
-        task, self._north_task = self._north_task, None
-        if task is not None:
-            task.cancel()
-        self._driver.stop()  # its timers: what it would write now is refused anyway
-        for connection in (self._north, self._south):
-            if connection is not None:
-                closing = asyncio.create_task(
-                    connection.close(CLOSE_TRY_AGAIN_LATER, "station served elsewhere")
-                )
-                self._closing.add(closing)
-                closing.add_done_callback(self._closing.discard)
+    async def stop(self) -> None:
+        """The CSMS connection closed with 1001 first, then what the kind serves; the timers stop."""
+        self._stopped = True
+        leaving = self._leave(CLOSE_GOING_AWAY, "bridge shutting down")
+        if leaving is not None:
+            await leaving
+        self.driver.stop()
+        self.kind.close()
 
-    def _ensure_north(self) -> None:
-        if self._north_task is None:
-            self._north_task = asyncio.create_task(
-                self._link.run(self._north_session), name=f"north:{self.station.id}"
-            )
+    async def run(self) -> None:
+        """`start`, then until cancelled; then `stop`."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    # --- serving (module rules) -----------------------------------------------------------------
+
+    def _serve(self) -> None:
+        if self._serving or self._stopped:
+            return  # served already, or stopped (a claim that finished after the stop)
+        runs = [(f"north:{self.station_id}", self._north_link.run(self._north_session))]
+        runs += [(f"{self.kind.protocol}:{self.station_id}", run) for run in self.kind.serving()]
+        for name, run in runs:
+            task = asyncio.create_task(run, name=name)
+            task.add_done_callback(self._task_done)
+            self._serving.append(task)
+        self.kind.show()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.logs[Side.SOUTH].error("station.task_failed", task=task.get_name(), exc_info=error)
 
     async def _north_session(self, connection: Connection) -> None:
         self._north = connection
         try:
             self._revive()
-            self._driver.attach(Side.NORTH, connection)
-            await self._driver.serve(Side.NORTH)
+            self.driver.attach(Side.NORTH, connection)
+            await self.driver.serve(Side.NORTH)
         finally:
             self._north = None
 
-    async def serve_south(self, connection: Connection) -> None:
-        if self._leases is not None:
-            try:
-                await self._take_lease(force=True)
-            except StoreError as exc:
-                self._logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
-                await connection.close(CLOSE_TRY_AGAIN_LATER, "store unavailable")
-                return
-        self._ensure_north()
-        self._logs[Side.SOUTH].info("charger.connected")
-        self._revive()
-        self._driver.attach(Side.SOUTH, connection)
-        self._south = connection
+    def _leave(
+        self, code: int, reason: str, why: str | None = None
+    ) -> Coroutine[Any, Any, None] | None:
+        """No longer served here: at once, nothing more is started; what closes the connections
+        (`code`) and then cancels the tasks is returned, to be awaited (None: nothing was served)."""
+        tasks, self._serving = self._serving, []
+        if not tasks:
+            return None
+        if why is not None:
+            self.kind.leaving(why)
+        if not self._stopped:
+            self.kind.show()
+        connections = [c for c in (self._north, self._south) if c is not None]
+        return self._close(tasks, connections, code, reason)
+
+    @staticmethod
+    async def _close(
+        tasks: list[asyncio.Task[None]], connections: list[Connection], code: int, reason: str
+    ) -> None:
+        if connections:
+            closes = asyncio.gather(*(c.close(code, reason) for c in connections))
+            with contextlib.suppress(Exception):
+                await asyncio.shield(closes)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task  # a failure was logged already (`_task_done`)
+
+    # --- leases (module rules) ------------------------------------------------------------------
+
+    def _held_elsewhere(self, elsewhere: bool) -> None:
+        """The lease keeper's look at the lease: held by another bridge, or not."""
+        self._elsewhere = elsewhere
+        if not self._stopped:
+            self.kind.show()
+
+    async def _take(self, *, force: bool) -> bool:
+        """Hold the station's lease; the core rebuilt when its epoch is not the lease's. False:
+        another bridge holds it. Raises StoreError."""
+        assert self._leases is not None
+        epoch = await self._leases.take(self.station_id, force=force)
+        if epoch is None:
+            return False
+        if epoch != self._epoch:
+            self._rebuild()
+            self._epoch = epoch
+        return True
+
+    async def admit(self) -> bool:
+        """A charger came to this bridge, which therefore serves it (force). False: the store could
+        not be reached."""
+        return await self._take_and_serve(force=True)
+
+    async def claim(self) -> bool:
+        """Serve the station if nobody does (its lease free or expired)."""
+        return await self._take_and_serve(force=False)
+
+    async def _take_and_serve(self, force: bool) -> bool:
         try:
-            await self._driver.serve(Side.SOUTH)
-        finally:
-            self._south = None
-        self._logs[Side.SOUTH].info("charger.disconnected", code=connection.close_code)
+            taken = await self._take(force=force)
+        except StoreError as exc:
+            self.logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
+            return False
+        if taken:
+            self._serve()
+        return taken
 
-    def stop_reconnecting(self) -> None:
-        """The bridge is stopping: no more CSMS connection attempts (the open one stays until `stop`)."""
-        self._link.stop_reconnecting()
+    async def _adopt(self) -> None:
+        await self.claim()
 
-    async def stop(self) -> None:
-        north = self._north
-        if north is not None:
-            await north.close(CLOSE_GOING_AWAY, "bridge shutting down")
-        if self._north_task is not None:
-            self._north_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._north_task
-        self._driver.stop()
+    async def give_up(self) -> None:
+        """Leave the station to another replica (more than this bridge's share)."""
+        assert self._leases is not None
+        self._elsewhere = True  # the replica that made this bridge give it up claims it
+        leaving = self._leave(CLOSE_GOING_AWAY, "station moved to another bridge", "given_up")
+        if leaving is not None:
+            await leaving
+        self.driver.stop()
+        self._epoch = None
+        try:
+            await self._leases.release(self.station_id)
+        except StoreError as exc:  # the lease runs out on its own
+            self.logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
+
+    def _lease_lost(self) -> None:
+        """Another bridge serves the station now: both connections close, nothing reconnects."""
+        self._epoch = None
+        self._elsewhere = True
+        self.driver.stop()  # its timers: what it would write now is refused anyway
+        leaving = self._leave(CLOSE_TRY_AGAIN_LATER, "station served elsewhere", "lease_lost")
+        if leaving is not None:
+            closing = asyncio.create_task(leaving)
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)

@@ -130,7 +130,7 @@ async def main(args: argparse.Namespace) -> None:
     freeze_startup_objects()  # the garbage collection policy of `ocpp-bridge run`
     collector = asyncio.create_task(GcPolicy().run())
     try:
-        hosts = [runtime.iec104_hosts[station_id] for station_id in ids]
+        hosts = [runtime.iec104_links[station_id] for station_id in ids]
         chargers = gen.chargers
         await _wait(
             "104 links up and interrogated",

@@ -5,6 +5,10 @@ Rules
   out in order: `Send` writes a text frame, `Close` closes that side's connection, `Report` logs a
   diagnostic (bound with the station id, side and protocol version) and counts it, `Persist` writes
   durable state before anything after it is carried out.
+- The set is open: a station kind whose charger does not speak OCPP-J over a WebSocket (IEC 104) has
+  effects of its own, subclasses of `KindEffect` (`bridge.iec104.southbound`). The driver hands those,
+  in order and after the `Persist` runs before them are committed, to the station kind's adapter
+  (`adapters.translated.StationKind.handle`); it knows nothing else of them.
 - `Side.SOUTH` is the charger-facing connection, `Side.NORTH` the CSMS-facing one.
 """
 
@@ -74,7 +78,15 @@ class Persist:
     value: JsonValue | None
 
 
-Effect = Send | Close | Report | Persist
+class KindEffect:
+    """Base of the effects only one station kind has (module rules): its adapter carries them out.
+
+    Subclasses are frozen dataclasses with slots, as the shared effects are."""
+
+    __slots__ = ()
+
+
+Effect = Send | Close | Report | Persist | KindEffect
 
 
 class StationCore(Protocol):

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from bridge.effects import KindEffect
 from bridge.iec104.vocabulary import TypeId
 
 PointValue = bool | int | float
@@ -89,7 +90,7 @@ LinkEvent = PointUpdate | CommandConfirmed | LinkUp | LinkDown | RawAsdu
 
 
 @dataclass(frozen=True, slots=True)
-class Send104Command:
+class Send104Command(KindEffect):
     """Send a command (C_SC/C_DC/C_RP) or a setpoint (C_SE) to the charger and report the outcome.
 
     `value`: True/False for single and double commands (on/off), the qualifier (1..255) for C_RP_NA_1,
@@ -111,7 +112,7 @@ class Send104Command:
 
 
 @dataclass(frozen=True, slots=True)
-class Interrogate104:
+class Interrogate104(KindEffect):
     """Ask the charger for its values now: integrated totals (`counters`) or a general interrogation."""
 
     counters: bool
@@ -119,7 +120,7 @@ class Interrogate104:
 
 
 @dataclass(frozen=True, slots=True)
-class Send104Private:
+class Send104Private(KindEffect):
     """Send a private ASDU (a vendor table's): one information object, `objects` being its IOA and
     data as the table lays them out; the session adds the data unit identifier. No confirmation is
     tracked: these are answers to the charger (authorization, settlement acknowledgement)."""

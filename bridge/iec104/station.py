@@ -125,7 +125,6 @@ from bridge.iec104.southbound import (
     RawAsdu,
     Send104Command,
     Send104Private,
-    SouthEffect,
 )
 from bridge.iec104.transactions import (
     MeterRule,
@@ -286,8 +285,8 @@ class Station104:
         # Wall time (seconds since the epoch, UTC) of the input being handled: an argument of every
         # entry point, like `now`; the core reads no clock.
         self._wall = wall
-        # Effects of both sides in order; typed Any so NorthStation (which appends `Effect`s) shares it.
-        self._effects: list[Any] = []
+        # Effects of both sides in order (the 104 ones are `KindEffect`s), shared with NorthStation.
+        self._effects: list[Effect] = []
         self.owned = owned_variables.OwnedValues(state, self.settings.owned, self.settings.north)
         self.north = NorthStation(
             station_id,
@@ -513,13 +512,13 @@ class Station104:
                     best = due
         return best
 
-    def effects(self) -> list[Effect | SouthEffect]:
+    def effects(self) -> list[Effect]:
         """One input's effects, its store writes (Persists) ahead of everything else: the driver
         commits a run of Persists as one batch and carries out any other effect only after it, so
         a write after a frame or a command would be a second commit, and a crash between the two
         would keep half of what the input decided (a Started durable without the end rules'
         memory its step wrote after it: an end already true was lost at the restart)."""
-        effects: list[Effect | SouthEffect] = self._effects[:]
+        effects: list[Effect] = self._effects[:]
         self._effects.clear()
         if len(effects) > 1:
             seen_other = False

@@ -88,10 +88,10 @@ async def test_ready_names_the_stations_that_are_down_and_why_for_every_kind() -
                     await asyncio.wait_for(connection.wait_closed(), 10)
                     assert connection.close_code == 1013
                 for name in ("R-104", "R-104-DOWN"):
-                    north = bridge.iec104_hosts[name].core.north
+                    north = bridge.translated_hosts[name].core.north
                     await until(lambda north=north: north.boot_status == "Accepted")  # type: ignore[misc]
-                await until(lambda: bridge.iec104_hosts["R-104"].link.is_up)
-                down104 = bridge.iec104_hosts["R-104-DOWN"].link
+                await until(lambda: bridge.iec104_links["R-104"].link.is_up)
+                down104 = bridge.iec104_links["R-104-DOWN"].link
                 await until(lambda: down104.last_drop is not None)
 
                 status, body = await ready(bridge)
@@ -137,7 +137,7 @@ async def test_ready_names_the_stations_that_are_down_and_why_for_every_kind() -
 
             # the CSMS goes away: every CSMS side reports it, /ready still 200
             await csms.stop()
-            await until(lambda: not bridge.iec104_hosts["R-104"].core.north.online)
+            await until(lambda: not bridge.translated_hosts["R-104"].core.north.online)
             status, body = await ready(bridge)
             assert status == 200
             assert listed(body)["R-104"]["charger"] is None
@@ -189,9 +189,9 @@ async def test_ready_says_when_the_csms_has_not_accepted_the_boot() -> None:
             bridge={"health": "127.0.0.1:0"},
         )
         async with running_bridge(config) as bridge:
-            north = bridge.iec104_hosts["P-104"].core.north
+            north = bridge.translated_hosts["P-104"].core.north
             await until(lambda: north.boot_status == "Pending")
-            await until(lambda: bridge.iec104_hosts["P-104"].link.is_up)
+            await until(lambda: bridge.iec104_links["P-104"].link.is_up)
             status, body = await ready(bridge)
     assert status == 200
     assert listed(body)["P-104"] == {

@@ -25,9 +25,9 @@ from adapters.config import BridgeConfig, OcppStation
 from adapters.device_model_file import load_config_table
 from adapters.driver import CoreDriver
 from adapters.logs import log_diagnostic
+from adapters.ocpp16_station import ocpp16_host
 from adapters.schemas import OfficialSchemas
 from adapters.store import Store
-from adapters.translated import TranslatedStation
 from bridge.effects import Effect, Persist, Report, Send, Side
 from bridge.rpc import Diagnostic
 from bridge.v16.core import Station16, Station16Settings
@@ -258,7 +258,7 @@ async def test_a_translated_station_rebuilds_a_failed_core_from_the_store(
     station = config.stations[0]
     assert isinstance(station, OcppStation)
     store = Store(":memory:")
-    host = TranslatedStation(
+    host = ocpp16_host(
         config,
         station,
         schemas=schemas,
@@ -270,11 +270,11 @@ async def test_a_translated_station_rebuilds_a_failed_core_from_the_store(
     )
     store.apply("CP16", [Persist("meta", "boot16", {"chargePointVendor": "A"})])
     failed_core = host.core
-    host._driver.failed = True
+    host.driver.failed = True
     host._revive()
-    assert host.core is not failed_core and not host._driver.failed
+    assert host.core is not failed_core and not host.driver.failed
     assert host.core._meta["boot16"] == {"chargePointVendor": "A"}  # loaded from the store
     host._revive()  # nothing to do for a healthy core
     await asyncio.sleep(0)
-    host._driver.stop()
+    host.driver.stop()
     store.close()

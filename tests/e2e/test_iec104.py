@@ -2,7 +2,7 @@
 
 The charger is a c104 `Server` laid out per mappings/gb-dc-charger.yaml (`Charger104`); the CSMS is the
 `ocpp` package (`Csms`), whose `FrameOracle` checks every frame it receives against the official 2.0.1
-schemas. Between them runs the real station: `Iec104Host` (c104 client, core, driver, CSMS
+schemas. Between them runs the real station: `iec104_host`'s `TranslatedHost` (c104 client, core, driver, CSMS
 client). Test names carry the OCPP 2.0.1 use case they exercise.
 """
 
@@ -19,14 +19,15 @@ import pytest
 from ocpp.v201 import call as call201
 
 from adapters.config import ConfigError, Iec104Station
-from adapters.iec104_station import Iec104Host, load_table
+from adapters.iec104_station import iec104_host, load_table
 from adapters.logs import station_logger
 from adapters.north import CsmsConnector, Pacer
 from adapters.runtime import Runtime
 from adapters.store import Store
+from adapters.translated import TranslatedHost
 from bridge.backoff import BackoffPolicy
 from bridge.effects import Side
-from bridge.iec104.station import Station104Settings
+from bridge.iec104.station import Station104, Station104Settings
 from tests.e2e.conftest import _SCHEMAS, bridge_config, running_bridge
 from tests.e2e.iec104_charger import Charger104
 from tests.peers import Csms, now_iso, running_csms
@@ -53,13 +54,15 @@ def station_config(port: int) -> Iec104Station:
 
 
 @contextlib.asynccontextmanager
-async def running_station(csms: Csms, charger: Charger104) -> AsyncIterator[Iec104Host]:
+async def running_station(
+    csms: Csms, charger: Charger104
+) -> AsyncIterator[TranslatedHost[Station104]]:
     station = station_config(charger.port)
     config = bridge_config(csms.url, [])
     connector = CsmsConnector(config.csms, config.csms_password_for, None, Pacer(100, 100))
     store = Store(":memory:")
     ids = itertools.count(1)
-    host = Iec104Host(
+    host = iec104_host(
         station,
         connector=connector,
         schemas=_SCHEMAS,
@@ -225,7 +228,7 @@ async def test_e02_link_drop_mid_transaction_continues_without_a_second_started(
 
         await charger.stop()  # the charger's 104 server goes away
         await wait_status(csms, "Unavailable")
-        assert not host.link.is_up
+        assert not host.kind.link.is_up
         await charger.start()  # back, still charging
         await wait_status(csms, "Occupied", 2)
         await charger.update(ENERGY, 100_900)

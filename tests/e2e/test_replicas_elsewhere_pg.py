@@ -20,16 +20,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from adapters.config import Iec104Station
-from adapters.iec104_station import Iec104Host, load_table
+from adapters.iec104_station import iec104_host, load_table
 from adapters.leases import LeaseKeeper
 from adapters.logs import station_logger
 from adapters.metrics import BridgeMetrics
 from adapters.north import CsmsConnector, Pacer
 from adapters.runtime import Runtime
 from adapters.store_pg import PgStore
+from adapters.translated import TranslatedHost
 from bridge.backoff import BackoffPolicy
 from bridge.effects import Side
-from bridge.iec104.station import Station104Settings
+from bridge.iec104.station import Station104, Station104Settings
 from tests.adapters.test_health import http_get, parse_metrics, value
 from tests.e2e.conftest import _SCHEMAS, bridge_config, running_bridge
 from tests.e2e.iec104_charger import idle_charger, station_entry
@@ -59,7 +60,7 @@ async def _links(runtime: Runtime) -> dict[str, float]:
 
 
 def _served(runtime: Runtime) -> list[str]:
-    return sorted(i for i, host in runtime.iec104_hosts.items() if host.link.is_up)
+    return sorted(i for i, host in runtime.iec104_links.items() if host.link.is_up)
 
 
 async def test_a_104_station_served_by_another_replica_is_neither_up_nor_down_here(
@@ -109,7 +110,7 @@ async def test_a_104_station_served_by_another_replica_is_neither_up_nor_down_he
 @contextlib.asynccontextmanager
 async def _replica(
     pg_url: str, station: Iec104Station, csms: Csms
-) -> AsyncIterator[tuple[Iec104Host, PgStore, BridgeMetrics]]:
+) -> AsyncIterator[tuple[TranslatedHost[Station104], PgStore, BridgeMetrics]]:
     """One bridge's 104 station under leases, built as adapters/runtime.py builds it, with a short
     `link_grace` (after which a link down is reported Unavailable) so a false report would show."""
     config = bridge_config(csms.url, [])
@@ -119,7 +120,7 @@ async def _replica(
     keeper = LeaseKeeper(store, log)
     ids = itertools.count(1)
     owner = store.owner
-    host = Iec104Host(
+    host = iec104_host(
         station,
         connector=CsmsConnector(config.csms, config.csms_password_for, None, Pacer(100, 100)),
         schemas=_SCHEMAS,
