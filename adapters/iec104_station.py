@@ -174,6 +174,18 @@ def station104_settings(config: BridgeConfig | None) -> Station104Settings:
 class Iec104Kind(StationKind[Station104]):
     """One 104 station's own part: its mapping table, 104 session and link (module rules)."""
 
+    __slots__ = (
+        "_link_state",
+        "_log",
+        "_new_message_id",
+        "_schemas",
+        "_settings",
+        "dials_out",
+        "link",
+        "session",
+        "station",
+        "table",
+    )
     protocol = "iec104"
 
     def __init__(

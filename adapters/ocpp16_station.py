@@ -64,6 +64,7 @@ def station16_settings(
 
 
 class Ocpp16Kind(StationKind[Station16]):
+    __slots__ = ("_new_message_id", "_schemas", "settings", "station_id")
     protocol = "ocpp1.6"
 
     def __init__(

@@ -125,6 +125,7 @@ class StationKind(Generic[C]):
     kind whose charger connects over OCPP-J (`TranslatedHost.serve_south`) and which has no effects of
     its own; a kind overrides what it needs."""
 
+    __slots__ = ("host",)  # slots, as the host's: one of each per station
     protocol: str = ""  # the station's protocol, in logs and metrics ("ocpp1.6", "iec104")
     dials_out = False  # the bridge reaches the charger: under leases, spread over the replicas
 
@@ -162,6 +163,27 @@ class StationKind(Generic[C]):
 
 class TranslatedHost(Generic[C]):
     """One translated station: its core and driver, its CSMS link, its lease; the rest is its kind's."""
+
+    __slots__ = (
+        "_activity",
+        "_closing",
+        "_elsewhere",
+        "_epoch",
+        "_leases",
+        "_metrics",
+        "_north",
+        "_north_link",
+        "_serving",
+        "_south",
+        "_stopped",
+        "_store",
+        "_trace",
+        "core",
+        "driver",
+        "kind",
+        "logs",
+        "station_id",
+    )
 
     def __init__(
         self,

@@ -161,11 +161,11 @@ async def test_a_lost_lease_closes_the_104_link_as_lease_lost_and_reports_no_una
     async with running_csms() as csms, idle_charger() as charger:
         station = Iec104Station.model_validate(station_entry("CP104-H", charger.port))
         async with _replica(pg_url, station, csms) as (host_a, store_a, metrics_a):
-            await _until(lambda: host_a.link.is_up)
+            await _until(lambda: host_a.kind.link.is_up)
             await csms.wait_for(lambda: "Available" in _statuses(csms, station.id), timeout=30)
             async with _replica(pg_url, station, csms) as (host_b, _, metrics_b):
                 assert await host_b.admit()  # B takes the lease over (force), as a moved charger
-                await _until(lambda: host_b.link.is_up and not host_a.link.is_up)
+                await _until(lambda: host_b.kind.link.is_up and not host_a.kind.link.is_up)
                 await asyncio.sleep(1.5)  # well past link_grace and A's next ticks
                 assert store_a.leases_lost == 1
                 assert store_a.fencing_refusals == 0  # A wrote nothing after it lost the lease
@@ -174,7 +174,7 @@ async def test_a_lost_lease_closes_the_104_link_as_lease_lost_and_reports_no_una
                 # news of the charger
                 assert host_a.core.north.status_of(1) == "Available"
                 assert metrics_a.iec104_drops.labels("lease_lost")._value.get() == 1
-                assert host_a.link.last_drop == "lease lost"
+                assert host_a.kind.link.last_drop == "lease lost"
                 links_a = parse_metrics(metrics_a.exposition().decode())
                 assert value(links_a, LINKS, state="elsewhere") == 1
                 assert (value(links_a, LINKS, state="down") or 0) == 0
