@@ -305,7 +305,7 @@ class Runtime:
                     self._links[station.id] = host.kind
         # Every port is bound before any station starts: one that cannot be is refused with one line,
         # and nothing has been logged or connected by then.
-        dial_in = [kind for kind in self._links.values() if not kind.dials_out]
+        dial_in = [kind for kind in self._links.values() if kind.station.dial == "in"]
         if dial_in and self.config.south.iec104_listen:
             await self._start_iec104_listener(dial_in)
         south = SouthServer(
