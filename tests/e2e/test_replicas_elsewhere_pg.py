@@ -60,7 +60,7 @@ async def _links(runtime: Runtime) -> dict[str, float]:
 
 
 def _served(runtime: Runtime) -> list[str]:
-    return sorted(i for i, host in runtime.iec104_links.items() if host.link.is_up)
+    return sorted(i for i, kind in runtime.iec104_links.items() if kind.link.is_up)
 
 
 async def test_a_104_station_served_by_another_replica_is_neither_up_nor_down_here(
