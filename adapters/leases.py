@@ -26,6 +26,11 @@ Rules
   more (a replica came up), it gives the extra ones up (`give_up()`: the station's connections closed
   and its lease released), for the new replica to claim at its next tick. A killed replica's dial-out
   stations are claimed by the others once its leases expire, within about `lease_seconds * 4/3`.
+  Claims go one at a time (a round trip each): a claim loop that lasts longer than a third of
+  `lease_seconds` (thousands of stations) renews this bridge's leases and its `replicas` row on the
+  way, or the leases it took first would expire before the loop ends and other replicas would claim
+  them while this one still dials them (found by bench/replicas.py: 3 replicas, 5,000 stations,
+  `lease_seconds = 5`: every lease expired, the links flapped between the replicas).
   Every replica has the same configuration (the same dial-out stations): each records a hash of its
   station list (`station_list_hash`: id, protocol, dial, host, port of every station) in its
   `replicas` row at every tick; a replica that sees live replicas with another hash logs a warning
@@ -212,9 +217,19 @@ class LeaseKeeper:
         free = await asyncio.to_thread(self._store.free, stations)
         random.shuffle(free)  # replicas starting together do not all race for the same ones
         wanted = share - len(held)
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         for station in free:
             if wanted == 0:
                 break
+            if loop.time() - renewed >= self._store.lease_seconds / 3:
+                # a long claim loop (thousands of stations: one round trip each) renews what this
+                # bridge holds, and its `replicas` row, as the tick would
+                await asyncio.to_thread(self._store.renew_leases)
+                self.live_replicas = await asyncio.to_thread(
+                    self._store.heartbeat, self._config_hash
+                )
+                renewed = loop.time()
             self._log.info("lease.claiming", station_id=station, share=share)
             if await self._dial_out[station][0]():
                 wanted -= 1

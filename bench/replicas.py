@@ -18,7 +18,7 @@ Figures
    direct path (a request/response pair through the bridge's two hops); `cpu_us_per_message` = the
    bridges' CPU (every replica's process, user + system) over the window ÷ request/response pairs
    answered; `pg_cpu_us_per_message` the PostgreSQL server's (postmaster and its backends) the same
-   way; `cpu_us_per_message_net` the bridges' CPU less their idle share (measured for 5 s before,
+   way; `cpu_us_per_message_net` the bridges' CPU less their idle share (measured for 5 s before (smoke: 1 s),
    every station connected, none sending: pings, lease renewals) times the window;
    `stations_per_replica` and each replica's share (`per_replica`: stations, pairs, CPU share,
    leases it held at the end).
@@ -90,11 +90,17 @@ class Preset:
     takeover_replicas: int = 2
     lease_seconds: float = 3.0
     takeover_timeout: float = 180.0
+    idle_seconds: float = 5.0  # the idle CPU window of each scale set
 
 
 REPLICA_PRESETS = {
     "smoke": Preset(
-        stations=10, duration=3.0, interval=1.0, takeover_stations=10, takeover_timeout=60.0
+        stations=10,
+        duration=3.0,
+        interval=1.0,
+        takeover_stations=10,
+        takeover_timeout=60.0,
+        idle_seconds=1.0,
     ),
     "quick": Preset(),
     "full": Preset(
@@ -219,7 +225,7 @@ async def measure_scale(
         await asyncio.sleep(2.0)
         # idle first: every station connected, none sending (pings, lease renewals, the loop)
         idle_before, idle_wall = [await b.cpu() for b in bridges], time.monotonic()
-        await asyncio.sleep(5.0)
+        await asyncio.sleep(preset.idle_seconds)
         idle_wall = time.monotonic() - idle_wall
         idle = [await b.cpu() - before for b, before in zip(bridges, idle_before, strict=True)]
         await swarm.call("freeze", wait_s=60)

@@ -1,0 +1,61 @@
+"""A dial-out claim loop longer than a lease (adapters/leases.py, issue 20; a real PostgreSQL server,
+tests/pg.py): a replica claiming thousands of dial-out stations, one round trip each, must keep the
+leases it took first. bench/replicas.py found it: 3 replicas, 5,000 stations, `lease_seconds = 5`: the
+first replica's early leases expired while it still claimed, the others claimed them, the links flapped
+between the replicas and every lease ran out. Here the loop is made long by the claims themselves
+(each dials for 0.1 s), 20 stations against a 0.6 s lease; another store stands for the next replica."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.leases import LeaseKeeper
+from adapters.logs import station_logger
+from adapters.store_pg import PgStore
+from bridge.effects import Side
+
+STATIONS = [f"CP-{n:02d}" for n in range(20)]
+
+
+@pytest.fixture
+def stores(pg_url: str) -> Iterator[tuple[PgStore, PgStore]]:
+    here = PgStore(pg_url, lease_seconds=0.6, require_leases=True)
+    other = PgStore(pg_url, lease_seconds=0.6, require_leases=True)
+    yield here, other
+    here.close()
+    other.close()
+
+
+async def test_a_claim_loop_longer_than_a_lease_keeps_every_lease_it_took(
+    stores: tuple[PgStore, PgStore],
+) -> None:
+    here, other = stores
+    keeper = LeaseKeeper(here, station_logger("-", Side.SOUTH, "iec104"))
+    claimed: list[str] = []
+
+    async def claim(station: str) -> bool:
+        """As a 104 host claims: the lease without force, then the dial (slow here)."""
+        if await keeper.take(station, force=False) is None:
+            return False
+        claimed.append(station)
+        await asyncio.sleep(0.1)
+        return True
+
+    async def give_up() -> None:
+        raise AssertionError("alone, this replica's share is every station")
+
+    for station in STATIONS:
+        keeper.dial_out(station, functools.partial(claim, station), give_up)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await keeper._balance()  # one tick's claims (the tick itself renews only before and after)
+    assert sorted(claimed) == STATIONS
+    assert loop.time() - started > 3 * here.lease_seconds  # the loop outlasted the lease
+    # the next replica finds none of them free: every lease was kept alive during the loop
+    taken_by_other = [s for s in STATIONS if other.take_lease(s, force=False) is not None]
+    assert taken_by_other == []
+    assert here.leases_held() == len(STATIONS)
