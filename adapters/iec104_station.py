@@ -11,7 +11,7 @@ Rules
 - What every translated station shares (its CSMS link, the store, leases, rebuilding a failed core,
   start and stop) is `adapters.translated.TranslatedHost`'s; `Iec104Kind` is the 104 part.
 - The core is `Station104` (`bridge.iec104.station`), with the station's compiled mapping table and its
-  time zone; the link's events reach it through `TranslatedHost.feed` (`CoreDriver.feed`), one batch
+  time zone; the link's events reach it through `CoreDriver.feed` (`TranslatedHost.revive` first), one batch
   per read or timer of the link.
 - The link is an `Iec104Link` (`adapters.iec104_link`) on the bridge's event loop, around the station's
   `Session104` (`bridge.iec104.session`: the APCI link, the codec, commands and interrogations, with
@@ -279,11 +279,14 @@ class Iec104Kind(StationKind[Station104]):
         )
 
     def _link_events(self, events: list[LinkEvent]) -> None:
-        if not self.host.served_here:
+        host = self.host
+        if not host.served_here:
             # the link closed by a hand-over (given up, lease lost): not the charger's status, and
             # the next owner reports what its own link finds (module rules)
             self.show()
             return
+        host.revive()
+        core = host.core
         for event in events:
             kind = type(event)
             if kind is CommandConfirmed:
@@ -298,11 +301,11 @@ class Iec104Kind(StationKind[Station104]):
             elif kind is LinkUp or kind is LinkDown:
                 self.show()
 
-        def feed(core: Station104, now: float, wall: float) -> None:
+        def feed(now: float, wall: float) -> None:
             for event in events:
                 core.handle_link_event(event, now, wall)
 
-        self.host.feed(feed, link_events=events)
+        host.driver.feed(feed, link_events=events)
 
 
 def iec104_host(

@@ -30,7 +30,7 @@ Rules
 - Charger connections over OCPP-J come and go through `serve_south`; a second one waits for the first
   to be gone (the south server enforces the duplicate policy).
 - A core that failed (its driver closed its connections with 1011) is never fed again; the next
-  connection on either side, or the next input of the kind's own (`feed`), is served by a core rebuilt
+  connection on either side, or the next input of the kind's own (`revive()` before it), is served by a core rebuilt
   from the store (`core.rebuilt` in the log), as a restart of the bridge would do, and the kind tells
   it at once what it knows (`StationKind.rebuilt`: a 104 link that is up).
 - Under leases (`[bridge] leases`, adapters/leases.py) the station is served (its core driven, its
@@ -63,7 +63,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
 from adapters.config import BridgeConfig
@@ -249,9 +249,10 @@ class TranslatedHost(Generic[C]):
         self.driver.start()
         self.kind.rebuilt()
 
-    def _revive(self) -> None:
+    def revive(self) -> None:
         """A core that failed (a bug, a store that could not write) is rebuilt from the store before
-        the next input is served, as a restart of the bridge would do: the store holds everything
+        the next input is served (the host's connections; a kind before its own inputs, which it
+        feeds to `driver.feed`), as a restart of the bridge would do: the store holds everything
         that was acknowledged, and nothing else of the failed core is trusted."""
         if not self.driver.failed:
             return
@@ -285,17 +286,6 @@ class TranslatedHost(Generic[C]):
         outbox = self.core.north.outbox
         return len(outbox), outbox.oldest_queued_at()
 
-    def feed(self, action: Callable[[C, float, float], None], link_events: Any = None) -> None:
-        """An input of the kind's own (a 104 link's events): `action(core, now, wall)`, the core
-        rebuilt first if it failed."""
-        self._revive()
-        core = self.core
-
-        def fed(now: float, wall: float) -> None:
-            action(core, now, wall)
-
-        self.driver.feed(fed, link_events=link_events)
-
     async def start(self) -> None:
         if self._leases is not None:
             if self.kind.dials_out:
@@ -320,7 +310,7 @@ class TranslatedHost(Generic[C]):
             await connection.close(CLOSE_TRY_AGAIN_LATER, "store unavailable")
             return
         self.logs[Side.SOUTH].info("charger.connected")
-        self._revive()
+        self.revive()
         self.driver.attach(Side.SOUTH, connection)
         self._south = connection
         try:
@@ -372,7 +362,7 @@ class TranslatedHost(Generic[C]):
     async def _north_session(self, connection: Connection) -> None:
         self._north = connection
         try:
-            self._revive()
+            self.revive()
             self.driver.attach(Side.NORTH, connection)
             await self.driver.serve(Side.NORTH)
         finally:

@@ -271,10 +271,10 @@ async def test_a_translated_station_rebuilds_a_failed_core_from_the_store(
     store.apply("CP16", [Persist("meta", "boot16", {"chargePointVendor": "A"})])
     failed_core = host.core
     host.driver.failed = True
-    host._revive()
+    host.revive()
     assert host.core is not failed_core and not host.driver.failed
     assert host.core._meta["boot16"] == {"chargePointVendor": "A"}  # loaded from the store
-    host._revive()  # nothing to do for a healthy core
+    host.revive()  # nothing to do for a healthy core
     await asyncio.sleep(0)
     host.driver.stop()
     store.close()
