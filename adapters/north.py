@@ -37,18 +37,15 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
-from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
-from websockets.proxy import get_proxy
 from websockets.typing import Subprotocol
-from websockets.uri import parse_uri
 
 from adapters.config import CsmsSection
 from adapters.connection import Connection
-from adapters.keepalive import Keepalive, keepalive_options
+from adapters.keepalive import Keepalive
 from adapters.south import CLOSE_TIMEOUT, send_limits
 from adapters.stopping import Stopped, unless_stopped
-from adapters.ws_direct import DirectClientConnection
+from adapters.ws_direct import DirectClientConnection, connect, proxy_for
 from bridge.backoff import BackoffPolicy, TokenBucket
 from bridge.errors import OcppVersion
 from bridge.owned_variables import Defaults
@@ -147,7 +144,7 @@ class CsmsConnector:
         station's URL has the CSMS's host and port, and the lookup walks the whole environment (with
         thousands of stations it was most of the CPU of their first connection attempts)."""
         if self._proxy is True:
-            self._proxy = get_proxy(parse_uri(url))
+            self._proxy = proxy_for(url)
         assert self._proxy is not False
         return self._proxy
 
@@ -176,9 +173,6 @@ class CsmsConnector:
                 password = configured.get_secret_value()
             if password is not None:
                 headers["Authorization"] = basic_auth_header(station_id, password)
-        options: dict[str, Any] = {}
-        if self._ssl is not None:
-            options["ssl"] = self._ssl
         try:
             url = self.url_for(station_id)
             connection = await connect(
@@ -189,10 +183,8 @@ class CsmsConnector:
                 compression="deflate" if self._csms.compression else None,
                 open_timeout=self._csms.connect_timeout,
                 close_timeout=CLOSE_TIMEOUT,
-                **keepalive_options(),
                 max_size=1 << 20,
-                create_connection=DirectClientConnection,
-                **options,
+                ssl=self._ssl,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -210,7 +202,6 @@ class CsmsConnector:
                 f"CSMS did not accept subprotocol ocpp2.0.1 (chose {connection.subprotocol!r})",
                 kind="subprotocol",
             )
-        assert isinstance(connection, DirectClientConnection)
         connection.send_limits = self._send_limits
         self.keepalive.watch(connection)
         return connection

@@ -9,7 +9,8 @@ Rules
   one station; every certificate, key and CA file loads (the TLS contexts `run` builds); the store's
   folder exists and is writable when a station keeps state (a PostgreSQL store: the server accepts a
   session and its schema is not newer than this bridge's; read only); every listening address's host resolves; the
-  charger, IEC 104 and health addresses do not share a port.
+  charger, IEC 104 and health addresses do not share a port; a proxy the environment names for the CSMS
+  is an HTTP one (`adapters.ws_direct` tunnels through HTTP proxies only, not SOCKS).
 - What only binding can tell (a port in use, an address not on this machine) is left to `run`, which
   refuses it with one line and exit status 2 as well.
 """
@@ -31,6 +32,7 @@ from adapters.tls import (
     iec104_server_context,
     south_server_context,
 )
+from adapters.ws_direct import proxy_for, proxy_problem
 
 _WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})
 
@@ -50,6 +52,7 @@ def preflight(config: BridgeConfig) -> StationTables:
     problems.extend(_tls_problems(config))
     problems.extend(_store_problems(config))
     problems.extend(_address_problems(config))
+    problems.extend(_proxy_problems(config))
     if problems or tables is None:
         raise ConfigError(problems)
     return tables
@@ -74,6 +77,16 @@ def _tls_problems(config: BridgeConfig) -> list[str]:
                 key = tuple(named.split(".")) if "." in named and " " not in named else loc
                 problems.append(f"{config.where(key)}: {problem}")
     return problems
+
+
+def _proxy_problems(config: BridgeConfig) -> list[str]:
+    """The proxy the environment names for the CSMS (`https_proxy`, ...) must be one the bridge can
+    use: an HTTP proxy (CONNECT); a SOCKS proxy is refused here rather than at every attempt."""
+    proxy = proxy_for(config.csms.url)
+    problem = proxy_problem(proxy) if proxy is not None else None
+    if problem is None:
+        return []
+    return [f"{config.where(('csms', 'url'))}: csms.url: {problem}"]
 
 
 def needs_store(config: BridgeConfig) -> bool:

@@ -28,7 +28,7 @@ Rules
   permessage-deflate is accepted.
 - Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
   `require_client_cert`).
-- Connections are `adapters.ws_direct.DirectServerConnection`s: their messages are handed to the
+- Connections are `adapters.ws_direct.DirectServerConnection`s (`adapters.ws_direct.serve`): their messages are handed to the
   station's driver as they arrive. Each gets `[south]`'s `max_queued_frames`, `max_queued_bytes` and
   `write_timeout` as its `send_limits`: a charger that does not read what it is sent is disconnected
   (1008) by its driver once they are reached.
@@ -45,7 +45,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
@@ -53,9 +52,9 @@ from websockets.typing import Subprotocol
 
 from adapters.config import BridgeConfig, CsmsSection, OcppStation, SouthSection, split_host_port
 from adapters.connection import Connection, SendLimits
-from adapters.keepalive import Keepalive, keepalive_options
+from adapters.keepalive import Keepalive
 from adapters.logs import get_logger
-from adapters.ws_direct import DirectServerConnection
+from adapters.ws_direct import DirectServerConnection, Server, serve
 
 StationHandler = Callable[[OcppStation, Connection], Awaitable[None]]
 
@@ -133,9 +132,6 @@ class SouthServer:
 
     async def start(self) -> tuple[str, int]:
         host, port = split_host_port(self._settings.listen)
-        options: dict[str, Any] = {}
-        if self._ssl is not None:
-            options["ssl"] = self._ssl
         self._server = await serve(
             self._serve,
             host,
@@ -144,11 +140,9 @@ class SouthServer:
             select_subprotocol=self._select_subprotocol,
             compression="deflate" if self._settings.compression else None,
             max_size=self._settings.max_message_size,
-            **keepalive_options(),
             close_timeout=CLOSE_TIMEOUT,
-            create_connection=DirectServerConnection,
             backlog=self._settings.listen_backlog,
-            **options,
+            ssl=self._ssl,
         )
         bound = next(iter(self._server.sockets)).getsockname()
         return bound[0], bound[1]
@@ -163,7 +157,9 @@ class SouthServer:
 
     # --- handshake ------------------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(
+        self, connection: DirectServerConnection, request: Request
+    ) -> Response | None:
         station_id = station_id_from_path(request.path)
         station = self._stations.get(station_id)
         log = self._log.bind(station_id=station_id, peer=_peer(connection))
@@ -201,9 +197,9 @@ class SouthServer:
         return None if password_ok else AUTH_WRONG_PASSWORD
 
     def _select_subprotocol(
-        self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+        self, connection: DirectServerConnection, subprotocols: Sequence[Subprotocol]
     ) -> Subprotocol | None:
-        request = connection.request  # read before websockets selects (never None here)
+        request = connection.request  # the request being accepted (never None here)
         if request is None:
             return None
         station = self._stations.get(station_id_from_path(request.path))
@@ -213,9 +209,7 @@ class SouthServer:
 
     # --- connection ---------------------------------------------------------------------------
 
-    async def _serve(self, connection: ServerConnection) -> None:
-        # every connection is one (`create_connection=DirectServerConnection` in `start`)
-        assert isinstance(connection, DirectServerConnection)
+    async def _serve(self, connection: DirectServerConnection) -> None:
         assert connection.request is not None
         self._keepalive.watch(connection)
         connection.send_limits = self._send_limits
@@ -277,7 +271,7 @@ def send_limits(section: SouthSection | CsmsSection) -> SendLimits:
     return SendLimits(section.max_queued_frames, section.max_queued_bytes, section.write_timeout)
 
 
-def _peer(connection: Connection | ServerConnection) -> str:
+def _peer(connection: Connection) -> str:
     address = connection.remote_address
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"

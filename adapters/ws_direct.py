@@ -1,52 +1,71 @@
-"""WebSocket connections that hand every incoming message to a callback the moment it arrives.
+"""WebSocket connections on websockets' sans-I/O protocol, driven by the bridge's own asyncio protocol.
 
 Rules
-- Both implement `adapters.connection.Connection`, the interface the driver, the keepalive and the hosts
-  use (`send_text` is websockets' `send` with its `ConnectionClosed` translated to `ConnectionEnded`).
-- `DirectServerConnection` and `DirectClientConnection` are websockets' own asyncio connections, made
-  through the public `create_connection` hook of `serve` and `connect`: the handshake, pings and pongs,
-  the closing handshake, size limits, compression and every protocol error are websockets'. What differs:
-  - the read side: instead of queueing messages for `recv()`, the connection calls `on_message(message)`
-    (str for a text message, bytes for a binary one) from the transport's `data_received`, on the event
-    loop's thread. `recv()` is not used on these connections;
+- `serve(handler, host, port, ...)` (charger connections, `adapters.south`) and `connect(url, ...)` (the
+  CSMS, `adapters.north`) make `DirectServerConnection`s and `DirectClientConnection`s: asyncio
+  `Protocol`s of this module, on transports of `loop.create_server` / `loop.create_connection`. Each
+  drives a `websockets.server.ServerProtocol` / `websockets.client.ClientProtocol` (its `protocol`)
+  through websockets' public sans-I/O API only (`receive_data`, `receive_eof`, `events_received`,
+  `data_to_send`, `close_expected`, `send_*`, `fail`, `accept`, `reject`, `send_response`,
+  `connect`, `send_request`, `state`, `close_code`, `close_reason`, `handshake_exc`): the
+  handshake, pings and pongs, the closing handshake, size limits, compression and every protocol
+  error are websockets'. What this module adds:
+  - the read side: the connection calls `on_message(message)` for every text message, from the
+    transport's `data_received`, on the event loop's thread;
   - `write_text(text)` writes a text message synchronously (no back-pressure: the caller checks the
-    transport's write buffer), as websockets' `broadcast` does;
+    transport's write buffer); `send_text(text)` writes it and waits while the transport's write buffer
+    is above its high-water mark (`ConnectionEnded` once the connection is not open or ends meanwhile);
   - `last_received` (loop time) notes when the peer last sent a message or a pong (not a ping of its
     own: that proves it can send, not that it reads), for `adapters.keepalive`, whose pings
     `ping_now()` writes synchronously.
+  Both implement `adapters.connection.Connection`, the interface the driver, the keepalive and the
+  hosts use.
 - `listen(on_message)` starts the delivery, `stop_listening()` ends it. Messages that arrive while
   nobody listens (between the handshake and the start of the session, or after its end) are kept in
   order and handed over by the next `listen`; once `BACKLOG` wait, the connection stops reading from
-  its socket until `listen` is called, as websockets does when nobody calls `recv()`.
+  its socket until `listen` is called.
 - A fragmented message is assembled before it is handed over; websockets' protocol enforces `max_size`
   over the whole message. A text message that is not valid UTF-8 fails the connection with 1007, as
   websockets' `recv()` does, and nothing more is handed over. A binary message fails it with 1003
   (unsupported data): OCPP-J is text (OCPP-J 1.6 §3, 2.0.1 part 4 §3), and a binary frame answered as
   OCPP would be a frame the peer never sent as one.
 - A handshake request that websockets cannot read at all because of its request line (raw non-ASCII
-  bytes in the path, a malformed line) is answered 400 before the connection closes: websockets itself
-  closes without an answer, which a client sees as a network failure.
+  bytes in the path, a malformed line) is answered 400 before the connection closes: websockets' protocol
+  itself only ends the stream, which a client sees as a network failure.
 - `on_message` must not raise. If it does anyway, the error is logged and the connection is failed with
   1011: an exception must neither escape into the transport nor pass silently.
+- The server: `process_request(connection, request)` may answer the handshake itself (a `Response`,
+  from `connection.respond(status, text)`); otherwise websockets' `accept` answers it and
+  `select_subprotocol(connection, offered)` picks the subprotocol (None: the handshake completes
+  without one). Once the connection is open, `handler(connection)` runs in a task; when it returns the
+  connection is closed (1000; 1011 if it raised). A connection not open within `open_timeout` is
+  aborted. `Server.close()` stops listening and closes every open connection with 1001;
+  `wait_closed()` waits for them and their handlers.
+- The client: `connect` opens the TCP (and TLS, `ssl`/`server_hostname`) connection, through an HTTP
+  proxy (`http://` or `https://`, credentials from its URL as `Proxy-Authorization: Basic`) with a
+  CONNECT request when `proxy` is given, sends the upgrade request with `additional_headers`, and
+  returns once the server's 101 is read, all within `open_timeout`; a refused handshake raises
+  websockets' `handshake_exc` (`InvalidStatus` for an HTTP answer other than 101), a proxy that
+  refuses raises `ProxyRefused` (an `OSError`). SOCKS proxies are not supported (`proxy_problem`).
+  `proxy_for(url)` is the proxy the environment names for a URL (websockets' own rule: `wss`/`ws`,
+  then `socks`, then `https`, then `http`; `no_proxy` honoured).
 - The frame fast path. websockets' parser is only ever given whole frames once the connection is
-  open, so it always waits at a frame boundary, known by construction (no look into its state):
-  during the opening handshake it is given the HTTP head and nothing after it (a client's 101 and
-  the server's first frames often share a segment), and from then on the connection splits the
-  incoming bytes into frames itself. A complete frame that websockets would turn into exactly one
-  message and nothing else (FIN set, text or binary, reserved bits clear, no fragmented message in
-  progress) is unmasked and handed over here; any other complete frame (a control frame, a
-  fragment, reserved bits set) is given to websockets' parser alone, through its public
-  `receive_data`, which answers or fails it as usual. A frame websockets fails at its first two
-  bytes (an unknown opcode, masked wrongly for the side, longer than `max_size`) is given to it at
-  once with every byte after it, as is everything once the connection is no longer open, has
-  failed, or uses an extension (compression), and everything a client sent before the handshake
-  was answered (RFC 6455 §4.1 says it must wait): the fast path is then off for good on that
-  connection. So websockets sees every frame that has any effect besides a message, in order,
-  and errors are its own.
-  Likewise `write_text` builds an unfragmented text frame itself when the connection is open, uses no
-  extension and no fragmented send is in progress, and leaves everything else to `broadcast`.
-- Why: per request/response pair through the bridge, websockets' generator-based parser, frame objects
-  and its reader task cost more CPU than the bridge's own work on the message (bench/README.md).
+  open (the connection owns the transport), so it always waits at a frame boundary: during the opening
+  handshake it is given the HTTP head and nothing after it (a client's 101 and the server's first
+  frames often share a segment), and from then on the connection splits the incoming bytes into frames
+  itself. A complete frame that websockets would turn into exactly one message and nothing else (FIN
+  set, text or binary, reserved bits clear, no fragmented message in progress) is unmasked and handed
+  over here; any other complete frame (a control frame, a fragment, reserved bits set) is given to
+  websockets' parser alone, through its `receive_data`, which answers or fails it as usual. A frame
+  websockets fails at its first two bytes (an unknown opcode, masked wrongly for the side, longer than
+  `max_size`) is given to it at once with every byte after it, as is everything once the connection is
+  no longer open, has failed, or uses an extension (compression: known from the handshake response's
+  `Sec-WebSocket-Extensions`): the fast path is then off for good on that connection. So websockets
+  sees every frame that has any effect besides a message, in order, and errors are its own.
+  Likewise `write_text` builds an unfragmented text frame itself when the connection is open and uses
+  no extension, and leaves it to websockets' `send_text` otherwise.
+- Why: per request/response pair through the bridge, websockets' generator-based parser and frame
+  objects cost more CPU than the bridge's own work on the message (bench/README.md).
 - Turns (issue 17: no peer can starve the others). One `data_received` may bring 256 KiB, some 1,700
   small frames, and everything a message causes (the driver, the core, the answer) runs synchronously
   in the callback. So one callback hands over at most `FRAME_BUDGET` frames or `BYTE_BUDGET` bytes of
@@ -59,54 +78,80 @@ Rules
   end of the stream, what is kept is handed over at once, before websockets sees the end. A closed or
   dropped connection's kept bytes are discarded, as the socket's unread ones are.
 - `send_limits` (`adapters.connection.SendLimits`) bound what may wait in the bridge for this peer
-  to read: set by whoever made the connection (`adapters.south` from `[south]`, `adapters.north` from `[csms]`) and enforced
-  by the driver that writes to it (`adapters.driver`).
+  to read: set by whoever made the connection (`adapters.south` from `[south]`, `adapters.north` from
+  `[csms]`) and enforced by the driver that writes to it (`adapters.driver`).
 - `drop(code, reason)` closes at once without waiting for the peer to read: nothing more is read or
   handed over, the close frame goes after what the transport holds (the peer sees it if it ever
-  reads), and the connection is aborted at the close timeout (its answer to the close is not read). (websockets'
-  `close()` first waits, without a deadline, until the peer has read what is buffered.)
-- A closing handshake the peer started is given the close timeout: if the connection has not
-  ended by then, it is aborted (websockets enforces this only while a coroutine awaits `recv()` or
-  `close()`, which nobody does here).
+  reads), and the connection is aborted at the close timeout (its answer to the close is not read).
+- The close timeout: whenever websockets' protocol expects the TCP connection to end
+  (`close_expected()`: a closing handshake under way, a refused handshake), a timer aborts the
+  connection if it has not ended `close_timeout` seconds later, so a peer that sends its close frame
+  and then neither reads nor closes cannot hold the connection (and its station's session).
 - A closed connection holds no reference cycle: it is freed by reference counting, not left to the
-  rare full collections of `adapters.gc_policy`. websockets makes three, broken at `connection_lost`:
-  `serve`'s subprotocol closure; its parser generator, left suspended, whose frame holds the
-  protocol; the exception that ended the parser or the handshake, whose traceback holds that frame
-  (every connection that ends without a closing handshake: a bare TCP connect, a vanished charger).
-  Measured (issue 17's connection storm, 200,000 connections, the bridge process): RSS +39 MB and
-  rising before, +11 MB and flat after.
-- Everything else (close codes, `wait_closed()`, `subprotocol`, `request`, `remote_address`) is the
-  websockets connection's, unchanged.
+  rare full collections of `adapters.gc_policy`. The connection is referenced by its transport, its
+  timers and (while open) its server only; websockets' protocol holds nothing of it (the subprotocol is
+  selected here, not by a callback given to the protocol). The protocol itself is a cycle by design
+  (its parser, a generator suspended at its last `yield`, holds it): at `connection_lost`, when
+  nothing feeds the protocol any more, that generator is closed (`_release_parser`, the one use of an
+  attribute websockets does not document), and the frames of the exception that ended the handshake
+  (`handshake_exc`) are cleared. Measured (issue 17's connection storm, 200,000 connections, the bridge
+  process): RSS +39 MB and rising with those cycles, +11 MB and flat without.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
+import base64
+import http
+import logging
 import secrets
+import ssl as ssl_module
 import struct
 import traceback
-from typing import TYPE_CHECKING, Any, cast
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
 
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.connection import Connection as WebsocketsConnection
-from websockets.asyncio.messages import Assembler
-from websockets.asyncio.server import ServerConnection, broadcast
-from websockets.exceptions import ConnectionClosed, InvalidMessage
+from websockets.client import ClientProtocol
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidMessage
+from websockets.extensions.permessage_deflate import (
+    enable_client_permessage_deflate,
+    enable_server_permessage_deflate,
+)
 from websockets.frames import CloseCode, Frame, Opcode
-from websockets.protocol import Side, State
-from websockets.speedups import apply_mask
+from websockets.headers import parse_subprotocol
+from websockets.http11 import USER_AGENT, Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+from websockets.uri import WebSocketURI, parse_uri
 
 from adapters.connection import DEFAULT_SEND_LIMITS, ConnectionEnded, OnMessage, SendLimits
 from adapters.logs import get_logger
 
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - websockets built without its C extension
+    from websockets.utils import apply_mask
+
 __all__ = [
+    "BACKLOG",
+    "BYTE_BUDGET",
     "DEFAULT_SEND_LIMITS",
+    "FRAME_BUDGET",
+    "PARSER_BUDGET",
     "DirectClientConnection",
     "DirectConnection",
     "DirectServerConnection",
+    "ProxyRefused",
     "SendLimits",
+    "Server",
+    "connect",
+    "proxy_for",
+    "proxy_problem",
+    "serve",
 ]
 
 # Messages kept before `listen`: OCPP-J allows one call in flight per direction, so a well-behaved peer
@@ -120,10 +165,14 @@ FRAME_BUDGET = 64
 BYTE_BUDGET = 64 << 10
 PARSER_BUDGET = 8 << 10
 
+# the transport's write buffer high-water mark (websockets' asyncio default, `write_limit`)
+WRITE_LIMIT = 32 << 10
+OPEN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 10.0
+
 # what `_split` stopped at: an incomplete frame that may be eligible (wait for more bytes); a frame
 # websockets must read; the turn's budget
 _WAIT, _PARSER, _SPENT = 0, 1, 2
-
 
 _DATA = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
 # the opcodes of RFC 6455 §5.2 (websockets' parser fails any other at the frame's first byte)
@@ -134,6 +183,12 @@ _HEAD_END = b"\r\n\r\n"
 _TEXT, _BINARY = int(Opcode.TEXT), int(Opcode.BINARY)
 _UNSIGNED_16 = struct.Struct("!H")
 _UNSIGNED_64 = struct.Struct("!Q")
+
+_log = logging.getLogger("websockets.server")
+
+Handler = Callable[["DirectServerConnection"], Awaitable[None]]
+ProcessRequest = Callable[["DirectServerConnection", Request], Response | None]
+SelectSubprotocol = Callable[["DirectServerConnection", Sequence[Subprotocol]], Subprotocol | None]
 
 
 def _clear_frames(*errors: BaseException | None) -> None:
@@ -150,45 +205,50 @@ def _clear_frames(*errors: BaseException | None) -> None:
         pending += (error.__cause__, error.__context__)
 
 
-class _NoRecv:
-    """Stands for websockets' message queue (`recv_messages`), which these connections never fill:
-    about 400 bytes less per connection."""
-
-    def close(self) -> None:
-        pass
-
-    def put(self, frame: Any) -> None:
-        raise RuntimeError("messages go to the listener of a direct connection")
-
-    async def get(self, decode: Any = None) -> Any:
-        raise RuntimeError("a direct connection has no recv(): use listen()")
-
-    def get_iter(self, decode: Any = None) -> Any:
-        raise RuntimeError("a direct connection has no recv_streaming(): use listen()")
+def _release_parser(protocol: ServerProtocol | ClientProtocol) -> None:
+    """websockets' protocol keeps its parser, a generator suspended at its last `yield` whose frame
+    holds the protocol: a reference cycle by design, left to the cyclic collector (1.3 to 2.7 KiB per
+    connection, measured with tracemalloc). Once nothing feeds the protocol (the connection is lost and
+    the protocol has had the end of the stream) the generator is closed, which frees its frame. The
+    one attribute used here that websockets does not document; without it (another version), the
+    cycle is only left to the collector."""
+    parser = getattr(protocol, "parser", None)
+    close = getattr(parser, "close", None)
+    if close is not None:
+        close()
 
 
-_NO_RECV = _NoRecv()
+def offered_subprotocols(headers: Headers) -> list[Subprotocol]:
+    """The subprotocols a client offers (its `Sec-WebSocket-Protocol` headers; unreadable ones skipped)."""
+    offered: list[Subprotocol] = []
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        try:
+            offered.extend(parse_subprotocol(value))
+        except ValueError:
+            continue
+    return offered
 
 
-if TYPE_CHECKING:
-    # what the mixin finds in the websockets class it mixes into (at run time: nothing, so the
-    # mixin's methods come first and call websockets' through `super()`)
-    _WebsocketsConnection = WebsocketsConnection
-else:
-    _WebsocketsConnection = object
+def _negotiated(response: Response) -> tuple[Subprotocol | None, bool]:
+    """The subprotocol and whether an extension is in use, as the 101 response says."""
+    subprotocol = response.headers.get("Sec-WebSocket-Protocol")
+    extended = "Sec-WebSocket-Extensions" in response.headers
+    return (Subprotocol(subprotocol) if subprotocol else None), extended
 
 
-class _DirectDelivery(_WebsocketsConnection):
-    """The read and write sides shared by both connection classes (a mixin before websockets' class)."""
+class DirectConnection(asyncio.Protocol):
+    """What both sides share: the read path, `write_text`, closing (a WebSocket connection on the
+    transport this object is the asyncio protocol of; see the module rules)."""
 
-    # Slots, not the instance dict: websockets' connection has so many attributes that ten more
-    # made its dict grow, 1.5 KiB per connection.
+    # Slots, not an instance dict: thousands of these live at once.
     __slots__ = (
+        "__weakref__",  # adapters.keepalive holds connections by weak reference
         "_backlog",
         "_close_timer",
+        "_closed",
         "_dropped",
+        "_extended",
         "_failed",
-        "_failing",
         "_fragmented",
         "_fragments",
         "_head",
@@ -199,15 +259,37 @@ class _DirectDelivery(_WebsocketsConnection):
         "_rest",
         "_splitting",
         "_turn",
+        "_write_waiter",
+        "_writing_paused",
+        "close_timeout",
         "last_received",
+        "loop",
         "ping_sent_at",
+        "protocol",
+        "request",
+        "response",
         "send_limits",
+        "subprotocol",
+        "transport",
     )
 
-    def _direct_init(self) -> None:
-        # a list rather than websockets' deque (600 bytes empty): it holds a waiter only while a
-        # write waits for the buffer to drain
-        self.drain_waiters = cast("collections.deque[asyncio.Future[None]]", [])
+    protocol: ServerProtocol | ClientProtocol
+    transport: asyncio.Transport
+
+    def __init__(
+        self, protocol: ServerProtocol | ClientProtocol, *, close_timeout: float | None
+    ) -> None:
+        self.protocol = protocol
+        self.loop = asyncio.get_running_loop()
+        self.close_timeout = close_timeout
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.subprotocol: Subprotocol | None = None
+        self._extended = False
+        self._closed: asyncio.Future[None] = self.loop.create_future()
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._writing_paused = False
+        self._write_waiter: asyncio.Future[None] | None = None
         self._on_message: OnMessage | None = None
         self._backlog: list[str] = []
         self._paused = False
@@ -216,14 +298,12 @@ class _DirectDelivery(_WebsocketsConnection):
         self._fragmented: Opcode | None = None
         self._failed = False
         self._dropped = False
-        self._failing: asyncio.Task[None] | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
         # whether this connection splits the incoming bytes into frames itself (else websockets'
         # parser reads them), and the start of a frame it is splitting that is not complete yet
         self._splitting = False
         self._rest: bytearray | None = None
-        # websockets' parser is known to wait at a frame boundary (it has been given the HTTP head
-        # and whole frames only); else the fast path stays off for good
+        # websockets' parser waits at a frame boundary (it has been given the HTTP head and whole
+        # frames only); once it has been given anything else, the fast path stays off for good
         self._in_step = True
         # while the HTTP head is being read: its last 3 bytes so far (None: the head has ended)
         self._head: bytes | None = b""
@@ -234,36 +314,95 @@ class _DirectDelivery(_WebsocketsConnection):
         self.last_received = 0.0
         self.ping_sent_at: float | None = None
         # a client masks the frames it sends (RFC 6455 §5.3), a server does not
-        self._peer_masks = self.protocol.side is Side.SERVER
+        self._peer_masks = isinstance(protocol, ServerProtocol)
         self.send_limits = DEFAULT_SEND_LIMITS
 
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        self.recv_messages = cast(Assembler, _NO_RECV)
+    # --- the transport --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a stream transport (create_server)
+        self.transport.set_write_buffer_limits(WRITE_LIMIT)
         self.last_received = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
+        protocol = self.protocol
+        protocol.receive_eof()  # idempotent: the protocol's state is CLOSED from here
+        protocol.events_received()
+        protocol.data_to_send()
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
         self._discard_unread()
-        # websockets' `serve` gives the protocol a closure over this connection to select the
-        # subprotocol: a reference cycle, so a closed connection waited for the cyclic garbage
-        # collector, which the bridge's GC policy runs rarely (adapters/gc_policy). Broken here, a
-        # closed connection is freed at once.
-        vars(self.protocol).pop("select_subprotocol", None)
-        # websockets keeps the exception that ended its parser or the handshake (`parser_exc`,
-        # `handshake_exc`, and what caused them); their tracebacks hold the frame of the protocol's
-        # parser, whose locals hold the protocol: another cycle, made by every connection that ends
-        # without a closing handshake (a bare TCP connect, a charger that vanishes). The frames'
-        # locals are dropped; the tracebacks' lines stay.
-        _clear_frames(self.protocol.parser_exc, self.protocol.handshake_exc)
-        # and its parser, a generator suspended at its last `yield` (or, when the connection was
-        # closed before the peer's end of stream was read, waiting for it): its frame holds the
-        # protocol, which holds it. Nothing feeds the protocol once the connection is lost
-        # (websockets' `connection_lost` has given it the end of the stream).
-        self.protocol.parser.close()
+        self._on_message = None
+        self._backlog = []
+        self._wake_writer()
+        # the exceptions that ended the handshake or the parser (`close_exc`'s cause): their
+        # tracebacks hold the parser's frame, which holds the protocol
+        ended = protocol.close_exc if protocol.state is State.CLOSED else None
+        _clear_frames(protocol.handshake_exc, ended)
+        _release_parser(protocol)
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter, self._write_waiter = self._write_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- websockets' protocol -------------------------------------------------------------------
+
+    def _websockets_reads(self, data: bytes) -> None:
+        """Give `data` to websockets' protocol, then act on what it made of them."""
+        if self._closed.done():
+            return
+        self.protocol.receive_data(data)
+        self._process_events()
+
+    def _process_events(self) -> None:
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame):
+                if event.opcode in _DATA:
+                    self._data_frame(event)
+                elif event.opcode is Opcode.PONG:
+                    self.last_received = self.loop.time()
+                # websockets answers a ping and a close itself (in `data_to_send`)
+            else:
+                self._handshake_event(event)
+        self._send_data()
+
+    def _handshake_event(self, event: Request | Response) -> None:
+        raise NotImplementedError
+
+    def _send_data(self) -> None:
+        """Write what websockets' protocol has for the peer; watch the close timeout."""
+        transport = self.transport
+        for data in self.protocol.data_to_send():
+            if transport.is_closing():
+                continue
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():  # the end of the stream: half-close
+                transport.write_eof()
+            else:  # TLS cannot half-close; the connection is expected to end anyway
+                transport.close()
+        if self._close_timer is None and self.protocol.close_expected():
+            self._watch_close(self.close_timeout)
+
+    def _watch_close(self, timeout: float | None) -> None:
+        if self._close_timer is None and timeout is not None and not self._closed.done():
+            self._close_timer = self.loop.call_later(timeout, self._close_timeout_passed)
+
+    def _close_timeout_passed(self) -> None:
+        self._close_timer = None
+        if not self._closed.done():
+            self.transport.abort()
 
     # --- the listener -------------------------------------------------------------------------
 
@@ -275,9 +414,9 @@ class _DirectDelivery(_WebsocketsConnection):
         backlog, self._backlog = self._backlog, []
         for message in backlog:
             self._deliver(message)
-        if self._paused:
+        if self._paused and not self._dropped:
             self._paused = False
-            if self._turn is None:  # else reading resumes at the end of the turns
+            if self._turn is None and not self._closed.done():  # else at the end of the turns
                 self.transport.resume_reading()
 
     def stop_listening(self) -> None:
@@ -291,18 +430,51 @@ class _DirectDelivery(_WebsocketsConnection):
         return self.protocol.state is State.OPEN
 
     @property
+    def remote_address(self) -> Any:
+        return self.transport.get_extra_info("peername")
+
+    @property
+    def close_code(self) -> int | None:
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.protocol.close_reason
+
+    @property
     def write_high_water(self) -> int:
         return self.transport.get_write_buffer_limits()[1]
 
     def write_buffer_size(self) -> int:
         return self.transport.get_write_buffer_size()
 
+    async def wait_closed(self) -> None:
+        """Until the connection has ended (its TCP connection is closed)."""
+        await asyncio.shield(self._closed)
+
     async def send_text(self, text: str) -> None:
-        """websockets' `send`, its `ConnectionClosed` translated to `ConnectionEnded`."""
-        try:
-            await self.send(text)
-        except ConnectionClosed as exc:
-            raise ConnectionEnded(str(exc)) from exc
+        """Write `text`, then wait while the write buffer is above its high-water mark; raises
+        `ConnectionEnded` when the connection is not open, or ends while the write waits."""
+        if self.protocol.state is not State.OPEN:
+            raise ConnectionEnded(f"the connection is {self.protocol.state.name.lower()}")
+        self.write_text(text)
+        while self._writing_paused and not self._closed.done():
+            if self._write_waiter is None:
+                self._write_waiter = self.loop.create_future()
+            await asyncio.shield(self._write_waiter)
+        if self._closed.done():
+            raise ConnectionEnded("the connection ended while the write waited")
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """The closing handshake (bounded by the close timeout); returns once the connection ended."""
+        state = self.protocol.state
+        if state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self._send_data()
+        elif state is State.CONNECTING and not self._closed.done():
+            self.transport.abort()
+        self._watch_close(self.close_timeout)
+        await self.wait_closed()
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -312,7 +484,7 @@ class _DirectDelivery(_WebsocketsConnection):
         if self.protocol.state is not State.OPEN:
             return False
         self.protocol.send_ping(b"")
-        self.send_data()
+        self._send_data()
         return True
 
     def drop(self, code: int, reason: str) -> None:
@@ -322,30 +494,22 @@ class _DirectDelivery(_WebsocketsConnection):
         self._discard_unread()
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)
-            self.send_data()
+            self._send_data()
         if not self._paused and not self.transport.is_closing():
             # what it sends from now on is not read: a flood costs the loop nothing more
             self._paused = True
             self.transport.pause_reading()
-        if self.close_deadline is None:
-            timeout = self.close_timeout or 0.0
-            self.close_deadline = self.loop.time() + timeout
-        self._watch_close_deadline()
+        self._watch_close(self.close_timeout or 0.0)
 
     def write_text(self, text: str) -> None:
-        """Write `text` as one text message now; skipped, as by `broadcast`, unless the connection is
-        open."""
-        protocol = self.protocol
-        if (
-            protocol.state is not State.OPEN
-            or protocol.extensions
-            or protocol.expect_continuation_frame
-            or self.send_in_progress is not None
-            or self.transport.is_closing()
-        ):
-            broadcast((self,), text)
+        """Write `text` as one text message now; skipped unless the connection is open."""
+        if self.protocol.state is not State.OPEN or self.transport.is_closing():
             return
         payload = text.encode()
+        if self._extended:  # compression: websockets frames it
+            self.protocol.send_text(payload)
+            self._send_data()
+            return
         length = len(payload)
         if self._peer_masks:  # this is the server: its frames are not masked
             if length < 126:
@@ -381,7 +545,7 @@ class _DirectDelivery(_WebsocketsConnection):
             self._rest = None
             self._read(rest)
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool | None:
         # what is kept first, in order, then the end of the stream
         while self._turn is not None:
             self._turn.cancel()
@@ -390,8 +554,12 @@ class _DirectDelivery(_WebsocketsConnection):
             if rest is not None:
                 self._read(rest)
         self._hand_over()
-        super().eof_received()
-        self._watch_close_deadline()
+        if not self._closed.done():
+            self.protocol.receive_eof()
+            self._process_events()
+        # websockets' closing handshake ends the connection: nothing is written after the peer's
+        # end of stream, so the transport closes itself (False)
+        return None
 
     def _read(self, buffer: bytes | bytearray) -> None:
         """One turn's reading of `buffer` (what arrived, after what was kept): the fast path while it
@@ -402,9 +570,8 @@ class _DirectDelivery(_WebsocketsConnection):
                 return
             buffer = buffer[taken:]
             if self.protocol.state is not State.OPEN:
-                # frames before the handshake completed (a client that did not wait for the
-                # server's answer), or what follows a refusal: websockets reads them, and from now
-                # on everything else
+                # what follows a refused or failed handshake (or a response's body): websockets
+                # reads it, and everything after it
                 self._in_step = False
         position = 0
         if self._splitting or self._may_split():
@@ -452,14 +619,14 @@ class _DirectDelivery(_WebsocketsConnection):
 
     def _keep(self, buffer: bytes | bytearray, position: int, *, turn: bool) -> None:
         """Keep `buffer` from `position` on; with `turn`, read it in the next turn, else wait for more."""
-        if position >= len(buffer):
+        if position >= len(buffer) or self._closed.done():
             self._rest = None
         elif type(buffer) is bytearray:
             del buffer[:position]
             self._rest = buffer
         else:
             self._rest = bytearray(memoryview(buffer)[position:])
-        if turn and self._turn is None:
+        if turn and self._turn is None and self._rest is not None:
             self._turn = self.loop.call_soon(self._next_turn)
             self.transport.pause_reading()
 
@@ -484,11 +651,10 @@ class _DirectDelivery(_WebsocketsConnection):
         """Whether this connection may split the incoming bytes into frames itself: websockets'
         parser waits at a frame boundary, the connection is open, uses no extension and has not
         failed."""
-        protocol = self.protocol
         return (
             self._in_step
-            and protocol.state is State.OPEN
-            and not protocol.extensions
+            and self.protocol.state is State.OPEN
+            and not self._extended
             and not self._failed
         )
 
@@ -564,49 +730,25 @@ class _DirectDelivery(_WebsocketsConnection):
         if rest:
             self._websockets_reads(bytes(rest))
 
-    def _websockets_reads(self, data: bytes) -> None:
-        super().data_received(data)
-        self._watch_close_deadline()
-
-    def _watch_close_deadline(self) -> None:
-        """websockets sets a deadline for the closing handshake when the peer starts it, but only
-        a coroutine awaiting `recv()` or `close()` enforces it; nobody does here, so a timer does:
-        a peer that sends its close frame and then neither reads nor closes the TCP connection would
-        otherwise hold the connection (and its station's session) for as long as it likes."""
-        deadline = self.close_deadline
-        if deadline is None or self._close_timer is not None:
-            return
-        self._close_timer = self.loop.call_at(deadline, self._close_deadline_passed)
-
-    def _close_deadline_passed(self) -> None:
-        if self.protocol.state is not State.CLOSED:
-            self.transport.abort()
-
     # --- reading: messages from websockets' parser -----------------------------------------------
 
-    def process_event(self, event: Any) -> None:
-        # Handshake events (the Request or the Response) and control frames go to websockets.
-        if not isinstance(event, Frame) or event.opcode not in _DATA:
-            if isinstance(event, Frame) and event.opcode is Opcode.PONG:
-                self.last_received = self.loop.time()
-            super().process_event(event)
-            return
+    def _data_frame(self, frame: Frame) -> None:
         if self._failed:
             return
-        opcode = event.opcode
+        opcode = frame.opcode
         if opcode is Opcode.CONT:
             if self._fragmented is None:  # websockets' protocol never lets this through
                 return
-            self._fragments.append(bytes(event.data))
-            if not event.fin:
+            self._fragments.append(bytes(frame.data))
+            if not frame.fin:
                 return
             opcode, data = self._fragmented, b"".join(self._fragments)
             self._fragmented, self._fragments = None, []
-        elif not event.fin:
-            self._fragmented, self._fragments = opcode, [bytes(event.data)]
+        elif not frame.fin:
+            self._fragmented, self._fragments = opcode, [bytes(frame.data)]
             return
         else:
-            data = bytes(event.data)
+            data = bytes(frame.data)
         self._message(opcode, data)
 
     # --- handing messages over ------------------------------------------------------------------
@@ -645,47 +787,450 @@ class _DirectDelivery(_WebsocketsConnection):
         """Fail the connection as websockets' `recv()` does: no more messages, close with `code`."""
         self._failed = True
         self._backlog = []
-        if self._failing is None:
-            self._failing = asyncio.get_running_loop().create_task(self._send_failure(code, reason))
-
-    async def _send_failure(self, code: CloseCode, reason: str) -> None:
-        # websockets' own sequence in `recv()` for a message it cannot decode: fail the protocol in
-        # its send context, which writes the close frame and enforces the close timeout.
-        with contextlib.suppress(ConnectionClosed):
-            async with self.send_context():
-                self.protocol.fail(code, reason)
+        if self.protocol.state is State.OPEN:
+            self.protocol.fail(code, reason)
+            self._send_data()
 
 
-class DirectServerConnection(_DirectDelivery, ServerConnection):
-    """A charger's connection to the bridge (`serve(..., create_connection=DirectServerConnection)`)."""
+# --- the server -------------------------------------------------------------------------------------
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._direct_init()
 
-    def send_data(self) -> None:
+class DirectServerConnection(DirectConnection):
+    """A charger's connection to the bridge (made by `serve`)."""
+
+    __slots__ = ("_open_timer", "_server")
+
+    def __init__(self, server: Server) -> None:
+        protocol = ServerProtocol(
+            extensions=enable_server_permessage_deflate(None) if server.compression else None,
+            max_size=server.max_size,
+        )
+        super().__init__(protocol, close_timeout=server.close_timeout)
+        self._server: Server | None = server
+        self._open_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert self._server is not None
+        self._server.connections.add(self)
+        if self._server.open_timeout is not None:
+            self._open_timer = self.loop.call_later(
+                self._server.open_timeout, self._open_timeout_passed
+            )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.connections.discard(self)
+
+    def _open_timeout_passed(self) -> None:
+        self._open_timer = None
+        if self.protocol.state is State.CONNECTING and not self._closed.done():
+            self.transport.abort()
+
+    def respond(self, status: http.HTTPStatus | int, text: str) -> Response:
+        """An HTTP answer to the handshake instead of the upgrade (for `process_request`)."""
+        protocol = self.protocol
+        assert isinstance(protocol, ServerProtocol)
+        return protocol.reject(status, text)
+
+    def _handshake_event(self, event: Request | Response) -> None:
+        protocol = self.protocol
+        server = self._server
+        if not isinstance(event, Request) or not isinstance(protocol, ServerProtocol):
+            return
+        if server is None:
+            return
+        self.request = event
+        response: Response | None = None
+        if server.process_request is not None:
+            try:
+                response = server.process_request(self, event)
+            except Exception:  # noqa: BLE001 - answered 500, logged
+                get_logger().exception("websocket.process_request_failed")
+                response = protocol.reject(
+                    http.HTTPStatus.INTERNAL_SERVER_ERROR,
+                    "Failed to open a WebSocket connection.\n",
+                )
+        if response is None:
+            response = protocol.accept(event)
+            if response.status_code == 101 and server.select_subprotocol is not None:
+                chosen = server.select_subprotocol(self, offered_subprotocols(event.headers))
+                if chosen is not None:
+                    response.headers["Sec-WebSocket-Protocol"] = chosen
+        self.response = response
+        protocol.send_response(response)
+        if response.status_code == 101 and protocol.state is State.OPEN:
+            self.subprotocol, self._extended = _negotiated(response)
+            if self._open_timer is not None:
+                self._open_timer.cancel()
+                self._open_timer = None
+            server.opened(self)
+
+    def _send_data(self) -> None:
         exc = self.protocol.handshake_exc
         if (
             self.request is None
             and isinstance(exc, InvalidMessage)
             and isinstance(exc.__cause__, ValueError)  # not EOFError: the client went away
         ):
-            # websockets gave up on the request line and queued only the end of the stream (once:
-            # it discards whatever follows): a 400 goes first.
-            if self.protocol.data_to_send():
-                response = self.protocol.reject(400, "Bad request line.\n")
+            # websockets gave up on the request line and queued only the end of the stream: a 400
+            # goes first (once: what follows is discarded)
+            if self.protocol.data_to_send() and not self.transport.is_closing():
+                response = self.respond(http.HTTPStatus.BAD_REQUEST, "Bad request line.\n")
                 self.transport.write(response.serialize())
                 self.transport.close()
             return
-        super().send_data()
+        super()._send_data()
 
 
-class DirectClientConnection(_DirectDelivery, ClientConnection):
-    """The bridge's connection to the CSMS (`connect(..., create_connection=DirectClientConnection)`)."""
+class Server:
+    """The charger-facing listener of `serve` (see the module rules)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._direct_init()
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        process_request: ProcessRequest | None,
+        select_subprotocol: SelectSubprotocol | None,
+        compression: str | None,
+        max_size: int | None,
+        open_timeout: float | None,
+        close_timeout: float | None,
+    ) -> None:
+        self.handler = handler
+        self.process_request = process_request
+        self.select_subprotocol = select_subprotocol
+        self.compression = compression == "deflate"
+        self.max_size = max_size
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self.connections: set[DirectServerConnection] = set()
+        self._sessions: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+        self.server: asyncio.Server | None = None
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        return tuple(self.server.sockets) if self.server is not None else ()
+
+    def opened(self, connection: DirectServerConnection) -> None:
+        task = asyncio.get_running_loop().create_task(self._session(connection))
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+
+    async def _session(self, connection: DirectServerConnection) -> None:
+        try:
+            await self.handler(connection)
+        except Exception:  # noqa: BLE001 - logged, the connection failed with 1011
+            get_logger().exception("websocket.handler_failed")
+            await connection.close(CloseCode.INTERNAL_ERROR)
+        else:
+            await connection.close()
+
+    def close(self, close_connections: bool = True) -> None:
+        """Stop listening; with `close_connections`, close every open connection with 1001 and abort
+        those still in their opening handshake."""
+        if self.server is not None:
+            self.server.close()
+        if not close_connections:
+            return
+        loop = asyncio.get_running_loop()
+        for connection in list(self.connections):
+            if connection.protocol.state is State.CONNECTING:
+                connection.transport.abort()
+                continue
+            task = loop.create_task(connection.close(CloseCode.GOING_AWAY))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def wait_closed(self) -> None:
+        """Until the listener is closed and every connection and session has ended."""
+        if self.server is not None:
+            await self.server.wait_closed()
+        while self._sessions or self._closing or self.connections:
+            waits: list[Awaitable[Any]] = [*self._sessions, *self._closing]
+            waits += [connection.wait_closed() for connection in self.connections]
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
 
 
-DirectConnection = DirectServerConnection | DirectClientConnection
+async def serve(
+    handler: Handler,
+    host: str | None,
+    port: int,
+    *,
+    process_request: ProcessRequest | None = None,
+    select_subprotocol: SelectSubprotocol | None = None,
+    compression: str | None = "deflate",
+    max_size: int | None = 1 << 20,
+    open_timeout: float | None = OPEN_TIMEOUT,
+    close_timeout: float | None = CLOSE_TIMEOUT,
+    backlog: int = 100,
+    ssl: ssl_module.SSLContext | None = None,
+) -> Server:
+    """Listen for WebSocket connections on `host:port` (see the module rules)."""
+    server = Server(
+        handler,
+        process_request=process_request,
+        select_subprotocol=select_subprotocol,
+        compression=compression,
+        max_size=max_size,
+        open_timeout=open_timeout,
+        close_timeout=close_timeout,
+    )
+    server.server = await asyncio.get_running_loop().create_server(
+        lambda: DirectServerConnection(server), host, port, backlog=backlog, ssl=ssl
+    )
+    return server
+
+
+# --- the client -------------------------------------------------------------------------------------
+
+
+class DirectClientConnection(DirectConnection):
+    """The bridge's connection to the CSMS (made by `connect`)."""
+
+    __slots__ = ("_headers", "_opened")
+
+    def __init__(
+        self,
+        uri: WebSocketURI,
+        *,
+        subprotocols: Sequence[Subprotocol] | None = None,
+        additional_headers: Mapping[str, str] | None = None,
+        compression: str | None = "deflate",
+        max_size: int | None = 1 << 20,
+        close_timeout: float | None = CLOSE_TIMEOUT,
+    ) -> None:
+        protocol = ClientProtocol(
+            uri,
+            extensions=enable_client_permessage_deflate(None) if compression == "deflate" else None,
+            subprotocols=subprotocols,
+            max_size=max_size,
+        )
+        super().__init__(protocol, close_timeout=close_timeout)
+        self._headers = additional_headers
+        self._opened: asyncio.Future[None] = self.loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        protocol = self.protocol
+        assert isinstance(protocol, ClientProtocol)
+        request = protocol.connect()
+        if self._headers is not None:
+            request.headers.update(self._headers)
+        request.headers.setdefault("User-Agent", USER_AGENT)
+        self._headers = None
+        self.request = request
+        protocol.send_request(request)
+        self._send_data()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self._opened.done():
+            error = self.protocol.handshake_exc or ConnectionError(
+                f"the connection ended during the opening handshake: {exc or 'closed'}"
+            )
+            self._opened.set_exception(error)
+            self._opened.exception()  # retrieved: `connect` may have given up already
+
+    def _handshake_event(self, event: Request | Response) -> None:
+        if not isinstance(event, Response) or self._opened.done():
+            return
+        self.response = event
+        if self.protocol.handshake_exc is not None or self.protocol.state is not State.OPEN:
+            return  # `_send_data` fails the handshake
+        self.subprotocol, self._extended = _negotiated(event)
+        self._opened.set_result(None)
+
+    def _send_data(self) -> None:
+        super()._send_data()
+        exc = self.protocol.handshake_exc
+        if exc is not None and not self._opened.done():
+            self._opened.set_exception(exc)
+            self._opened.exception()
+            self.transport.close()
+
+    async def opened(self) -> None:
+        """Until the server's 101 has been read; raises why the handshake failed."""
+        await asyncio.shield(self._opened)
+
+
+class ProxyRefused(ConnectionError):
+    """The HTTP proxy did not open the tunnel (its status line), or could not be reached."""
+
+
+class _Tunnel(asyncio.Protocol):
+    """A CONNECT request through an HTTP proxy, until its answer's head has been read."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._head = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.answered.done():
+            return
+        self._head += data
+        end = self._head.find(_HEAD_END)
+        if end < 0:
+            if len(self._head) > 16 << 10:
+                self.answered.set_exception(ProxyRefused("the proxy's answer is too long"))
+            return
+        status_line = bytes(self._head[: self._head.find(b"\r\n")]).decode("latin-1")
+        parts = status_line.split(" ", 2)
+        if (
+            len(parts) >= 2
+            and parts[0].startswith("HTTP/1.")
+            and parts[1].isdigit()
+            and 200 <= int(parts[1]) < 300
+            and end + len(_HEAD_END)
+            == len(self._head)  # nothing from the server before the request
+        ):
+            self.answered.set_result(None)
+            return
+        self.answered.set_exception(ProxyRefused(f"the proxy answered {status_line!r}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answered.done():
+            self.answered.set_exception(ProxyRefused(f"the proxy closed the connection: {exc}"))
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (websockets' rule: the module rules), or None."""
+    uri = parse_uri(url)
+    if urllib.request.proxy_bypass(f"{uri.host}:{uri.port}"):
+        return None
+    proxies = urllib.request.getproxies()
+    schemes = ["wss", "socks", "https"] if uri.secure else ["ws", "socks", "https", "http"]
+    for scheme in schemes:
+        proxy = proxies.get(scheme)
+        if proxy is not None:
+            if scheme == "socks" and proxy.startswith("http://"):
+                proxy = "socks5h://" + proxy[len("http://") :]
+            return proxy
+    return None
+
+
+def proxy_problem(proxy: str) -> str | None:
+    """Why `proxy` cannot be used (None: it can): only HTTP CONNECT proxies are supported."""
+    scheme = urllib.parse.urlsplit(proxy).scheme.lower()
+    if scheme in ("http", "https"):
+        return None
+    return (
+        f"proxy {scheme or proxy}:// is not supported (only http:// and https:// proxies, "
+        "through CONNECT); unset it, or name the CSMS's host in no_proxy"
+    )
+
+
+async def _open_tunnel(proxy: str, uri: WebSocketURI) -> tuple[asyncio.Transport, _Tunnel]:
+    """A TCP (or TLS, for an https:// proxy) connection through which `uri`'s host is reached."""
+    problem = proxy_problem(proxy)
+    if problem is not None:
+        raise ProxyRefused(problem)
+    parts = urllib.parse.urlsplit(proxy)
+    secure = parts.scheme.lower() == "https"
+    host = parts.hostname or ""
+    port = parts.port or (443 if secure else 80)
+    authority = f"[{uri.host}]:{uri.port}" if ":" in uri.host else f"{uri.host}:{uri.port}"
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", f"User-Agent: {USER_AGENT}"]
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        lines.append(f"Proxy-Authorization: Basic {token}")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    loop = asyncio.get_running_loop()
+    transport, tunnel = await loop.create_connection(
+        lambda: _Tunnel(request),
+        host,
+        port,
+        ssl=ssl_module.create_default_context() if secure else None,
+    )
+    try:
+        await tunnel.answered
+    except BaseException:
+        transport.abort()
+        raise
+    return transport, tunnel
+
+
+async def connect(
+    url: str,
+    *,
+    subprotocols: Sequence[Subprotocol] | None = None,
+    additional_headers: Mapping[str, str] | None = None,
+    compression: str | None = "deflate",
+    open_timeout: float | None = OPEN_TIMEOUT,
+    close_timeout: float | None = CLOSE_TIMEOUT,
+    max_size: int | None = 1 << 20,
+    ssl: ssl_module.SSLContext | None = None,
+    server_hostname: str | None = None,
+    proxy: str | None = None,
+) -> DirectClientConnection:
+    """Open a WebSocket connection to `url` (see the module rules); raises websockets'
+    `InvalidHandshake` (`InvalidStatus`: an HTTP answer), `OSError` or `TimeoutError`."""
+    uri = parse_uri(url)
+    loop = asyncio.get_running_loop()
+    context = (ssl or ssl_module.create_default_context()) if uri.secure else None
+
+    def factory() -> DirectClientConnection:
+        return DirectClientConnection(
+            uri,
+            subprotocols=subprotocols,
+            additional_headers=additional_headers,
+            compression=compression,
+            max_size=max_size,
+            close_timeout=close_timeout,
+        )
+
+    made: list[asyncio.Transport] = []
+    try:
+        async with asyncio.timeout(open_timeout):
+            if proxy is None:
+                transport, connection = await loop.create_connection(
+                    factory,
+                    uri.host,
+                    uri.port,
+                    ssl=context,
+                    server_hostname=(server_hostname or uri.host) if context is not None else None,
+                )
+                made.append(transport)
+            else:
+                raw, tunnel = await _open_tunnel(proxy, uri)
+                made.append(raw)
+                transport = raw
+                if context is not None:
+                    upgraded = await loop.start_tls(
+                        raw, tunnel, context, server_hostname=server_hostname or uri.host
+                    )
+                    if upgraded is None:  # pragma: no cover - the loop cannot
+                        raise ProxyRefused("TLS through the proxy's tunnel is not possible")
+                    assert isinstance(upgraded, asyncio.Transport)
+                    transport = upgraded
+                    made.append(transport)
+                connection = factory()
+                transport.set_protocol(connection)
+                connection.connection_made(transport)
+            assert isinstance(connection, DirectClientConnection)
+            await connection.opened()
+    except BaseException:
+        for transport_made in made:
+            transport_made.abort()
+        raise
+    return connection

@@ -13,13 +13,15 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as websockets_connect
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as websockets_serve
 from websockets.exceptions import ConnectionClosed
 
 from adapters.connection import Connection, ConnectionEnded, MemoryConnection
 from adapters.driver import CoreDriver
-from adapters.ws_direct import DirectClientConnection, DirectServerConnection
+from adapters.ws_direct import DirectServerConnection, connect, serve
 from bridge.effects import Effect, Send, Side
 
 HOST = "127.0.0.1"
@@ -92,16 +94,13 @@ async def server_pair() -> AsyncIterator[tuple[Connection, Peer]]:
     """The bridge's server connection; websockets' client is the peer."""
     accepted: asyncio.Queue[DirectServerConnection] = asyncio.Queue()
 
-    async def handler(connection: ServerConnection) -> None:
-        assert isinstance(connection, DirectServerConnection)
+    async def handler(connection: DirectServerConnection) -> None:
         await accepted.put(connection)
         await connection.wait_closed()
 
-    async with serve(
-        handler, HOST, 0, create_connection=DirectServerConnection, close_timeout=1
-    ) as server:
+    async with await serve(handler, HOST, 0, close_timeout=1) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(f"ws://{HOST}:{port}/CP", close_timeout=1) as client:
+        async with websockets_connect(f"ws://{HOST}:{port}/CP", close_timeout=1) as client:
             async with asyncio.timeout(5):
                 connection = await accepted.get()
             yield connection, WebsocketsPeer(client)
@@ -116,15 +115,15 @@ async def client_pair() -> AsyncIterator[tuple[Connection, Peer]]:
         await accepted.put(connection)
         await connection.wait_closed()
 
-    async with serve(handler, HOST, 0, close_timeout=1) as server:
+    async with websockets_serve(handler, HOST, 0, close_timeout=1) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(
-            f"ws://{HOST}:{port}/CP", create_connection=DirectClientConnection, close_timeout=1
-        ) as connection:
-            assert isinstance(connection, DirectClientConnection)
+        connection = await connect(f"ws://{HOST}:{port}/CP", close_timeout=1)
+        try:
             async with asyncio.timeout(5):
                 peer = await accepted.get()
             yield connection, WebsocketsPeer(peer)
+        finally:
+            await connection.close()
 
 
 PAIRS = {"memory": memory_pair, "server": server_pair, "client": client_pair}

@@ -14,12 +14,13 @@ import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator
 
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.client import connect as websockets_connect
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as websockets_serve
 
 from adapters.connection import MemoryConnection
 from adapters.keepalive import PER_TURN, Keepalive, keepalive_options
-from adapters.ws_direct import DirectClientConnection, DirectServerConnection
+from adapters.ws_direct import DirectClientConnection, DirectServerConnection, connect, serve
 
 
 @contextlib.asynccontextmanager
@@ -34,18 +35,12 @@ async def websockets_server(
             await asyncio.sleep(chatty)
         await connection.wait_closed()
 
-    async with serve(handler, "127.0.0.1", 0, **keepalive_options()) as server:
+    async with websockets_serve(handler, "127.0.0.1", 0, **keepalive_options()) as server:
         yield next(iter(server.sockets)).getsockname()[1]
 
 
 async def _direct_client(port: int, **options: object) -> DirectClientConnection:
-    connection = await connect(
-        f"ws://127.0.0.1:{port}/",
-        create_connection=DirectClientConnection,
-        **keepalive_options(),
-        **options,  # type: ignore[arg-type]
-    )
-    assert isinstance(connection, DirectClientConnection)
+    connection = await connect(f"ws://127.0.0.1:{port}/", **options)  # type: ignore[arg-type]
     connection.listen(lambda message: None)
     return connection
 
@@ -141,19 +136,16 @@ async def test_charger_connections_are_pinged_and_a_websockets_client_answers() 
     keepalive = Keepalive(0.05, 1.0, side="south")
     accepted: list[DirectServerConnection] = []
 
-    async def handler(connection: ServerConnection) -> None:
-        assert isinstance(connection, DirectServerConnection)
+    async def handler(connection: DirectServerConnection) -> None:
         connection.listen(lambda message: None)
         accepted.append(connection)
         keepalive.watch(connection)
         await connection.wait_closed()
 
-    server = await serve(
-        handler, "127.0.0.1", 0, create_connection=DirectServerConnection, **keepalive_options()
-    )
+    server = await serve(handler, "127.0.0.1", 0)
     async with server:
         port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}/", **keepalive_options()) as client:
+        async with websockets_connect(f"ws://127.0.0.1:{port}/", **keepalive_options()) as client:
             async with asyncio.timeout(5):
                 while keepalive.pings < 3:
                     await asyncio.sleep(0.02)

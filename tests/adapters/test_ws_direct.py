@@ -1,7 +1,7 @@
 """adapters.ws_direct: messages handed over on arrival, the frame fast path, `write_text`.
 
-The peers are websockets' own protocol objects and servers (an independent implementation of RFC 6455)
-and raw sockets that send hand-made frames, split wherever a test wants them split.
+The peers are websockets' own protocol objects, clients and servers (an independent implementation of
+RFC 6455) and raw sockets that send hand-made frames, split wherever a test wants them split.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.client import ClientProtocol
+from websockets.asyncio.client import connect as websockets_connect
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as websockets_serve
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 from websockets.uri import parse_uri
@@ -33,6 +33,8 @@ from adapters.ws_direct import (
     PARSER_BUDGET,
     DirectClientConnection,
     DirectServerConnection,
+    connect,
+    serve,
 )
 
 HOST = "127.0.0.1"
@@ -64,6 +66,9 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (0, 0)
+
     def can_write_eof(self) -> bool:
         return True
 
@@ -82,14 +87,13 @@ class FakeTransport:
 
 def _open_client(max_size: int = 2**20) -> tuple[DirectClientConnection, FakeTransport, bytes]:
     """A client connection whose handshake request was written; returns the 101 response to feed."""
-    protocol = ClientProtocol(parse_uri("ws://127.0.0.1/ocpp/CP"), max_size=max_size)
-    connection = DirectClientConnection(protocol, ping_interval=None, ping_timeout=None)
+    connection = DirectClientConnection(
+        parse_uri("ws://127.0.0.1/ocpp/CP"), max_size=max_size, compression=None
+    )
     transport = FakeTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
-    request = protocol.connect()
-    protocol.send_request(request)
-    connection.send_data()
-    key = request.headers["Sec-WebSocket-Key"]
+    assert connection.request is not None  # the upgrade request, written
+    key = connection.request.headers["Sec-WebSocket-Key"]
     response = (
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
@@ -521,8 +525,7 @@ class Recorder:
         self.connections: list[DirectServerConnection] = []
         self.closed = asyncio.Event()
 
-    async def handler(self, connection: ServerConnection) -> None:
-        assert isinstance(connection, DirectServerConnection)
+    async def handler(self, connection: DirectServerConnection) -> None:
         self.connections.append(connection)
 
         def received(message: Any) -> None:
@@ -536,15 +539,7 @@ class Recorder:
 
 
 async def _server(recorder: Recorder, max_size: int = 2**20, **options: Any) -> Any:
-    return await serve(
-        recorder.handler,
-        HOST,
-        0,
-        create_connection=DirectServerConnection,
-        ping_interval=None,
-        max_size=max_size,
-        **options,
-    )
+    return await serve(recorder.handler, HOST, 0, max_size=max_size, **options)
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 1000, 1 << 20])
@@ -662,7 +657,9 @@ async def test_a_websockets_client_and_a_direct_server_talk_both_ways_with_compr
     recorder = Recorder()
     async with await _server(recorder, compression="deflate") as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(f"ws://{HOST}:{port}/ocpp/CP", compression="deflate") as client:
+        async with websockets_connect(
+            f"ws://{HOST}:{port}/ocpp/CP", compression="deflate"
+        ) as client:
             await client.send("x" * 5000)
             await client.send("echo?")
             assert await asyncio.wait_for(client.recv(), 5) == "echo!"
@@ -677,14 +674,9 @@ async def test_a_direct_client_and_a_websockets_server_talk_both_ways() -> None:
             got.append(message)
             await connection.send(f"re:{message}")
 
-    async with serve(handler, HOST, 0, ping_interval=None) as server:
+    async with websockets_serve(handler, HOST, 0, ping_interval=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        connection = await connect(
-            f"ws://{HOST}:{port}/ocpp/CP",
-            create_connection=DirectClientConnection,
-            ping_interval=None,
-        )
-        assert isinstance(connection, DirectClientConnection)
+        connection = await connect(f"ws://{HOST}:{port}/ocpp/CP")
         answers: list[Any] = []
         connection.listen(answers.append)
         sizes = [0, 125, 126, 65535, 65536, 100_000]
@@ -703,9 +695,9 @@ async def test_a_closed_server_connection_is_freed_without_the_cyclic_collector(
     the cyclic collector would linger with its TLS buffers until the next full collection."""
     gone: list[weakref.ref[Any]] = []
 
-    async def handler(connection: ServerConnection) -> None:
-        assert isinstance(connection, DirectServerConnection)
+    async def handler(connection: DirectServerConnection) -> None:
         gone.append(weakref.ref(connection))
+        gone.append(weakref.ref(connection.protocol))
         connection.listen(lambda message: None)
         await connection.wait_closed()
         connection.stop_listening()
@@ -714,8 +706,6 @@ async def test_a_closed_server_connection_is_freed_without_the_cyclic_collector(
         handler,
         HOST,
         0,
-        create_connection=DirectServerConnection,
-        ping_interval=None,
         select_subprotocol=lambda connection, offered: offered[0] if offered else None,
     )
     async with server:
@@ -723,10 +713,14 @@ async def test_a_closed_server_connection_is_freed_without_the_cyclic_collector(
         gc.collect()
         gc.disable()
         try:
-            async with connect(f"ws://{HOST}:{port}/ocpp/CP", subprotocols=["ocpp2.0.1"]) as client:  # type: ignore[list-item]
+            async with websockets_connect(
+                f"ws://{HOST}:{port}/ocpp/CP",
+                subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+            ) as client:
                 await client.send("hello")
+                assert client.subprotocol == "ocpp2.0.1"
             async with asyncio.timeout(5):
-                while not gone or gone[0]() is not None:
+                while len(gone) < 2 or any(ref() is not None for ref in gone):
                     await asyncio.sleep(0.05)
         finally:
             gc.enable()
@@ -747,40 +741,33 @@ async def test_a_peer_that_sends_its_close_and_goes_silent_is_cut_off_after_the_
         await client.close()
 
 
-class _Tracked(DirectServerConnection):
-    made: list[weakref.ref[Any]] = []
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _Tracked.made.append(weakref.ref(self.protocol))
-
-
 @pytest.mark.parametrize("ending", ["bare TCP", "refused 404", "vanished after 101"])
 async def test_a_connection_that_ends_without_a_closing_handshake_leaves_no_cyclic_garbage(
-    ending: str,
+    ending: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 17's connection storm: websockets' protocol keeps its parser generator suspended and
     the exception that ended it (its traceback holds the parser's frame, which holds the protocol):
     under the bridge's GC policy such cycles piled up until the next full collection (RSS +39 MB
-    per 200,000 connections). Every connection's protocol is freed by reference counting alone."""
-    _Tracked.made = []
+    per 200,000 connections). Every connection and its protocol are freed by reference counting
+    alone."""
+    made: list[weakref.ref[Any]] = []
+    connection_made = DirectServerConnection.connection_made
 
-    def refuse(connection: ServerConnection, request: Any) -> Any:
+    def tracked(self: DirectServerConnection, transport: Any) -> None:
+        made.append(weakref.ref(self))
+        made.append(weakref.ref(self.protocol))
+        connection_made(self, transport)
+
+    monkeypatch.setattr(DirectServerConnection, "connection_made", tracked)
+
+    def refuse(connection: DirectServerConnection, request: Any) -> Any:
         return connection.respond(404, "unknown\n") if ending == "refused 404" else None
 
-    async def handler(connection: ServerConnection) -> None:
-        assert isinstance(connection, _Tracked)
+    async def handler(connection: DirectServerConnection) -> None:
         connection.listen(lambda message: None)
         await connection.wait_closed()
 
-    server = await serve(
-        handler,
-        HOST,
-        0,
-        create_connection=_Tracked,
-        process_request=refuse,
-        ping_interval=None,
-    )
+    server = await serve(handler, HOST, 0, process_request=refuse)
     async with server:
         port = next(iter(server.sockets)).getsockname()[1]
         gc.collect()
@@ -802,7 +789,7 @@ async def test_a_connection_that_ends_without_a_closing_handshake_leaves_no_cycl
                     assert head.startswith(b"HTTP/1.1 404"), head
                 writer.close()
             async with asyncio.timeout(5):
-                while len(_Tracked.made) < 5 or any(ref() is not None for ref in _Tracked.made):
+                while len(made) < 10 or any(ref() is not None for ref in made):
                     await asyncio.sleep(0.05)
         finally:
             gc.enable()
