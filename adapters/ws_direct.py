@@ -253,6 +253,7 @@ class DirectConnection(asyncio.Protocol):
         "_fragments",
         "_head",
         "_in_step",
+        "_max_size",
         "_on_message",
         "_paused",
         "_peer_masks",
@@ -277,9 +278,14 @@ class DirectConnection(asyncio.Protocol):
     transport: asyncio.Transport
 
     def __init__(
-        self, protocol: ServerProtocol | ClientProtocol, *, close_timeout: float | None
+        self,
+        protocol: ServerProtocol | ClientProtocol,
+        *,
+        max_size: int | None,
+        close_timeout: float | None,
     ) -> None:
         self.protocol = protocol
+        self._max_size = max_size  # the protocol's too (its limit of a message)
         self.loop = asyncio.get_running_loop()
         self.close_timeout = close_timeout
         self.request: Request | None = None
@@ -665,7 +671,7 @@ class DirectConnection(asyncio.Protocol):
         not complete yet: they wait for more), `_PARSER` (websockets reads them, and every byte after
         them, for good) or `_SPENT`."""
         protocol = self.protocol
-        limit = protocol.max_message_size
+        limit = self._max_size
         masked = self._peer_masks
         end = len(buffer)
         position = 0
@@ -805,7 +811,7 @@ class DirectServerConnection(DirectConnection):
             extensions=enable_server_permessage_deflate(None) if server.compression else None,
             max_size=server.max_size,
         )
-        super().__init__(protocol, close_timeout=server.close_timeout)
+        super().__init__(protocol, max_size=server.max_size, close_timeout=server.close_timeout)
         self._server: Server | None = server
         self._open_timer: asyncio.TimerHandle | None = None
 
@@ -873,11 +879,9 @@ class DirectServerConnection(DirectConnection):
 
     def _send_data(self) -> None:
         exc = self.protocol.handshake_exc
-        if (
-            self.request is None
-            and isinstance(exc, InvalidMessage)
-            and isinstance(exc.__cause__, ValueError)  # not EOFError: the client went away
-        ):
+        # why websockets could not read a request (before 14.0 the parser's own exception)
+        cause = exc.__cause__ if isinstance(exc, InvalidMessage) else exc
+        if self.request is None and isinstance(cause, ValueError):  # not EOFError: the client left
             # websockets gave up on the request line and queued only the end of the stream: a 400
             # goes first (once: what follows is discarded)
             if self.protocol.data_to_send() and not self.transport.is_closing():
@@ -1019,7 +1023,7 @@ class DirectClientConnection(DirectConnection):
             subprotocols=subprotocols,
             max_size=max_size,
         )
-        super().__init__(protocol, close_timeout=close_timeout)
+        super().__init__(protocol, max_size=max_size, close_timeout=close_timeout)
         self._headers = additional_headers
         self._opened: asyncio.Future[None] = self.loop.create_future()
 

@@ -80,7 +80,7 @@ class WebsocketsPeer:
         with contextlib.suppress(ConnectionClosed):
             while True:
                 await self._connection.recv()
-        return self._connection.close_code
+        return self._connection.protocol.close_code
 
 
 @contextlib.asynccontextmanager
