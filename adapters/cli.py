@@ -1,7 +1,8 @@
 """The `ocpp-bridge` command line (typer).
 
 Rules
-- Commands and options are the contract of reference/interface.md; new ones extend it, none is renamed.
+- Commands and options are a contract with operators' scripts and outside acceptance tests (README and
+  docs/ list them): new ones extend it, none is renamed.
 - `check` also warns (stderr, `warning: ...`, exit status still 0) about what `adapters.exposure`
   finds open to the network: chargers without a password on a non-loopback listener, security
   profile 0 toward a CSMS on another host.

@@ -384,7 +384,7 @@ async def measure_hop(ws: Workspace) -> dict[str, Any]:
     Every target runs on each event loop installed (`relay@asyncio`, `v16@uvloop`, ...). The headline
     ratios divide the bridge as it ships (its default loop) by the relay on that same loop;
     `*_<loop>` compare both on one loop, `*_vs_asyncio_relay` divide the bridge as it ships by the
-    relay on the standard loop (the floor's first line in reference/targets.md).
+    relay on the standard loop (the floor: a plain WebSocket relay on stock asyncio, bench/README.md).
     """
     s = ws.settings
     result: dict[str, Any] = {

@@ -45,7 +45,7 @@ DESCRIPTIONS = {
     "hop_ratio_v16_asyncio": "the same, both on the standard asyncio loop",
     "hop_ratio_v201_asyncio": "the same, both on the standard asyncio loop",
     "hop_ratio_v16_vs_asyncio_relay": "bridge on its shipped loop ÷ relay on the standard asyncio"
-    " loop (the first line of the floor in targets.md)",
+    " loop (the floor: a plain WebSocket relay on stock asyncio)",
     "hop_ratio_v201_vs_asyncio_relay": "the same for 2.0.1 pass-through",
     "hop_ir_ratio_v16": "1.6J translated pair: bridge ÷ relay in instructions executed (callgrind,"
     " user space; repeatable where CPU time is not)",

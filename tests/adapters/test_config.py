@@ -1,4 +1,4 @@
-"""The configuration contract (reference/interface.md): TOML, env overrides, errors with file:line: key."""
+"""The configuration contract (docs/configuration.md): TOML, env overrides, errors with file:line: key."""
 
 from __future__ import annotations
 
