@@ -8,6 +8,9 @@ Rules
   core before every attempt: `NorthLink(password_of=...)`), else the configured one; 2 and 3 use the one shared `SSLContext` from `adapters.tls`; 3 authenticates with
   the bridge's client certificate. The profile never drops: a wss:// URL is required by the configuration.
 - The CSMS must select `ocpp2.0.1`; otherwise the connection is closed and counts as refused.
+- A proxy the environment names for the CSMS URL (`adapters.ws_direct.proxy_for`, looked up once) is
+  tunnelled through with HTTP CONNECT (`http://` and `https://` proxies); a SOCKS one is refused at
+  start-up (`adapters.preflight`). A proxy that refuses the tunnel is an unreachable CSMS.
 - Connections are `adapters.ws_direct.DirectClientConnection`s: their messages are handed to the
   station's driver as they arrive. Each gets `[csms]`'s `max_queued_frames`, `max_queued_bytes` and
   `write_timeout` as its `send_limits`: a CSMS connection that does not read what it is sent is

@@ -23,8 +23,8 @@ Rules
 - Liveness: a charger that has sent neither a message nor a pong for `ping_interval` is pinged, and
   one that then stays silent for `ping_timeout` is disconnected (1011), so a half-open connection is
   noticed within their sum plus 2 s of keepalive ticks plus the closing handshake's 3 s (45 s by
-  default). One `adapters.keepalive.Keepalive` looks after every charger connection (websockets' own,
-  a task per connection, is off).
+  default). One `adapters.keepalive.Keepalive` looks after every charger connection (rather than a
+  timer or task per connection).
   permessage-deflate is accepted.
 - Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
   `require_client_cert`).
