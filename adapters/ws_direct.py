@@ -1084,8 +1084,7 @@ class _Tunnel(asyncio.Protocol):
         self._head = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(self.request)
+        cast(asyncio.Transport, transport).write(self.request)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         if self.answered.done():
@@ -1225,7 +1224,6 @@ async def connect(
                     )
                     if upgraded is None:  # pragma: no cover - the loop cannot
                         raise ProxyRefused("TLS through the proxy's tunnel is not possible")
-                    assert isinstance(upgraded, asyncio.Transport)
                     transport = upgraded
                     made.append(transport)
                 connection = factory()

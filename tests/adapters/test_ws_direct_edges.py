@@ -328,6 +328,23 @@ async def test_wss_through_an_http_proxy_verifies_the_servers_certificate(ca: tr
             )
 
 
+def test_wss_through_an_http_proxy_on_uvloop(ca: trustme.CA) -> None:
+    """The bridge's default loop: its transports are not asyncio.Transport subclasses."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> str:
+        proxy = ConnectProxy(credentials="u:p")
+        async with echo_server(_server_context(ca)) as port, proxy.running() as proxy_port:
+            connection = await connect(
+                f"wss://localhost:{port}/ocpp/CP",
+                proxy=f"http://u:p@{HOST}:{proxy_port}",
+                ssl=_client_context(ca),
+            )
+            return await _echo_once(connection)
+
+    assert uvloop.run(main()) == "re:ping?"
+
+
 async def test_an_https_proxy(ca: trustme.CA, monkeypatch: pytest.MonkeyPatch) -> None:
     # the proxy's own certificate is checked against the default trust store: the test CA's here
     default_context = ssl.create_default_context
