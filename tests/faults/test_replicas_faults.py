@@ -25,7 +25,8 @@ shared with other work): `FAULT_SEED=20261207 FAULT_COUNT=1000 pytest tests/faul
 2,075 s; 159,469 transaction events of 34,031 1.6J transactions and 2,698 104 sessions, 0 lost, 0
 duplicated; 299 identical copies redelivered, 294 of them after the CSMS had answered one (each from
 another process than the first: at-least-once across a replica's death or a hand-over, as the oracle
-allows); 2 sessions failed for the store's absence (`core.failed`, logged at error, rebuilt). OCPP 2.0.1 chargers are pass-through (no state in the store, no
+allows); 2 station sessions failed for the store's absence (`core.failed`, logged at error, which
+the harness counts as store outages), 1 `core.rebuilt`. OCPP 2.0.1 chargers are pass-through (no state in the store, no
 lease) and are not part of these runs; tests/e2e/test_replicas_pg.py covers them.
 """
 
