@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 
 from adapters.schemas import OfficialSchemas
 from tests.pg import PgServer, require_server_bin
@@ -27,6 +28,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _logging_configuration_restored() -> Iterator[None]:
+    """A test that runs the CLI in-process (`CliRunner`) configures structlog as a command does (its
+    level, cached loggers); undone after it, so a later test's `capture_logs` sees every event again
+    (tests/e2e/test_stop_quiet.py waits for info lines, which a warning level dropped)."""
+    saved = dict(structlog.get_config())
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(scope="session")
