@@ -31,7 +31,8 @@ Rules
   OCPP would be a frame the peer never sent as one.
 - A handshake request that websockets cannot read at all because of its request line (raw non-ASCII
   bytes in the path, a malformed line) is answered 400 before the connection closes: websockets' protocol
-  itself only ends the stream, which a client sees as a network failure.
+  itself only ends the stream, which a client sees as a network failure. A path that is not ASCII is
+  answered 400 here too when websockets' parser lets it through (before 16.0).
 - `on_message` must not raise. If it does anyway, the error is logged and the connection is failed with
   1011: an exception must neither escape into the transport nor pass silently.
 - The server: `process_request(connection, request)` may answer the handshake itself (a `Response`,
@@ -121,7 +122,6 @@ from typing import Any, cast
 
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidMessage
 from websockets.extensions.permessage_deflate import (
     enable_client_permessage_deflate,
     enable_server_permessage_deflate,
@@ -859,7 +859,11 @@ class DirectServerConnection(DirectConnection):
             return
         self.request = event
         response: Response | None = None
-        if server.process_request is not None:
+        if not event.path.isascii():
+            # a request-target is ASCII (RFC 9112 §3.2); websockets refuses other bytes in its
+            # request line since 16.0, and hands them over before
+            response = protocol.reject(http.HTTPStatus.BAD_REQUEST, "Bad request line.\n")
+        elif server.process_request is not None:
             try:
                 response = server.process_request(self, event)
             except Exception:  # noqa: BLE001 - answered 500, logged
@@ -885,8 +889,9 @@ class DirectServerConnection(DirectConnection):
 
     def _send_data(self) -> None:
         exc = self.protocol.handshake_exc
-        # why websockets could not read a request (before 14.0 the parser's own exception)
-        cause = exc.__cause__ if isinstance(exc, InvalidMessage) else exc
+        # why websockets could not read a request (its InvalidMessage's cause; before 14.0 the
+        # parser's own exception)
+        cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
         if self.request is None and isinstance(cause, ValueError):  # not EOFError: the client left
             # websockets gave up on the request line and queued only the end of the stream: a 400
             # goes first (once: what follows is discarded)
