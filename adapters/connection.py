@@ -10,9 +10,9 @@ await connection.wait_closed()       # the connection has ended: close_code, clo
 ```
 
 Rules
-- `Connection` is a `typing.Protocol`: what `adapters.driver`, `adapters.keepalive`, `adapters.south`,
-  `adapters.north` and the hosts need of a connection, and nothing of how it is made. WebSocket
-  connections implement it (`adapters.ws_direct`); `MemoryConnection` implements it in memory, for
+- `Connection` is a `typing.Protocol`: what `adapters.driver`, `adapters.ocpp.keepalive`, `adapters.ocpp.south`,
+  `adapters.ocpp.north` and the hosts need of a connection, and nothing of how it is made. WebSocket
+  connections implement it (`adapters.ocpp.ws_direct`); `MemoryConnection` implements it in memory, for
   tests (the only test double a connection needs, in the manner of httpx's mock transport).
 - Messages are handed over with `listen(on_message)` on the event loop's thread, in order; what arrives
   before `listen` (or after `stop_listening`) is kept and handed to the next listener. `on_message` must
@@ -22,9 +22,9 @@ Rules
   pressure) and raises `ConnectionEnded` when the connection has ended or ends meanwhile: the one
   exception of a connection, whatever library is under it.
 - `send_limits` bound what the bridge keeps for a peer that does not read (`SendLimits`), set by whoever
-  made the connection (`adapters.south` from `[south]`, `adapters.north` from `[csms]`) and enforced by
+  made the connection (`adapters.ocpp.south` from `[south]`, `adapters.ocpp.north` from `[csms]`) and enforced by
   the driver; past them the driver `drop`s the connection with 1008.
-- Liveness (`adapters.keepalive`): `last_received` is when the peer last sent a message or a pong (loop
+- Liveness (`adapters.ocpp.keepalive`): `last_received` is when the peer last sent a message or a pong (loop
   time), `ping_now()` writes a ping (False when the connection is not open), `ping_sent_at` is the
   keepalive's own note of its unanswered ping.
 - Peer information: `subprotocol` (None: none was agreed), `remote_address`, and once the connection

@@ -3,7 +3,7 @@
 Rules
 - The adapter loop of docs/architecture.md: feed the core, flush its effects, re-arm one timer. The core
   is called only from the event loop thread, never concurrently.
-- Connections are `adapters.connection.Connection`s (WebSocket ones from `adapters.ws_direct`,
+- Connections are `adapters.connection.Connection`s (WebSocket ones from `adapters.ocpp.ws_direct`,
   `MemoryConnection` in tests); the driver knows nothing else of them.
 - Connections are attached before any is served, so no effect finds its connection missing; `attach`
   tells the core (`connection_made`), and the end of `serve` tells it the connection is gone.

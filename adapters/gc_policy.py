@@ -16,7 +16,7 @@ Rules
   waits, for `full_interval` seconds (900): then `gc.unfreeze()`, one full collection (logged as
   `gc.full_collection` with its duration and what it freed), and `gc.freeze()` again.
 - So whatever a connection leaves behind must not need the cyclic collector: a closed WebSocket
-  connection makes no cycle (`adapters.ws_direct` breaks websockets' at `connection_lost`). Before
+  connection makes no cycle (`adapters.ocpp.ws_direct` breaks websockets' at `connection_lost`). Before
   that, a storm of 1,000,000 connections (issue 17: a third refused 404, a third bare TCP, a third
   upgraded then dropped) grew RSS from 84 to 325 MB, mostly cyclic garbage waiting here; after,
   from 84 to 105 MB (+21 MiB, flat for its last minutes).

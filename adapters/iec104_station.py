@@ -62,7 +62,7 @@ from adapters.mapping_files import (
     shipped_tables,
 )
 from adapters.metrics import BridgeMetrics
-from adapters.north import CsmsConnector, owned_defaults
+from adapters.ocpp.north import CsmsConnector, owned_defaults
 from adapters.status import StationActivity
 from adapters.store_api import StateStore
 from adapters.tls import iec104_client_context

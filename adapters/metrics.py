@@ -50,7 +50,7 @@ Rules
   - `outbox_gave_up_total{message}`: messages toward the CSMS discarded after `message_attempts`
     (E13.FR.04; TransactionEvents are billing data): TransactionEvent, StatusNotification or other.
   - `csms_connect_failures_total{reason}`: failed connection attempts toward the CSMS, by
-    `adapters.north.FAILURE_KINDS`.
+    `adapters.ocpp.north.FAILURE_KINDS`.
   - `stations_connected{side="south",protocol="iec104"}` counts the 104 links that are up (the same
     `LinkState` keeps both).
   - `connections_dropped_total{side,reason}`: connections the bridge dropped (1008) because the peer
@@ -106,7 +106,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from adapters.north import FAILURE_KINDS
+from adapters.ocpp.north import FAILURE_KINDS
 from adapters.version import version
 from bridge.effects import Side
 from bridge.errors import VALID_CODES

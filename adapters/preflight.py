@@ -10,7 +10,7 @@ Rules
   folder exists and is writable when a station keeps state (a PostgreSQL store: the server accepts a
   session and its schema is not newer than this bridge's; read only); every listening address's host resolves; the
   charger, IEC 104 and health addresses do not share a port; a proxy the environment names for the CSMS
-  is an HTTP one (`adapters.ws_direct` tunnels through HTTP proxies only, not SOCKS).
+  is an HTTP one (`adapters.ocpp.ws_direct` tunnels through HTTP proxies only, not SOCKS).
 - What only binding can tell (a port in use, an address not on this machine) is left to `run`, which
   refuses it with one line and exit status 2 as well.
 """
@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adapters.config import BridgeConfig, ConfigError, Iec104Station, split_host_port
+from adapters.ocpp.ws_direct import proxy_for, proxy_problem
 from adapters.runtime import StationTables, check_supported
 from adapters.store_api import StoreError, is_postgresql, probe
 from adapters.tls import (
@@ -32,7 +33,6 @@ from adapters.tls import (
     iec104_server_context,
     south_server_context,
 )
-from adapters.ws_direct import proxy_for, proxy_problem
 
 _WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})
 

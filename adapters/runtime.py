@@ -15,7 +15,7 @@ Rules
   - translated (`TRANSLATED`, a registry: protocol → how the station's host is made): one long-lived
     `adapters.translated.TranslatedHost` per configured station, its state in the store (`[bridge]
     store`, opened at start, closed at stop), its own CSMS connection kept up independently of the
-    charger's; its kind is `ocpp1.6` (`adapters.ocpp16_station`: the charger connects to the OCPP
+    charger's; its kind is `ocpp1.6` (`adapters.ocpp.v16_station`: the charger connects to the OCPP
     server, which hands the connection to the host) or `iec104` (`adapters.iec104_station`: the host
     runs the station's 104 link; its mapping table is compiled at start-up and a broken one is refused
     with `PATH:LINE:COLUMN: message`; dial-in links are attached by the one 104 listener). The runtime
@@ -71,10 +71,10 @@ from adapters.leases import LeaseKeeper, station_list_hash
 from adapters.logs import get_logger, station_logger
 from adapters.mapping_files import MappingFileError
 from adapters.metrics import BridgeMetrics
-from adapters.north import CsmsConnector, CsmsUnavailable, Pacer
-from adapters.ocpp16_station import ocpp16_host
+from adapters.ocpp.north import CsmsConnector, CsmsUnavailable, Pacer
+from adapters.ocpp.south import SouthServer
+from adapters.ocpp.v16_station import ocpp16_host
 from adapters.schemas import OfficialSchemas
-from adapters.south import SouthServer
 from adapters.status import StationActivity, StatusQuery, snapshot
 from adapters.store_api import StateStore, StoreError, open_store
 from adapters.store_pg import PgStore

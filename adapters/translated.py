@@ -9,8 +9,8 @@ await host.stop()                    # CSMS connection closed with 1001; or `awa
 ```
 
 What every translated station shares is here, once; what differs is its `StationKind`, a small declared
-interface each kind implements in its own module: `adapters.ocpp16_station.Ocpp16Kind` (the core
-`bridge.v16.core.Station16`; its charger connects over the OCPP server, `adapters.south`) and
+interface each kind implements in its own module: `adapters.ocpp.v16_station.Ocpp16Kind` (the core
+`bridge.v16.core.Station16`; its charger connects over the OCPP server, `adapters.ocpp.south`) and
 `adapters.iec104_station.Iec104Kind` (the core `bridge.iec104.station.Station104`; its charger's link,
 dialled out or attached by the 104 listener). The runtime builds a host per configured station from a
 registry by protocol (`adapters.runtime`), and knows nothing else of the kinds.
@@ -71,7 +71,7 @@ from adapters.connection import Connection
 from adapters.driver import CoreDriver
 from adapters.leases import LeaseKeeper
 from adapters.metrics import BridgeMetrics
-from adapters.north import CsmsConnector, NorthLink
+from adapters.ocpp.north import CsmsConnector, NorthLink
 from adapters.status import StationActivity
 from adapters.store_api import StateStore, StoreError
 from adapters.trace import StationTrace

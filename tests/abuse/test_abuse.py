@@ -72,7 +72,7 @@ SHORT = [
 @pytest.mark.parametrize(("kind", "count", "check"), SHORT, ids=[s[0] for s in SHORT])
 async def test_short(tmp_path: Path, kind: str, count: int, check) -> None:  # type: ignore[no-untyped-def]
     # The flood runs at full speed: a 256 KiB read holds ~1,700 frames, which the connection hands
-    # over in turns of at most adapters.ws_direct.FRAME_BUDGET, between other connections' callbacks.
+    # over in turns of at most adapters.ocpp.ws_direct.FRAME_BUDGET, between other connections' callbacks.
     report = await run(tmp_path, kind, "--count", str(count), "--size", str(MAX_MESSAGE_SIZE))
     check(report, count)
 

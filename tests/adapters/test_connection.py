@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from adapters.connection import Connection, ConnectionEnded, MemoryConnection
 from adapters.driver import CoreDriver
-from adapters.ws_direct import DirectServerConnection, connect, serve
+from adapters.ocpp.ws_direct import DirectServerConnection, connect, serve
 from bridge.effects import Effect, Send, Side
 
 HOST = "127.0.0.1"

@@ -1,4 +1,4 @@
-"""`adapters.keepalive`: quiet connections are pinged from one timer per side; a talking one is not; a
+"""`adapters.ocpp.keepalive`: quiet connections are pinged from one timer per side; a talking one is not; a
 silent peer is failed with 1011.
 
 The peers are websockets' own server and client (which answer pings with pongs by themselves) and a
@@ -19,8 +19,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
 
 from adapters.connection import MemoryConnection
-from adapters.keepalive import PER_TURN, Keepalive, keepalive_options
-from adapters.ws_direct import DirectClientConnection, DirectServerConnection, connect, serve
+from adapters.ocpp.keepalive import PER_TURN, Keepalive, keepalive_options
+from adapters.ocpp.ws_direct import DirectClientConnection, DirectServerConnection, connect, serve
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection, serve
 
 from adapters.config import CsmsSection
-from adapters.north import CsmsConnector, CsmsUnavailable, NorthLink, Pacer
+from adapters.ocpp.north import CsmsConnector, CsmsUnavailable, NorthLink, Pacer
 from bridge.backoff import BackoffPolicy
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.north import NorthLink
+from adapters.ocpp.north import NorthLink
 from bridge.backoff import BackoffPolicy
 from tests.adapters.test_north import EventLog, connector
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from adapters.cli import app
 from adapters.config import BridgeConfig
 from adapters.metrics import BridgeMetrics
-from adapters.north import CsmsConnector, CsmsUnavailable, Pacer
+from adapters.ocpp.north import CsmsConnector, CsmsUnavailable, Pacer
 from bridge.effects import Side
 from tests.adapters.test_health import parse_metrics, value
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from adapters.config import BridgeConfig
 from adapters.connection import MemoryConnection
-from adapters.north import CsmsConnector, Pacer
+from adapters.ocpp.north import CsmsConnector, Pacer
 from adapters.store import Store
 from adapters.translated import StationKind, TranslatedHost
 from bridge.backoff import BackoffPolicy

@@ -1,4 +1,4 @@
-"""adapters.ws_direct: messages handed over on arrival, the frame fast path, `write_text`.
+"""adapters.ocpp.ws_direct: messages handed over on arrival, the frame fast path, `write_text`.
 
 The peers are websockets' own protocol objects, clients and servers (an independent implementation of
 RFC 6455) and raw sockets that send hand-made frames, split wherever a test wants them split.
@@ -26,7 +26,7 @@ from websockets.protocol import Protocol, Side, State
 from websockets.uri import parse_uri
 from websockets.utils import accept_key
 
-from adapters.ws_direct import (
+from adapters.ocpp.ws_direct import (
     BACKLOG,
     BYTE_BUDGET,
     FRAME_BUDGET,

@@ -1,4 +1,4 @@
-"""adapters.ws_direct's own server and client at their edges: the opening handshake's timeout, the
+"""adapters.ocpp.ws_direct's own server and client at their edges: the opening handshake's timeout, the
 server closing, a refused handshake, HTTP CONNECT proxies (and SOCKS refused at start-up), and the frame
 splitter fed any bytes at all.
 
@@ -31,7 +31,7 @@ from websockets.protocol import Protocol, Side, State
 from websockets.utils import accept_key
 
 from adapters.cli import app
-from adapters.ws_direct import (
+from adapters.ocpp.ws_direct import (
     DirectServerConnection,
     ProxyRefused,
     connect,

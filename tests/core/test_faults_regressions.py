@@ -25,7 +25,7 @@ from adapters.config import BridgeConfig, OcppStation
 from adapters.device_model_file import load_config_table
 from adapters.driver import CoreDriver
 from adapters.logs import log_diagnostic
-from adapters.ocpp16_station import ocpp16_host
+from adapters.ocpp.v16_station import ocpp16_host
 from adapters.schemas import OfficialSchemas
 from adapters.store import Store
 from bridge.effects import Effect, Persist, Report, Send, Side

@@ -21,7 +21,7 @@ from ocpp.v201 import call as call201
 from adapters.config import ConfigError, Iec104Station
 from adapters.iec104_station import iec104_host, load_table
 from adapters.logs import station_logger
-from adapters.north import CsmsConnector, Pacer
+from adapters.ocpp.north import CsmsConnector, Pacer
 from adapters.runtime import Runtime
 from adapters.store import Store
 from adapters.translated import TranslatedHost

@@ -24,7 +24,7 @@ from adapters.iec104_station import iec104_host, load_table
 from adapters.leases import LeaseKeeper
 from adapters.logs import station_logger
 from adapters.metrics import BridgeMetrics
-from adapters.north import CsmsConnector, Pacer
+from adapters.ocpp.north import CsmsConnector, Pacer
 from adapters.runtime import Runtime
 from adapters.store_pg import PgStore
 from adapters.translated import TranslatedHost

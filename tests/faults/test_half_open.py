@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from ocpp.v16 import call as call16
 
-from adapters.keepalive import MAX_TICK
-from adapters.south import CLOSE_TIMEOUT
+from adapters.ocpp.keepalive import MAX_TICK
+from adapters.ocpp.south import CLOSE_TIMEOUT
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
 from tests.peers import Charger16, Csms, connected_charger16, now_iso, running_csms
 

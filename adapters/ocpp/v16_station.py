@@ -3,7 +3,7 @@
 ```python
 host = ocpp16_host(config, station, schemas=..., store=..., connector=..., new_message_id=..., logs=...)
 await host.start()
-await host.serve_south(connection)   # each time the charger connects (adapters.south)
+await host.serve_south(connection)   # each time the charger connects (adapters.ocpp.south)
 ```
 
 Rules
@@ -23,7 +23,7 @@ from adapters.config import BridgeConfig, OcppStation
 from adapters.device_model_file import load_config_table
 from adapters.leases import LeaseKeeper
 from adapters.metrics import BridgeMetrics
-from adapters.north import CsmsConnector, owned_defaults
+from adapters.ocpp.north import CsmsConnector, owned_defaults
 from adapters.status import StationActivity
 from adapters.store_api import StateStore
 from adapters.trace import open_trace

@@ -8,14 +8,14 @@ Rules
   core before every attempt: `NorthLink(password_of=...)`), else the configured one; 2 and 3 use the one shared `SSLContext` from `adapters.tls`; 3 authenticates with
   the bridge's client certificate. The profile never drops: a wss:// URL is required by the configuration.
 - The CSMS must select `ocpp2.0.1`; otherwise the connection is closed and counts as refused.
-- A proxy the environment names for the CSMS URL (`adapters.ws_direct.proxy_for`, looked up once) is
+- A proxy the environment names for the CSMS URL (`adapters.ocpp.ws_direct.proxy_for`, looked up once) is
   tunnelled through with HTTP CONNECT (`http://` and `https://` proxies); a SOCKS one is refused at
   start-up (`adapters.preflight`). A proxy that refuses the tunnel is an unreachable CSMS.
-- Connections are `adapters.ws_direct.DirectClientConnection`s: their messages are handed to the
+- Connections are `adapters.ocpp.ws_direct.DirectClientConnection`s: their messages are handed to the
   station's driver as they arrive. Each gets `[csms]`'s `max_queued_frames`, `max_queued_bytes` and
   `write_timeout` as its `send_limits`: a CSMS connection that does not read what it is sent is
   dropped (1008) by the station's driver once they are reached, and connected again after back-off.
-- Liveness: one `adapters.keepalive.Keepalive` looks after every CSMS connection (pinged after
+- Liveness: one `adapters.ocpp.keepalive.Keepalive` looks after every CSMS connection (pinged after
   `csms.ping_interval` without a message or pong from the CSMS, failed after `csms.ping_timeout` more)
   instead of websockets' task per connection.
 - Every failure is a `CsmsUnavailable`: `status` is the HTTP status when the CSMS answered the handshake
@@ -45,10 +45,10 @@ from websockets.typing import Subprotocol
 
 from adapters.config import CsmsSection
 from adapters.connection import Connection
-from adapters.keepalive import Keepalive
-from adapters.south import CLOSE_TIMEOUT, send_limits
+from adapters.ocpp.keepalive import Keepalive
+from adapters.ocpp.south import CLOSE_TIMEOUT, send_limits
+from adapters.ocpp.ws_direct import DirectClientConnection, connect, proxy_for
 from adapters.stopping import Stopped, unless_stopped
-from adapters.ws_direct import DirectClientConnection, connect, proxy_for
 from bridge.backoff import BackoffPolicy, TokenBucket
 from bridge.errors import OcppVersion
 from bridge.owned_variables import Defaults

@@ -1,8 +1,8 @@
 """WebSocket connections on websockets' sans-I/O protocol, driven by the bridge's own asyncio protocol.
 
 Rules
-- `serve(handler, host, port, ...)` (charger connections, `adapters.south`) and `connect(url, ...)` (the
-  CSMS, `adapters.north`) make `DirectServerConnection`s and `DirectClientConnection`s: asyncio
+- `serve(handler, host, port, ...)` (charger connections, `adapters.ocpp.south`) and `connect(url, ...)` (the
+  CSMS, `adapters.ocpp.north`) make `DirectServerConnection`s and `DirectClientConnection`s: asyncio
   `Protocol`s of this module, on transports of `loop.create_server` / `loop.create_connection`. Each
   drives a `websockets.server.ServerProtocol` / `websockets.client.ClientProtocol` (its `protocol`)
   through websockets' public sans-I/O API only (`receive_data`, `receive_eof`, `events_received`,
@@ -16,7 +16,7 @@ Rules
     transport's write buffer); `send_text(text)` writes it and waits while the transport's write buffer
     is above its high-water mark (`ConnectionEnded` once the connection is not open or ends meanwhile);
   - `last_received` (loop time) notes when the peer last sent a message or a pong (not a ping of its
-    own: that proves it can send, not that it reads), for `adapters.keepalive`, whose pings
+    own: that proves it can send, not that it reads), for `adapters.ocpp.keepalive`, whose pings
     `ping_now()` writes synchronously.
   Both implement `adapters.connection.Connection`, the interface the driver, the keepalive and the
   hosts use.
@@ -84,7 +84,7 @@ Rules
   end of the stream, what is kept is handed over at once, before websockets sees the end. A closed or
   dropped connection's kept bytes are discarded, as the socket's unread ones are.
 - `send_limits` (`adapters.connection.SendLimits`) bound what may wait in the bridge for this peer
-  to read: set by whoever made the connection (`adapters.south` from `[south]`, `adapters.north` from
+  to read: set by whoever made the connection (`adapters.ocpp.south` from `[south]`, `adapters.ocpp.north` from
   `[csms]`) and enforced by the driver that writes to it (`adapters.driver`).
 - `drop(code, reason)` closes at once without waiting for the peer to read: nothing more is read or
   handed over, the close frame goes after what the transport holds (the peer sees it if it ever
@@ -248,7 +248,7 @@ class DirectConnection(asyncio.Protocol):
 
     # Slots, not an instance dict: thousands of these live at once.
     __slots__ = (
-        "__weakref__",  # adapters.keepalive holds connections by weak reference
+        "__weakref__",  # adapters.ocpp.keepalive holds connections by weak reference
         "_backlog",
         "_close_timer",
         "_closed",
@@ -491,7 +491,7 @@ class DirectConnection(asyncio.Protocol):
     # --- writing ------------------------------------------------------------------------------
 
     def ping_now(self) -> bool:
-        """Write a ping now (`adapters.keepalive`); False when the connection is not open. Its pong
+        """Write a ping now (`adapters.ocpp.keepalive`); False when the connection is not open. Its pong
         is not matched: the next pong or message proves the peer alive (`last_received`)."""
         if self.protocol.state is not State.OPEN:
             return False

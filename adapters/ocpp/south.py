@@ -23,12 +23,12 @@ Rules
 - Liveness: a charger that has sent neither a message nor a pong for `ping_interval` is pinged, and
   one that then stays silent for `ping_timeout` is disconnected (1011), so a half-open connection is
   noticed within their sum plus 2 s of keepalive ticks plus the closing handshake's 3 s (45 s by
-  default). One `adapters.keepalive.Keepalive` looks after every charger connection (rather than a
+  default). One `adapters.ocpp.keepalive.Keepalive` looks after every charger connection (rather than a
   timer or task per connection).
   permessage-deflate is accepted.
 - Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
   `require_client_cert`).
-- Connections are `adapters.ws_direct.DirectServerConnection`s (`adapters.ws_direct.serve`): their messages are handed to the
+- Connections are `adapters.ocpp.ws_direct.DirectServerConnection`s (`adapters.ocpp.ws_direct.serve`): their messages are handed to the
   station's driver as they arrive. Each gets `[south]`'s `max_queued_frames`, `max_queued_bytes` and
   `write_timeout` as its `send_limits`: a charger that does not read what it is sent is disconnected
   (1008) by its driver once they are reached.
@@ -52,9 +52,9 @@ from websockets.typing import Subprotocol
 
 from adapters.config import BridgeConfig, CsmsSection, OcppStation, SouthSection, split_host_port
 from adapters.connection import Connection, SendLimits
-from adapters.keepalive import Keepalive
 from adapters.logs import get_logger
-from adapters.ws_direct import DirectServerConnection, Server, serve
+from adapters.ocpp.keepalive import Keepalive
+from adapters.ocpp.ws_direct import DirectServerConnection, Server, serve
 
 StationHandler = Callable[[OcppStation, Connection], Awaitable[None]]
 
