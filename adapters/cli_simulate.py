@@ -115,8 +115,8 @@ def iec104(
     log_level: LogOption = "warning",
 ) -> None:
     from adapters.config import Iec104Station
+    from adapters.iec104.station import load_table
     from adapters.iec104_outstation import Outstation
-    from adapters.iec104_station import load_table
     from adapters.mapping_files import MappingFileError
     from adapters.simulate import Iec104Sim
 

@@ -16,7 +16,7 @@ Rules
     `adapters.translated.TranslatedHost` per configured station, its state in the store (`[bridge]
     store`, opened at start, closed at stop), its own CSMS connection kept up independently of the
     charger's; its kind is `ocpp1.6` (`adapters.ocpp.v16_station`: the charger connects to the OCPP
-    server, which hands the connection to the host) or `iec104` (`adapters.iec104_station`: the host
+    server, which hands the connection to the host) or `iec104` (`adapters.iec104.station`: the host
     runs the station's 104 link; its mapping table is compiled at start-up and a broken one is refused
     with `PATH:LINE:COLUMN: message`; dial-in links are attached by the one 104 listener). The runtime
     builds, starts, admits (leases) and stops every host the same way; `stop()` stops them (CSMS
@@ -58,9 +58,9 @@ from adapters.device_model_file import DeviceModelFileError, load_config_table
 from adapters.driver import CoreDriver
 from adapters.health import HealthServer
 from adapters.ids import message_id_source
-from adapters.iec104_link import Iec104Link
-from adapters.iec104_listener import Iec104Listener
-from adapters.iec104_station import (
+from adapters.iec104.link import Iec104Link
+from adapters.iec104.listener import Iec104Listener
+from adapters.iec104.station import (
     Iec104Kind,
     common_address_of,
     iec104_host,

@@ -21,7 +21,7 @@ Rules
   loop's turns; the in-process sink's share included), per TransactionEvent.
 - Then rounds of `--frames` I-frames of M_ME_NC_1 (spontaneous, `--per-asdu` 1: the 22 measurement
   IOAs in turn; 22: all of them in one ASDU, as the bench sends), every update a new value, links in
-  turn, are handed to the bridge's connection protocol (`adapters.iec104_link._Protocol.
+  turn, are handed to the bridge's connection protocol (`adapters.iec104.link._Protocol.
   data_received`) one frame per read, as the bench's paced load arrives (a read holds one frame at
   these rates). Their N(S)/N(R) are the charger's, so the bridge's S-frames go back over the real
   socket to the charger, which reads them between batches of 64 frames (loop turns: the bridge's

@@ -1,7 +1,7 @@
 """The 104 side of a station core: what the charger's link tells the core, and what the core asks of it.
 
 The north side of a 104 station is an OCPP-J websocket (`bridge.effects.Send` frames); the south side is
-not. The 104 session (`bridge.iec104.session`, fed bytes by `adapters.iec104_link`) turns the charger's
+not. The 104 session (`bridge.iec104.session`, fed bytes by `adapters.iec104.link`) turns the charger's
 ASDUs into the typed events below and hands them to the core (`Station104.handle_link_event`); the
 core asks for 104 traffic with the two effects below, which the session carries out.
 

@@ -1,4 +1,4 @@
-"""adapters.iec104_link.Iec104Link (the bridge's own 104 link) against a c104 server on loopback.
+"""adapters.iec104.link.Iec104Link (the bridge's own 104 link) against a c104 server on loopback.
 
 c104 (lib60870) is the independent peer here (`Charger104`). What the link promises the core: plain
 values, time tags read in the table's zone, unknown IOAs and mismatched types forwarded (the core
@@ -19,8 +19,8 @@ import pytest
 import structlog
 
 from adapters.config import Iec104Station
-from adapters.iec104_link import DialOut, Iec104Link
-from adapters.iec104_station import session_settings
+from adapters.iec104.link import DialOut, Iec104Link
+from adapters.iec104.station import session_settings
 from adapters.mapping_files import compile_file
 from bridge.iec104 import CompiledTable
 from bridge.iec104.session import Session104
@@ -245,7 +245,7 @@ def test_the_link_works_on_uvloop_the_bridges_default_loop() -> None:
 async def test_a_large_read_is_handed_over_a_budget_per_turn_in_order() -> None:
     """One charger's burst must not hold the event loop: READ_BUDGET bytes a turn, the socket's
     reading paused meanwhile, every byte delivered in order."""
-    from adapters.iec104_link import READ_BUDGET, _Protocol
+    from adapters.iec104.link import READ_BUDGET, _Protocol
 
     chunks: list[bytes] = []
     timeline: list[str] = []

@@ -25,8 +25,8 @@ import pytest
 from ocpp.v201 import call as call201
 
 from adapters.config import Iec104Station
+from adapters.iec104.station import load_table
 from adapters.iec104_outstation import Outstation
-from adapters.iec104_station import load_table
 from adapters.simulate import ScriptError, load_script
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
 from tests.e2e.test_iec104_dial_in import dial_in_config, listen_port, payloads, statuses

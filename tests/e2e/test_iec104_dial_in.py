@@ -23,9 +23,9 @@ from ocpp.v201 import call as call201
 from structlog.testing import capture_logs
 
 from adapters.config import Iec104Station
-from adapters.iec104_link import Iec104Link
-from adapters.iec104_listener import Iec104Listener
-from adapters.iec104_station import load_table, session_settings
+from adapters.iec104.link import Iec104Link
+from adapters.iec104.listener import Iec104Listener
+from adapters.iec104.station import load_table, session_settings
 from adapters.runtime import Runtime
 from bridge.iec104.session import Session104
 from bridge.iec104.southbound import LinkEvent, LinkUp, PointUpdate

@@ -20,7 +20,7 @@ import structlog
 import trustme
 
 from adapters.config import SouthSection
-from adapters.iec104_listener import Iec104Listener
+from adapters.iec104.listener import Iec104Listener
 from adapters.tls import iec104_server_context
 from tests.adapters.test_health import scrape, value
 from tests.e2e.conftest import bridge_config, running_bridge

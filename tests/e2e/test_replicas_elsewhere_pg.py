@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from adapters.config import Iec104Station
-from adapters.iec104_station import iec104_host, load_table
+from adapters.iec104.station import iec104_host, load_table
 from adapters.leases import LeaseKeeper
 from adapters.logs import station_logger
 from adapters.metrics import BridgeMetrics

@@ -841,8 +841,8 @@ def test_regression_104_links_accept_uvloop_transports() -> None:
 
     import uvloop
 
-    from adapters.iec104_link import DialOut, Iec104Link
-    from adapters.iec104_listener import Iec104Listener
+    from adapters.iec104.link import DialOut, Iec104Link
+    from adapters.iec104.listener import Iec104Listener
     from bridge.iec104.session import Session104, SessionSettings
 
     class Log:

@@ -13,10 +13,10 @@ Rules
 - The core is `Station104` (`bridge.iec104.station`), with the station's compiled mapping table and its
   time zone; the link's events reach it through `CoreDriver.feed` (`TranslatedHost.revive` first), one batch
   per read or timer of the link.
-- The link is an `Iec104Link` (`adapters.iec104_link`) on the bridge's event loop, around the station's
+- The link is an `Iec104Link` (`adapters.iec104.link`) on the bridge's event loop, around the station's
   `Session104` (`bridge.iec104.session`: the APCI link, the codec, commands and interrogations, with
   the table's timers t0–t3, k, w and time zone). Dial-out stations dial `host:port` (TLS with
-  `tls = true`); dial-in stations wait for the listener (`adapters.iec104_listener`) to attach the
+  `tls = true`); dial-in stations wait for the listener (`adapters.iec104.listener`) to attach the
   charger's connection. The link runs while the station is served here (`StationKind.serving`).
 - The core's 104 effects (`KindEffect`s) reach the link through `Iec104Kind.handle`, after the state
   written before them is committed: `Send104Command` → `Iec104Link.command`, `Interrogate104` →
@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.config import BridgeConfig, Iec104Station
-from adapters.iec104_link import DialOut, Iec104Link
+from adapters.iec104.link import DialOut, Iec104Link
 from adapters.leases import LeaseKeeper
 from adapters.mapping_files import (
     SUFFIXES,

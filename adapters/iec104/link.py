@@ -19,7 +19,7 @@ Rules
   `WARN_AFTER` failed attempts in a row the link logs `iec104.unreachable` (a warning) and `problem`
   says why, for `/ready`'s detail. `stop_dialing` (the bridge stopping) ends a back-off wait or an
   attempt under way at once: no connection line after `bridge.stopping`.
-- Dial-in: `attach` takes a connection the listener (`adapters.iec104_listener`) identified; a
+- Dial-in: `attach` takes a connection the listener (`adapters.iec104.listener`) identified; a
   connection already attached is closed first (the listener applies the duplicate policy).
 - TLS (both directions) is the `ssl.SSLContext` given; the handshake is part of connecting.
 - Every link drop is logged (`iec104.link_down`) with its reason and counted by kind through

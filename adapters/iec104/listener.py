@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
 from adapters.config import split_host_port
-from adapters.iec104_link import Iec104Link
+from adapters.iec104.link import Iec104Link
 from bridge.iec104.apci import LinkParameters
 from bridge.iec104.identify import (
     Identification,
