@@ -55,7 +55,7 @@ EXPOSE 9100 8409
 # No curl in the slim image: the bridge's own Python asks for /health at the configured [bridge] health
 # (environment overrides included; a wildcard host is asked on loopback), not at a fixed port.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-m", "adapters.healthcheck", "/etc/ocpp-bridge/bridge.toml"]
+    CMD ["python", "-m", "adapters.ops.healthcheck", "/etc/ocpp-bridge/bridge.toml"]
 
 # `ocpp-bridge run` closes every connection with 1001 and flushes the store on SIGTERM within
 # [bridge] shutdown_timeout (10 s): give `docker stop` a longer grace period (`--time 20`).

@@ -3,16 +3,16 @@
 Rules
 - Commands and options are a contract with operators' scripts and outside acceptance tests (README and
   docs/ list them): new ones extend it, none is renamed.
-- `check` also warns (stderr, `warning: ...`, exit status still 0) about what `adapters.exposure`
+- `check` also warns (stderr, `warning: ...`, exit status still 0) about what `adapters.ops.exposure`
   finds open to the network: chargers without a password on a non-loopback listener, security
   profile 0 toward a CSMS on another host.
 - A configuration problem prints one line per problem (file:line: key: reason) on stderr and exits 2,
   before anything starts listening.
 - `run` stops gracefully on SIGTERM and SIGINT and exits 0. It runs on the loop `[bridge] event_loop`
-  chooses (`adapters.event_loop`: uvloop when installed) and, once started, keeps the garbage
-  collector's full collections rare and short (`adapters.gc_policy`); before anything connects, it
+  chooses (`adapters.ops.event_loop`: uvloop when installed) and, once started, keeps the garbage
+  collector's full collections rare and short (`adapters.ops.gc_policy`); before anything connects, it
   fixes the C allocator's mmap threshold so closed TLS connections give their memory back
-  (`adapters.malloc_policy`).
+  (`adapters.ops.malloc_policy`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ ConfigOption = Annotated[
 
 def _load(config: Path) -> tuple[BridgeConfig, StationTables]:
     """The configuration and its stations' tables, after every check `run` makes before binding."""
-    from adapters.preflight import preflight
+    from adapters.ops.preflight import preflight
 
     try:
         loaded = load_config(config, os.environ)
@@ -106,10 +106,10 @@ def _load(config: Path) -> tuple[BridgeConfig, StationTables]:
 def run(config: ConfigOption) -> None:
     """Run the bridge until SIGTERM or SIGINT, then shut down gracefully."""
     loaded, tables = _load(config)
-    from adapters.logs import configure_logging
+    from adapters.ops.logs import configure_logging
 
     configure_logging(loaded.bridge.log_format, loaded.bridge.log_level)
-    from adapters import event_loop
+    from adapters.ops import event_loop
 
     try:
         event_loop.run(_run(loaded, tables), loaded.bridge.event_loop)
@@ -120,10 +120,10 @@ def run(config: ConfigOption) -> None:
 
 
 async def _run(config: BridgeConfig, tables: StationTables) -> None:
-    from adapters.event_loop import loop_name
-    from adapters.gc_policy import GcPolicy, freeze_startup_objects
-    from adapters.logs import get_logger
-    from adapters.malloc_policy import fix_mmap_threshold
+    from adapters.ops.event_loop import loop_name
+    from adapters.ops.gc_policy import GcPolicy, freeze_startup_objects
+    from adapters.ops.logs import get_logger
+    from adapters.ops.malloc_policy import fix_mmap_threshold
     from adapters.runtime import Runtime
 
     mmap_threshold_fixed = fix_mmap_threshold()
@@ -151,12 +151,12 @@ def check(config: ConfigOption) -> None:
     """Validate a configuration file (and its environment overrides) without starting anything:
     every check `run` makes except binding its ports."""
     loaded, _ = _load(config)
-    from adapters.exposure import exposure_warnings
+    from adapters.ops.exposure import exposure_warnings
 
     for warning in exposure_warnings(loaded):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{config}: valid ({len(loaded.stations)} stations)")
-    from adapters.preflight import needs_store
+    from adapters.ops.preflight import needs_store
     from adapters.store_api import StoreError, is_postgresql, probe
 
     if needs_store(loaded) and is_postgresql(loaded.bridge.store):

@@ -230,7 +230,7 @@ app.command("ocpp2.0.1")(_ocpp("ocpp2.0.1"))
 
 
 def _logging(level: str) -> None:
-    from adapters.logs import configure_logging
+    from adapters.ops.logs import configure_logging
 
     configure_logging("console", level)
 

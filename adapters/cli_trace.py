@@ -1,4 +1,4 @@
-"""`ocpp-bridge trace STATION`: a station's message trace (`adapters.trace`), readable, optionally live.
+"""`ocpp-bridge trace STATION`: a station's message trace (`adapters.ops.trace`), readable, optionally live.
 
 Rules
 - The trace folder and the station list come from the same configuration (and environment overrides) as
@@ -29,7 +29,7 @@ import orjson
 import typer
 
 from adapters.config import ConfigError, load_config
-from adapters.trace import trace_path
+from adapters.ops.trace import trace_path
 
 POLL_INTERVAL = 0.25  # seconds between looks at a followed file
 EXCERPT = 160  # characters of payload shown

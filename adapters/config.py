@@ -48,7 +48,7 @@ from pydantic import (
     model_validator,
 )
 
-from adapters.event_loop import uvloop_available
+from adapters.ops.event_loop import uvloop_available
 from adapters.store_api import is_postgresql, store_url_problem
 from bridge.v16.id_token import ID_TOKEN_TYPES
 

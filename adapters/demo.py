@@ -66,8 +66,8 @@ from websockets.typing import Subprotocol
 from adapters.config import BridgeConfig
 from adapters.iec104_outstation import Outstation
 from adapters.iec104_sim import HOST, Charger104
-from adapters.logs import configure_logging
 from adapters.mapping_files import compile_file, load_reference, shipped_table
+from adapters.ops.logs import configure_logging
 from adapters.runtime import Runtime
 
 DEMO_201 = "DEMO-201"

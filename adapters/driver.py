@@ -51,7 +51,7 @@ Rules
   re-arming after each input cost a `call_at` and a `cancel` per frame.)
 - A bug in the core (an exception from it) is logged with its traceback and ends the session: both
   connections are closed with 1011, and the core is never fed again (`failed`). It never passes silently.
-- Reports are logged through a `adapters.logs.DiagnosticLimiter` of the driver (per side and kind: a
+- Reports are logged through a `adapters.ops.logs.DiagnosticLimiter` of the driver (per side and kind: a
   few lines a minute, then one carrying how many were left out; what is left out when a connection
   ends is logged as `diagnostics.suppressed`). Metrics count every report.
 - With `metrics`, the core's late answers and resends are counted from its reports, and every frame
@@ -62,11 +62,11 @@ Rules
   `action(now, wall)` like any input, and a kind's own effects (`bridge.effects.KindEffect`) go to
   `on_effect` (`adapters.translated.StationKind.handle`), in
   order, after the Persist runs before them are committed.
-- With `trace` (`adapters.trace`), every input fed to the core opens a fresh correlation id; the frame
+- With `trace` (`adapters.ops.trace`), every input fed to the core opens a fresh correlation id; the frame
   read (if the input is one) and every `Send` queued while handling it are traced under that id, also
   when the `Send` waited for the store behind an earlier input's batch.
 - With `metrics`, the time the bridge adds to a forwarded message is measured
-  (`added_latency_seconds{direction,protocol}`, `adapters.metrics`): each input from a peer (a frame,
+  (`added_latency_seconds{direction,protocol}`, `adapters.ops.metrics`): each input from a peer (a frame,
   or the 104 link's events) takes `time.monotonic()` on arrival (the driver's one `_Origin`, reused:
   no allocation per frame; the core itself stays clock-free, and the loop's `now` is not used:
   uvloop's clock has millisecond steps), and the first `Send` that input produces for the other side
@@ -76,7 +76,7 @@ Rules
   copy of their input's `_Origin` as a marker in the held list, so the wait for the disk is in the
   figure. Several frames for the other side count once; none, not at all. The histogram is a plain
   list the driver updates itself (`_observe`, inlined on the frame path).
-- With `activity` (`adapters.status.StationActivity`, only when the status page is on), every frame
+- With `activity` (`adapters.ops.status.StationActivity`, only when the status page is on), every frame
   read and every `Send`, the 104 link's events and effects, and each connection's start and end are
   told to it as they happen, for the status page.
 """
@@ -92,11 +92,11 @@ from time import monotonic, time
 from typing import Any
 
 from adapters.connection import Connection, ConnectionEnded, SendLimits
-from adapters.logs import DiagnosticLimiter, log_diagnostic
-from adapters.metrics import LATENCY_BUCKETS, BridgeMetrics
-from adapters.status import StationActivity
+from adapters.ops.logs import DiagnosticLimiter, log_diagnostic
+from adapters.ops.metrics import LATENCY_BUCKETS, BridgeMetrics
+from adapters.ops.status import StationActivity
+from adapters.ops.trace import StationTrace
 from adapters.store_api import FencedError, StateStore, StoreError
-from adapters.trace import StationTrace
 from bridge.effects import (
     CLOSE_TRY_AGAIN_LATER,
     Close,

@@ -57,7 +57,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from adapters.logs import get_logger
+from adapters.ops.logs import get_logger
 from bridge.iec104 import CompiledTable
 from bridge.iec104.asdu import (
     TYPE_IDS,

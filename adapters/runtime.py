@@ -26,7 +26,7 @@ Rules
   count) shares one. (Parsed per station, the shipped configuration-key table alone cost 34 KiB of every
   1.6 station's 83 KiB, measured with `make bench-quick`.)
 - Message ids come from one process-wide source (random prefix + counter).
-- Health and metrics (`adapters.health`, `adapters.metrics`): when `[bridge] health` is set, the endpoint
+- Health and metrics (`adapters.ops.health`, `adapters.ops.metrics`): when `[bridge] health` is set, the endpoint
   starts once the charger-facing listener is up, with a task sampling the event loop's lag; `stop()` turns
   /ready to 503 first (so a load balancer drains), closes the connections, then stops the endpoint. Every
   `CoreDriver` gets `metrics=self.metrics`: it counts frames and connected stations by itself.
@@ -56,7 +56,6 @@ from adapters.config import BridgeConfig, ConfigError, Iec104Station, OcppStatio
 from adapters.connection import Connection
 from adapters.device_model_file import DeviceModelFileError, load_config_table
 from adapters.driver import CoreDriver
-from adapters.health import HealthServer
 from adapters.ids import message_id_source
 from adapters.iec104.link import Iec104Link
 from adapters.iec104.listener import Iec104Listener
@@ -68,18 +67,19 @@ from adapters.iec104.station import (
     load_table,
 )
 from adapters.leases import LeaseKeeper, station_list_hash
-from adapters.logs import get_logger, station_logger
 from adapters.mapping_files import MappingFileError
-from adapters.metrics import BridgeMetrics
 from adapters.ocpp.north import CsmsConnector, CsmsUnavailable, Pacer
 from adapters.ocpp.south import SouthServer
 from adapters.ocpp.v16_station import ocpp16_host
+from adapters.ops.health import HealthServer
+from adapters.ops.logs import get_logger, station_logger
+from adapters.ops.metrics import BridgeMetrics
+from adapters.ops.status import StationActivity, StatusQuery, snapshot
+from adapters.ops.trace import open_trace
 from adapters.schemas import OfficialSchemas
-from adapters.status import StationActivity, StatusQuery, snapshot
 from adapters.store_api import StateStore, StoreError, open_store
 from adapters.store_pg import PgStore
 from adapters.tls import csms_client_context, iec104_server_context, south_server_context
-from adapters.trace import open_trace
 from adapters.translated import TranslatedHost
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
 from bridge.iec104 import CompiledTable
@@ -625,10 +625,10 @@ class Runtime:
     def connected_stations(self) -> list[str]:
         return sorted(self._south.connected) if self._south is not None else []
 
-    # --- what the status page reads (`adapters.status`) ------------------------------------------
+    # --- what the status page reads (`adapters.ops.status`) ------------------------------------------
 
     def status(self, query: str) -> dict[str, object]:
-        """The status page's snapshot for a URL query string (`adapters.status.StatusQuery`)."""
+        """The status page's snapshot for a URL query string (`adapters.ops.status.StatusQuery`)."""
         return snapshot(self, StatusQuery.parse(query))
 
     @property

@@ -70,11 +70,11 @@ from adapters.config import BridgeConfig
 from adapters.connection import Connection
 from adapters.driver import CoreDriver
 from adapters.leases import LeaseKeeper
-from adapters.metrics import BridgeMetrics
 from adapters.ocpp.north import CsmsConnector, NorthLink
-from adapters.status import StationActivity
+from adapters.ops.metrics import BridgeMetrics
+from adapters.ops.status import StationActivity
+from adapters.ops.trace import StationTrace
 from adapters.store_api import StateStore, StoreError
-from adapters.trace import StationTrace
 from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, KindEffect, Side, StationCore
 from bridge.north_station import NorthSettings, NorthStation

@@ -14,8 +14,8 @@ Rules
   `profile_stop` writes the pstats file and returns the top functions by own time.
 - `stop` (or SIGTERM) shuts the runtime down gracefully, as `ocpp-bridge run` does on SIGTERM.
 - The event loop, the garbage collection policy and the allocator's policy are those of `ocpp-bridge
-  run` (`adapters.event_loop`, the configuration's `[bridge] event_loop`; `adapters.gc_policy`;
-  `adapters.malloc_policy`) unless `--loop` names one; `--uvloop` is `--loop uvloop`.
+  run` (`adapters.ops.event_loop`, the configuration's `[bridge] event_loop`; `adapters.ops.gc_policy`;
+  `adapters.ops.malloc_policy`) unless `--loop` names one; `--uvloop` is `--loop uvloop`.
   `--no-gc-freeze`, `--no-mmap-threshold` and `--ssl-buffer-kib` are experiments: no `gc.freeze()` and
   no periodic freezing; glibc's dynamic mmap threshold; another TLS read buffer size on the standard
   loop than the runtime's 32 KiB (asyncio's own: 256 KiB).
@@ -90,10 +90,10 @@ class GcPauses:
 async def main(args: argparse.Namespace, control: Control, config: Any, started: float) -> None:
     limit = raise_nofile_limit()
     from adapters.config import ConfigError
-    from adapters.event_loop import loop_name
-    from adapters.gc_policy import GcPolicy, freeze_startup_objects
-    from adapters.logs import configure_logging
-    from adapters.malloc_policy import fix_mmap_threshold
+    from adapters.ops.event_loop import loop_name
+    from adapters.ops.gc_policy import GcPolicy, freeze_startup_objects
+    from adapters.ops.logs import configure_logging
+    from adapters.ops.malloc_policy import fix_mmap_threshold
     from adapters.runtime import Runtime
 
     if args.check_only:
@@ -288,7 +288,7 @@ def cli() -> None:
     parser.add_argument(
         "--no-mmap-threshold",
         action="store_true",
-        help="experiment: leave glibc's dynamic mmap threshold (adapters.malloc_policy)",
+        help="experiment: leave glibc's dynamic mmap threshold (adapters.ops.malloc_policy)",
     )
     parser.add_argument(
         "--tracemalloc",
@@ -310,8 +310,8 @@ def cli() -> None:
     )
     args = parser.parse_args()
     control = Control()  # first: it moves stdout aside for the control channel
-    from adapters import event_loop
     from adapters.config import ConfigError, load_config
+    from adapters.ops import event_loop
     from adapters.runtime import check_supported
 
     if args.tracemalloc:

@@ -73,9 +73,9 @@ async def main(args: argparse.Namespace) -> None:
     from websockets.asyncio.server import serve
 
     from adapters.config import load_config
-    from adapters.gc_policy import GcPolicy, freeze_startup_objects
-    from adapters.logs import configure_logging
-    from adapters.malloc_policy import fix_mmap_threshold
+    from adapters.ops.gc_policy import GcPolicy, freeze_startup_objects
+    from adapters.ops.logs import configure_logging
+    from adapters.ops.malloc_policy import fix_mmap_threshold
     from adapters.runtime import Runtime
     from bench.common import HOST, raise_nofile_limit
     from bench.iec104_load import station_104
@@ -285,7 +285,7 @@ def cli() -> None:
     parser.add_argument("--profile-lines", type=int, default=40)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args()
-    from adapters import event_loop
+    from adapters.ops import event_loop
 
     with asyncio.Runner(loop_factory=event_loop.loop_factory(args.loop)) as runner:
         runner.run(main(args))

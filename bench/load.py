@@ -38,7 +38,7 @@ PREFIX = {V201: "V201", V16: "V16"}
 
 
 def _uvloop_installed() -> bool:
-    from adapters.event_loop import uvloop_available
+    from adapters.ops.event_loop import uvloop_available
 
     return uvloop_available()
 
@@ -367,13 +367,13 @@ LOOP_ID_BASE = {"asyncio": 0, "uvloop": 50_000}
 
 def shipped_loop() -> str:
     """The loop `ocpp-bridge run` uses here by default (`[bridge] event_loop = "auto"`)."""
-    from adapters.event_loop import resolve
+    from adapters.ops.event_loop import resolve
 
     return resolve("auto")
 
 
 def loops() -> list[str]:
-    from adapters.event_loop import uvloop_available
+    from adapters.ops.event_loop import uvloop_available
 
     return ["asyncio", "uvloop"] if uvloop_available() else ["asyncio"]
 

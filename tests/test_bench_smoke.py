@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from adapters.event_loop import uvloop_available
+from adapters.ops.event_loop import uvloop_available
 from adapters.schemas import OfficialSchemas
 from bench.load import PRESETS, headline, run_suite
 from bench.messages import V16, V201, requests, sink_answers

@@ -194,8 +194,8 @@ def test_the_healthcheck_asks_the_configured_health_with_python(final: Stage) ->
     check = final.last("HEALTHCHECK")
     assert check is not None
     command = exec_form(check[check.index("CMD") + 3 :].strip())
-    # the configured [bridge] health, not a fixed port (issue 18 item 10): adapters/healthcheck.py
-    assert command == ["python", "-m", "adapters.healthcheck", "/etc/ocpp-bridge/bridge.toml"]
+    # the configured [bridge] health, not a fixed port (issue 18 item 10): adapters/ops/healthcheck.py
+    assert command == ["python", "-m", "adapters.ops.healthcheck", "/etc/ocpp-bridge/bridge.toml"]
     assert command[-1] == exec_form(final.last("CMD") or "null")[-1]
     timeout = re.search(r"--timeout=(\d+)s", check)
     assert timeout and int(timeout.group(1)) > 3, "longer than the check's own 3 s"

@@ -27,7 +27,7 @@ Rules
 - The station's `common_address` in the configuration overrides the table's when it is set.
 - A core rebuilt from the store (it failed, or a lease's epoch changed) is told at once that the link
   is up, when it is, and the charger is interrogated (the new core knows no values yet).
-- With a configuration, message traces follow its `[bridge] trace_*` settings (`adapters.trace`).
+- With a configuration, message traces follow its `[bridge] trace_*` settings (`adapters.ops.trace`).
 - With `metrics`, the link's state is `ocpp_bridge_iec104_links{state="up"|"down"|"elsewhere"}` from
   start to stop (down until the first LinkUp; `elsewhere` under leases while another bridge holds the
   station's lease: neither up nor down here, so "104 link down" alerts only where it is served), every drop counts in `ocpp_bridge_iec104_link_drops_total{reason}` and
@@ -61,12 +61,12 @@ from adapters.mapping_files import (
     load_reference,
     shipped_tables,
 )
-from adapters.metrics import BridgeMetrics
 from adapters.ocpp.north import CsmsConnector, owned_defaults
-from adapters.status import StationActivity
+from adapters.ops.metrics import BridgeMetrics
+from adapters.ops.status import StationActivity
+from adapters.ops.trace import open_trace
 from adapters.store_api import StateStore
 from adapters.tls import iec104_client_context
-from adapters.trace import open_trace
 from adapters.translated import (
     StationKind,
     TranslatedHost,

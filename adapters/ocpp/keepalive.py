@@ -34,7 +34,7 @@ import weakref
 from typing import Any
 
 from adapters.connection import Connection
-from adapters.logs import get_logger
+from adapters.ops.logs import get_logger
 
 MAX_TICK = 1.0
 PER_TURN = 256  # connections looked at per turn of the event loop

@@ -10,7 +10,7 @@ Rules
 - The CSMS must select `ocpp2.0.1`; otherwise the connection is closed and counts as refused.
 - A proxy the environment names for the CSMS URL (`adapters.ocpp.ws_direct.proxy_for`, looked up once) is
   tunnelled through with HTTP CONNECT (`http://` and `https://` proxies); a SOCKS one is refused at
-  start-up (`adapters.preflight`). A proxy that refuses the tunnel is an unreachable CSMS.
+  start-up (`adapters.ops.preflight`). A proxy that refuses the tunnel is an unreachable CSMS.
 - Connections are `adapters.ocpp.ws_direct.DirectClientConnection`s: their messages are handed to the
   station's driver as they arrive. Each gets `[csms]`'s `max_queued_frames`, `max_queued_bytes` and
   `write_timeout` as its `send_limits`: a CSMS connection that does not read what it is sent is

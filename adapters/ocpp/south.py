@@ -52,9 +52,9 @@ from websockets.typing import Subprotocol
 
 from adapters.config import BridgeConfig, CsmsSection, OcppStation, SouthSection, split_host_port
 from adapters.connection import Connection, SendLimits
-from adapters.logs import get_logger
 from adapters.ocpp.keepalive import Keepalive
 from adapters.ocpp.ws_direct import DirectServerConnection, Server, serve
+from adapters.ops.logs import get_logger
 
 StationHandler = Callable[[OcppStation, Connection], Awaitable[None]]
 

@@ -22,11 +22,11 @@ from typing import Any
 from adapters.config import BridgeConfig, OcppStation
 from adapters.device_model_file import load_config_table
 from adapters.leases import LeaseKeeper
-from adapters.metrics import BridgeMetrics
 from adapters.ocpp.north import CsmsConnector, owned_defaults
-from adapters.status import StationActivity
+from adapters.ops.metrics import BridgeMetrics
+from adapters.ops.status import StationActivity
+from adapters.ops.trace import open_trace
 from adapters.store_api import StateStore
-from adapters.trace import open_trace
 from adapters.translated import (
     StationKind,
     TranslatedHost,

@@ -94,7 +94,7 @@ Rules
   connection if it has not ended `close_timeout` seconds later, so a peer that sends its close frame
   and then neither reads nor closes cannot hold the connection (and its station's session).
 - A closed connection holds no reference cycle: it is freed by reference counting, not left to the
-  rare full collections of `adapters.gc_policy`. The connection is referenced by its transport, its
+  rare full collections of `adapters.ops.gc_policy`. The connection is referenced by its transport, its
   timers and (while open) its server only; websockets' protocol holds nothing of it (the subprotocol is
   selected here, not by a callback given to the protocol). The protocol itself is a cycle by design
   (its parser, a generator suspended at its last `yield`, holds it): at `connection_lost`, when
@@ -135,7 +135,7 @@ from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
 
 from adapters.connection import DEFAULT_SEND_LIMITS, ConnectionEnded, OnMessage, SendLimits
-from adapters.logs import get_logger
+from adapters.ops.logs import get_logger
 
 try:
     from websockets.speedups import apply_mask

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver
-from adapters.metrics import LATENCY_BUCKETS, BridgeMetrics
+from adapters.ops.metrics import LATENCY_BUCKETS, BridgeMetrics
 from bridge.effects import Effect, Persist, Send, Side
 
 

@@ -14,7 +14,7 @@ from ocpp.v201 import call
 from typer.testing import CliRunner
 
 from adapters.cli import app
-from adapters.event_loop import uvloop_available
+from adapters.ops.event_loop import uvloop_available
 from tests.peers import connected_charger, running_csms
 
 EXECUTABLE = str(Path(sys.executable).with_name("ocpp-bridge"))

@@ -73,7 +73,7 @@ def test_demo_log_lines_go_above_the_live_table_at_its_level() -> None:
     from rich.live import Live
 
     from adapters.demo import configure_demo_logging
-    from adapters.logs import get_logger
+    from adapters.ops.logs import get_logger
 
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=100)

@@ -9,7 +9,7 @@ from typing import Any
 
 from adapters.connection import MemoryConnection, SendLimits
 from adapters.driver import CoreDriver
-from adapters.metrics import BridgeMetrics
+from adapters.ops.metrics import BridgeMetrics
 from bridge.effects import Close, Effect, Send, Side
 
 

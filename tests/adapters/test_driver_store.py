@@ -10,9 +10,9 @@ from typing import Any
 
 from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver
+from adapters.ops.trace import StationTrace, TraceTarget
 from adapters.store import StoreError
 from adapters.store_api import FencedError
-from adapters.trace import StationTrace, TraceTarget
 from bridge.effects import Close, Effect, Persist, Send, Side
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from adapters import config as config_module
-from adapters import event_loop
 from adapters.config import ConfigError, load_config
+from adapters.ops import event_loop
 
 HAS_UVLOOP = event_loop.uvloop_available()
 

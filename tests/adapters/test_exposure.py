@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from adapters.cli import app
 from adapters.config import BridgeConfig
-from adapters.exposure import exposure_warnings, is_loopback
+from adapters.ops.exposure import exposure_warnings, is_loopback
 
 runner = CliRunner()
 

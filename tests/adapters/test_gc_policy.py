@@ -1,4 +1,4 @@
-"""`adapters.gc_policy`: long-lived objects leave the collector's generations; cyclic garbage among
+"""`adapters.ops.gc_policy`: long-lived objects leave the collector's generations; cyclic garbage among
 them is still reclaimed by the periodic full collection."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.gc_policy import THRESHOLDS, GcPolicy
+from adapters.ops.gc_policy import THRESHOLDS, GcPolicy
 
 
 @pytest.fixture(autouse=True)

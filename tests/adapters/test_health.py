@@ -29,11 +29,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from websockets.asyncio.client import connect
 
-from adapters import health
 from adapters.config import BridgeConfig, ConfigError
-from adapters.health import HealthServer
 from adapters.mapping_files import compile_file
-from adapters.metrics import (
+from adapters.ops import health
+from adapters.ops.health import HealthServer
+from adapters.ops.metrics import (
     CALLERROR,
     CALLRESULT,
     CONTENT_TYPE,

@@ -6,9 +6,9 @@ import asyncio
 import socket
 from pathlib import Path
 
-from adapters.health import HealthServer
-from adapters.healthcheck import health_url, main
-from adapters.metrics import BridgeMetrics
+from adapters.ops.health import HealthServer
+from adapters.ops.healthcheck import health_url, main
+from adapters.ops.metrics import BridgeMetrics
 
 
 def _config(tmp_path: Path, health: str) -> Path:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from adapters.leases import LeaseKeeper
-from adapters.logs import station_logger
+from adapters.ops.logs import station_logger
 from adapters.store_pg import PgStore
 from bridge.effects import Side
 

@@ -15,7 +15,7 @@ import structlog
 
 from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver
-from adapters.logs import (
+from adapters.ops.logs import (
     DIAGNOSTIC_BURST,
     MAX_ITEMS,
     MAX_VALUE_CHARS,
@@ -24,7 +24,7 @@ from adapters.logs import (
     configure_logging,
     get_logger,
 )
-from adapters.metrics import BridgeMetrics
+from adapters.ops.metrics import BridgeMetrics
 from bridge.effects import Effect, Report, Side
 from bridge.rpc import Diagnostic
 

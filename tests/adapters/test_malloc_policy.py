@@ -1,4 +1,4 @@
-"""adapters.malloc_policy: after a 256 KiB block (uvloop's TLS read buffer) is freed, the next one is
+"""adapters.ops.malloc_policy: after a 256 KiB block (uvloop's TLS read buffer) is freed, the next one is
 still mapped afresh, not carved from the heap.
 
 Each case runs in a fresh interpreter: the allocator's state is per process.
@@ -14,7 +14,7 @@ import pytest
 
 PROBE = """
 import ctypes, sys
-from adapters.malloc_policy import fix_mmap_threshold
+from adapters.ops.malloc_policy import fix_mmap_threshold
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = (ctypes.c_size_t,)

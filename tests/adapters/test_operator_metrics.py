@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from adapters.cli import app
 from adapters.config import BridgeConfig
-from adapters.metrics import BridgeMetrics
 from adapters.ocpp.north import CsmsConnector, CsmsUnavailable, Pacer
+from adapters.ops.metrics import BridgeMetrics
 from bridge.effects import Side
 from tests.adapters.test_health import parse_metrics, value
 

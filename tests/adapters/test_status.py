@@ -16,8 +16,8 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call
 
 from adapters.config import BridgeConfig
+from adapters.ops.status import MAX_LIMIT, StatusQuery, register_wh, render_html
 from adapters.runtime import Runtime
-from adapters.status import MAX_LIMIT, StatusQuery, register_wh, render_html
 from tests.adapters.test_health import http_get
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
 from tests.e2e.iec104_charger import idle_charger, station_entry

@@ -22,8 +22,8 @@ from adapters.cli_trace import TraceFormatter, follow_lines, last_lines
 from adapters.config import BridgeConfig
 from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver
-from adapters.logs import get_logger
-from adapters.trace import (
+from adapters.ops.logs import get_logger
+from adapters.ops.trace import (
     MAX_DEPTH,
     TOKEN_KEYS,
     StationTrace,

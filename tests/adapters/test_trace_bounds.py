@@ -10,7 +10,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from adapters.trace import MAX_DEPTH, MAX_FRAME_CHARS, StationTrace, TraceTarget, mask_frame
+from adapters.ops.trace import MAX_DEPTH, MAX_FRAME_CHARS, StationTrace, TraceTarget, mask_frame
 from bridge.effects import Side
 
 TAG = "04A2B3C4D5E6F7"

@@ -691,7 +691,7 @@ async def test_a_direct_client_and_a_websockets_server_talk_both_ways() -> None:
 
 
 async def test_a_closed_server_connection_is_freed_without_the_cyclic_collector() -> None:
-    """The bridge freezes what lives long (adapters.gc_policy), so a closed connection that needed
+    """The bridge freezes what lives long (adapters.ops.gc_policy), so a closed connection that needed
     the cyclic collector would linger with its TLS buffers until the next full collection."""
     gone: list[weakref.ref[Any]] = []
 

@@ -24,8 +24,8 @@ from typing import Any, cast
 from adapters.config import BridgeConfig, OcppStation
 from adapters.device_model_file import load_config_table
 from adapters.driver import CoreDriver
-from adapters.logs import log_diagnostic
 from adapters.ocpp.v16_station import ocpp16_host
+from adapters.ops.logs import log_diagnostic
 from adapters.schemas import OfficialSchemas
 from adapters.store import Store
 from bridge.effects import Effect, Persist, Report, Send, Side

@@ -20,8 +20,8 @@ from ocpp.v201 import call as call201
 
 from adapters.config import ConfigError, Iec104Station
 from adapters.iec104.station import iec104_host, load_table
-from adapters.logs import station_logger
 from adapters.ocpp.north import CsmsConnector, Pacer
+from adapters.ops.logs import station_logger
 from adapters.runtime import Runtime
 from adapters.store import Store
 from adapters.translated import TranslatedHost

@@ -22,9 +22,9 @@ from typing import Any
 from adapters.config import Iec104Station
 from adapters.iec104.station import iec104_host, load_table
 from adapters.leases import LeaseKeeper
-from adapters.logs import station_logger
-from adapters.metrics import BridgeMetrics
 from adapters.ocpp.north import CsmsConnector, Pacer
+from adapters.ops.logs import station_logger
+from adapters.ops.metrics import BridgeMetrics
 from adapters.runtime import Runtime
 from adapters.store_pg import PgStore
 from adapters.translated import TranslatedHost

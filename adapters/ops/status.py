@@ -14,10 +14,10 @@ Rules
   connector statuses and the registration of pass-through stations, and the last transaction ended and
   whether the CSMS acknowledged it. The driver tells it every frame (`adapters.driver`, only when the
   page is on: otherwise no station has one and nothing is recorded); a frame is labelled from its head
-  (`adapters.metrics.frame_label`) and only those three CALLs toward the CSMS, and the answers awaited
+  (`adapters.ops.metrics.frame_label`) and only those three CALLs toward the CSMS, and the answers awaited
   for them, are parsed. Everything it holds is bounded (`MAX_TRANSACTIONS`, `MAX_CONNECTORS`,
   `MAX_AWAITED` per station).
-- No secret and no idToken in clear: an idToken is kept only masked (`adapters.trace.mask_token`, as in
+- No secret and no idToken in clear: an idToken is kept only masked (`adapters.ops.trace.mask_token`, as in
   traces: `04****F7`); no frame's content is shown, only its label and time; no password, no URL
   with credentials.
 - Scale: a page shows at most `limit` stations (50 by default, at most `MAX_LIMIT`), filtered by a part
@@ -41,8 +41,8 @@ from urllib.parse import parse_qs, urlencode
 
 import orjson
 
-from adapters.metrics import CALLERROR, CALLRESULT, frame_label
-from adapters.trace import mask_token
+from adapters.ops.metrics import CALLERROR, CALLRESULT, frame_label
+from adapters.ops.trace import mask_token
 from adapters.version import version
 from bridge.effects import Side
 

@@ -32,7 +32,7 @@ import asyncio
 import gc
 import time
 
-from adapters.logs import get_logger
+from adapters.ops.logs import get_logger
 
 FREEZE_INTERVAL = 5.0
 FULL_INTERVAL = 900.0

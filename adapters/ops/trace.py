@@ -71,7 +71,7 @@ from typing import IO, Any
 import orjson
 
 from adapters.config import BridgeConfig, BridgeSection
-from adapters.logs import get_logger
+from adapters.ops.logs import get_logger
 from bridge.effects import Side
 
 __all__ = [

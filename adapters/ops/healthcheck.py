@@ -1,4 +1,4 @@
-"""The container's HEALTHCHECK: `python -m adapters.healthcheck [CONFIG]` asks the configured `/health`.
+"""The container's HEALTHCHECK: `python -m adapters.ops.healthcheck [CONFIG]` asks the configured `/health`.
 
 Rules
 - The address is `[bridge] health` of the configuration (default /etc/ocpp-bridge/bridge.toml) with its

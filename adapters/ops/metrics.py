@@ -1,4 +1,4 @@
-"""Prometheus metrics of one running bridge (`GET /metrics`, served by `adapters.health`).
+"""Prometheus metrics of one running bridge (`GET /metrics`, served by `adapters.ops.health`).
 
 Rules
 - `BridgeMetrics` owns a private `CollectorRegistry`, never the process-wide default one, so several

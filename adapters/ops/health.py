@@ -11,7 +11,7 @@ Rules
 - `GET /metrics`: the Prometheus text format of the runtime's private registry.
 - With a `status` source (`[bridge] status_page = true`): `GET /` and `GET /status` answer the status
   page (HTML), `GET /status.json` the same snapshot as JSON; the query string (`q`, `problems`,
-  `page`, `limit`) chooses the stations (`adapters.status`). Without one those paths are 404.
+  `page`, `limit`) chooses the stations (`adapters.ops.status`). Without one those paths are 404.
 - `HEAD` answers like `GET` without a body; any other method gets 405, any other path 404. A request
   h11 cannot read (not HTTP, raw non-ASCII bytes in its path, no `Host` in HTTP/1.1, a head over
   `MAX_HEAD` bytes) gets the status h11 names for it (400, 431). Every answer has a Content-Length and
@@ -41,15 +41,15 @@ import h11
 import orjson
 
 from adapters.config import split_host_port
-from adapters.logs import get_logger
-from adapters.metrics import CONTENT_TYPE, BridgeMetrics
-from adapters.status import render_html
+from adapters.ops.logs import get_logger
+from adapters.ops.metrics import CONTENT_TYPE, BridgeMetrics
+from adapters.ops.status import render_html
 
 # name -> None when the check passes, else the reason it does not
 Readiness = Callable[[], dict[str, str | None]]
 # /ready's "stations": counts and the stations that are down, with why (informational)
 StationProblems = Callable[[], dict[str, Any]]
-# a URL's query string -> the status page's snapshot (`adapters.status`)
+# a URL's query string -> the status page's snapshot (`adapters.ops.status`)
 StatusSource = Callable[[str], dict[str, Any]]
 
 REQUEST_TIMEOUT = 5.0
