@@ -4,7 +4,7 @@ same run, and the time for the survivors to take over a killed replica's station
 Run: `.venv/bin/python -m bench.replicas [--preset quick|full]` (or `python -m bench.run --only
 replicas`); writes `results.json` under bench/results/replicas-<preset>/ (`--out DIR` elsewhere) with
 the child processes' logs in its `logs/`, prints one line per figure and, last, one JSON object. A
-throwaway PostgreSQL server is started for the run (adapters/local_pg.py: the installed server's
+throwaway PostgreSQL server is started for the run (adapters/cli/local_pg.py: the installed server's
 initdb and postgres on 127.0.0.1; fsync and synchronous_commit on, its defaults), a fresh database for
 each bridge set, and stopped at the end; without PostgreSQL the run says so and exits 2.
 
@@ -54,7 +54,7 @@ from typing import Any
 
 import psycopg
 
-from adapters.local_pg import LocalPostgres, PostgresMissing
+from adapters.cli.local_pg import LocalPostgres, PostgresMissing
 from bench.common import Child, cpu_seconds, percentile, raise_nofile_limit, summary_ms
 from bench.iec104_load import PREFIX_OUT, Fleet, wait_linked
 from bench.load import (

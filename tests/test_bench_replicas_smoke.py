@@ -1,5 +1,5 @@
 """Smoke test of bench/replicas.py: its smallest preset runs end to end on a real PostgreSQL (the one the
-bench starts itself, adapters/local_pg.py) with real bridge processes, and its report holds what the
+bench starts itself, adapters/cli/local_pg.py) with real bridge processes, and its report holds what the
 README says. Never a timing threshold: the figures are for `python -m bench.replicas`, not pass/fail;
 what is asserted is what must hold at any speed (every pair answered and counted, every station of the
 killed replica leased, re-interrogated and reconnected to the CSMS by the survivors)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
+from adapters.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDES = ("README.md", "docs/simulate.md")

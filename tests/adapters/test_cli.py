@@ -13,7 +13,7 @@ from pathlib import Path
 from ocpp.v201 import call
 from typer.testing import CliRunner
 
-from adapters.cli import app
+from adapters.cli.main import app
 from adapters.ops.event_loop import uvloop_available
 from tests.peers import connected_charger, running_csms
 

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
+from adapters.cli.main import app
 from adapters.mapping_files import load_reference
 
 runner = CliRunner()

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from adapters.cli.config_docs import render
 from adapters.config import BridgeSection, CsmsSection, SouthSection
-from adapters.config_docs import render
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_committed_reference_matches_the_models() -> None:
     assert DOCS.read_text(encoding="utf-8") == render(), (
-        "docs/configuration.md is stale: run `python -m adapters.config_docs > docs/configuration.md`"
+        "docs/configuration.md is stale: run `python -m adapters.cli.config_docs > docs/configuration.md`"
     )
 
 

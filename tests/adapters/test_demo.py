@@ -72,7 +72,7 @@ def test_demo_log_lines_go_above_the_live_table_at_its_level() -> None:
     from rich.console import Console
     from rich.live import Live
 
-    from adapters.demo import configure_demo_logging
+    from adapters.cli.demo import configure_demo_logging
     from adapters.ops.logs import get_logger
 
     screen = io.StringIO()

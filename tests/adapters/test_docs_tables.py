@@ -1,16 +1,16 @@
-"""docs/ tables are rendered from the tables the code runs (`adapters.docs_tables`); they must match."""
+"""docs/ tables are rendered from the tables the code runs (`adapters.cli.docs_tables`); they must match."""
 
 from __future__ import annotations
 
 import pytest
 
-from adapters.docs_tables import MissingRegion, render_document, rendered
+from adapters.cli.docs_tables import MissingRegion, render_document, rendered
 
 
 def test_committed_documents_match_the_tables_they_render() -> None:
     for path, text in rendered().items():
         assert path.read_text(encoding="utf-8") == text, (
-            f"{path} is stale: run `python -m adapters.docs_tables`"
+            f"{path} is stale: run `python -m adapters.cli.docs_tables`"
         )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
+from adapters.cli.main import app
 from adapters.config import BridgeConfig
 from adapters.ops.exposure import exposure_warnings, is_loopback
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
+from adapters.cli.main import app
 from adapters.schemas import OfficialSchemas
 from bridge.errors import OcppVersion
 from bridge.schema import PayloadKind, Violation

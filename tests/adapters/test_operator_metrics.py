@@ -8,7 +8,7 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
+from adapters.cli.main import app
 from adapters.config import BridgeConfig
 from adapters.ocpp.north import CsmsConnector, CsmsUnavailable, Pacer
 from adapters.ops.metrics import BridgeMetrics

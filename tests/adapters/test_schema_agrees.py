@@ -29,7 +29,7 @@ import pytest
 from ruamel.yaml import YAML, YAMLError
 from typer.testing import CliRunner
 
-from adapters.cli import app
+from adapters.cli.main import app
 from adapters.mapping_files import MappingFileError, is_iec104_table, load_file
 
 ROOT = Path(__file__).resolve().parents[2]

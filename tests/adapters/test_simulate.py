@@ -1,6 +1,6 @@
 """`ocpp-bridge simulate`: the simulated chargers against the real bridge (`Runtime`) and an `ocpp` CSMS.
 
-The 104 simulator (`adapters.iec104_outstation.Outstation`) dials in to `[south] iec104_listen` with the
+The 104 simulator (`adapters.cli.outstation104.Outstation`) dials in to `[south] iec104_listen` with the
 example vendor table's registration frame and card ASDUs, or listens for the bridge to dial it; the
 scripted CLI runs a short session file and exits 0; `simulate ocpp1.6` and `ocpp2.0.1` run theirs
 through the bridge's OCPP listener. Every server binds 127.0.0.1 port 0; every wait is bounded.
@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from ocpp.v201 import call as call201
 
+from adapters.cli.outstation104 import Outstation
+from adapters.cli.simulators import ScriptError, load_script
 from adapters.config import Iec104Station
 from adapters.iec104.station import load_table
-from adapters.iec104_outstation import Outstation
-from adapters.simulate import ScriptError, load_script
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
 from tests.e2e.test_iec104_dial_in import dial_in_config, listen_port, payloads, statuses
 from tests.peers import Csms, running_csms
@@ -264,7 +264,10 @@ def test_scripts_are_json_lines_or_a_yaml_list_and_bad_steps_are_named(tmp_path:
 
 def test_python_m_iec104_sim_points_at_the_simulate_command() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "adapters.iec104_sim"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "adapters.cli.c104_outstation"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert completed.returncode == 2
     assert "ocpp-bridge simulate iec104" in completed.stderr

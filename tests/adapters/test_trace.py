@@ -17,8 +17,8 @@ from ocpp.v201 import call as call201
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from adapters.cli import app
-from adapters.cli_trace import TraceFormatter, follow_lines, last_lines
+from adapters.cli.main import app
+from adapters.cli.trace import TraceFormatter, follow_lines, last_lines
 from adapters.config import BridgeConfig
 from adapters.connection import MemoryConnection
 from adapters.driver import CoreDriver

@@ -30,7 +30,7 @@ from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 from websockets.utils import accept_key
 
-from adapters.cli import app
+from adapters.cli.main import app
 from adapters.ocpp.ws_direct import (
     DirectServerConnection,
     ProxyRefused,

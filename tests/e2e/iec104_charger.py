@@ -1,4 +1,4 @@
-"""The simulated IEC 104 charger of the tests: the one the demo ships (`adapters.iec104_sim`).
+"""The simulated IEC 104 charger of the tests: the one the demo ships (`adapters.cli.c104_outstation`).
 
 Tests create it without `react`, so every point changes only when the test says so.
 `idle_charger()` starts one laid out per the shipped default table (holstered, work status idle,
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from adapters.iec104_sim import HOST, Charger104, free_port
+from adapters.cli.c104_outstation import HOST, Charger104, free_port
 from adapters.mapping_files import compile_file
 
 __all__ = ["HOST", "IDLE", "Charger104", "free_port", "idle_charger", "station_entry"]

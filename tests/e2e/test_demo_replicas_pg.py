@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters import local_pg
-from adapters.cli import app
+from adapters.cli import local_pg
+from adapters.cli.main import app
 from tests.pg import require_server_bin
 
 EXECUTABLE = str(Path(sys.executable).with_name("ocpp-bridge"))

@@ -5,7 +5,7 @@ Rules
   found free on 127.0.0.1); the store lives in a temporary folder that is removed at the end; the 104
   charger's point table is the shipped default (package data, so any working directory works).
 - The CSMS and the OCPP chargers are built on the `ocpp` package (PyPI), an implementation independent
-  of the bridge; the 104 charger is a c104 `Server` (`adapters.iec104_sim`). The bridge in the middle
+  of the bridge; the 104 charger is a c104 `Server` (`adapters.cli.c104_outstation`). The bridge in the middle
   is the same `Runtime` that `ocpp-bridge run` uses.
 - Four chargers, each running sessions until the demo ends (a session under way is completed first):
   DEMO-16 (OCPP 1.6J, translated) and DEMO-201 (OCPP 2.0.1, passed through) plug in, authorize a
@@ -13,7 +13,7 @@ Rules
   the CSMS remote-starts it (the bridge sends the start command, the charger starts charging), its
   energy register and output measurements grow, the CSMS remote-stops it, it is unplugged;
   DEMO-CARD (IEC 104 on the vendor example table example-dialin-card, the simulator's outstation
-  `adapters.iec104_outstation`) dials in to the bridge's iec104_listen and registers, plugs in, a card
+  `adapters.cli.outstation104`) dials in to the bridge's iec104_listen and registers, plugs in, a card
   starts its session, the same card stops it, its settlement record makes the Ended, it is unplugged.
   Session timings are short (time-lapsed energy) so that one session of each fits in `--duration 5`.
 - The live view (rich, only on a terminal; 80 columns are enough) shows what the CSMS sees: stations,
@@ -29,7 +29,7 @@ Rules
   with the others, so an operator can watch the stations in a browser while the demo runs.
 - Every wait is bounded; every server, task and thread the demo starts is stopped before it returns.
 - `--replicas N` (N ≥ 2): the same chargers and CSMS through N bridge processes on a local PostgreSQL,
-  one killed mid-session: adapters.demo_replicas (this module's sessions with longer waits).
+  one killed mid-session: adapters.cli.demo_replicas (this module's sessions with longer waits).
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from adapters.cli.c104_outstation import HOST, Charger104
+from adapters.cli.outstation104 import Outstation
 from adapters.config import BridgeConfig
-from adapters.iec104_outstation import Outstation
-from adapters.iec104_sim import HOST, Charger104
 from adapters.mapping_files import compile_file, load_reference, shipped_table
 from adapters.ops.logs import configure_logging
 from adapters.runtime import Runtime
@@ -796,7 +796,7 @@ async def run_demo(duration: float | None, log_level: str = "warning") -> bool:
         stack.push_async_callback(_close_csms, csms_server, csms_sessions)
         csms_port = next(iter(csms_server.sockets)).getsockname()[1]
 
-        # confirm_delay: see adapters.iec104_sim (a charger answers in milliseconds, not microseconds)
+        # confirm_delay: see adapters.cli.c104_outstation (a charger answers in milliseconds, not microseconds)
         charger104 = Charger104(compile_file(mapping, 1), IDLE_104, react=True, confirm_delay=0.005)
         station104 = {
             "id": DEMO_104,

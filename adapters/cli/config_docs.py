@@ -2,7 +2,7 @@
 
 Rules
 - Every key of every section, with its type, default and description, comes from `adapters.config`; the
-  document is never edited by hand. `python -m adapters.config_docs > docs/configuration.md` rewrites it,
+  document is never edited by hand. `python -m adapters.cli.config_docs > docs/configuration.md` rewrites it,
   and a test fails when the committed file differs from what the models render.
 """
 
@@ -29,7 +29,7 @@ from adapters.config import (
 _INTRO = f"""\
 # Configuration reference
 
-Generated from `adapters/config.py` by `python -m adapters.config_docs`; do not edit by hand.
+Generated from `adapters/config.py` by `python -m adapters.cli.config_docs`; do not edit by hand.
 
 The bridge reads one TOML file (`ocpp-bridge run --config FILE`). Any key can be overridden from the
 environment: `{ENV_PREFIX}<SECTION>__<KEY>` (for example `{ENV_PREFIX}CSMS__URL`), and a station's key

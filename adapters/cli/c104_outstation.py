@@ -271,11 +271,11 @@ class Charger104:
         return bool(self.server.has_active_connections)
 
 
-if __name__ == "__main__":  # `python -m adapters.iec104_sim` used to exit 0 doing nothing
+if __name__ == "__main__":  # `python -m adapters.cli.c104_outstation` used to exit 0 doing nothing
     import sys
 
     sys.stderr.write(
-        "adapters.iec104_sim is the demo's and the tests' c104 charger, not a command: run a"
+        "adapters.cli.c104_outstation is the demo's and the tests' c104 charger, not a command: run a"
         " simulated charger with `ocpp-bridge simulate iec104 --table NAME_OR_PATH`"
         " (see `ocpp-bridge simulate --help`)\n"
     )

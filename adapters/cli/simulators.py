@@ -10,9 +10,9 @@ await sim.close()
 Rules
 - A charger is a `Sim`: plug, unplug, swipe a card, charge for some seconds, stop charging; each step
   waits for what it asks (the card's answer, the settlement record's acknowledgement) within bounds.
-  `Iec104Sim` is the outstation of `adapters.iec104_outstation` (registration, cards and settlement
+  `Iec104Sim` is the outstation of `adapters.cli.outstation104` (registration, cards and settlement
   records where its table declares them); `OcppSim` is the demo's 1.6J or 2.0.1 charger
-  (`adapters.demo.DemoCharger16`, `DemoCharger201`), booted, with heartbeats at the CSMS's interval.
+  (`adapters.cli.demo.DemoCharger16`, `DemoCharger201`), booted, with heartbeats at the CSMS's interval.
 - Card flow, the same for every kind: an accepted card starts charging on a plugged-in connector (or
   when it is plugged in later) and stops a charging one. `charge: N` starts charging without a card
   where none started it (an OCPP charger uses its `--card`) and lets it charge N seconds. While a
@@ -40,7 +40,7 @@ from typing import Any, Final, Protocol
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from adapters.iec104_outstation import Outstation
+from adapters.cli.outstation104 import Outstation
 
 STEP_KINDS: Final = ("plug", "unplug", "swipe", "charge", "stop", "wait")
 DEFAULT_CARD: Final = "1234567890123456"
@@ -259,7 +259,7 @@ class OcppSim:
         from websockets.asyncio.client import connect
         from websockets.typing import Subprotocol
 
-        from adapters.demo import DemoCharger16, DemoCharger201
+        from adapters.cli.demo import DemoCharger16, DemoCharger201
 
         headers = {}
         if self.password is not None:

@@ -14,7 +14,7 @@ Rules
   (nothing required, `null` removes a key), since it overrides its base key by key.
 - `explain` also prints the registration frame and every private ASDU as a byte diagram (offset,
   size, field, type, meaning) with what it means in OCPP 2.0.1.
-- `replay PATH EVENTS` runs recorded 104 point changes (JSON lines, see `adapters.mapping_replay` and
+- `replay PATH EVENTS` runs recorded 104 point changes (JSON lines, see `adapters.cli.mapping_replay` and
   docs/mapping-language.md) through the table and the station core with a fake clock, and prints every
   OCPP 2.0.1 frame that would go to the CSMS on stdout, one per line after its time (`+12.000s`), each
   validated against the official schema. 104 commands, interrogations and diagnostics go to stderr as
@@ -182,8 +182,8 @@ def replay(
     ] = 10.0,
 ) -> None:
     """Replay recorded point changes (see REPLAY_HELP)."""
+    from adapters.cli.mapping_replay import ReplayError, replay_file
     from adapters.mapping_files import MappingFileError, load_file, table_path
-    from adapters.mapping_replay import ReplayError, replay_file
     from adapters.schemas import OfficialSchemas
 
     path = table_path(path)

@@ -2,10 +2,10 @@
 PostgreSQL, one replica killed (SIGKILL) mid-session; the survivors serve its stations.
 
 Rules
-- PostgreSQL: the installed server (`adapters.local_pg`: initdb into a temporary folder, 127.0.0.1 and
+- PostgreSQL: the installed server (`adapters.cli.local_pg`: initdb into a temporary folder, 127.0.0.1 and
   a free port only); none installed: `PostgresMissing`, which `ocpp-bridge demo` turns into one line
   saying what to install and exit status 2, before anything starts.
-- Replicas: N processes of `ocpp-bridge run` (this Python, `adapters.cli`), named A, B, ..., with one
+- Replicas: N processes of `ocpp-bridge run` (this Python, `adapters.cli.main`), named A, B, ..., with one
   configuration but for their ports (each its own south, iec104_listen and health/status port):
   `[bridge] leases = true`, `lease_seconds = 2`, the store the PostgreSQL database. Their log lines (at
   `--log-level`, readable) go to stderr prefixed with the replica's name, above the live view.
@@ -14,7 +14,7 @@ Rules
   they connect to the next address and send the message under way again (`Roaming`). DEMO-104 and
   DEMO-104B are dial-out IEC 104 chargers (c104 servers): the replicas spread them by their leases.
   DEMO-CARD dials in to A, then to the next replica after every drop. Sessions as in the single
-  demo (adapters.demo), with longer waits around the failover.
+  demo (adapters.cli.demo), with longer waits around the failover.
 - The live view adds the column "by": the replica serving each station (its lease's owner, read from
   PostgreSQL twice a second; DEMO-201, a pass-through station without a lease, the replica it is
   connected to).
@@ -52,7 +52,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
-from adapters.demo import (
+from adapters.cli.c104_outstation import HOST, Charger104
+from adapters.cli.demo import (
     CARD_SERIAL,
     DEMO_16,
     DEMO_104,
@@ -75,9 +76,8 @@ from adapters.demo import (
     _watch,
     configure_demo_logging,
 )
-from adapters.iec104_outstation import Outstation
-from adapters.iec104_sim import HOST, Charger104
-from adapters.local_pg import LocalPostgres, free_port
+from adapters.cli.local_pg import LocalPostgres, free_port
+from adapters.cli.outstation104 import Outstation
 from adapters.mapping_files import compile_file, load_reference, shipped_table
 
 DEMO_104B = "DEMO-104B"
@@ -205,7 +205,7 @@ class Replica:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
-            "from adapters.cli import main; main()",
+            "from adapters.cli.main import main; main()",
             "run",
             "--config",
             str(self.config),

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.cli_mappings import app as mappings_app
-from adapters.cli_simulate import SIMULATE_HELP
-from adapters.cli_simulate import app as simulate_app
-from adapters.cli_trace import TRACE_HELP
-from adapters.cli_trace import trace as trace_command
+from adapters.cli.mappings import app as mappings_app
+from adapters.cli.simulate import SIMULATE_HELP
+from adapters.cli.simulate import app as simulate_app
+from adapters.cli.trace import TRACE_HELP
+from adapters.cli.trace import trace as trace_command
 from adapters.config import BridgeConfig, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -201,12 +201,12 @@ def demo(
     """Run simulated chargers and a small CSMS through the real bridge, on loopback only (the
     bridge's status page on too: its URL is printed)."""
     if replicas == 1:
-        from adapters.demo import run_demo
+        from adapters.cli.demo import run_demo
 
         ok = asyncio.run(run_demo(duration, log_level.value))
         raise typer.Exit(0 if ok else 1)
-    from adapters.demo_replicas import run_replicas_demo
-    from adapters.local_pg import PostgresMissing
+    from adapters.cli.demo_replicas import run_replicas_demo
+    from adapters.cli.local_pg import PostgresMissing
 
     try:
         ok = asyncio.run(run_replicas_demo(duration, log_level.value, replicas))

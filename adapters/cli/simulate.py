@@ -1,4 +1,4 @@
-"""`ocpp-bridge simulate iec104|ocpp1.6|ocpp2.0.1`: one simulated charger (adapters.simulate).
+"""`ocpp-bridge simulate iec104|ocpp1.6|ocpp2.0.1`: one simulated charger (adapters.cli.simulators).
 
 Rules
 - A table, address or script that cannot be used prints one line per problem on stderr and exits 2
@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from adapters.simulate import DEFAULT_CARD, ScriptError, Step
+from adapters.cli.simulators import DEFAULT_CARD, ScriptError, Step
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -66,7 +66,7 @@ def _address(text: str, option: str) -> tuple[str, int]:
 def _script(path: Path | None) -> list[Step] | None:
     if path is None:
         return None
-    from adapters.simulate import load_script
+    from adapters.cli.simulators import load_script
 
     try:
         return load_script(path)
@@ -114,11 +114,11 @@ def iec104(
     power: Annotated[float, typer.Option("--power", help="Charging power in kW.")] = 60.0,
     log_level: LogOption = "warning",
 ) -> None:
+    from adapters.cli.outstation104 import Outstation
+    from adapters.cli.simulators import Iec104Sim
     from adapters.config import Iec104Station
     from adapters.iec104.station import load_table
-    from adapters.iec104_outstation import Outstation
     from adapters.mapping_files import MappingFileError
-    from adapters.simulate import Iec104Sim
 
     if dial_in is not None and listen is not None:
         raise _fail("--dial-in and --listen exclude each other")
@@ -143,7 +143,7 @@ def iec104(
     except ValueError as exc:
         raise _fail(f"--table {table}: {exc}") from None
     _logging(log_level)
-    from adapters.simulate import LiveLine
+    from adapters.cli.simulators import LiveLine
 
     line = LiveLine()
     outstation = Outstation(
@@ -191,7 +191,7 @@ def _ocpp(version: str) -> Any:
         power: Annotated[float, typer.Option("--power", help="Charging power in kW.")] = 22.0,
         log_level: LogOption = "warning",
     ) -> None:
-        from adapters.simulate import LiveLine, OcppSim
+        from adapters.cli.simulators import LiveLine, OcppSim
 
         if not url.startswith(("ws://", "wss://")):
             raise _fail(f"--url {url}: ws:// or wss:// expected")
@@ -236,7 +236,7 @@ def _logging(level: str) -> None:
 
 
 async def _drive(sim: Any, steps: list[Step] | None, line: Any, ready: Any) -> int:
-    from adapters.simulate import run_keys, run_script
+    from adapters.cli.simulators import run_keys, run_script
 
     if steps is not None:
         if ready is not None:

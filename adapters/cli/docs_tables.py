@@ -11,7 +11,7 @@ Rules
   - `table-gb-dc-charger`, `table-gb-ac-charger`, `table-example-dialin-card` (docs/mapping-language.md):
     the shipped IEC 104 tables compiled for one connector, as `ocpp-bridge mappings explain --format
     markdown` prints them (with the registration and private ASDUs as byte diagrams).
-- `python -m adapters.docs_tables` rewrites every region in place; a test fails when a committed document
+- `python -m adapters.cli.docs_tables` rewrites every region in place; a test fails when a committed document
   differs from what the tables render (or lacks a region).
 """
 
@@ -27,7 +27,7 @@ from adapters.device_model_file import SHIPPED_TABLE, plain
 from bridge.v16.actions import CHARGER_ACTIONS, CSMS_ACTIONS, ActionTreatment
 from bridge.v16.device_model import LEGACY_COMPONENT, TableModel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 
@@ -78,7 +78,7 @@ def config_keys() -> str:
 
 def point_table(name: str) -> Callable[[], str]:
     def render() -> str:
-        from adapters.cli_mappings import markdown_table
+        from adapters.cli.mappings import markdown_table
         from adapters.mapping_files import load_reference
 
         compiled = load_reference(name).compile(1)
