@@ -1,4 +1,4 @@
-"""The official OCPP JSON schemas, compiled: the `bridge.schema.SchemaRegistry` the runtime uses.
+"""The official OCPP JSON schemas, compiled: the `bridge.ocppj.schema.SchemaRegistry` the runtime uses.
 
 Rules
 - The schemas come from the `ocpp` package (PyPI), which ships the OCA's files: OCPP 1.6 core plus the
@@ -38,8 +38,8 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from bridge.errors import OcppVersion
-from bridge.schema import PayloadKind, Violation
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.schema import PayloadKind, Violation
 from bridge.v16.timestamps import is_date_time_text
 
 _FORMATS: dict[OcppVersion, dict[str, Any]] = {

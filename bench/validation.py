@@ -16,9 +16,9 @@ import orjson
 from ocpp.messages import Call, _validate_payload
 
 from adapters.schemas import OfficialSchemas
-from bridge.errors import OcppVersion
-from bridge.rpc import RpcEndpoint
-from bridge.schema import PayloadKind
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.rpc import RpcEndpoint
+from bridge.ocppj.schema import PayloadKind
 
 TRANSACTION_EVENT: dict[str, Any] = {
     "eventType": "Updated",

@@ -30,7 +30,7 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
-from bridge.errors import Fault
+from bridge.ocppj.errors import Fault
 
 ITEMS_PER_MESSAGE: Final = 50
 BYTES_PER_MESSAGE: Final = 65536

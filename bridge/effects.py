@@ -18,7 +18,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bridge.rpc import Diagnostic
+from bridge.ocppj.rpc import Diagnostic
 
 
 class Side(enum.Enum):

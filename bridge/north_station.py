@@ -58,12 +58,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bridge.device_data import over_limit
-from bridge.directions import Sender
 from bridge.effects import CLOSE_GOING_AWAY, Close, Effect, Persist, Report, Send, Side
-from bridge.errors import Fault, OcppVersion, OutboundPayloadInvalid
-from bridge.ocppj import CallError
-from bridge.outbox import Entry, Outbox
-from bridge.rpc import (
+from bridge.ocppj.directions import Sender
+from bridge.ocppj.errors import Fault, OcppVersion, OutboundPayloadInvalid
+from bridge.ocppj.frames import CallError
+from bridge.ocppj.rpc import (
     CallFailed,
     CallOverdue,
     CallReceived,
@@ -76,7 +75,8 @@ from bridge.rpc import (
     RpcEvent,
     Unresponsive,
 )
-from bridge.schema import PayloadKind, SchemaRegistry
+from bridge.ocppj.schema import PayloadKind, SchemaRegistry
+from bridge.outbox import Entry, Outbox
 
 TABLE: Final = "north"
 DEFAULT_HEARTBEAT: Final = 300

@@ -61,7 +61,7 @@ from bridge.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
 from bridge.effects import Persist, Report, Side
 from bridge.iec104.vocabulary import MEASURANDS  # the 2.0.1 MeasurandEnumType, from the schemas
 from bridge.north_station import DEFAULT_HEARTBEAT, NorthSettings, NorthStation
-from bridge.rpc import Diagnostic
+from bridge.ocppj.rpc import Diagnostic
 
 TABLE: Final = "owned"
 STATUSES: Final = ("Available", "Occupied", "Reserved", "Unavailable", "Faulted")

@@ -3,7 +3,7 @@
 Rules
 - Both connections speak 2.0.1. Every frame is validated where it enters (by that side's `RpcEndpoint`);
   an invalid frame is answered there with the right CALLERROR and is not forwarded, and so is a CALL in
-  the wrong direction (a CSMS sending Heartbeat: NotSupported, `bridge.directions`).
+  the wrong direction (a CSMS sending Heartbeat: NotSupported, `bridge.ocppj.directions`).
 - A valid CALL from one side is re-sent on the other with a message id of the bridge's own (part 4 §6.4:
   ids the bridge sends must never collide with the peers'); the answer travels back under the original id.
   Payloads are forwarded untouched; they are not validated a second time against the same schema.
@@ -24,7 +24,7 @@ Rules
   connection stays (a firmware that never answers one action must not lose its link), and an answer
   after that is dropped as a late-response.
 - With `naive_times_as_utc`, date-times without a UTC offset from the CSMS are read as UTC and forwarded
-  with `Z` (`bridge.naive_times`), instead of failing the charger's call or being refused.
+  with `Z` (`bridge.ocppj.naive_times`), instead of failing the charger's call or being refused.
 - Connections follow each other (part 4 §6.3): when the charger's connection goes, the CSMS connection is
   closed, so the CSMS sees the station offline; when the CSMS connection goes, the charger's is closed, so
   the charger queues its messages as it would with a direct link.
@@ -32,7 +32,6 @@ Rules
 
 from __future__ import annotations
 
-from bridge.directions import Sender
 from bridge.effects import (
     CLOSE_GOING_AWAY,
     CLOSE_TRY_AGAIN_LATER,
@@ -42,8 +41,9 @@ from bridge.effects import (
     Send,
     Side,
 )
-from bridge.errors import Fault, OcppVersion, QueueFull
-from bridge.rpc import (
+from bridge.ocppj.directions import Sender
+from bridge.ocppj.errors import Fault, OcppVersion, QueueFull
+from bridge.ocppj.rpc import (
     CallFailed,
     CallOverdue,
     CallReceived,
@@ -55,7 +55,7 @@ from bridge.rpc import (
     RpcEvent,
     Unresponsive,
 )
-from bridge.schema import SchemaRegistry
+from bridge.ocppj.schema import SchemaRegistry
 
 _PEER_NAME = {Side.SOUTH: "charging station", Side.NORTH: "CSMS"}
 

@@ -28,7 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from bridge.errors import VALID_CODES, OcppVersion
+from bridge.ocppj.errors import VALID_CODES, OcppVersion
 
 _FOLDERS = {"2.0.1": "v201/schemas", "1.6": "v16/schemas"}
 _VALIDATORS: dict[tuple[str, str], Any] = {}

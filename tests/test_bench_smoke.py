@@ -19,8 +19,8 @@ from adapters.schemas import OfficialSchemas
 from bench.load import PRESETS, headline, run_suite
 from bench.messages import V16, V201, requests, sink_answers
 from bench.report import markdown
-from bridge.errors import OcppVersion
-from bridge.schema import PayloadKind
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.schema import PayloadKind
 
 REQUIRED = ("hop_ratio_v16", "hop_ratio_v201", "kib_per_station", "points_per_s_104")
 

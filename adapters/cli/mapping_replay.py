@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from bridge.effects import Persist, Report, Send, Side
-from bridge.errors import OcppVersion, OutboundPayloadInvalid
 from bridge.iec104 import CompiledTable, TypeId, format_ioa, parse_ioa
 from bridge.iec104.private import object_bytes
 from bridge.iec104.registration import Registered, RegistrationError, spaced_hex
@@ -57,7 +56,8 @@ from bridge.iec104.southbound import (
     Send104Private,
 )
 from bridge.iec104.station import Station104, Station104Settings
-from bridge.schema import PayloadKind, SchemaRegistry
+from bridge.ocppj.errors import OcppVersion, OutboundPayloadInvalid
+from bridge.ocppj.schema import PayloadKind, SchemaRegistry
 from bridge.v16.timestamps import parse_timestamp
 
 DEFAULT_START = "2026-01-01T00:00:00Z"

@@ -90,8 +90,8 @@ from bridge.iec104.southbound import (
     Send104Private,
 )
 from bridge.iec104.station import Station104, Station104Settings
-from bridge.rpc import MessageIdSource
-from bridge.schema import SchemaRegistry
+from bridge.ocppj.rpc import MessageIdSource
+from bridge.ocppj.schema import SchemaRegistry
 
 
 def load_table(station: Iec104Station) -> CompiledTable:

@@ -50,7 +50,7 @@ from adapters.ocpp.south import CLOSE_TIMEOUT, send_limits
 from adapters.ocpp.ws_direct import DirectClientConnection, connect, proxy_for
 from adapters.stopping import Stopped, unless_stopped
 from bridge.backoff import BackoffPolicy, TokenBucket
-from bridge.errors import OcppVersion
+from bridge.ocppj.errors import OcppVersion
 from bridge.owned_variables import Defaults
 
 

@@ -35,8 +35,8 @@ from adapters.translated import (
     north_settings,
 )
 from bridge.effects import Side
-from bridge.rpc import MessageIdSource
-from bridge.schema import SchemaRegistry
+from bridge.ocppj.rpc import MessageIdSource
+from bridge.ocppj.schema import SchemaRegistry
 from bridge.v16.core import Station16, Station16Settings
 from bridge.v16.device_model import ConfigTable
 from bridge.v16.id_token import DEFAULT_RULE, IdTokenTypeRule

@@ -29,7 +29,7 @@ import orjson
 import structlog
 
 from bridge.effects import Side
-from bridge.rpc import Diagnostic
+from bridge.ocppj.rpc import Diagnostic
 
 _SECRET_WORDS = ("password", "authorization", "secret", "token")
 

@@ -109,7 +109,7 @@ from prometheus_client.registry import Collector
 from adapters.ocpp.north import FAILURE_KINDS
 from adapters.version import version
 from bridge.effects import Side
-from bridge.errors import VALID_CODES
+from bridge.ocppj.errors import VALID_CODES
 
 # The `*_created` timestamp series the client adds to every counter and histogram child double the series
 # count and no dashboard here reads them. (A switch of the library, so it holds for the whole process.)

@@ -37,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
-from bridge.errors import BridgeMisuse
+from bridge.ocppj.errors import BridgeMisuse
 
 SEQUENCE_MODULO: Final = 32768
 MAX_APDU: Final = 253  # the length octet's largest value the standard allows (§5.1)

@@ -93,7 +93,6 @@ from typing import Any, Final
 
 from bridge import device_data, owned_variables
 from bridge.effects import Effect, Persist, Report, Side
-from bridge.errors import BridgeMisuse, Fault, OutboundPayloadInvalid, QueueFull
 from bridge.iec104.compiled import CompiledTable
 from bridge.iec104.logic import ConnectorLogic, Value
 from bridge.iec104.private import LayoutError, Tariff, object_bytes, split_object
@@ -161,8 +160,9 @@ from bridge.iec104.vendor import (
 from bridge.iec104.vocabulary import CommandAction, RateUnit, TypeId, format_ioa
 from bridge.ledger import Transaction, TransactionIdSource, TransactionLedger
 from bridge.north_station import BootAnswered, NorthSettings, NorthStation, OwnerEvent
-from bridge.ocppj import Call
-from bridge.rpc import (
+from bridge.ocppj.errors import BridgeMisuse, Fault, OutboundPayloadInvalid, QueueFull
+from bridge.ocppj.frames import Call
+from bridge.ocppj.rpc import (
     CallFailed,
     CallOverdue,
     CallReceived,
@@ -171,7 +171,7 @@ from bridge.rpc import (
     MessageIdSource,
     ResultReceived,
 )
-from bridge.schema import SchemaRegistry
+from bridge.ocppj.schema import SchemaRegistry
 from bridge.v16.charging import InstalledProfile, get_charging_profiles
 from bridge.v16.timestamps import format_utc
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from bridge.errors import BridgeMisuse
+from bridge.ocppj.errors import BridgeMisuse
 from bridge.v16.outcome import Payload, status_info
 
 

@@ -48,9 +48,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bridge import owned_variables
-from bridge.directions import Sender
 from bridge.effects import Effect, Persist, Report, Send, Side
-from bridge.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid, QueueFull
 from bridge.ledger import TransactionIdSource, TransactionLedger, request_digest
 from bridge.north_station import (
     BootAnswered,
@@ -61,8 +59,10 @@ from bridge.north_station import (
     OwnerEvent,
     Registered,
 )
-from bridge.ocppj import CallError
-from bridge.rpc import (
+from bridge.ocppj.directions import Sender
+from bridge.ocppj.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid, QueueFull
+from bridge.ocppj.frames import CallError
+from bridge.ocppj.rpc import (
     CallFailed,
     CallReceived,
     Diagnostic,
@@ -72,7 +72,7 @@ from bridge.rpc import (
     RpcEndpoint,
     RpcEvent,
 )
-from bridge.schema import PayloadKind, SchemaRegistry
+from bridge.ocppj.schema import PayloadKind, SchemaRegistry
 from bridge.v16 import (
     auth,
     charging,

@@ -20,7 +20,7 @@ Rules
 
 from __future__ import annotations
 
-from bridge.errors import BridgeMisuse
+from bridge.ocppj.errors import BridgeMisuse
 from bridge.v16.enums import CANCEL_RESERVATION_STATUS_UP, RESERVE_NOW_STATUS_UP
 from bridge.v16.id_token import AliasFor, id_tag_for
 from bridge.v16.outcome import Forward, Payload, Reply, refuse

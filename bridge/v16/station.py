@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from bridge.errors import BridgeMisuse
+from bridge.ocppj.errors import BridgeMisuse
 from bridge.v16.enums import (
     CONNECTOR_STATUS_UP,
     DATA_TRANSFER_STATUS,

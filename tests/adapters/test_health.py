@@ -47,7 +47,7 @@ from adapters.ops.metrics import (
 from adapters.runtime import Runtime
 from adapters.schemas import OfficialSchemas
 from bridge.effects import Side
-from bridge.errors import VALID_CODES
+from bridge.ocppj.errors import VALID_CODES
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
 from tests.e2e.iec104_charger import idle_charger, station_entry
 from tests.peers import connected_charger, connected_charger16, now_iso, running_csms

@@ -26,7 +26,7 @@ from adapters.ops.logs import (
 )
 from adapters.ops.metrics import BridgeMetrics
 from bridge.effects import Effect, Report, Side
-from bridge.rpc import Diagnostic
+from bridge.ocppj.rpc import Diagnostic
 
 
 def test_a_long_string_keeps_its_beginning_and_says_its_length() -> None:

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from adapters.cli.main import app
 from adapters.schemas import OfficialSchemas
-from bridge.errors import OcppVersion
-from bridge.schema import PayloadKind, Violation
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.schema import PayloadKind, Violation
 from tests.peers import FrameOracle
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.schemas import INT32_MAX, INT32_MIN, OfficialSchemas, tightened
-from bridge.errors import Fault, OcppVersion
-from bridge.schema import PayloadKind, Violation, fault_for
+from bridge.ocppj.errors import Fault, OcppVersion
+from bridge.ocppj.schema import PayloadKind, Violation, fault_for
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 

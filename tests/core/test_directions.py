@@ -1,4 +1,4 @@
-"""Who may send which CALL (bridge.directions), checked against the official schemas' action lists and
+"""Who may send which CALL (bridge.ocppj.directions), checked against the official schemas' action lists and
 the 1.6 station's own tables; a CALL in the wrong direction is answered NotSupported by the endpoint."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 import pytest
 
 from adapters.schemas import OfficialSchemas
-from bridge.directions import BOTH_WAYS, CHARGER_SENDS, Sender, may_send
-from bridge.errors import OcppVersion
-from bridge.rpc import CallReceived, Diagnostic, RpcEndpoint
+from bridge.ocppj.directions import BOTH_WAYS, CHARGER_SENDS, Sender, may_send
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.rpc import CallReceived, Diagnostic, RpcEndpoint
 from bridge.v16.actions import CHARGER_ACTIONS, CSMS_ACTIONS
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201

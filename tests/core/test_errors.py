@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.errors import VALID_CODES, Fault, OcppVersion, error_code, fault_of, normalize_code
+from bridge.ocppj.errors import (
+    VALID_CODES,
+    Fault,
+    OcppVersion,
+    error_code,
+    fault_of,
+    normalize_code,
+)
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 

@@ -29,7 +29,7 @@ from adapters.ops.logs import log_diagnostic
 from adapters.schemas import OfficialSchemas
 from adapters.store import Store
 from bridge.effects import Effect, Persist, Report, Send, Side
-from bridge.rpc import Diagnostic
+from bridge.ocppj.rpc import Diagnostic
 from bridge.v16.core import Station16, Station16Settings
 
 TABLE = load_config_table()

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from bridge.errors import BridgeMisuse
 from bridge.iec104.apci import (
     ApciLink,
     AsduReceived,
@@ -23,6 +22,7 @@ from bridge.iec104.apci import (
     LinkFailed,
     LinkParameters,
 )
+from bridge.ocppj.errors import BridgeMisuse
 
 P = LinkParameters()  # t1 15, t2 10, t3 20, k 12, w 8
 

@@ -1,4 +1,4 @@
-"""bridge.naive_times: offset-less date-times from a CSMS read as UTC (issue 16 item 10)."""
+"""bridge.ocppj.naive_times: offset-less date-times from a CSMS read as UTC (issue 16 item 10)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.naive_times import with_utc_offset
+from bridge.ocppj.naive_times import with_utc_offset
 
 
 def test_only_a_full_offset_less_date_time_at_the_path_gets_a_z() -> None:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from bridge.effects import Close, Effect, Persist, Report, Send, Side
-from bridge.errors import OcppVersion, OutboundPayloadInvalid
 from bridge.north_station import (
     DEFAULT_HEARTBEAT,
     BootAnswered,
@@ -24,9 +23,10 @@ from bridge.north_station import (
     OwnerEvent,
     Registered,
 )
+from bridge.ocppj.errors import OcppVersion, OutboundPayloadInvalid
+from bridge.ocppj.rpc import CallFailed, CallReceived, ResultReceived
+from bridge.ocppj.schema import PayloadKind
 from bridge.outbox import TABLE as OUTBOX
-from bridge.rpc import CallFailed, CallReceived, ResultReceived
-from bridge.schema import PayloadKind
 from tests.core.station_harness import SCHEMAS
 
 IDENTITY = {"model": "Wallbox 22", "vendorName": "ACME"}

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.errors import Fault, OcppVersion
-from bridge.ocppj import (
+from bridge.ocppj.errors import Fault, OcppVersion
+from bridge.ocppj.frames import (
     Call,
     CallError,
     CallResult,

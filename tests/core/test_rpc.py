@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.schemas import OfficialSchemas
-from bridge.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid, QueueFull
-from bridge.rpc import (
+from bridge.ocppj.errors import BridgeMisuse, Fault, OcppVersion, OutboundPayloadInvalid, QueueFull
+from bridge.ocppj.rpc import (
     CallFailed,
     CallOverdue,
     CallReceived,

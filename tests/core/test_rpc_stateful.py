@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from adapters.schemas import OfficialSchemas
-from bridge.errors import OcppVersion
-from bridge.rpc import (
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.rpc import (
     CallFailed,
     Diagnostic,
     ErrorReceived,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from adapters.schemas import OfficialSchemas
-from bridge.errors import BridgeMisuse, OcppVersion
-from bridge.schema import PayloadKind
+from bridge.ocppj.errors import BridgeMisuse, OcppVersion
+from bridge.ocppj.schema import PayloadKind
 from bridge.v16 import core
 from bridge.v16.actions import (
     CHARGER_ACTIONS,

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.effects import Side
-from bridge.errors import OcppVersion
 from bridge.north_station import NorthSettings
-from bridge.schema import PayloadKind
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.schema import PayloadKind
 from bridge.v16.actions import CSMS_ACTIONS, Treatment
 from tests.core.station_harness import (
     BOOT16,

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.schemas import OfficialSchemas
-from bridge.errors import OcppVersion
-from bridge.schema import PayloadKind
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.schema import PayloadKind
 from bridge.v16.meter import (
     ExtraReading,
     SignedMeterDefaults,

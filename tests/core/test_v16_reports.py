@@ -8,8 +8,8 @@ import pytest
 
 from adapters.device_model_file import load_config_table
 from adapters.schemas import OfficialSchemas
-from bridge.errors import OcppVersion
-from bridge.schema import PayloadKind
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.schema import PayloadKind
 from bridge.v16.device_model import BridgeVariable, VariableRef
 from bridge.v16.outcome import Forward
 from bridge.v16.reports import base_report, custom_report, get_configuration_for_report

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from adapters.schemas import OfficialSchemas
-from bridge.errors import OcppVersion
-from bridge.schema import PayloadKind
+from bridge.ocppj.errors import OcppVersion
+from bridge.ocppj.schema import PayloadKind
 from bridge.v16.outcome import Forward, ForwardAll, Reply
 from bridge.v16.security import (
     certificate_signed,

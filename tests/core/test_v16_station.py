@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from adapters.schemas import OfficialSchemas
-from bridge.errors import BridgeMisuse, OcppVersion
-from bridge.schema import PayloadKind
+from bridge.ocppj.errors import BridgeMisuse, OcppVersion
+from bridge.ocppj.schema import PayloadKind
 from bridge.v16.enums import ERROR_CODE_EVENT
 from bridge.v16.station import (
     boot_identity_variables,

@@ -10,7 +10,7 @@ Rules
 - Errors split as in h2/h11: `PeerError` subclasses describe what the peer did wrong and carry the fault to
   answer with; `BridgeMisuse` is our own bug and is raised, never sent.
 
-Which fault answers which broken input (the whole table; `bridge.ocppj` and `bridge.schema` apply it).
+Which fault answers which broken input (the whole table; `bridge.ocppj.frames` and `bridge.ocppj.schema` apply it).
 Where the two specifications describe the same input differently, each version gets its own fault:
 
 | input                                              | 1.6 code (fault)                         | 2.0.1 code (fault)                        |
@@ -35,7 +35,7 @@ id (not JSON, not UTF-8, not an array) is RPC_FRAMEWORK with id "-1"; a frame wh
 salvaged from broken JSON) and whose payload is malformed is FORMAT. *A null payload is the "no payload"
 notation (part 4 §4.1.5): read as {} for an action whose request may be empty, else FORMAT like a string.
 **1.6 CiStrings hold printable ASCII, 2.0.1 identifiers no control character (`adapters.schemas` states
-which fields); `bridge.directions` says who sends which CALL.
+which fields); `bridge.ocppj.directions` says who sends which CALL.
 """
 
 from __future__ import annotations

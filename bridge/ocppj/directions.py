@@ -8,7 +8,7 @@ Rules
   version's actions from the official schemas (`SchemaRegistry.knows`), so this module names only the
   smaller side. tests/core/test_directions.py checks both sides against the schemas' action lists.
 - A CALL a peer may not send (a CSMS sending Heartbeat, a charger sending RequestStartTransaction) is
-  answered NotSupported by `bridge.rpc` (the action is known, not supported in that direction) and is
+  answered NotSupported by `bridge.ocppj.rpc` (the action is known, not supported in that direction) and is
   never handed to the station, so it is not forwarded.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from bridge.errors import OcppVersion
+from bridge.ocppj.errors import OcppVersion
 
 
 class Sender(enum.Enum):

@@ -5,7 +5,7 @@ out; frames to write are drained with `take_outgoing`; time is an argument (`now
 
 Rules
 - `receive` never raises on peer input. Broken frames and invalid CALLs are answered here with the CALLERROR
-  of the table in `bridge.errors` and never reach the owner; they surface as `Diagnostic` events.
+  of the table in `bridge.ocppj.errors` and never reach the owner; they surface as `Diagnostic` events.
 - At most one of our CALLs is outstanding (OCPP-J 1.6 §4.1.1, 2.0.1 part 4 §4.1.1). Further calls wait in
   FIFO order and are sent when the outstanding one is answered, fails or times out.
 - A late answer on a live link is still the answer (`late_answer_wait`, when given): at the call timeout the
@@ -22,10 +22,10 @@ Rules
   answer to a call that timed out, an unknown id) is dropped and reported, never matched to another call.
 - Received CALL and CALLRESULT payloads are validated against the official schema; an invalid CALLRESULT
   fails its call (`CallFailed`, reason INVALID_RESPONSE).
-- With `peer` (who is on the other end), a received CALL that party may not send (`bridge.directions`:
+- With `peer` (who is on the other end), a received CALL that party may not send (`bridge.ocppj.directions`:
   a CSMS sending Heartbeat) is answered NotSupported and never reaches the owner.
 - With `naive_times_as_utc` (the CSMS side), a received date-time without a UTC offset that the schema
-  refuses for its format is read as UTC and goes on with a `Z` (`bridge.naive_times`); the first one on
+  refuses for its format is read as UTC and goes on with a `Z` (`bridge.ocppj.naive_times`); the first one on
   each connection is reported ("timestamp-without-offset"), the others are not.
 - Payloads we send are validated too, unless the caller states they were already validated against the same
   schema (2.0.1 pass-through). An invalid one raises `OutboundPayloadInvalid`: a bridge bug, not peer input.
@@ -42,8 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.directions import Sender, may_send
-from bridge.errors import (
+from bridge.ocppj.directions import Sender, may_send
+from bridge.ocppj.errors import (
     BridgeMisuse,
     Fault,
     OcppVersion,
@@ -52,8 +52,7 @@ from bridge.errors import (
     fault_of,
     normalize_code,
 )
-from bridge.naive_times import with_utc_offset
-from bridge.ocppj import (
+from bridge.ocppj.frames import (
     Call,
     CallError,
     CallResult,
@@ -63,7 +62,8 @@ from bridge.ocppj import (
     make_error,
     parse_frame,
 )
-from bridge.schema import PayloadKind, SchemaRegistry, Violation, fault_for
+from bridge.ocppj.naive_times import with_utc_offset
+from bridge.ocppj.schema import PayloadKind, SchemaRegistry, Violation, fault_for
 
 MessageIdSource = Callable[[], str]
 

@@ -6,7 +6,7 @@ Rules
   validator (jsonschema-rs), date-time formats included.
 - `check` returns the first `Violation` or None; it never raises for any JSON payload.
 - `fault_for(version, violation)` turns the failed schema keyword into the CALLERROR fault of the table
-  in `bridge.errors`. `pattern` is a data-type rule (the official schemas have none; the registry adds
+  in `bridge.ocppj.errors`. `pattern` is a data-type rule (the official schemas have none; the registry adds
   the character rules of CiStrings and identifiers): TypeConstraintViolation, as a type or a format.
 """
 
@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bridge.errors import Fault, OcppVersion
+from bridge.ocppj.errors import Fault, OcppVersion
 
 
 class PayloadKind(enum.Enum):
@@ -57,7 +57,7 @@ _TYPE_KEYWORDS = frozenset({"type", "maxLength", "minLength", "format", "pattern
 
 
 def fault_for(version: OcppVersion, violation: Violation) -> Fault:
-    """The CALLERROR fault for a schema violation (see the table in `bridge.errors`)."""
+    """The CALLERROR fault for a schema violation (see the table in `bridge.ocppj.errors`)."""
     keyword = violation.keyword
     if keyword == "additionalProperties":
         return Fault.FORMAT if version is OcppVersion.V16 else Fault.PROTOCOL

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import orjson
 
-from bridge.errors import Fault, OcppVersion, error_code
+from bridge.ocppj.errors import Fault, OcppVersion, error_code
 
 CALL: Final = 2
 CALLRESULT: Final = 3
