@@ -75,10 +75,10 @@ from adapters.ops.metrics import BridgeMetrics
 from adapters.ops.status import StationActivity
 from adapters.ops.trace import StationTrace
 from adapters.store_api import StateStore, StoreError
-from bridge.backoff import BackoffPolicy
 from bridge.effects import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, KindEffect, Side, StationCore
-from bridge.north_station import NorthSettings, NorthStation
-from bridge.owned_variables import OwnedValues
+from bridge.north.backoff import BackoffPolicy
+from bridge.north.owned_variables import OwnedValues
+from bridge.north.station import NorthSettings, NorthStation
 
 
 def new_transaction_id() -> str:

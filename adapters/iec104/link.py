@@ -46,10 +46,10 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from adapters.stopping import Stopped, unless_stopped
-from bridge.backoff import BackoffPolicy
 from bridge.iec104.apci import ApciLink
 from bridge.iec104.session import LinkNotice, Session104
 from bridge.iec104.southbound import LinkEvent, Send104Command, Send104Private
+from bridge.north.backoff import BackoffPolicy
 
 RECONNECT: Final = BackoffPolicy(wait_minimum=1.0, random_range=1.0, repeat_times=5)
 WARN_AFTER: Final = 3

@@ -74,7 +74,6 @@ from adapters.translated import (
     new_transaction_id,
     north_settings,
 )
-from bridge.backoff import BackoffPolicy
 from bridge.effects import KindEffect, Side
 from bridge.iec104 import CompiledTable
 from bridge.iec104.apci import LinkParameters
@@ -90,6 +89,7 @@ from bridge.iec104.southbound import (
     Send104Private,
 )
 from bridge.iec104.station import Station104, Station104Settings
+from bridge.north.backoff import BackoffPolicy
 from bridge.ocppj.rpc import MessageIdSource
 from bridge.ocppj.schema import SchemaRegistry
 

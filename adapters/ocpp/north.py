@@ -49,9 +49,9 @@ from adapters.ocpp.keepalive import Keepalive
 from adapters.ocpp.south import CLOSE_TIMEOUT, send_limits
 from adapters.ocpp.ws_direct import DirectClientConnection, connect, proxy_for
 from adapters.stopping import Stopped, unless_stopped
-from bridge.backoff import BackoffPolicy, TokenBucket
+from bridge.north.backoff import BackoffPolicy, TokenBucket
+from bridge.north.owned_variables import Defaults
 from bridge.ocppj.errors import OcppVersion
-from bridge.owned_variables import Defaults
 
 
 class CsmsUnavailable(Exception):

@@ -57,11 +57,11 @@ Rules
   at once, at every period boundary (`next_deadline`), and again after the link returns. A profile
   whose stackLevel is above ProfileStackLevel (`owned_variables.PROFILE_STACK_LEVEL`, 8) is Rejected
   InvalidStackLevel.
-- GetVariables, SetVariables, GetBaseReport and GetReport (filtered and split by `bridge.device_data`,
+- GetVariables, SetVariables, GetBaseReport and GetReport (filtered and split by `bridge.north.device_data`,
   shared with 1.6 stations) are served from `bridge.iec104.variables`, the bridge's
   own variables (heartbeat, retries, back-off, BasicAuthPassword, OrganizationName,
   LimitChangeSignificance: durable, table `owned`) from
-  `bridge.owned_variables`; TriggerMessage (StatusNotification, Heartbeat, MeterValues,
+  `bridge.north.owned_variables`; TriggerMessage (StatusNotification, Heartbeat, MeterValues,
   TransactionEvent), GetTransactionStatus, ClearChargingProfile and GetChargingProfiles (K09: the
   stored profiles, reported with ReportChargingProfiles) from bridge state. Every other CSMS request is
   answered CALLERROR NotSupported.
@@ -91,7 +91,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
-from bridge import device_data, owned_variables
 from bridge.effects import Effect, Persist, Report, Side
 from bridge.iec104.compiled import CompiledTable
 from bridge.iec104.logic import ConnectorLogic, Value
@@ -158,8 +157,9 @@ from bridge.iec104.vendor import (
     VendorAsdus,
 )
 from bridge.iec104.vocabulary import CommandAction, RateUnit, TypeId, format_ioa
-from bridge.ledger import Transaction, TransactionIdSource, TransactionLedger
-from bridge.north_station import BootAnswered, NorthSettings, NorthStation, OwnerEvent
+from bridge.north import device_data, owned_variables
+from bridge.north.ledger import Transaction, TransactionIdSource, TransactionLedger
+from bridge.north.station import BootAnswered, NorthSettings, NorthStation, OwnerEvent
 from bridge.ocppj.errors import BridgeMisuse, Fault, OutboundPayloadInvalid, QueueFull
 from bridge.ocppj.frames import Call
 from bridge.ocppj.rpc import (
@@ -1830,7 +1830,7 @@ class Station104:
         self._send_report(message_id, request["requestId"], data, now)
 
     def _on_get_report(self, message_id: str, request: Payload, now: float) -> None:
-        """B08: componentVariable and componentCriteria as `bridge.device_data` filters them."""
+        """B08: componentVariable and componentCriteria as `bridge.north.device_data` filters them."""
         self._refresh_owned()
         chosen = device_data.custom_report(
             request, self.model.variables, lambda v: v.key, self._value_of

@@ -5,7 +5,7 @@ The charger has no device model; the bridge serves one made of the table and the
 | component (evse)                 | variable                       | value, mutability                      |
 |----------------------------------|--------------------------------|----------------------------------------|
 | ChargingStation                  | VendorName, Model, SerialNumber, FirmwareVersion | the table's identity, ReadOnly |
-| the bridge's own (`bridge.owned_variables`): OCPPCommCtrlr, SecurityCtrlr, DeviceDataCtrlr, ClockCtrlr, TxCtrlr, AuthCtrlr, SmartChargingCtrlr limits and Entries[ChargingProfiles], availability of ChargingStation, EVSE (n, with Power from its Power.Active.Import point), Connector (n, 1) | | the core's, source "owned" |
+| the bridge's own (`bridge.north.owned_variables`): OCPPCommCtrlr, SecurityCtrlr, DeviceDataCtrlr, ClockCtrlr, TxCtrlr, AuthCtrlr, SmartChargingCtrlr limits and Entries[ChargingProfiles], availability of ChargingStation, EVSE (n, with Power from its Power.Active.Import point), Connector (n, 1) | | the core's, source "owned" |
 | SampledDataCtrlr                 | TxUpdatedInterval              | seconds between meter values, ReadWrite |
 | SampledDataCtrlr                 | TxUpdatedMeasurands            | the measurands the table maps          |
 | SmartChargingCtrlr               | Enabled, RateUnit              | true; the units the table has setpoints for |
@@ -18,11 +18,11 @@ Rules
   of a WriteOnly variable is Rejected (B06.FR.09); a variable without a value answers "" (B06.FR.13).
 - `source` says where the core finds the value: "identity:<field>", "status", "station-status",
   "tx-updated-interval", "tx-updated-measurands", "enabled", "rate-units", "point:<ioa>", "owned"
-  (the bridge's own, `bridge.owned_variables`: settable ones are written there).
+  (the bridge's own, `bridge.north.owned_variables`: settable ones are written there).
 - List-typed variables (OptionList, MemberList) carry their valuesList.
 - Reports: FullInventory lists every variable, ConfigurationInventory the writable ones,
   SummaryInventory the availability states; GetReport the ones its componentVariable and
-  componentCriteria select (`bridge.device_data.custom_report`, keyed by `Variable.key`).
+  componentCriteria select (`bridge.north.device_data.custom_report`, keyed by `Variable.key`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from bridge.iec104.rules import (
     StatusRule,
 )
 from bridge.iec104.vocabulary import MEASURANDS
-from bridge.owned_variables import Owned
+from bridge.north.owned_variables import Owned
 
 POINT_COMPONENT: Final = "Iec104Point"
 TX_UPDATED_INTERVAL: Final = ("SampledDataCtrlr", "TxUpdatedInterval")

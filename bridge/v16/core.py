@@ -7,7 +7,7 @@ translations live in the sibling modules; this module keeps the state they take 
 Rules
 - The core lives as long as the bridge: charger and CSMS connections come and go (`connection_made`,
   `connection_lost`), and what must survive a restart is in the store (tables below), loaded at creation.
-- Transaction ids (E01–E06) are the ledger's (`bridge.ledger`): the bridge mints the 2.0.1 transactionId
+- Transaction ids (E01–E06) are the ledger's (`bridge.north.ledger`): the bridge mints the 2.0.1 transactionId
   and the 1.6 integer. A StartTransaction whose (connector, idTag, timestamp, meterStart) is already in
   the ledger is a resend: it gets the same integer and produces no second Started; a MeterValues equal
   to the newest one taken for its transaction is a resend too (no second Updated). The Started/Updated/
@@ -47,10 +47,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from bridge import owned_variables
 from bridge.effects import Effect, Persist, Report, Send, Side
-from bridge.ledger import TransactionIdSource, TransactionLedger, request_digest
-from bridge.north_station import (
+from bridge.north import owned_variables
+from bridge.north.ledger import TransactionIdSource, TransactionLedger, request_digest
+from bridge.north.station import (
     BootAnswered,
     Delivered,
     GaveUp,

@@ -16,9 +16,9 @@ Rules
   (an attribute that is ReadWrite or WriteOnly); SummaryInventory = the bridge variables flagged `summary`
   (the availability of the station, its EVSEs and connectors: 1.6 configuration says nothing about
   them; the core serves it without asking the charger, `configuration` = {}).
-- GetReport (B08): `componentVariable` and `componentCriteria` filter as `bridge.device_data` says (shared
+- GetReport (B08): `componentVariable` and `componentCriteria` filter as `bridge.north.device_data` says (shared
   with IEC 104 stations). Nothing left → EmptyResultSet and no NotifyReport.
-- Parts (`bridge.device_data.notify_report_parts`): at most `max_items` (ItemsPerMessage) reportData
+- Parts (`bridge.north.device_data.notify_report_parts`): at most `max_items` (ItemsPerMessage) reportData
   each; seqNo from 0; tbc true on every part but the last; all with the request's requestId and the
   caller's `generated_at`.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bridge import device_data
+from bridge.north import device_data
 from bridge.v16.device_model import (
     ATTRIBUTE_TYPES,
     BridgeVariable,

@@ -11,7 +11,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from adapters.config import CsmsSection
 from adapters.ocpp.north import CsmsConnector, CsmsUnavailable, NorthLink, Pacer
-from bridge.backoff import BackoffPolicy
+from bridge.north.backoff import BackoffPolicy
 
 
 class EventLog:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from adapters.ocpp.north import NorthLink
-from bridge.backoff import BackoffPolicy
+from bridge.north.backoff import BackoffPolicy
 from tests.adapters.test_north import EventLog, connector
 
 

@@ -15,8 +15,8 @@ from adapters.connection import MemoryConnection
 from adapters.ocpp.north import CsmsConnector, Pacer
 from adapters.store import Store
 from adapters.translated import StationKind, TranslatedHost
-from bridge.backoff import BackoffPolicy
 from bridge.effects import Effect, KindEffect, Persist, Send, Side
+from bridge.north.backoff import BackoffPolicy
 from tests.adapters.test_ready_stations import closed_port
 
 STATION = "K-1"

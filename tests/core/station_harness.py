@@ -23,7 +23,7 @@ from typing import Any
 from adapters.device_model_file import load_config_table
 from adapters.schemas import OfficialSchemas
 from bridge.effects import Close, Effect, Persist, Report, Send, Side
-from bridge.north_station import NorthSettings
+from bridge.north.station import NorthSettings
 from bridge.ocppj.errors import VALID_CODES, OcppVersion
 from bridge.ocppj.schema import PayloadKind
 from bridge.v16.core import Station16, Station16Settings

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.backoff import BackoffPolicy, TokenBucket
+from bridge.north.backoff import BackoffPolicy, TokenBucket
 
 
 def test_backoff_doubles_up_to_repeat_times_then_stays() -> None:

@@ -3,7 +3,7 @@
 B06.FR.16/17, B08.FR.17/18 (and the same for SetVariables): a request beyond ItemsPerMessage or
 BytesPerMessage gets CALLERROR OccurrenceConstraintViolation or FormatViolation, on 1.6 and 104 stations,
 before the charger is asked. B08: GetReport with componentVariable and componentCriteria on a 104 station,
-filtered like the 1.6 station's (one shared `bridge.device_data`). Whole station cores, frames validated
+filtered like the 1.6 station's (one shared `bridge.north.device_data`). Whole station cores, frames validated
 against the official schemas by the harnesses.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
 from bridge.effects import Side
+from bridge.north.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
 from tests.core.iec104_bench import POWER, fl
 from tests.core.station_harness import only
 from tests.core.test_issue16_device_model import (
@@ -317,7 +317,7 @@ CRITERIA_MODEL: list[tuple[tuple[str, None, int | None, None, str, None], str | 
 
 
 def chosen_components(criteria: list[str]) -> set[tuple[str, int | None]]:
-    from bridge.device_data import custom_report
+    from bridge.north.device_data import custom_report
 
     found = custom_report(
         {"requestId": 1, "componentCriteria": criteria},
@@ -386,7 +386,7 @@ def test_b06_fr_17_bytes_per_message_counts_the_frame_as_received_16(action: str
 
 
 def test_b06_a_multibyte_frame_counts_its_utf8_bytes() -> None:
-    from bridge.device_data import frame_bytes, over_limit
+    from bridge.north.device_data import frame_bytes, over_limit
 
     text = json.dumps(
         [
@@ -406,7 +406,7 @@ def test_b06_a_multibyte_frame_counts_its_utf8_bytes() -> None:
 
 
 def test_b08_notify_report_parts_keep_within_bytes_per_message() -> None:
-    from bridge.device_data import notify_report_parts
+    from bridge.north.device_data import notify_report_parts
 
     data = [
         {
@@ -579,7 +579,7 @@ PART2 = {
     ("TxCtrlr", "TxStopPoint"): "either",
     ("AuthCtrlr", "AuthorizeRemoteStart"): "either",
 }
-# Where a 104 station differs, each with its reason in bridge/owned_variables.py.
+# Where a 104 station differs, each with its reason in bridge/north/owned_variables.py.
 EXCEPTIONS_104 = {
     ("ClockCtrlr", "TimeSource"): READ_ONLY,
     ("OCPPCommCtrlr", "MessageTimeout"): READ_WRITE,

@@ -1,4 +1,4 @@
-"""bridge.ledger.TransactionLedger: the bridge-owned transaction ids (E01–E06), table-driven and properties.
+"""bridge.north.ledger.TransactionLedger: the bridge-owned transaction ids (E01–E06), table-driven and properties.
 
 Every change is checked through its Persist effects: they are applied to a dict store and a ledger
 rebuilt from that store must agree with the live one (a crash between any two changes loses nothing).
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.effects import Persist
-from bridge.ledger import (
+from bridge.north.ledger import (
     KEEP_ENDED,
     MAX_LOCAL_ID,
     MAX_TRANSACTION_ID_LENGTH,

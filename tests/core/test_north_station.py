@@ -1,4 +1,4 @@
-"""bridge.north_station.NorthStation: the 2.0.1 station the CSMS sees (B01–B04, G02, E04, E12–E14).
+"""bridge.north.station.NorthStation: the 2.0.1 station the CSMS sees (B01–B04, G02, E04, E12–E14).
 
 Driven frame by frame: CSMS frames go in through `receive`, the effects the owner would carry out come
 out; every CALL the station sends is checked against the official 2.0.1 schemas.
@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bridge.effects import Close, Effect, Persist, Report, Send, Side
-from bridge.north_station import (
+from bridge.north.outbox import TABLE as OUTBOX
+from bridge.north.station import (
     DEFAULT_HEARTBEAT,
     BootAnswered,
     Delivered,
@@ -26,7 +27,6 @@ from bridge.north_station import (
 from bridge.ocppj.errors import OcppVersion, OutboundPayloadInvalid
 from bridge.ocppj.rpc import CallFailed, CallReceived, ResultReceived
 from bridge.ocppj.schema import PayloadKind
-from bridge.outbox import TABLE as OUTBOX
 from tests.core.station_harness import SCHEMAS
 
 IDENTITY = {"model": "Wallbox 22", "vendorName": "ACME"}

@@ -1,4 +1,4 @@
-"""bridge.outbox.Outbox: the durable queue toward the CSMS (E04, E12, E13), table-driven and properties."""
+"""bridge.north.outbox.Outbox: the durable queue toward the CSMS (E04, E12, E13), table-driven and properties."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.effects import Persist
-from bridge.outbox import TABLE, Entry, Outbox, Priority, priority_of
+from bridge.north.outbox import TABLE, Entry, Outbox, Priority, priority_of
 
 State = dict[str, dict[str, Any]]
 

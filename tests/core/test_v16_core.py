@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.effects import Side
-from bridge.north_station import NorthSettings
+from bridge.north.station import NorthSettings
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
 from bridge.v16.actions import CSMS_ACTIONS, Treatment

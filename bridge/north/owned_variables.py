@@ -22,7 +22,7 @@ Rules
   Rejected with a reason code and changes nothing. An accepted write returns the `Persist` that makes
   it durable; the core emits it before it answers, and applies the value at once.
 - Facts (ReadOnly, computed when asked): DeviceDataCtrlr ItemsPerMessage/BytesPerMessage for GetReport,
-  GetVariables and SetVariables (`bridge.device_data`: the limits the bridge enforces), ClockCtrlr DateTime (the
+  GetVariables and SetVariables (`bridge.north.device_data`: the limits the bridge enforces), ClockCtrlr DateTime (the
   bridge's clock) and TimeSource, OCPPCommCtrlr OfflineThreshold (0: every connector's status goes
   out after each reconnect) and NetworkConfigurationPriority (one profile: the configuration),
   SecurityCtrlr SecurityProfile (toward the CSMS) and Identity (the station id), TxCtrlr
@@ -56,11 +56,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from bridge.backoff import BackoffPolicy
-from bridge.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
 from bridge.effects import Persist, Report, Side
 from bridge.iec104.vocabulary import MEASURANDS  # the 2.0.1 MeasurandEnumType, from the schemas
-from bridge.north_station import DEFAULT_HEARTBEAT, NorthSettings, NorthStation
+from bridge.north.backoff import BackoffPolicy
+from bridge.north.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
+from bridge.north.station import DEFAULT_HEARTBEAT, NorthSettings, NorthStation
 from bridge.ocppj.rpc import Diagnostic
 
 TABLE: Final = "owned"

@@ -13,7 +13,7 @@ Rules
   Accepted, nothing but BootNotification is sent (B02, B03); CSMS requests are still handed to the owner,
   except while the CSMS has Rejected the station: then they are answered CALLERROR SecurityError here
   (B03.FR.08), and a GetVariables, SetVariables or GetReport beyond DeviceDataCtrlr's ItemsPerMessage or
-  BytesPerMessage (the frame's bytes as received), answered its CALLERROR here (`bridge.device_data.over_limit`).
+  BytesPerMessage (the frame's bytes as received), answered its CALLERROR here (`bridge.north.device_data.over_limit`).
 - The owner may send a BootNotification itself (`boot`, when the charger below rebooted): it goes at once
   and its answer updates the registration like the station's own.
 - Heartbeat (G02): the station's own, every `heartbeat_interval` while registered (the accepted
@@ -57,8 +57,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bridge.device_data import over_limit
 from bridge.effects import CLOSE_GOING_AWAY, Close, Effect, Persist, Report, Send, Side
+from bridge.north.device_data import over_limit
+from bridge.north.outbox import Entry, Outbox
 from bridge.ocppj.directions import Sender
 from bridge.ocppj.errors import Fault, OcppVersion, OutboundPayloadInvalid
 from bridge.ocppj.frames import CallError
@@ -76,7 +77,6 @@ from bridge.ocppj.rpc import (
     Unresponsive,
 )
 from bridge.ocppj.schema import PayloadKind, SchemaRegistry
-from bridge.outbox import Entry, Outbox
 
 TABLE: Final = "north"
 DEFAULT_HEARTBEAT: Final = 300
