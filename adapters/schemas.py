@@ -6,7 +6,7 @@ Rules
 - Every schema is compiled once, at construction, with jsonschema-rs (a compiled validator: about 3 µs for
   a 2.0.1 TransactionEvent, where the `ocpp` package's jsonschema path costs about 600 µs); date-time and
   the other formats are checked.
-- OCPP 1.6 date-times are checked with `bridge.v16.timestamps.is_date_time_text` instead of RFC 3339:
+- OCPP 1.6 date-times are checked with `bridge.timestamps.is_date_time_text` instead of RFC 3339:
   many 1.6 chargers send times without an offset, which the core reads in the station's configured
   offset. Text that is no date-time at all is still a TypeConstraintViolation.
 - Valid payloads take one `is_valid` call; only an invalid payload pays for error collection.
@@ -40,7 +40,7 @@ import orjson
 
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind, Violation
-from bridge.v16.timestamps import is_date_time_text
+from bridge.timestamps import is_date_time_text
 
 _FORMATS: dict[OcppVersion, dict[str, Any]] = {
     OcppVersion.V16: {"formats": {"date-time": is_date_time_text}},

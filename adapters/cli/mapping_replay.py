@@ -58,7 +58,7 @@ from bridge.iec104.southbound import (
 from bridge.iec104.station import Station104, Station104Settings
 from bridge.ocppj.errors import OcppVersion, OutboundPayloadInvalid
 from bridge.ocppj.schema import PayloadKind, SchemaRegistry
-from bridge.v16.timestamps import parse_timestamp
+from bridge.timestamps import parse_timestamp
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 _MONITORING_TYPES = {t.value for t in TypeId if t.value.startswith("M_")}

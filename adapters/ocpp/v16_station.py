@@ -37,10 +37,10 @@ from adapters.translated import (
 from bridge.effects import Side
 from bridge.ocppj.rpc import MessageIdSource
 from bridge.ocppj.schema import SchemaRegistry
+from bridge.timestamps import TimestampPolicy
 from bridge.v16.core import Station16, Station16Settings
 from bridge.v16.device_model import ConfigTable
 from bridge.v16.id_token import DEFAULT_RULE, IdTokenTypeRule
-from bridge.v16.timestamps import TimestampPolicy
 
 
 def station16_settings(

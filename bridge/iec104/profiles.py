@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from bridge.v16.timestamps import parse_timestamp
+from bridge.timestamps import parse_timestamp
 
 RECURRENCE_SECONDS: Final = {"Daily": 86_400.0, "Weekly": 604_800.0}
 TX_PURPOSES: Final = ("TxProfile", "TxDefaultProfile")

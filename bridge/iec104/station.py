@@ -172,8 +172,8 @@ from bridge.ocppj.rpc import (
     ResultReceived,
 )
 from bridge.ocppj.schema import SchemaRegistry
+from bridge.timestamps import format_utc
 from bridge.v16.charging import InstalledProfile, get_charging_profiles
-from bridge.v16.timestamps import format_utc
 
 META: Final = "meta"
 PROFILES: Final = "profiles"

@@ -64,7 +64,7 @@ from bridge.iec104.private import (
     split_object,
 )
 from bridge.iec104.southbound import RawAsdu, Send104Private
-from bridge.v16.timestamps import format_utc
+from bridge.timestamps import format_utc
 
 CARD_VALIDITY: Final = 120.0  # seconds an accepted card waits for its session to start
 SETTLED_KEPT: Final = 64  # settled record keys remembered, against repeats

@@ -18,6 +18,7 @@ Rules
 
 from __future__ import annotations
 
+from bridge.timestamps import utc_for_charger
 from bridge.v16.enums import (
     AUTHORIZATION_STATUS_DOWN,
     CLEAR_CACHE_STATUS_UP,
@@ -33,7 +34,6 @@ from bridge.v16.id_token import (
     id_token_for,
 )
 from bridge.v16.outcome import Forward, Payload, Reply, refuse, status_info
-from bridge.v16.timestamps import utc_for_charger
 
 
 def id_tag_info(id_token_info: Payload, alias: AliasFor | None = None) -> Payload:

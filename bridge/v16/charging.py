@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, Final
 
+from bridge.timestamps import parse_timestamp, utc_for_charger
 from bridge.v16.enums import (
     CHARGING_PROFILE_PURPOSE_DOWN,
     CHARGING_PROFILE_STATUS_UP,
@@ -41,7 +42,6 @@ from bridge.v16.enums import (
     COMPOSITE_SCHEDULE_STATUS_UP,
 )
 from bridge.v16.outcome import Forward, Payload, Reply, refuse, status_info
-from bridge.v16.timestamps import parse_timestamp, utc_for_charger
 
 #: An injected lookup: the 1.6 integer transaction id of a 2.0.1 transactionId the bridge issued.
 TransactionLookup = Callable[[str], int | None]

@@ -73,6 +73,13 @@ from bridge.ocppj.rpc import (
     RpcEvent,
 )
 from bridge.ocppj.schema import PayloadKind, SchemaRegistry
+from bridge.timestamps import (
+    UTC_POLICY,
+    TimestampPolicy,
+    format_utc,
+    parse_timestamp,
+    timestamp_or,
+)
 from bridge.v16 import (
     auth,
     charging,
@@ -91,13 +98,6 @@ from bridge.v16.device_model import BridgeVariable, ConfigTable, VariableRef
 from bridge.v16.id_token import DEFAULT_RULE, IdTokenTypeRule, id_tag_for
 from bridge.v16.meter import reading_event_data
 from bridge.v16.outcome import Emulate, Forward, ForwardAll, Payload, Problem, Reply, status_info
-from bridge.v16.timestamps import (
-    UTC_POLICY,
-    TimestampPolicy,
-    format_utc,
-    parse_timestamp,
-    timestamp_or,
-)
 
 META: Final = "meta"
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from bridge.timestamps import parse_timestamp, utc_for_charger
 from bridge.v16.enums import (
     DIAGNOSTICS_STATUS_UP,
     FIRMWARE_STATUS_UP,
@@ -35,7 +36,6 @@ from bridge.v16.enums import (
     SIGNED_UPDATE_FIRMWARE_STATUS_UP,
 )
 from bridge.v16.outcome import Forward, Payload, Reply, refuse
-from bridge.v16.timestamps import parse_timestamp, utc_for_charger
 
 # An absolute URI (RFC 3986 §4.3) without characters a URI never contains raw; what 1.6 `format: uri`
 # needs for UpdateFirmware.location and GetDiagnostics.location.

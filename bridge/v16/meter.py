@@ -22,7 +22,7 @@ Rules
   the public key, the station's configured `SignedMeterDefaults` (empty strings by default). A signed
   sample with no Raw partner keeps its reading when it is OCMF (the last reading's RV), else it is
   skipped and reported. Signed data longer than 2500 Base64 characters cannot travel: reported.
-- Timestamps go through `bridge.v16.timestamps`: an unusable one is replaced by the receive time and
+- Timestamps go through `bridge.timestamps`: an unusable one is replaced by the receive time and
   reported.
 """
 
@@ -37,9 +37,9 @@ from typing import Any, Final
 
 import orjson
 
+from bridge.timestamps import UTC_POLICY, TimestampPolicy, timestamp_or
 from bridge.v16.enums import MEASURAND_DEFAULT_UNIT, UNIT_UP, V16_ONLY_MEASURAND_VARIABLE
 from bridge.v16.outcome import Payload, Problem
-from bridge.v16.timestamps import UTC_POLICY, TimestampPolicy, timestamp_or
 
 REGISTER: Final = "Energy.Active.Import.Register"
 DEFAULT_CONTEXT: Final = "Sample.Periodic"

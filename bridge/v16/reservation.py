@@ -21,10 +21,10 @@ Rules
 from __future__ import annotations
 
 from bridge.ocppj.errors import BridgeMisuse
+from bridge.timestamps import utc_for_charger
 from bridge.v16.enums import CANCEL_RESERVATION_STATUS_UP, RESERVE_NOW_STATUS_UP
 from bridge.v16.id_token import AliasFor, id_tag_for
 from bridge.v16.outcome import Forward, Payload, Reply, refuse
-from bridge.v16.timestamps import utc_for_charger
 
 _ANY_CONNECTOR_TYPE = frozenset({"Unknown", "Undetermined"})
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bridge.timestamps import UTC_POLICY, TimestampPolicy, timestamp_or
 from bridge.v16.enums import (
     CERTIFICATE_SIGNED_STATUS_UP,
     CERTIFICATE_USE_DOWN,
@@ -29,7 +30,6 @@ from bridge.v16.enums import (
     INSTALL_CERTIFICATE_STATUS_UP,
 )
 from bridge.v16.outcome import Forward, ForwardAll, Payload, Problem, Reply, refuse
-from bridge.v16.timestamps import UTC_POLICY, TimestampPolicy, timestamp_or
 
 _HASH_FIELDS = ("hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber")
 

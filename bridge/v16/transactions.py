@@ -17,7 +17,7 @@ Rules
   reason means the driver stopped with a token (StopAuthorized); idToken is sent when the stop was
   authorized by one, but never for remote or reset stops (2.0.1 TransactionEventRequest.idToken). The
   converted transactionData gets a Transaction.End register sample from meterStop unless it has one.
-- A timestamp that cannot be forwarded (see `bridge.v16.timestamps`) is replaced by the receive time;
+- A timestamp that cannot be forwarded (see `bridge.timestamps`) is replaced by the receive time;
   that, non-numeric samples and Temperature/RPM readings come back beside the payload, never lost.
 - Answers: StartTransaction.conf carries the core's integer transactionId and the idTagInfo of the
   TransactionEventResponse (Accepted when the CSMS sent none: it objected to nothing);
@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bridge.timestamps import UTC_POLICY, TimestampPolicy, timestamp_or
 from bridge.v16.auth import id_tag_info
 from bridge.v16.enums import CONTEXT_TRIGGER_REASON, STOP_REASON_UP
 from bridge.v16.id_token import DEFAULT_RULE, AliasFor, IdTokenTypeRule, KnownToken, id_token_for
@@ -41,7 +42,6 @@ from bridge.v16.meter import (
     with_transaction_end,
 )
 from bridge.v16.outcome import Payload, Problem
-from bridge.v16.timestamps import UTC_POLICY, TimestampPolicy, timestamp_or
 
 _NO_ID_TOKEN_REASONS = frozenset({"Remote", "HardReset", "SoftReset"})
 _TOKEN_STOP_REASONS = frozenset({"", "Local", "Other"})

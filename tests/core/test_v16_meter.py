@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
+from bridge.timestamps import TimestampPolicy
 from bridge.v16.meter import (
     ExtraReading,
     SignedMeterDefaults,
@@ -25,7 +26,6 @@ from bridge.v16.meter import (
     with_transaction_end,
 )
 from bridge.v16.station import notify_event_request
-from bridge.v16.timestamps import TimestampPolicy
 
 SCHEMAS = OfficialSchemas()
 RECEIVED = "2026-03-01T12:00:00Z"

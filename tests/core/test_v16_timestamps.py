@@ -1,4 +1,4 @@
-"""bridge.v16.timestamps: 1.6 times → RFC 3339 UTC `Z`, unsynchronised clocks refused."""
+"""bridge.timestamps: 1.6 times → RFC 3339 UTC `Z`, unsynchronised clocks refused."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.outcome import Problem
-from bridge.v16.timestamps import (
+from bridge.timestamps import (
     Normalized,
     TimestampPolicy,
     format_utc,
@@ -21,6 +20,7 @@ from bridge.v16.timestamps import (
     timestamp_or,
     utc_for_charger,
 )
+from bridge.v16.outcome import Problem
 
 SCHEMAS = OfficialSchemas()
 CET = TimestampPolicy(assumed_offset_minutes=60)
