@@ -50,7 +50,7 @@ from pydantic import (
 
 from adapters.ops.event_loop import uvloop_available
 from adapters.store_api import is_postgresql, store_url_problem
-from bridge.v16.id_token import ID_TOKEN_TYPES
+from bridge.stations.v16.id_token import ID_TOKEN_TYPES
 
 ENV_PREFIX = "OCPP_BRIDGE_"
 SECRET_KEYS = frozenset({"password", "csms_password"})

@@ -4,7 +4,7 @@ Rules
 - YAML 1.2 through ruamel.yaml's round-trip loader, so every problem names its place: `PATH:LINE:COLUMN:
   key: message` (lines and columns from 1). Duplicate keys are errors, as YAML 1.2 says.
 - The document becomes plain dicts, lists and scalars before it reaches the core, which validates and
-  compiles it (`bridge.v16.device_model.compile_config_table`); the core never sees a file.
+  compiles it (`bridge.stations.v16.device_model.compile_config_table`); the core never sees a file.
 - Without a path, the table shipped in the `mappings` package is loaded (works from any directory).
 """
 
@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from bridge.v16.device_model import ConfigTable, ConfigTableError, compile_config_table
+from bridge.stations.v16.device_model import ConfigTable, ConfigTableError, compile_config_table
 
 SHIPPED_TABLE = "ocpp16-config.yaml"
 

@@ -12,7 +12,7 @@ Rules
 - `extends: NAME` (no '/') is a shipped table, found with importlib.resources in the `mappings` package,
   so it works from any working directory; `extends: ./base.yaml` is a path relative to the extending
   file. Chains are allowed, cycles are errors. A problem in a base table is reported in that table's file.
-- Merging follows `bridge.iec104.overrides`; a merged value keeps the position of the file it came from.
+- Merging follows `bridge.stations.iec104.overrides`; a merged value keeps the position of the file it came from.
 - `compile_file` compiles for the station's connector count; `check_paths` validates files and folders
   (the *.yaml and *.yml files of a folder, not recursive) for the most connectors each table allows.
   A folder may hold other YAML tables (mappings/ocpp16-config.yaml): a file whose top level has none of
@@ -35,13 +35,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from bridge.iec104 import CompiledTable, MappingTable, TableError, TableProblem
-from bridge.iec104 import compile_table as _compile
-from bridge.iec104.checks import validate_table
-from bridge.iec104.model import TIME_ZONE_PATTERN
-from bridge.iec104.overrides import merge_tables
-from bridge.iec104.problems import Path as DataPath
-from bridge.iec104.vocabulary import hint
+from bridge.stations.iec104 import CompiledTable, MappingTable, TableError, TableProblem
+from bridge.stations.iec104 import compile_table as _compile
+from bridge.stations.iec104.checks import validate_table
+from bridge.stations.iec104.model import TIME_ZONE_PATTERN
+from bridge.stations.iec104.overrides import merge_tables
+from bridge.stations.iec104.problems import Path as DataPath
+from bridge.stations.iec104.vocabulary import hint
 
 SHIPPED_PACKAGE = "mappings"
 SUFFIXES = (".yaml", ".yml")

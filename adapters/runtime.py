@@ -9,7 +9,7 @@ Rules
   before anything is closed, every CSMS link and 104 dial-out stops reconnecting (no attempt, wait
   or line about one after `bridge.stopping`).
 - Per station kind:
-  - `ocpp2.0.1`: pass-through (`bridge.passthrough`). When the charger's connection is up the CSMS
+  - `ocpp2.0.1`: pass-through (`bridge.stations.passthrough.core`). When the charger's connection is up the CSMS
     connection is opened (part 4 §6.2); if the CSMS cannot be reached the charger is closed with 1013
     ("try again later") and retries with its own back-off, queueing as it would with a direct link.
   - translated (`TRANSLATED`, a registry: protocol → how the station's host is made): one long-lived
@@ -82,11 +82,11 @@ from adapters.store_pg import PgStore
 from adapters.tls import csms_client_context, iec104_server_context, south_server_context
 from adapters.translated import TranslatedHost
 from bridge.effects import CLOSE_TRY_AGAIN_LATER, Side
-from bridge.iec104 import CompiledTable
-from bridge.iec104.apci import LinkParameters
-from bridge.iec104.registration import RegistrationSpec
-from bridge.passthrough import PassThroughStation
-from bridge.v16.device_model import ConfigTable
+from bridge.stations.iec104 import CompiledTable
+from bridge.stations.iec104.apci import LinkParameters
+from bridge.stations.iec104.registration import RegistrationSpec
+from bridge.stations.passthrough.core import PassThroughStation
+from bridge.stations.v16.device_model import ConfigTable
 
 SUPPORTED_PROTOCOLS = frozenset({"ocpp2.0.1", "ocpp1.6", "iec104"})
 # /ready lists at most this many stations that are down (the counts cover all of them)

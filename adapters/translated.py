@@ -10,8 +10,8 @@ await host.stop()                    # CSMS connection closed with 1001; or `awa
 
 What every translated station shares is here, once; what differs is its `StationKind`, a small declared
 interface each kind implements in its own module: `adapters.ocpp.v16_station.Ocpp16Kind` (the core
-`bridge.v16.core.Station16`; its charger connects over the OCPP server, `adapters.ocpp.south`) and
-`adapters.iec104.station.Iec104Kind` (the core `bridge.iec104.station.Station104`; its charger's link,
+`bridge.stations.v16.core.Station16`; its charger connects over the OCPP server, `adapters.ocpp.south`) and
+`adapters.iec104.station.Iec104Kind` (the core `bridge.stations.iec104.core.Station104`; its charger's link,
 dialled out or attached by the 104 listener). The runtime builds a host per configured station from a
 registry by protocol (`adapters.runtime`), and knows nothing else of the kinds.
 

@@ -6,7 +6,7 @@ Rules
   diagnostic (bound with the station id, side and protocol version) and counts it, `Persist` writes
   durable state before anything after it is carried out.
 - The set is open: a station kind whose charger does not speak OCPP-J over a WebSocket (IEC 104) has
-  effects of its own, subclasses of `KindEffect` (`bridge.iec104.southbound`). The driver hands those,
+  effects of its own, subclasses of `KindEffect` (`bridge.stations.iec104.southbound`). The driver hands those,
   in order and after the `Persist` runs before them are committed, to the station kind's adapter
   (`adapters.translated.StationKind.handle`); it knows nothing else of them.
 - `Side.SOUTH` is the charger-facing connection, `Side.NORTH` the CSMS-facing one.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
-from bridge.v16.outcome import Problem
+from bridge.stations.v16.outcome import Problem
 
 DEFAULT_EARLIEST_YEAR: Final = 2010
 

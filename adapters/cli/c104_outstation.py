@@ -45,8 +45,8 @@ from typing import Any
 
 import c104
 
-from bridge.iec104 import CompiledTable
-from bridge.iec104.rules import CounterRule
+from bridge.stations.iec104 import CompiledTable
+from bridge.stations.iec104.rules import CounterRule
 
 HOST = "127.0.0.1"
 # The work status enum of the shipped tables (gb-dc-charger, gb-ac-charger).

@@ -4,7 +4,7 @@ Rules
 - A generated region is written `<!-- generated: NAME -->` … `<!-- end generated: NAME -->`; everything
   between the two markers is this module's output, everything outside is written by hand.
 - Regions and their sources:
-  - `ocpp16-charger-actions`, `ocpp16-csms-actions` (docs/ocpp16-mapping.md): `bridge.v16.actions`,
+  - `ocpp16-charger-actions`, `ocpp16-csms-actions` (docs/ocpp16-mapping.md): `bridge.stations.v16.actions`,
     the tables the 1.6 station core dispatches on;
   - `ocpp16-config-keys` (docs/ocpp16-mapping.md): mappings/ocpp16-config.yaml as the bridge reads it
     (`adapters.device_model_file`), in the file's order, hidden keys included;
@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adapters.device_model_file import SHIPPED_TABLE, plain
-from bridge.v16.actions import CHARGER_ACTIONS, CSMS_ACTIONS, ActionTreatment
-from bridge.v16.device_model import LEGACY_COMPONENT, TableModel
+from bridge.stations.v16.actions import CHARGER_ACTIONS, CSMS_ACTIONS, ActionTreatment
+from bridge.stations.v16.device_model import LEGACY_COMPONENT, TableModel
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

@@ -15,7 +15,7 @@ Events file: JSON lines (blank lines are skipped), in time order, each an object
 IOAs are integers or hex strings; values are booleans, numbers, or for double points 0..3.
 
 Rules
-- The same pure core as the running bridge (`bridge.iec104.station.Station104`), with an in-memory state,
+- The same pure core as the running bridge (`bridge.stations.iec104.core.Station104`), with an in-memory state,
   ids `r1, r2, …` and transaction ids `TX-0001, …`. Time advances from event to event, firing every
   deadline on the way (register waits, meter values, profile periods, the link grace); after the last
   event it runs on for `settle` seconds.
@@ -41,10 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from bridge.effects import Persist, Report, Send, Side
-from bridge.iec104 import CompiledTable, TypeId, format_ioa, parse_ioa
-from bridge.iec104.private import object_bytes
-from bridge.iec104.registration import Registered, RegistrationError, spaced_hex
-from bridge.iec104.southbound import (
+from bridge.ocppj.errors import OcppVersion, OutboundPayloadInvalid
+from bridge.ocppj.schema import PayloadKind, SchemaRegistry
+from bridge.stations.iec104 import CompiledTable, TypeId, format_ioa, parse_ioa
+from bridge.stations.iec104.core import Station104, Station104Settings
+from bridge.stations.iec104.private import object_bytes
+from bridge.stations.iec104.registration import Registered, RegistrationError, spaced_hex
+from bridge.stations.iec104.southbound import (
     CommandConfirmed,
     Interrogate104,
     LinkDown,
@@ -55,9 +58,6 @@ from bridge.iec104.southbound import (
     Send104Command,
     Send104Private,
 )
-from bridge.iec104.station import Station104, Station104Settings
-from bridge.ocppj.errors import OcppVersion, OutboundPayloadInvalid
-from bridge.ocppj.schema import PayloadKind, SchemaRegistry
 from bridge.timestamps import parse_timestamp
 
 DEFAULT_START = "2026-01-01T00:00:00Z"

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from bridge.iec104 import CompiledTable
-    from bridge.iec104.private import FieldSpec, PrivateRule
+    from bridge.stations.iec104 import CompiledTable
+    from bridge.stations.iec104.private import FieldSpec, PrivateRule
 
 app = typer.Typer(
     help="IEC 104 mapping tables: check them, explain them point by point, print their JSON Schema,"
@@ -245,7 +245,7 @@ def json_schema() -> dict[str, Any]:
     every definition (`Partial…`: no key required, a mapping may be empty, every mapping value may be
     `null` to remove the key, a union's branches tried in turn), because it overrides a base key by key; lists are replaced
     whole, so their items keep the full definitions."""
-    from bridge.iec104 import MappingTable
+    from bridge.stations.iec104 import MappingTable
 
     full = MappingTable.model_json_schema()
     definitions: dict[str, Any] = full.pop("$defs")
@@ -301,7 +301,7 @@ _COLUMNS = ("IOA", "conn.", "name", "type", "scale", "meaning", "OCPP 2.0.1 targ
 
 
 def _rows(compiled: CompiledTable) -> list[tuple[str, ...]]:
-    from bridge.iec104 import format_ioa
+    from bridge.stations.iec104 import format_ioa
 
     return [
         (
@@ -357,7 +357,7 @@ def _diagrams(compiled: CompiledTable) -> list[Diagram]:
 
 
 def _registration_diagram(compiled: CompiledTable) -> Diagram:
-    from bridge.iec104.registration import spaced_hex
+    from bridge.stations.iec104.registration import spaced_hex
 
     spec = compiled.registration
     assert spec is not None
@@ -416,7 +416,7 @@ def _registration_diagram(compiled: CompiledTable) -> Diagram:
 
 
 def _private_diagram(compiled: CompiledTable, rule: PrivateRule) -> Diagram:
-    from bridge.iec104 import format_ioa
+    from bridge.stations.iec104 import format_ioa
 
     link = compiled.link
     way = "charger → bridge" if rule.direction == "in" else "bridge → charger"
@@ -476,7 +476,7 @@ def _field_type(field: FieldSpec) -> str:
 
 def _roles(rule: PrivateRule) -> dict[str, str]:
     """Field name → what the meaning does with it."""
-    from bridge.iec104.private import (
+    from bridge.stations.iec104.private import (
         Authorize,
         AuthorizeAnswer,
         Settlement,

@@ -1,7 +1,7 @@
 """A simulated IEC 104 charger (the controlled station, "outstation") laid out per any compiled table.
 
 `ocpp-bridge simulate iec104` and the demo's dial-in card charger run it. It speaks with the product's
-own codecs (`bridge.iec104.asdu`, `registration`, `private`, `timetags`) and the table's ASDU field
+own codecs (`bridge.stations.iec104.asdu`, `registration`, `private`, `timetags`) and the table's ASDU field
 sizes; it is a simulator for operators, not an independent test peer.
 
 ```python
@@ -58,8 +58,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from adapters.ops.logs import get_logger
-from bridge.iec104 import CompiledTable
-from bridge.iec104.asdu import (
+from bridge.stations.iec104 import CompiledTable
+from bridge.stations.iec104.asdu import (
     TYPE_IDS,
     TYPE_NAMES,
     Asdu,
@@ -70,8 +70,8 @@ from bridge.iec104.asdu import (
     decode_asdu,
     encode_asdu,
 )
-from bridge.iec104.compiled import asdu_format
-from bridge.iec104.private import (
+from bridge.stations.iec104.compiled import asdu_format
+from bridge.stations.iec104.private import (
     NUMBER_TYPES,
     Authorize,
     AuthorizeAnswer,
@@ -85,7 +85,7 @@ from bridge.iec104.private import (
     object_bytes,
     split_object,
 )
-from bridge.iec104.rules import CounterRule, EnumRule
+from bridge.stations.iec104.rules import CounterRule, EnumRule
 
 DEFAULT_SERIAL: Final = "SIM0001"
 DOUBLE_OFF, DOUBLE_ON = 1, 2

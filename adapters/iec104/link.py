@@ -8,7 +8,7 @@ link.command(send104); link.interrogate(counters)
 ```
 
 Rules
-- Everything about the 104 protocol is in the core (`bridge.iec104.session`): this module moves bytes
+- Everything about the 104 protocol is in the core (`bridge.stations.iec104.session`): this module moves bytes
   between the socket and the session, arms one timer at the session's `next_deadline` (lazily: a timer
   that fires early finds nothing due and is armed again), and hands the session's `LinkEvent`s to the
   consumer in one batch per read or timer. No threads, no worker processes: a malformed frame is a
@@ -46,10 +46,10 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from adapters.stopping import Stopped, unless_stopped
-from bridge.iec104.apci import ApciLink
-from bridge.iec104.session import LinkNotice, Session104
-from bridge.iec104.southbound import LinkEvent, Send104Command, Send104Private
 from bridge.north.backoff import BackoffPolicy
+from bridge.stations.iec104.apci import ApciLink
+from bridge.stations.iec104.session import LinkNotice, Session104
+from bridge.stations.iec104.southbound import LinkEvent, Send104Command, Send104Private
 
 RECONNECT: Final = BackoffPolicy(wait_minimum=1.0, random_range=1.0, repeat_times=5)
 WARN_AFTER: Final = 3

@@ -7,7 +7,7 @@ await listener.close()
 ```
 
 Rules
-- Each accepted connection runs an `Identification` (`bridge.iec104.identify`): STARTDT act, then a
+- Each accepted connection runs an `Identification` (`bridge.stations.iec104.identify`): STARTDT act, then a
   general interrogation to the global address; the common address of the charger's first ASDU says
   which configured `dial = "in"` station it is. The connection (its started link, the ASDUs read so
   far) then belongs to that station's `Iec104Link.attach`.
@@ -40,14 +40,14 @@ from typing import Any, Final, cast
 
 from adapters.config import split_host_port
 from adapters.iec104.link import Iec104Link
-from bridge.iec104.apci import LinkParameters
-from bridge.iec104.identify import (
+from bridge.stations.iec104.apci import LinkParameters
+from bridge.stations.iec104.identify import (
     Identification,
     Identified,
     NotIdentified,
     RegisteredCharger,
 )
-from bridge.iec104.registration import RegistrationSpec
+from bridge.stations.iec104.registration import RegistrationSpec
 
 MAX_PENDING: Final = 4096
 

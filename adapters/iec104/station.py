@@ -10,11 +10,11 @@ host.kind.link                       # the station's Iec104Link
 Rules
 - What every translated station shares (its CSMS link, the store, leases, rebuilding a failed core,
   start and stop) is `adapters.translated.TranslatedHost`'s; `Iec104Kind` is the 104 part.
-- The core is `Station104` (`bridge.iec104.station`), with the station's compiled mapping table and its
+- The core is `Station104` (`bridge.stations.iec104.core`), with the station's compiled mapping table and its
   time zone; the link's events reach it through `CoreDriver.feed` (`TranslatedHost.revive` first), one batch
   per read or timer of the link.
 - The link is an `Iec104Link` (`adapters.iec104.link`) on the bridge's event loop, around the station's
-  `Session104` (`bridge.iec104.session`: the APCI link, the codec, commands and interrogations, with
+  `Session104` (`bridge.stations.iec104.session`: the APCI link, the codec, commands and interrogations, with
   the table's timers t0–t3, k, w and time zone). Dial-out stations dial `host:port` (TLS with
   `tls = true`); dial-in stations wait for the listener (`adapters.iec104.listener`) to attach the
   charger's connection. The link runs while the station is served here (`StationKind.serving`).
@@ -75,11 +75,15 @@ from adapters.translated import (
     north_settings,
 )
 from bridge.effects import KindEffect, Side
-from bridge.iec104 import CompiledTable
-from bridge.iec104.apci import LinkParameters
-from bridge.iec104.compiled import asdu_format
-from bridge.iec104.session import LinkNotice, Session104, SessionSettings
-from bridge.iec104.southbound import (
+from bridge.north.backoff import BackoffPolicy
+from bridge.ocppj.rpc import MessageIdSource
+from bridge.ocppj.schema import SchemaRegistry
+from bridge.stations.iec104 import CompiledTable
+from bridge.stations.iec104.apci import LinkParameters
+from bridge.stations.iec104.compiled import asdu_format
+from bridge.stations.iec104.core import Station104, Station104Settings
+from bridge.stations.iec104.session import LinkNotice, Session104, SessionSettings
+from bridge.stations.iec104.southbound import (
     CommandConfirmed,
     Interrogate104,
     LinkDown,
@@ -88,10 +92,6 @@ from bridge.iec104.southbound import (
     Send104Command,
     Send104Private,
 )
-from bridge.iec104.station import Station104, Station104Settings
-from bridge.north.backoff import BackoffPolicy
-from bridge.ocppj.rpc import MessageIdSource
-from bridge.ocppj.schema import SchemaRegistry
 
 
 def load_table(station: Iec104Station) -> CompiledTable:

@@ -7,7 +7,7 @@ await host.serve_south(connection)   # each time the charger connects (adapters.
 ```
 
 Rules
-- The core is `bridge.v16.core.Station16`, with the station's configuration-key table (`device_model`,
+- The core is `bridge.stations.v16.core.Station16`, with the station's configuration-key table (`device_model`,
   else the shipped one; the runtime shares one table per file), its idTokenType rule and timestamp
   offset, and the `[south]`/`[csms]` timeouts; everything else (the CSMS link, the store, leases,
   rebuilding a failed core) is the host's (`adapters.translated.TranslatedHost`).
@@ -37,10 +37,10 @@ from adapters.translated import (
 from bridge.effects import Side
 from bridge.ocppj.rpc import MessageIdSource
 from bridge.ocppj.schema import SchemaRegistry
+from bridge.stations.v16.core import Station16, Station16Settings
+from bridge.stations.v16.device_model import ConfigTable
+from bridge.stations.v16.id_token import DEFAULT_RULE, IdTokenTypeRule
 from bridge.timestamps import TimestampPolicy
-from bridge.v16.core import Station16, Station16Settings
-from bridge.v16.device_model import ConfigTable
-from bridge.v16.id_token import DEFAULT_RULE, IdTokenTypeRule
 
 
 def station16_settings(

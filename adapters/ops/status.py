@@ -48,8 +48,8 @@ from bridge.effects import Side
 
 if TYPE_CHECKING:
     from adapters.runtime import Runtime
-    from bridge.iec104.station import Station104
-    from bridge.v16.core import Station16
+    from bridge.stations.iec104.core import Station104
+    from bridge.stations.v16.core import Station16
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -227,7 +227,13 @@ def _label_text(action: str, error_code: str | None) -> str:
 
 
 def _link_event_text(event: Any) -> str:
-    from bridge.iec104.southbound import CommandConfirmed, LinkDown, LinkUp, PointUpdate, RawAsdu
+    from bridge.stations.iec104.southbound import (
+        CommandConfirmed,
+        LinkDown,
+        LinkUp,
+        PointUpdate,
+        RawAsdu,
+    )
 
     if isinstance(event, PointUpdate):
         return f"point 0x{event.ioa:04X} {event.type_id}"
@@ -243,7 +249,7 @@ def _link_event_text(event: Any) -> str:
 
 
 def _south_effect_text(effect: Any) -> str:
-    from bridge.iec104.southbound import Interrogate104, Send104Command, Send104Private
+    from bridge.stations.iec104.southbound import Interrogate104, Send104Command, Send104Private
 
     if isinstance(effect, Send104Command):
         return f"command {effect.command_id} 0x{effect.ioa:04X} {effect.purpose}".rstrip()

@@ -397,7 +397,13 @@ def _raw_line(record: dict[str, Any], text: str) -> bytes:
 
 
 def _link_event(event: Any) -> dict[str, Any]:
-    from bridge.iec104.southbound import CommandConfirmed, LinkDown, LinkUp, PointUpdate, RawAsdu
+    from bridge.stations.iec104.southbound import (
+        CommandConfirmed,
+        LinkDown,
+        LinkUp,
+        PointUpdate,
+        RawAsdu,
+    )
 
     if isinstance(event, PointUpdate):
         what: dict[str, Any] = {
@@ -435,7 +441,7 @@ def _link_event(event: Any) -> dict[str, Any]:
 
 
 def _south_effect(effect: Any) -> dict[str, Any]:
-    from bridge.iec104.southbound import Interrogate104, Send104Command, Send104Private
+    from bridge.stations.iec104.southbound import Interrogate104, Send104Command, Send104Private
 
     if isinstance(effect, Send104Command):
         return {

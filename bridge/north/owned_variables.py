@@ -57,11 +57,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from bridge.effects import Persist, Report, Side
-from bridge.iec104.vocabulary import MEASURANDS  # the 2.0.1 MeasurandEnumType, from the schemas
 from bridge.north.backoff import BackoffPolicy
 from bridge.north.device_data import BYTES_PER_MESSAGE, ITEMS_PER_MESSAGE
 from bridge.north.station import DEFAULT_HEARTBEAT, NorthSettings, NorthStation
 from bridge.ocppj.rpc import Diagnostic
+from bridge.stations.iec104.vocabulary import (
+    MEASURANDS,  # the 2.0.1 MeasurandEnumType, from the schemas
+)
 
 TABLE: Final = "owned"
 STATUSES: Final = ("Available", "Occupied", "Reserved", "Unavailable", "Faulted")

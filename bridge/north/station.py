@@ -1,7 +1,7 @@
 """The OCPP 2.0.1 charging station the CSMS sees, shared by every translated station kind (1.6J, IEC 104).
 
 A `NorthStation` owns the CSMS-facing `RpcEndpoint` and everything a 2.0.1 station does toward its CSMS
-regardless of what sits below it. The owning core (`bridge.v16.core`, `bridge.iec104.station`) feeds it
+regardless of what sits below it. The owning core (`bridge.stations.v16.core`, `bridge.stations.iec104.core`) feeds it
 the CSMS connection's input and gets back the events only it can handle.
 
 Rules

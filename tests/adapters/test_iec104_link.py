@@ -22,9 +22,9 @@ from adapters.config import Iec104Station
 from adapters.iec104.link import DialOut, Iec104Link
 from adapters.iec104.station import session_settings
 from adapters.mapping_files import compile_file
-from bridge.iec104 import CompiledTable
-from bridge.iec104.session import Session104
-from bridge.iec104.southbound import (
+from bridge.stations.iec104 import CompiledTable
+from bridge.stations.iec104.session import Session104
+from bridge.stations.iec104.southbound import (
     CommandConfirmed,
     LinkDown,
     LinkEvent,
@@ -32,7 +32,7 @@ from bridge.iec104.southbound import (
     PointUpdate,
     Send104Command,
 )
-from bridge.iec104.vocabulary import TypeId
+from bridge.stations.iec104.vocabulary import TypeId
 from tests.e2e.iec104_charger import Charger104
 
 DC = Path(__file__).resolve().parents[2] / "mappings" / "gb-dc-charger.yaml"

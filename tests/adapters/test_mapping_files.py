@@ -21,7 +21,7 @@ from adapters.mapping_files import (
     load_reference,
     shipped_tables,
 )
-from bridge.iec104 import (
+from bridge.stations.iec104 import (
     CommandRule,
     CounterRule,
     EnumRule,
@@ -608,7 +608,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "mapping-language.md"
 
 
 def test_the_reference_names_every_key_of_the_language() -> None:
-    from bridge.iec104.checks import _language_keys
+    from bridge.stations.iec104.checks import _language_keys
 
     text = DOCS.read_text(encoding="utf-8")
     missing = [key for key in sorted(_language_keys()) if not re.search(rf"\b{key}\b", text)]

@@ -17,11 +17,16 @@ from typing import Any
 from adapters.mapping_files import compile_file
 from adapters.schemas import OfficialSchemas
 from bridge.effects import Persist, Report, Send, Side
-from bridge.iec104 import CompiledTable
-from bridge.iec104.southbound import Interrogate104, PointUpdate, Send104Command, Send104Private
-from bridge.iec104.station import Station104, Station104Settings
 from bridge.ocppj.errors import VALID_CODES, OcppVersion
 from bridge.ocppj.schema import PayloadKind
+from bridge.stations.iec104 import CompiledTable
+from bridge.stations.iec104.core import Station104, Station104Settings
+from bridge.stations.iec104.southbound import (
+    Interrogate104,
+    PointUpdate,
+    Send104Command,
+    Send104Private,
+)
 
 SCHEMAS = OfficialSchemas()
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ from bridge.effects import Close, Effect, Persist, Report, Send, Side
 from bridge.north.station import NorthSettings
 from bridge.ocppj.errors import VALID_CODES, OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.core import Station16, Station16Settings
+from bridge.stations.v16.core import Station16, Station16Settings
 
 SCHEMAS = OfficialSchemas()
 CONFIG_TABLE = load_config_table()

@@ -11,7 +11,7 @@ from adapters.schemas import OfficialSchemas
 from bridge.ocppj.directions import BOTH_WAYS, CHARGER_SENDS, Sender, may_send
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.rpc import CallReceived, Diagnostic, RpcEndpoint
-from bridge.v16.actions import CHARGER_ACTIONS, CSMS_ACTIONS
+from bridge.stations.v16.actions import CHARGER_ACTIONS, CSMS_ACTIONS
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 

@@ -30,7 +30,7 @@ from adapters.schemas import OfficialSchemas
 from adapters.store import Store
 from bridge.effects import Effect, Persist, Report, Send, Side
 from bridge.ocppj.rpc import Diagnostic
-from bridge.v16.core import Station16, Station16Settings
+from bridge.stations.v16.core import Station16, Station16Settings
 
 TABLE = load_config_table()
 WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z

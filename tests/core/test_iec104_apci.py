@@ -1,4 +1,4 @@
-"""The IEC 60870-5-104 APCI link layer (bridge.iec104.apci), the bridge being the controlling station.
+"""The IEC 60870-5-104 APCI link layer (bridge.stations.iec104.apci), the bridge being the controlling station.
 
 The peer's frames are spelled out here, octet by octet (`i_frame`, `s_frame` and the U-frame constants),
 and the bridge's output is read back by `decode`: neither uses the module's encoder.
@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from bridge.iec104.apci import (
+from bridge.ocppj.errors import BridgeMisuse
+from bridge.stations.iec104.apci import (
     ApciLink,
     AsduReceived,
     DataTransferStarted,
@@ -22,7 +23,6 @@ from bridge.iec104.apci import (
     LinkFailed,
     LinkParameters,
 )
-from bridge.ocppj.errors import BridgeMisuse
 
 P = LinkParameters()  # t1 15, t2 10, t3 20, k 12, w 8
 

@@ -1,4 +1,4 @@
-"""The IEC 104 ASDU codec (bridge.iec104.asdu): round trips, totality, captured frames, a peer codec.
+"""The IEC 104 ASDU codec (bridge.stations.iec104.asdu): round trips, totality, captured frames, a peer codec.
 
 The per-type element table below is written from IEC 60870-5-101 §7.2.6/§7.3, not copied from the
 module, so the round trip and the peer tests check the codec against the standard's layouts.
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.iec104.asdu import (
+from bridge.stations.iec104.asdu import (
     KNOWN_TYPES,
     STANDARD,
     TYPE_IDS,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from adapters.mapping_files import load_reference
 from bridge.effects import Persist, Side
-from bridge.iec104.southbound import PointUpdate, RawAsdu, Send104Private
+from bridge.stations.iec104.southbound import PointUpdate, RawAsdu, Send104Private
 from tests.core.iec104_bench import CHARGING, ENERGY, HOLSTERED, PLUG, Bench, idle, it, sp
 
 TABLE = load_reference("example-dialin-card").compile(2)

@@ -1,4 +1,4 @@
-"""Compiled tables (bridge.iec104.compiled): stride expansion, lookups, overrides, derived rules."""
+"""Compiled tables (bridge.stations.iec104.compiled): stride expansion, lookups, overrides, derived rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.iec104 import (
+from bridge.stations.iec104 import (
     CommandRule,
     CounterRule,
     EnumRule,
@@ -22,7 +22,7 @@ from bridge.iec104 import (
     merge_tables,
     validate_table,
 )
-from bridge.iec104.logic import Between, Conjunction, Disjunction, HasCode, IsOn, Negation
+from bridge.stations.iec104.logic import Between, Conjunction, Disjunction, HasCode, IsOn, Negation
 
 
 def table_data() -> dict[str, Any]:

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from bridge.effects import Persist
-from bridge.iec104 import CompiledTable
-from bridge.iec104.station import Station104, Station104Settings
+from bridge.stations.iec104 import CompiledTable
+from bridge.stations.iec104.core import Station104, Station104Settings
 from tests.core.iec104_bench import (
     CHARGING,
     DC_TABLE,

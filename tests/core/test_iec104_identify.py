@@ -1,4 +1,4 @@
-"""Identification (bridge.iec104.identify): who dialled in, told by the first ASDU's common address.
+"""Identification (bridge.stations.iec104.identify): who dialled in, told by the first ASDU's common address.
 
 The charger's frames are spelled out here in bytes; the bridge's are read back by hand.
 """
@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.iec104.apci import LinkParameters
-from bridge.iec104.identify import MAX_ASDUS, Identification, Identified, NotIdentified
-from bridge.iec104.session import Session104, SessionSettings
-from bridge.iec104.southbound import LinkUp, PointUpdate
+from bridge.stations.iec104.apci import LinkParameters
+from bridge.stations.iec104.identify import MAX_ASDUS, Identification, Identified, NotIdentified
+from bridge.stations.iec104.session import Session104, SessionSettings
+from bridge.stations.iec104.southbound import LinkUp, PointUpdate
 
 P = LinkParameters()  # t1 15 s
 STARTDT_ACT = bytes.fromhex("680407000000")

@@ -1,4 +1,4 @@
-"""The mapping language (bridge.iec104): what it accepts, and the exact problem for what it refuses."""
+"""The mapping language (bridge.stations.iec104): what it accepts, and the exact problem for what it refuses."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.iec104 import MappingTable, TableError, TableProblem, merge_tables, validate_table
-from bridge.iec104.vocabulary import (
+from bridge.stations.iec104 import (
+    MappingTable,
+    TableError,
+    TableProblem,
+    merge_tables,
+    validate_table,
+)
+from bridge.stations.iec104.vocabulary import (
     MEASURANDS,
     TYPES_BY_KIND,
     UNITS,

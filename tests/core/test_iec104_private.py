@@ -1,4 +1,4 @@
-"""Private ASDUs (bridge.iec104.private, frames, frame_checks): layouts decoded from bytes spelled out
+"""Private ASDUs (bridge.stations.iec104.private, frames, frame_checks): layouts decoded from bytes spelled out
 here, round trips of every field type, totality over any bytes, the compiled rules, and the
 validation problems with their paths."""
 
@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.mapping_files import load_reference
-from bridge.iec104 import TableError, asdu_format, compile_table, validate_table
-from bridge.iec104.asdu import AsduFormat
-from bridge.iec104.private import (
+from bridge.stations.iec104 import TableError, asdu_format, compile_table, validate_table
+from bridge.stations.iec104.asdu import AsduFormat
+from bridge.stations.iec104.private import (
     Authorize,
     AuthorizeAnswer,
     FieldSpec,
@@ -667,8 +667,8 @@ def test_a_settlement_record_without_a_card_carries_no_id_token() -> None:
     """A remote-started session's record has an all-zero card field: no idToken, not '0000…'."""
     import zoneinfo
 
-    from bridge.iec104.southbound import RawAsdu
-    from bridge.iec104.vendor import Settle, VendorAsdus
+    from bridge.stations.iec104.southbound import RawAsdu
+    from bridge.stations.iec104.vendor import Settle, VendorAsdus
 
     table = load_reference("example-dialin-card").compile(1)
     record = bytes(8) + bytes.fromhex("0000000a270c1a00001e0a270c1a") + bytes(13)

@@ -13,7 +13,7 @@ when the link stays down past `link_grace` does the event go with the last known
 
 from __future__ import annotations
 
-from bridge.iec104.station import Station104Settings
+from bridge.stations.iec104.core import Station104Settings
 from tests.core.iec104_bench import CHARGING, ENERGY, HOLSTERED, PLUG, Bench, idle, it, sp
 
 

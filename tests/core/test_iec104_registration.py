@@ -1,4 +1,4 @@
-"""Registration frames (bridge.iec104.registration): the layout language compiled, parsed from bytes
+"""Registration frames (bridge.stations.iec104.registration): the layout language compiled, parsed from bytes
 spelled out here, every checksum rule, and totality over any bytes."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.iec104 import TableError, compile_table, validate_table
-from bridge.iec104.registration import (
+from bridge.stations.iec104 import TableError, compile_table, validate_table
+from bridge.stations.iec104.registration import (
     NeedMore,
     Registered,
     RegistrationError,

@@ -14,10 +14,15 @@ from pathlib import Path
 import pytest
 
 from adapters.mapping_files import compile_file
-from bridge.iec104.apci import LinkParameters
-from bridge.iec104.identify import Identification, Identified, NotIdentified, RegisteredCharger
-from bridge.iec104.session import Session104, SessionSettings
-from bridge.iec104.southbound import LinkUp
+from bridge.stations.iec104.apci import LinkParameters
+from bridge.stations.iec104.identify import (
+    Identification,
+    Identified,
+    NotIdentified,
+    RegisteredCharger,
+)
+from bridge.stations.iec104.session import Session104, SessionSettings
+from bridge.stations.iec104.southbound import LinkUp
 
 TABLE = compile_file(
     Path(__file__).resolve().parents[2] / "mappings" / "example-dialin-card.yaml", 2

@@ -1,4 +1,4 @@
-"""Session104 (bridge.iec104.session): the charger's side of the conversation spelled out in bytes.
+"""Session104 (bridge.stations.iec104.session): the charger's side of the conversation spelled out in bytes.
 
 The charger's frames are written here octet by octet (`i_frame`, `asdu` and the hex literals); what the
 bridge sends is read back by hand (`frames`), never with the product's encoder or decoder. Each test
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.iec104.apci import ApciLink, LinkParameters
-from bridge.iec104.session import NOTICE_INTERVAL, LinkNotice, Session104, SessionSettings
-from bridge.iec104.southbound import (
+from bridge.stations.iec104.apci import ApciLink, LinkParameters
+from bridge.stations.iec104.session import NOTICE_INTERVAL, LinkNotice, Session104, SessionSettings
+from bridge.stations.iec104.southbound import (
     CommandConfirmed,
     LinkDown,
     LinkEvent,
@@ -28,7 +28,7 @@ from bridge.iec104.southbound import (
     Send104Command,
     Send104Private,
 )
-from bridge.iec104.vocabulary import TypeId
+from bridge.stations.iec104.vocabulary import TypeId
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.effects import Persist, Report, Send
-from bridge.iec104.southbound import Send104Command, Send104Private
+from bridge.stations.iec104.southbound import Send104Command, Send104Private
 from tests.core.iec104_bench import CHARGING, ENERGY, HOLSTERED, PLUG, Bench, idle, it, sp
 from tests.core.test_iec104_card_restart import TABLE, settlement, start_charging, swipe
 

@@ -1,4 +1,4 @@
-"""bridge.iec104.station.Station104: an IEC 104 charger as a 2.0.1 station, without sockets.
+"""bridge.stations.iec104.core.Station104: an IEC 104 charger as a 2.0.1 station, without sockets.
 
 Driven by `tests.core.iec104_bench.Bench`: 104 point updates and command confirmations in, frames to the
 CSMS (each checked against the official schemas), 104 commands and interrogations out. Test names carry
@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.mapping_files import compile_file
-from bridge.iec104.southbound import CommandConfirmed, LinkDown, LinkUp, PointUpdate
-from bridge.iec104.station import Station104Settings
-from bridge.iec104.vocabulary import TypeId
+from bridge.stations.iec104.core import Station104Settings
+from bridge.stations.iec104.southbound import CommandConfirmed, LinkDown, LinkUp, PointUpdate
+from bridge.stations.iec104.vocabulary import TypeId
 from tests.core.iec104_bench import (
     CHARGING,
     CURRENT_LIMIT,

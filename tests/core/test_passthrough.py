@@ -9,7 +9,7 @@ import pytest
 
 from adapters.schemas import OfficialSchemas
 from bridge.effects import Close, Report, Send, Side
-from bridge.passthrough import PassThroughStation
+from bridge.stations.passthrough.core import PassThroughStation
 
 SOUTH, NORTH = Side.SOUTH, Side.NORTH
 BOOT = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}

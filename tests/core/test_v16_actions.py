@@ -1,4 +1,4 @@
-"""bridge.v16.actions: every 2.0.1 CSMS action has a treatment, and the NotSupported-style answers are
+"""bridge.stations.v16.actions: every 2.0.1 CSMS action has a treatment, and the NotSupported-style answers are
 valid 2.0.1 responses; docs/ocpp16-mapping.md states the same table."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import BridgeMisuse, OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16 import core
-from bridge.v16.actions import (
+from bridge.stations.v16 import core
+from bridge.stations.v16.actions import (
     CHARGER_ACTIONS,
     CSMS_ACTIONS,
     Treatment,

@@ -1,4 +1,4 @@
-"""bridge.v16.auth: C01 authorize, D01 SendLocalList, D02 GetLocalListVersion, C11 ClearCache."""
+"""bridge.stations.v16.auth: C01 authorize, D01 SendLocalList, D02 GetLocalListVersion, C11 ClearCache."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.auth import (
+from bridge.stations.v16.auth import (
     authorize_request,
     authorize_response,
     clear_cache,
@@ -20,8 +20,8 @@ from bridge.v16.auth import (
     send_local_list,
     send_local_list_response,
 )
-from bridge.v16.id_token import IdTokenTypeRule
-from bridge.v16.outcome import Forward, Payload, Reply
+from bridge.stations.v16.id_token import IdTokenTypeRule
+from bridge.stations.v16.outcome import Forward, Payload, Reply
 
 SCHEMAS = OfficialSchemas()
 V16, V201 = OcppVersion.V16, OcppVersion.V201

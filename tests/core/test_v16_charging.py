@@ -1,4 +1,4 @@
-"""bridge.v16.charging: K01 SetChargingProfile, K10 ClearChargingProfile, K08 GetCompositeSchedule,
+"""bridge.stations.v16.charging: K01 SetChargingProfile, K10 ClearChargingProfile, K08 GetCompositeSchedule,
 K09 GetChargingProfiles (emulated)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.charging import (
+from bridge.stations.v16.charging import (
     InstalledProfile,
     ProfileConversion,
     ProfileRefusal,
@@ -27,7 +27,7 @@ from bridge.v16.charging import (
     set_charging_profile,
     set_charging_profile_response,
 )
-from bridge.v16.outcome import Forward, Reply
+from bridge.stations.v16.outcome import Forward, Reply
 
 SCHEMAS = OfficialSchemas()
 V16, V201 = OcppVersion.V16, OcppVersion.V201

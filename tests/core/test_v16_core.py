@@ -1,4 +1,4 @@
-"""bridge.v16.core.Station16: a 1.6J charger shown to the CSMS as a 2.0.1 station, driven frame by frame.
+"""bridge.stations.v16.core.Station16: a 1.6J charger shown to the CSMS as a 2.0.1 station, driven frame by frame.
 
 No sockets, no asyncio: the bench (`tests.core.station_harness`) feeds JSON frames, carries out the
 effects in order on a dict store, and checks every frame the core sends against the official schemas
@@ -22,7 +22,7 @@ from bridge.effects import Side
 from bridge.north.station import NorthSettings
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.actions import CSMS_ACTIONS, Treatment
+from bridge.stations.v16.actions import CSMS_ACTIONS, Treatment
 from tests.core.station_harness import (
     BOOT16,
     SCHEMAS,
@@ -745,7 +745,7 @@ _UNANSWERED_CASES: dict[str, tuple[Payload, Callable[[Payload], bool]]] = {
     # action, request, what the module's rule says the CSMS gets
     "GetBaseReport": (
         {"requestId": 7, "reportBase": "FullInventory"},
-        lambda p: p == {"status": "Rejected"},  # bridge.v16.reports: B07.FR.13
+        lambda p: p == {"status": "Rejected"},  # bridge.stations.v16.reports: B07.FR.13
     ),
     "GetVariables": (
         {

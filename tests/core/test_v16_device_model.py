@@ -1,4 +1,4 @@
-"""bridge.v16.device_model (+ adapters.device_model_file): the 1.6 key ⇄ 2.0.1 variable table."""
+"""bridge.stations.v16.device_model (+ adapters.device_model_file): the 1.6 key ⇄ 2.0.1 variable table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from adapters.device_model_file import DeviceModelFileError, load_config_table, parse_config_table
-from bridge.v16.device_model import (
+from bridge.stations.v16.device_model import (
     LEGACY_COMPONENT,
     ConfigTableError,
     VariableRef,

@@ -1,4 +1,4 @@
-"""Every enumeration table of bridge.v16.enums against the official 1.6 and 2.0.1 schemas.
+"""Every enumeration table of bridge.stations.v16.enums against the official 1.6 and 2.0.1 schemas.
 
 The enumerations are read from the schemas the `ocpp` package ships, so a table that forgets a value or
 maps to a value the other version does not have fails here.
@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge.v16 import enums as E
+from bridge.stations.v16 import enums as E
 
 
 @cache

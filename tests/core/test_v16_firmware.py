@@ -1,4 +1,4 @@
-"""bridge.v16.firmware: L01/L02 UpdateFirmware, N01 GetLog, and the status notifications up."""
+"""bridge.stations.v16.firmware: L01/L02 UpdateFirmware, N01 GetLog, and the status notifications up."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.enums import (
+from bridge.stations.v16.enums import (
     DIAGNOSTICS_STATUS_UP,
     FIRMWARE_STATUS_UP,
     LOG_STATUS_UP,
     SIGNED_FIRMWARE_STATUS_UP,
 )
-from bridge.v16.firmware import (
+from bridge.stations.v16.firmware import (
     diagnostics_status_notification,
     firmware_status_notification,
     get_log,
@@ -26,7 +26,7 @@ from bridge.v16.firmware import (
     update_firmware,
     update_firmware_response,
 )
-from bridge.v16.outcome import Forward, Reply
+from bridge.stations.v16.outcome import Forward, Reply
 
 SCHEMAS = OfficialSchemas()
 V16, V201 = OcppVersion.V16, OcppVersion.V201

@@ -1,4 +1,4 @@
-"""bridge.v16.id_token: the idToken type inference rule and when a token needs an alias (C01, D01, F01)."""
+"""bridge.stations.v16.id_token: the idToken type inference rule and when a token needs an alias (C01, D01, F01)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from hypothesis import strategies as st
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.id_token import (
+from bridge.stations.v16.id_token import (
     IdTokenTypeRule,
     fits_id_tag,
     id_tag_for,
     id_token_for,
     infer_type,
 )
-from bridge.v16.outcome import Payload
+from bridge.stations.v16.outcome import Payload
 
 SCHEMAS = OfficialSchemas()
 

@@ -1,4 +1,4 @@
-"""bridge.v16.meter: 1.6 MeterValue[] → 2.0.1 (J01 meter values, E02 transaction meter values)."""
+"""bridge.stations.v16.meter: 1.6 MeterValue[] → 2.0.1 (J01 meter values, E02 transaction meter values)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.timestamps import TimestampPolicy
-from bridge.v16.meter import (
+from bridge.stations.v16.meter import (
     ExtraReading,
     SignedMeterDefaults,
     begin_meter_value,
@@ -25,7 +24,8 @@ from bridge.v16.meter import (
     reading_event_data,
     with_transaction_end,
 )
-from bridge.v16.station import notify_event_request
+from bridge.stations.v16.station import notify_event_request
+from bridge.timestamps import TimestampPolicy
 
 SCHEMAS = OfficialSchemas()
 RECEIVED = "2026-03-01T12:00:00Z"

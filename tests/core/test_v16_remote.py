@@ -1,4 +1,4 @@
-"""bridge.v16.remote: F01 remote start, F03 remote stop, B11/B12 reset, G03 change availability,
+"""bridge.stations.v16.remote: F01 remote start, F03 remote stop, B11/B12 reset, G03 change availability,
 F05 unlock connector, F06 trigger message, P01 data transfer from the CSMS."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.outcome import Emulate, Forward, Reply
-from bridge.v16.remote import (
+from bridge.stations.v16.outcome import Emulate, Forward, Reply
+from bridge.stations.v16.remote import (
     change_availability,
     change_availability_response,
     data_transfer_down,

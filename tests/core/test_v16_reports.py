@@ -1,4 +1,4 @@
-"""bridge.v16.reports: B07 GetBaseReport and B08 GetReport → NotifyReport from GetConfiguration."""
+"""bridge.stations.v16.reports: B07 GetBaseReport and B08 GetReport → NotifyReport from GetConfiguration."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from adapters.device_model_file import load_config_table
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.device_model import BridgeVariable, VariableRef
-from bridge.v16.outcome import Forward
-from bridge.v16.reports import base_report, custom_report, get_configuration_for_report
+from bridge.stations.v16.device_model import BridgeVariable, VariableRef
+from bridge.stations.v16.outcome import Forward
+from bridge.stations.v16.reports import base_report, custom_report, get_configuration_for_report
 
 SCHEMAS = OfficialSchemas()
 TABLE = load_config_table()

@@ -1,4 +1,4 @@
-"""bridge.v16.reservation: H01 ReserveNow, H02 CancelReservation, H04 ReservationStatusUpdate."""
+"""bridge.stations.v16.reservation: H01 ReserveNow, H02 CancelReservation, H04 ReservationStatusUpdate."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import BridgeMisuse, OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.outcome import Forward, Payload, Reply
-from bridge.v16.reservation import (
+from bridge.stations.v16.outcome import Forward, Payload, Reply
+from bridge.stations.v16.reservation import (
     cancel_reservation,
     cancel_reservation_response,
     reservation_status_update,

@@ -1,4 +1,4 @@
-"""bridge.v16.security: A02 SignCertificate / CertificateSigned, A04 SecurityEventNotification,
+"""bridge.stations.v16.security: A02 SignCertificate / CertificateSigned, A04 SecurityEventNotification,
 M03 GetInstalledCertificateIds, M04 DeleteCertificate, M05 InstallCertificate."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.outcome import Forward, ForwardAll, Reply
-from bridge.v16.security import (
+from bridge.stations.v16.outcome import Forward, ForwardAll, Reply
+from bridge.stations.v16.security import (
     certificate_signed,
     certificate_signed_response,
     delete_certificate,

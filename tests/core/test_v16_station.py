@@ -1,4 +1,4 @@
-"""bridge.v16.station: B01 boot, G01 status notification (+ N07-style error events), P01 data transfer."""
+"""bridge.stations.v16.station: B01 boot, G01 status notification (+ N07-style error events), P01 data transfer."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import BridgeMisuse, OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.enums import ERROR_CODE_EVENT
-from bridge.v16.station import (
+from bridge.stations.v16.enums import ERROR_CODE_EVENT
+from bridge.stations.v16.station import (
     boot_identity_variables,
     boot_notification_request,
     boot_notification_response,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
+from bridge.stations.v16.outcome import Problem
 from bridge.timestamps import (
     Normalized,
     TimestampPolicy,
@@ -20,7 +21,6 @@ from bridge.timestamps import (
     timestamp_or,
     utc_for_charger,
 )
-from bridge.v16.outcome import Problem
 
 SCHEMAS = OfficialSchemas()
 CET = TimestampPolicy(assumed_offset_minutes=60)

@@ -1,4 +1,4 @@
-"""bridge.v16.transactions: E01/E02 start, E02 updates, E06 stop, J01 meter values outside transactions,
+"""bridge.stations.v16.transactions: E01/E02 start, E02 updates, E06 stop, J01 meter values outside transactions,
 F01 remote start trigger reason."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.transactions import (
+from bridge.stations.v16.transactions import (
     meter_trigger_reason,
     meter_values_request,
     start_transaction_response,

@@ -1,4 +1,4 @@
-"""bridge.v16.variables: B06 GetVariables → GetConfiguration, B05 SetVariables → ChangeConfiguration."""
+"""bridge.stations.v16.variables: B06 GetVariables → GetConfiguration, B05 SetVariables → ChangeConfiguration."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from adapters.device_model_file import load_config_table
 from adapters.schemas import OfficialSchemas
 from bridge.ocppj.errors import OcppVersion
 from bridge.ocppj.schema import PayloadKind
-from bridge.v16.device_model import BridgeVariable, VariableRef
-from bridge.v16.outcome import Forward
-from bridge.v16.variables import (
+from bridge.stations.v16.device_model import BridgeVariable, VariableRef
+from bridge.stations.v16.outcome import Forward
+from bridge.stations.v16.variables import (
     get_variables_response,
     plan_get_variables,
     plan_set_variables,

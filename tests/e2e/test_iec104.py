@@ -26,8 +26,8 @@ from adapters.runtime import Runtime
 from adapters.store import Store
 from adapters.translated import TranslatedHost
 from bridge.effects import Side
-from bridge.iec104.station import Station104, Station104Settings
 from bridge.north.backoff import BackoffPolicy
+from bridge.stations.iec104.core import Station104, Station104Settings
 from tests.e2e.conftest import _SCHEMAS, bridge_config, running_bridge
 from tests.e2e.iec104_charger import Charger104
 from tests.peers import Csms, now_iso, running_csms

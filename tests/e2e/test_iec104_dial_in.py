@@ -27,8 +27,8 @@ from adapters.iec104.link import Iec104Link
 from adapters.iec104.listener import Iec104Listener
 from adapters.iec104.station import load_table, session_settings
 from adapters.runtime import Runtime
-from bridge.iec104.session import Session104
-from bridge.iec104.southbound import LinkEvent, LinkUp, PointUpdate
+from bridge.stations.iec104.session import Session104
+from bridge.stations.iec104.southbound import LinkEvent, LinkUp, PointUpdate
 from tests.adapters.test_health import scrape, value
 from tests.e2e.conftest import bridge_config, running_bridge
 from tests.e2e.iec104_charger import idle_charger, station_entry

@@ -29,8 +29,8 @@ from adapters.runtime import Runtime
 from adapters.store_pg import PgStore
 from adapters.translated import TranslatedHost
 from bridge.effects import Side
-from bridge.iec104.station import Station104, Station104Settings
 from bridge.north.backoff import BackoffPolicy
+from bridge.stations.iec104.core import Station104, Station104Settings
 from tests.adapters.test_health import http_get, parse_metrics, value
 from tests.e2e.conftest import _SCHEMAS, bridge_config, running_bridge
 from tests.e2e.iec104_charger import idle_charger, station_entry

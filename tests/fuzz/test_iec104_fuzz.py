@@ -45,8 +45,8 @@ from typing import Any
 
 import pytest
 
-from bridge.iec104.apci import ApciLink, AsduReceived, LinkParameters
-from bridge.iec104.asdu import decode_asdu
+from bridge.stations.iec104.apci import ApciLink, AsduReceived, LinkParameters
+from bridge.stations.iec104.asdu import decode_asdu
 from tests.faults.charger104 import MAPPING, TABLE, FaultCharger104, workload104
 from tests.faults.harness import (
     BAD_EVENTS,
@@ -843,7 +843,7 @@ def test_regression_104_links_accept_uvloop_transports() -> None:
 
     from adapters.iec104.link import DialOut, Iec104Link
     from adapters.iec104.listener import Iec104Listener
-    from bridge.iec104.session import Session104, SessionSettings
+    from bridge.stations.iec104.session import Session104, SessionSettings
 
     class Log:
         def __getattr__(self, name: str) -> Callable[..., None]:
@@ -903,9 +903,9 @@ def test_regression_random_information_object_addresses_do_not_grow_the_station(
     MAX_POINT_PROBLEMS are, the last one saying so."""
     import datetime
 
-    from bridge.iec104.session import Session104, SessionSettings
-    from bridge.iec104.southbound import PointUpdate
-    from bridge.iec104.station import MAX_POINT_PROBLEMS
+    from bridge.stations.iec104.core import MAX_POINT_PROBLEMS
+    from bridge.stations.iec104.session import Session104, SessionSettings
+    from bridge.stations.iec104.southbound import PointUpdate
     from tests.core.iec104_bench import Bench, idle
 
     session = Session104(SessionSettings(common_address=1, time_zone=datetime.UTC), now=0.0)

@@ -1,0 +1,1 @@
+"""`bridge.stations.passthrough`: see the modules it holds."""
