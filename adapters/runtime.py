@@ -77,7 +77,8 @@ from adapters.ops.metrics import BridgeMetrics
 from adapters.ops.status import StationActivity, StatusQuery, snapshot
 from adapters.ops.trace import open_trace
 from adapters.schemas import OfficialSchemas
-from adapters.store_api import StateStore, StoreError, open_store
+from adapters.store_api import StateStore, StoreError
+from adapters.store_open import open_store
 from adapters.store_pg import PgStore
 from adapters.tls import csms_client_context, iec104_server_context, south_server_context
 from adapters.translated import TranslatedHost

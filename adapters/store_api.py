@@ -1,5 +1,4 @@
-"""The store interface the runtime, the station hosts and the tools use, and how `[bridge] store` picks
-a back end.
+"""The store interface the runtime, the station hosts and the tools use, and what `[bridge] store` names.
 
 Rules
 - `StateStore` is the one interface (a Protocol): `submit` (a batch, answered on the submitting event
@@ -16,10 +15,7 @@ Rules
     in-memory one.
 - `store_url_problem(value)` is the configuration's check of a URL (None when it is usable as written);
   `describe(value)` names a store in messages without a password.
-- `open_store(value)` opens the back end (psycopg is imported only for a PostgreSQL store). Raises
-  `StoreError` with one line.
-- `probe(value)` (`ocpp-bridge check`): connects, reads the server version and the schema version, writes
-  nothing. Returns one line; raises `StoreError` with one line.
+- Opening one is `adapters.store_open`'s (it imports the back ends, which import this module).
 """
 
 from __future__ import annotations
@@ -100,22 +96,3 @@ def store_url_problem(value: str) -> str | None:
     except ProgrammingError as exc:
         return f"not a valid postgresql:// URL: {str(exc).strip().splitlines()[0]}"
     return None
-
-
-def open_store(value: str, **leases: Any) -> StateStore:
-    """The back end `value` names (module rules); `leases` (`lease_seconds`, `require_leases`) go to
-    a PostgreSQL store (SQLite has none). Raises StoreError."""
-    if is_postgresql(value):
-        from adapters.store_pg import PgStore
-
-        return PgStore(value, **leases)
-    from adapters.store import Store
-
-    return Store(value)
-
-
-def probe(value: str, timeout: float = 5.0) -> str:
-    """One line on a PostgreSQL store's reachability (writes nothing). Raises StoreError."""
-    from adapters.store_pg import probe as probe_pg
-
-    return probe_pg(value, timeout)

@@ -518,7 +518,7 @@ class PgStore(GroupCommitStore):
 
 
 def probe(url: str, timeout: float = 5.0) -> str:
-    """Reachability of the store at `url`, read only (store_api.probe). Raises StoreError."""
+    """Reachability of the store at `url`, read only (adapters.store_open.probe). Raises StoreError."""
     conn = connect(url, timeout)
     try:
         version = conn.execute("SELECT current_setting('server_version')").fetchone()

@@ -35,7 +35,8 @@ from typing import Any
 
 import psycopg
 
-from adapters.store_api import StateStore, StoreError, open_store
+from adapters.store_api import StateStore, StoreError
+from adapters.store_open import open_store
 from adapters.store_pg import PgStore
 from bench.reliability import summary
 from bridge.effects import Persist

@@ -157,7 +157,8 @@ def check(config: ConfigOption) -> None:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{config}: valid ({len(loaded.stations)} stations)")
     from adapters.ops.preflight import needs_store
-    from adapters.store_api import StoreError, is_postgresql, probe
+    from adapters.store_api import StoreError, is_postgresql
+    from adapters.store_open import probe
 
     if needs_store(loaded) and is_postgresql(loaded.bridge.store):
         try:

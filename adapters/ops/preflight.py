@@ -26,7 +26,8 @@ from pathlib import Path
 from adapters.config import BridgeConfig, ConfigError, Iec104Station, split_host_port
 from adapters.ocpp.ws_direct import proxy_for, proxy_problem
 from adapters.runtime import StationTables, check_supported
-from adapters.store_api import StoreError, is_postgresql, probe
+from adapters.store_api import StoreError, is_postgresql
+from adapters.store_open import probe
 from adapters.tls import (
     csms_client_context,
     iec104_client_context,

@@ -17,7 +17,8 @@ import psycopg
 import pytest
 
 from adapters.store import GroupCommitStore, Store, StoreError
-from adapters.store_api import StateStore, open_store, probe, store_url_problem
+from adapters.store_api import StateStore, store_url_problem
+from adapters.store_open import open_store, probe
 from adapters.store_pg import MIGRATIONS, PgStore
 from bridge.effects import Persist
 from tests.pg import PgServer
@@ -88,7 +89,7 @@ def test_a_committed_batch_survives_a_killed_process(
     """Write from a child process that is killed right after apply() returns."""
     script = (
         "import os, signal\n"
-        "from adapters.store_api import open_store\n"
+        "from adapters.store_open import open_store\n"
         "from bridge.effects import Persist\n"
         f"store = open_store({where!r})\n"
         "store.apply('CP1', [Persist('tx', str(n), n) for n in range(100)])\n"

@@ -59,7 +59,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from adapters.store_api import open_store
+from adapters.store_open import open_store
 from tests.faults.card104 import MAPPING_NAME as CARD_MAPPING
 from tests.faults.card104 import CardSession, FaultCardCharger, workload_card
 from tests.faults.charger104 import MAPPING, FaultCharger104, Session104, workload104
