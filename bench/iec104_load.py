@@ -559,9 +559,9 @@ def c104_link() -> bool:
     """Whether the product's 104 link is still c104's (the figures say which link they measured)."""
     from pathlib import Path
 
-    import adapters
+    import adapters.iec104.link
 
-    source = Path(adapters.__file__).with_name("iec104_link.py")
+    source = Path(adapters.iec104.link.__file__)
     try:
         return "import c104" in source.read_text(encoding="utf-8")
     except OSError:
