@@ -28,7 +28,9 @@ Rules
   time), `ping_now()` writes a ping (False when the connection is not open), `ping_sent_at` is the
   keepalive's own note of its unanswered ping.
 - Peer information: `subprotocol` (None: none was agreed), `remote_address`, and once the connection
-  has ended `close_code` and `close_reason`.
+  has ended `close_code` and `close_reason`: those of the closing handshake, or, when this side closed
+  and the peer went away without answering, what this side sent (why the bridge closed it, not
+  "abnormal closure").
 """
 
 from __future__ import annotations

@@ -447,11 +447,22 @@ class DirectConnection(asyncio.Protocol):
 
     @property
     def close_code(self) -> int | None:
-        return self.protocol.close_code
+        sent = self._unanswered_close()
+        return sent.code if sent is not None else self.protocol.close_code
 
     @property
     def close_reason(self) -> str | None:
-        return self.protocol.close_reason
+        sent = self._unanswered_close()
+        return sent.reason if sent is not None else self.protocol.close_reason
+
+    def _unanswered_close(self) -> Any:
+        """The close frame this side sent when the peer ended the connection without answering it
+        (websockets then reports 1006, abnormal closure): the bridge's reason is the one to log, e.g.
+        1009 for a frame over the size limit or 1008 for a peer that did not read."""
+        if self.protocol.state is not State.CLOSED:
+            return None
+        ended = self.protocol.close_exc
+        return ended.sent if ended.rcvd is None else None
 
     @property
     def write_high_water(self) -> int:

@@ -10,6 +10,7 @@ import asyncio
 import json
 
 import pytest
+from structlog.testing import capture_logs
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -167,6 +168,39 @@ async def test_an_oversized_frame_closes_only_that_charger(size: int) -> None:
             from ocpp.v201 import call
 
             assert (await other.call(call.Heartbeat())).current_time
+
+
+async def test_the_log_says_why_the_bridge_closed_a_charger_that_did_not_answer_the_close() -> None:
+    # The charger (raw bytes, RFC 6455 §5.2, masked with a zero key) sends the head of a frame over
+    # the size limit, reads the bridge's close frame and goes away without answering it. websockets
+    # counts that as 1006 (abnormal closure); the log must say 1009, the bridge's own reason.
+    async with running_csms() as csms:
+        config = bridge_config(csms.url, [{"id": STATION, "protocol": "ocpp2.0.1"}])
+        with capture_logs() as logs:
+            async with running_bridge(config) as bridge:
+                assert bridge.south_address is not None
+                reader, writer = await asyncio.open_connection("127.0.0.1", bridge.south_address[1])
+                writer.write(
+                    f"GET /ocpp/{STATION} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp2.0.1\r\n\r\n".encode()
+                )
+                async with asyncio.timeout(10):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    assert head.startswith(b"HTTP/1.1 101")
+                    writer.write(b"\x81\xff" + (1 << 62).to_bytes(8, "big") + b"\0\0\0\0")
+                    first, second = await reader.readexactly(2)
+                    assert first == 0x88  # a close frame, unmasked, FIN
+                    body = await reader.readexactly(second & 0x7F)
+                    assert int.from_bytes(body[:2], "big") == 1009
+                    writer.close()  # no close frame back
+                    while not [e for e in logs if e["event"] == "south.disconnected"]:
+                        await asyncio.sleep(0.01)
+    (ended,) = [e for e in logs if e["event"] == "south.disconnected"]
+    assert ended["code"] == 1009
+    assert ended[
+        "reason"
+    ]  # websockets' words for it, e.g. "frame with 4611686018427387904 bytes ..."
 
 
 CASES_16 = [
