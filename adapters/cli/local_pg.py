@@ -1,5 +1,6 @@
 """A throwaway local PostgreSQL server for `ocpp-bridge demo --replicas` and bench/replicas.py: the
-installed server's own binaries (`initdb`, `postgres`), never an emulation.
+installed server's own binaries (`initdb`, `postgres`), never an emulation; the tests' server too
+(tests/pg.py).
 
 Rules
 - `server_bin()` finds `initdb` on PATH or the newest /usr/lib/postgresql/*/bin; none: `start()` raises
@@ -9,6 +10,7 @@ Rules
   Unix socket in that folder; it returns once the server accepts connections (bounded: 60 s). As root it
   runs both as the `postgres` user (the server refuses root); without that user, PostgresMissing.
   `durable=False` (the demo) runs it with fsync off; bench figures use `durable=True`.
+- `restart()` stops it (fast shutdown) and starts it again on the same data folder and port.
 - `stop()` ends the server (fast shutdown, SIGKILL after 30 s) and removes the folder. Every wait is
   bounded; the server's log is kept in the folder until then (`log_tail()` for an error message).
 - Blocking (subprocess and psycopg): callers on an event loop run it in a thread.
@@ -70,6 +72,7 @@ class LocalPostgres:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.user: str | None = None
+        self._bin_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -120,11 +123,24 @@ class LocalPostgres:
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed: {initdb.stderr.decode(errors='replace')[-2000:]}")
         self.port = free_port()
+        self._bin_dir = bin_dir
+        self._spawn()
+        return self.url
+
+    def restart(self) -> None:
+        """Stop the server (fast shutdown) and start it again on the same data folder and port (the
+        fault runs restart PostgreSQL under the bridges)."""
+        self._stop_process()
+        self._spawn()
+
+    def _spawn(self) -> None:
+        """Run postgres on the data folder and port; return once it accepts connections (60 s)."""
+        assert self.folder is not None and self._bin_dir is not None
         with (self.folder / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [
-                    *(str(bin_dir / "postgres"), "-D", str(data), "-k", str(self.folder)),
-                    *("-p", str(self.port), "-h", "127.0.0.1"),
+                    *(str(self._bin_dir / "postgres"), "-D", str(self.folder / "data")),
+                    *("-k", str(self.folder), "-p", str(self.port), "-h", "127.0.0.1"),
                     *("-c", f"fsync={'on' if self.durable else 'off'}"),
                     *("-c", f"max_connections={self.max_connections}", "-c", "shared_buffers=32MB"),
                 ],
@@ -142,22 +158,24 @@ class LocalPostgres:
                 )
             with contextlib.suppress(psycopg.OperationalError):
                 psycopg.connect(self.url, connect_timeout=2).close()
-                return self.url
+                return
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"postgres did not accept connections within 60 s: {self.log_tail()}"
-                )
+                self.stop()
+                raise RuntimeError("postgres did not accept connections within 60 s")
             time.sleep(0.1)
 
-    def stop(self) -> None:
+    def _stop_process(self) -> None:
         process = self.process
         if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)  # fast shutdown
+            process.send_signal(signal.SIGINT)  # fast shutdown: rolls back, checkpoints, exits
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=30)
+
+    def stop(self) -> None:
+        self._stop_process()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None

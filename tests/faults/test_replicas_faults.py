@@ -267,7 +267,8 @@ async def run_replica_faults(
     started = time.monotonic()
     rng = random.Random(seed)
     taps = Taps()
-    pg = PgServer(require_server_bin())
+    require_server_bin()
+    pg = PgServer()
     await asyncio.to_thread(pg.start)
     proxies: list[StoreProxy] = []
     replicas: list[BridgeProcess] = []
