@@ -245,6 +245,13 @@ class SouthServer:
                 break
             if self._arrivals[station.id] != ticket:  # a newer connection came meanwhile: it wins
                 await connection.close(1000, "replaced by a new connection")
+                # every dropped link is logged with its reason, this one too (it had no session)
+                log.info(
+                    "south.disconnected",
+                    code=connection.close_code,
+                    reason=connection.close_reason,
+                    before_session=True,
+                )
                 return
             previous = self._live.get(station.id)
         live = _Live(connection)

@@ -126,6 +126,42 @@ async def test_a_second_connection_replaces_the_first_by_default() -> None:
                 assert csms.history[0].closed.is_set()
 
 
+async def test_a_connection_overtaken_before_its_session_began_is_logged_with_its_reason() -> None:
+    # The first charger never reads (raw socket): replacing it waits for its closing handshake. A
+    # second connection waits for that; a third arrives meanwhile and wins. The second one ends
+    # without a session, and its end is logged with the bridge's reason like any other.
+    async with running_csms() as csms:
+        config = bridge_config(csms.url, [{"id": STATION, "protocol": "ocpp2.0.1"}])
+        with capture_logs() as logs:
+            async with running_bridge(config) as bridge:
+                assert bridge.south_address is not None
+                reader, writer = await asyncio.open_connection("127.0.0.1", bridge.south_address[1])
+                writer.write(
+                    f"GET /ocpp/{STATION} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp2.0.1\r\n\r\n".encode()
+                )
+                async with asyncio.timeout(10):
+                    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+                    while not [e for e in logs if e["event"] == "south.connected"]:
+                        await asyncio.sleep(0.01)
+                url = f"{south_url(bridge)}/{STATION}"
+                async with connect(url, subprotocols=["ocpp2.0.1"]) as second:  # type: ignore[list-item]
+                    async with asyncio.timeout(10):
+                        while (
+                            len([e for e in logs if e["event"] == "south.duplicate_connection"]) < 1
+                        ):
+                            await asyncio.sleep(0.01)
+                    async with connected_charger(south_url(bridge), STATION) as (third, _, _):
+                        await asyncio.wait_for(second.wait_closed(), 15)
+                        assert second.close_code == 1000
+                        assert (await third.call(call.Heartbeat())).current_time
+                writer.close()
+    ended = [e for e in logs if e["event"] == "south.disconnected"]
+    overtaken = [e for e in ended if e.get("before_session")]
+    assert [(e["code"], e["reason"]) for e in overtaken] == [(1000, "replaced by a new connection")]
+
+
 async def test_a_second_connection_is_rejected_under_the_reject_policy() -> None:
     async with running_csms() as csms:
         config = bridge_config(
