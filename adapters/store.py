@@ -40,6 +40,7 @@ Rules
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import fcntl
@@ -82,7 +83,7 @@ class _Batch(NamedTuple):
 Written = tuple[str, list[Persist], int | None]
 
 
-class GroupCommitStore:
+class GroupCommitStore(abc.ABC):
     """The writer thread and its rules (module docstring); a back end fills in the database."""
 
     def __init__(self, path: str) -> None:
@@ -98,23 +99,24 @@ class GroupCommitStore:
 
     # --- the back end's part ------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _transaction(self, batches: list[Written]) -> None:
         """Write `batches` in one transaction, durable when this returns (the caller holds the
         connection). Raises StoreError; any failure rolls the whole transaction back."""
-        raise NotImplementedError
 
     def _fence(self, station: str) -> int | None:
         """The lease epoch a batch of `station` carries, taken when it is submitted (None: none;
         adapters/store_pg.py fences writes with it)."""
         return None
 
+    @abc.abstractmethod
     def _rows(self, station: str) -> Iterable[tuple[str, str, bytes | str]]:
         """The station's rows, (table, key, JSON), in table and key order (the caller holds the
         connection). Raises StoreError."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _close_db(self) -> None:
-        raise NotImplementedError
+        """Close the back end's connection (the caller holds it)."""
 
     # --- shared -------------------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ Rules
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import time
@@ -120,7 +121,7 @@ class TranslatedCore(StationCore, Protocol):
 C = TypeVar("C", bound=TranslatedCore)
 
 
-class StationKind(Generic[C]):
+class StationKind(abc.ABC, Generic[C]):
     """What one kind of translated station adds to `TranslatedHost` (module rules). The defaults fit a
     kind whose charger connects over OCPP-J (`TranslatedHost.serve_south`) and which has no effects of
     its own; a kind overrides what it needs."""
@@ -133,9 +134,9 @@ class StationKind(Generic[C]):
         """The host this kind serves (called once, before anything else)."""
         self.host = host
 
+    @abc.abstractmethod
     def build(self, state: dict[str, dict[str, Any]], now: float, wall: float) -> C:
         """A core from the station's durable state (`state`: what the store holds)."""
-        raise NotImplementedError
 
     def rebuilt(self) -> None:
         """A new core drives the station (rebuilt from the store): tell it what the kind knows."""

@@ -107,6 +107,7 @@ Rules
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import http
@@ -242,7 +243,7 @@ def _negotiated(response: Response) -> tuple[Subprotocol | None, bool]:
     return (Subprotocol(subprotocol) if subprotocol else None), extended
 
 
-class DirectConnection(asyncio.Protocol):
+class DirectConnection(asyncio.Protocol, abc.ABC):
     """What both sides share: the read path, `write_text`, closing (a WebSocket connection on the
     transport this object is the asyncio protocol of; see the module rules)."""
 
@@ -389,8 +390,9 @@ class DirectConnection(asyncio.Protocol):
                 self._handshake_event(event)
         self._send_data()
 
+    @abc.abstractmethod
     def _handshake_event(self, event: Request | Response) -> None:
-        raise NotImplementedError
+        """The side's part of the opening handshake (the server's answer, the client's check)."""
 
     def _send_data(self) -> None:
         """Write what websockets' protocol has for the peer; watch the close timeout."""
