@@ -41,7 +41,7 @@ import json
 import logging
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -764,24 +764,7 @@ async def run_demo(duration: float | None, log_level: str = "warning") -> bool:
     sessions: dict[str, DemoCsms] = {}
     csms_sessions: list[asyncio.Task[Any]] = []
 
-    async def csms_handler(connection: ServerConnection) -> None:
-        assert connection.request is not None
-        station_id = connection.request.path.rstrip("/").rsplit("/", 1)[-1]
-        view = views.setdefault(station_id, StationView(station_id))
-        view.online = True
-        csms = DemoCsms(station_id, connection, view)
-        sessions[station_id] = csms
-        task = asyncio.create_task(csms.start())
-        csms_sessions.append(task)
-        try:
-            await _read_variables(csms, view)
-            await task
-        except Exception as exc:  # noqa: BLE001 - the connection ended; the view shows it
-            view.last_error = repr(exc)
-        finally:
-            view.online = False
-            if sessions.get(station_id) is csms:
-                del sessions[station_id]
+    csms_handler = demo_csms_handler(views, sessions, csms_sessions)
 
     stop = asyncio.Event()
     drivers: dict[str, asyncio.Task[Any]] = {}
@@ -948,6 +931,37 @@ async def _watch(
                     break
         except asyncio.CancelledError:
             pass
+
+
+def demo_csms_handler(
+    views: dict[str, StationView],
+    sessions: dict[str, DemoCsms],
+    tasks: list[asyncio.Task[Any]],
+) -> Callable[[ServerConnection], Awaitable[None]]:
+    """The demo CSMS's connection handler (this demo's and the replica demo's): one `DemoCsms` per
+    station connection, in `sessions` while it is the station's newest, its task in `tasks`; the
+    station's view is online while its newest session lasts."""
+
+    async def csms_handler(connection: ServerConnection) -> None:
+        assert connection.request is not None
+        station_id = connection.request.path.rstrip("/").rsplit("/", 1)[-1]
+        view = views.setdefault(station_id, StationView(station_id))
+        view.online = True
+        csms = DemoCsms(station_id, connection, view)
+        sessions[station_id] = csms
+        task = asyncio.create_task(csms.start())
+        tasks.append(task)
+        try:
+            await _read_variables(csms, view)
+            await task
+        except Exception as exc:  # noqa: BLE001 - the connection ended; the view shows it
+            view.last_error = repr(exc)
+        finally:
+            if sessions.get(station_id) is csms:
+                del sessions[station_id]
+                view.online = False
+
+    return csms_handler
 
 
 async def _close_csms(server: Any, sessions: list[asyncio.Task[Any]]) -> None:

@@ -48,7 +48,7 @@ from typing import Any
 import psycopg
 from rich.console import Console
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
@@ -71,10 +71,10 @@ from adapters.cli.demo import (
     DemoFailed,
     StationView,
     _close_csms,
-    _read_variables,
     _table,
     _watch,
     configure_demo_logging,
+    demo_csms_handler,
 )
 from adapters.cli.local_pg import LocalPostgres, free_port
 from adapters.cli.outstation104 import Outstation
@@ -367,24 +367,7 @@ async def _run(
     sessions: dict[str, DemoCsms] = {}
     csms_sessions: list[asyncio.Task[Any]] = []
 
-    async def csms_handler(connection: ServerConnection) -> None:
-        assert connection.request is not None
-        station_id = connection.request.path.rstrip("/").rsplit("/", 1)[-1]
-        view = views.setdefault(station_id, StationView(station_id))
-        view.online = True
-        csms = DemoCsms(station_id, connection, view)
-        sessions[station_id] = csms
-        task = asyncio.create_task(csms.start())
-        csms_sessions.append(task)
-        try:
-            await _read_variables(csms, view)
-            await task
-        except Exception as exc:  # noqa: BLE001 - the connection ended; the view shows it
-            view.last_error = repr(exc)
-        finally:
-            if sessions.get(station_id) is csms:
-                del sessions[station_id]
-                view.online = False
+    csms_handler = demo_csms_handler(views, sessions, csms_sessions)
 
     stop = asyncio.Event()
     drivers: dict[str, asyncio.Task[Any]] = {}
