@@ -624,14 +624,20 @@ class DemoCardSession:
         self.patience = patience  # as Demo104Session's
 
     async def _swipe(self, charging: bool, what: str) -> None:
-        """The card, until the connector is `charging` (with replicas a swipe may find the outstation
-        between two replicas: no answer; presented again, bounded)."""
+        """The card, until the connector is `charging`. With replicas a swipe may find the outstation
+        between two replicas (no answer), or a replica that took the station over and is not yet
+        registered with the CSMS (the table's offline answer, Unknown): the driver presents the
+        card again a second later, as a driver at a real charger would, for at most 20 s."""
         sim = self.outstation
-        for _ in range(3 if self.patience > 1 else 1):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (20.0 if self.patience > 1 else 0.0)
+        while True:
             status = await sim.swipe(DEMO_CARD_TOKEN, within=15.0 if self.patience <= 1 else 5.0)
             if status == "Accepted" or sim.connectors[1].charging == charging:
                 return
-        raise DemoFailed(f"card to {what}: {status}")
+            if loop.time() + 1.0 > deadline:
+                raise DemoFailed(f"card to {what}: {status}")
+            await asyncio.sleep(1.0)
 
     async def drive(self, stop: asyncio.Event) -> None:
         view, sim, patience = self.view, self.outstation, self.patience
