@@ -42,6 +42,14 @@ Rules
   lease free: a dial-in charger that dialled in nowhere). A lease taken here clears it at once; a
   lease lost here sets it at once.
 - `held()`, `takeovers()`, `refusals()`, `lost()`: the store's counters (/ready, /metrics).
+- Stations whose state lives in their connections only (OCPP 2.0.1 pass-through) hold a lease while
+  their charger is connected here (`ConnectionLeases`): taken with force when it connects (one round
+  trip; the store unreachable: the charger is closed with 1013 and tries again), released when its
+  newest connection here ends, and losing it (another replica's charger connection took it) closes
+  that connection with 1013, so a replica that was paused or cut off does not keep a second CSMS
+  connection of the station open beside its successor's. Take and release of one station are
+  serialised, and only the newest connection's end releases: a charger that reconnects here before
+  its old connection is torn down keeps its lease.
 """
 
 from __future__ import annotations
@@ -249,3 +257,50 @@ class LeaseKeeper:
 
     def lost(self) -> int:
         return self._store.leases_lost
+
+
+class ConnectionLeases:
+    """Leases of stations served only while their charger is connected (module rules)."""
+
+    def __init__(self, keeper: LeaseKeeper, log: Any) -> None:
+        self._keeper = keeper
+        self._log = log
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._current: dict[str, object] = {}  # station → the token of its newest connection here
+        self._close: dict[str, Callable[[], None]] = {}
+
+    def watch(self, station: str) -> None:
+        self._locks[station] = asyncio.Lock()
+        self._keeper.watch(station, lambda: self._lost(station))
+
+    async def take(self, station: str, close: Callable[[], None]) -> object | None:
+        """A token for `release` once the station's lease is held here; None when the store could
+        not be reached (logged). `close()` is called if the lease is lost meanwhile."""
+        async with self._locks[station]:
+            try:
+                await self._keeper.take(station, force=True)
+            except StoreError as exc:
+                self._log.warning("lease.unavailable", station_id=station, reason=str(exc))
+                return None
+            token = object()
+            self._current[station] = token
+            self._close[station] = close
+            return token
+
+    async def release(self, station: str, token: object) -> None:
+        """The connection of `token` ended: the lease is given up unless a newer one holds it."""
+        async with self._locks[station]:
+            if self._current.get(station) is not token:
+                return
+            del self._current[station]
+            del self._close[station]
+            try:
+                await self._keeper.release(station)
+            except StoreError as exc:  # the lease runs out on its own
+                self._log.warning("lease.unavailable", station_id=station, reason=str(exc))
+
+    def _lost(self, station: str) -> None:
+        self._current.pop(station, None)
+        close = self._close.pop(station, None)
+        if close is not None:
+            close()

@@ -12,6 +12,10 @@ Rules
   - `ocpp2.0.1`: pass-through (`bridge.stations.passthrough.core`). When the charger's connection is up the CSMS
     connection is opened (part 4 §6.2); if the CSMS cannot be reached the charger is closed with 1013
     ("try again later") and retries with its own back-off, queueing as it would with a direct link.
+    Under `[bridge] leases` the charger's connection holds the station's lease while it lasts
+    (`adapters.leases.ConnectionLeases`: taken before the CSMS connection opens; lost, the charger is
+    closed with 1013 "station served elsewhere"); the store is then opened even with no translated
+    station.
   - translated (`TRANSLATED`, a registry: protocol → how the station's host is made): one long-lived
     `adapters.translated.TranslatedHost` per configured station, its state in the store (`[bridge]
     store`, opened at start, closed at stop), its own CSMS connection kept up independently of the
@@ -66,7 +70,7 @@ from adapters.iec104.station import (
     link_parameters,
     load_table,
 )
-from adapters.leases import LeaseKeeper, station_list_hash
+from adapters.leases import ConnectionLeases, LeaseKeeper, station_list_hash
 from adapters.mapping_files import MappingFileError
 from adapters.ocpp.north import CsmsConnector, CsmsUnavailable, Pacer
 from adapters.ocpp.south import SouthServer
@@ -247,6 +251,8 @@ class Runtime:
         self.store: StateStore | None = None
         # station leases (`[bridge] leases`, PostgreSQL store): held, renewed, lost
         self.leases: LeaseKeeper | None = None
+        self._connection_leases: ConnectionLeases | None = None  # pass-through stations'
+        self._closing: set[asyncio.Task[None]] = set()
         self._lease_renewal: asyncio.Task[None] | None = None
         # station id -> what the status page shows beyond the cores' state (none when it is off)
         self.activities: dict[str, StationActivity] = (
@@ -283,7 +289,7 @@ class Runtime:
         )
         self._connector.on_failure = self.metrics.csms_connect_failed
         translated = [s for s in self.config.stations if s.protocol in TRANSLATED]
-        if translated:
+        if translated or self.config.bridge.leases:
             try:
                 self.store = open_store(
                     self.config.bridge.store,
@@ -300,6 +306,10 @@ class Runtime:
                 )
                 self.metrics.set_leases_source(self.leases.figures)
                 self._lease_renewal = asyncio.create_task(self.leases.run(), name="leases")
+                self._connection_leases = ConnectionLeases(self.leases, self._log)
+                for station in self.config.stations:
+                    if station.protocol not in TRANSLATED:
+                        self._connection_leases.watch(station.id)
             for station in translated:
                 host = self._hosts[station.id] = TRANSLATED[station.protocol](self, station)
                 if isinstance(host.kind, Iec104Kind):
@@ -619,8 +629,12 @@ class Runtime:
     def served_elsewhere(self, station_id: str) -> bool:
         """Under leases: another replica holds the station's lease and this one does not serve it
         (neither up nor down here)."""
+        if station_id in self.chargers_connected:
+            return False
         host = self._hosts.get(station_id)
-        return host is not None and host.elsewhere and station_id not in self.chargers_connected
+        if host is not None:
+            return host.elsewhere
+        return self.leases is not None and self.leases.is_elsewhere(station_id)
 
     @property
     def connected_stations(self) -> list[str]:
@@ -681,6 +695,30 @@ class Runtime:
         logs: dict[Side, Any] = {
             side: station_logger(station.id, side, station.protocol) for side in Side
         }
+        if self._connection_leases is None:
+            await self._relay_passthrough(station, south, logs)
+            return
+        lease = await self._connection_leases.take(station.id, lambda: self._elsewhere(south))
+        if lease is None:
+            await south.close(CLOSE_TRY_AGAIN_LATER, "store unavailable")
+            return
+        try:
+            await self._relay_passthrough(station, south, logs)
+        finally:
+            await self._connection_leases.release(station.id, lease)
+
+    def _elsewhere(self, south: Connection) -> None:
+        """A pass-through station's lease was lost: another replica's charger connection serves it."""
+        closing = asyncio.create_task(
+            south.close(CLOSE_TRY_AGAIN_LATER, "station served elsewhere")
+        )
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
+    async def _relay_passthrough(
+        self, station: OcppStation, south: Connection, logs: dict[Side, Any]
+    ) -> None:
+        assert self._connector is not None and self._schemas is not None
         try:
             north = await self._connector.connect(station.id)
         except CsmsUnavailable as exc:

@@ -505,7 +505,7 @@ async def _watch_owners(
                 rows = await cursor.fetchall()
                 owner_of = {str(station): str(owner) for station, owner in rows}
                 for sid, view in views.items():
-                    if sid in roamers and sid not in owner_of:  # pass-through: no lease
+                    if sid in roamers and sid not in owner_of:  # between two connections
                         view.served_by = by_url.get(roamers[sid].url, "")
                         continue
                     owner = owner_of.get(sid)

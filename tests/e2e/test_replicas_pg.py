@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
@@ -150,12 +152,30 @@ async def test_e04_a_killed_replicas_queue_is_delivered_by_another_without_its_c
         assert not [r for r in replica_b.records() if r.get("level") == "error"]
 
 
-async def test_b01_a_pass_through_station_is_served_by_whichever_replica_its_charger_reaches(
+def _lease_of(pg_url: str, station: str) -> tuple[int, int] | None:
+    """(pid of the owner, epoch) of the station's lease row in PostgreSQL, read directly."""
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT owner, epoch FROM leases WHERE station = %s", (station,)
+        ).fetchone()
+    if row is None:
+        return None
+    return int(row[0].split("/")[1]), int(row[1])
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+async def test_b01_a_pass_through_station_holds_its_lease_while_its_charger_is_connected(
     tmp_path: Path, pg_url: str
 ) -> None:
-    """OCPP 2.0.1 pass-through keeps no state in the store, so it takes no lease under leases: the
-    replica its charger connects to serves it, one after the other, with nothing in the leases
-    table and no lease events."""
+    """OCPP 2.0.1 pass-through under leases: the charger's connection holds the station's lease
+    (read from PostgreSQL); a connection to another replica takes it over, and the first replica,
+    paused meanwhile, closes its old connection with 1013 at its next renewal, so the CSMS is left
+    with the successor's connection only; the last connection's end releases the lease."""
     extra = '[[stations]]\nid = "CP201"\nprotocol = "ocpp2.0.1"\n'
     async with running_csms() as csms:
         config_a, port_a = _config(tmp_path / "a", pg_url, csms.url, extra)
@@ -165,22 +185,44 @@ async def test_b01_a_pass_through_station_is_served_by_whichever_replica_its_cha
         try:
             await replica_a.start()
             await replica_b.start()
-            for port in (port_a, port_b):
-                async with connected_charger(f"ws://127.0.0.1:{port}/ocpp", "CP201") as (
-                    charger,
-                    _,
-                    _,
-                ):
-                    assert (await charger.call(BOOT)).status == "Accepted"
-                    await charger.call(call201.Heartbeat())
-            boots = [p for s in csms.history for p in s.charge_point.payloads("BootNotification")]
-            assert len(boots) == 2
+            assert replica_a.process is not None and replica_b.process is not None
+            async with connected_charger(f"ws://127.0.0.1:{port_a}/ocpp", "CP201") as (
+                charger,
+                old,
+                _,
+            ):
+                assert (await charger.call(BOOT)).status == "Accepted"
+                lease = _lease_of(pg_url, "CP201")
+                assert lease is not None and lease[0] == replica_a.process.pid
+                replica_a.process.send_signal(signal.SIGSTOP)
+                try:
+                    async with connected_charger(f"ws://127.0.0.1:{port_b}/ocpp", "CP201") as (
+                        moved,
+                        _,
+                        _,
+                    ):
+                        await moved.call(call201.Heartbeat())
+                        moved_lease = _lease_of(pg_url, "CP201")
+                        assert moved_lease == (replica_b.process.pid, lease[1] + 1)
+                        replica_a.process.send_signal(signal.SIGCONT)
+                        async with asyncio.timeout(20):
+                            await old.wait_closed()  # A let go at its next renewal
+                        assert old.close_code == CLOSE_TRY_AGAIN_LATER
+                        assert old.close_reason == "station served elsewhere"
+                        first = csms.history[0]
+                        await asyncio.wait_for(first.closed.wait(), 10)
+                        assert not csms.history[-1].closed.is_set()  # B's, still up
+                        await moved.call(call201.Heartbeat())
+                        assert _lease_of(pg_url, "CP201") == moved_lease
+                finally:
+                    replica_a.process.send_signal(signal.SIGCONT)
+            await _until(lambda: _lease_of(pg_url, "CP201") is None)
             assert [s.station_id for s in csms.history] == ["CP201", "CP201"]
             assert csms.problems() == []
         finally:
             await replica_a.stop()
             await replica_b.stop()
+        lost = [r for r in replica_a.records() if r.get("event") == "lease.lost"]
+        assert [r["station_id"] for r in lost] == ["CP201"]
         for replica in (replica_a, replica_b):
-            records = replica.records()
-            assert not [r for r in records if str(r.get("event", "")).startswith("lease.")]
-            assert not [r for r in records if r.get("level") == "error"]
+            assert not [r for r in replica.records() if r.get("level") == "error"]
