@@ -32,7 +32,12 @@ Rules
 - A core that failed (its driver closed its connections with 1011) is never fed again; the next
   connection on either side, or the next input of the kind's own (`revive()` before it), is served by a core rebuilt
   from the store (`core.rebuilt` in the log), as a restart of the bridge would do, and the kind tells
-  it at once what it knows (`StationKind.rebuilt`: a 104 link that is up).
+  it at once what it knows (`StationKind.rebuilt`: a 104 link that is up). A store that cannot be
+  read then (PostgreSQL away) leaves the core failed: the connection that came is closed with 1013
+  ("store unavailable"), a kind's input is dropped (a 104 link's points are read again by the
+  interrogation a rebuilt core starts), and the next input tries again; one warning
+  `core.revive_failed` per `REVIVE_LOG_SECONDS` says so, with how many it suppressed (a 104 link
+  delivers events every few hundred milliseconds: one traceback each filled the log before).
 - Under leases (`[bridge] leases`, adapters/leases.py) the station is served (its core driven, its
   CSMS link up, what the kind serves running) only while this bridge holds its lease. A charger that
   came to this bridge takes it with force (`admit`: it left its previous bridge; an OCPP-J one through
@@ -120,6 +125,8 @@ class TranslatedCore(StationCore, Protocol):
 
 C = TypeVar("C", bound=TranslatedCore)
 
+REVIVE_LOG_SECONDS = 30.0  # at most one `core.revive_failed` per station this often
+
 
 class StationKind(abc.ABC, Generic[C]):
     """What one kind of translated station adds to `TranslatedHost` (module rules). The defaults fit a
@@ -168,6 +175,8 @@ class TranslatedHost(Generic[C]):
     __slots__ = (
         "_activity",
         "_closing",
+        "_revive_failures",
+        "_revive_logged_at",
         "_elsewhere",
         "_epoch",
         "_leases",
@@ -212,6 +221,8 @@ class TranslatedHost(Generic[C]):
         self._serving: list[asyncio.Task[None]] = []  # CSMS link and the kind's tasks while served
         self._closing: set[asyncio.Task[None]] = set()  # closes under way after a lease was lost
         self._stopped = False  # `stop` was called: nothing is served any more
+        self._revive_failures = 0  # since the last `core.revive_failed` line
+        self._revive_logged_at = float("-inf")
         self._elsewhere = False  # leases: another bridge holds the lease (the keeper's last look)
         self._north: Connection | None = None
         self._south: Connection | None = None
@@ -250,17 +261,35 @@ class TranslatedHost(Generic[C]):
         self.driver.start()
         self.kind.rebuilt()
 
-    def revive(self) -> None:
+    def revive(self) -> bool:
         """A core that failed (a bug, a store that could not write) is rebuilt from the store before
         the next input is served (the host's connections; a kind before its own inputs, which it
         feeds to `driver.feed`), as a restart of the bridge would do: the store holds everything
-        that was acknowledged, and nothing else of the failed core is trusted."""
+        that was acknowledged, and nothing else of the failed core is trusted. False: the store
+        could not be read (module rules); the input is not served."""
         if not self.driver.failed:
-            return
+            return True
+        try:
+            self._rebuild()
+        except StoreError as exc:
+            self._revive_failures += 1
+            now = asyncio.get_running_loop().time()
+            if now >= self._revive_logged_at + REVIVE_LOG_SECONDS:
+                self.logs[Side.SOUTH].warning(
+                    "core.revive_failed",
+                    reason=str(exc)[:300],
+                    suppressed=self._revive_failures - 1,
+                    detail="the store could not be read: tried again at the next input",
+                )
+                self._revive_failures = 0
+                self._revive_logged_at = now
+            return False
+        self._revive_failures = 0
+        self._revive_logged_at = float("-inf")
         self.logs[Side.SOUTH].warning(
             "core.rebuilt", detail="station state reloaded from the store"
         )
-        self._rebuild()
+        return True
 
     # --- what the runtime and the kind use ------------------------------------------------------
 
@@ -311,7 +340,9 @@ class TranslatedHost(Generic[C]):
             await connection.close(CLOSE_TRY_AGAIN_LATER, "store unavailable")
             return
         self.logs[Side.SOUTH].info("charger.connected")
-        self.revive()
+        if not self.revive():
+            await connection.close(CLOSE_TRY_AGAIN_LATER, "store unavailable")
+            return
         self.driver.attach(Side.SOUTH, connection)
         self._south = connection
         try:
@@ -363,7 +394,9 @@ class TranslatedHost(Generic[C]):
     async def _north_session(self, connection: Connection) -> None:
         self._north = connection
         try:
-            self.revive()
+            if not self.revive():
+                await connection.close(CLOSE_TRY_AGAIN_LATER, "store unavailable")
+                return
             self.driver.attach(Side.NORTH, connection)
             await self.driver.serve(Side.NORTH)
         finally:

@@ -285,7 +285,8 @@ class Iec104Kind(StationKind[Station104]):
             # the next owner reports what its own link finds (module rules)
             self.show()
             return
-        host.revive()
+        if not host.revive():
+            return  # the store cannot be read: a rebuilt core interrogates again (host rules)
         core = host.core
         for event in events:
             kind = type(event)

@@ -14,8 +14,9 @@ from adapters.config import BridgeConfig
 from adapters.connection import MemoryConnection
 from adapters.ocpp.north import CsmsConnector, Pacer
 from adapters.store import Store
+from adapters.store_api import StoreError
 from adapters.translated import StationKind, TranslatedHost
-from bridge.effects import Effect, KindEffect, Persist, Send, Side
+from bridge.effects import CLOSE_TRY_AGAIN_LATER, Effect, KindEffect, Persist, Send, Side
 from bridge.north.backoff import BackoffPolicy
 from tests.adapters.test_ready_stations import closed_port
 
@@ -133,6 +134,56 @@ async def test_a_kind_s_own_effect_is_handed_to_its_kind_after_the_write_before_
         assert "core.rebuilt" in logs[Side.SOUTH].events
         charger.end(1000, "bye")
         await serving
+    finally:
+        await host.stop()
+        store.close()
+
+
+class AwayStore(Store):
+    """A store whose reads fail while `away` (PostgreSQL restarting, a partition)."""
+
+    away = False
+
+    def load(self, station_id: str) -> dict[str, dict[str, Any]]:
+        if self.away:
+            raise StoreError("postgresql://bridge@127.0.0.1/db: connection refused")
+        return super().load(station_id)
+
+
+async def test_a_failed_core_whose_store_cannot_be_read_waits_with_one_warning_not_a_traceback_each() -> (
+    None
+):
+    """Before, every input of a 104 link (every few hundred milliseconds) logged
+    `iec104.consumer_failed` with a traceback while the store was away."""
+    config = BridgeConfig.model_validate(
+        {"csms": {"url": f"ws://127.0.0.1:{closed_port()}/ocpp"}, "stations": []}
+    )
+    store = AwayStore(":memory:")
+    kind = BeepKind(store)
+    logs = {side: _Log() for side in Side}
+    host = TranslatedHost(
+        STATION,
+        kind,
+        store=store,
+        connector=CsmsConnector(config.csms, config.csms_password_for, None, Pacer(100, 100)),
+        policy=BackoffPolicy(0.05, 0.05, 0),
+        logs=logs,
+    )
+    try:
+        await host.start()
+        failed = host.core
+        host.driver.feed(failed.fail)
+        store.away = True
+        assert [host.revive() for _ in range(50)] == [False] * 50
+        assert host.core is failed and kind.rebuilds == 0
+        assert logs[Side.SOUTH].events.count("core.revive_failed") == 1  # then one per 30 s
+        charger = MemoryConnection("beep")
+        await host.serve_south(charger)  # not served by the failed core: closed, try again later
+        assert charger.close_code == CLOSE_TRY_AGAIN_LATER
+        store.away = False
+        assert host.revive()
+        assert host.core is not failed and kind.rebuilds == 1
+        assert logs[Side.SOUTH].events.count("core.rebuilt") == 1
     finally:
         await host.stop()
         store.close()
