@@ -18,19 +18,22 @@ Rules
   without waiting for the chargers to reconnect. A tick that fails (the server unreachable) is logged
   and tried again at the next one; the leases run out on their own if the server stays away longer
   than `lease_seconds` (another bridge may then take them, and this bridge's writes are refused).
-- Dial-out IEC 104 stations (`dial_out(station, claim, give_up)`) are spread over the live replicas:
+- Dial-out IEC 104 stations (`dial_out(station, claimed, give_up)`) are spread over the live replicas:
   at every tick (and at once after `kick()`, at start-up) this bridge records itself as live
   (`PgStore.heartbeat`, which counts the live replicas), its fair share is ceil(dial-out stations /
-  live replicas); holding fewer, it claims free or expired ones (`claim()` takes the lease without
-  force and dials the charger; False: another bridge was faster) until it holds its share; holding
+  live replicas); holding fewer, it claims free or expired ones until it holds its share: their
+  leases taken without force in one statement per `CLAIM_BATCH` stations (`PgStore.take_free_leases`;
+  those another bridge was faster to are left out), then `claimed(epoch)` for each taken (the host
+  serves it and dials the charger; False: it could not, and the lease is released); holding
   more (a replica came up), it gives the extra ones up (`give_up()`: the station's connections closed
   and its lease released), for the new replica to claim at its next tick. A killed replica's dial-out
   stations are claimed by the others once its leases expire, within about `lease_seconds * 4/3`.
-  Claims go one at a time (a round trip each): a claim loop that lasts longer than a third of
-  `lease_seconds` (thousands of stations) renews this bridge's leases and its `replicas` row on the
-  way, or the leases it took first would expire before the loop ends and other replicas would claim
-  them while this one still dials them (found by bench/replicas.py: 3 replicas, 5,000 stations,
-  `lease_seconds = 5`: every lease expired, the links flapped between the replicas).
+  Serving a claimed station reads its state (a round trip each): a claim loop that lasts longer than
+  a third of `lease_seconds` (thousands of stations) renews this bridge's leases and its `replicas`
+  row on the way, or the leases it took first would expire before the loop ends and other replicas
+  would claim them while this one still dials them (found by bench/replicas.py: 3 replicas, 5,000
+  stations, `lease_seconds = 5`, when every claim took its lease alone: every lease expired, the
+  links flapped between the replicas).
   Every replica has the same configuration (the same dial-out stations): each records a hash of its
   station list (`station_list_hash`: id, protocol, dial, host, port of every station) in its
   `replicas` row at every tick; a replica that sees live replicas with another hash logs a warning
@@ -65,6 +68,8 @@ from typing import Any
 from adapters.store_api import StoreError
 from adapters.store_pg import PgStore
 
+CLAIM_BATCH = 500  # dial-out leases taken per statement (a bounded statement, a bounded wait)
+
 
 def station_list_hash(stations: Iterable[Any]) -> str:
     """A short hash of the station list (what the replicas must agree on; module rules)."""
@@ -83,7 +88,7 @@ class LeaseKeeper:
         self._watchers: dict[str, Callable[[], None]] = {}
         self._adopters: dict[str, Callable[[], Awaitable[None]]] = {}
         self._dial_out: dict[
-            str, tuple[Callable[[], Awaitable[bool]], Callable[[], Awaitable[None]]]
+            str, tuple[Callable[[int], Awaitable[bool]], Callable[[], Awaitable[None]]]
         ] = {}
         self._on_elsewhere: dict[str, Callable[[bool], None]] = {}
         self._elsewhere: set[str] = set()
@@ -142,11 +147,11 @@ class LeaseKeeper:
     def dial_out(
         self,
         station: str,
-        claim: Callable[[], Awaitable[bool]],
+        claimed: Callable[[int], Awaitable[bool]],
         give_up: Callable[[], Awaitable[None]],
     ) -> None:
         """A dial-out 104 station, spread over the live replicas (module rules)."""
-        self._dial_out[station] = (claim, give_up)
+        self._dial_out[station] = (claimed, give_up)
 
     def kick(self) -> None:
         """A tick now rather than at the next interval (start-up: claim dial-out stations at once)."""
@@ -227,20 +232,25 @@ class LeaseKeeper:
         wanted = share - len(held)
         loop = asyncio.get_running_loop()
         renewed = loop.time()
-        for station in free:
-            if wanted == 0:
-                break
-            if loop.time() - renewed >= self._store.lease_seconds / 3:
-                # a long claim loop (thousands of stations: one round trip each) renews what this
-                # bridge holds, and its `replicas` row, as the tick would
-                await asyncio.to_thread(self._store.renew_leases)
-                self.live_replicas = await asyncio.to_thread(
-                    self._store.heartbeat, self._config_hash
-                )
-                renewed = loop.time()
-            self._log.info("lease.claiming", station_id=station, share=share)
-            if await self._dial_out[station][0]():
-                wanted -= 1
+        while wanted > 0 and free:
+            batch, free = free[: min(wanted, CLAIM_BATCH)], free[min(wanted, CLAIM_BATCH) :]
+            taken = await asyncio.to_thread(self._store.take_free_leases, batch)
+            for station in batch:  # in the shuffled order
+                epoch = taken.get(station)
+                if epoch is None:
+                    continue  # another bridge was faster
+                if loop.time() - renewed >= self._store.lease_seconds / 3:
+                    # a long claim loop (thousands of stations: a state read each) renews what
+                    # this bridge holds, and its `replicas` row, as the tick would
+                    await asyncio.to_thread(self._store.renew_leases)
+                    self.live_replicas = await asyncio.to_thread(
+                        self._store.heartbeat, self._config_hash
+                    )
+                    renewed = loop.time()
+                self._log.info("lease.claiming", station_id=station, share=share)
+                self._mark(station, False)
+                if await self._dial_out[station][0](epoch):
+                    wanted -= 1
 
     def figures(self) -> tuple[int, int, int, int]:
         """(held, takeovers, fencing refusals, lost): /metrics."""

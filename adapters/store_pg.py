@@ -42,6 +42,9 @@ Station leases and fencing (issue 20 item 2)
   owner already holds it: its expiry pushed back), or taken over at epoch + 1: always with `force` (a
   charger connected here, so its previous replica lost it), otherwise only when it has expired. Returns
   the epoch held, or None (another owner holds a live lease and `force` is off).
+  `take_free_leases(stations)` does the same without `force` for many stations in one statement (a
+  row lock each, as `FOR UPDATE`): the epochs of those now held here (the lease keeper's dial-out
+  claims: one round trip, not one per station).
 - `renew_leases()`: every lease this store holds in one statement (`UPDATE ... FROM unnest(stations,
   epochs)`, matched on owner and epoch); those that did not match were taken over and are lost. Call it
   every `lease_seconds / 3` (adapters/leases.py). `orphans(stations)`: those with queued messages
@@ -302,6 +305,34 @@ class PgStore(GroupCommitStore):
             if owner is not None and owner != self.owner:
                 self.lease_takeovers += 1
             return epoch
+
+    def take_free_leases(self, stations: list[str]) -> dict[str, int]:
+        """`take_lease(station, force=False)` for each of `stations` in one statement (module rules):
+        station → epoch for those held here now. Raises StoreError."""
+        if not stations:
+            return {}
+        with self._db_lock:
+            with self._held_lock:
+                held_before = set(self._held)
+            rows = self._again(  # twice is harmless: the second finds them ours and keeps them
+                "cannot take leases",
+                "INSERT INTO leases AS l (station, owner, epoch, expires)"
+                " SELECT s, %s, 1, now() + make_interval(secs => %s)"
+                " FROM unnest(%s::text[]) AS s ON CONFLICT (station) DO UPDATE"
+                " SET owner = EXCLUDED.owner, expires = EXCLUDED.expires,"
+                " epoch = CASE WHEN l.owner = EXCLUDED.owner THEN l.epoch ELSE l.epoch + 1 END"
+                " WHERE l.owner = EXCLUDED.owner OR l.expires < now()"
+                " RETURNING l.station, l.epoch, xmax = 0",
+                (self.owner, self.lease_seconds, stations),
+            )
+        taken = {str(station): int(epoch) for station, epoch, _ in rows}
+        with self._held_lock:
+            self._held.update(taken)
+        # a row that existed and was not ours: taken over from its expired owner
+        self.lease_takeovers += sum(
+            1 for station, _, inserted in rows if not inserted and station not in held_before
+        )
+        return taken
 
     @staticmethod
     def _lease_row(

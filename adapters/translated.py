@@ -45,7 +45,8 @@ Rules
   serves (its lease free or expired: the bridge that held it died or lost the database) is adopted
   without force, at start-up and by the lease keeper's sweep, and its queue delivered from here. A
   kind that dials its charger (`StationKind.dials_out`) is spread over the live replicas instead:
-  `claim()` takes a free lease and serves, `give_up()` closes both connections with 1001 and releases
+  the lease keeper takes free leases in batches and calls `claimed(epoch)`, which serves,
+  `give_up()` closes both connections with 1001 and releases
   the lease. A core whose epoch is not the lease's is rebuilt from the store first (the previous owner
   wrote since). The lease lost (a renewal found it taken over, or a write was refused): the CSMS
   connection and the charger's close with 1013 ("station served elsewhere"), the kind is told why
@@ -175,14 +176,14 @@ class TranslatedHost(Generic[C]):
     __slots__ = (
         "_activity",
         "_closing",
-        "_revive_failures",
-        "_revive_logged_at",
         "_elsewhere",
         "_epoch",
         "_leases",
         "_metrics",
         "_north",
         "_north_link",
+        "_revive_failures",
+        "_revive_logged_at",
         "_serving",
         "_south",
         "_stopped",
@@ -322,7 +323,7 @@ class TranslatedHost(Generic[C]):
                 self._leases.watch(
                     self.station_id, self._lease_lost, elsewhere=self._held_elsewhere
                 )
-                self._leases.dial_out(self.station_id, self.claim, self.give_up)
+                self._leases.dial_out(self.station_id, self.claimed, self.give_up)
                 return
             self._leases.watch(self.station_id, self._lease_lost, self._adopt, self._held_elsewhere)
             if len(self.core.north.outbox) > 0:
@@ -459,6 +460,23 @@ class TranslatedHost(Generic[C]):
     async def claim(self) -> bool:
         """Serve the station if nobody does (its lease free or expired)."""
         return await self._take_and_serve(force=False)
+
+    async def claimed(self, epoch: int) -> bool:
+        """The lease keeper took this dial-out station's lease for this bridge (`epoch`, one of a
+        batch): served, the core rebuilt first when the epoch is not its own. False: its state could
+        not be read (the lease released, or it runs out)."""
+        assert self._leases is not None
+        if epoch != self._epoch:
+            try:
+                self._rebuild()
+            except StoreError as exc:
+                self.logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
+                with contextlib.suppress(StoreError):
+                    await self._leases.release(self.station_id)
+                return False
+            self._epoch = epoch
+        self._serve()
+        return True
 
     async def _take_and_serve(self, force: bool) -> bool:
         try:

@@ -11,6 +11,7 @@ import asyncio
 import functools
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from adapters.leases import LeaseKeeper
@@ -35,13 +36,12 @@ async def test_a_claim_loop_longer_than_a_lease_keeps_every_lease_it_took(
 ) -> None:
     here, other = stores
     keeper = LeaseKeeper(here, station_logger("-", Side.SOUTH, "iec104"))
-    claimed: list[str] = []
+    claimed: list[tuple[str, int]] = []
 
-    async def claim(station: str) -> bool:
-        """As a 104 host claims: the lease without force, then the dial (slow here)."""
-        if await keeper.take(station, force=False) is None:
-            return False
-        claimed.append(station)
+    async def serve(station: str, epoch: int) -> bool:
+        """As a 104 host serves a claimed station: its state read, then the dial (slow here)."""
+        assert here.holds(station)
+        claimed.append((station, epoch))
         await asyncio.sleep(0.1)
         return True
 
@@ -49,13 +49,34 @@ async def test_a_claim_loop_longer_than_a_lease_keeps_every_lease_it_took(
         raise AssertionError("alone, this replica's share is every station")
 
     for station in STATIONS:
-        keeper.dial_out(station, functools.partial(claim, station), give_up)
+        keeper.dial_out(station, functools.partial(serve, station), give_up)
     loop = asyncio.get_running_loop()
     started = loop.time()
     await keeper._balance()  # one tick's claims (the tick itself renews only before and after)
-    assert sorted(claimed) == STATIONS
+    assert sorted(claimed) == [(station, 1) for station in STATIONS]
     assert loop.time() - started > 3 * here.lease_seconds  # the loop outlasted the lease
     # the next replica finds none of them free: every lease was kept alive during the loop
     taken_by_other = [s for s in STATIONS if other.take_lease(s, force=False) is not None]
     assert taken_by_other == []
     assert here.leases_held() == len(STATIONS)
+
+
+async def test_claims_take_free_and_expired_leases_in_one_statement_and_leave_live_ones(
+    stores: tuple[PgStore, PgStore], pg_url: str
+) -> None:
+    """`take_free_leases`: free ones at epoch 1, an expired one of another replica at its epoch + 1
+    (a takeover), one held here kept at its epoch, a live one of another replica left out."""
+    here, other = stores
+    other.take_lease("CP-00")  # live, the other replica's
+    other.take_lease("CP-01")
+    here.take_lease("CP-02")  # held here already
+    with psycopg.connect(pg_url) as conn:  # CP-01's lease ran out (its replica died)
+        conn.execute("UPDATE leases SET expires = now() - interval '1 s' WHERE station = 'CP-01'")
+    taken = here.take_free_leases(["CP-00", "CP-01", "CP-02", "CP-03"])
+    assert taken == {"CP-01": 2, "CP-02": 1, "CP-03": 1}
+    assert here.lease_takeovers == 1
+    assert here.leases_held() == 3 and not here.holds("CP-00")
+    assert other.take_lease("CP-00", force=False) == 1  # still the other's
+    assert other.take_lease("CP-03", force=False) is None  # live, here
+    lost = other.renew_leases()
+    assert lost == ["CP-01"]
