@@ -320,7 +320,10 @@ class Runtime:
         if dial_in and self.config.south.iec104_listen:
             await self._start_iec104_listener(dial_in)
         south = SouthServer(
-            self.config, self._serve_station, south_server_context(self.config.south)
+            self.config,
+            self._serve_station,
+            south_server_context(self.config.south),
+            on_refused=self.metrics.south_refusal,
         )
         try:
             self.south_address = await south.start()

@@ -28,6 +28,14 @@ Rules
   permessage-deflate is accepted.
 - Optional TLS (`cert_file`/`key_file`), with client certificates requested or required (`ca_file`,
   `require_client_cert`).
+- Refusals are bounded in the log: `south.unknown_station`, `south.unauthorized`,
+  `south.duplicate_connection` and `south.subprotocol_refused` are logged at most `DIAGNOSTIC_BURST`
+  per `DIAGNOSTIC_INTERVAL` seconds per (station, event) (every unknown id shares one station key, so
+  a scan of made-up ids cannot grow the limiter), the next line saying how many were `suppressed`;
+  each is counted in full by `on_refused(reason)` (`ocpp_bridge_south_refused_total`). A connection
+  storm against one station wrote one line per attempt before (923,000 `south.duplicate_connection`
+  lines in one abuse run). Connections that were served are logged in full (`south.connected`,
+  `south.disconnected` with the close code and reason: every dropped link is logged).
 - Connections are `adapters.ocpp.ws_direct.DirectServerConnection`s (`adapters.ocpp.ws_direct.serve`): their messages are handed to the
   station's driver as they arrive. Each gets `[south]`'s `max_queued_frames`, `max_queued_bytes` and
   `write_timeout` as its `send_limits`: a charger that does not read what it is sent is disconnected
@@ -54,7 +62,8 @@ from adapters.config import BridgeConfig, CsmsSection, OcppStation, SouthSection
 from adapters.connection import Connection, SendLimits
 from adapters.ocpp.keepalive import Keepalive
 from adapters.ocpp.ws_direct import DirectServerConnection, Server, serve
-from adapters.ops.logs import get_logger
+from adapters.ops.logs import DiagnosticLimiter, get_logger
+from bridge.effects import Side
 
 StationHandler = Callable[[OcppStation, Connection], Awaitable[None]]
 
@@ -111,6 +120,7 @@ class SouthServer:
         config: BridgeConfig,
         handler: StationHandler,
         ssl_context: Any = None,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._config = config
         self._settings = config.south
@@ -125,6 +135,27 @@ class SouthServer:
             self._settings.ping_interval, self._settings.ping_timeout, side="south"
         )
         self._send_limits = send_limits(self._settings)
+        self._on_refused = on_refused
+        # station id (configured ones; "" for every unknown id) → its refusal lines' limiter
+        self._limiters: dict[str, DiagnosticLimiter] = {}
+
+    def _refused(
+        self, log: Any, station_id: str, event: str, counted_as: str, **fields: Any
+    ) -> None:
+        """A refusal: counted always (as `counted_as`), logged within the limiter's bounds (module
+        rules)."""
+        if self._on_refused is not None:
+            self._on_refused(counted_as)
+        key = station_id if station_id in self._stations else ""
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = self._limiters[key] = DiagnosticLimiter()
+        suppressed = limiter.admit(Side.SOUTH, event, asyncio.get_running_loop().time())
+        if suppressed is None:
+            return
+        if suppressed:
+            fields["suppressed"] = suppressed
+        log.warning(event, **fields)
 
     @property
     def connected(self) -> dict[str, Connection]:
@@ -164,16 +195,20 @@ class SouthServer:
         station = self._stations.get(station_id)
         log = self._log.bind(station_id=station_id, peer=_peer(connection))
         if station is None:
-            log.warning("south.unknown_station", path=request.path)
+            self._refused(
+                log, station_id, "south.unknown_station", "unknown_station", path=request.path[:200]
+            )
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"unknown station {station_id}\n")
         problem = self._auth_problem(station, request.headers)
         if problem is not None:
-            log.warning("south.unauthorized", reason=problem)
+            self._refused(log, station_id, "south.unauthorized", "unauthorized", reason=problem)
             response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "authentication required\n")
             response.headers["WWW-Authenticate"] = _REALM
             return response
         if station_id in self._live and self._settings.duplicate_connection == "reject":
-            log.warning("south.duplicate_connection", policy="reject")
+            self._refused(
+                log, station_id, "south.duplicate_connection", "duplicate", policy="reject"
+            )
             return connection.respond(
                 http.HTTPStatus.CONFLICT, f"station {station_id} is already connected\n"
             )
@@ -217,7 +252,9 @@ class SouthServer:
         log = self._log.bind(station_id=station.id, protocol=station.protocol)
         if connection.subprotocol is None:
             offered = offered_subprotocols(connection.request.headers)
-            log.warning("south.subprotocol_refused", offered=offered)
+            self._refused(
+                log, station.id, "south.subprotocol_refused", "subprotocol", offered=offered[:10]
+            )
             await connection.close(
                 1002, f"station {station.id} speaks {station.protocol}; offered {offered}"[:120]
             )
@@ -225,8 +262,11 @@ class SouthServer:
         ticket = self._arrivals[station.id] = self._arrivals.get(station.id, 0) + 1
         previous = self._live.get(station.id)
         if previous is not None:
-            log.warning(
+            self._refused(
+                log,
+                station.id,
                 "south.duplicate_connection",
+                "duplicate",
                 policy=self._settings.duplicate_connection,
                 old_peer=_peer(previous.connection),
                 new_peer=_peer(connection),

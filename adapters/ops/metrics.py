@@ -38,6 +38,10 @@ Rules
     out (read at scrape time from the callback given to `set_iec104_notices_source`).
   - `iec104_refused_total{reason}`: dial-in connections refused: unknown_charger, duplicate, timeout,
     overload, or the link core's reason.
+  - `south_refused_total{reason}`: OCPP-J charger connections refused or replaced at the handshake:
+    unknown_station (404), unauthorized (401), duplicate (a second connection of a connected station,
+    either policy), subprotocol (none the station speaks: 1002); every one, also those the
+    rate-limited log leaves out.
   - `late_answers_total{side}`: answers that came after the call timeout and were taken as the call's
     answer (nothing resent on a live connection; issue 16).
   - `resends_total{reason}`: messages toward the CSMS sent again (outbox entries and statuses), by why:
@@ -456,6 +460,12 @@ class BridgeMetrics:
             ["reason"],
             registry=registry,
         )
+        self.south_refused = Counter(
+            "ocpp_bridge_south_refused",
+            "OCPP-J charger connections refused or replacing another at the handshake, by reason",
+            ["reason"],
+            registry=registry,
+        )
         self.late_answers = Counter(
             "ocpp_bridge_late_answers",
             "Answers after the call timeout taken as the call's answer (nothing resent), by side",
@@ -654,6 +664,9 @@ class BridgeMetrics:
 
     def iec104_refusal(self, reason: str) -> None:
         self.iec104_refused.labels(reason).inc()
+
+    def south_refusal(self, reason: str) -> None:
+        self.south_refused.labels(reason).inc()
 
     async def watch_event_loop(self, interval: float = 0.5) -> None:
         """Sample the event loop's lag every `interval` seconds, until cancelled."""

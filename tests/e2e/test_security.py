@@ -19,6 +19,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 from websockets.http11 import Request
 
+from adapters.ops.logs import DIAGNOSTIC_BURST
+from tests.adapters.test_health import parse_metrics, value
 from tests.e2e.conftest import bridge_config, running_bridge, south_url
 from tests.peers import connected_charger, running_csms
 
@@ -358,3 +360,36 @@ async def test_chargers_over_wss_with_required_client_certificates(pki: dict[str
                 ) as anonymous:
                     await anonymous.recv()
             assert len(csms.history) == 1  # only the charger with a certificate got through
+
+
+async def test_a_storm_of_refused_handshakes_is_counted_in_full_and_logged_within_bounds() -> None:
+    """40 wrong passwords for one station and 40 made-up station ids: 401/404 every time, counted
+    40 + 40 in ocpp_bridge_south_refused_total, but at most DIAGNOSTIC_BURST lines of each in the log
+    (before, one line per attempt: a connection storm wrote the log full)."""
+    async with running_csms() as csms:
+        config = bridge_config(
+            csms.url, [{"id": STATION, "protocol": "ocpp2.0.1", "password": PASSWORD}]
+        )
+        async with running_bridge(config) as bridge:
+            with capture_logs() as logs:
+                for n in range(40):
+                    for path, headers, status in (
+                        (STATION, basic(STATION, f"guess-{n}"), 401),
+                        (f"MADE-UP-{n}", {}, 404),
+                    ):
+                        with pytest.raises(InvalidStatus) as caught:
+                            await connect(
+                                f"{south_url(bridge)}/{path}",
+                                subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                                additional_headers=headers,
+                            )
+                        assert caught.value.response.status_code == status
+            exposition = bridge.metrics.exposition().decode()
+            assert csms.history == []
+    samples = parse_metrics(exposition)
+    assert value(samples, "ocpp_bridge_south_refused_total", reason="unauthorized") == 40
+    assert value(samples, "ocpp_bridge_south_refused_total", reason="unknown_station") == 40
+    unauthorized = [e for e in logs if e["event"] == "south.unauthorized"]
+    unknown = [e for e in logs if e["event"] == "south.unknown_station"]
+    assert len(unauthorized) == DIAGNOSTIC_BURST and len(unknown) == DIAGNOSTIC_BURST
+    assert [e["path"] for e in unknown] == [f"/ocpp/MADE-UP-{n}" for n in range(DIAGNOSTIC_BURST)]
