@@ -23,7 +23,10 @@ Rules
   too), or whose bytes break the link, is closed and logged with the reason. At most `MAX_PENDING`
   connections wait for identification at once; more are closed at once (a connection storm cannot pin
   memory).
-- Every refusal is counted through `on_refused(kind)`.
+- Every refusal is counted through `on_refused(kind)`; its warning is logged at most
+  `DIAGNOSTIC_BURST` per `DIAGNOSTIC_INTERVAL` per (station, event, kind), connections not identified
+  as a station sharing one key (`adapters.ops.logs.RefusalLog`), the next line saying how many were
+  `suppressed`: a connection storm of peers that never identify themselves cannot fill the log.
 - Under leases (`admit`: `TranslatedHost.admit`, adapters/translated.py): an identified charger's connection is handed over
   only once `admit(station_id)` is true (the station's lease taken here: the replica a charger dials
   into serves it); its reading is paused meanwhile. Refused (the store unreachable): logged
@@ -40,6 +43,7 @@ from typing import Any, Final, cast
 
 from adapters.config import split_host_port
 from adapters.iec104.link import Iec104Link
+from adapters.ops.logs import RefusalLog
 from bridge.stations.iec104.apci import LinkParameters
 from bridge.stations.iec104.identify import (
     Identification,
@@ -158,6 +162,9 @@ class Iec104Listener:
         self.timeout = timeout
         self._backlog = backlog
         self._on_refused = on_refused
+        known = {link.station_id for link in links.values()}
+        known |= {link.station_id for link in self._registered_links.values()}
+        self._refusals = RefusalLog(on_refused, known)
         self._admit = admit
         self._admitting: set[asyncio.Task[None]] = set()
         self.pending: set[_Pending] = set()
@@ -211,6 +218,7 @@ class Iec104Listener:
                 f"station {link.station_id} (common address {common_address}) is connected already",
                 pending,
                 common_address=common_address,
+                station_id=link.station_id,
             )
             transport.close()
             return
@@ -233,19 +241,22 @@ class Iec104Listener:
         if link is None or (link.connected and self._duplicate == "reject"):
             transport.write(found.spec.refused)
             if link is None:
-                self._log.warning(
+                self._refusals(
+                    self._log,
+                    None,
                     "iec104.unknown_registration",
+                    "unknown_registration",
+                    asyncio.get_running_loop().time(),
                     registration_id=found.registration_id[:64],
                     peer=_peer(transport),
                 )
-                if self._on_refused is not None:
-                    self._on_refused("unknown_registration")
             else:
                 self.refused(
                     "duplicate",
-                    f"station {link.station_id} (registration id {found.registration_id}) is"
+                    f"station {link.station_id} (registration id {found.registration_id[:64]}) is"
                     " connected already",
                     pending,
+                    station_id=link.station_id,
                 )
             transport.close()
             return
@@ -289,25 +300,38 @@ class Iec104Listener:
         if transport.is_closing():
             return  # the charger left meanwhile
         if not admitted:
-            self.refused("lease", f"station {link.station_id} cannot be served here now", pending)
+            self.refused(
+                "lease",
+                f"station {link.station_id} cannot be served here now",
+                pending,
+                station_id=link.station_id,
+            )
             transport.close()
             return
         attach()
         transport.resume_reading()
 
     def refused(
-        self, kind: str, reason: str, pending: _Pending, *, common_address: int | None = None
+        self,
+        kind: str,
+        reason: str,
+        pending: _Pending,
+        *,
+        common_address: int | None = None,
+        station_id: str | None = None,
     ) -> None:
         transport = pending.transport
-        self._log.warning(
+        self._refusals(
+            self._log,
+            station_id,
             "iec104.unknown_charger" if kind == "unknown_charger" else "iec104.refused",
+            kind,
+            asyncio.get_running_loop().time(),
             kind=kind,
-            reason=reason,
+            reason=reason[:300],
             common_address=common_address,
             peer=_peer(transport) if transport is not None else None,
         )
-        if self._on_refused is not None:
-            self._on_refused(kind)
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:

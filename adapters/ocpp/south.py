@@ -62,8 +62,7 @@ from adapters.config import BridgeConfig, CsmsSection, OcppStation, SouthSection
 from adapters.connection import Connection, SendLimits
 from adapters.ocpp.keepalive import Keepalive
 from adapters.ocpp.ws_direct import DirectServerConnection, Server, serve
-from adapters.ops.logs import DiagnosticLimiter, get_logger
-from bridge.effects import Side
+from adapters.ops.logs import RefusalLog, get_logger
 
 StationHandler = Callable[[OcppStation, Connection], Awaitable[None]]
 
@@ -135,27 +134,14 @@ class SouthServer:
             self._settings.ping_interval, self._settings.ping_timeout, side="south"
         )
         self._send_limits = send_limits(self._settings)
-        self._on_refused = on_refused
-        # station id (configured ones; "" for every unknown id) → its refusal lines' limiter
-        self._limiters: dict[str, DiagnosticLimiter] = {}
+        self._refusals = RefusalLog(on_refused, self._stations)
 
     def _refused(
         self, log: Any, station_id: str, event: str, counted_as: str, **fields: Any
     ) -> None:
-        """A refusal: counted always (as `counted_as`), logged within the limiter's bounds (module
-        rules)."""
-        if self._on_refused is not None:
-            self._on_refused(counted_as)
-        key = station_id if station_id in self._stations else ""
-        limiter = self._limiters.get(key)
-        if limiter is None:
-            limiter = self._limiters[key] = DiagnosticLimiter()
-        suppressed = limiter.admit(Side.SOUTH, event, asyncio.get_running_loop().time())
-        if suppressed is None:
-            return
-        if suppressed:
-            fields["suppressed"] = suppressed
-        log.warning(event, **fields)
+        """A refusal: counted always (as `counted_as`), logged within bounds (module rules)."""
+        now = asyncio.get_running_loop().time()
+        self._refusals(log, station_id, event, counted_as, now, **fields)
 
     @property
     def connected(self) -> dict[str, Connection]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Container
 from typing import Any
 
 import orjson
@@ -196,3 +197,32 @@ class DiagnosticLimiter:
                 taken.append((side, kind, int(state[2])))
                 state[2] = 0
         return taken
+
+
+class RefusalLog:
+    """Connections refused at a listener (a handshake, a 104 identification): each one counted
+    (`count(reason)`, a metric), its warning logged within a `DiagnosticLimiter` per station and
+    (event, reason), the next line carrying how many were `suppressed`. Ids not in `known` (made up by whoever connects)
+    share one key, so a scan of ids cannot grow the limiters."""
+
+    def __init__(self, count: Callable[[str], None] | None, known: Container[str]) -> None:
+        self._count = count
+        self._known = known
+        self._limiters: dict[str, DiagnosticLimiter] = {}
+
+    def __call__(
+        self, log: Any, station_id: str | None, event: str, counted_as: str, now: float,
+        **fields: Any,
+    ) -> None:  # fmt: skip
+        if self._count is not None:
+            self._count(counted_as)
+        key = station_id if station_id is not None and station_id in self._known else ""
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = self._limiters[key] = DiagnosticLimiter()
+        suppressed = limiter.admit(Side.SOUTH, f"{event}/{counted_as}", now)
+        if suppressed is None:
+            return
+        if suppressed:
+            fields["suppressed"] = suppressed
+        log.warning(event, **fields)

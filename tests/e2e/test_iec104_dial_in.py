@@ -26,6 +26,7 @@ from adapters.config import Iec104Station
 from adapters.iec104.link import Iec104Link
 from adapters.iec104.listener import Iec104Listener
 from adapters.iec104.station import load_table, session_settings
+from adapters.ops.logs import DIAGNOSTIC_BURST
 from adapters.runtime import Runtime
 from bridge.stations.iec104.session import Session104
 from bridge.stations.iec104.southbound import LinkEvent, LinkUp, PointUpdate
@@ -352,6 +353,36 @@ async def test_an_unknown_common_address_is_refused_logged_and_counted() -> None
         # the station for CA 1 is still free for its own charger
         async with dialled_in(listen_port(runtime)):
             await csms.wait_for(lambda: "Available" in statuses(csms))
+
+
+async def test_a_storm_of_strangers_is_counted_in_full_and_logged_within_bounds() -> None:
+    """12 chargers with common addresses no station has and 12 connections closed before they said
+    anything: every one refused and counted, at most DIAGNOSTIC_BURST warning lines of each kind
+    (before: one line per connection, so a storm wrote the log full)."""
+    async with running_csms() as csms, running_bridge(dial_in_config(csms)) as runtime:
+        with capture_logs() as logs:
+            for ca in range(9, 21):
+                async with dialled_in(listen_port(runtime), ca=ca) as stranger:
+                    async with asyncio.timeout(10):
+                        await stranger.closed.wait()
+            for _ in range(12):
+                _, writer = await asyncio.open_connection("127.0.0.1", listen_port(runtime))
+                writer.transport.abort()
+            async with asyncio.timeout(10):
+                while True:
+                    samples = await scrape(runtime)
+                    closed = value(
+                        samples, "ocpp_bridge_iec104_refused_total", reason="peer_closed"
+                    )
+                    if closed == 12.0:
+                        break
+                    await asyncio.sleep(0.05)
+        unknown = value(samples, "ocpp_bridge_iec104_refused_total", reason="unknown_charger")
+        assert unknown == 12.0
+    strangers = [e for e in logs if e["event"] == "iec104.unknown_charger"]
+    assert [e["common_address"] for e in strangers] == list(range(9, 9 + DIAGNOSTIC_BURST))
+    gone = [e for e in logs if e["event"] == "iec104.refused" and e["kind"] == "peer_closed"]
+    assert len(gone) == DIAGNOSTIC_BURST
 
 
 async def test_a_duplicate_connection_replaces_the_old_one_with_duplicate_connection_replace() -> (
