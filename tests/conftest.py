@@ -9,6 +9,7 @@ import pytest
 import structlog
 
 from adapters.schemas import OfficialSchemas
+from adapters.store_pg import PgStore
 from tests.pg import PgServer, require_server_bin
 
 
@@ -70,3 +71,17 @@ def pg_server() -> Iterator[PgServer]:
 def pg_url(pg_server: PgServer) -> str:
     """The URL of a fresh, empty database on the session's PostgreSQL server."""
     return pg_server.database()
+
+
+@pytest.fixture
+def replicas(pg_url: str) -> Iterator[Callable[..., PgStore]]:
+    """PgStore(pg_url, ...), each closed at the end of the test."""
+    stores: list[PgStore] = []
+
+    def opening(**options: object) -> PgStore:
+        stores.append(PgStore(pg_url, **options))  # type: ignore[arg-type]
+        return stores[-1]
+
+    yield opening
+    for store in stores:
+        store.close()

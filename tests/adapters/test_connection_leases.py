@@ -5,7 +5,7 @@ another store stands for the next replica."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -16,12 +16,10 @@ from bridge.effects import Side
 
 
 @pytest.fixture
-def stores(pg_url: str) -> Iterator[tuple[PgStore, PgStore]]:
-    here = PgStore(pg_url, lease_seconds=5.0, require_leases=True)
-    other = PgStore(pg_url, lease_seconds=5.0, require_leases=True)
-    yield here, other
-    here.close()
-    other.close()
+def stores(replicas: Callable[..., PgStore]) -> tuple[PgStore, PgStore]:
+    return replicas(lease_seconds=5.0, require_leases=True), replicas(
+        lease_seconds=5.0, require_leases=True
+    )
 
 
 def _leases(stores: tuple[PgStore, PgStore]) -> ConnectionLeases:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -23,12 +23,10 @@ STATIONS = [f"CP-{n:02d}" for n in range(20)]
 
 
 @pytest.fixture
-def stores(pg_url: str) -> Iterator[tuple[PgStore, PgStore]]:
-    here = PgStore(pg_url, lease_seconds=0.6, require_leases=True)
-    other = PgStore(pg_url, lease_seconds=0.6, require_leases=True)
-    yield here, other
-    here.close()
-    other.close()
+def stores(replicas: Callable[..., PgStore]) -> tuple[PgStore, PgStore]:
+    return replicas(lease_seconds=0.6, require_leases=True), replicas(
+        lease_seconds=0.6, require_leases=True
+    )
 
 
 async def test_a_claim_loop_longer_than_a_lease_keeps_every_lease_it_took(

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -19,20 +19,6 @@ import pytest
 from adapters.store_api import FencedError, StoreError
 from adapters.store_pg import PgStore
 from bridge.effects import Persist
-
-
-@pytest.fixture
-def replicas(pg_url: str) -> Iterator[Callable[..., PgStore]]:
-    """PgStore(pg_url, ...), each closed at the end of the test."""
-    stores: list[PgStore] = []
-
-    def opening(**options: object) -> PgStore:
-        stores.append(PgStore(pg_url, **options))  # type: ignore[arg-type]
-        return stores[-1]
-
-    yield opening
-    for store in stores:
-        store.close()
 
 
 def _lease(url: str, station: str) -> tuple[str, int] | None:

@@ -94,11 +94,10 @@ class _Log:
     info = warning = error = _record
 
 
-async def test_a_kind_s_own_effect_is_handed_to_its_kind_after_the_write_before_it() -> None:
+def _host(store: Store) -> tuple[TranslatedHost[Any], BeepKind, dict[Side, _Log]]:
     config = BridgeConfig.model_validate(
         {"csms": {"url": f"ws://127.0.0.1:{closed_port()}/ocpp"}, "stations": []}
     )
-    store = Store(":memory:")
     kind = BeepKind(store)
     logs = {side: _Log() for side in Side}
     host = TranslatedHost(
@@ -110,6 +109,12 @@ async def test_a_kind_s_own_effect_is_handed_to_its_kind_after_the_write_before_
         policy=BackoffPolicy(0.05, 0.05, 0),
         logs=logs,
     )
+    return host, kind, logs
+
+
+async def test_a_kind_s_own_effect_is_handed_to_its_kind_after_the_write_before_it() -> None:
+    store = Store(":memory:")
+    host, kind, logs = _host(store)
     try:
         await host.start()
         charger = MemoryConnection("beep")
@@ -155,20 +160,8 @@ async def test_a_failed_core_whose_store_cannot_be_read_waits_with_one_warning_n
 ):
     """Before, every input of a 104 link (every few hundred milliseconds) logged
     `iec104.consumer_failed` with a traceback while the store was away."""
-    config = BridgeConfig.model_validate(
-        {"csms": {"url": f"ws://127.0.0.1:{closed_port()}/ocpp"}, "stations": []}
-    )
     store = AwayStore(":memory:")
-    kind = BeepKind(store)
-    logs = {side: _Log() for side in Side}
-    host = TranslatedHost(
-        STATION,
-        kind,
-        store=store,
-        connector=CsmsConnector(config.csms, config.csms_password_for, None, Pacer(100, 100)),
-        policy=BackoffPolicy(0.05, 0.05, 0),
-        logs=logs,
-    )
+    host, kind, logs = _host(store)
     try:
         await host.start()
         failed = host.core
