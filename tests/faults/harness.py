@@ -11,6 +11,9 @@ Pieces (every server on 127.0.0.1, every wait bounded, every process stopped in 
   queue and go one at a time; the head leaves the queue only on its .conf and is resent unchanged after a
   reconnect (the same StartTransaction when its .conf was lost: 1.6 idempotency). StatusNotifications are
   best effort. It reconnects with a short random back-off whenever the bridge is gone; it boots once.
+  Given several bridge replicas' addresses, it moves to the next one on every connection failure or
+  link loss (a charger behind a load balancer). `tests.faults.charger201.FaultCharger201` is its 2.0.1
+  sibling (pass-through stations).
 - `FaultCharger104` (`tests.faults.charger104`): a 104 charger per mappings/gb-dc-charger.yaml, a
   station with protocol "iec104" in the bridge's configuration; its sessions (plug in, charging rises
   by itself or after a RequestStartTransaction from the CSMS, the energy counter grows, charging falls
@@ -52,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocpp.charge_point import ChargePoint as BaseChargePoint
 from ocpp.exceptions import OCPPError
 from ocpp.routing import on
 from ocpp.v16 import call as call16
@@ -76,6 +80,8 @@ MESSAGE_ATTEMPTS = 3
 # A message the charger sent this long after an outage began, and whose .conf came before the CSMS was
 # back, was queued by a bridge that knew the CSMS was gone: it must carry offline=true (E04.FR.03).
 OFFLINE_MARGIN = 1.0
+# customData.vendorId of the FaultCsms's tagged TransactionEvent answers (`FaultCsms.tag_answers`)
+ANSWER_VENDOR = "fault-csms"
 # Events the bridge must never log in these runs.
 BAD_EVENTS = frozenset(
     {
@@ -144,6 +150,7 @@ def bridge_toml(
     csms_url: str,
     south_port: int,
     stations: Iterable[str],
+    stations201: Iterable[str] = (),
     south_ping: float = 1.0,
     csms_ping: float = 5.0,
     iec104: Iterable[tuple[str, int]] = (),
@@ -186,6 +193,8 @@ def bridge_toml(
             'protocol = "ocpp1.6"',
             "offline_authorize = true",
         ]
+    for station_id in stations201:  # pass-through (bridge.stations.passthrough)
+        lines += ["[[stations]]", f'id = "{station_id}"', 'protocol = "ocpp2.0.1"']
     for station_id, port in iec104:
         lines += [
             "[[stations]]",
@@ -326,12 +335,16 @@ class _Tracked(Recording):
         self._csms = csms
         self._session = session
         self._station_id = connection.request.path.rsplit("/", 1)[-1]
+        self.session = session
+        self.last_call = ""  # the message id of the CALL being handled (the `ocpp` package routes
+        # one received message at a time)
 
     async def recv(self) -> str | bytes:
         raw = await super().recv()
         with contextlib.suppress(ValueError):
             frame = json.loads(raw)
             if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
+                self.last_call = frame[1]
                 self._csms.received.append(
                     Received(
                         time.monotonic(),
@@ -368,7 +381,16 @@ class _RefusingChargePoint(CsmsChargePoint):
             self.csms.refused += 1
             self.csms.refused_by_event[key] += 1
             raise RuntimeError("fault injection: the CSMS refuses this TransactionEvent")
-        return await super().on_transaction_event(**payload)
+        answer = await super().on_transaction_event(**payload)
+        if self.id in self.csms.tag_answers:
+            # which CALL this answer is for, as the CSMS read it: a pass-through bridge forwards the
+            # answer's payload untouched, so the charger can tell which copy the CSMS answered
+            wire: _Tracked = getattr(self, "_connection")  # noqa: B009 (the ocpp package's)
+            answer.custom_data = {
+                "vendor_id": ANSWER_VENDOR,
+                "answer": f"{wire.session}/{wire.last_call}",
+            }
+        return answer
 
 
 class FaultCsms(Csms):
@@ -384,6 +406,9 @@ class FaultCsms(Csms):
         self.refusals = 0
         self.refused = 0
         self.refused_by_event: Counter[tuple[str, str, int]] = Counter()
+        # stations whose TransactionEvent answers carry customData {vendorId: ANSWER_VENDOR, answer:
+        # "<session>/<message id of the CALL answered>"} (the 2.0.1 pass-through chargers)
+        self.tag_answers: set[str] = set()
         self.ended: dict[str, set[float | None]] = {}  # station → Transaction.End registers seen
         # station → Transaction.Begin register → the transactionIds whose Started carried it
         self.begins: dict[str, dict[float | None, list[str]]] = {}
@@ -496,12 +521,32 @@ class _LinkLost(Exception):
 
 
 class QueuedCharger:
-    """A 1.6J charger that keeps its transaction messages until the bridge answered them."""
+    """A 1.6J charger that keeps its transaction messages until the bridge answered them.
 
-    def __init__(self, number: int, url: str, rng: random.Random, taps: Taps) -> None:
+    `url`: the bridge's OCPP address, or every replica's (as a charger behind a load balancer sees
+    them): it then starts at a random one, stays with a replica while it can and moves to the next one
+    whenever its connection fails, its link is lost or a call goes unanswered (`stats["moved"]`)."""
+
+    prefix = "FI"
+    subprotocol = "ocpp1.6"
+    oracle_version = "1.6"
+
+    def __init__(
+        self,
+        number: int,
+        url: str | list[str],
+        rng: random.Random,
+        taps: Taps,
+        *,
+        open_timeout: float = 5.0,
+    ) -> None:
         self.number = number
-        self.station_id = f"FI-{number}"
-        self.url = f"{url}/{self.station_id}"
+        self.station_id = f"{self.prefix}-{number}"
+        bases = [url] if isinstance(url, str) else list(url)
+        self.urls = [f"{u}/{self.station_id}" for u in bases]
+        self._at = rng.randrange(len(bases)) if len(bases) > 1 else 0
+        self.url = self.urls[self._at]
+        self.open_timeout = open_timeout
         self.rng = rng
         self.taps = taps
         self.register = 1_000_000 * number
@@ -635,18 +680,26 @@ class QueuedCharger:
     def idle(self) -> bool:
         return not self.queue
 
+    def _move(self) -> None:
+        """To the next replica's address (none with one address)."""
+        if len(self.urls) > 1:
+            self._at = (self._at + 1) % len(self.urls)
+            self.url = self.urls[self._at]
+            self.stats["moved"] += 1
+
     async def _run(self) -> None:
         while True:
             try:
                 connection = await connect(
                     self.url,
-                    subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                    open_timeout=5,
+                    subprotocols=[self.subprotocol],  # type: ignore[list-item]
+                    open_timeout=self.open_timeout,
                     close_timeout=1,
                     ping_interval=None,
                 )
             except (OSError, InvalidHandshake, TimeoutError):
                 self.stats["connect-failed"] += 1
+                self._move()
                 await asyncio.sleep(self.rng.uniform(0.05, 0.25))
                 continue
             self.stats["connected"] += 1
@@ -658,12 +711,16 @@ class QueuedCharger:
                 self.connection = None
                 if connection not in self._abandoned:
                     connection.transport.abort()
+            self._move()
             await asyncio.sleep(self.rng.uniform(0.0, 0.1))
 
+    def _charge_point(self, connection: ClientConnection, oracle: FrameOracle) -> Any:
+        return Charger16(self.station_id, Recording(connection, oracle))
+
     async def _session(self, connection: ClientConnection) -> None:
-        oracle = FrameOracle("1.6")
+        oracle = FrameOracle(self.oracle_version)
         self.oracles.append(oracle)
-        charge_point = Charger16(self.station_id, Recording(connection, oracle))
+        charge_point = self._charge_point(connection, oracle)
         charge_point._response_timeout = CHARGER_CALL_TIMEOUT
         reader = asyncio.create_task(charge_point.start())
         lost = self._lost = asyncio.Event()
@@ -696,7 +753,7 @@ class QueuedCharger:
                 wake.cancel()
 
     async def _exchange(
-        self, charge_point: Charger16, request: Any, watched: tuple[asyncio.Task[Any], ...]
+        self, charge_point: BaseChargePoint, request: Any, watched: tuple[asyncio.Task[Any], ...]
     ) -> Any:
         task = asyncio.create_task(charge_point.call(request, suppress=False))
         self.taps.notify("charger-sent")
@@ -714,7 +771,9 @@ class QueuedCharger:
             self.stats[f"call-{type(exc).__name__}"] += 1
             raise _LinkLost from None
 
-    async def _boot(self, charge_point: Charger16, watched: tuple[asyncio.Task[Any], ...]) -> None:
+    async def _boot(
+        self, charge_point: BaseChargePoint, watched: tuple[asyncio.Task[Any], ...]
+    ) -> None:
         for _ in range(60):
             request = call16.BootNotification(
                 charge_point_vendor="Acme", charge_point_model="Fault-16", firmware_version="1.0"
@@ -732,7 +791,7 @@ class QueuedCharger:
         raise _LinkLost
 
     async def _send(
-        self, charge_point: Charger16, head: Outgoing, watched: tuple[asyncio.Task[Any], ...]
+        self, charge_point: BaseChargePoint, head: Outgoing, watched: tuple[asyncio.Task[Any], ...]
     ) -> None:
         if head.sent:
             self.stats["resent"] += 1

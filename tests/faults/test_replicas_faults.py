@@ -44,17 +44,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidHandshake
 
 from tests.faults.charger104 import FaultCharger104, workload104
+from tests.faults.charger201 import FaultCharger201, check201
 from tests.faults.harness import (
     BridgeProcess,
     FaultCsms,
     QueuedCharger,
     Taps,
     _all_ended,
-    _LinkLost,
     bridge_toml,
     check,
     check104,
@@ -157,52 +155,6 @@ class StoreProxy:
             self._server = None
 
 
-# --- a 1.6J charger behind a load balancer ---------------------------------------------------------
-
-
-class BalancedCharger(QueuedCharger):
-    """The harness's 1.6J charger, given every replica's address: it stays with a replica while it
-    can and moves to the next one when its connection fails or its link is lost."""
-
-    def __init__(self, number: int, urls: list[str], rng: random.Random, taps: Taps) -> None:
-        super().__init__(number, urls[0], rng, taps)
-        self.urls = [f"{u}/{self.station_id}" for u in urls]
-        self._at = rng.randrange(len(urls))
-        self.url = self.urls[self._at]
-
-    def _move(self) -> None:
-        self._at = (self._at + 1) % len(self.urls)
-        self.url = self.urls[self._at]
-        self.stats["moved"] += 1
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                connection = await connect(
-                    self.url,
-                    subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                    open_timeout=3,
-                    close_timeout=1,
-                    ping_interval=None,
-                )
-            except (OSError, InvalidHandshake, TimeoutError):
-                self.stats["connect-failed"] += 1
-                self._move()
-                await asyncio.sleep(self.rng.uniform(0.05, 0.25))
-                continue
-            self.stats["connected"] += 1
-            try:
-                await self._session(connection)
-            except _LinkLost:
-                pass
-            finally:
-                self.connection = None
-                if connection not in self._abandoned:
-                    connection.transport.abort()
-            self._move()
-            await asyncio.sleep(self.rng.uniform(0.0, 0.1))
-
-
 # --- the run -----------------------------------------------------------------------------------------
 
 
@@ -257,6 +209,7 @@ async def run_replica_faults(
     seed: int,
     chargers: int,
     transactions: int | None,
+    chargers201: int,
     iec104: int,
     transactions104: int | None,
     faults: int,
@@ -279,6 +232,7 @@ async def run_replica_faults(
     done = asyncio.Event()
     loads: list[asyncio.Task[None]] = []
     fleet: list[QueuedCharger] = []
+    fleet201: list[FaultCharger201] = []
     fleet104: list[FaultCharger104] = []
     stopped: set[int] = set()
     try:
@@ -286,19 +240,20 @@ async def run_replica_faults(
         database = database_url.rsplit("/", 1)[1]
         await csms.start(port=free_port())
         south_ports = [free_port() for _ in range(REPLICAS)]
+        urls = [f"ws://127.0.0.1:{p}/ocpp" for p in south_ports]
         fleet = [
-            BalancedCharger(
-                n,
-                [f"ws://127.0.0.1:{p}/ocpp" for p in south_ports],
-                random.Random(rng.random()),
-                taps,
-            )
+            QueuedCharger(n, urls, random.Random(rng.random()), taps, open_timeout=3)
             for n in range(1, chargers + 1)
         ]
         fleet104 = [
             FaultCharger104(n, free_port(), random.Random(rng.random()), csms, taps)
             for n in range(1, iec104 + 1)
         ]
+        fleet201 = [
+            FaultCharger201(n, urls, random.Random(rng.random()), taps, open_timeout=3)
+            for n in range(1, chargers201 + 1)
+        ]
+        csms.tag_answers.update(c.station_id for c in fleet201)
         for index in range(REPLICAS):
             proxy = StoreProxy(pg.port)
             await proxy.start()
@@ -313,6 +268,7 @@ async def run_replica_faults(
                         csms_url=csms.url,
                         south_port=south_ports[index],
                         stations=[c.station_id for c in fleet],
+                        stations201=[c.station_id for c in fleet201],
                         iec104=[(c.station_id, c.port) for c in fleet104],
                     )
                 )
@@ -322,7 +278,7 @@ async def run_replica_faults(
             await charger104.start()
         for replica in replicas:
             await replica.start()
-        for charger in fleet:
+        for charger in [*fleet, *fleet201]:
             charger.start()
         loads = [
             asyncio.create_task(
@@ -335,6 +291,12 @@ async def run_replica_faults(
                 workload104(c, random.Random(rng.random()), transactions=transactions104, done=done)
             )
             for c in fleet104
+        ]
+        loads += [
+            asyncio.create_task(
+                workload(c, random.Random(rng.random()), transactions=transactions, done=done)
+            )
+            for c in fleet201
         ]
         weights = [
             w for k, w in zip(REPLICA_FAULTS, REPLICA_FAULT_WEIGHTS, strict=True) if k in kinds
@@ -379,7 +341,7 @@ async def run_replica_faults(
         done.set()
         async with asyncio.timeout(settle_timeout):
             await asyncio.gather(*loads)
-            while not all(c.idle for c in fleet):
+            while not all(c.idle for c in [*fleet, *fleet201]):
                 await asyncio.sleep(0.05)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(settle_timeout):
@@ -399,14 +361,14 @@ async def run_replica_faults(
     except TimeoutError:
         problems.append(
             "the run did not settle in time: "
-            + ", ".join(f"{c.station_id} queue {len(c.queue)}" for c in fleet)
+            + ", ".join(f"{c.station_id} queue {len(c.queue)}" for c in [*fleet, *fleet201])
         )
     finally:
         done.set()
         for task in loads:
             task.cancel()
         await asyncio.gather(*loads, return_exceptions=True)
-        for charger in fleet:
+        for charger in [*fleet, *fleet201]:
             await charger.close()
         for number, replica in enumerate(replicas):
             if number in stopped and replica.process is not None:
@@ -425,6 +387,9 @@ async def run_replica_faults(
     stats["csms-refused"] = csms.refused
     for charger in fleet:
         stats.update(charger.stats)
+    found201, stats201 = check201(csms, fleet201)
+    problems += found201
+    stats.update({k if k.startswith("201-") else f"201-{k}": v for k, v in stats201.items()})
     for charger104 in fleet104:
         problems += check104(csms, charger104, stats)
         stats.update({f"104-{k}": v for k, v in charger104.stats.items()})
@@ -450,6 +415,7 @@ async def _short_run(tmp_path: Path, kinds: tuple[str, ...]) -> None:
         seed=seed,
         chargers=3,
         transactions=10,
+        chargers201=2,
         iec104=2,
         transactions104=4,
         faults=20,
@@ -459,6 +425,7 @@ async def _short_run(tmp_path: Path, kinds: tuple[str, ...]) -> None:
     assert run.problems == [], run.describe()
     assert set(run.faults) == set(kinds), run.describe()
     assert run.stats["transactions"] == 30, run.describe()
+    assert run.stats["201-transactions"] == 20, run.describe()
     assert run.stats["104-sessions"] == 8, run.describe()
 
 
@@ -494,6 +461,7 @@ async def test_long_run_three_replicas_a_thousand_faults(tmp_path: Path) -> None
         seed=seed,
         chargers=3,
         transactions=None,
+        chargers201=2,
         iec104=2,
         transactions104=None,
         faults=count,
