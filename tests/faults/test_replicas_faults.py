@@ -1,10 +1,12 @@
 """Fault injection across replicas (issue 20 item 4): three bridge processes with the same configuration
 under `[bridge] leases = true` on one real PostgreSQL server (tests/pg.py, a server of this test's own:
-it is restarted), the harness's CSMS (`tests.faults.harness.FaultCsms`), its 1.6J chargers and its IEC
-104 dial-out chargers.
+it is restarted), the harness's CSMS (`tests.faults.harness.FaultCsms`), its 1.6J chargers, OCPP 2.0.1
+chargers (`tests.faults.charger201`, pass-through stations) and its IEC 104 dial-out chargers.
 
-- The 1.6J chargers know every replica's address and, like chargers behind a load balancer, go to the
-  next one whenever theirs is gone (connection refused, link lost, a call unanswered).
+- The 1.6J and 2.0.1 chargers know every replica's address and, like chargers behind a load balancer,
+  go to the next one whenever theirs is gone (connection refused, link lost, a call unanswered). A
+  2.0.1 charger's connection holds its station's lease on the replica it reaches (taken with force; a
+  replica that loses it at a renewal closes that connection with 1013, and the charger moves on).
 - The 104 dial-out stations are dialled by whichever replicas take them (their fair share; a dead
   replica's are claimed by the others once its lease expires).
 - Every replica reaches PostgreSQL through a TCP proxy of its own (`StoreProxy`), so one replica can be
@@ -17,6 +19,10 @@ it is restarted), the harness's CSMS (`tests.faults.harness.FaultCsms`), its 1.6
 - The oracle is the harness's (`check`, `check104`): every (transactionId, seqNo) arrives; copies only
   identical, and a copy after the CSMS had answered one only from another process (at-least-once across
   a replica's death or a hand-over); no transaction lost, ids unchanged; the queue empty at the end.
+  For the 2.0.1 chargers, whose transactions the bridge only relays, `check201`: every
+  (transactionId, seqNo) the charger queued reached the CSMS, each copy equal to the charger's, never
+  more copies than the charger sent (the bridge never sends one on its own), and the CALLRESULT the
+  charger got is the CSMS's answer to a copy of that very message (the CSMS tags its answers).
 
 The short run (FAULT_SEED=<seed> replays its plan) is in every test session; the long one (FAULT_COUNT,
 1,000 by default) with --run-slow. Recorded long run, 2026-12-07 (the code of commit 0620074, 2 cores
@@ -26,8 +32,8 @@ shared with other work): `FAULT_SEED=20261207 FAULT_COUNT=1000 pytest tests/faul
 duplicated; 299 identical copies redelivered, 294 of them after the CSMS had answered one (each from
 another process than the first: at-least-once across a replica's death or a hand-over, as the oracle
 allows); 2 station sessions failed for the store's absence (`core.failed`, logged at error, which
-the harness counts as store outages), 1 `core.rebuilt`. OCPP 2.0.1 chargers are pass-through (no state in the store, no
-lease) and are not part of these runs; tests/e2e/test_replicas_pg.py covers them.
+the harness counts as store outages), 1 `core.rebuilt`. That run had no 2.0.1 chargers (added
+since: 2 in the short runs, 10 transactions each at a pace that spans the faults, and 2 in the long run).
 """
 
 from __future__ import annotations
