@@ -680,6 +680,11 @@ class QueuedCharger:
     def idle(self) -> bool:
         return not self.queue
 
+    @property
+    def replica(self) -> int:
+        """The index of the address it uses now (its replica)."""
+        return self._at
+
     def _move(self) -> None:
         """To the next replica's address (none with one address)."""
         if len(self.urls) > 1:
@@ -757,6 +762,7 @@ class QueuedCharger:
     ) -> Any:
         task = asyncio.create_task(charge_point.call(request, suppress=False))
         self.taps.notify("charger-sent")
+        self.taps.notify(f"{self.subprotocol}-sent")
         try:
             done, _ = await asyncio.wait({task, *watched}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -16,6 +16,10 @@ chargers (`tests.faults.charger201`, pass-through stations) and its IEC 104 dial
   expire meanwhile and other replicas take its stations: fencing decides), a PostgreSQL restart (fast
   shutdown, start on the same data folder and port), and a partition of one replica from the store for
   0.5–3 s (its connections to PostgreSQL reset, new ones refused).
+  Each after a random pause or right after a charger sent a call or the CSMS received a
+  TransactionEvent; on a random replica, except right after a 2.0.1 charger sent, when it strikes that
+  charger's replica with the call in flight (`201-struck-in-flight`): the bridge keeps no queue for a
+  pass-through station, so only such strikes make the charger send a TransactionEvent again.
 - The oracle is the harness's (`check`, `check104`): every (transactionId, seqNo) arrives; copies only
   identical, and a copy after the CSMS had answered one only from another process (at-least-once across
   a replica's death or a hand-over); no transaction lost, ids unchanged; the queue empty at the end.
@@ -315,16 +319,25 @@ async def run_replica_faults(
             w for k, w in zip(REPLICA_FAULTS, REPLICA_FAULT_WEIGHTS, strict=True) if k in kinds
         ]
         plan = list(kinds)
+        triggers = ("pause", "charger-sent", "csms-received")
+        if fleet201:  # a 2.0.1 TransactionEvent has no queue in the bridge: strike it in flight
+            triggers += ("ocpp2.0.1-sent",)
         faults_rng = random.Random(rng.random())
         faults_rng.shuffle(plan)
         for step in range(faults):
             kind = plan[step] if step < len(plan) else faults_rng.choices(kinds, weights)[0]
-            trigger = faults_rng.choice(("pause", "charger-sent", "csms-received"))
+            trigger = faults_rng.choice(triggers)
             if trigger == "pause":
                 await asyncio.sleep(faults_rng.uniform(0.05, 0.5))
             else:
                 await taps.wait(trigger, timeout=1.0)
             target = faults_rng.randrange(REPLICAS)
+            if trigger == "ocpp2.0.1-sent":
+                # the replica of the 2.0.1 charger that sent last: its call is in flight there
+                sender = max(fleet201, key=lambda c: c.wire[-1].at if c.wire else 0.0)
+                if sender.connection is not None:
+                    target = sender.replica
+                    stats["201-struck-in-flight"] += 1
             replica = replicas[target]
             if kind == "replica-kill":
                 await replica.kill()
