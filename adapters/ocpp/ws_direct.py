@@ -41,7 +41,9 @@ Rules
   without one). Once the connection is open, `handler(connection)` runs in a task; when it returns the
   connection is closed (1000; 1011 if it raised). A connection not open within `open_timeout` is
   aborted. `Server.close()` stops listening and closes every open connection with 1001;
-  `wait_closed()` waits for them and their handlers.
+  `wait_closed()` waits for them and their handlers. A handshake read once `close()` was called is
+  answered 503 (websockets' rule): asyncio runs a connection's `connection_made` a loop turn after the
+  listener accepted it, so one accepted just before `close()` was not among those it closed.
 - The client: `connect` opens the TCP (and TLS, `ssl`/`server_hostname`) connection, through an HTTP
   proxy (`http://` or `https://`, credentials from its URL as `Proxy-Authorization: Basic`) with a
   CONNECT request when `proxy` is given, sends the upgrade request with `additional_headers`, and
@@ -176,6 +178,7 @@ PARSER_BUDGET = 8 << 10
 WRITE_LIMIT = 32 << 10
 OPEN_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 10.0
+SHUTTING_DOWN = "Server is shutting down.\n"  # the 503 of a handshake read while closing
 
 # what `_split` stopped at: an incomplete frame that may be eligible (wait for more bytes); a frame
 # websockets must read; the turn's budget
@@ -891,6 +894,10 @@ class DirectServerConnection(DirectConnection):
                 chosen = server.select_subprotocol(self, offered_subprotocols(event.headers))
                 if chosen is not None:
                     response.headers["Sec-WebSocket-Protocol"] = chosen
+        if response.status_code == 101 and server.closing:
+            # accepted by the listener just before `close()`, its `connection_made` a turn later: it
+            # was not among the connections closed then, so it is refused (websockets' own rule)
+            response = protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, SHUTTING_DOWN)
         self.response = response
         protocol.send_response(response)
         if response.status_code == 101 and protocol.state is State.OPEN:
@@ -938,6 +945,7 @@ class Server:
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
         self.connections: set[DirectServerConnection] = set()
+        self.closing = False  # `close()` was called: handshakes read from now on are refused 503
         self._sessions: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
@@ -963,6 +971,7 @@ class Server:
     def close(self, close_connections: bool = True) -> None:
         """Stop listening; with `close_connections`, close every open connection with 1001 and abort
         those still in their opening handshake."""
+        self.closing = True
         if self.server is not None:
             self.server.close()
         if not close_connections:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -494,3 +495,32 @@ async def test_any_bytes_after_the_handshake_are_messages_or_a_close_never_an_ex
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_connection_accepted_as_the_server_closes_is_refused_503_not_served() -> None:
+    """asyncio runs a new connection's `connection_made` a loop turn after accepting it: `close()` can
+    come in between. That connection was not among those closed with 1001, and its handshake, read
+    next, was accepted: its session ran on a closed server, and nobody closed it (in the replica fault
+    run, a 1.6 charger that reached a replica as it was stopped kept it from stopping for its whole
+    shutdown_timeout: bridge.shutdown_timeout). Now a handshake read once the server is closing is
+    answered 503, as websockets' own server does."""
+    served: list[str] = []
+
+    async def handler(connection: DirectServerConnection) -> None:
+        served.append("served")
+        connection.listen(lambda message: None)
+        await connection.wait_closed()
+
+    server = await serve(handler, HOST, 0, close_timeout=1)
+    server.close()
+    ours, theirs = socket.socketpair()
+    loop = asyncio.get_running_loop()
+    await loop.connect_accepted_socket(lambda: DirectServerConnection(server), ours)
+    with pytest.raises(InvalidStatus) as refused:
+        async with asyncio.timeout(5):
+            await websockets_connect("ws://127.0.0.1/ocpp/CP", sock=theirs)
+    assert refused.value.response.status_code == 503
+    async with asyncio.timeout(5):
+        await server.wait_closed()
+    assert served == []
+    theirs.close()
