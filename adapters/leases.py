@@ -23,13 +23,14 @@ Rules
   (`PgStore.heartbeat`, which counts the live replicas), its fair share is ceil(dial-out stations /
   live replicas); holding fewer, it claims free or expired ones until it holds its share: their
   leases taken without force in one statement per `CLAIM_BATCH` stations (`PgStore.take_free_leases`;
-  those another bridge was faster to are left out), then `claimed(epoch)` for each taken (the host
-  serves it and dials the charger; False: it could not, and the lease is released); holding
+  those another bridge was faster to are left out) and the state of those taken read in one query
+  (`PgStore.load_many`, off the event loop), then `claimed(epoch, state)` for each (the host builds
+  its core from that state, serves it and dials the charger); holding
   more (a replica came up), it gives the extra ones up (`give_up()`: the station's connections closed
   and its lease released), for the new replica to claim at its next tick. A killed replica's dial-out
   stations are claimed by the others once its leases expire, within about `lease_seconds * 4/3`.
-  Serving a claimed station reads its state (a round trip each): a claim loop that lasts longer than
-  a third of `lease_seconds` (thousands of stations) renews this bridge's leases and its `replicas`
+  Serving a claimed station takes time (its core built, its link started): a claim loop that lasts
+  longer than a third of `lease_seconds` (thousands of stations) renews this bridge's leases and its `replicas`
   row on the way, or the leases it took first would expire before the loop ends and other replicas
   would claim them while this one still dials them (found by bench/replicas.py: 3 replicas, 5,000
   stations, `lease_seconds = 5`, when every claim took its lease alone: every lease expired, the
@@ -68,6 +69,8 @@ from typing import Any
 from adapters.store_api import StoreError
 from adapters.store_pg import PgStore
 
+# A dial-out station's host, given the lease's epoch and the station's state as the store holds it
+Claimed = Callable[[int, dict[str, dict[str, Any]]], Awaitable[bool]]
 CLAIM_BATCH = 500  # dial-out leases taken per statement (a bounded statement, a bounded wait)
 
 
@@ -87,9 +90,7 @@ class LeaseKeeper:
         self.config_differs: list[str] = []  # live replicas whose station list is another one
         self._watchers: dict[str, Callable[[], None]] = {}
         self._adopters: dict[str, Callable[[], Awaitable[None]]] = {}
-        self._dial_out: dict[
-            str, tuple[Callable[[int], Awaitable[bool]], Callable[[], Awaitable[None]]]
-        ] = {}
+        self._dial_out: dict[str, tuple[Claimed, Callable[[], Awaitable[None]]]] = {}
         self._on_elsewhere: dict[str, Callable[[bool], None]] = {}
         self._elsewhere: set[str] = set()
         self._kick = asyncio.Event()
@@ -147,7 +148,7 @@ class LeaseKeeper:
     def dial_out(
         self,
         station: str,
-        claimed: Callable[[int], Awaitable[bool]],
+        claimed: Claimed,
         give_up: Callable[[], Awaitable[None]],
     ) -> None:
         """A dial-out 104 station, spread over the live replicas (module rules)."""
@@ -235,6 +236,12 @@ class LeaseKeeper:
         while wanted > 0 and free:
             batch, free = free[: min(wanted, CLAIM_BATCH)], free[min(wanted, CLAIM_BATCH) :]
             taken = await asyncio.to_thread(self._store.take_free_leases, batch)
+            try:
+                states = await asyncio.to_thread(self._store.load_many, list(taken))
+            except StoreError:
+                # the leases run out on their own; released now if the store allows
+                await asyncio.to_thread(self._store.release_leases, list(taken))
+                raise
             for station in batch:  # in the shuffled order
                 epoch = taken.get(station)
                 if epoch is None:
@@ -249,7 +256,7 @@ class LeaseKeeper:
                     renewed = loop.time()
                 self._log.info("lease.claiming", station_id=station, share=share)
                 self._mark(station, False)
-                if await self._dial_out[station][0](epoch):
+                if await self._dial_out[station][0](epoch, states[station]):
                     wanted -= 1
 
     def figures(self) -> tuple[int, int, int, int]:

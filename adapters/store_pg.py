@@ -44,7 +44,7 @@ Station leases and fencing (issue 20 item 2)
   the epoch held, or None (another owner holds a live lease and `force` is off).
   `take_free_leases(stations)` does the same without `force` for many stations in one statement (a
   row lock each, as `FOR UPDATE`): the epochs of those now held here (the lease keeper's dial-out
-  claims: one round trip, not one per station).
+  claims: one round trip, not one per station); `load_many(stations)` reads their state likewise.
 - `renew_leases()`: every lease this store holds in one statement (`UPDATE ... FROM unnest(stations,
   epochs)`, matched on owner and epoch); those that did not match were taken over and are lost. Call it
   every `lease_seconds / 3` (adapters/leases.py). `orphans(stations)`: those with queued messages
@@ -425,9 +425,14 @@ class PgStore(GroupCommitStore):
 
     def release_lease(self, station: str) -> None:
         """Give `station`'s lease up, once its submitted batches are written. Raises StoreError."""
+        self.release_leases([station])
+
+    def release_leases(self, stations: list[str]) -> None:
+        """`release_lease` of each of `stations`, in one statement. They are no longer held here
+        even when the statement fails (they run out then). Raises StoreError."""
         self._wait_written()
         with self._db_lock:
-            self._release([station])
+            self._release(stations)
 
     def _release(self, stations: list[str]) -> None:
         with self._held_lock:
@@ -481,6 +486,25 @@ class PgStore(GroupCommitStore):
                 f"{self.path}: {station}: fenced: its lease is held by {holder},"
                 f" this write carries epoch {epoch}"
             )
+
+    def load_many(self, stations: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """`load` of each of `stations` in one query (the lease keeper's claims: the survivors of a
+        killed replica read its stations' state in batches, not one round trip each). Raises
+        StoreError."""
+        self._wait_written()
+        states: dict[str, dict[str, dict[str, Any]]] = {station: {} for station in stations}
+        if not stations:
+            return states
+        with self._db_lock:
+            rows = self._again(
+                "cannot read",
+                "SELECT station, tbl, key, value::text FROM state WHERE station = ANY(%s)"
+                " ORDER BY station, tbl, key",
+                (stations,),
+            )
+        for station, table, key, value in rows:
+            states[station].setdefault(table, {})[key] = orjson.loads(value)
+        return states
 
     def _rows(self, station: str) -> Iterable[tuple[str, str, bytes | str]]:
         return self._again(

@@ -238,10 +238,13 @@ class TranslatedHost(Generic[C]):
             password_of=lambda: self.core.owned.password,
         )
 
-    def _build(self) -> tuple[C, CoreDriver]:
-        """The core and its driver, from what the store holds for this station."""
+    def _build(self, state: dict[str, dict[str, Any]] | None = None) -> tuple[C, CoreDriver]:
+        """The core and its driver, from what the store holds for this station (`state` when the
+        caller read it already)."""
         loop = asyncio.get_running_loop()
-        core = self.kind.build(self._store.load(self.station_id), loop.time(), time.time())
+        if state is None:
+            state = self._store.load(self.station_id)
+        core = self.kind.build(state, loop.time(), time.time())
         driver = CoreDriver(
             core,
             self.logs,
@@ -256,9 +259,9 @@ class TranslatedHost(Generic[C]):
         )
         return core, driver
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, state: dict[str, dict[str, Any]] | None = None) -> None:
         self.driver.stop()
-        self.core, self.driver = self._build()
+        self.core, self.driver = self._build(state)
         self.driver.start()
         self.kind.rebuilt()
 
@@ -461,19 +464,13 @@ class TranslatedHost(Generic[C]):
         """Serve the station if nobody does (its lease free or expired)."""
         return await self._take_and_serve(force=False)
 
-    async def claimed(self, epoch: int) -> bool:
+    async def claimed(self, epoch: int, state: dict[str, dict[str, Any]]) -> bool:
         """The lease keeper took this dial-out station's lease for this bridge (`epoch`, one of a
-        batch): served, the core rebuilt first when the epoch is not its own. False: its state could
-        not be read (the lease released, or it runs out)."""
+        batch) and read its `state` after taking it: served, the core rebuilt from that state first
+        when the epoch is not its own (the previous owner wrote since). True: served."""
         assert self._leases is not None
         if epoch != self._epoch:
-            try:
-                self._rebuild()
-            except StoreError as exc:
-                self.logs[Side.SOUTH].warning("lease.unavailable", reason=str(exc))
-                with contextlib.suppress(StoreError):
-                    await self._leases.release(self.station_id)
-                return False
+            self._rebuild(state)
             self._epoch = epoch
         self._serve()
         return True

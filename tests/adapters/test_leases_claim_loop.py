@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from adapters.leases import LeaseKeeper
 from adapters.ops.logs import station_logger
 from adapters.store_pg import PgStore
-from bridge.effects import Side
+from bridge.effects import Persist, Side
 
 STATIONS = [f"CP-{n:02d}" for n in range(20)]
 
@@ -35,11 +36,18 @@ async def test_a_claim_loop_longer_than_a_lease_keeps_every_lease_it_took(
     here, other = stores
     keeper = LeaseKeeper(here, station_logger("-", Side.SOUTH, "iec104"))
     claimed: list[tuple[str, int]] = []
+    states: dict[str, dict[str, dict[str, Any]]] = {}
+    # what the previous owner of CP-07 left in the store (read in the claim's batch)
+    other.take_lease("CP-07")
+    other.apply("CP-07", [Persist("tx", "1", {"seq_no": 4})])
+    other.release_lease("CP-07")
 
-    async def serve(station: str, epoch: int) -> bool:
-        """As a 104 host serves a claimed station: its state read, then the dial (slow here)."""
+    async def serve(station: str, epoch: int, state: dict[str, dict[str, Any]]) -> bool:
+        """As a 104 host serves a claimed station: its core built from `state`, then the dial
+        (slow here)."""
         assert here.holds(station)
         claimed.append((station, epoch))
+        states[station] = state
         await asyncio.sleep(0.1)
         return True
 
@@ -52,6 +60,8 @@ async def test_a_claim_loop_longer_than_a_lease_keeps_every_lease_it_took(
     started = loop.time()
     await keeper._balance()  # one tick's claims (the tick itself renews only before and after)
     assert sorted(claimed) == [(station, 1) for station in STATIONS]
+    assert states["CP-07"] == {"tx": {"1": {"seq_no": 4}}}
+    assert all(states[s] == {} for s in STATIONS if s != "CP-07")
     assert loop.time() - started > 3 * here.lease_seconds  # the loop outlasted the lease
     # the next replica finds none of them free: every lease was kept alive during the loop
     taken_by_other = [s for s in STATIONS if other.take_lease(s, force=False) is not None]
