@@ -17,6 +17,7 @@ import pytest
 
 from adapters.leases import LeaseKeeper
 from adapters.ops.logs import station_logger
+from adapters.store_api import StoreError
 from adapters.store_pg import PgStore
 from bridge.effects import Persist, Side
 
@@ -88,3 +89,34 @@ async def test_claims_take_free_and_expired_leases_in_one_statement_and_leave_li
     assert other.take_lease("CP-03", force=False) is None  # live, here
     lost = other.renew_leases()
     assert lost == ["CP-01"]
+
+
+async def test_claims_whose_state_cannot_be_read_give_their_leases_back(
+    pg_url: str, replicas: Callable[..., PgStore]
+) -> None:
+    """The store answered the batch's lease statement, then failed (PostgreSQL restarting): nothing
+    is served, the leases are not kept (nor renewed), another replica may claim them at once."""
+
+    class Failing(PgStore):
+        def load_many(self, stations: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+            raise StoreError("postgresql://bridge@127.0.0.1/db: server closed the connection")
+
+    here = Failing(pg_url, lease_seconds=5.0, require_leases=True)
+    other = replicas(lease_seconds=5.0, require_leases=True)
+    try:
+        keeper = LeaseKeeper(here, station_logger("-", Side.SOUTH, "iec104"))
+
+        async def serve(station: str, epoch: int, state: dict[str, dict[str, Any]]) -> bool:
+            raise AssertionError("nothing is served without its state")
+
+        async def give_up() -> None:
+            raise AssertionError("nothing is held")
+
+        for station in STATIONS[:3]:
+            keeper.dial_out(station, functools.partial(serve, station), give_up)
+        with pytest.raises(StoreError):
+            await keeper._balance()
+        assert here.leases_held() == 0
+        assert [other.take_lease(s, force=False) for s in STATIONS[:3]] == [1, 1, 1]
+    finally:
+        here.close()
