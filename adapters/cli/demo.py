@@ -342,20 +342,8 @@ class DemoCharger201(OcppChargePoint):
         await self._status("Available")
 
     async def drive(self, stop: asyncio.Event) -> None:
-        await self.boot()
-        session = 0
-        while not stop.is_set():
-            session += 1
-            await self.plug()
-            token = f"DEMO{session:04d}"
-            await self.authorize(token)
-            await self.start_charging(token)
-            for _ in range(3):
-                await _sleep_or_stop(stop, 1.0)
-                await self.deliver(3050.0 / 3)  # about 11 kW, time-lapsed
-            await self.stop_charging()
-            await self.unplug()
-            await _sleep_or_stop(stop, 1.0)
+        # about 11 kW, time-lapsed
+        await _drive(self, stop, lambda session: f"DEMO{session:04d}", 3050.0 / 3)
 
     async def _status(self, status: str) -> None:
         await self.call(
@@ -470,20 +458,8 @@ class DemoCharger16(OcppChargePoint16):
         await self._status("Available")
 
     async def drive(self, stop: asyncio.Event) -> None:
-        await self.boot()
-        session = 0
-        while not stop.is_set():
-            session += 1
-            await self.plug()
-            tag = f"04A1B2C3D4{session:04d}"
-            await self.authorize(tag)
-            await self.start_charging(tag)
-            for _ in range(3):
-                await _sleep_or_stop(stop, 1.0)
-                await self.deliver(5000)  # about 50 kW DC, time-lapsed
-            await self.stop_charging()
-            await self.unplug()
-            await _sleep_or_stop(stop, 1.0)
+        # about 50 kW DC, time-lapsed
+        await _drive(self, stop, lambda session: f"04A1B2C3D4{session:04d}", 5000.0)
 
     async def _status(self, status: str) -> None:
         await self.call(
@@ -505,6 +481,30 @@ def _energy_sample(wh: float, context: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+async def _drive(
+    charger: DemoCharger201 | DemoCharger16,
+    stop: asyncio.Event,
+    token_of: Callable[[int], str],
+    wh_per_second: float,
+) -> None:
+    """An OCPP demo charger's sessions until `stop`: boot once, then plug in, authorize and start
+    with the session's token, deliver for 3 s, stop, unplug, rest 1 s."""
+    await charger.boot()
+    session = 0
+    while not stop.is_set():
+        session += 1
+        await charger.plug()
+        token = token_of(session)
+        await charger.authorize(token)
+        await charger.start_charging(token)
+        for _ in range(3):
+            await _sleep_or_stop(stop, 1.0)
+            await charger.deliver(wh_per_second)
+        await charger.stop_charging()
+        await charger.unplug()
+        await _sleep_or_stop(stop, 1.0)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

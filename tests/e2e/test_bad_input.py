@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.e2e.conftest import bridge_config, running_bridge, south_url
+from tests.e2e.conftest import bridge_config, raw_upgrade, running_bridge, south_url
 from tests.peers import connected_charger, running_csms
 
 STATION = "CS-BAD"
@@ -178,16 +178,8 @@ async def test_the_log_says_why_the_bridge_closed_a_charger_that_did_not_answer_
         config = bridge_config(csms.url, [{"id": STATION, "protocol": "ocpp2.0.1"}])
         with capture_logs() as logs:
             async with running_bridge(config) as bridge:
-                assert bridge.south_address is not None
-                reader, writer = await asyncio.open_connection("127.0.0.1", bridge.south_address[1])
-                writer.write(
-                    f"GET /ocpp/{STATION} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp2.0.1\r\n\r\n".encode()
-                )
+                reader, writer = await raw_upgrade(bridge, STATION)
                 async with asyncio.timeout(10):
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    assert head.startswith(b"HTTP/1.1 101")
                     writer.write(b"\x81\xff" + (1 << 62).to_bytes(8, "big") + b"\0\0\0\0")
                     first, second = await reader.readexactly(2)
                     assert first == 0x88  # a close frame, unmasked, FIN

@@ -250,30 +250,16 @@ class FaultCharger201(QueuedCharger):
         self.connections.append(connection)
         return Charger201(self.station_id, _Wire(connection, oracle, self))
 
-    async def _boot(
-        self, charge_point: BaseChargePoint, watched: tuple[asyncio.Task[Any], ...]
-    ) -> None:
-        for _ in range(60):
-            request = call201.BootNotification(
-                charging_station={
-                    "model": "Fault-201",
-                    "vendor_name": "Acme",
-                    "firmware_version": "1.0",
-                },
-                reason="PowerUp",
-            )
-            self.boots += 1
-            try:
-                response = await self._exchange(charge_point, request, watched)
-            except OCPPError as exc:
-                self.problems.append(f"{self.station_id}: BootNotification refused: {exc!r}")
-                raise _LinkLost from None
-            if response.status == "Accepted":
-                self.booted = True
-                return
-            self.stats["boot-not-accepted"] += 1
-            await asyncio.sleep(0.5)
-        raise _LinkLost
+    def _boot_request(self) -> Any:
+        self.boots += 1
+        return call201.BootNotification(
+            charging_station={
+                "model": "Fault-201",
+                "vendor_name": "Acme",
+                "firmware_version": "1.0",
+            },
+            reason="PowerUp",
+        )
 
     async def _send(
         self, charge_point: BaseChargePoint, head: Outgoing, watched: tuple[asyncio.Task[Any], ...]

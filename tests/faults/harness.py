@@ -777,13 +777,17 @@ class QueuedCharger:
             self.stats[f"call-{type(exc).__name__}"] += 1
             raise _LinkLost from None
 
+    def _boot_request(self) -> Any:
+        """The BootNotification of this charger's OCPP version (one per attempt)."""
+        return call16.BootNotification(
+            charge_point_vendor="Acme", charge_point_model="Fault-16", firmware_version="1.0"
+        )
+
     async def _boot(
         self, charge_point: BaseChargePoint, watched: tuple[asyncio.Task[Any], ...]
     ) -> None:
         for _ in range(60):
-            request = call16.BootNotification(
-                charge_point_vendor="Acme", charge_point_model="Fault-16", firmware_version="1.0"
-            )
+            request = self._boot_request()
             try:
                 response = await self._exchange(charge_point, request, watched)
             except OCPPError as exc:
